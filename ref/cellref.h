@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Subcommand entry points of the cellref binary and the exit codes SPEC.md Appendix A names. */
+#ifndef CELLREF_CELLREF_H
+#define CELLREF_CELLREF_H
+
+enum cellref_exit {
+	CELLREF_EXIT_OK = 0,
+	CELLREF_EXIT_FAILURE = 1,
+	CELLREF_EXIT_USAGE = 2,
+	CELLREF_EXIT_REJECTED = 3, /* decode: a record was rejected, the input was complete */
+	CELLREF_EXIT_PERM = 10,
+	CELLREF_EXIT_NO_IFACE = 11,
+	CELLREF_EXIT_NO_NETNS = 12,
+	CELLREF_EXIT_VERIFIER = 13,
+	CELLREF_EXIT_NO_FEATURE = 14,
+};
+
+int cellref_decode_main(int argc, char **argv);
+int cellref_flowmon_main(int argc, char **argv);
+
+#endif

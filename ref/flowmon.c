@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "flowmon.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "flowmon.skel.h"
+#include "util.h"
+
+#define VERIFIER_LOG_SIZE (1u << 20)
+
+struct flowmon {
+	struct flowmon_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts tc;
+	bool attached;
+	bool qdisc_created;
+	char *log;
+	struct flowmon_opts opts;
+};
+
+int flowmon_ringbuf_supported(void)
+{
+	static int cached = -1;
+	int r;
+
+	if (cached >= 0)
+		return cached;
+	r = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+	if (r < 0)
+		return r;
+	cached = r;
+	return r;
+}
+
+static int on_ring_record(void *ctx, void *data, size_t len)
+{
+	struct flowmon *m = ctx;
+
+	return m->opts.on_record ? m->opts.on_record(m->opts.ctx, data, len) : 0;
+}
+
+int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_log)
+{
+	struct flowmon *m;
+	long page = sysconf(_SC_PAGESIZE);
+	int err;
+
+	if (ret_log)
+		*ret_log = NULL;
+	if (o->ifindex <= 0 || o->ringbuf_bytes < (uint32_t)page ||
+	    (o->ringbuf_bytes & (o->ringbuf_bytes - 1)) || o->table_entries == 0)
+		return -EINVAL;
+	err = flowmon_ringbuf_supported();
+	if (err == 0)
+		return -EOPNOTSUPP;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->opts = *o;
+	m->log = calloc(1, VERIFIER_LOG_SIZE);
+	m->skel = flowmon_bpf__open();
+	if (!m->skel) {
+		err = errno ? -errno : -ENOMEM;
+		goto fail;
+	}
+	if (!m->log) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	m->skel->rodata->l2_len = o->l2_len;
+	/* Wake the consumer when a quarter of the ring waits: bounded latency, few wakeups. */
+	m->skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
+	err = bpf_map__set_max_entries(m->skel->maps.FLOW_EVENTS, o->ringbuf_bytes);
+	err = err ?: bpf_map__set_max_entries(m->skel->maps.FLOWS, o->table_entries);
+	/* With level 0, libbpf asks for the log only when a load fails, into this buffer. */
+	err = err ?: bpf_program__set_log_buf(m->skel->progs.flowmon_egress, m->log,
+					      VERIFIER_LOG_SIZE);
+	if (err)
+		goto fail;
+	err = flowmon_bpf__load(m->skel);
+	if (err) {
+		if (m->log[0] && ret_log)
+			*ret_log = strdup(m->log);
+		goto fail;
+	}
+	m->rb = ring_buffer__new(bpf_map__fd(m->skel->maps.FLOW_EVENTS), on_ring_record, m, NULL);
+	if (!m->rb) {
+		err = -errno ?: -ENOMEM;
+		goto fail;
+	}
+	*ret = m;
+	return 0;
+fail:
+	flowmon_free(m);
+	return err < 0 ? err : -EINVAL;
+}
+
+int flowmon_attach(struct flowmon *m)
+{
+	int err;
+
+	if (m->attached)
+		return -EALREADY;
+	m->hook = (struct bpf_tc_hook){
+		.sz = sizeof(m->hook),
+		.ifindex = m->opts.ifindex,
+		.attach_point = BPF_TC_EGRESS,
+	};
+	err = bpf_tc_hook_create(&m->hook);
+	if (err && err != -EEXIST)
+		return err;
+	/* An existing clsact belongs to someone else: we only ever remove our own filter. */
+	m->qdisc_created = err == 0;
+
+	m->tc = (struct bpf_tc_opts){
+		.sz = sizeof(m->tc),
+		.prog_fd = bpf_program__fd(m->skel->progs.flowmon_egress),
+	};
+	err = bpf_tc_attach(&m->hook, &m->tc);
+	if (err) {
+		if (m->qdisc_created) {
+			m->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+			bpf_tc_hook_destroy(&m->hook);
+			m->qdisc_created = false;
+		}
+		return err;
+	}
+	m->attached = true;
+	return 0;
+}
+
+int flowmon_detach(struct flowmon *m)
+{
+	struct bpf_tc_opts del;
+	int err, err2 = 0;
+
+	if (!m->attached)
+		return 0;
+	/* Delete by the handle and priority the kernel gave us, nothing broader. */
+	del = (struct bpf_tc_opts){
+		.sz = sizeof(del),
+		.handle = m->tc.handle,
+		.priority = m->tc.priority,
+	};
+	err = bpf_tc_detach(&m->hook, &del);
+	if (err == -ENOENT || err == -ENODEV || err == -EINVAL)
+		err = 0; /* the filter or the interface is already gone */
+	if (m->qdisc_created) {
+		m->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		err2 = bpf_tc_hook_destroy(&m->hook);
+		if (err2 == -ENOENT || err2 == -ENODEV || err2 == -EINVAL)
+			err2 = 0;
+	}
+	m->attached = false;
+	return err ?: err2;
+}
+
+void flowmon_free(struct flowmon *m)
+{
+	if (!m)
+		return;
+	ring_buffer__free(m->rb);
+	flowmon_bpf__destroy(m->skel);
+	free(m->log);
+	free(m);
+}
+
+void flowmon_freep(struct flowmon **m)
+{
+	flowmon_free(*m);
+}
+
+bool flowmon_qdisc_created(const struct flowmon *m)
+{
+	return m->qdisc_created;
+}
+
+uint32_t flowmon_prog_id(const struct flowmon *m)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(m->skel->progs.flowmon_egress), &info, &len))
+		return 0;
+	return info.id;
+}
+
+int flowmon_epoll_fd(const struct flowmon *m)
+{
+	return ring_buffer__epoll_fd(m->rb);
+}
+
+int flowmon_consume(struct flowmon *m)
+{
+	return ring_buffer__consume(m->rb);
+}
+
+int flowmon_read_stats(struct flowmon *m, struct flowmon_stats *ret)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t sums[FLOWREC_STAT_MAX] = { 0 };
+	_cleanup_free_ uint64_t *vals = NULL;
+	int fd = bpf_map__fd(m->skel->maps.FLOW_STATS);
+
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (uint32_t slot = 0; slot < FLOWREC_STAT_MAX; slot++) {
+		if (bpf_map_lookup_elem(fd, &slot, vals) < 0)
+			return -errno;
+		for (int c = 0; c < ncpu; c++)
+			sums[slot] += vals[c];
+	}
+	*ret = (struct flowmon_stats){
+		.records = sums[FLOWREC_STAT_RECORDS],
+		.lost = sums[FLOWREC_STAT_LOST],
+		.packets = sums[FLOWREC_STAT_PACKETS],
+		.table_full = sums[FLOWREC_STAT_TABLE_FULL],
+	};
+	return 0;
+}
+
+int flowmon_foreach_flow(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r),
+			 void *ctx)
+{
+	int fd = bpf_map__fd(m->skel->maps.FLOWS);
+	struct flowrec_key key, next;
+	struct flowrec_state st;
+	void *prev = NULL;
+	int err, r;
+
+	while ((r = bpf_map_get_next_key(fd, prev, &next)) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &st) < 0)
+			continue; /* evicted between the two calls */
+		err = fn(ctx, &(struct flowrec){
+				      .src_ip = key.src_ip,
+				      .dst_ip = key.dst_ip,
+				      .src_port = key.src_port,
+				      .dst_port = key.dst_port,
+				      .proto = key.proto,
+				      .pkt_count = st.pkt_count,
+				      .first_seen_ns = st.first_seen_ns,
+				      .verdict = st.verdict,
+			      });
+		if (err < 0)
+			return err;
+	}
+	return r == -ENOENT ? 0 : r;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The eBPF flow monitor: loads bpf/flowmon.bpf.c, attaches it to an interface's clsact egress
+ * hook, drains the FLOW_EVENTS ring buffer, reads the in-kernel counters and the FLOWS table.
+ * This is the only module that sees libbpf or the skeleton.
+ *
+ * flowmon_attach() and flowmon_detach() talk rtnetlink and must run on a thread that is inside
+ * the interface's network namespace; everything else works from any thread.
+ */
+#ifndef CELLREF_FLOWMON_H
+#define CELLREF_FLOWMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowrec.h"
+
+#define FLOWMON_RINGBUF_DEFAULT	   (256u * 1024u)
+#define FLOWMON_TABLE_DEFAULT	   65536u
+#define FLOWMON_DRAIN_MS_DEFAULT   100u
+
+struct flowmon;
+
+struct flowmon_opts {
+	int ifindex;
+	unsigned int l2_len;	     /* link-layer header bytes before the IPv4 header */
+	uint32_t ringbuf_bytes;	     /* power of two, multiple of the page size */
+	uint32_t table_entries;
+	/* Called for each drained record with its raw bytes; return < 0 to stop the drain. */
+	int (*on_record)(void *ctx, const void *data, size_t len);
+	void *ctx;
+};
+
+struct flowmon_stats {
+	uint64_t records;    /* submitted by the kernel */
+	uint64_t lost;	     /* could not be reserved */
+	uint64_t packets;
+	uint64_t table_full;
+};
+
+/* 1 when the kernel has BPF ring buffers, 0 when not, -errno when it cannot tell. */
+int flowmon_ringbuf_supported(void);
+
+/*
+ * Open and load. On a verifier rejection *ret_log (when non-NULL) gets the verifier's log,
+ * which the caller frees; it stays NULL for other failures.
+ */
+int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_log);
+int flowmon_attach(struct flowmon *m);
+int flowmon_detach(struct flowmon *m);
+void flowmon_free(struct flowmon *m);
+void flowmon_freep(struct flowmon **m);
+
+/* Whether attach created the clsact qdisc (and so detach removes it). */
+bool flowmon_qdisc_created(const struct flowmon *m);
+uint32_t flowmon_prog_id(const struct flowmon *m);
+
+/* Readable when the kernel woke the consumer; drain with flowmon_consume() either way. */
+int flowmon_epoll_fd(const struct flowmon *m);
+/* Records handled, or -errno. */
+int flowmon_consume(struct flowmon *m);
+
+int flowmon_read_stats(struct flowmon *m, struct flowmon_stats *ret);
+
+/* Visit every flow in the FLOWS table as a record with its current count. */
+int flowmon_foreach_flow(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r),
+			 void *ctx);
+
+#endif

@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * cellref flow-monitor (SPEC.md chapters 6 and 7).
+ *
+ *   main thread                       monitor thread (inside --netns)
+ *   args, event sink, signals  --->   setns, link lookup, load, attach
+ *   (blocks TERM/INT, joins)          started event, ready byte
+ *                                     epoll { ring buffer, signalfd } with drain timeout
+ *                                     final drain, tallies, summary, detach
+ *
+ * Everything that talks rtnetlink runs on the monitor thread, because setns() only moves the
+ * calling thread and netlink sockets belong to their creator's namespace.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <net/if_arp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+
+#include <bpf/libbpf.h>
+
+#include "cellref.h"
+#include "evt.h"
+#include "flowacc.h"
+#include "flowevt.h"
+#include "flowmon.h"
+#include "netcfg.h"
+#include "util.h"
+
+#ifndef ARPHRD_RAWIP
+#define ARPHRD_RAWIP 519
+#endif
+
+struct mon {
+	/* options */
+	const char *ifname;
+	const char *netns_path;
+	const char *events_path;
+	const char *records_path;
+	const char *cell_id;
+	const char *traceparent;
+	char run_id[EVT_ID_LEN];
+	int ready_fd;
+	uint32_t ringbuf_bytes;
+	uint32_t table_entries;
+	uint32_t drain_ms;
+
+	/* state */
+	int netns_fd;
+	int records_fd;
+	int sig_fd;
+	int exit_code;
+	struct evt_sink *sink;
+	struct flowacc *acc;
+	struct flowmon *fm;
+	struct jw data;
+	uint64_t started_mono_ns;
+	uint64_t records_seen;
+	uint64_t decode_errors;
+	uint64_t tallied;
+	uint64_t records_write_errors;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: cellref flow-monitor --ifname IF --events PATH|- [--netns PATH] [--ready-fd N]\n"
+	      "         [--cell-id ID] [--run-id ID] [--records PATH] [--ringbuf-bytes N]\n"
+	      "         [--flow-table-entries N] [--drain-interval-ms N] [--traceparent TP]\n"
+	      "Attaches the eBPF egress classifier to IF (inside the netns at PATH) and writes one\n"
+	      "network_flow_decision event per new flow until SIGTERM or SIGINT. See SPEC.md ch. 6.\n",
+	      f);
+}
+
+/* One line on stderr naming the object and the cause, as every cellref error is reported. */
+static void report(const char *object, int err, const char *fmt, ...)
+{
+	char extra[512] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(extra, sizeof(extra), fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "cellref: flow-monitor: %s: %s: %s%s%s\n", object, util_errno_name(err),
+		strerror(err < 0 ? -err : err), extra[0] ? ": " : "", extra);
+}
+
+static void meta_ids(struct mon *m, struct jw *w)
+{
+	jw_kv_str(w, "schemaVersion", FLOWEVT_SCHEMA_VERSION);
+	jw_kv_str(w, "cellId", m->cell_id);
+	jw_kv_str(w, "runId", m->run_id);
+}
+
+static void kv_now(struct jw *w)
+{
+	char now[EVT_TIME_LEN];
+
+	jw_kv_str(w, "observedAt", evt_format_time(util_now_realtime_ns(), now));
+}
+
+static void emit(struct mon *m, const char *type)
+{
+	/* A failing sink is counted by the sink itself; the monitor keeps going. */
+	if (!jw_error(&m->data))
+		(void)evt_emit(m->sink, type, jw_text(&m->data));
+	jw_reset(&m->data);
+}
+
+static int fail(struct mon *m, const char *stage, const char *object, int err, int code,
+		const char *detail)
+{
+	report(object, err, "%s", detail ? detail : "");
+	jw_obj_open(&m->data);
+	meta_ids(m, &m->data);
+	jw_kv_str(&m->data, "stage", stage);
+	jw_kv_i64(&m->data, "errno", err < 0 ? -err : err);
+	jw_kv_str(&m->data, "errnoName", util_errno_name(err));
+	jw_kv_str(&m->data, "message", detail && *detail ? detail : strerror(err < 0 ? -err : err));
+	kv_now(&m->data);
+	jw_obj_close(&m->data);
+	emit(m, "flow_monitor_failed");
+	return code;
+}
+
+/* Wall-clock time of a CLOCK_MONOTONIC instant, for observedAt. */
+static uint64_t mono_to_realtime(uint64_t mono_ns)
+{
+	uint64_t now_rt = util_now_realtime_ns(), now_mono = util_now_monotonic_ns();
+
+	if (mono_ns > now_mono)
+		return now_rt;
+	return now_rt - (now_mono - mono_ns);
+}
+
+static void write_record_frame(struct mon *m, const void *data, size_t len)
+{
+	unsigned char frame[4 + FLOWREC_V1_SIZE];
+	uint32_t le = htole32((uint32_t)len);
+
+	if (m->records_fd < 0 || len != FLOWREC_V1_SIZE)
+		return;
+	memcpy(frame, &le, 4);
+	memcpy(frame + 4, data, len);
+	if (util_write_all(m->records_fd, frame, sizeof(frame)) < 0)
+		m->records_write_errors++;
+}
+
+static int on_record(void *ctx, const void *data, size_t len)
+{
+	struct mon *m = ctx;
+	char decision_id[EVT_ID_LEN], when[EVT_TIME_LEN];
+	struct flowevt_meta meta;
+	struct flowrec r;
+	struct flowevt e;
+
+	if (flowrec_decode(data, len, &r) < 0) {
+		m->decode_errors++;
+		return 0;
+	}
+	m->records_seen++;
+	write_record_frame(m, data, len);
+	if (flowacc_record(m->acc, &r, FLOWACC_OPENED) < 0)
+		return -ENOMEM;
+	flowevt_from_record(&r, &e);
+	evt_sink_new_id(m->sink, decision_id);
+	meta = (struct flowevt_meta){
+		.cell_id = m->cell_id,
+		.run_id = m->run_id,
+		.decision_id = decision_id,
+		.observed_at = evt_format_time(mono_to_realtime(r.first_seen_ns), when),
+	};
+	flowevt_write_decision(&m->data, &e, &meta);
+	emit(m, "network_flow_decision");
+	return 0;
+}
+
+static int on_tally(void *ctx, const struct flowrec *r)
+{
+	struct mon *m = ctx;
+	char when[EVT_TIME_LEN];
+	struct flowevt_meta meta = {
+		.cell_id = m->cell_id,
+		.run_id = m->run_id,
+		.observed_at = evt_format_time(util_now_realtime_ns(), when),
+	};
+	struct flowevt e;
+
+	/* A tally is a Closed observation: it never counts as a new flow. */
+	(void)flowacc_record(m->acc, r, FLOWACC_CLOSED);
+	flowevt_from_record(r, &e);
+	flowevt_write_tally(&m->data, &e, &meta);
+	emit(m, "network_flow_tally");
+	m->tallied++;
+	return 0;
+}
+
+static unsigned int l2_len_for(unsigned int arptype, int *err)
+{
+	*err = 0;
+	switch (arptype) {
+	case ARPHRD_ETHER:
+	case ARPHRD_LOOPBACK:
+		return 14;
+	case ARPHRD_NONE:
+	case ARPHRD_RAWIP:
+		return 0;
+	default:
+		*err = -EOPNOTSUPP;
+		return 0;
+	}
+}
+
+static int drain_all(struct mon *m)
+{
+	int n;
+
+	/* Until a pass finds nothing: a record the kernel commits meanwhile is not left behind. */
+	do {
+		n = flowmon_consume(m->fm);
+	} while (n > 0);
+	return n < 0 ? n : 0;
+}
+
+static void emit_started(struct mon *m, int ifindex)
+{
+	struct jw *w = &m->data;
+
+	jw_obj_open(w);
+	meta_ids(m, w);
+	jw_kv_str(w, "ifname", m->ifname);
+	jw_kv_u64(w, "ifindex", (uint64_t)ifindex);
+	jw_kv_u64(w, "progId", flowmon_prog_id(m->fm));
+	jw_kv_u64(w, "ringbufBytes", m->ringbuf_bytes);
+	jw_kv_u64(w, "flowTableEntries", m->table_entries);
+	jw_kv_u64(w, "drainIntervalMs", m->drain_ms);
+	jw_kv_bool(w, "qdiscCreated", flowmon_qdisc_created(m->fm));
+	kv_now(w);
+	jw_obj_close(w);
+	emit(m, "flow_monitor_started");
+}
+
+static void emit_summary(struct mon *m, const struct flowmon_stats *st)
+{
+	struct jw *w = &m->data;
+	uint64_t dur = (util_now_monotonic_ns() - m->started_mono_ns) / 1000000ULL;
+
+	jw_obj_open(w);
+	meta_ids(m, w);
+	jw_kv_u64(w, "recordsSeen", m->records_seen);
+	jw_kv_u64(w, "recordsLost", st->lost);
+	jw_kv_u64(w, "uniqueFlowCount", flowevt_saturate_u32(flowacc_unique(m->acc)));
+	jw_kv_u64(w, "packetsSeen", st->packets);
+	jw_kv_u64(w, "tableFull", st->table_full);
+	jw_kv_u64(w, "decodeErrors", m->decode_errors);
+	jw_kv_u64(w, "flowsTallied", m->tallied);
+	/* The summary cannot count its own loss; everything before it is counted here. */
+	jw_kv_u64(w, "eventsDropped", evt_sink_dropped(m->sink));
+	jw_kv_u64(w, "durationMs", dur);
+	kv_now(w);
+	jw_obj_close(w);
+	emit(m, "flow_monitor_summary");
+}
+
+static int run_loop(struct mon *m)
+{
+	_cleanup_close_ int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	int err;
+
+	if (ep < 0)
+		return -errno;
+	ev.data.fd = flowmon_epoll_fd(m->fm);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+		return -errno;
+	ev.data.fd = m->sig_fd;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, m->sig_fd, &ev) < 0)
+		return -errno;
+
+	for (;;) {
+		struct epoll_event got[2];
+		bool stop = false;
+		int n = epoll_wait(ep, got, 2, (int)m->drain_ms);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		for (int i = 0; i < n; i++) {
+			if (got[i].data.fd == m->sig_fd)
+				stop = true;
+		}
+		/* Timeout or wakeup alike: the kernel only wakes us when the ring fills up. */
+		err = drain_all(m);
+		if (err < 0)
+			return err;
+		if (stop)
+			return 0;
+	}
+}
+
+static void *monitor_thread(void *arg)
+{
+	struct mon *m = arg;
+	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+	_cleanup_free_ char *log = NULL;
+	struct netcfg_link_info link;
+	struct flowmon_stats st;
+	struct flowmon_opts fo;
+	unsigned int l2;
+	int err;
+
+	if (m->netns_fd >= 0) {
+		err = netcfg_enter_netns(m->netns_fd);
+		if (err) {
+			m->exit_code = fail(m, "netns", m->netns_path, err,
+					    err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_NO_NETNS,
+					    err == -EINVAL ? "not a network namespace" : NULL);
+			return NULL;
+		}
+	}
+	err = netcfg_open(-1, &nc);
+	err = err ?: netcfg_link_get(nc, m->ifname, &link);
+	if (err) {
+		char object[64];
+
+		snprintf(object, sizeof(object), "interface %s", m->ifname);
+		m->exit_code = fail(m, "interface", object, err,
+				    err == -ENODEV ? CELLREF_EXIT_NO_IFACE : CELLREF_EXIT_FAILURE,
+				    NULL);
+		return NULL;
+	}
+	l2 = l2_len_for(link.arptype, &err);
+	if (err) {
+		char detail[64];
+
+		snprintf(detail, sizeof(detail), "link type %u has no known header length",
+			 link.arptype);
+		m->exit_code = fail(m, "interface", m->ifname, err, CELLREF_EXIT_NO_FEATURE, detail);
+		return NULL;
+	}
+
+	fo = (struct flowmon_opts){
+		.ifindex = link.ifindex,
+		.l2_len = l2,
+		.ringbuf_bytes = m->ringbuf_bytes,
+		.table_entries = m->table_entries,
+		.on_record = on_record,
+		.ctx = m,
+	};
+	err = flowmon_open(&fo, &m->fm, &log);
+	if (err) {
+		int code = CELLREF_EXIT_FAILURE;
+		const char *what = "load";
+
+		if (log) {
+			fprintf(stderr, "cellref: flow-monitor: verifier log:\n%s\n", log);
+			code = CELLREF_EXIT_VERIFIER;
+		} else if (err == -EPERM) {
+			code = CELLREF_EXIT_PERM;
+		} else if (err == -EOPNOTSUPP) {
+			code = CELLREF_EXIT_NO_FEATURE;
+			what = "ringbuf";
+		}
+		m->exit_code = fail(m, what, "BPF object flowmon", err, code,
+				    code == CELLREF_EXIT_PERM ? "needs root or CAP_BPF and CAP_NET_ADMIN"
+				    : code == CELLREF_EXIT_VERIFIER ? "rejected by the verifier"
+				    : code == CELLREF_EXIT_NO_FEATURE ? "kernel has no BPF ring buffer"
+								      : NULL);
+		return NULL;
+	}
+	err = flowmon_attach(m->fm);
+	if (err) {
+		char object[64];
+		int code = CELLREF_EXIT_FAILURE;
+
+		snprintf(object, sizeof(object), "clsact egress on %s", m->ifname);
+		if (err == -EPERM)
+			code = CELLREF_EXIT_PERM;
+		else if (err == -ENODEV)
+			code = CELLREF_EXIT_NO_IFACE;
+		else if (err == -EOPNOTSUPP || err == -ENOENT)
+			code = CELLREF_EXIT_NO_FEATURE;
+		m->exit_code = fail(m, "attach", object, err, code,
+				    code == CELLREF_EXIT_NO_FEATURE ? "kernel has no clsact/cls_bpf"
+								    : NULL);
+		return NULL;
+	}
+
+	emit_started(m, link.ifindex);
+	if (m->ready_fd >= 0) {
+		(void)util_write_all(m->ready_fd, "R", 1);
+		close(m->ready_fd);
+		m->ready_fd = -1;
+	}
+
+	err = run_loop(m);
+	if (err)
+		report("ring buffer", err, "drain failed");
+	err = drain_all(m) ?: err;
+	if (flowmon_read_stats(m->fm, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	(void)flowmon_foreach_flow(m->fm, on_tally, m);
+	emit_summary(m, &st);
+	if (flowmon_detach(m->fm) < 0)
+		report(m->ifname, -errno, "detach failed");
+	m->exit_code = err ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_OK;
+	return NULL;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0; /* failures are reported once, with context, by this command */
+}
+
+static int parse_u32(const char *opt, const char *v, unsigned long long min,
+		     unsigned long long max, uint32_t *ret)
+{
+	unsigned long long x;
+
+	if (util_parse_u64(v, min, max, &x) < 0) {
+		fprintf(stderr, "cellref: flow-monitor: %s '%s': expected an integer in %llu..%llu\n",
+			opt, v, min, max);
+		return -EINVAL;
+	}
+	*ret = (uint32_t)x;
+	return 0;
+}
+
+static int parse_args(struct mon *m, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ifname", required_argument, NULL, 'i' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "events", required_argument, NULL, 'e' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "cell-id", required_argument, NULL, 'c' },
+		{ "run-id", required_argument, NULL, 'u' },
+		{ "records", required_argument, NULL, 'R' },
+		{ "ringbuf-bytes", required_argument, NULL, 'b' },
+		{ "flow-table-entries", required_argument, NULL, 't' },
+		{ "drain-interval-ms", required_argument, NULL, 'd' },
+		{ "traceparent", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	uint32_t fd;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			m->ifname = optarg;
+			break;
+		case 'n':
+			m->netns_path = optarg;
+			break;
+		case 'e':
+			m->events_path = optarg;
+			break;
+		case 'r':
+			if (parse_u32("--ready-fd", optarg, 0, 1u << 20, &fd) < 0)
+				return -EINVAL;
+			m->ready_fd = (int)fd;
+			break;
+		case 'c':
+			m->cell_id = optarg;
+			break;
+		case 'u':
+			if (!*optarg || strlen(optarg) >= sizeof(m->run_id)) {
+				fprintf(stderr, "cellref: flow-monitor: --run-id: 1 to %zu bytes\n",
+					sizeof(m->run_id) - 1);
+				return -EINVAL;
+			}
+			snprintf(m->run_id, sizeof(m->run_id), "%s", optarg);
+			break;
+		case 'R':
+			m->records_path = optarg;
+			break;
+		case 'b':
+			if (parse_u32("--ringbuf-bytes", optarg, 4096, 1u << 30, &m->ringbuf_bytes) < 0)
+				return -EINVAL;
+			if (m->ringbuf_bytes & (m->ringbuf_bytes - 1)) {
+				fprintf(stderr,
+					"cellref: flow-monitor: --ringbuf-bytes '%s': must be a power of two\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 't':
+			if (parse_u32("--flow-table-entries", optarg, 1, 1u << 24, &m->table_entries) <
+			    0)
+				return -EINVAL;
+			break;
+		case 'd':
+			if (parse_u32("--drain-interval-ms", optarg, 1, 1000, &m->drain_ms) < 0)
+				return -EINVAL;
+			break;
+		case 'T':
+			m->traceparent = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(CELLREF_EXIT_OK);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "cellref: flow-monitor: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!m->ifname || !m->events_path) {
+		fprintf(stderr, "cellref: flow-monitor: --ifname and --events are required\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cellref_flowmon_main(int argc, char **argv)
+{
+	_cleanup_(evt_sink_freep) struct evt_sink *sink = NULL;
+	_cleanup_(flowacc_freep) struct flowacc *acc = NULL;
+	_cleanup_close_ int netns_fd = -1, records_fd = -1, sig_fd = -1;
+	struct mon m = {
+		.cell_id = "unspecified",
+		.ready_fd = -1,
+		.netns_fd = -1,
+		.records_fd = -1,
+		.ringbuf_bytes = FLOWMON_RINGBUF_DEFAULT,
+		.table_entries = FLOWMON_TABLE_DEFAULT,
+		.drain_ms = FLOWMON_DRAIN_MS_DEFAULT,
+	};
+	pthread_t tid;
+	sigset_t mask;
+	int err;
+
+	if (parse_args(&m, argc, argv) < 0)
+		return CELLREF_EXIT_USAGE;
+	if (!m.run_id[0]) {
+		/* No run named: a random one, so two runs' events never share a runId. */
+		_cleanup_(evt_sink_freep) struct evt_sink *ids = NULL;
+
+		err = evt_sink_open_fd(STDERR_FILENO, false, "/cellref/flow-monitor", &ids);
+		if (err)
+			return CELLREF_EXIT_FAILURE;
+		evt_sink_new_id(ids, m.run_id);
+	}
+
+	err = evt_sink_open_path(m.events_path, "/cellref/flow-monitor", &sink);
+	if (err) {
+		report(m.events_path, err, "cannot open the event sink");
+		return CELLREF_EXIT_FAILURE;
+	}
+	if (m.traceparent && evt_sink_set_traceparent(sink, m.traceparent) < 0) {
+		fprintf(stderr, "cellref: flow-monitor: --traceparent '%s': not a W3C traceparent\n",
+			m.traceparent);
+		return CELLREF_EXIT_USAGE;
+	}
+	m.sink = sink;
+	jw_init(&m.data);
+	err = flowacc_new(&acc);
+	if (err || jw_error(&m.data)) {
+		jw_free(&m.data);
+		return CELLREF_EXIT_FAILURE;
+	}
+	m.acc = acc;
+
+	if (m.records_path) {
+		records_fd = open(m.records_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (records_fd < 0) {
+			err = fail(&m, "unknown", m.records_path, -errno, CELLREF_EXIT_FAILURE,
+				   "cannot open the records file");
+			jw_free(&m.data);
+			return err;
+		}
+		m.records_fd = records_fd;
+	}
+	if (m.ready_fd >= 0 && fcntl(m.ready_fd, F_GETFD) < 0) {
+		err = fail(&m, "unknown", "--ready-fd", -errno, CELLREF_EXIT_USAGE,
+			   "not an open file descriptor");
+		jw_free(&m.data);
+		return err;
+	}
+	if (m.netns_path) {
+		netns_fd = open(m.netns_path, O_RDONLY | O_CLOEXEC);
+		if (netns_fd < 0) {
+			err = -errno;
+			err = fail(&m, "netns", m.netns_path, err,
+				   err == -EACCES || err == -EPERM ? CELLREF_EXIT_PERM
+								   : CELLREF_EXIT_NO_NETNS,
+				   NULL);
+			jw_free(&m.data);
+			return err;
+		}
+		m.netns_fd = netns_fd;
+	}
+
+	/* Signals become readable on a signalfd; block them before any thread exists. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0) {
+		err = fail(&m, "unknown", "signalfd", -errno, CELLREF_EXIT_FAILURE, NULL);
+		jw_free(&m.data);
+		return err;
+	}
+	m.sig_fd = sig_fd;
+
+	libbpf_set_print(libbpf_quiet);
+	m.started_mono_ns = util_now_monotonic_ns();
+	err = pthread_create(&tid, NULL, monitor_thread, &m);
+	if (err) {
+		err = fail(&m, "unknown", "monitor thread", -err, CELLREF_EXIT_FAILURE, NULL);
+		jw_free(&m.data);
+		return err;
+	}
+	pthread_join(tid, NULL);
+	flowmon_free(m.fm);
+	if (m.records_write_errors)
+		report(m.records_path, -EIO, "%llu records could not be written",
+		       (unsigned long long)m.records_write_errors);
+	jw_free(&m.data);
+	return m.exit_code;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Userspace view of the wire ABI: bpf/flowrec.h is the single source of truth. */
+#ifndef CELLREF_FLOWREC_ABI_H
+#define CELLREF_FLOWREC_ABI_H
+
+#include <stddef.h>
+
+#include "../bpf/flowrec.h"
+
+/* The same asserts again, through the userspace compiler and its offsetof. */
+_Static_assert(sizeof(struct flowrec_v1) == 40, "flowrec_v1 size");
+_Static_assert(offsetof(struct flowrec_v1, pkt_count) == 16, "flowrec_v1.pkt_count");
+_Static_assert(offsetof(struct flowrec_v1, first_seen_ns) == 24, "flowrec_v1.first_seen_ns");
+_Static_assert(offsetof(struct flowrec_v1, verdict) == 32, "flowrec_v1.verdict");
+
+#endif

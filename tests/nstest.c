@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "nstest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+void nstest_enter_fresh_netns(void)
+{
+	if (geteuid() != 0)
+		tap_skip("needs root to create network namespaces");
+	if (unshare(CLONE_NEWNET) < 0)
+		tap_skip("unshare(CLONE_NEWNET): %s", strerror(errno));
+}
+
+static void *netns_thread(void *arg)
+{
+	int *fd = arg;
+
+	/* Only this thread moves; it ends right after, and the fd keeps the namespace. */
+	if (unshare(CLONE_NEWNET) < 0) {
+		*fd = -errno;
+		return NULL;
+	}
+	*fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		*fd = -errno;
+	return NULL;
+}
+
+int nstest_netns_new(void)
+{
+	pthread_t t;
+	int fd = -EIO;
+
+	if (pthread_create(&t, NULL, netns_thread, &fd) != 0)
+		return -EAGAIN;
+	pthread_join(t, NULL);
+	return fd;
+}
+
+/* Run fn inside netns_fd on the calling thread, then come home. */
+static int in_netns(int netns_fd, int (*fn)(void *), void *arg)
+{
+	int home, r, saved;
+
+	if (netns_fd < 0)
+		return fn(arg);
+	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (home < 0)
+		return -errno;
+	if (setns(netns_fd, CLONE_NEWNET) < 0) {
+		r = -errno;
+		close(home);
+		return r;
+	}
+	r = fn(arg);
+	saved = errno;
+	if (setns(home, CLONE_NEWNET) < 0)
+		abort();
+	close(home);
+	errno = saved;
+	return r;
+}
+
+struct sock_args {
+	int domain, type, protocol;
+};
+
+static int make_socket(void *p)
+{
+	struct sock_args *a = p;
+	int fd = socket(a->domain, a->type | SOCK_CLOEXEC, a->protocol);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int nstest_socket_in(int netns_fd, int domain, int type, int protocol)
+{
+	struct sock_args a = { domain, type, protocol };
+
+	return in_netns(netns_fd, make_socket, &a);
+}
+
+struct sysctl_args {
+	const char *key, *value;
+};
+
+static int write_sysctl(void *p)
+{
+	struct sysctl_args *a = p;
+	char path[256];
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "/proc/sys/%s", a->key);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, a->value, strlen(a->value)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int nstest_sysctl(int netns_fd, const char *key, const char *value)
+{
+	struct sysctl_args a = { key, value };
+
+	return in_netns(netns_fd, write_sysctl, &a);
+}
+
+int nstest_memfd(const char *name, char *ret_path, size_t len)
+{
+	int fd = memfd_create(name, 0); /* inheritable: children open it by path */
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ret_path, len, "/proc/%d/fd/%d", getpid(), fd);
+	return fd;
+}
+
+char *nstest_slurp(int fd, size_t *ret_len)
+{
+	struct stat st;
+	char *buf;
+
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return NULL;
+	if (pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		free(buf);
+		return NULL;
+	}
+	buf[st.st_size] = '\0';
+	if (ret_len)
+		*ret_len = (size_t)st.st_size;
+	return buf;
+}
+
+pid_t nstest_spawn(char *const argv[], const int *keep, int nkeep)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid != 0)
+		return pid < 0 ? -errno : pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(126);
+	for (int i = 0; i < nkeep; i++) {
+		int fl = fcntl(keep[i], F_GETFD);
+
+		if (fl >= 0)
+			fcntl(keep[i], F_SETFD, fl & ~FD_CLOEXEC);
+	}
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+int nstest_wait(pid_t pid, int timeout_ms)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int status;
+
+	for (int waited = 0;; waited += 10) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -errno;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int nstest_wait_byte(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+	int r;
+
+	do {
+		r = poll(&p, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (r < 0)
+		return -errno;
+	r = (int)read(fd, &c, 1);
+	if (r == 1)
+		return 0;
+	return r == 0 ? -EPIPE : -errno;
+}
+
+int nstest_validate_events(const char *path)
+{
+	const char *src = getenv("CELLCHECK_SRCDIR");
+	char script[4096];
+	int status, saved;
+	pid_t pid;
+
+	if (!src)
+		tap_skip("CELLCHECK_SRCDIR not set (run through meson test)");
+	if (access("/usr/bin/python3", X_OK) != 0)
+		tap_skip("/usr/bin/python3 missing");
+	snprintf(script, sizeof(script), "%s/tests/validate_events.py", src);
+	/* Its findings are diagnostics, not TAP: send them to stderr. */
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	dup2(STDERR_FILENO, STDOUT_FILENO);
+	pid = nstest_spawn((char *const[]){ "/usr/bin/python3", script, (char *)path, NULL }, NULL,
+			   0);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	if (pid < 0)
+		return -1;
+	status = nstest_wait(pid, 60000);
+	if (status < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Namespace fixtures for integration tests. Namespaces are held only by file descriptors, so
+ * when the test process dies, however it dies, the kernel removes them with everything in them
+ * (links, qdiscs, filters and the BPF programs those filters hold).
+ */
+#ifndef CELLCHECK_NSTEST_H
+#define CELLCHECK_NSTEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Move the calling test process into a fresh network namespace of its own. Skips the test
+ * (tap_skip) when this machine cannot: not root, or no network namespaces.
+ */
+void nstest_enter_fresh_netns(void);
+
+/* A new network namespace held by the returned fd; the caller stays where it is. */
+int nstest_netns_new(void);
+
+/* socket(2) created inside netns_fd (sockets keep the namespace they were born in). */
+int nstest_socket_in(int netns_fd, int domain, int type, int protocol);
+
+/* Write "value" to /proc/sys/<key> as seen from inside netns_fd (-1: the current one). */
+int nstest_sysctl(int netns_fd, const char *key, const char *value);
+
+/* A memfd whose /proc path a child process can open; *ret_path gets that path. */
+int nstest_memfd(const char *name, char *ret_path, size_t len);
+/* Its whole content, NUL-terminated; the caller frees. */
+char *nstest_slurp(int fd, size_t *ret_len);
+
+/*
+ * fork+exec argv with the fds in keep[] inherited (all others close on exec). The child dies
+ * with the test (PR_SET_PDEATHSIG) and sits in the test's process group.
+ */
+pid_t nstest_spawn(char *const argv[], const int *keep, int nkeep);
+/* Wait up to timeout_ms; -ETIMEDOUT (the child is left running) or its wait status. */
+int nstest_wait(pid_t pid, int timeout_ms);
+/* Read one byte from fd within timeout_ms: 0, -ETIMEDOUT, or -EPIPE on EOF. */
+int nstest_wait_byte(int fd, int timeout_ms);
+
+/* Run /usr/bin/python3 tests/validate_events.py on a file path; its exit code. */
+int nstest_validate_events(const char *path);
+
+#endif
