@@ -5,6 +5,7 @@
  * without buffering them, so a hostile length cannot make us allocate.
  */
 #include <endian.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,10 +33,15 @@ static uint64_t reader_take(struct reader *r, void *dst, uint64_t n)
 		size_t chunk;
 
 		if (r->pos == r->len) {
-			ssize_t k = util_read_full(r->fd, r->buf, sizeof(r->buf));
+			ssize_t k;
 
+			/* About to block: what is decoded so far goes out first (FLOW-FRM-009). */
+			fflush(stdout);
+			do {
+				k = read(r->fd, r->buf, sizeof(r->buf));
+			} while (k < 0 && errno == EINTR);
 			if (k < 0) {
-				r->err = (int)k;
+				r->err = -errno;
 				break;
 			}
 			if (k == 0)

@@ -2,7 +2,6 @@
 #include "flowrec.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 int flowrec_decode(const void *buf, size_t len, struct flowrec *ret)
@@ -65,7 +64,17 @@ const char *flowrec_decision_name(uint8_t verdict)
 
 char *flowrec_addr_str(uint32_t ip, char buf[static 16])
 {
-	snprintf(buf, 16, "%u.%u.%u.%u", (ip >> 24) & 0xFF, (ip >> 16) & 0xFF, (ip >> 8) & 0xFF,
-		 ip & 0xFF);
+	char *p = buf;
+
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		unsigned int o = (ip >> shift) & 0xFF;
+
+		if (o >= 100)
+			*p++ = (char)('0' + o / 100);
+		if (o >= 10)
+			*p++ = (char)('0' + o / 10 % 10);
+		*p++ = (char)('0' + o % 10);
+		*p++ = shift ? '.' : '\0';
+	}
 	return buf;
 }

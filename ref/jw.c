@@ -78,8 +78,13 @@ void jw_append(struct jw *w, const char *s, size_t n)
 	w->buf[w->len] = '\0';
 }
 
-static void putc_(struct jw *w, char c)
+static inline void putc_(struct jw *w, char c)
 {
+	if (w->len + 2 <= w->cap && !w->err) {
+		w->buf[w->len++] = c;
+		w->buf[w->len] = '\0';
+		return;
+	}
 	jw_append(w, &c, 1);
 }
 
@@ -179,7 +184,17 @@ static void put_escaped(struct jw *w, const char *str, size_t n)
 
 	putc_(w, '"');
 	while (i < n && !w->err) {
+		size_t run = i;
 		uint32_t cp;
+
+		/* Fast path: a run of printable ASCII that needs no escaping goes out in one copy. */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			jw_append(w, (const char *)s + i, run - i);
+			i = run;
+			continue;
+		}
 		size_t len = utf8_seq(s + i, n - i, &cp);
 		char esc[16];
 
@@ -249,10 +264,15 @@ static void put_num(struct jw *w, const char *fmt_out)
 
 void jw_u64(struct jw *w, uint64_t v)
 {
-	char b[24];
+	char b[24], *p = b + sizeof(b) - 1;
 
-	snprintf(b, sizeof(b), "%" PRIu64, v);
-	put_num(w, b);
+	/* By hand: counters are on the hot path of every event, snprintf is not cheap. */
+	*p = '\0';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put_num(w, p);
 }
 
 void jw_i64(struct jw *w, int64_t v)

@@ -38,7 +38,10 @@ void jw_arr_open(struct jw *w);
 void jw_arr_close(struct jw *w);
 void jw_key(struct jw *w, const char *key);
 
-/* Strings are escaped; invalid UTF-8 bytes become U+FFFD, so any byte string is accepted. */
+/*
+ * Strings are escaped; invalid UTF-8 bytes become U+FFFD, so any byte string is accepted.
+ * jw_str(NULL) writes null; event producers never pass NULL (SPEC EVT-ENV-015).
+ */
 void jw_str(struct jw *w, const char *s);
 void jw_strn(struct jw *w, const char *s, size_t n);
 void jw_u64(struct jw *w, uint64_t v);

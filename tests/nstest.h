@@ -11,11 +11,33 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Move the calling process into a fresh network namespace of its own; 0 or -errno. */
+int nstest_enter_fresh_netns(void);
+
 /*
- * Move the calling test process into a fresh network namespace of its own. Skips the test
- * (tap_skip) when this machine cannot: not root, or no network namespaces.
+ * The standard two-namespace topology of the kernel tests and benchmarks:
+ *
+ *   calling process netns (fresh, "peer")       cell netns (fresh, held by cell_ns)
+ *   +-------------------------------+           +-------------------------------+
+ *   | fp0 10.77.0.1/24              |<--veth--->| fc0 10.77.0.2/24              |
+ *   | static neigh 10.77.0.2        |           | static neigh 10.77.0.1, lo up |
+ *   +-------------------------------+           +-------------------------------+
+ *
+ * IPv6 is off and neighbours are static on both sides, so the only IPv4 packets leaving fc0
+ * are the ones the caller sends. The cell end is created directly inside the cell netns.
  */
-void nstest_enter_fresh_netns(void);
+#define NSTEST_PEER_IP 0x0A4D0001u /* 10.77.0.1 */
+#define NSTEST_CELL_IP 0x0A4D0002u /* 10.77.0.2 */
+
+struct nstest_topo {
+	int cell_ns;
+	int cell_ifindex;
+	int peer_ifindex;
+	const char *step; /* what failed, for the message */
+};
+
+/* 0 or -errno; on -EPERM the machine cannot do it (not root): skip, do not fail. */
+int nstest_topo_up(struct nstest_topo *t);
 
 /* A new network namespace held by the returned fd; the caller stays where it is. */
 int nstest_netns_new(void);
@@ -41,7 +63,7 @@ int nstest_wait(pid_t pid, int timeout_ms);
 /* Read one byte from fd within timeout_ms: 0, -ETIMEDOUT, or -EPIPE on EOF. */
 int nstest_wait_byte(int fd, int timeout_ms);
 
-/* Run /usr/bin/python3 tests/validate_events.py on a file path; its exit code. */
+/* Run /usr/bin/python3 tests/validate_events.py on a path: its exit code, or -errno. */
 int nstest_validate_events(const char *path);
 
 #endif

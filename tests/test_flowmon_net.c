@@ -1,17 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * cellref flow-monitor on the real kernel (SPEC.md chapters 6 and 7).
- *
- *   test process netns (fresh, "peer")          cell netns (fresh, held by an fd)
- *   +-------------------------------+           +-------------------------------+
- *   | fp0 10.77.0.1/24              |<--veth--->| fc0 10.77.0.2/24              |
- *   | static neigh 10.77.0.2        |           | static neigh 10.77.0.1        |
- *   | UDP/TCP listeners, ICMP echo  |           | clsact egress: flowmon_egress |
- *   +-------------------------------+           +-------------------------------+
- *                                                 traffic is sent from sockets born here
- *
- * IPv6 is off and neighbours are static on both sides, so the only IPv4 packets leaving fc0 are
- * the ones a test sends, and packet counts can be asserted exactly.
+ * cellref flow-monitor on the real kernel (SPEC.md chapters 6 and 7), in the two-namespace
+ * topology of nstest.h: the monitor watches fc0's egress in the cell netns; traffic comes from
+ * sockets born in the cell netns and goes to listeners in the test's own fresh netns (fp0).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,14 +31,11 @@
 #include "tap.h"
 #include "util.h"
 
-#define PEER_IP 0x0A4D0001u /* 10.77.0.1 */
-#define CELL_IP 0x0A4D0002u /* 10.77.0.2 */
+#define PEER_IP NSTEST_PEER_IP
+#define CELL_IP NSTEST_CELL_IP
 #define TYPE(x) "dev.cellos.events.cell.observability.v1." x
 
-struct topo {
-	int cell_ns;
-	int cell_ifindex;
-};
+#define topo nstest_topo
 
 struct mon {
 	pid_t pid;
@@ -60,41 +48,18 @@ struct mon {
 	char err_path[64];
 };
 
-/* Build the diagram above; the test process itself becomes the peer side. */
+/* Build the topology, or skip when this machine cannot (not root, no namespaces). */
 static bool topo_up(struct topo *t)
 {
-	_cleanup_(netcfg_freep) struct netcfg *here = NULL;
-	_cleanup_(netcfg_freep) struct netcfg *cell = NULL;
-	struct netcfg_link_info fp0, fc0, lo;
+	int r = nstest_topo_up(t);
 
-	nstest_enter_fresh_netns();
-	t->cell_ns = nstest_netns_new();
-	if (!ASSERT_OK(t->cell_ns))
-		return false;
-	/* Off before the links exist, so they never get IPv6 at all. */
-	for (int side = 0; side < 2; side++) {
-		int ns = side ? t->cell_ns : -1;
-
-		if (!ASSERT_OK(nstest_sysctl(ns, "net/ipv6/conf/default/disable_ipv6", "1")) ||
-		    !ASSERT_OK(nstest_sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1")))
-			return false;
-	}
-	if (!ASSERT_OK(netcfg_open(-1, &here)) || !ASSERT_OK(netcfg_open(t->cell_ns, &cell)))
-		return false;
-	if (!ASSERT_OK(netcfg_veth_add(here, "fp0", "fc0", t->cell_ns)))
-		return false;
-	if (!ASSERT_OK(netcfg_link_get(here, "fp0", &fp0)) ||
-	    !ASSERT_OK(netcfg_link_get(cell, "fc0", &fc0)) ||
-	    !ASSERT_OK(netcfg_link_get(cell, "lo", &lo)))
-		return false;
-	t->cell_ifindex = fc0.ifindex;
-	return ASSERT_OK(netcfg_addr_add(here, fp0.ifindex, PEER_IP, 24)) &&
-	       ASSERT_OK(netcfg_addr_add(cell, fc0.ifindex, CELL_IP, 24)) &&
-	       ASSERT_OK(netcfg_neigh_add(here, fp0.ifindex, CELL_IP, fc0.mac)) &&
-	       ASSERT_OK(netcfg_neigh_add(cell, fc0.ifindex, PEER_IP, fp0.mac)) &&
-	       ASSERT_OK(netcfg_link_set_up(here, fp0.ifindex)) &&
-	       ASSERT_OK(netcfg_link_set_up(cell, fc0.ifindex)) &&
-	       ASSERT_OK(netcfg_link_set_up(cell, lo.ifindex));
+	if (r == -EPERM)
+		tap_skip("%s: needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)", t->step);
+	if (r == -EOPNOTSUPP || r == -ENOSYS)
+		tap_skip("%s: kernel lacks it: %s", t->step, strerror(-r));
+	if (!ASSERT_OK(r))
+		tap_diag("topology step failed: %s", t->step);
+	return r == 0;
 }
 
 static const char *cellref_path(void)
