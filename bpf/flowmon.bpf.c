@@ -63,39 +63,61 @@ static __always_inline void stat_inc(__u32 slot)
 		*v += 1; /* per-CPU slot: no atomics needed */
 }
 
+static __always_inline int key_from(struct flowrec_key *key, const struct iphdr *iph)
+{
+	if (iph->version != 4 || iph->ihl < 5)
+		return -1;
+	/* A non-first fragment has no L4 header to key on. */
+	if (iph->frag_off & bpf_htons(IP_OFFSET_MASK))
+		return -1;
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP &&
+	    iph->protocol != IPPROTO_ICMP)
+		return -1;
+	key->src_ip = bpf_ntohl(iph->saddr);
+	key->dst_ip = bpf_ntohl(iph->daddr);
+	key->proto = iph->protocol;
+	return 0; /* ICMP flows are keyed by addresses only; ports stay 0 */
+}
+
+static __always_inline void ports_from(struct flowrec_key *key, const __u16 *ports)
+{
+	key->src_port = bpf_ntohs(ports[0]);
+	key->dst_port = bpf_ntohs(ports[1]);
+}
+
 static __always_inline int parse(struct __sk_buff *skb, struct flowrec_key *key)
 {
-	struct iphdr iph;
-	__u16 ports[2];
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr *iph = data + l2_len, copy;
+	__u16 ports[2], *p;
 	__u32 l4;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return -1;
-	if (bpf_skb_load_bytes(skb, l2_len, &iph, sizeof(iph)) < 0)
-		return -1;
-	if (iph.version != 4 || iph.ihl < 5)
-		return -1;
-	/* A non-first fragment has no L4 header to key on. */
-	if (iph.frag_off & bpf_htons(IP_OFFSET_MASK))
-		return -1;
 
-	key->src_ip = bpf_ntohl(iph.saddr);
-	key->dst_ip = bpf_ntohl(iph.daddr);
-	key->proto = iph.protocol;
-	switch (iph.protocol) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-		l4 = l2_len + iph.ihl * 4;
-		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+	/* Fast path: headers in the linear area, read in place. */
+	if ((void *)(iph + 1) <= end) {
+		if (key_from(key, iph) < 0)
 			return -1;
-		key->src_port = bpf_ntohs(ports[0]);
-		key->dst_port = bpf_ntohs(ports[1]);
-		return 0;
-	case IPPROTO_ICMP:
-		return 0; /* ICMP flows are keyed by addresses only; ports stay 0 */
-	default:
-		return -1;
+		if (key->proto == IPPROTO_ICMP)
+			return 0;
+		p = (void *)iph + (iph->ihl & 0xF) * 4;
+		if ((void *)(p + 2) <= end) {
+			ports_from(key, p);
+			return 0;
+		}
 	}
+
+	/* Slow path: headers split across fragments of the skb. */
+	if (bpf_skb_load_bytes(skb, l2_len, &copy, sizeof(copy)) < 0 || key_from(key, &copy) < 0)
+		return -1;
+	if (key->proto == IPPROTO_ICMP)
+		return 0;
+	l4 = l2_len + (copy.ihl & 0xF) * 4;
+	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+		return -1;
+	ports_from(key, ports);
+	return 0;
 }
 
 SEC("tc")

@@ -286,3 +286,81 @@ int nstest_topo_up(struct nstest_topo *t)
 	r = r ?: STEP(t, "up lo", netcfg_link_set_up(cell, lo.ifindex));
 	return r;
 }
+
+int nstest_mon_spawn(struct nstest_mon *m, const char *cellref, const char *ifname,
+		     const char *netns_path, int netns_fd, char **extra)
+{
+	char ready_arg[16], netns_buf[64];
+	char *argv[48];
+	int p[2], n = 0, saved_err;
+
+	memset(m, 0, sizeof(*m));
+	m->ready_fd = m->ev_fd = m->rec_fd = m->err_fd = -1;
+	m->ev_fd = nstest_memfd("events", m->ev_path, sizeof(m->ev_path));
+	m->rec_fd = nstest_memfd("records", m->rec_path, sizeof(m->rec_path));
+	m->err_fd = nstest_memfd("stderr", m->err_path, sizeof(m->err_path));
+	if (m->ev_fd < 0 || m->rec_fd < 0 || m->err_fd < 0)
+		return -EMFILE;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	if (!netns_path) {
+		snprintf(netns_buf, sizeof(netns_buf), "/proc/%d/fd/%d", getpid(), netns_fd);
+		netns_path = netns_buf;
+	}
+	snprintf(ready_arg, sizeof(ready_arg), "%d", p[1]);
+	argv[n++] = (char *)cellref;
+	argv[n++] = "flow-monitor";
+	argv[n++] = "--ifname";
+	argv[n++] = (char *)ifname;
+	argv[n++] = "--netns";
+	argv[n++] = (char *)netns_path;
+	argv[n++] = "--events";
+	argv[n++] = m->ev_path;
+	argv[n++] = "--records";
+	argv[n++] = m->rec_path;
+	argv[n++] = "--ready-fd";
+	argv[n++] = ready_arg;
+	argv[n++] = "--cell-id";
+	argv[n++] = "cell-test";
+	argv[n++] = "--run-id";
+	argv[n++] = "run-test";
+	for (; extra && *extra && n < 46; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+
+	/* stderr goes to a memfd so a failure can show what the monitor said. */
+	fflush(stderr);
+	saved_err = dup(STDERR_FILENO);
+	dup2(m->err_fd, STDERR_FILENO);
+	m->pid = nstest_spawn(argv, (int[]){ p[1], netns_fd }, 2);
+	dup2(saved_err, STDERR_FILENO);
+	close(saved_err);
+	close(p[1]);
+	m->ready_fd = p[0];
+	return m->pid < 0 ? (int)m->pid : 0;
+}
+
+int nstest_mon_stop(struct nstest_mon *m, int sig, int timeout_ms)
+{
+	int status;
+
+	if (sig)
+		kill(m->pid, sig);
+	status = nstest_wait(m->pid, timeout_ms);
+	if (status < 0) {
+		kill(m->pid, SIGKILL);
+		waitpid(m->pid, NULL, 0);
+		return status;
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+void nstest_mon_close(struct nstest_mon *m)
+{
+	util_closep(&m->ready_fd);
+	util_closep(&m->ev_fd);
+	util_closep(&m->rec_fd);
+	util_closep(&m->err_fd);
+}

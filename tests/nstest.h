@@ -63,6 +63,28 @@ int nstest_wait(pid_t pid, int timeout_ms);
 /* Read one byte from fd within timeout_ms: 0, -ETIMEDOUT, or -EPIPE on EOF. */
 int nstest_wait_byte(int fd, int timeout_ms);
 
+/*
+ * A `cellref flow-monitor` (or a profile's equivalent at the same path) on ifname inside the
+ * netns at netns_path (NULL: the one netns_fd holds), with events, raw records and stderr in
+ * memfds the caller reads back, and a ready pipe.
+ */
+struct nstest_mon {
+	pid_t pid;
+	int ready_fd;
+	int ev_fd;
+	int rec_fd;
+	int err_fd;
+	char ev_path[64];
+	char rec_path[64];
+	char err_path[64];
+};
+
+int nstest_mon_spawn(struct nstest_mon *m, const char *cellref, const char *ifname,
+		     const char *netns_path, int netns_fd, char **extra);
+/* Send sig (0: none) and wait: the exit code, 128+signal, or -ETIMEDOUT (then killed). */
+int nstest_mon_stop(struct nstest_mon *m, int sig, int timeout_ms);
+void nstest_mon_close(struct nstest_mon *m);
+
 /* Run /usr/bin/python3 tests/validate_events.py on a path: its exit code, or -errno. */
 int nstest_validate_events(const char *path);
 

@@ -37,16 +37,7 @@
 
 #define topo nstest_topo
 
-struct mon {
-	pid_t pid;
-	int ready_fd;
-	int ev_fd;
-	int rec_fd;
-	int err_fd;
-	char ev_path[64];
-	char rec_path[64];
-	char err_path[64];
-};
+#define mon nstest_mon
 
 /* Build the topology, or skip when this machine cannot (not root, no namespaces). */
 static bool topo_up(struct topo *t)
@@ -71,55 +62,13 @@ static const char *cellref_path(void)
 	return p;
 }
 
-/* Start the monitor on fc0 with extra arguments; waits for its ready byte. */
+/* Start the monitor on ifname with extra arguments; optionally wait for its ready byte. */
 static bool mon_start_args(struct mon *m, const struct topo *t, const char *ifname,
 			   const char *netns_path, char **extra, bool want_ready)
 {
-	char ready_arg[16], netns_buf[64];
-	char *argv[40];
-	int p[2], n = 0, r, saved_err;
+	int r = nstest_mon_spawn(m, cellref_path(), ifname, netns_path, t->cell_ns, extra);
 
-	memset(m, 0, sizeof(*m));
-	m->ev_fd = nstest_memfd("events", m->ev_path, sizeof(m->ev_path));
-	m->rec_fd = nstest_memfd("records", m->rec_path, sizeof(m->rec_path));
-	m->err_fd = nstest_memfd("stderr", m->err_path, sizeof(m->err_path));
-	if (!ASSERT_OK(m->ev_fd) || !ASSERT_OK(m->rec_fd) || !ASSERT_OK(m->err_fd) ||
-	    !ASSERT_OK(pipe2(p, O_CLOEXEC)))
-		return false;
-	if (!netns_path) {
-		snprintf(netns_buf, sizeof(netns_buf), "/proc/%d/fd/%d", getpid(), t->cell_ns);
-		netns_path = netns_buf;
-	}
-	snprintf(ready_arg, sizeof(ready_arg), "%d", p[1]);
-	argv[n++] = (char *)cellref_path();
-	argv[n++] = "flow-monitor";
-	argv[n++] = "--ifname";
-	argv[n++] = (char *)ifname;
-	argv[n++] = "--netns";
-	argv[n++] = (char *)netns_path;
-	argv[n++] = "--events";
-	argv[n++] = m->ev_path;
-	argv[n++] = "--records";
-	argv[n++] = m->rec_path;
-	argv[n++] = "--ready-fd";
-	argv[n++] = ready_arg;
-	argv[n++] = "--cell-id";
-	argv[n++] = "cell-test";
-	argv[n++] = "--run-id";
-	argv[n++] = "run-test";
-	for (; extra && *extra; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-
-	/* stderr goes to a memfd so a failure can show what the monitor said. */
-	saved_err = dup(STDERR_FILENO);
-	dup2(m->err_fd, STDERR_FILENO);
-	m->pid = nstest_spawn(argv, (int[]){ p[1], t->cell_ns }, 2);
-	dup2(saved_err, STDERR_FILENO);
-	close(saved_err);
-	close(p[1]);
-	m->ready_fd = p[0];
-	if (!ASSERT_GT(m->pid, 0))
+	if (!ASSERT_OK(r))
 		return false;
 	if (!want_ready)
 		return true;
@@ -138,32 +87,16 @@ static bool mon_start(struct mon *m, const struct topo *t, char **extra)
 	return mon_start_args(m, t, "fc0", NULL, extra, true);
 }
 
-/* SIGTERM and wait: the exit status, or -1 after a timeout (then it is killed). */
 static int mon_stop(struct mon *m, int sig)
 {
-	int status;
+	int r = nstest_mon_stop(m, sig, 20000);
 
-	if (sig)
-		kill(m->pid, sig);
-	status = nstest_wait(m->pid, 20000);
-	if (status < 0) {
-		kill(m->pid, SIGKILL);
-		waitpid(m->pid, NULL, 0);
+	if (r == -ETIMEDOUT)
 		tap_diag("monitor did not exit in time");
-		return -1;
-	}
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return WEXITSTATUS(status);
+	return r;
 }
 
-static void mon_close(struct mon *m)
-{
-	close(m->ready_fd);
-	close(m->ev_fd);
-	close(m->rec_fd);
-	close(m->err_fd);
-}
+#define mon_close nstest_mon_close
 
 /* The events as a JSON array, strictly parsed line by line. */
 static json_t *events(struct mon *m)
