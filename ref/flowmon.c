@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -25,6 +27,36 @@ struct flowmon {
 	struct flowmon_opts opts;
 };
 
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+static bool cap_effective(uint64_t caps, int cap)
+{
+	return caps & (1ULL << cap);
+}
+
+/*
+ * CAP_NET_ADMIN for the qdisc and filter, CAP_BPF (or CAP_SYS_ADMIN on kernels before 5.8) for
+ * the program and maps. Checked up front because an unprivileged probe cannot tell "no
+ * permission" from "no such feature".
+ */
+static int check_privileges(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	uint64_t eff;
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return -errno;
+	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+	if (!cap_effective(eff, CAP_NET_ADMIN) ||
+	    !(cap_effective(eff, CAP_BPF) || cap_effective(eff, CAP_SYS_ADMIN)))
+		return -EPERM;
+	return 0;
+}
+
 int flowmon_ringbuf_supported(void)
 {
 	static int cached = -1;
@@ -32,6 +64,9 @@ int flowmon_ringbuf_supported(void)
 
 	if (cached >= 0)
 		return cached;
+	r = check_privileges();
+	if (r < 0)
+		return r;
 	r = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
 	if (r < 0)
 		return r;
@@ -58,8 +93,8 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 	    (o->ringbuf_bytes & (o->ringbuf_bytes - 1)) || o->table_entries == 0)
 		return -EINVAL;
 	err = flowmon_ringbuf_supported();
-	if (err == 0)
-		return -EOPNOTSUPP;
+	if (err <= 0)
+		return err ?: -EOPNOTSUPP;
 
 	m = calloc(1, sizeof(*m));
 	if (!m)

@@ -39,7 +39,10 @@ struct flowmon_stats {
 	uint64_t table_full;
 };
 
-/* 1 when the kernel has BPF ring buffers, 0 when not, -errno when it cannot tell. */
+/*
+ * 1 when the kernel has BPF ring buffers, 0 when not, -EPERM when this process lacks
+ * CAP_NET_ADMIN or CAP_BPF (CAP_SYS_ADMIN), other -errno when it cannot tell.
+ */
 int flowmon_ringbuf_supported(void);
 
 /*

@@ -79,7 +79,8 @@ static void usage(FILE *f)
 }
 
 /* One line on stderr naming the object and the cause, as every cellref error is reported. */
-static void report(const char *object, int err, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void report(const char *object, int err,
+							  const char *fmt, ...)
 {
 	char extra[512] = "";
 	va_list ap;

@@ -34,7 +34,7 @@ void tap_register(const char *name, tap_fn fn, unsigned int timeout_s)
 	ntests++;
 }
 
-static void vdiag(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vdiag(const char *fmt, va_list ap)
 {
 	fputs("# ", stdout);
 	vprintf(fmt, ap);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -559,4 +560,76 @@ TEST_TIMEOUT(small_ring_accounts_every_record_as_delivered_or_lost, 90)
 	ASSERT_EQ(num(sum, "packetsSeen"), flows);
 	json_decref(evs);
 	mon_close(&m);
+}
+
+TEST_TIMEOUT(event_arrives_within_the_drain_interval_while_idle, 60)
+{
+	_cleanup_close_ int s = -1;
+	struct sockaddr_in a = addr(PEER_IP, 7003);
+	const uint64_t drain_ms = 50, slack_ms = 400;
+	struct topo t;
+	struct mon m;
+	uint64_t t0, waited_ms = 0;
+	bool seen = false;
+
+	if (!topo_up(&t) ||
+	    !mon_start(&m, &t, (char *[]){ "--drain-interval-ms", "50", NULL }))
+		return;
+	s = nstest_socket_in(t.cell_ns, AF_INET, SOCK_DGRAM, 0);
+	t0 = util_now_monotonic_ns();
+	ASSERT_EQ(sendto(s, "x", 1, 0, (struct sockaddr *)&a, sizeof(a)), 1);
+	/* One record never fills the ring, so only the drain timer can deliver it. */
+	while (!seen && waited_ms < 5000) {
+		_cleanup_free_ char *text = nstest_slurp(m.ev_fd, NULL);
+
+		seen = text && strstr(text, "network_flow_decision");
+		waited_ms = (util_now_monotonic_ns() - t0) / 1000000;
+		if (!seen)
+			usleep(2000);
+	}
+	tap_diag("decision event after %llu ms (drain interval %llu ms)",
+		 (unsigned long long)waited_ms, (unsigned long long)drain_ms);
+	ASSERT_TRUE(seen);
+	ASSERT_LE(waited_ms, drain_ms + slack_ms);
+	ASSERT_EQ(mon_stop(&m, SIGTERM), 0);
+	mon_close(&m);
+}
+
+TEST_TIMEOUT(unprivileged_start_is_a_permission_error, 60)
+{
+	_cleanup_close_ int out = -1, err = -1;
+	_cleanup_free_ char *text = NULL, *msg = NULL;
+	char out_path[64], err_path[64];
+	struct topo t;
+	int status;
+	pid_t pid;
+
+	if (!topo_up(&t))
+		return;
+	out = nstest_memfd("stdout", out_path, sizeof(out_path));
+	err = nstest_memfd("stderr", err_path, sizeof(err_path));
+	pid = fork();
+	if (pid == 0) {
+		/* nobody, no capabilities: what an unprivileged user gets */
+		dup2(out, STDOUT_FILENO);
+		dup2(err, STDERR_FILENO);
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(125);
+		execl(cellref_path(), "cellref", "flow-monitor", "--ifname", "lo", "--events", "-",
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (!ASSERT_GT(pid, 0))
+		return;
+	status = nstest_wait(pid, 20000);
+	if (status == -ETIMEDOUT) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 10);
+	msg = nstest_slurp(err, NULL);
+	if (!ASSERT_TRUE(msg && strstr(msg, "EPERM") && strstr(msg, "needs root")))
+		tap_diag("stderr: %s", msg ? msg : "");
+	text = nstest_slurp(out, NULL);
+	ASSERT_TRUE(text && strstr(text, "flow_monitor_failed") && strstr(text, "\"EPERM\""));
 }

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "flowframe.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flowevt.h"
+#include "flowrec.h"
+#include "jw.h"
+
+struct reader {
+	int fd;
+	FILE *out; /* flushed before every blocking read */
+	int err;
+	size_t pos, len;
+	unsigned char buf[1 << 16];
+};
+
+/* Copy up to n bytes to dst (or discard them when dst is NULL); returns bytes delivered. */
+static uint64_t reader_take(struct reader *r, void *dst, uint64_t n)
+{
+	uint64_t got = 0;
+
+	while (got < n) {
+		size_t chunk;
+
+		if (r->pos == r->len) {
+			ssize_t k;
+
+			/* About to block: what is decoded so far goes out first (FLOW-FRM-009). */
+			fflush(r->out);
+			do {
+				k = read(r->fd, r->buf, sizeof(r->buf));
+			} while (k < 0 && errno == EINTR);
+			if (k < 0) {
+				r->err = -errno;
+				break;
+			}
+			if (k == 0)
+				break;
+			r->pos = 0;
+			r->len = (size_t)k;
+		}
+		chunk = r->len - r->pos;
+		if (chunk > n - got)
+			chunk = (size_t)(n - got);
+		if (dst)
+			memcpy((unsigned char *)dst + got, r->buf + r->pos, chunk);
+		r->pos += chunk;
+		got += chunk;
+	}
+	return got;
+}
+
+static void emit_line(struct jw *w, FILE *out)
+{
+	jw_append(w, "\n", 1);
+	fwrite(jw_text(w), 1, w->len, out);
+	jw_reset(w);
+}
+
+static void write_truncated(struct jw *w, FILE *out, uint64_t index, uint64_t expected, uint64_t got)
+{
+	jw_obj_open(w);
+	jw_kv_bool(w, "ok", false);
+	jw_kv_u64(w, "index", index);
+	jw_kv_str(w, "error", "truncated_frame");
+	jw_kv_u64(w, "expected", expected);
+	jw_kv_u64(w, "got", got);
+	jw_obj_close(w);
+	emit_line(w, out);
+}
+
+int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
+{
+	static __thread struct reader rd; /* 64 KiB: not on the stack */
+	bool rejected = false;
+	uint64_t index = 0;
+	struct jw w;
+	int rc = FLOWFRAME_OK;
+
+	memset(&rd, 0, offsetof(struct reader, buf));
+	rd.fd = fd;
+	rd.out = out;
+	jw_init(&w);
+	for (;; index++) {
+		unsigned char rec[FLOWREC_V1_SIZE];
+		uint32_t le_len, len;
+		struct flowrec r;
+		struct flowevt e;
+		uint64_t got = reader_take(&rd, &le_len, sizeof(le_len));
+
+		if (got == 0 && !rd.err)
+			break; /* clean end at a frame boundary */
+		if (got < sizeof(le_len)) {
+			if (!rd.err)
+				write_truncated(&w, out, index, sizeof(le_len), got);
+			rc = FLOWFRAME_TRUNCATED;
+			break;
+		}
+		len = le32toh(le_len);
+		/* Only a v1-sized body is kept; any other length is skipped unbuffered. */
+		got = reader_take(&rd, len == FLOWREC_V1_SIZE ? rec : NULL, len);
+		if (got < len) {
+			if (!rd.err)
+				write_truncated(&w, out, index, len, got);
+			rc = FLOWFRAME_TRUNCATED;
+			break;
+		}
+
+		jw_obj_open(&w);
+		if (flowrec_decode(rec, len, &r) < 0) {
+			jw_kv_bool(&w, "ok", false);
+			jw_kv_u64(&w, "index", index);
+			jw_kv_str(&w, "error", "wrong_length");
+			jw_kv_u64(&w, "got", len);
+			rejected = true;
+		} else {
+			flowevt_from_record(&r, &e);
+			jw_kv_bool(&w, "ok", true);
+			jw_kv_u64(&w, "index", index);
+			jw_key(&w, "record");
+			jw_obj_open(&w);
+			flowevt_write_record_members(&w, &r);
+			jw_obj_close(&w);
+			jw_key(&w, "flow");
+			jw_obj_open(&w);
+			flowevt_write_flow_members(&w, &e);
+			jw_obj_close(&w);
+		}
+		jw_obj_close(&w);
+		emit_line(&w, out);
+	}
+	if (ret_frames)
+		*ret_frames = index;
+	if (!rd.err && jw_error(&w))
+		rd.err = jw_error(&w);
+	jw_free(&w);
+	if (rd.err)
+		return rd.err;
+	return rc == FLOWFRAME_OK && rejected ? FLOWFRAME_REJECTED : rc;
+}
