@@ -68,7 +68,8 @@ int main(int argc, char **argv)
 		if (flowrec_decode(raw + i * 40, 40, &r) == 0)
 			sink += r.pkt_count;
 	}
-	printf("decode only:            %10.0f records/s\n", n / secs(util_now_monotonic_ns() - t0));
+	printf("decode only:            %10.0f records/s\n",
+	       n / secs(util_now_monotonic_ns() - t0));
 
 	jw_init(&w);
 	t0 = util_now_monotonic_ns();
@@ -81,7 +82,8 @@ int main(int argc, char **argv)
 		jw_obj_close(&w);
 		sink += w.len;
 	}
-	printf("decode + JSON:          %10.0f records/s\n", n / secs(util_now_monotonic_ns() - t0));
+	printf("decode + JSON:          %10.0f records/s\n",
+	       n / secs(util_now_monotonic_ns() - t0));
 	jw_free(&w);
 
 	/* The CLI end to end: a framed file on stdin, output to /dev/null. */
@@ -104,8 +106,8 @@ int main(int argc, char **argv)
 		posix_spawn_file_actions_adddup2(&fa, in, 0);
 		posix_spawn_file_actions_adddup2(&fa, out, 1);
 		t0 = util_now_monotonic_ns();
-		if (posix_spawn(&pid, cellref, &fa, NULL, (char *[]){ (char *)cellref, "decode", NULL },
-				environ) != 0)
+		if (posix_spawn(&pid, cellref, &fa, NULL,
+				(char *[]){ (char *)cellref, "decode", NULL }, environ) != 0)
 			return 1;
 		waitpid(pid, &status, 0);
 		printf("cellref decode (CLI):   %10.0f records/s (exit %d)\n",

@@ -25,7 +25,7 @@
 #include "nstest.h"
 #include "util.h"
 
-#define BATCH 64
+#define BATCH  64
 #define ROUNDS 5
 
 static struct sockaddr_in peer(uint16_t port)
@@ -244,7 +244,8 @@ int main(int argc, char **argv)
 			if (start(&m, cellref, &t, NULL))
 				return 1;
 			blast_one_flow(t.cell_ns, secs);
-			printf("classifier run time (bpf_stats): %.0f ns/packet\n", prog_ns_per_run(&m));
+			printf("classifier run time (bpf_stats): %.0f ns/packet\n",
+			       prog_ns_per_run(&m));
 			nstest_sysctl(-1, "kernel/bpf_stats_enabled", stats_was == '1' ? "1" : "0");
 			nstest_mon_stop(&m, SIGTERM, 20000);
 			nstest_mon_close(&m);

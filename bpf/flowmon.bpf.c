@@ -170,9 +170,9 @@ int flowmon_egress(struct __sk_buff *skb)
 	rec->first_seen_ns = fresh.first_seen_ns;
 	rec->verdict = fresh.verdict;
 
-	flags = bpf_ringbuf_query(&FLOW_EVENTS, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
-			BPF_RB_FORCE_WAKEUP :
-			BPF_RB_NO_WAKEUP;
+	flags = bpf_ringbuf_query(&FLOW_EVENTS, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+			? BPF_RB_FORCE_WAKEUP
+			: BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(rec, flags);
 	stat_inc(FLOWREC_STAT_RECORDS);
 	return TC_ACT_OK;

@@ -62,15 +62,15 @@ struct flowrec_state {
 
 /* Slots of the per-CPU FLOW_STATS array; userspace sums over CPUs. */
 enum flowrec_stat {
-	FLOWREC_STAT_RECORDS = 0, /* records reserved and submitted */
-	FLOWREC_STAT_LOST = 1,	  /* new flows whose record could not be reserved */
-	FLOWREC_STAT_PACKETS = 2, /* IPv4 TCP/UDP/ICMP packets seen */
+	FLOWREC_STAT_RECORDS = 0,    /* records reserved and submitted */
+	FLOWREC_STAT_LOST = 1,	     /* new flows whose record could not be reserved */
+	FLOWREC_STAT_PACKETS = 2,    /* IPv4 TCP/UDP/ICMP packets seen */
 	FLOWREC_STAT_TABLE_FULL = 3, /* new flows the FLOWS table could not take */
 	FLOWREC_STAT_MAX = 4,
 };
 
-#define FLOWREC_ASSERT_OFF(field, off)                                                             \
-	_Static_assert(__builtin_offsetof(struct flowrec_v1, field) == (off),                      \
+#define FLOWREC_ASSERT_OFF(field, off)                                        \
+	_Static_assert(__builtin_offsetof(struct flowrec_v1, field) == (off), \
 		       "flowrec_v1." #field " must be at offset " #off)
 
 _Static_assert(sizeof(struct flowrec_v1) == FLOWREC_V1_SIZE, "flowrec_v1 must be 40 bytes");

@@ -12,7 +12,8 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "decode", cellref_decode_main, "decode framed flow records from stdin to JSON lines" },
-	{ "flow-monitor", cellref_flowmon_main, "watch an interface's egress with the eBPF classifier" },
+	{ "flow-monitor", cellref_flowmon_main,
+	  "watch an interface's egress with the eBPF classifier" },
 };
 
 static void usage(FILE *f)

@@ -63,7 +63,8 @@ static void emit_line(struct jw *w, FILE *out)
 	jw_reset(w);
 }
 
-static void write_truncated(struct jw *w, FILE *out, uint64_t index, uint64_t expected, uint64_t got)
+static void write_truncated(struct jw *w, FILE *out, uint64_t index, uint64_t expected,
+			    uint64_t got)
 {
 	jw_obj_open(w);
 	jw_kv_bool(w, "ok", false);

@@ -116,8 +116,9 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 	err = bpf_map__set_max_entries(m->skel->maps.FLOW_EVENTS, o->ringbuf_bytes);
 	err = err ?: bpf_map__set_max_entries(m->skel->maps.FLOWS, o->table_entries);
 	/* With level 0, libbpf asks for the log only when a load fails, into this buffer. */
-	err = err ?: bpf_program__set_log_buf(m->skel->progs.flowmon_egress, m->log,
-					      VERIFIER_LOG_SIZE);
+	err = err
+		      ?: bpf_program__set_log_buf(m->skel->progs.flowmon_egress, m->log,
+						  VERIFIER_LOG_SIZE);
 	if (err)
 		goto fail;
 	err = flowmon_bpf__load(m->skel);

@@ -16,16 +16,16 @@
 
 #include "flowrec.h"
 
-#define FLOWMON_RINGBUF_DEFAULT	   (256u * 1024u)
-#define FLOWMON_TABLE_DEFAULT	   65536u
-#define FLOWMON_DRAIN_MS_DEFAULT   100u
+#define FLOWMON_RINGBUF_DEFAULT	 (256u * 1024u)
+#define FLOWMON_TABLE_DEFAULT	 65536u
+#define FLOWMON_DRAIN_MS_DEFAULT 100u
 
 struct flowmon;
 
 struct flowmon_opts {
 	int ifindex;
-	unsigned int l2_len;	     /* link-layer header bytes before the IPv4 header */
-	uint32_t ringbuf_bytes;	     /* power of two, multiple of the page size */
+	unsigned int l2_len;	/* link-layer header bytes before the IPv4 header */
+	uint32_t ringbuf_bytes; /* power of two, multiple of the page size */
 	uint32_t table_entries;
 	/* Called for each drained record with its raw bytes; return < 0 to stop the drain. */
 	int (*on_record)(void *ctx, const void *data, size_t len);
@@ -33,8 +33,8 @@ struct flowmon_opts {
 };
 
 struct flowmon_stats {
-	uint64_t records;    /* submitted by the kernel */
-	uint64_t lost;	     /* could not be reserved */
+	uint64_t records; /* submitted by the kernel */
+	uint64_t lost;	  /* could not be reserved */
 	uint64_t packets;
 	uint64_t table_full;
 };

@@ -80,7 +80,7 @@ static void usage(FILE *f)
 
 /* One line on stderr naming the object and the cause, as every cellref error is reported. */
 __attribute__((format(printf, 3, 4))) static void report(const char *object, int err,
-							  const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	char extra[512] = "";
 	va_list ap;
@@ -320,9 +320,10 @@ static void *monitor_thread(void *arg)
 	if (m->netns_fd >= 0) {
 		err = netcfg_enter_netns(m->netns_fd);
 		if (err) {
-			m->exit_code = fail(m, "netns", m->netns_path, err,
-					    err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_NO_NETNS,
-					    err == -EINVAL ? "not a network namespace" : NULL);
+			m->exit_code =
+				fail(m, "netns", m->netns_path, err,
+				     err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_NO_NETNS,
+				     err == -EINVAL ? "not a network namespace" : NULL);
 			return NULL;
 		}
 	}
@@ -332,9 +333,9 @@ static void *monitor_thread(void *arg)
 		char object[64];
 
 		snprintf(object, sizeof(object), "interface %s", m->ifname);
-		m->exit_code = fail(m, "interface", object, err,
-				    err == -ENODEV ? CELLREF_EXIT_NO_IFACE : CELLREF_EXIT_FAILURE,
-				    NULL);
+		m->exit_code =
+			fail(m, "interface", object, err,
+			     err == -ENODEV ? CELLREF_EXIT_NO_IFACE : CELLREF_EXIT_FAILURE, NULL);
 		return NULL;
 	}
 	l2 = l2_len_for(link.arptype, &err);
@@ -343,7 +344,8 @@ static void *monitor_thread(void *arg)
 
 		snprintf(detail, sizeof(detail), "link type %u has no known header length",
 			 link.arptype);
-		m->exit_code = fail(m, "interface", m->ifname, err, CELLREF_EXIT_NO_FEATURE, detail);
+		m->exit_code =
+			fail(m, "interface", m->ifname, err, CELLREF_EXIT_NO_FEATURE, detail);
 		return NULL;
 	}
 
@@ -369,11 +371,12 @@ static void *monitor_thread(void *arg)
 			code = CELLREF_EXIT_NO_FEATURE;
 			what = "ringbuf";
 		}
-		m->exit_code = fail(m, what, "BPF object flowmon", err, code,
-				    code == CELLREF_EXIT_PERM ? "needs root or CAP_BPF and CAP_NET_ADMIN"
-				    : code == CELLREF_EXIT_VERIFIER ? "rejected by the verifier"
-				    : code == CELLREF_EXIT_NO_FEATURE ? "kernel has no BPF ring buffer"
-								      : NULL);
+		m->exit_code =
+			fail(m, what, "BPF object flowmon", err, code,
+			     code == CELLREF_EXIT_PERM ? "needs root or CAP_BPF and CAP_NET_ADMIN"
+			     : code == CELLREF_EXIT_VERIFIER   ? "rejected by the verifier"
+			     : code == CELLREF_EXIT_NO_FEATURE ? "kernel has no BPF ring buffer"
+							       : NULL);
 		return NULL;
 	}
 	err = flowmon_attach(m->fm);
@@ -423,14 +426,15 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0; /* failures are reported once, with context, by this command */
 }
 
-static int parse_u32(const char *opt, const char *v, unsigned long long min,
-		     unsigned long long max, uint32_t *ret)
+static int parse_u32(const char *opt, const char *v, unsigned long long min, unsigned long long max,
+		     uint32_t *ret)
 {
 	unsigned long long x;
 
 	if (util_parse_u64(v, min, max, &x) < 0) {
-		fprintf(stderr, "cellref: flow-monitor: %s '%s': expected an integer in %llu..%llu\n",
-			opt, v, min, max);
+		fprintf(stderr,
+			"cellref: flow-monitor: %s '%s': expected an integer in %llu..%llu\n", opt,
+			v, min, max);
 		return -EINVAL;
 	}
 	*ret = (uint32_t)x;
@@ -488,7 +492,8 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			m->records_path = optarg;
 			break;
 		case 'b':
-			if (parse_u32("--ringbuf-bytes", optarg, 4096, 1u << 30, &m->ringbuf_bytes) < 0)
+			if (parse_u32("--ringbuf-bytes", optarg, 4096, 1u << 30,
+				      &m->ringbuf_bytes) < 0)
 				return -EINVAL;
 			if (m->ringbuf_bytes & (m->ringbuf_bytes - 1)) {
 				fprintf(stderr,
@@ -498,8 +503,8 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			}
 			break;
 		case 't':
-			if (parse_u32("--flow-table-entries", optarg, 1, 1u << 24, &m->table_entries) <
-			    0)
+			if (parse_u32("--flow-table-entries", optarg, 1, 1u << 24,
+				      &m->table_entries) < 0)
 				return -EINVAL;
 			break;
 		case 'd':
@@ -564,7 +569,8 @@ int cellref_flowmon_main(int argc, char **argv)
 		return CELLREF_EXIT_FAILURE;
 	}
 	if (m.traceparent && evt_sink_set_traceparent(sink, m.traceparent) < 0) {
-		fprintf(stderr, "cellref: flow-monitor: --traceparent '%s': not a W3C traceparent\n",
+		fprintf(stderr,
+			"cellref: flow-monitor: --traceparent '%s': not a W3C traceparent\n",
 			m.traceparent);
 		return CELLREF_EXIT_USAGE;
 	}

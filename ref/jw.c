@@ -187,8 +187,10 @@ static void put_escaped(struct jw *w, const char *str, size_t n)
 		size_t run = i;
 		uint32_t cp;
 
-		/* Fast path: a run of printable ASCII that needs no escaping goes out in one copy. */
-		while (run < n && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' && s[run] != '\\')
+		/* Fast path: a run of printable ASCII that needs no escaping goes out in one copy.
+		 */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' &&
+		       s[run] != '\\')
 			run++;
 		if (run > i) {
 			jw_append(w, (const char *)s + i, run - i);

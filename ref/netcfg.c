@@ -27,8 +27,8 @@
 
 struct netcfg {
 	struct nl_sock *sk;
-	int err;	/* kernel errno of the last failed request, negative */
-	char msg[256];	/* its extended ack message */
+	int err;       /* kernel errno of the last failed request, negative */
+	char msg[256]; /* its extended ack message */
 };
 
 static void nl_sock_freep(struct nl_sock **sk)

@@ -237,12 +237,12 @@ int nstest_validate_events(const char *path)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-#define STEP(t, what, expr)                                                                        \
-	({                                                                                         \
-		int _r = (expr);                                                                   \
-		if (_r < 0)                                                                        \
-			(t)->step = (what);                                                        \
-		_r;                                                                                \
+#define STEP(t, what, expr)                 \
+	({                                  \
+		int _r = (expr);            \
+		if (_r < 0)                 \
+			(t)->step = (what); \
+		_r;                         \
 	})
 
 int nstest_topo_up(struct nstest_topo *t)
@@ -264,8 +264,9 @@ int nstest_topo_up(struct nstest_topo *t)
 
 		r = STEP(t, "disable_ipv6",
 			 nstest_sysctl(ns, "net/ipv6/conf/default/disable_ipv6", "1"));
-		r = r ?: STEP(t, "disable_ipv6",
-			      nstest_sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1"));
+		r = r
+			    ?: STEP(t, "disable_ipv6",
+				    nstest_sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1"));
 	}
 	r = r ?: STEP(t, "netlink", netcfg_open(-1, &here));
 	r = r ?: STEP(t, "netlink", netcfg_open(t->cell_ns, &cell));

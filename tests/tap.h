@@ -22,56 +22,58 @@ bool tap_check(bool ok, const char *file, int line, const char *fmt, ...)
 void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void tap_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define TEST_TIMEOUT(name, secs)                                                                   \
-	static void name(void);                                                                    \
-	__attribute__((constructor)) static void tap_reg_##name(void)                              \
-	{                                                                                          \
-		tap_register(#name, name, secs);                                                   \
-	}                                                                                          \
+#define TEST_TIMEOUT(name, secs)                                      \
+	static void name(void);                                       \
+	__attribute__((constructor)) static void tap_reg_##name(void) \
+	{                                                             \
+		tap_register(#name, name, secs);                      \
+	}                                                             \
 	static void name(void)
 
 #define TEST(name) TEST_TIMEOUT(name, 30)
 
-#define ASSERT_TRUE(c) tap_check(!!(c), __FILE__, __LINE__, "%s", #c)
+#define ASSERT_TRUE(c)	tap_check(!!(c), __FILE__, __LINE__, "%s", #c)
 #define ASSERT_FALSE(c) tap_check(!(c), __FILE__, __LINE__, "!(%s)", #c)
 
-#define ASSERT_EQ(a, b)                                                                            \
-	({                                                                                         \
-		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b);     \
-		tap_check(_a == _b, __FILE__, __LINE__, "%s == %s (%llu vs %llu)", #a, #b, _a,     \
-			  _b);                                                                     \
+#define ASSERT_EQ(a, b)                                                                        \
+	({                                                                                     \
+		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b); \
+		tap_check(_a == _b, __FILE__, __LINE__, "%s == %s (%llu vs %llu)", #a, #b, _a, \
+			  _b);                                                                 \
 	})
 
-#define ASSERT_NE(a, b)                                                                            \
-	({                                                                                         \
-		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b);     \
-		tap_check(_a != _b, __FILE__, __LINE__, "%s != %s (both %llu)", #a, #b, _a);       \
+#define ASSERT_NE(a, b)                                                                        \
+	({                                                                                     \
+		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b); \
+		tap_check(_a != _b, __FILE__, __LINE__, "%s != %s (both %llu)", #a, #b, _a);   \
 	})
 
-#define ASSERT_GT(a, b)                                                                            \
-	({                                                                                         \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		tap_check(_a > _b, __FILE__, __LINE__, "%s > %s (%lld vs %lld)", #a, #b, _a, _b);  \
+#define ASSERT_GT(a, b)                                                                           \
+	({                                                                                        \
+		long long _a = (long long)(a), _b = (long long)(b);                               \
+		tap_check(_a > _b, __FILE__, __LINE__, "%s > %s (%lld vs %lld)", #a, #b, _a, _b); \
 	})
 
-#define ASSERT_GE(a, b)                                                                            \
-	({                                                                                         \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		tap_check(_a >= _b, __FILE__, __LINE__, "%s >= %s (%lld vs %lld)", #a, #b, _a, _b); \
+#define ASSERT_GE(a, b)                                                                        \
+	({                                                                                     \
+		long long _a = (long long)(a), _b = (long long)(b);                            \
+		tap_check(_a >= _b, __FILE__, __LINE__, "%s >= %s (%lld vs %lld)", #a, #b, _a, \
+			  _b);                                                                 \
 	})
 
-#define ASSERT_LE(a, b)                                                                            \
-	({                                                                                         \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		tap_check(_a <= _b, __FILE__, __LINE__, "%s <= %s (%lld vs %lld)", #a, #b, _a, _b); \
+#define ASSERT_LE(a, b)                                                                        \
+	({                                                                                     \
+		long long _a = (long long)(a), _b = (long long)(b);                            \
+		tap_check(_a <= _b, __FILE__, __LINE__, "%s <= %s (%lld vs %lld)", #a, #b, _a, \
+			  _b);                                                                 \
 	})
 
 /* 0 or a positive value passes; a negative value is read as -errno. */
-#define ASSERT_OK(e)                                                                               \
-	({                                                                                         \
-		long long _e = (long long)(e);                                                     \
-		tap_check(_e >= 0, __FILE__, __LINE__, "%s: %s", #e,                               \
-			  _e < 0 ? strerror((int)-_e) : "ok");                                     \
+#define ASSERT_OK(e)                                                 \
+	({                                                           \
+		long long _e = (long long)(e);                       \
+		tap_check(_e >= 0, __FILE__, __LINE__, "%s: %s", #e, \
+			  _e < 0 ? strerror((int)-_e) : "ok");       \
 	})
 
 #define ASSERT_ERR(e, want)                                                                        \
@@ -80,12 +82,12 @@ __attribute__((noreturn)) void tap_skip(const char *fmt, ...) __attribute__((for
 		tap_check(_e == (want), __FILE__, __LINE__, "%s == %s (got %lld)", #e, #want, _e); \
 	})
 
-#define ASSERT_STREQ(a, b)                                                                         \
-	({                                                                                         \
-		const char *_a = (a), *_b = (b);                                                   \
-		tap_check(_a && _b && strcmp(_a, _b) == 0, __FILE__, __LINE__,                     \
-			  "%s == %s (\"%s\" vs \"%s\")", #a, #b, _a ? _a : "(null)",               \
-			  _b ? _b : "(null)");                                                     \
+#define ASSERT_STREQ(a, b)                                                           \
+	({                                                                           \
+		const char *_a = (a), *_b = (b);                                     \
+		tap_check(_a &&_b &&strcmp(_a, _b) == 0, __FILE__, __LINE__,         \
+			  "%s == %s (\"%s\" vs \"%s\")", #a, #b, _a ? _a : "(null)", \
+			  _b ? _b : "(null)");                                       \
 	})
 
 #endif

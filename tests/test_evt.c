@@ -85,7 +85,7 @@ TEST(ids_are_unique_and_uuid_shaped)
 {
 	_cleanup_(evt_sink_freep) struct evt_sink *a = NULL, *b = NULL;
 	enum { N = 200000 };
-	_cleanup_free_ char (*ids)[EVT_ID_LEN] = calloc(2 * N, EVT_ID_LEN);
+	_cleanup_free_ char(*ids)[EVT_ID_LEN] = calloc(2 * N, EVT_ID_LEN);
 	json_t *seen = json_object();
 	regex_t re;
 
@@ -210,7 +210,8 @@ TEST(traceparent_is_validated_and_carried)
 
 	if (!ASSERT_OK(evt_sink_open_fd(fd, false, "/t", &s)))
 		return;
-	ASSERT_ERR(evt_sink_set_traceparent(s, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+	ASSERT_ERR(evt_sink_set_traceparent(
+			   s, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
 		   -EINVAL);
 	ASSERT_ERR(evt_sink_set_traceparent(s, "garbage"), -EINVAL);
 	ASSERT_OK(evt_sink_set_traceparent(s, good));
@@ -234,8 +235,14 @@ TEST_TIMEOUT(hostile_strings_still_validate_against_the_schemas, 60)
 	_cleanup_close_ int fd = memfd();
 	char did[EVT_ID_LEN];
 	struct flowrec r = {
-		.src_ip = 0x0A000002, .dst_ip = 0x0A000001, .src_port = 1, .dst_port = 2,
-		.proto = 6, .pkt_count = UINT64_MAX, .first_seen_ns = 1, .verdict = 1,
+		.src_ip = 0x0A000002,
+		.dst_ip = 0x0A000001,
+		.src_port = 1,
+		.dst_port = 2,
+		.proto = 6,
+		.pkt_count = UINT64_MAX,
+		.first_seen_ns = 1,
+		.verdict = 1,
 	};
 	struct flowevt e;
 	struct flowevt_meta m = {

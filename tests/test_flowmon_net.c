@@ -126,7 +126,8 @@ static size_t count_type(json_t *evs, const char *type)
 	size_t i, n = 0;
 	json_t *e;
 
-	json_array_foreach (evs, i, e) {
+	json_array_foreach(evs, i, e)
+	{
 		if (strcmp(json_string_value(json_object_get(e, "type")) ?: "", type) == 0)
 			n++;
 	}
@@ -138,7 +139,8 @@ static json_t *last_of(json_t *evs, const char *type)
 	json_t *found = NULL, *e;
 	size_t i;
 
-	json_array_foreach (evs, i, e) {
+	json_array_foreach(evs, i, e)
+	{
 		if (strcmp(json_string_value(json_object_get(e, "type")) ?: "", type) == 0)
 			found = json_object_get(e, "data");
 	}
@@ -162,7 +164,8 @@ static json_t *tally_for(json_t *evs, uint16_t sport, uint16_t dport, const char
 	json_t *e, *d;
 	size_t i;
 
-	json_array_foreach (evs, i, e) {
+	json_array_foreach(evs, i, e)
+	{
 		if (strcmp(json_string_value(json_object_get(e, "type")) ?: "",
 			   TYPE("network_flow_tally")) != 0)
 			continue;
@@ -572,8 +575,7 @@ TEST_TIMEOUT(event_arrives_within_the_drain_interval_while_idle, 60)
 	uint64_t t0, waited_ms = 0;
 	bool seen = false;
 
-	if (!topo_up(&t) ||
-	    !mon_start(&m, &t, (char *[]){ "--drain-interval-ms", "50", NULL }))
+	if (!topo_up(&t) || !mon_start(&m, &t, (char *[]){ "--drain-interval-ms", "50", NULL }))
 		return;
 	s = nstest_socket_in(t.cell_ns, AF_INET, SOCK_DGRAM, 0);
 	t0 = util_now_monotonic_ns();

@@ -34,8 +34,8 @@ TEST(valid_utf8_passes_through)
 	struct jw w;
 
 	jw_init(&w);
-	ASSERT_STREQ(str_out(&w, "\xc3\xa9", 2), "\"\xc3\xa9\"");		/* é */
-	ASSERT_STREQ(str_out(&w, "\xe2\x82\xac", 3), "\"\xe2\x82\xac\"");	/* € */
+	ASSERT_STREQ(str_out(&w, "\xc3\xa9", 2), "\"\xc3\xa9\"");		  /* é */
+	ASSERT_STREQ(str_out(&w, "\xe2\x82\xac", 3), "\"\xe2\x82\xac\"");	  /* € */
 	ASSERT_STREQ(str_out(&w, "\xf0\x9f\x98\x80", 4), "\"\xf0\x9f\x98\x80\""); /* U+1F600 */
 	jw_free(&w);
 }
@@ -49,11 +49,11 @@ TEST(invalid_utf8_becomes_replacement_characters)
 	} cases[] = {
 		{ "\xff", 1, "\"\xef\xbf\xbd\"" },
 		{ "a\x80z", 3, "\"a\xef\xbf\xbdz\"" },
-		{ "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },	   /* overlong '/' */
+		{ "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" }, /* overlong '/' */
 		{ "\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" }, /* surrogate */
 		{ "\xf4\x90\x80\x80", 4,
 		  "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" }, /* > U+10FFFF */
-		{ "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },	   /* truncated */
+		{ "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },	    /* truncated */
 	};
 	struct jw w;
 

@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r != FLOWFRAME_OK && r != FLOWFRAME_TRUNCATED && r != FLOWFRAME_REJECTED)
 		abort();
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+		json_t *j =
+			json_loads(line, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
 
 		if (!json_is_object(j))
 			abort();

@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	j = json_loads(jw_text(&w), JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
 	if (!json_is_object(j) || json_object_size(j) != 1)
 		abort();
-	json_object_foreach (j, k, v) {
+	json_object_foreach(j, k, v)
+	{
 		json_t *orig = json_stringn((const char *)data, size);
 
 		/* Input that already was valid UTF-8 must come back byte for byte. */
