@@ -108,6 +108,9 @@ int evt_sink_set_traceparent(struct evt_sink *s, const char *tp)
 	    strncmp(tp, "00", 2) != 0 || !is_lower_hex(tp + 3, 32) || !is_lower_hex(tp + 36, 16) ||
 	    !is_lower_hex(tp + 53, 2))
 		return -EINVAL;
+	/* An all-zero trace id or parent id is invalid (W3C Trace Context 3.2.2). */
+	if (strspn(tp + 3, "0") >= 32 || strspn(tp + 36, "0") >= 16)
+		return -EINVAL;
 	copy = strdup(tp);
 	if (!copy)
 		return -ENOMEM;

@@ -214,6 +214,12 @@ TEST(traceparent_is_validated_and_carried)
 			   s, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
 		   -EINVAL);
 	ASSERT_ERR(evt_sink_set_traceparent(s, "garbage"), -EINVAL);
+	ASSERT_ERR(evt_sink_set_traceparent(
+			   s, "00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+		   -EINVAL);
+	ASSERT_ERR(evt_sink_set_traceparent(
+			   s, "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+		   -EINVAL);
 	ASSERT_OK(evt_sink_set_traceparent(s, good));
 	ASSERT_OK(evt_emit(s, "flow_monitor_summary", "{}"));
 	text = slurp(fd);
