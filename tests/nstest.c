@@ -154,6 +154,11 @@ char *nstest_slurp(int fd, size_t *ret_len)
 
 pid_t nstest_spawn(char *const argv[], const int *keep, int nkeep)
 {
+	return nstest_spawn_in(-1, argv, keep, nkeep);
+}
+
+pid_t nstest_spawn_in(int netns_fd, char *const argv[], const int *keep, int nkeep)
+{
 	pid_t parent = getpid(), pid = fork();
 
 	if (pid != 0)
@@ -161,6 +166,8 @@ pid_t nstest_spawn(char *const argv[], const int *keep, int nkeep)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(126);
+	if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0)
+		_exit(125);
 	for (int i = 0; i < nkeep; i++) {
 		int fl = fcntl(keep[i], F_GETFD);
 

@@ -58,6 +58,8 @@ char *nstest_slurp(int fd, size_t *ret_len);
  * with the test (PR_SET_PDEATHSIG) and sits in the test's process group.
  */
 pid_t nstest_spawn(char *const argv[], const int *keep, int nkeep);
+/* The same, with the child entering netns_fd (setns) before exec; -1: stay. */
+pid_t nstest_spawn_in(int netns_fd, char *const argv[], const int *keep, int nkeep);
 /* Wait up to timeout_ms; -ETIMEDOUT (the child is left running) or its wait status. */
 int nstest_wait(pid_t pid, int timeout_ms);
 /* Read one byte from fd within timeout_ms: 0, -ETIMEDOUT, or -EPIPE on EOF. */
