@@ -14,6 +14,8 @@ static const struct {
 	{ "decode", cellref_decode_main, "decode framed flow records from stdin to JSON lines" },
 	{ "flow-monitor", cellref_flowmon_main,
 	  "watch an interface's egress with the eBPF classifier" },
+	{ "dns-proxy", cellref_dnsproxy_main,
+	  "forward DNS from inside a cell, one event per query" },
 };
 
 static void usage(FILE *f)

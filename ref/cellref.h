@@ -13,9 +13,11 @@ enum cellref_exit {
 	CELLREF_EXIT_NO_NETNS = 12,
 	CELLREF_EXIT_VERIFIER = 13,
 	CELLREF_EXIT_NO_FEATURE = 14,
+	CELLREF_EXIT_BIND = 15, /* cannot bind the listen address */
 };
 
 int cellref_decode_main(int argc, char **argv);
 int cellref_flowmon_main(int argc, char **argv);
+int cellref_dnsproxy_main(int argc, char **argv);
 
 #endif

@@ -158,18 +158,13 @@ char *evt_format_time(uint64_t realtime_ns, char buf[static EVT_TIME_LEN])
 	return buf;
 }
 
-int evt_emit(struct evt_sink *s, const char *type_name, const char *data_json)
+int evt_format(struct evt_sink *s, const char *type_name, const char *data_json, struct jw *w)
 {
 	char id[EVT_ID_LEN], now[EVT_TIME_LEN], type[128];
-	struct jw *w = &s->line;
-	int err;
 
 	evt_sink_new_id(s, id);
 	evt_format_time(util_now_realtime_ns(), now);
 	snprintf(type, sizeof(type), "%s%s", EVT_TYPE_PREFIX, type_name);
-
-	pthread_mutex_lock(&s->lock);
-	jw_reset(w);
 	jw_obj_open(w);
 	jw_kv_str(w, "specversion", "1.0");
 	jw_kv_str(w, "id", id);
@@ -183,7 +178,17 @@ int evt_emit(struct evt_sink *s, const char *type_name, const char *data_json)
 	jw_raw(w, data_json);
 	jw_obj_close(w);
 	jw_append(w, "\n", 1);
-	err = jw_error(w);
+	return jw_error(w);
+}
+
+int evt_emit(struct evt_sink *s, const char *type_name, const char *data_json)
+{
+	struct jw *w = &s->line;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	jw_reset(w);
+	err = evt_format(s, type_name, data_json, w);
 	if (!err)
 		err = util_write_all(s->fd, w->buf, w->len);
 	if (err)
@@ -192,6 +197,11 @@ int evt_emit(struct evt_sink *s, const char *type_name, const char *data_json)
 		s->emitted++;
 	pthread_mutex_unlock(&s->lock);
 	return err;
+}
+
+int evt_sink_fd(const struct evt_sink *s)
+{
+	return s->fd;
 }
 
 uint64_t evt_sink_dropped(const struct evt_sink *s)

@@ -37,6 +37,14 @@ int evt_sink_set_traceparent(struct evt_sink *s, const char *traceparent);
  */
 int evt_emit(struct evt_sink *s, const char *type_name, const char *data_json);
 
+/*
+ * Append one complete event line (envelope, data, '\n') to w without writing it, for callers
+ * that queue lines and write them in batches (evtq). 0 or -ENOMEM.
+ */
+int evt_format(struct evt_sink *s, const char *type_name, const char *data_json, struct jw *w);
+/* The descriptor the sink writes to. */
+int evt_sink_fd(const struct evt_sink *s);
+
 /* Events that could not be written (the sink failed, was full or closed). */
 uint64_t evt_sink_dropped(const struct evt_sink *s);
 uint64_t evt_sink_emitted(const struct evt_sink *s);

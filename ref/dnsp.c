@@ -1,0 +1,1187 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "dnsp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "dnswire.h"
+#include "rnd.h"
+#include "util.h"
+
+#define RX_BATCH      32
+#define TX_BATCH      64
+#define TX_SLOT	      4096 /* larger UDP answers go out on their own */
+#define EP_BATCH      128
+#define TCP_WBUF_MAX  (256u * 1024u)
+#define IDLE_CHECK_NS (250ULL * 1000000ULL)
+#define GRACE_MAX_MS  1000u
+#define REPLY_MAX     65535u
+
+enum kind {
+	K_UDP_LISTEN,
+	K_TCP_LISTEN,
+	K_STOP,
+	K_UP_UDP,
+	K_UP_TCP,
+	K_CONN,
+};
+
+struct item {
+	enum kind kind;
+};
+
+enum up_tcp_state {
+	UP_CONNECTING,
+	UP_WRITING,
+	UP_READING,
+};
+
+/* One query in flight upstream. */
+struct query {
+	struct item it;
+	struct query *next, *prev; /* deadline order (same timeout for all: FIFO), or free list */
+	int ufd;
+	enum dnsp_transport transport;
+	bool in_shutdown;
+	uint32_t conn_slot;
+	uint32_t conn_gen;
+	struct sockaddr_storage client;
+	socklen_t client_len;
+	uint16_t client_id;
+	uint16_t txid;
+	uint16_t qlen;
+	uint16_t qname_len;
+	uint16_t qtype;
+	uint16_t qclass;
+	uint32_t mismatches;
+	uint64_t deadline;
+	uint64_t recv_mono;
+	uint64_t recv_rt;
+	/* TCP upstream */
+	enum up_tcp_state tstate;
+	uint32_t toff;
+	uint8_t *tbuf; /* reply: 2-byte length then message */
+	/* The query as sent upstream, behind its TCP length prefix. */
+	uint8_t msg[2 + DNSWIRE_MAX_QUERY];
+};
+
+/* One TCP client connection. */
+struct conn {
+	struct item it;
+	int fd;
+	uint32_t slot;
+	uint32_t gen;
+	bool used;
+	bool eof;
+	bool draining;	 /* no more queries will be read: close once answered */
+	uint32_t events; /* current epoll interest */
+	uint32_t inflight;
+	uint32_t total;
+	uint64_t last_active;
+	uint32_t rlen;
+	uint8_t rbuf[2 + DNSWIRE_MAX_QUERY];
+	uint8_t *wbuf;
+	size_t wlen, woff, wcap;
+};
+
+struct dnsp {
+	struct dnsp_config c;
+	int ep;
+	int udp_fd;
+	int tcp_fd;
+	int waker; /* unconnected UDP socket in the cell netns for the wake datagram */
+	struct item udp_item, tcp_item, stop_item;
+	bool stop_flag; /* set from any thread */
+	bool stopping;
+	uint64_t grace_deadline;
+	uint64_t next_idle_check;
+	struct dnsp_stats st;
+
+	struct query *head, *tail; /* in flight, by deadline */
+	struct query *free_list;
+	struct query *limbo; /* freed during this epoll batch: reused only after it */
+	uint32_t inflight;
+	uint32_t allocated;
+
+	struct conn **conns;
+	uint32_t nconns;
+
+	/* receive batch */
+	struct mmsghdr rx[RX_BATCH];
+	struct iovec rx_iov[RX_BATCH];
+	struct sockaddr_storage rx_addr[RX_BATCH];
+	uint8_t rx_buf[RX_BATCH][DNSWIRE_MAX_QUERY + 1];
+	/* send batch to UDP clients */
+	struct mmsghdr tx[TX_BATCH];
+	struct iovec tx_iov[TX_BATCH];
+	struct sockaddr_storage tx_addr[TX_BATCH];
+	uint8_t tx_buf[TX_BATCH][TX_SLOT];
+	unsigned int ntx;
+	uint8_t scratch[REPLY_MAX + 1];
+};
+
+static const char *const reason_names[DNSP_REASON_MAX] = {
+	[DNSP_FORWARDED] = "forwarded",
+	[DNSP_DENIED_BY_POLICY] = "denied_by_policy",
+	[DNSP_MALFORMED_QUERY] = "malformed_query",
+	[DNSP_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[DNSP_UPSTREAM_FAILURE] = "upstream_failure",
+	[DNSP_UPSTREAM_MISMATCH] = "upstream_mismatch",
+	[DNSP_UNSUPPORTED_OPCODE] = "unsupported_opcode",
+	[DNSP_OVERLOADED] = "overloaded",
+	[DNSP_OTHER] = "other",
+};
+
+const char *dnsp_reason_name(enum dnsp_reason r)
+{
+	return r < DNSP_REASON_MAX ? reason_names[r] : "other";
+}
+
+static uint64_t ms_to_ns(uint32_t ms)
+{
+	return (uint64_t)ms * 1000000ULL;
+}
+
+static int ep_add(struct dnsp *p, int fd, uint32_t events, struct item *it)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = it };
+
+	return epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void ep_mod(struct dnsp *p, int fd, uint32_t events, struct item *it)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = it };
+
+	(void)epoll_ctl(p->ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+static void report(struct dnsp *p, enum dnsp_transport t, const struct sockaddr_storage *client,
+		   socklen_t client_len, const uint8_t *qname, uint16_t qname_len, uint16_t qtype,
+		   uint16_t qclass, enum dnsp_reason reason, int rcode, uint64_t recv_mono,
+		   uint64_t recv_rt, uint32_t mismatches)
+{
+	struct dnsp_result r = {
+		.transport = t,
+		.client = (const struct sockaddr *)client,
+		.client_len = client_len,
+		.qname = qname,
+		.qname_len = qname_len,
+		.qtype = qtype,
+		.qclass = qclass,
+		.reason = reason,
+		.rcode = rcode,
+		.recv_realtime_ns = recv_rt,
+		.latency_ns = util_now_monotonic_ns() - recv_mono,
+		.mismatches = mismatches,
+	};
+
+	p->st.queries++;
+	if (t == DNSP_UDP)
+		p->st.udp_queries++;
+	else
+		p->st.tcp_queries++;
+	p->st.by_reason[reason]++;
+	if (p->c.on_result)
+		p->c.on_result(p->c.ctx, &r);
+}
+
+/* ---- sending to clients ------------------------------------------------------------------ */
+
+static void tx_flush(struct dnsp *p)
+{
+	unsigned int done = 0;
+
+	while (done < p->ntx) {
+		int n = sendmmsg(p->udp_fd, p->tx + done, p->ntx - done, MSG_DONTWAIT);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			done++; /* a client that cannot be reached: skip it, keep the rest */
+			continue;
+		}
+		done += (unsigned int)n;
+	}
+	p->ntx = 0;
+}
+
+static void udp_send(struct dnsp *p, const struct sockaddr_storage *to, socklen_t to_len,
+		     const uint8_t *data, size_t len)
+{
+	unsigned int i;
+
+	if (len > TX_SLOT) {
+		(void)sendto(p->udp_fd, data, len, MSG_DONTWAIT, (const struct sockaddr *)to,
+			     to_len);
+		return;
+	}
+	if (p->ntx == TX_BATCH)
+		tx_flush(p);
+	i = p->ntx++;
+	memcpy(p->tx_buf[i], data, len);
+	memcpy(&p->tx_addr[i], to, to_len);
+	p->tx_iov[i] = (struct iovec){ .iov_base = p->tx_buf[i], .iov_len = len };
+	p->tx[i].msg_hdr = (struct msghdr){
+		.msg_name = &p->tx_addr[i],
+		.msg_namelen = to_len,
+		.msg_iov = &p->tx_iov[i],
+		.msg_iovlen = 1,
+	};
+}
+
+static void conn_close(struct dnsp *p, struct conn *c);
+
+static void conn_update(struct dnsp *p, struct conn *c)
+{
+	uint32_t want = 0;
+
+	if (!c->eof && !c->draining && !p->stopping && c->inflight < p->c.tcp_max_inflight)
+		want |= EPOLLIN;
+	if (c->woff < c->wlen)
+		want |= EPOLLOUT;
+	if (want != c->events) {
+		c->events = want;
+		ep_mod(p, c->fd, want, &c->it);
+	}
+	/* Nothing more to read, nothing in flight, everything written: done. */
+	if ((c->eof || c->draining || p->stopping) && c->inflight == 0 && c->woff == c->wlen)
+		conn_close(p, c);
+}
+
+static void conn_flush(struct dnsp *p, struct conn *c)
+{
+	while (c->woff < c->wlen) {
+		ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN) {
+				c->woff = c->wlen = 0;
+				c->eof = true; /* the peer is gone: nothing more to say to it */
+			}
+			break;
+		}
+		c->woff += (size_t)n;
+	}
+	if (c->woff == c->wlen)
+		c->woff = c->wlen = 0;
+}
+
+/* Queue one framed answer; false when the client is gone or hopelessly behind. */
+static bool conn_send(struct dnsp *p, struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t need = c->wlen + 2 + len;
+
+	if (c->wlen - c->woff + 2 + len > TCP_WBUF_MAX + 2 + REPLY_MAX) {
+		p->st.tcp_overflow++;
+		conn_close(p, c);
+		return false;
+	}
+	if (need > c->wcap) {
+		size_t cap = c->wcap ? c->wcap : 4096;
+		uint8_t *nb;
+
+		if (c->woff) {
+			memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+			c->wlen -= c->woff;
+			c->woff = 0;
+			need = c->wlen + 2 + len;
+		}
+		while (cap < need)
+			cap *= 2;
+		nb = cap > c->wcap ? realloc(c->wbuf, cap) : c->wbuf;
+		if (!nb) {
+			conn_close(p, c);
+			return false;
+		}
+		c->wbuf = nb;
+		c->wcap = cap > c->wcap ? cap : c->wcap;
+	}
+	dnswire_put16(c->wbuf + c->wlen, (uint16_t)len);
+	memcpy(c->wbuf + c->wlen + 2, data, len);
+	c->wlen += 2 + len;
+	conn_flush(p, c);
+	/* A client that reads nothing while answers pile up is cut off (SPEC DNS limits). */
+	if (c->wlen - c->woff > TCP_WBUF_MAX) {
+		p->st.tcp_overflow++;
+		conn_close(p, c);
+		return false;
+	}
+	return true;
+}
+
+static struct conn *conn_get(struct dnsp *p, uint32_t slot, uint32_t gen)
+{
+	struct conn *c = slot < p->c.tcp_max_conns ? p->conns[slot] : NULL;
+
+	return c && c->used && c->gen == gen ? c : NULL;
+}
+
+/* ---- queries in flight ------------------------------------------------------------------- */
+
+static void list_remove(struct dnsp *p, struct query *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		p->head = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	else
+		p->tail = q->prev;
+	q->next = q->prev = NULL;
+}
+
+static void list_append(struct dnsp *p, struct query *q)
+{
+	q->prev = p->tail;
+	q->next = NULL;
+	if (p->tail)
+		p->tail->next = q;
+	else
+		p->head = q;
+	p->tail = q;
+}
+
+static struct query *query_alloc(struct dnsp *p)
+{
+	struct query *q = p->free_list;
+
+	if (q) {
+		p->free_list = q->next;
+	} else {
+		if (p->allocated >= p->c.max_inflight)
+			return NULL;
+		q = malloc(sizeof(*q)); /* at most max_inflight, then recycled */
+		if (!q)
+			return NULL;
+		p->allocated++;
+	}
+	memset(q, 0, offsetof(struct query, msg));
+	q->ufd = -1;
+	return q;
+}
+
+static void query_free(struct dnsp *p, struct query *q)
+{
+	list_remove(p, q);
+	util_closep(&q->ufd); /* closing also removes it from epoll */
+	free(q->tbuf);
+	q->tbuf = NULL;
+	if (q->transport == DNSP_TCP) {
+		struct conn *c = conn_get(p, q->conn_slot, q->conn_gen);
+
+		if (c) {
+			c->inflight--;
+			conn_update(p, c);
+		}
+	}
+	p->inflight--;
+	/*
+	 * Not reusable before the epoll batch is through: a later entry of the batch may still
+	 * point here, and must find a dead query (ufd -1), not someone else's.
+	 */
+	q->next = p->limbo;
+	p->limbo = q;
+}
+
+static void limbo_release(struct dnsp *p)
+{
+	while (p->limbo) {
+		struct query *q = p->limbo;
+
+		p->limbo = q->next;
+		q->next = p->free_list;
+		p->free_list = q;
+	}
+}
+
+/* Deliver a response for q (its client ID already in place) and report the query. */
+static void query_answer(struct dnsp *p, struct query *q, const uint8_t *resp, size_t len,
+			 enum dnsp_reason reason)
+{
+	int rcode = len >= 4 ? resp[3] & 0xF : -1;
+
+	if (q->transport == DNSP_UDP) {
+		udp_send(p, &q->client, q->client_len, resp, len);
+	} else {
+		struct conn *c = conn_get(p, q->conn_slot, q->conn_gen);
+
+		if (!c || !conn_send(p, c, resp, len)) {
+			p->st.answers_lost++;
+			rcode = -1;
+		}
+	}
+	if (q->in_shutdown) {
+		if (reason == DNSP_FORWARDED)
+			p->st.answered_in_shutdown++;
+	}
+	report(p, q->transport, &q->client, q->client_len, q->msg + 2 + DNSWIRE_HDR_LEN,
+	       q->qname_len, q->qtype, q->qclass, reason, rcode, q->recv_mono, q->recv_rt,
+	       q->mismatches);
+	query_free(p, q);
+}
+
+/* SERVFAIL made by the proxy for a query it could not complete. */
+static void query_fail(struct dnsp *p, struct query *q, enum dnsp_reason reason)
+{
+	struct dnswire_query pq = {
+		.id = q->client_id,
+		.flags = dnswire_get16(q->msg + 2 + 2),
+		.has_question = true,
+		.qname_len = q->qname_len,
+	};
+	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
+	size_t n = dnswire_make_response(q->msg + 2, &pq, DNSWIRE_SERVFAIL, out, sizeof(out));
+
+	query_answer(p, q, out, n, reason);
+}
+
+static int bind_random_port(struct dnsp *p, int fd)
+{
+	struct sockaddr_storage local;
+	socklen_t len;
+
+	memset(&local, 0, sizeof(local));
+	local.ss_family = p->c.upstream.ss_family;
+	len = local.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in);
+	/* Our own pick from getrandom(2), not the kernel's allocator (RFC 5452 section 9.2). */
+	for (int tries = 0; tries < 8; tries++) {
+		uint16_t port = htons(rnd_range16(1024, 65535));
+
+		if (local.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&local)->sin6_port = port;
+		else
+			((struct sockaddr_in *)&local)->sin_port = port;
+		if (bind(fd, (struct sockaddr *)&local, len) == 0)
+			return 0;
+		if (errno != EADDRINUSE && errno != EACCES)
+			return -errno;
+	}
+	return 0; /* crowded: the first send binds a random ephemeral port */
+}
+
+static int upstream_socket(struct dnsp *p, int type)
+{
+	int fd = socket(p->c.upstream.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, err;
+
+	if (fd < 0)
+		return -errno;
+	if (type == SOCK_DGRAM) {
+		/* ICMP errors for an unconnected socket: delivered only with RECVERR. */
+		if (p->c.upstream.ss_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one));
+		else
+			(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+	}
+	err = bind_random_port(p, fd);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void forward(struct dnsp *p, struct query *q)
+{
+	int err;
+
+	q->txid = rnd_u16();
+	dnswire_put16(q->msg + 2, q->txid);
+	dnswire_put16(q->msg, q->qlen);
+	q->deadline = q->recv_mono + ms_to_ns(p->c.timeout_ms);
+	list_append(p, q);
+	p->inflight++;
+	if (q->transport == DNSP_TCP) {
+		struct conn *c = conn_get(p, q->conn_slot, q->conn_gen);
+
+		if (c)
+			c->inflight++;
+	}
+
+	if (q->transport == DNSP_UDP) {
+		q->it.kind = K_UP_UDP;
+		q->ufd = upstream_socket(p, SOCK_DGRAM);
+		err = q->ufd < 0 ? q->ufd : 0;
+		if (err)
+			q->ufd = -1;
+		if (!err && sendto(q->ufd, q->msg + 2, q->qlen, 0,
+				   (const struct sockaddr *)&p->c.upstream, p->c.upstream_len) < 0)
+			err = -errno;
+		err = err ?: ep_add(p, q->ufd, EPOLLIN, &q->it);
+	} else {
+		/* Queries that came over TCP go upstream over TCP (they may need the size). */
+		q->it.kind = K_UP_TCP;
+		q->tstate = UP_CONNECTING;
+		q->ufd = upstream_socket(p, SOCK_STREAM);
+		err = q->ufd < 0 ? q->ufd : 0;
+		if (err)
+			q->ufd = -1;
+		if (!err &&
+		    connect(q->ufd, (const struct sockaddr *)&p->c.upstream, p->c.upstream_len) <
+			    0 &&
+		    errno != EINPROGRESS)
+			err = -errno;
+		err = err ?: ep_add(p, q->ufd, EPOLLOUT, &q->it);
+	}
+	if (err)
+		query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+}
+
+/* A reply that passed every check: the client's ID back, all else byte for byte. */
+static void relay(struct dnsp *p, struct query *q, uint8_t *reply, size_t len)
+{
+	dnswire_put16(reply, q->client_id);
+	query_answer(p, q, reply, len, DNSP_FORWARDED);
+}
+
+static bool from_upstream(const struct dnsp *p, const struct sockaddr_storage *from)
+{
+	if (from->ss_family != p->c.upstream.ss_family)
+		return false;
+	if (from->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)from, *b = (const void *)&p->c.upstream;
+
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *a = (const void *)from,
+					  *b = (const void *)&p->c.upstream;
+
+		return a->sin6_port == b->sin6_port &&
+		       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+	}
+}
+
+static void upstream_udp_readable(struct dnsp *p, struct query *q)
+{
+	for (;;) {
+		struct sockaddr_storage from;
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(q->ufd, p->scratch, sizeof(p->scratch), MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &flen);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			/* An ICMP error: unreachable, refused. */
+			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
+		if (from_upstream(p, &from) &&
+		    dnswire_reply_matches(p->scratch, (size_t)n, q->txid,
+					  q->msg + 2 + DNSWIRE_HDR_LEN, (size_t)q->qname_len + 4)) {
+			relay(p, q, p->scratch, (size_t)n);
+			return;
+		}
+		/* Forged or stray: never relayed; keep waiting for the genuine one. */
+		q->mismatches++;
+		p->st.upstream_mismatch++;
+	}
+}
+
+static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
+{
+	if (q->tstate == UP_CONNECTING) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+
+		if (getsockopt(q->ufd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err) {
+			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
+		q->tstate = UP_WRITING;
+	}
+	if (q->tstate == UP_WRITING) {
+		ssize_t n = write(q->ufd, q->msg + q->toff, 2u + q->qlen - q->toff);
+
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
+		q->toff += (uint32_t)n;
+		if (q->toff < 2u + q->qlen)
+			return;
+		q->tstate = UP_READING;
+		q->toff = 0;
+		ep_mod(p, q->ufd, EPOLLIN, &q->it);
+		return;
+	}
+	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		return;
+	if (!q->tbuf) {
+		q->tbuf = malloc(2 + REPLY_MAX);
+		if (!q->tbuf) {
+			query_fail(p, q, DNSP_OTHER);
+			return;
+		}
+	}
+	for (;;) {
+		size_t want = q->toff < 2 ? 2 : 2u + dnswire_get16(q->tbuf);
+		ssize_t n;
+
+		if (q->toff == want && want > 2) {
+			size_t len = want - 2;
+
+			if (len < DNSWIRE_HDR_LEN ||
+			    !dnswire_reply_matches(q->tbuf + 2, len, q->txid,
+						   q->msg + 2 + DNSWIRE_HDR_LEN,
+						   (size_t)q->qname_len + 4)) {
+				/* A stream cannot resync past a bad message. */
+				q->mismatches++;
+				p->st.upstream_mismatch++;
+				query_fail(p, q, DNSP_UPSTREAM_MISMATCH);
+				return;
+			}
+			relay(p, q, q->tbuf + 2, len);
+			return;
+		}
+		n = read(q->ufd, q->tbuf + q->toff, want - q->toff);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
+		q->toff += (uint32_t)n;
+	}
+}
+
+/* ---- received messages ------------------------------------------------------------------ */
+
+static void respond_now(struct dnsp *p, enum dnsp_transport t, struct conn *c,
+			const struct sockaddr_storage *client, socklen_t client_len,
+			const uint8_t *msg, const struct dnswire_query *pq, uint8_t rcode)
+{
+	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
+	size_t n = dnswire_make_response(msg, pq, rcode, out, sizeof(out));
+
+	if (t == DNSP_UDP)
+		udp_send(p, client, client_len, out, n);
+	else if (c)
+		conn_send(p, c, out, n);
+}
+
+static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c,
+			   const struct sockaddr_storage *client, socklen_t client_len,
+			   const uint8_t *msg, size_t len, uint64_t now, uint64_t now_rt)
+{
+	struct dnswire_query pq;
+	enum dnswire_verdict v = dnswire_parse_query(msg, len, &pq);
+	const uint8_t *qname = pq.has_question ? msg + DNSWIRE_HDR_LEN : NULL;
+	enum dnsp_reason reason;
+	struct query *q;
+	uint8_t rcode;
+
+#define REPORT(reason_, rcode_)                                                             \
+	report(p, t, client, client_len, qname, pq.qname_len, pq.qtype, pq.qclass, reason_, \
+	       rcode_, now, now_rt, 0)
+
+	switch (v) {
+	case DNSWIRE_DROP:
+		REPORT(DNSP_MALFORMED_QUERY, -1);
+		return;
+	case DNSWIRE_BAD:
+		respond_now(p, t, c, client, client_len, msg, &pq, DNSWIRE_FORMERR);
+		REPORT(DNSP_MALFORMED_QUERY, DNSWIRE_FORMERR);
+		return;
+	case DNSWIRE_NOT_IMPL:
+		respond_now(p, t, c, client, client_len, msg, &pq, DNSWIRE_NOTIMP);
+		REPORT(DNSP_UNSUPPORTED_OPCODE, DNSWIRE_NOTIMP);
+		return;
+	case DNSWIRE_QUERY:
+		break;
+	}
+	if (p->c.policy && !dnspol_allows(p->c.policy, qname, pq.qname_len)) {
+		reason = DNSP_DENIED_BY_POLICY;
+		rcode = DNSWIRE_REFUSED;
+	} else if (!(q = query_alloc(p))) {
+		reason = DNSP_OVERLOADED;
+		rcode = DNSWIRE_SERVFAIL;
+	} else {
+		q->transport = t;
+		memcpy(&q->client, client, client_len);
+		q->client_len = client_len;
+		q->client_id = pq.id;
+		q->qlen = (uint16_t)len;
+		q->qname_len = pq.qname_len;
+		q->qtype = pq.qtype;
+		q->qclass = pq.qclass;
+		q->recv_mono = now;
+		q->recv_rt = now_rt;
+		if (c) {
+			q->conn_slot = c->slot;
+			q->conn_gen = c->gen;
+		}
+		memcpy(q->msg + 2, msg, len);
+		forward(p, q);
+		return;
+	}
+	respond_now(p, t, c, client, client_len, msg, &pq, rcode);
+	REPORT(reason, rcode);
+#undef REPORT
+}
+
+static void udp_readable(struct dnsp *p)
+{
+	for (int rounds = 0; rounds < 8; rounds++) {
+		uint64_t now, now_rt;
+		int n;
+
+		for (int i = 0; i < RX_BATCH; i++) {
+			p->rx_iov[i] = (struct iovec){ .iov_base = p->rx_buf[i],
+						       .iov_len = sizeof(p->rx_buf[i]) };
+			p->rx[i].msg_hdr = (struct msghdr){
+				.msg_name = &p->rx_addr[i],
+				.msg_namelen = sizeof(p->rx_addr[i]),
+				.msg_iov = &p->rx_iov[i],
+				.msg_iovlen = 1,
+			};
+		}
+		n = recvmmsg(p->udp_fd, p->rx, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		now = util_now_monotonic_ns();
+		now_rt = util_now_realtime_ns();
+		for (int i = 0; i < n; i++) {
+			size_t len = p->rx[i].msg_len;
+
+			/* The supervisor's wake datagram: no event (SPEC DNS shutdown). */
+			if (len == 0 && __atomic_load_n(&p->stop_flag, __ATOMIC_ACQUIRE))
+				continue;
+			if (p->rx[i].msg_hdr.msg_flags & MSG_TRUNC)
+				len = DNSWIRE_MAX_QUERY + 1; /* too large: FORMERR */
+			handle_message(p, DNSP_UDP, NULL, &p->rx_addr[i],
+				       p->rx[i].msg_hdr.msg_namelen, p->rx_buf[i], len, now,
+				       now_rt);
+		}
+		if (n < RX_BATCH)
+			return;
+	}
+}
+
+/* ---- TCP clients ------------------------------------------------------------------------ */
+
+static void conn_close(struct dnsp *p, struct conn *c)
+{
+	if (!c->used)
+		return;
+	close(c->fd);
+	c->fd = -1;
+	c->used = false;
+	c->gen++;
+	free(c->wbuf);
+	c->wbuf = NULL;
+	c->wlen = c->woff = c->wcap = 0;
+	p->nconns--;
+}
+
+static void tcp_accept(struct dnsp *p, uint64_t now)
+{
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(p->tcp_fd, (struct sockaddr *)&peer, &plen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c = NULL;
+		uint32_t slot;
+
+		if (fd < 0)
+			return;
+		for (slot = 0; slot < p->c.tcp_max_conns; slot++) {
+			if (!p->conns[slot] || !p->conns[slot]->used)
+				break;
+		}
+		if (slot == p->c.tcp_max_conns) {
+			/* Over the limit: accepted and closed at once, so the client learns now. */
+			p->st.tcp_rejected++;
+			close(fd);
+			continue;
+		}
+		if (!p->conns[slot]) {
+			p->conns[slot] = calloc(1, sizeof(*c));
+			if (!p->conns[slot]) {
+				close(fd);
+				continue;
+			}
+		}
+		c = p->conns[slot];
+		c->it.kind = K_CONN;
+		c->fd = fd;
+		c->slot = slot;
+		c->used = true;
+		c->eof = c->draining = false;
+		c->inflight = c->total = c->rlen = 0;
+		c->last_active = now;
+		c->events = EPOLLIN;
+		if (ep_add(p, fd, EPOLLIN, &c->it) < 0) {
+			close(fd);
+			c->used = false;
+			continue;
+		}
+		p->nconns++;
+		p->st.tcp_connections++;
+	}
+}
+
+static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now_rt)
+{
+	while (c->used && !c->eof && !c->draining && !p->stopping &&
+	       c->inflight < p->c.tcp_max_inflight) {
+		ssize_t n;
+		uint16_t flen;
+
+		/* Whole frames first: a frame already buffered needs no read. */
+		if (c->rlen >= 2) {
+			flen = dnswire_get16(c->rbuf);
+			if (flen > DNSWIRE_MAX_QUERY) {
+				/* Cannot be buffered or trusted: one event, and the stream ends. */
+				handle_message(p, DNSP_TCP, NULL, &(struct sockaddr_storage){ 0 },
+					       0, c->rbuf, 0, now, now_rt);
+				conn_close(p, c);
+				return;
+			}
+			if (c->rlen >= 2u + flen) {
+				struct sockaddr_storage peer;
+				socklen_t plen = sizeof(peer);
+
+				getpeername(c->fd, (struct sockaddr *)&peer, &plen);
+				c->total++;
+				handle_message(p, DNSP_TCP, c, &peer, plen, c->rbuf + 2, flen, now,
+					       now_rt);
+				if (!c->used)
+					return;
+				memmove(c->rbuf, c->rbuf + 2 + flen, c->rlen - 2u - flen);
+				c->rlen -= 2u + flen;
+				if (c->total >= p->c.tcp_max_queries)
+					c->draining = true;
+				continue;
+			}
+		}
+		n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			c->eof = true;
+			break;
+		}
+		if (n == 0) {
+			c->eof = true; /* half-close: answer what was asked, then close */
+			break;
+		}
+		c->rlen += (uint32_t)n;
+		c->last_active = now;
+	}
+	if (c->used)
+		conn_update(p, c);
+}
+
+static void conn_event(struct dnsp *p, struct conn *c, uint32_t events, uint64_t now,
+		       uint64_t now_rt)
+{
+	if (events & EPOLLOUT) {
+		conn_flush(p, c);
+		c->last_active = now;
+	}
+	if (c->used && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		conn_read(p, c, now, now_rt);
+	else if (c->used)
+		conn_update(p, c);
+}
+
+static void idle_check(struct dnsp *p, uint64_t now)
+{
+	uint64_t idle = ms_to_ns(p->c.tcp_idle_ms);
+
+	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
+		struct conn *c = p->conns[i];
+
+		if (c && c->used && c->inflight == 0 && c->woff == c->wlen &&
+		    now - c->last_active >= idle) {
+			p->st.tcp_idle_closed++;
+			conn_close(p, c);
+		}
+	}
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+static int make_listener(const struct dnsp_config *c, int type)
+{
+	int fd = socket(c->listen.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	if (c->listen.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (type == SOCK_STREAM)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&c->listen, c->listen_len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 128) < 0)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
+{
+	struct dnsp *p;
+	int err = 0;
+
+	*ret_tcp_err = 0;
+	if (!c->timeout_ms || !c->tcp_max_conns || !c->tcp_max_inflight || !c->max_inflight ||
+	    !c->tcp_max_queries || !c->upstream_len)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->c = *c;
+	p->udp_fd = p->tcp_fd = p->waker = -1;
+	p->ep = epoll_create1(EPOLL_CLOEXEC);
+	p->conns = calloc(c->tcp_max_conns, sizeof(*p->conns));
+	if (p->ep < 0 || !p->conns) {
+		err = p->ep < 0 ? -errno : -ENOMEM;
+		goto fail;
+	}
+
+	if (c->udp_fd >= 0) {
+		p->udp_fd = c->udp_fd;
+		err = set_nonblock(p->udp_fd);
+		p->c.listen_len = sizeof(p->c.listen);
+		if (!err &&
+		    getsockname(p->udp_fd, (struct sockaddr *)&p->c.listen, &p->c.listen_len) < 0)
+			err = -errno;
+	} else {
+		p->udp_fd = make_listener(c, SOCK_DGRAM);
+		err = p->udp_fd < 0 ? p->udp_fd : 0;
+	}
+	if (err)
+		goto fail;
+
+	if (c->tcp_fd >= 0) {
+		p->tcp_fd = c->tcp_fd;
+		*ret_tcp_err = set_nonblock(p->tcp_fd);
+	} else if (c->udp_fd < 0) {
+		p->tcp_fd = make_listener(&p->c, SOCK_STREAM);
+		if (p->tcp_fd < 0) {
+			*ret_tcp_err = p->tcp_fd; /* UDP only: degraded, not refused */
+			p->tcp_fd = -1;
+		}
+	} else {
+		*ret_tcp_err = -EBADF; /* inherited UDP without a TCP socket */
+	}
+
+	p->waker = socket(p->c.listen.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	p->udp_item.kind = K_UDP_LISTEN;
+	p->tcp_item.kind = K_TCP_LISTEN;
+	p->stop_item.kind = K_STOP;
+	err = ep_add(p, p->udp_fd, EPOLLIN, &p->udp_item);
+	if (!err && p->tcp_fd >= 0)
+		err = ep_add(p, p->tcp_fd, EPOLLIN, &p->tcp_item);
+	if (!err && c->stop_fd >= 0)
+		err = ep_add(p, c->stop_fd, EPOLLIN, &p->stop_item);
+	if (err)
+		goto fail;
+	*ret = p;
+	return 0;
+fail:
+	dnsp_free(p);
+	return err;
+}
+
+void dnsp_free(struct dnsp *p)
+{
+	if (!p)
+		return;
+	while (p->head)
+		query_free(p, p->head);
+	limbo_release(p);
+	while (p->free_list) {
+		struct query *q = p->free_list;
+
+		p->free_list = q->next;
+		free(q);
+	}
+	for (uint32_t i = 0; p->conns && i < p->c.tcp_max_conns; i++) {
+		if (p->conns[i]) {
+			conn_close(p, p->conns[i]);
+			free(p->conns[i]);
+		}
+	}
+	free(p->conns);
+	util_closep(&p->udp_fd);
+	util_closep(&p->tcp_fd);
+	util_closep(&p->waker);
+	util_closep(&p->ep);
+	free(p);
+}
+
+void dnsp_freep(struct dnsp **p)
+{
+	dnsp_free(*p);
+}
+
+bool dnsp_has_tcp(const struct dnsp *p)
+{
+	return p->tcp_fd >= 0;
+}
+
+int dnsp_local_addr(const struct dnsp *p, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	*ret_len = sizeof(*ret);
+	return getsockname(p->udp_fd, (struct sockaddr *)ret, ret_len) < 0 ? -errno : 0;
+}
+
+const struct dnsp_stats *dnsp_get_stats(const struct dnsp *p)
+{
+	return &p->st;
+}
+
+void dnsp_request_stop(struct dnsp *p)
+{
+	__atomic_store_n(&p->stop_flag, true, __ATOMIC_RELEASE);
+	if (p->waker >= 0)
+		(void)sendto(p->waker, "", 0, MSG_DONTWAIT, (const struct sockaddr *)&p->c.listen,
+			     p->c.listen_len);
+}
+
+static void begin_stop(struct dnsp *p, uint64_t now)
+{
+	uint32_t grace = p->c.timeout_ms < GRACE_MAX_MS ? p->c.timeout_ms : GRACE_MAX_MS;
+
+	if (p->stopping)
+		return;
+	p->stopping = true;
+	p->grace_deadline = now + ms_to_ns(grace);
+	/* No new queries from here on; what is in flight still gets its answer. */
+	(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->udp_fd, NULL);
+	if (p->tcp_fd >= 0)
+		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->tcp_fd, NULL);
+	if (p->c.stop_fd >= 0)
+		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->c.stop_fd, NULL);
+	for (struct query *q = p->head; q; q = q->next)
+		q->in_shutdown = true;
+	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
+		if (p->conns[i] && p->conns[i]->used)
+			conn_update(p, p->conns[i]);
+	}
+}
+
+static bool conns_flushed(const struct dnsp *p)
+{
+	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
+		const struct conn *c = p->conns[i];
+
+		if (c && c->used && c->woff < c->wlen)
+			return false;
+	}
+	return true;
+}
+
+static int next_timeout_ms(const struct dnsp *p, uint64_t now)
+{
+	uint64_t until = UINT64_MAX;
+
+	if (p->head)
+		until = p->head->deadline;
+	if (p->stopping && p->grace_deadline < until)
+		until = p->grace_deadline;
+	if (p->nconns && p->next_idle_check < until)
+		until = p->next_idle_check;
+	if (until == UINT64_MAX)
+		return -1;
+	if (until <= now)
+		return 0;
+	return (int)((until - now + 999999) / 1000000);
+}
+
+int dnsp_run(struct dnsp *p)
+{
+	struct epoll_event evs[EP_BATCH];
+
+	for (;;) {
+		uint64_t now = util_now_monotonic_ns(), now_rt;
+		int n = epoll_wait(p->ep, evs, EP_BATCH, next_timeout_ms(p, now));
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		now = util_now_monotonic_ns();
+		now_rt = util_now_realtime_ns();
+		for (int i = 0; i < n; i++) {
+			struct item *it = evs[i].data.ptr;
+
+			switch (it->kind) {
+			case K_UDP_LISTEN:
+				udp_readable(p);
+				break;
+			case K_TCP_LISTEN:
+				tcp_accept(p, now);
+				break;
+			case K_STOP:
+				begin_stop(p, now);
+				break;
+			case K_UP_UDP:
+				/* Finished earlier in this batch: ufd is -1, nothing to do. */
+				if (((struct query *)it)->ufd >= 0)
+					upstream_udp_readable(p, (struct query *)it);
+				break;
+			case K_UP_TCP:
+				if (((struct query *)it)->ufd >= 0)
+					upstream_tcp_event(p, (struct query *)it, evs[i].events);
+				break;
+			case K_CONN:
+				if (((struct conn *)it)->used)
+					conn_event(p, (struct conn *)it, evs[i].events, now,
+						   now_rt);
+				break;
+			}
+		}
+		limbo_release(p);
+		if (__atomic_load_n(&p->stop_flag, __ATOMIC_ACQUIRE))
+			begin_stop(p, now);
+
+		now = util_now_monotonic_ns();
+		while (p->head && p->head->deadline <= now)
+			query_fail(p, p->head,
+				   p->head->mismatches ? DNSP_UPSTREAM_MISMATCH
+						       : DNSP_UPSTREAM_TIMEOUT);
+		if (p->nconns && now >= p->next_idle_check) {
+			idle_check(p, now);
+			p->next_idle_check = now + IDLE_CHECK_NS;
+		}
+		if (p->stopping && now >= p->grace_deadline) {
+			while (p->head) {
+				p->st.abandoned_in_shutdown++;
+				query_fail(p, p->head, DNSP_UPSTREAM_TIMEOUT);
+			}
+		}
+		tx_flush(p);
+		if (p->c.on_batch)
+			p->c.on_batch(p->c.ctx);
+		if (p->stopping && !p->head && (conns_flushed(p) || now >= p->grace_deadline))
+			return 0;
+	}
+}

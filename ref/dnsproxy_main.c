@@ -1,0 +1,689 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * cellref dns-proxy (SPEC.md chapter 8).
+ *
+ *   main thread                          proxy thread (inside --netns)
+ *   args, sink, queue, no_new_privs ---> setns, bind UDP+TCP (or adopt --udp-fd/--tcp-fd)
+ *   blocks TERM/INT, joins               drop to --user, started event, ready byte
+ *                                        epoll loop: queries -> results -> event queue
+ *   writer thread                        stop: answer in-flight, stats event
+ *   queue -> write(2) of whole lines
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+
+#include "cellref.h"
+#include "dnsp.h"
+#include "dnspol.h"
+#include "dnswire.h"
+#include "evt.h"
+#include "evtq.h"
+#include "jw.h"
+#include "netcfg.h"
+#include "util.h"
+
+#define SOURCE "/cellref/dns-proxy"
+
+struct proxy {
+	/* options */
+	const char *listen_text;
+	const char *upstream_text;
+	const char *netns_path;
+	const char *events_path;
+	const char *cell_id;
+	const char *resolver_id;
+	char run_id[EVT_ID_LEN];
+	int ready_fd;
+	uid_t uid;
+	gid_t gid;
+	size_t queue_bytes;
+	struct dnsp_config cfg;
+
+	/* state */
+	int netns_fd;
+	int exit_code;
+	uint64_t started_mono;
+	struct evt_sink *sink;
+	struct evtq *q;
+	struct dnspol *pol;
+	struct jw data;
+	struct jw line;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: cellref dns-proxy --listen IP:PORT --upstream IP:PORT --events PATH|-\n"
+	      "         [--netns PATH] [--allow SUFFIX]... [--timeout-ms N] [--ready-fd N]\n"
+	      "         [--cell-id ID] [--run-id ID] [--resolver-id ID] [--udp-fd N --tcp-fd M]\n"
+	      "         [--user UID:GID] [--tcp-idle-ms N] [--tcp-max-conns N]\n"
+	      "         [--tcp-max-queries N] [--tcp-max-inflight N] [--max-inflight N]\n"
+	      "         [--event-queue-bytes N]\n"
+	      "Forwards DNS over UDP and TCP from inside the netns at PATH to one upstream and writes\n"
+	      "one dns_query event per query until SIGTERM or SIGINT. See SPEC.md chapter 8.\n",
+	      f);
+}
+
+__attribute__((format(printf, 3, 4))) static void report(const char *object, int err,
+							 const char *fmt, ...)
+{
+	char extra[512] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(extra, sizeof(extra), fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "cellref: dns-proxy: %s: %s: %s%s%s\n", object, util_errno_name(err),
+		strerror(err < 0 ? -err : err), extra[0] ? ": " : "", extra);
+}
+
+/* "10.0.0.1:53" or "[fd00::1]:53". */
+static int parse_addr(const char *text, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	unsigned long long port;
+	size_t hl;
+
+	memset(ret, 0, sizeof(*ret));
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(end - text - 1);
+		colon = end + 1;
+		text++;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - text);
+	}
+	if (hl == 0 || hl >= sizeof(host) || util_parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ret)->sin_addr) == 1) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ret;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*ret_len = sizeof(*a);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ret)->sin6_addr) == 1) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ret;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*ret_len = sizeof(*a);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Address and port of a socket address, as text and number; false for no address. */
+static bool addr_text(const struct sockaddr *sa, socklen_t len, char buf[INET6_ADDRSTRLEN],
+		      uint16_t *port)
+{
+	if (len >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+
+		*port = ntohs(a->sin_port);
+		return inet_ntop(AF_INET, &a->sin_addr, buf, INET6_ADDRSTRLEN) != NULL;
+	}
+	if (len >= sizeof(struct sockaddr_in6) && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+
+		*port = ntohs(a->sin6_port);
+		return inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN) != NULL;
+	}
+	return false;
+}
+
+static void meta_ids(struct proxy *x, struct jw *w)
+{
+	jw_kv_str(w, "schemaVersion", "1.0.0");
+	jw_kv_str(w, "cellId", x->cell_id);
+	jw_kv_str(w, "runId", x->run_id);
+}
+
+static void kv_time(struct jw *w, const char *key, uint64_t realtime_ns)
+{
+	char t[EVT_TIME_LEN];
+
+	jw_kv_str(w, key, evt_format_time(realtime_ns, t));
+}
+
+/* Format the event whose data is in x->data and queue it; never blocks. */
+static void queue_event(struct proxy *x, const char *type)
+{
+	jw_reset(&x->line);
+	if (!jw_error(&x->data) && evt_format(x->sink, type, jw_text(&x->data), &x->line) == 0)
+		(void)evtq_push(x->q, jw_text(&x->line), x->line.len);
+	jw_reset(&x->data);
+}
+
+static void on_result(void *ctx, const struct dnsp_result *r)
+{
+	struct proxy *x = ctx;
+	struct jw *w = &x->data;
+	char qid[EVT_ID_LEN], addr[INET6_ADDRSTRLEN], name[DNSWIRE_NAME_TEXT];
+	uint16_t port;
+
+	evt_sink_new_id(x->sink, qid);
+	jw_obj_open(w);
+	meta_ids(x, w);
+	jw_kv_str(w, "queryId", qid);
+	jw_kv_str(w, "transport", r->transport == DNSP_TCP ? "tcp" : "udp");
+	if (r->client && addr_text(r->client, r->client_len, addr, &port)) {
+		jw_kv_str(w, "clientAddr", addr);
+		jw_kv_u64(w, "clientPort", port);
+	}
+	if (r->qname) {
+		dnswire_name_text(r->qname, r->qname_len, name, sizeof(name));
+		jw_kv_str(w, "qname", name);
+		jw_kv_u64(w, "qtype", r->qtype);
+		jw_kv_u64(w, "qclass", r->qclass);
+	}
+	jw_kv_str(w, "decision",
+		  r->reason == DNSP_FORWARDED	       ? "allow"
+		  : r->reason == DNSP_DENIED_BY_POLICY ? "deny"
+						       : "unknown");
+	jw_kv_str(w, "reasonCode", dnsp_reason_name(r->reason));
+	if (r->rcode >= 0)
+		jw_kv_u64(w, "rcode", (uint64_t)r->rcode);
+	jw_kv_str(w, "upstreamResolverId", x->resolver_id);
+	jw_kv_u64(w, "latencyUs", r->latency_ns / 1000);
+	if (r->mismatches)
+		jw_kv_u64(w, "upstreamMismatchCount", r->mismatches);
+	kv_time(w, "observedAt", r->recv_realtime_ns);
+	jw_obj_close(w);
+	queue_event(x, "dns_query");
+}
+
+static void on_batch(void *ctx)
+{
+	struct proxy *x = ctx;
+
+	evtq_kick(x->q);
+}
+
+static int fail(struct proxy *x, const char *stage, const char *object, int err, int code,
+		const char *detail)
+{
+	report(object, err, "%s", detail ? detail : "");
+	jw_obj_open(&x->data);
+	meta_ids(x, &x->data);
+	jw_kv_str(&x->data, "stage", stage);
+	jw_kv_i64(&x->data, "errno", err < 0 ? -err : err);
+	jw_kv_str(&x->data, "errnoName", util_errno_name(err));
+	jw_kv_str(&x->data, "message", detail && *detail ? detail : strerror(err < 0 ? -err : err));
+	kv_time(&x->data, "observedAt", util_now_realtime_ns());
+	jw_obj_close(&x->data);
+	queue_event(x, "dns_proxy_failed");
+	evtq_flush(x->q);
+	return code;
+}
+
+static void emit_degraded(struct proxy *x, int err)
+{
+	struct jw *w = &x->data;
+	char msg[160];
+
+	report("tcp listener", err, "serving UDP only");
+	snprintf(msg, sizeof(msg), "TCP listener unavailable, serving UDP only: %s",
+		 strerror(-err));
+	jw_obj_open(w);
+	meta_ids(x, w);
+	jw_kv_str(w, "reasonCode", "tcp_unavailable");
+	jw_kv_i64(w, "errno", -err);
+	jw_kv_str(w, "errnoName", util_errno_name(err));
+	jw_kv_str(w, "message", msg);
+	kv_time(w, "observedAt", util_now_realtime_ns());
+	jw_obj_close(w);
+	queue_event(x, "dns_proxy_degraded");
+}
+
+static void emit_started(struct proxy *x, struct dnsp *p)
+{
+	struct jw *w = &x->data;
+	struct sockaddr_storage la;
+	socklen_t ll;
+	char addr[INET6_ADDRSTRLEN], listen[INET6_ADDRSTRLEN + 8];
+	uint16_t port = 0;
+	const char *s;
+
+	listen[0] = '\0';
+	if (dnsp_local_addr(p, &la, &ll) == 0 && addr_text((struct sockaddr *)&la, ll, addr, &port))
+		snprintf(listen, sizeof(listen), la.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+			 addr, port);
+	jw_obj_open(w);
+	meta_ids(x, w);
+	jw_kv_str(w, "listen", listen);
+	jw_key(w, "transports");
+	jw_arr_open(w);
+	jw_str(w, "udp");
+	if (dnsp_has_tcp(p))
+		jw_str(w, "tcp");
+	jw_arr_close(w);
+	jw_kv_str(w, "upstream", x->upstream_text);
+	jw_kv_str(w, "upstreamResolverId", x->resolver_id);
+	jw_key(w, "allowlist");
+	jw_arr_open(w);
+	for (size_t i = 0; (s = dnspol_suffix(x->pol, i)); i++)
+		jw_str(w, s);
+	jw_arr_close(w);
+	jw_kv_u64(w, "timeoutMs", x->cfg.timeout_ms);
+	kv_time(w, "observedAt", util_now_realtime_ns());
+	jw_obj_close(w);
+	queue_event(x, "dns_proxy_started");
+}
+
+static void emit_stats(struct proxy *x, const struct dnsp_stats *st)
+{
+	struct jw *w = &x->data;
+
+	jw_obj_open(w);
+	meta_ids(x, w);
+	jw_kv_u64(w, "queries", st->queries);
+	jw_kv_u64(w, "udpQueries", st->udp_queries);
+	jw_kv_u64(w, "tcpQueries", st->tcp_queries);
+	jw_kv_u64(w, "forwarded", st->by_reason[DNSP_FORWARDED]);
+	jw_kv_u64(w, "deniedByPolicy", st->by_reason[DNSP_DENIED_BY_POLICY]);
+	jw_kv_u64(w, "malformed", st->by_reason[DNSP_MALFORMED_QUERY]);
+	jw_kv_u64(w, "unsupportedOpcode", st->by_reason[DNSP_UNSUPPORTED_OPCODE]);
+	jw_kv_u64(w, "upstreamTimeout", st->by_reason[DNSP_UPSTREAM_TIMEOUT]);
+	jw_kv_u64(w, "upstreamFailure", st->by_reason[DNSP_UPSTREAM_FAILURE]);
+	jw_kv_u64(w, "upstreamMismatch", st->upstream_mismatch);
+	jw_kv_u64(w, "overloaded", st->by_reason[DNSP_OVERLOADED]);
+	jw_kv_u64(w, "answeredInShutdown", st->answered_in_shutdown);
+	jw_kv_u64(w, "abandonedInShutdown", st->abandoned_in_shutdown);
+	jw_kv_u64(w, "tcpConnections", st->tcp_connections);
+	jw_kv_u64(w, "tcpRejected", st->tcp_rejected);
+	jw_kv_u64(w, "tcpIdleClosed", st->tcp_idle_closed);
+	jw_kv_u64(w, "tcpOverflow", st->tcp_overflow);
+	/* Everything dropped before this event; the writer is drained first. */
+	evtq_flush(x->q);
+	jw_kv_u64(w, "eventsDropped", evtq_dropped(x->q));
+	jw_kv_u64(w, "durationMs", (util_now_monotonic_ns() - x->started_mono) / 1000000);
+	kv_time(w, "observedAt", util_now_realtime_ns());
+	jw_obj_close(w);
+	queue_event(x, "dns_proxy_stats");
+	evtq_flush(x->q);
+}
+
+/* After binding: no way back to privileges (SPEC DNS placement). */
+static int drop_privileges(struct proxy *x)
+{
+	if (geteuid() != 0)
+		return 0; /* nothing to give up but what no_new_privs already pinned */
+	if (setgroups(0, NULL) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
+	    setresuid(x->uid, x->uid, x->uid) < 0)
+		return -errno;
+	/* With every uid non-zero the kernel cleared all capability sets, in every thread. */
+	return 0;
+}
+
+static void *proxy_thread(void *arg)
+{
+	struct proxy *x = arg;
+	_cleanup_(dnsp_freep) struct dnsp *p = NULL;
+	int err, tcp_err;
+
+	if (x->netns_fd >= 0) {
+		err = netcfg_enter_netns(x->netns_fd);
+		if (err) {
+			x->exit_code =
+				fail(x, "netns", x->netns_path, err,
+				     err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_NO_NETNS,
+				     err == -EINVAL ? "not a network namespace" : NULL);
+			return NULL;
+		}
+	}
+	err = dnsp_new(&x->cfg, &p, &tcp_err);
+	if (err) {
+		int code = err == -EACCES || err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_BIND;
+
+		x->exit_code = fail(x, "bind", x->listen_text ? x->listen_text : "--udp-fd", err,
+				    code, "cannot listen");
+		return NULL;
+	}
+	err = drop_privileges(x);
+	if (err) {
+		x->exit_code = fail(x, "privileges", "setresuid", err, CELLREF_EXIT_FAILURE,
+				    "cannot drop privileges");
+		return NULL;
+	}
+	if (tcp_err)
+		emit_degraded(x, tcp_err);
+	emit_started(x, p);
+	evtq_flush(x->q);
+	if (x->ready_fd >= 0) {
+		(void)util_write_all(x->ready_fd, "R", 1);
+		util_closep(&x->ready_fd);
+	}
+
+	err = dnsp_run(p);
+	if (err)
+		report("event loop", err, "stopped");
+	emit_stats(x, dnsp_get_stats(p));
+	x->exit_code = err ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_OK;
+	return NULL;
+}
+
+static int parse_num(const char *opt, const char *v, unsigned long long min, unsigned long long max,
+		     unsigned long long *ret)
+{
+	if (util_parse_u64(v, min, max, ret) < 0) {
+		fprintf(stderr, "cellref: dns-proxy: %s '%s': expected an integer in %llu..%llu\n",
+			opt, v, min, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_u32_opt(const char *opt, const char *v, unsigned long long min,
+			 unsigned long long max, uint32_t *ret)
+{
+	unsigned long long x;
+
+	if (parse_num(opt, v, min, max, &x) < 0)
+		return -EINVAL;
+	*ret = (uint32_t)x;
+	return 0;
+}
+
+static int parse_args(struct proxy *x, int argc, char **argv)
+{
+	enum {
+		O_LISTEN = 256,
+		O_UPSTREAM,
+		O_NETNS,
+		O_ALLOW,
+		O_TIMEOUT,
+		O_EVENTS,
+		O_READY,
+		O_CELL,
+		O_RUN,
+		O_RESOLVER,
+		O_UDPFD,
+		O_TCPFD,
+		O_USER,
+		O_IDLE,
+		O_MAXCONNS,
+		O_MAXQ,
+		O_TCPINFL,
+		O_INFL,
+		O_QUEUE,
+	};
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "upstream", required_argument, NULL, O_UPSTREAM },
+		{ "netns", required_argument, NULL, O_NETNS },
+		{ "allow", required_argument, NULL, O_ALLOW },
+		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
+		{ "events", required_argument, NULL, O_EVENTS },
+		{ "ready-fd", required_argument, NULL, O_READY },
+		{ "cell-id", required_argument, NULL, O_CELL },
+		{ "run-id", required_argument, NULL, O_RUN },
+		{ "resolver-id", required_argument, NULL, O_RESOLVER },
+		{ "udp-fd", required_argument, NULL, O_UDPFD },
+		{ "tcp-fd", required_argument, NULL, O_TCPFD },
+		{ "user", required_argument, NULL, O_USER },
+		{ "tcp-idle-ms", required_argument, NULL, O_IDLE },
+		{ "tcp-max-conns", required_argument, NULL, O_MAXCONNS },
+		{ "tcp-max-queries", required_argument, NULL, O_MAXQ },
+		{ "tcp-max-inflight", required_argument, NULL, O_TCPINFL },
+		{ "max-inflight", required_argument, NULL, O_INFL },
+		{ "event-queue-bytes", required_argument, NULL, O_QUEUE },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	unsigned long long v, g;
+	char *colon;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		err = 0;
+		switch (c) {
+		case O_LISTEN:
+			x->listen_text = optarg;
+			err = parse_addr(optarg, &x->cfg.listen, &x->cfg.listen_len);
+			if (err)
+				fprintf(stderr, "cellref: dns-proxy: --listen '%s': not IP:PORT\n",
+					optarg);
+			break;
+		case O_UPSTREAM:
+			x->upstream_text = optarg;
+			err = parse_addr(optarg, &x->cfg.upstream, &x->cfg.upstream_len);
+			if (err)
+				fprintf(stderr,
+					"cellref: dns-proxy: --upstream '%s': not IP:PORT\n",
+					optarg);
+			break;
+		case O_NETNS:
+			x->netns_path = optarg;
+			break;
+		case O_ALLOW:
+			err = dnspol_allow(x->pol, optarg);
+			if (err)
+				fprintf(stderr, "cellref: dns-proxy: --allow '%s': not a name\n",
+					optarg);
+			break;
+		case O_TIMEOUT:
+			err = parse_u32_opt("--timeout-ms", optarg, 1, 60000, &x->cfg.timeout_ms);
+			break;
+		case O_EVENTS:
+			x->events_path = optarg;
+			break;
+		case O_READY:
+			err = parse_num("--ready-fd", optarg, 0, 1u << 20, &v);
+			x->ready_fd = (int)v;
+			break;
+		case O_CELL:
+			x->cell_id = optarg;
+			break;
+		case O_RUN:
+			if (!*optarg || strlen(optarg) >= sizeof(x->run_id)) {
+				fprintf(stderr, "cellref: dns-proxy: --run-id: 1 to %zu bytes\n",
+					sizeof(x->run_id) - 1);
+				err = -EINVAL;
+			} else {
+				snprintf(x->run_id, sizeof(x->run_id), "%s", optarg);
+			}
+			break;
+		case O_RESOLVER:
+			x->resolver_id = optarg;
+			break;
+		case O_UDPFD:
+			err = parse_num("--udp-fd", optarg, 0, 1u << 20, &v);
+			x->cfg.udp_fd = (int)v;
+			break;
+		case O_TCPFD:
+			err = parse_num("--tcp-fd", optarg, 0, 1u << 20, &v);
+			x->cfg.tcp_fd = (int)v;
+			break;
+		case O_USER:
+			colon = strchr(optarg, ':');
+			if (!colon) {
+				err = -EINVAL;
+			} else {
+				*colon = '\0';
+				err = parse_num("--user", optarg, 1, 0xFFFFFFFEu, &v);
+				err = err ?: parse_num("--user", colon + 1, 1, 0xFFFFFFFEu, &g);
+				*colon = ':';
+				x->uid = (uid_t)v;
+				x->gid = (gid_t)g;
+			}
+			if (err)
+				fprintf(stderr,
+					"cellref: dns-proxy: --user '%s': expected UID:GID, "
+					"not root\n",
+					optarg);
+			break;
+		case O_IDLE:
+			err = parse_u32_opt("--tcp-idle-ms", optarg, 1, 3600000,
+					    &x->cfg.tcp_idle_ms);
+			break;
+		case O_MAXCONNS:
+			err = parse_u32_opt("--tcp-max-conns", optarg, 1, 65536,
+					    &x->cfg.tcp_max_conns);
+			break;
+		case O_MAXQ:
+			err = parse_u32_opt("--tcp-max-queries", optarg, 1, 1u << 30,
+					    &x->cfg.tcp_max_queries);
+			break;
+		case O_TCPINFL:
+			err = parse_u32_opt("--tcp-max-inflight", optarg, 1, 65535,
+					    &x->cfg.tcp_max_inflight);
+			break;
+		case O_INFL:
+			err = parse_u32_opt("--max-inflight", optarg, 1, 1u << 20,
+					    &x->cfg.max_inflight);
+			break;
+		case O_QUEUE:
+			err = parse_num("--event-queue-bytes", optarg, 65536, 1u << 30, &v);
+			x->queue_bytes = (size_t)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(CELLREF_EXIT_OK);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (err)
+			return -EINVAL;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "cellref: dns-proxy: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!x->upstream_text || !x->events_path || (!x->listen_text && x->cfg.udp_fd < 0)) {
+		fprintf(stderr, "cellref: dns-proxy: --upstream, --events and --listen (or "
+				"--udp-fd) are required\n");
+		return -EINVAL;
+	}
+	if (x->cfg.tcp_fd >= 0 && x->cfg.udp_fd < 0) {
+		fprintf(stderr, "cellref: dns-proxy: --tcp-fd needs --udp-fd\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cellref_dnsproxy_main(int argc, char **argv)
+{
+	_cleanup_(evt_sink_freep) struct evt_sink *sink = NULL;
+	_cleanup_(dnspol_freep) struct dnspol *pol = NULL;
+	_cleanup_close_ int netns_fd = -1, sig_fd = -1;
+	struct proxy x = {
+		.cell_id = "unspecified",
+		.ready_fd = -1,
+		.netns_fd = -1,
+		.uid = 65534,
+		.gid = 65534,
+		.queue_bytes = 4u << 20,
+		.cfg = {
+			.udp_fd = -1,
+			.tcp_fd = -1,
+			.timeout_ms = 2000,
+			.tcp_idle_ms = 10000,
+			.tcp_max_conns = 256,
+			.tcp_max_queries = 1000,
+			.tcp_max_inflight = 64,
+			.max_inflight = 8192,
+			.stop_fd = -1,
+			.on_result = on_result,
+			.on_batch = on_batch,
+		},
+	};
+	pthread_t tid;
+	sigset_t mask;
+	int err;
+
+	/* Blocked before any thread exists, so only the signalfd ever sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+	if (dnspol_new(&pol) < 0)
+		return CELLREF_EXIT_FAILURE;
+	x.pol = pol;
+	if (parse_args(&x, argc, argv) < 0)
+		return CELLREF_EXIT_USAGE;
+	x.cfg.policy = pol;
+	x.cfg.ctx = &x;
+	if (!x.resolver_id)
+		x.resolver_id = x.upstream_text;
+
+	/* Inherited by every thread made from here on; setns and bind do not need it off. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		report("no_new_privs", -errno, NULL);
+		return CELLREF_EXIT_FAILURE;
+	}
+
+	err = evt_sink_open_path(x.events_path, SOURCE, &sink);
+	if (err) {
+		report(x.events_path, err, "cannot open the event sink");
+		return CELLREF_EXIT_FAILURE;
+	}
+	x.sink = sink;
+	if (!x.run_id[0])
+		evt_sink_new_id(sink, x.run_id);
+	jw_init(&x.data);
+	jw_init(&x.line);
+	err = evtq_new(evt_sink_fd(sink), x.queue_bytes, &x.q);
+	if (err || jw_error(&x.data) || jw_error(&x.line)) {
+		report("event queue", err ?: -ENOMEM, NULL);
+		jw_free(&x.data);
+		jw_free(&x.line);
+		return CELLREF_EXIT_FAILURE;
+	}
+
+	if (x.ready_fd >= 0 && fcntl(x.ready_fd, F_GETFD) < 0)
+		err = fail(&x, "unknown", "--ready-fd", -errno, CELLREF_EXIT_USAGE,
+			   "not an open file descriptor");
+	else if (x.netns_path && (netns_fd = open(x.netns_path, O_RDONLY | O_CLOEXEC)) < 0)
+		err = fail(&x, "netns", x.netns_path, -errno,
+			   errno == EACCES || errno == EPERM ? CELLREF_EXIT_PERM
+							     : CELLREF_EXIT_NO_NETNS,
+			   NULL);
+	if (err)
+		goto out;
+	x.netns_fd = netns_fd;
+
+	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0) {
+		err = fail(&x, "unknown", "signalfd", -errno, CELLREF_EXIT_FAILURE, NULL);
+		goto out;
+	}
+	x.cfg.stop_fd = sig_fd;
+
+	x.started_mono = util_now_monotonic_ns();
+	err = pthread_create(&tid, NULL, proxy_thread, &x);
+	if (err) {
+		err = fail(&x, "unknown", "proxy thread", -err, CELLREF_EXIT_FAILURE, NULL);
+		goto out;
+	}
+	pthread_join(tid, NULL);
+	err = x.exit_code;
+out:
+	evtq_free(x.q);
+	jw_free(&x.data);
+	jw_free(&x.line);
+	return err;
+}
