@@ -21,12 +21,13 @@
 #define IDLE_CHECK_NS (250ULL * 1000000ULL)
 #define GRACE_MAX_MS  1000u
 #define REPLY_MAX     65535u
+#define REPLY_BATCH   16
 
 enum kind {
 	K_UDP_LISTEN,
 	K_TCP_LISTEN,
 	K_STOP,
-	K_UP_UDP,
+	K_UP_POOL,
 	K_UP_TCP,
 	K_CONN,
 };
@@ -41,11 +42,28 @@ enum up_tcp_state {
 	UP_READING,
 };
 
+/*
+ * An upstream UDP socket on a port drawn from getrandom(2). Each carries at most
+ * queries_per_port queries, then it is retired (closed once its last reply is in) and its slot
+ * gets a new socket on a new random port: RFC 5452 port randomisation without paying for a
+ * socket per query (queries_per_port 1 gives exactly that).
+ */
+struct upsock {
+	struct item it;
+	int fd;
+	uint32_t id; /* unique for the proxy's life: part of the in-flight key */
+	uint32_t uses;
+	uint32_t inflight;
+	bool retired;
+	struct upsock *next_dead;
+};
+
 /* One query in flight upstream. */
 struct query {
 	struct item it;
 	struct query *next, *prev; /* deadline order (same timeout for all: FIFO), or free list */
-	int ufd;
+	struct upsock *us;	   /* UDP: the pool socket it went out on */
+	int ufd;		   /* TCP: its own connection */
 	enum dnsp_transport transport;
 	bool in_shutdown;
 	uint32_t conn_slot;
@@ -110,6 +128,22 @@ struct dnsp {
 
 	struct conn **conns;
 	uint32_t nconns;
+
+	struct upsock **pool;
+	struct upsock *dead_socks; /* closed this batch, freed after it */
+	uint32_t next_sock_id;
+	/* in flight over UDP, by (socket id, txid): open addressing, backward-shift delete */
+	struct qslot {
+		uint64_t key;
+		struct query *q;
+	} * map;
+	uint32_t map_mask;
+
+	/* replies from upstream */
+	struct mmsghdr rep[REPLY_BATCH];
+	struct iovec rep_iov[REPLY_BATCH];
+	struct sockaddr_storage rep_addr[REPLY_BATCH];
+	uint8_t rep_buf[REPLY_BATCH][REPLY_MAX + 1];
 
 	/* receive batch */
 	struct mmsghdr rx[RX_BATCH];
@@ -371,10 +405,76 @@ static struct query *query_alloc(struct dnsp *p)
 	return q;
 }
 
+static uint64_t map_key(const struct upsock *us, uint16_t txid)
+{
+	return (uint64_t)us->id << 16 | txid;
+}
+
+static uint32_t map_home(const struct dnsp *p, uint64_t key)
+{
+	key ^= key >> 29;
+	key *= 0xbf58476d1ce4e5b9ULL;
+	key ^= key >> 32;
+	return (uint32_t)key & p->map_mask;
+}
+
+static struct query *map_get(const struct dnsp *p, uint64_t key)
+{
+	for (uint32_t i = map_home(p, key);; i = (i + 1) & p->map_mask) {
+		if (!p->map[i].q)
+			return NULL;
+		if (p->map[i].key == key)
+			return p->map[i].q;
+	}
+}
+
+static void map_put(struct dnsp *p, uint64_t key, struct query *q)
+{
+	uint32_t i = map_home(p, key);
+
+	while (p->map[i].q)
+		i = (i + 1) & p->map_mask;
+	p->map[i].key = key;
+	p->map[i].q = q;
+}
+
+static void map_del(struct dnsp *p, uint64_t key)
+{
+	uint32_t i = map_home(p, key), j;
+
+	while (p->map[i].q && p->map[i].key != key)
+		i = (i + 1) & p->map_mask;
+	if (!p->map[i].q)
+		return;
+	/* Shift later members of the run back so no lookup stops at the hole. */
+	for (j = (i + 1) & p->map_mask; p->map[j].q; j = (j + 1) & p->map_mask) {
+		uint32_t h = map_home(p, p->map[j].key);
+
+		if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+			p->map[i] = p->map[j];
+			i = j;
+		}
+	}
+	p->map[i].q = NULL;
+}
+
+static void upsock_close(struct dnsp *p, struct upsock *us)
+{
+	util_closep(&us->fd);
+	us->next_dead = p->dead_socks;
+	p->dead_socks = us;
+}
+
 static void query_free(struct dnsp *p, struct query *q)
 {
 	list_remove(p, q);
 	util_closep(&q->ufd); /* closing also removes it from epoll */
+	if (q->us) {
+		map_del(p, map_key(q->us, q->txid));
+		if (--q->us->inflight == 0 && q->us->retired)
+			upsock_close(p, q->us);
+		q->us = NULL;
+	}
 	free(q->tbuf);
 	q->tbuf = NULL;
 	if (q->transport == DNSP_TCP) {
@@ -396,6 +496,12 @@ static void query_free(struct dnsp *p, struct query *q)
 
 static void limbo_release(struct dnsp *p)
 {
+	while (p->dead_socks) {
+		struct upsock *us = p->dead_socks;
+
+		p->dead_socks = us->next_dead;
+		free(us);
+	}
 	while (p->limbo) {
 		struct query *q = p->limbo;
 
@@ -493,9 +599,43 @@ static int upstream_socket(struct dnsp *p, int type)
 	return fd;
 }
 
+static struct upsock *upsock_new(struct dnsp *p)
+{
+	struct upsock *us = calloc(1, sizeof(*us));
+
+	if (!us)
+		return NULL;
+	us->it.kind = K_UP_POOL;
+	us->id = ++p->next_sock_id;
+	us->fd = upstream_socket(p, SOCK_DGRAM);
+	if (us->fd < 0 || ep_add(p, us->fd, EPOLLIN, &us->it) < 0) {
+		util_closep(&us->fd);
+		free(us);
+		return NULL;
+	}
+	return us;
+}
+
+/* A socket chosen at random from the pool, replaced first if it has served its quota. */
+static struct upsock *pool_pick(struct dnsp *p)
+{
+	uint32_t i = rnd_range16(0, (uint16_t)(p->c.upstream_ports - 1));
+	struct upsock *us = p->pool[i];
+
+	if (us && us->uses >= p->c.queries_per_port) {
+		us->retired = true;
+		if (us->inflight == 0)
+			upsock_close(p, us);
+		us = p->pool[i] = NULL;
+	}
+	if (!us)
+		us = p->pool[i] = upsock_new(p);
+	return us;
+}
+
 static void forward(struct dnsp *p, struct query *q)
 {
-	int err;
+	int err = 0;
 
 	q->txid = rnd_u16();
 	dnswire_put16(q->msg + 2, q->txid);
@@ -511,15 +651,23 @@ static void forward(struct dnsp *p, struct query *q)
 	}
 
 	if (q->transport == DNSP_UDP) {
-		q->it.kind = K_UP_UDP;
-		q->ufd = upstream_socket(p, SOCK_DGRAM);
-		err = q->ufd < 0 ? q->ufd : 0;
-		if (err)
-			q->ufd = -1;
-		if (!err && sendto(q->ufd, q->msg + 2, q->qlen, 0,
-				   (const struct sockaddr *)&p->c.upstream, p->c.upstream_len) < 0)
+		struct upsock *us = pool_pick(p);
+
+		if (!us) {
+			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
+		/* A txid not already waiting on this socket, so replies demultiplex. */
+		while (map_get(p, map_key(us, q->txid)))
+			q->txid = rnd_u16();
+		dnswire_put16(q->msg + 2, q->txid);
+		q->us = us;
+		us->uses++;
+		us->inflight++;
+		map_put(p, map_key(us, q->txid), q);
+		if (sendto(us->fd, q->msg + 2, q->qlen, 0, (const struct sockaddr *)&p->c.upstream,
+			   p->c.upstream_len) < 0)
 			err = -errno;
-		err = err ?: ep_add(p, q->ufd, EPOLLIN, &q->it);
 	} else {
 		/* Queries that came over TCP go upstream over TCP (they may need the size). */
 		q->it.kind = K_UP_TCP;
@@ -563,30 +711,77 @@ static bool from_upstream(const struct dnsp *p, const struct sockaddr_storage *f
 	}
 }
 
-static void upstream_udp_readable(struct dnsp *p, struct query *q)
+/* ICMP errors queued by IP_RECVERR quote our datagram: its txid names the query. */
+static void pool_errors(struct dnsp *p, struct upsock *us)
 {
 	for (;;) {
-		struct sockaddr_storage from;
-		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(q->ufd, p->scratch, sizeof(p->scratch), MSG_DONTWAIT,
-				     (struct sockaddr *)&from, &flen);
+		uint8_t quoted[DNSWIRE_HDR_LEN], ctrl[512];
+		struct iovec iov = { .iov_base = quoted, .iov_len = sizeof(quoted) };
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = ctrl,
+			.msg_controllen = sizeof(ctrl),
+		};
+		ssize_t n = recvmsg(us->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+		struct query *q;
 
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			/* An ICMP error: unreachable, refused. */
+		if (n < 0)
+			return;
+		if (n < 2)
+			continue;
+		q = map_get(p, map_key(us, dnswire_get16(quoted)));
+		if (q)
 			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+	}
+}
+
+static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
+{
+	if (events & EPOLLERR)
+		pool_errors(p, us);
+	for (int rounds = 0; rounds < 8 && us->fd >= 0; rounds++) {
+		int n;
+
+		for (int i = 0; i < REPLY_BATCH; i++) {
+			p->rep_iov[i] = (struct iovec){ .iov_base = p->rep_buf[i],
+							.iov_len = sizeof(p->rep_buf[i]) };
+			p->rep[i].msg_hdr = (struct msghdr){
+				.msg_name = &p->rep_addr[i],
+				.msg_namelen = sizeof(p->rep_addr[i]),
+				.msg_iov = &p->rep_iov[i],
+				.msg_iovlen = 1,
+			};
+		}
+		n = recvmmsg(us->fd, p->rep, REPLY_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				pool_errors(p, us); /* the pending error was an ICMP one */
 			return;
 		}
-		if (from_upstream(p, &from) &&
-		    dnswire_reply_matches(p->scratch, (size_t)n, q->txid,
-					  q->msg + 2 + DNSWIRE_HDR_LEN, (size_t)q->qname_len + 4)) {
-			relay(p, q, p->scratch, (size_t)n);
-			return;
+		for (int i = 0; i < n; i++) {
+			size_t len = p->rep[i].msg_len;
+			struct query *q =
+				len >= DNSWIRE_HDR_LEN
+					? map_get(p, map_key(us, dnswire_get16(p->rep_buf[i])))
+					: NULL;
+
+			if (q && from_upstream(p, &p->rep_addr[i]) &&
+			    !(p->rep[i].msg_hdr.msg_flags & MSG_TRUNC) &&
+			    dnswire_reply_matches(p->rep_buf[i], len, q->txid,
+						  q->msg + 2 + DNSWIRE_HDR_LEN,
+						  (size_t)q->qname_len + 4)) {
+				relay(p, q, p->rep_buf[i], len);
+				continue;
+			}
+			/* Forged or stray: never relayed; its query keeps waiting for the real one.
+			 */
+			if (q)
+				q->mismatches++;
+			p->st.upstream_mismatch++;
 		}
-		/* Forged or stray: never relayed; keep waiting for the genuine one. */
-		q->mismatches++;
-		p->st.upstream_mismatch++;
+		if (n < REPLY_BATCH)
+			return;
 	}
 }
 
@@ -953,7 +1148,8 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 
 	*ret_tcp_err = 0;
 	if (!c->timeout_ms || !c->tcp_max_conns || !c->tcp_max_inflight || !c->max_inflight ||
-	    !c->tcp_max_queries || !c->upstream_len)
+	    !c->tcp_max_queries || !c->upstream_len || !c->upstream_ports ||
+	    c->upstream_ports > 65535 || !c->queries_per_port)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -962,7 +1158,12 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 	p->udp_fd = p->tcp_fd = p->waker = -1;
 	p->ep = epoll_create1(EPOLL_CLOEXEC);
 	p->conns = calloc(c->tcp_max_conns, sizeof(*p->conns));
-	if (p->ep < 0 || !p->conns) {
+	p->pool = calloc(c->upstream_ports, sizeof(*p->pool));
+	for (p->map_mask = 1024; p->map_mask < 2 * c->max_inflight; p->map_mask *= 2)
+		;
+	p->map = calloc(p->map_mask, sizeof(*p->map));
+	p->map_mask--;
+	if (p->ep < 0 || !p->conns || !p->pool || !p->map) {
 		err = p->ep < 0 ? -errno : -ENOMEM;
 		goto fail;
 	}
@@ -1032,6 +1233,14 @@ void dnsp_free(struct dnsp *p)
 		}
 	}
 	free(p->conns);
+	for (uint32_t i = 0; p->pool && i < p->c.upstream_ports; i++) {
+		if (p->pool[i]) {
+			util_closep(&p->pool[i]->fd);
+			free(p->pool[i]);
+		}
+	}
+	free(p->pool);
+	free(p->map);
 	util_closep(&p->udp_fd);
 	util_closep(&p->tcp_fd);
 	util_closep(&p->waker);
@@ -1143,10 +1352,10 @@ int dnsp_run(struct dnsp *p)
 			case K_STOP:
 				begin_stop(p, now);
 				break;
-			case K_UP_UDP:
-				/* Finished earlier in this batch: ufd is -1, nothing to do. */
-				if (((struct query *)it)->ufd >= 0)
-					upstream_udp_readable(p, (struct query *)it);
+			case K_UP_POOL:
+				/* Closed earlier in this batch: fd is -1, nothing to do. */
+				if (((struct upsock *)it)->fd >= 0)
+					pool_readable(p, (struct upsock *)it, evs[i].events);
 				break;
 			case K_UP_TCP:
 				if (((struct query *)it)->ufd >= 0)

@@ -85,6 +85,8 @@ struct dnsp_config {
 	uint32_t tcp_max_queries;
 	uint32_t tcp_max_inflight;
 	uint32_t max_inflight;
+	uint32_t upstream_ports;     /* UDP sockets on random ports, one picked per query */
+	uint32_t queries_per_port;   /* then the socket is replaced: 1 = a new port per query */
 	const struct dnspol *policy; /* NULL: allow everything */
 	int stop_fd;		     /* readable means stop (a signalfd), or -1 */
 	void (*on_result)(void *ctx, const struct dnsp_result *r);

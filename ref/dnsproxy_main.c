@@ -67,7 +67,7 @@ static void usage(FILE *f)
 	      "         [--cell-id ID] [--run-id ID] [--resolver-id ID] [--udp-fd N --tcp-fd M]\n"
 	      "         [--user UID:GID] [--tcp-idle-ms N] [--tcp-max-conns N]\n"
 	      "         [--tcp-max-queries N] [--tcp-max-inflight N] [--max-inflight N]\n"
-	      "         [--event-queue-bytes N]\n"
+	      "         [--event-queue-bytes N] [--upstream-ports N] [--queries-per-port N]\n"
 	      "Forwards DNS over UDP and TCP from inside the netns at PATH to one upstream and writes\n"
 	      "one dns_query event per query until SIGTERM or SIGINT. See SPEC.md chapter 8.\n",
 	      f);
@@ -428,6 +428,8 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 		O_TCPINFL,
 		O_INFL,
 		O_QUEUE,
+		O_PORTS,
+		O_QPP,
 	};
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -449,6 +451,8 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 		{ "tcp-max-inflight", required_argument, NULL, O_TCPINFL },
 		{ "max-inflight", required_argument, NULL, O_INFL },
 		{ "event-queue-bytes", required_argument, NULL, O_QUEUE },
+		{ "upstream-ports", required_argument, NULL, O_PORTS },
+		{ "queries-per-port", required_argument, NULL, O_QPP },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -558,6 +562,14 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 			err = parse_num("--event-queue-bytes", optarg, 65536, 1u << 30, &v);
 			x->queue_bytes = (size_t)v;
 			break;
+		case O_PORTS:
+			err = parse_u32_opt("--upstream-ports", optarg, 1, 4096,
+					    &x->cfg.upstream_ports);
+			break;
+		case O_QPP:
+			err = parse_u32_opt("--queries-per-port", optarg, 1, 65536,
+					    &x->cfg.queries_per_port);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(CELLREF_EXIT_OK);
@@ -605,6 +617,8 @@ int cellref_dnsproxy_main(int argc, char **argv)
 			.tcp_max_queries = 1000,
 			.tcp_max_inflight = 64,
 			.max_inflight = 8192,
+			.upstream_ports = 64,
+			.queries_per_port = 8,
 			.stop_fd = -1,
 			.on_result = on_result,
 			.on_batch = on_batch,

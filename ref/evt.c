@@ -121,8 +121,10 @@ int evt_sink_set_traceparent(struct evt_sink *s, const char *tp)
 
 static void format_id(const unsigned char seed[16], uint64_t n, char buf[static EVT_ID_LEN])
 {
+	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
 	uint64_t lo;
+	size_t o = 0;
 
 	memcpy(b, seed, sizeof(b));
 	/* Big-endian counter: the variant bits masked below are its top bits, not its bottom. */
@@ -131,10 +133,14 @@ static void format_id(const unsigned char seed[16], uint64_t n, char buf[static 
 	memcpy(b + 8, &lo, sizeof(lo));
 	b[6] = (b[6] & 0x0F) | 0x40; /* version 4 */
 	b[8] = (b[8] & 0x3F) | 0x80; /* RFC 4122 variant */
-	snprintf(buf, EVT_ID_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
+	/* By hand, 8-4-4-4-12: this runs once per event. */
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[o++] = '-';
+		buf[o++] = hex[b[i] >> 4];
+		buf[o++] = hex[b[i] & 0xF];
+	}
+	buf[o] = '\0';
 }
 
 void evt_sink_new_id(struct evt_sink *s, char buf[static EVT_ID_LEN])
@@ -146,29 +152,50 @@ void evt_sink_new_id(struct evt_sink *s, char buf[static EVT_ID_LEN])
 
 char *evt_format_time(uint64_t realtime_ns, char buf[static EVT_TIME_LEN])
 {
+	/* The calendar part changes once a second: keep it per thread, add the microseconds. */
+	static __thread time_t cached_sec = -1;
+	static __thread char cached[EVT_TIME_LEN];
 	time_t sec = (time_t)(realtime_ns / 1000000000ULL);
 	unsigned usec = (unsigned)((realtime_ns % 1000000000ULL) / 1000ULL);
-	struct tm tm;
-
 	size_t n;
 
-	gmtime_r(&sec, &tm);
-	n = strftime(buf, EVT_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, EVT_TIME_LEN - n, ".%06uZ", usec % 1000000u);
+	if (sec != cached_sec) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		if (!strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm))
+			cached[0] = '\0';
+		cached_sec = sec;
+	}
+	n = strlen(cached);
+	memcpy(buf, cached, n);
+	buf[n++] = '.';
+	for (int d = 5; d >= 0; d--) {
+		buf[n + (size_t)d] = (char)('0' + usec % 10);
+		usec /= 10;
+	}
+	n += 6;
+	buf[n++] = 'Z';
+	buf[n] = '\0';
 	return buf;
 }
 
 int evt_format(struct evt_sink *s, const char *type_name, const char *data_json, struct jw *w)
 {
 	char id[EVT_ID_LEN], now[EVT_TIME_LEN], type[128];
+	size_t n;
 
 	evt_sink_new_id(s, id);
 	evt_format_time(util_now_realtime_ns(), now);
-	snprintf(type, sizeof(type), "%s%s", EVT_TYPE_PREFIX, type_name);
 	jw_obj_open(w);
 	jw_kv_str(w, "specversion", "1.0");
 	jw_kv_str(w, "id", id);
 	jw_kv_str(w, "source", s->source);
+	n = strlen(type_name);
+	if (n >= sizeof(type) - sizeof(EVT_TYPE_PREFIX))
+		return -EINVAL;
+	memcpy(type, EVT_TYPE_PREFIX, sizeof(EVT_TYPE_PREFIX) - 1);
+	memcpy(type + sizeof(EVT_TYPE_PREFIX) - 1, type_name, n + 1);
 	jw_kv_str(w, "type", type);
 	jw_kv_str(w, "time", now);
 	jw_kv_str(w, "datacontenttype", "application/json");
