@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -928,6 +929,23 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 #undef REPORT
 }
 
+/*
+ * Whether a stop was asked for: the flag, or a signal already waiting on stop_fd that this
+ * epoll batch has not reached yet. Only asked for 0-byte datagrams, so the poll is rare.
+ */
+static bool stop_pending(struct dnsp *p)
+{
+	struct pollfd pf = { .fd = p->c.stop_fd, .events = POLLIN };
+
+	if (__atomic_load_n(&p->stop_flag, __ATOMIC_ACQUIRE))
+		return true;
+	if (p->c.stop_fd >= 0 && poll(&pf, 1, 0) == 1) {
+		__atomic_store_n(&p->stop_flag, true, __ATOMIC_RELEASE);
+		return true;
+	}
+	return false;
+}
+
 static void udp_readable(struct dnsp *p)
 {
 	for (int rounds = 0; rounds < 8; rounds++) {
@@ -953,7 +971,7 @@ static void udp_readable(struct dnsp *p)
 			size_t len = p->rx[i].msg_len;
 
 			/* The supervisor's wake datagram: no event (SPEC DNS shutdown). */
-			if (len == 0 && __atomic_load_n(&p->stop_flag, __ATOMIC_ACQUIRE))
+			if (len == 0 && stop_pending(p))
 				continue;
 			if (p->rx[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = DNSWIRE_MAX_QUERY + 1; /* too large: FORMERR */
