@@ -57,6 +57,7 @@ struct upsock {
 	uint32_t inflight;
 	bool retired;
 	struct upsock *next_dead;
+	struct query *queries; /* in flight on this socket */
 };
 
 /* One query in flight upstream. */
@@ -64,7 +65,8 @@ struct query {
 	struct item it;
 	struct query *next, *prev; /* deadline order (same timeout for all: FIFO), or free list */
 	struct upsock *us;	   /* UDP: the pool socket it went out on */
-	int ufd;		   /* TCP: its own connection */
+	struct query *us_next, *us_prev;
+	int ufd; /* TCP: its own connection */
 	enum dnsp_transport transport;
 	bool in_shutdown;
 	uint32_t conn_slot;
@@ -273,6 +275,7 @@ static void udp_send(struct dnsp *p, const struct sockaddr_storage *to, socklen_
 }
 
 static void conn_close(struct dnsp *p, struct conn *c);
+static bool frame_ready(const struct conn *c);
 
 static void conn_update(struct dnsp *p, struct conn *c)
 {
@@ -287,7 +290,8 @@ static void conn_update(struct dnsp *p, struct conn *c)
 		ep_mod(p, c->fd, want, &c->it);
 	}
 	/* Nothing more to read, nothing in flight, everything written: done. */
-	if ((c->eof || c->draining || p->stopping) && c->inflight == 0 && c->woff == c->wlen)
+	if ((c->eof || c->draining || p->stopping) && c->inflight == 0 && c->woff == c->wlen &&
+	    (c->draining || p->stopping || !frame_ready(c)))
 		conn_close(p, c);
 }
 
@@ -472,6 +476,12 @@ static void query_free(struct dnsp *p, struct query *q)
 	util_closep(&q->ufd); /* closing also removes it from epoll */
 	if (q->us) {
 		map_del(p, map_key(q->us, q->txid));
+		if (q->us_prev)
+			q->us_prev->us_next = q->us_next;
+		else
+			q->us->queries = q->us_next;
+		if (q->us_next)
+			q->us_next->us_prev = q->us_prev;
 		if (--q->us->inflight == 0 && q->us->retired)
 			upsock_close(p, q->us);
 		q->us = NULL;
@@ -663,6 +673,11 @@ static void forward(struct dnsp *p, struct query *q)
 			q->txid = rnd_u16();
 		dnswire_put16(q->msg + 2, q->txid);
 		q->us = us;
+		q->us_prev = NULL;
+		q->us_next = us->queries;
+		if (us->queries)
+			us->queries->us_prev = q;
+		us->queries = q;
 		us->uses++;
 		us->inflight++;
 		map_put(p, map_key(us, q->txid), q);
@@ -775,11 +790,25 @@ static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
 				relay(p, q, p->rep_buf[i], len);
 				continue;
 			}
-			/* Forged or stray: never relayed; its query keeps waiting for the real one.
-			 */
-			if (q)
-				q->mismatches++;
+			/* Forged or stray: never relayed; its query waits for the real one. */
 			p->st.upstream_mismatch++;
+			if (q) {
+				q->mismatches++;
+				continue;
+			}
+			/*
+			 * A wrong ID: charge the queries on this socket whose question it carries
+			 * (at most --queries-per-port of them), as a spoofer would aim at them.
+			 */
+			for (struct query *o = us->queries; o && len >= DNSWIRE_HDR_LEN;
+			     o = o->us_next) {
+				size_t ql = (size_t)o->qname_len + 4;
+
+				if (len >= DNSWIRE_HDR_LEN + ql &&
+				    memcmp(p->rep_buf[i] + DNSWIRE_HDR_LEN,
+					   o->msg + 2 + DNSWIRE_HDR_LEN, ql) == 0)
+					o->mismatches++;
+			}
 		}
 		if (n < REPLY_BATCH)
 			return;
@@ -1048,15 +1077,21 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 	}
 }
 
+/* A whole frame waits in the buffer (or one too large to buffer, which is handled at once). */
+static bool frame_ready(const struct conn *c)
+{
+	return c->rlen >= 2 && (dnswire_get16(c->rbuf) > DNSWIRE_MAX_QUERY ||
+				c->rlen >= 2u + dnswire_get16(c->rbuf));
+}
+
 static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now_rt)
 {
-	while (c->used && !c->eof && !c->draining && !p->stopping &&
-	       c->inflight < p->c.tcp_max_inflight) {
+	while (c->used && !c->draining && !p->stopping && c->inflight < p->c.tcp_max_inflight) {
 		ssize_t n;
 		uint16_t flen;
 
-		/* Whole frames first: a frame already buffered needs no read. */
-		if (c->rlen >= 2) {
+		/* Whole frames first: buffered ones are served even after the client's EOF. */
+		if (frame_ready(c)) {
 			flen = dnswire_get16(c->rbuf);
 			if (flen > DNSWIRE_MAX_QUERY) {
 				/* Cannot be buffered or trusted: one event, and the stream ends. */
@@ -1064,8 +1099,7 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 					       0, c->rbuf, 0, now, now_rt);
 				conn_close(p, c);
 				return;
-			}
-			if (c->rlen >= 2u + flen) {
+			} else {
 				struct sockaddr_storage peer;
 				socklen_t plen = sizeof(peer);
 
@@ -1082,6 +1116,8 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 				continue;
 			}
 		}
+		if (c->eof)
+			break;
 		n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -1091,13 +1127,25 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 		}
 		if (n == 0) {
 			c->eof = true; /* half-close: answer what was asked, then close */
-			break;
+			continue;
 		}
 		c->rlen += (uint32_t)n;
 		c->last_active = now;
 	}
 	if (c->used)
 		conn_update(p, c);
+}
+
+/* Frames left buffered while a connection was at its in-flight limit, now that it is not. */
+static void conn_backlog(struct dnsp *p, uint64_t now, uint64_t now_rt)
+{
+	for (uint32_t i = 0; p->nconns && i < p->c.tcp_max_conns; i++) {
+		struct conn *c = p->conns[i];
+
+		if (c && c->used && !c->draining && !p->stopping && frame_ready(c) &&
+		    c->inflight < p->c.tcp_max_inflight)
+			conn_read(p, c, now, now_rt);
+	}
 }
 
 static void conn_event(struct dnsp *p, struct conn *c, uint32_t events, uint64_t now,
@@ -1120,7 +1168,7 @@ static void idle_check(struct dnsp *p, uint64_t now)
 	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
 		struct conn *c = p->conns[i];
 
-		if (c && c->used && c->inflight == 0 && c->woff == c->wlen &&
+		if (c && c->used && c->inflight == 0 && c->woff == c->wlen && !frame_ready(c) &&
 		    now - c->last_active >= idle) {
 			p->st.tcp_idle_closed++;
 			conn_close(p, c);
@@ -1203,6 +1251,10 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 	if (c->tcp_fd >= 0) {
 		p->tcp_fd = c->tcp_fd;
 		*ret_tcp_err = set_nonblock(p->tcp_fd);
+		/* Bound is enough: listening again on a listening socket only resets its backlog.
+		 */
+		if (!*ret_tcp_err && listen(p->tcp_fd, 128) < 0)
+			*ret_tcp_err = -errno;
 	} else if (c->udp_fd < 0) {
 		p->tcp_fd = make_listener(&p->c, SOCK_STREAM);
 		if (p->tcp_fd < 0) {
@@ -1387,6 +1439,7 @@ int dnsp_run(struct dnsp *p)
 			}
 		}
 		limbo_release(p);
+		conn_backlog(p, now, now_rt);
 		if (__atomic_load_n(&p->stop_flag, __ATOMIC_ACQUIRE))
 			begin_stop(p, now);
 

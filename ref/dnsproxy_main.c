@@ -198,10 +198,13 @@ static void on_result(void *ctx, const struct dnsp_result *r)
 		jw_kv_u64(w, "qtype", r->qtype);
 		jw_kv_u64(w, "qclass", r->qclass);
 	}
+	/* The policy's decision: only messages that never reached it are "unknown". */
 	jw_kv_str(w, "decision",
-		  r->reason == DNSP_FORWARDED	       ? "allow"
-		  : r->reason == DNSP_DENIED_BY_POLICY ? "deny"
-						       : "unknown");
+		  r->reason == DNSP_DENIED_BY_POLICY ? "deny"
+		  : r->reason == DNSP_MALFORMED_QUERY || r->reason == DNSP_UNSUPPORTED_OPCODE ||
+				  r->reason == DNSP_OTHER
+			  ? "unknown"
+			  : "allow");
 	jw_kv_str(w, "reasonCode", dnsp_reason_name(r->reason));
 	if (r->rcode >= 0)
 		jw_kv_u64(w, "rcode", (uint64_t)r->rcode);
@@ -305,7 +308,9 @@ static void emit_stats(struct proxy *x, const struct dnsp_stats *st)
 	jw_kv_u64(w, "deniedByPolicy", st->by_reason[DNSP_DENIED_BY_POLICY]);
 	jw_kv_u64(w, "malformed", st->by_reason[DNSP_MALFORMED_QUERY]);
 	jw_kv_u64(w, "unsupportedOpcode", st->by_reason[DNSP_UNSUPPORTED_OPCODE]);
-	jw_kv_u64(w, "upstreamTimeout", st->by_reason[DNSP_UPSTREAM_TIMEOUT]);
+	/* Timeouts after only forged replies are timeouts too: the seven outcomes add up. */
+	jw_kv_u64(w, "upstreamTimeout",
+		  st->by_reason[DNSP_UPSTREAM_TIMEOUT] + st->by_reason[DNSP_UPSTREAM_MISMATCH]);
 	jw_kv_u64(w, "upstreamFailure", st->by_reason[DNSP_UPSTREAM_FAILURE]);
 	jw_kv_u64(w, "upstreamMismatch", st->upstream_mismatch);
 	jw_kv_u64(w, "overloaded", st->by_reason[DNSP_OVERLOADED]);
@@ -367,9 +372,9 @@ static void *proxy_thread(void *arg)
 				    "cannot drop privileges");
 		return NULL;
 	}
+	emit_started(x, p);
 	if (tcp_err)
 		emit_degraded(x, tcp_err);
-	emit_started(x, p);
 	evtq_flush(x->q);
 	if (x->ready_fd >= 0) {
 		(void)util_write_all(x->ready_fd, "R", 1);

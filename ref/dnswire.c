@@ -87,17 +87,18 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 	q->flags = dnswire_get16(msg + 2);
 	if (q->flags & FLAG_QR)
 		return DNSWIRE_DROP; /* never answer a response: that is how loops start */
-	if (len > DNSWIRE_MAX_QUERY)
-		return DNSWIRE_BAD;
 	qd = dnswire_get16(msg + 4);
 	an = dnswire_get16(msg + 6);
 	ns = dnswire_get16(msg + 8);
 	ar = dnswire_get16(msg + 10);
 
 	/* The question comes first even for NOTIMP, so that it can be echoed. */
+	/* Only the first DNSWIRE_MAX_QUERY bytes are looked at, even of a larger message. */
 	if (qd == 1) {
-		n = question_name(msg, len, DNSWIRE_HDR_LEN);
-		if (n && DNSWIRE_HDR_LEN + n + 4 <= len) {
+		size_t plen = len > DNSWIRE_MAX_QUERY ? DNSWIRE_MAX_QUERY : len;
+
+		n = question_name(msg, plen, DNSWIRE_HDR_LEN);
+		if (n && DNSWIRE_HDR_LEN + n + 4 <= plen) {
 			q->qname_len = (uint16_t)n;
 			q->qtype = dnswire_get16(msg + DNSWIRE_HDR_LEN + n);
 			q->qclass = dnswire_get16(msg + DNSWIRE_HDR_LEN + n + 2);
@@ -110,8 +111,8 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 		q->has_question = false; /* a malformed header: echo nothing */
 		return DNSWIRE_BAD;
 	}
-	if (!q->has_question)
-		return DNSWIRE_BAD;
+	if (!q->has_question || len > DNSWIRE_MAX_QUERY)
+		return DNSWIRE_BAD; /* too large: FORMERR, echoing the question when it parsed */
 
 	/* Exactly ARCOUNT records follow (EDNS OPT, TSIG), then the message ends. */
 	off = DNSWIRE_HDR_LEN + dnswire_question_len(q);
