@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /* cellref: the reference implementation's one binary; each component is a subcommand. */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cellref.h"
+#include "util.h"
 
 static const struct {
 	const char *name;
@@ -17,6 +19,20 @@ static const struct {
 	{ "dns-proxy", cellref_dnsproxy_main,
 	  "forward DNS from inside a cell, one event per query" },
 };
+
+void cellref_report(const char *cmd, const char *object, int err, const char *fmt, ...)
+{
+	char extra[512] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(extra, sizeof(extra), fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "cellref: %s: %s: %s: %s%s%s\n", cmd, object, util_errno_name(err),
+		strerror(err < 0 ? -err : err), extra[0] ? ": " : "", extra);
+}
 
 static void usage(FILE *f)
 {

@@ -16,6 +16,13 @@ enum cellref_exit {
 	CELLREF_EXIT_BIND = 15, /* cannot bind the listen address */
 };
 
+/*
+ * The one stderr line every runtime error gets (SPEC FLOW-MON-023):
+ * "cellref: COMMAND: OBJECT: ERRNAME: strerror[: detail]".
+ */
+__attribute__((format(printf, 4, 5))) void cellref_report(const char *cmd, const char *object,
+							  int err, const char *fmt, ...);
+
 int cellref_decode_main(int argc, char **argv);
 int cellref_flowmon_main(int argc, char **argv);
 int cellref_dnsproxy_main(int argc, char **argv);

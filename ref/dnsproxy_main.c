@@ -73,21 +73,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-__attribute__((format(printf, 3, 4))) static void report(const char *object, int err,
-							 const char *fmt, ...)
-{
-	char extra[512] = "";
-	va_list ap;
-
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(extra, sizeof(extra), fmt, ap);
-		va_end(ap);
-	}
-	fprintf(stderr, "cellref: dns-proxy: %s: %s: %s%s%s\n", object, util_errno_name(err),
-		strerror(err < 0 ? -err : err), extra[0] ? ": " : "", extra);
-}
-
 /* "10.0.0.1:53" or "[fd00::1]:53". */
 static int parse_addr(const char *text, struct sockaddr_storage *ret, socklen_t *ret_len)
 {
@@ -227,7 +212,7 @@ static void on_batch(void *ctx)
 static int fail(struct proxy *x, const char *stage, const char *object, int err, int code,
 		const char *detail)
 {
-	report(object, err, "%s", detail ? detail : "");
+	cellref_report("dns-proxy", object, err, "%s", detail ? detail : "");
 	jw_obj_open(&x->data);
 	meta_ids(x, &x->data);
 	jw_kv_str(&x->data, "stage", stage);
@@ -246,7 +231,7 @@ static void emit_degraded(struct proxy *x, int err)
 	struct jw *w = &x->data;
 	char msg[160];
 
-	report("tcp listener", err, "serving UDP only");
+	cellref_report("dns-proxy", "tcp listener", err, "serving UDP only");
 	snprintf(msg, sizeof(msg), "TCP listener unavailable, serving UDP only: %s",
 		 strerror(-err));
 	jw_obj_open(w);
@@ -383,7 +368,7 @@ static void *proxy_thread(void *arg)
 
 	err = dnsp_run(p);
 	if (err)
-		report("event loop", err, "stopped");
+		cellref_report("dns-proxy", "event loop", err, "stopped");
 	emit_stats(x, dnsp_get_stats(p));
 	x->exit_code = err ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_OK;
 	return NULL;
@@ -651,13 +636,13 @@ int cellref_dnsproxy_main(int argc, char **argv)
 
 	/* Inherited by every thread made from here on; setns and bind do not need it off. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		report("no_new_privs", -errno, NULL);
+		cellref_report("dns-proxy", "no_new_privs", -errno, NULL);
 		return CELLREF_EXIT_FAILURE;
 	}
 
 	err = evt_sink_open_path(x.events_path, SOURCE, &sink);
 	if (err) {
-		report(x.events_path, err, "cannot open the event sink");
+		cellref_report("dns-proxy", x.events_path, err, "cannot open the event sink");
 		return CELLREF_EXIT_FAILURE;
 	}
 	x.sink = sink;
@@ -667,7 +652,7 @@ int cellref_dnsproxy_main(int argc, char **argv)
 	jw_init(&x.line);
 	err = evtq_new(evt_sink_fd(sink), x.queue_bytes, &x.q);
 	if (err || jw_error(&x.data) || jw_error(&x.line)) {
-		report("event queue", err ?: -ENOMEM, NULL);
+		cellref_report("dns-proxy", "event queue", err ?: -ENOMEM, NULL);
 		jw_free(&x.data);
 		jw_free(&x.line);
 		return CELLREF_EXIT_FAILURE;

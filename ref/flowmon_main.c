@@ -79,20 +79,6 @@ static void usage(FILE *f)
 }
 
 /* One line on stderr naming the object and the cause, as every cellref error is reported. */
-__attribute__((format(printf, 3, 4))) static void report(const char *object, int err,
-							 const char *fmt, ...)
-{
-	char extra[512] = "";
-	va_list ap;
-
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(extra, sizeof(extra), fmt, ap);
-		va_end(ap);
-	}
-	fprintf(stderr, "cellref: flow-monitor: %s: %s: %s%s%s\n", object, util_errno_name(err),
-		strerror(err < 0 ? -err : err), extra[0] ? ": " : "", extra);
-}
 
 static void meta_ids(struct mon *m, struct jw *w)
 {
@@ -119,7 +105,7 @@ static void emit(struct mon *m, const char *type)
 static int fail(struct mon *m, const char *stage, const char *object, int err, int code,
 		const char *detail)
 {
-	report(object, err, "%s", detail ? detail : "");
+	cellref_report("flow-monitor", object, err, "%s", detail ? detail : "");
 	jw_obj_open(&m->data);
 	meta_ids(m, &m->data);
 	jw_kv_str(&m->data, "stage", stage);
@@ -406,14 +392,14 @@ static void *monitor_thread(void *arg)
 
 	err = run_loop(m);
 	if (err)
-		report("ring buffer", err, "drain failed");
+		cellref_report("flow-monitor", "ring buffer", err, "drain failed");
 	err = drain_all(m) ?: err;
 	if (flowmon_read_stats(m->fm, &st) < 0)
 		memset(&st, 0, sizeof(st));
 	(void)flowmon_foreach_flow(m->fm, on_tally, m);
 	emit_summary(m, &st);
 	if (flowmon_detach(m->fm) < 0)
-		report(m->ifname, -errno, "detach failed");
+		cellref_report("flow-monitor", m->ifname, -errno, "detach failed");
 	m->exit_code = err ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_OK;
 	return NULL;
 }
@@ -565,7 +551,7 @@ int cellref_flowmon_main(int argc, char **argv)
 
 	err = evt_sink_open_path(m.events_path, "/cellref/flow-monitor", &sink);
 	if (err) {
-		report(m.events_path, err, "cannot open the event sink");
+		cellref_report("flow-monitor", m.events_path, err, "cannot open the event sink");
 		return CELLREF_EXIT_FAILURE;
 	}
 	if (m.traceparent && evt_sink_set_traceparent(sink, m.traceparent) < 0) {
@@ -637,8 +623,9 @@ int cellref_flowmon_main(int argc, char **argv)
 	pthread_join(tid, NULL);
 	flowmon_free(m.fm);
 	if (m.records_write_errors)
-		report(m.records_path, -EIO, "%llu records could not be written",
-		       (unsigned long long)m.records_write_errors);
+		cellref_report("flow-monitor", m.records_path, -EIO,
+			       "%llu records could not be written",
+			       (unsigned long long)m.records_write_errors);
 	jw_free(&m.data);
 	return m.exit_code;
 }
