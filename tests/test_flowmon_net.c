@@ -30,6 +30,7 @@
 #include "netcfg.h"
 #include "nstest.h"
 #include "tap.h"
+#include "tapjson.h"
 #include "util.h"
 
 #define PEER_IP NSTEST_PEER_IP
@@ -108,23 +109,7 @@ static int mon_stop(struct mon *m, int sig)
 /* The events as a JSON array, strictly parsed line by line. */
 static json_t *events(struct mon *m)
 {
-	_cleanup_free_ char *text = nstest_slurp(m->ev_fd, NULL);
-	json_t *arr = json_array();
-	char *line, *save = NULL;
-
-	if (!text)
-		return arr;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		json_error_t err;
-		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &err);
-
-		if (!ASSERT_TRUE(j)) {
-			tap_diag("bad event line: %s (%s)", line, err.text);
-			continue;
-		}
-		json_array_append_new(arr, j);
-	}
-	return arr;
+	return tap_jsonl(m->ev_fd);
 }
 
 static size_t count_type(json_t *evs, const char *type)

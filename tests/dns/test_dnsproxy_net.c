@@ -43,6 +43,7 @@
 #include "netcfg.h"
 #include "nstest.h"
 #include "tap.h"
+#include "tapjson.h"
 #include "util.h"
 
 #define CELL	   "10.77.0.2"
@@ -124,23 +125,7 @@ static void proc_diag_stderr(struct proc *p, const char *who)
 /* Every line of a JSONL memfd, strictly parsed. */
 static json_t *jsonl(int fd)
 {
-	_cleanup_free_ char *text = nstest_slurp(fd, NULL);
-	json_t *arr = json_array();
-	char *line, *save = NULL;
-
-	if (!text)
-		return arr;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		json_error_t err;
-		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &err);
-
-		if (!ASSERT_TRUE(j)) {
-			tap_diag("bad JSON line: %.300s (%s)", line, err.text);
-			continue;
-		}
-		json_array_append_new(arr, j);
-	}
-	return arr;
+	return tap_jsonl(fd);
 }
 
 static long long jint(json_t *o, const char *key)
