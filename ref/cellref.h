@@ -13,7 +13,12 @@ enum cellref_exit {
 	CELLREF_EXIT_NO_NETNS = 12,
 	CELLREF_EXIT_VERIFIER = 13,
 	CELLREF_EXIT_NO_FEATURE = 14,
-	CELLREF_EXIT_BIND = 15, /* cannot bind the listen address */
+	CELLREF_EXIT_BIND = 15,	      /* cannot bind the listen address */
+	CELLREF_EXIT_LEASE = 16,      /* run: the address is leased or in use, or none is free */
+	CELLREF_EXIT_CELL_SETUP = 17, /* run: namespaces or an in-cell setup step failed */
+	CELLREF_EXIT_NETWORK = 18,    /* run: the cell's network could not be built */
+	CELLREF_EXIT_WORKER = 19,     /* run: the DNS proxy or flow monitor did not start */
+	CELLREF_EXIT_STRICT = 20,     /* run: a degradation in strict mode */
 };
 
 /*
@@ -26,5 +31,7 @@ __attribute__((format(printf, 4, 5))) void cellref_report(const char *cmd, const
 int cellref_decode_main(int argc, char **argv);
 int cellref_flowmon_main(int argc, char **argv);
 int cellref_dnsproxy_main(int argc, char **argv);
+int cellref_run_main(int argc, char **argv);
+int cellref_cleanup_main(int argc, char **argv);
 
 #endif

@@ -12,10 +12,10 @@
 
 #ifdef CELLREF_FAULTS
 bool fault_active(const char *name);
-#define FAULT(name) fault_active(name)
+#define FAULT(name)  fault_active(name)
 #define FAULTS_BUILT 1
 #else
-#define FAULT(name) false
+#define FAULT(name)  false
 #define FAULTS_BUILT 0
 #endif
 

@@ -1,1 +1,715 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "lease.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "util.h"
+
+#define LEASE_DIR	 "leases"
+#define LEASE_LOCK	 ".lock"
+#define LEASE_TMP_PREFIX ".tmp-"
+/* A record is a few hundred bytes; anything much bigger is not ours. */
+#define LEASE_FILE_MAX 16384
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+#define _cleanup_closedir_ _cleanup_(closedirp)
+
+/* --- processes --- */
+
+static int proc_stat(pid_t pid, unsigned long long *ret_start, char *ret_state)
+{
+	_cleanup_close_ int fd = -1;
+	char path[32], buf[2048], *p, *tok, *save = NULL;
+	unsigned long long start;
+	ssize_t n;
+	char state;
+	int r;
+
+	if (pid <= 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	n = util_read_full(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	/* comm (field 2) may hold spaces and parentheses of its own; only the last ')' ends it. */
+	p = memrchr(buf, ')', (size_t)n);
+	if (!p)
+		return -EIO;
+	p++;
+	/* Tokens after comm start at field 3 (state); starttime is field 22. */
+	tok = strtok_r(p, " \n", &save);
+	if (!tok || strlen(tok) != 1)
+		return -EIO;
+	state = tok[0];
+	for (int field = 4; field <= 22; field++) {
+		tok = strtok_r(NULL, " \n", &save);
+		if (!tok)
+			return -EIO;
+	}
+	r = util_parse_u64(tok, 0, ULLONG_MAX, &start);
+	if (r < 0)
+		return -EIO;
+	*ret_start = start;
+	if (ret_state)
+		*ret_state = state;
+	return 0;
+}
+
+int lease_proc_start(pid_t pid, unsigned long long *ret)
+{
+	unsigned long long start;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	r = proc_stat(pid, &start, NULL);
+	if (r < 0)
+		return r;
+	*ret = start;
+	return 0;
+}
+
+bool lease_proc_alive(pid_t pid, unsigned long long start)
+{
+	unsigned long long now;
+	char state;
+
+	if (proc_stat(pid, &now, &state) < 0)
+		return false;
+	/* A zombie (or one being torn down) will never release its lease. */
+	if (state == 'Z' || state == 'X' || state == 'x')
+		return false;
+	return now == start;
+}
+
+/* --- addresses and names --- */
+
+static void ip_name(uint32_t ip, char buf[static INET_ADDRSTRLEN])
+{
+	struct in_addr a = { .s_addr = htonl(ip) };
+
+	if (!inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN))
+		buf[0] = '\0';
+}
+
+/* Only the canonical dotted quad names a lease, so one address has exactly one file name. */
+static bool ip_parse(const char *s, uint32_t *ret)
+{
+	char canon[INET_ADDRSTRLEN];
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	ip_name(ntohl(a.s_addr), canon);
+	if (strcmp(canon, s) != 0)
+		return false;
+	*ret = ntohl(a.s_addr);
+	return true;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* --- directory and lock --- */
+
+/* Open <state>/leases, creating both 0700 when create. The fd, or -errno (-ENOENT: none yet). */
+static int leases_open(const char *state_dir, bool create)
+{
+	_cleanup_close_ int sfd = -1;
+	int fd;
+
+	if (!state_dir || !*state_dir)
+		return -EINVAL;
+	if (create && mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	if (create && mkdirat(sfd, LEASE_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(sfd, LEASE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	return fd;
+}
+
+/*
+ * Which lock this thread holds, so that a callback run under the lock can call back into us:
+ * a second flock() on a new open file description of the same file would wait for ourselves.
+ * The pid tells a forked child that the lock it sees recorded is its parent's.
+ */
+static __thread struct {
+	pid_t pid;
+	dev_t dev;
+	ino_t ino;
+	unsigned int depth;
+} lock_held;
+
+struct lease_lock {
+	int fd;
+	bool tracked; /* counted in lock_held */
+};
+
+static void lock_dropp(struct lease_lock *l)
+{
+	if (l->fd < 0)
+		return;
+	if (l->tracked)
+		lock_held.depth--;
+	/* Closing the last fd of the description we flock()ed releases the lock. */
+	util_closep(&l->fd);
+	l->fd = -1;
+}
+
+static int lock_take(int dfd, struct lease_lock *ret)
+{
+	_cleanup_close_ int fd = -1;
+	bool mine;
+	struct stat st;
+
+	fd = openat(dfd, LEASE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	mine = lock_held.depth > 0 && lock_held.pid == getpid();
+	if (mine && lock_held.dev == st.st_dev && lock_held.ino == st.st_ino) {
+		lock_held.depth++;
+		*ret = (struct lease_lock){ .fd = TAKE_FD(fd), .tracked = true };
+		return 0;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	ret->tracked = false;
+	if (!mine) {
+		lock_held.pid = getpid();
+		lock_held.dev = st.st_dev;
+		lock_held.ino = st.st_ino;
+		lock_held.depth = 1;
+		ret->tracked = true;
+	}
+	ret->fd = TAKE_FD(fd);
+	return 0;
+}
+
+/*
+ * The addresses that have a lease file, sorted. With remove_tmp (only under the lock, where no
+ * record is being written), temp files a crashed writer left are removed on the way.
+ */
+static int dir_ips(int dfd, bool remove_tmp, uint32_t **ret, size_t *ret_n)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_free_ uint32_t *ips = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int fd;
+
+	/* A description of our own: readdir moves the offset, and dfd is used by others. */
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	for (;;) {
+		uint32_t ip;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				return -errno;
+			break;
+		}
+		if (de->d_name[0] == '.') {
+			if (remove_tmp &&
+			    strncmp(de->d_name, LEASE_TMP_PREFIX, strlen(LEASE_TMP_PREFIX)) == 0)
+				(void)unlinkat(dfd, de->d_name, 0);
+			continue;
+		}
+		if (!ip_parse(de->d_name, &ip))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			uint32_t *p = reallocarray(ips, ncap, sizeof(*ips));
+
+			if (!p)
+				return -ENOMEM;
+			ips = p;
+			cap = ncap;
+		}
+		ips[n++] = ip;
+	}
+	if (n)
+		qsort(ips, n, sizeof(*ips), cmp_u32);
+	*ret = TAKE_PTR(ips);
+	*ret_n = n;
+	return 0;
+}
+
+/* --- records --- */
+
+static bool str_fits(const char *s, size_t size)
+{
+	return strnlen(s, size) < size;
+}
+
+/* What we are willing to write: every string terminated in its buffer, a real owner. */
+static int record_check(const struct lease *l)
+{
+	if (!str_fits(l->cell_id, sizeof(l->cell_id)) || !str_fits(l->run_id, sizeof(l->run_id)) ||
+	    !str_fits(l->host_if, sizeof(l->host_if)) || !str_fits(l->bridge, sizeof(l->bridge)) ||
+	    !str_fits(l->cgroup, sizeof(l->cgroup)))
+		return -EINVAL;
+	if (!l->run_id[0] || l->owner_pid <= 0 || l->cell_pid < 0)
+		return -EINVAL;
+	if (l->owner_start > LLONG_MAX || l->cell_start > LLONG_MAX)
+		return -ERANGE;
+	return 0;
+}
+
+static int record_write(int dfd, const struct lease *l)
+{
+	json_auto_t *o = NULL;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int fd = -1;
+	char name[INET_ADDRSTRLEN], tmp[sizeof(LEASE_TMP_PREFIX) + INET_ADDRSTRLEN];
+	int r;
+
+	ip_name(l->ip, name);
+	/* json_pack fails on strings that are not UTF-8: those are bad arguments, like OOM rarely.
+	 */
+	o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b, s:s, s:i, s:I}", "ip", name,
+		      "cellId", l->cell_id, "runId", l->run_id, "ownerPid", (int)l->owner_pid,
+		      "ownerStart", (json_int_t)l->owner_start, "hostIf", l->host_if, "bridge",
+		      l->bridge, "bridgeCreated", (int)l->bridge_created, "cgroup", l->cgroup,
+		      "cellPid", (int)l->cell_pid, "cellStart", (json_int_t)l->cell_start);
+	if (!o)
+		return -EINVAL;
+	text = json_dumps(o, JSON_COMPACT);
+	if (!text)
+		return -ENOMEM;
+
+	/* One name per address is enough: records are only written under the lock, so whatever
+	 * is at that name is a crashed writer's leftover. */
+	snprintf(tmp, sizeof(tmp), LEASE_TMP_PREFIX "%s", name);
+	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT)
+		return -errno;
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = util_write_all(fd, text, strlen(text));
+	if (r >= 0)
+		r = util_write_all(fd, "\n", 1);
+	/* tmpfs: no fsync; a close error still means the data did not make it. */
+	if (r >= 0 && close(TAKE_FD(fd)) < 0)
+		r = -errno;
+	if (r >= 0 && renameat(dfd, tmp, dfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlinkat(dfd, tmp, 0);
+	return r;
+}
+
+static bool get_str(json_t *o, const char *key, bool required, char *dst, size_t size)
+{
+	json_t *v = json_object_get(o, key);
+	const char *s;
+	size_t len;
+
+	dst[0] = '\0';
+	if (!v)
+		return !required;
+	if (!json_is_string(v))
+		return false;
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (len >= size || memchr(s, '\0', len))
+		return false;
+	memcpy(dst, s, len + 1);
+	return true;
+}
+
+static bool get_int(json_t *o, const char *key, bool required, long long min, long long max,
+		    long long *ret)
+{
+	json_t *v = json_object_get(o, key);
+	long long x;
+
+	*ret = 0;
+	if (!v)
+		return !required;
+	if (!json_is_integer(v))
+		return false;
+	x = json_integer_value(v);
+	if (x < min || x > max)
+		return false;
+	*ret = x;
+	return true;
+}
+
+/* Unknown members are ignored (newer writers); members we know must have the right type. */
+static bool record_parse(json_t *o, uint32_t ip, struct lease *l)
+{
+	char ipstr[INET_ADDRSTRLEN + 1], name[INET_ADDRSTRLEN];
+	long long owner_pid, owner_start, cell_pid, cell_start;
+	json_t *bc;
+
+	if (!json_is_object(o))
+		return false;
+	ip_name(ip, name);
+	if (!get_str(o, "ip", true, ipstr, sizeof(ipstr)) || strcmp(ipstr, name) != 0)
+		return false;
+	if (!get_str(o, "runId", true, l->run_id, sizeof(l->run_id)) || !l->run_id[0])
+		return false;
+	if (!get_str(o, "cellId", false, l->cell_id, sizeof(l->cell_id)) ||
+	    !get_str(o, "hostIf", false, l->host_if, sizeof(l->host_if)) ||
+	    !get_str(o, "bridge", false, l->bridge, sizeof(l->bridge)) ||
+	    !get_str(o, "cgroup", false, l->cgroup, sizeof(l->cgroup)))
+		return false;
+	if (!get_int(o, "ownerPid", true, 1, INT_MAX, &owner_pid) ||
+	    !get_int(o, "ownerStart", true, 0, LLONG_MAX, &owner_start) ||
+	    !get_int(o, "cellPid", false, 0, INT_MAX, &cell_pid) ||
+	    !get_int(o, "cellStart", false, 0, LLONG_MAX, &cell_start))
+		return false;
+	bc = json_object_get(o, "bridgeCreated");
+	if (bc && !json_is_boolean(bc))
+		return false;
+	l->bridge_created = bc && json_is_true(bc);
+	l->owner_pid = (pid_t)owner_pid;
+	l->owner_start = (unsigned long long)owner_start;
+	l->cell_pid = (pid_t)cell_pid;
+	l->cell_start = (unsigned long long)cell_start;
+	return true;
+}
+
+/*
+ * Read the record of ip. 0; -ENOENT when there is none; -EBADMSG when it is corrupt (*ret then
+ * holds only the ip and corrupt = true); another -errno when it could not be read.
+ */
+static int record_read(int dfd, uint32_t ip, struct lease *ret)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	json_auto_t *o = NULL;
+	char name[INET_ADDRSTRLEN];
+	struct lease l = { .ip = ip };
+	struct stat st;
+	ssize_t n;
+
+	ip_name(ip, name);
+	*ret = (struct lease){ .ip = ip, .corrupt = true };
+	/* O_NONBLOCK: a fifo planted under an address name must not hang us. */
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ELOOP ? -EBADMSG : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size > LEASE_FILE_MAX)
+		return -EBADMSG;
+	buf = malloc(LEASE_FILE_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	n = util_read_full(fd, buf, LEASE_FILE_MAX + 1);
+	if (n < 0)
+		return (int)n;
+	if (n > LEASE_FILE_MAX)
+		return -EBADMSG;
+	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	if (!o || !record_parse(o, ip, &l))
+		return -EBADMSG;
+	*ret = l;
+	return 0;
+}
+
+/* 1 when ip may be leased (no record, or a stale one), 0 when it is taken, or -errno. */
+static int slot_free(int dfd, uint32_t ip)
+{
+	struct lease cur;
+	int r;
+
+	r = record_read(dfd, ip, &cur);
+	if (r == -ENOENT)
+		return 1;
+	/* A corrupt record names no owner we could check: keep off it. */
+	if (r == -EBADMSG)
+		return 0;
+	if (r < 0)
+		return r;
+	return !lease_proc_alive(cur.owner_pid, cur.owner_start);
+}
+
+/* --- API --- */
+
+int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen, uint32_t gateway,
+		  uint32_t want, bool (*in_use)(void *ctx, uint32_t ip), void *ctx,
+		  struct lease *rec)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1;
+	uint32_t mask, net, bcast;
+	struct lease l;
+	int r;
+
+	if (!state_dir || !rec || prefixlen > 32)
+		return -EINVAL;
+	mask = prefixlen ? ~0u << (32 - prefixlen) : 0;
+	net = subnet & mask;
+	bcast = net | ~mask;
+
+	l = *rec;
+	l.corrupt = false;
+	if (l.owner_pid == 0) {
+		l.owner_pid = getpid();
+		l.owner_start = 0;
+	}
+	if (l.owner_start == 0) {
+		r = lease_proc_start(l.owner_pid, &l.owner_start);
+		if (r < 0)
+			return r;
+	}
+	r = record_check(&l);
+	if (r < 0)
+		return r;
+	if (want && ((want & mask) != net || (prefixlen <= 30 && (want == net || want == bcast))))
+		return -EINVAL;
+
+	dfd = leases_open(state_dir, true);
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(dfd, &lk);
+	if (r < 0)
+		return r;
+
+	if (want) {
+		if (want == gateway)
+			return -EADDRINUSE;
+		r = slot_free(dfd, want);
+		if (r < 0)
+			return r;
+		if (r == 0 || (in_use && in_use(ctx, want)))
+			return -EADDRINUSE;
+		l.ip = want;
+	} else {
+		_cleanup_free_ uint32_t *ips = NULL;
+		size_t n = 0, i = 0;
+		bool found = false;
+
+		/* /31 and /32 have no address besides network and broadcast by this rule. */
+		if (prefixlen > 30)
+			return -EADDRNOTAVAIL;
+		/* One directory scan instead of probing a file per candidate. */
+		r = dir_ips(dfd, false, &ips, &n);
+		if (r < 0)
+			return r;
+		for (uint32_t h = net + 1; h < bcast; h++) {
+			if (h == gateway)
+				continue;
+			while (i < n && ips[i] < h)
+				i++;
+			if (i < n && ips[i] == h) {
+				r = slot_free(dfd, h);
+				if (r < 0)
+					return r;
+				if (r == 0)
+					continue;
+			}
+			if (in_use && in_use(ctx, h))
+				continue;
+			l.ip = h;
+			found = true;
+			break;
+		}
+		if (!found)
+			return -EADDRNOTAVAIL;
+	}
+
+	r = record_write(dfd, &l);
+	if (r < 0)
+		return r;
+	*rec = l;
+	return 0;
+}
+
+int lease_update(const char *state_dir, const struct lease *rec)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1;
+	struct lease cur, l;
+	int r;
+
+	if (!state_dir || !rec)
+		return -EINVAL;
+	l = *rec;
+	l.corrupt = false;
+	dfd = leases_open(state_dir, false);
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(dfd, &lk);
+	if (r < 0)
+		return r;
+	r = record_read(dfd, l.ip, &cur);
+	if (r < 0)
+		return r;
+	if (!str_fits(l.run_id, sizeof(l.run_id)) || strcmp(cur.run_id, l.run_id) != 0)
+		return -EPERM;
+	/* The owner does not change by an update; let callers leave it out. */
+	if (l.owner_pid == 0) {
+		l.owner_pid = cur.owner_pid;
+		l.owner_start = cur.owner_start;
+	}
+	r = record_check(&l);
+	if (r < 0)
+		return r;
+	return record_write(dfd, &l);
+}
+
+int lease_release(const char *state_dir, uint32_t ip, const char *run_id)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1;
+	char name[INET_ADDRSTRLEN];
+	struct lease cur;
+	int r;
+
+	if (!state_dir)
+		return -EINVAL;
+	dfd = leases_open(state_dir, false);
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(dfd, &lk);
+	if (r < 0)
+		return r;
+	r = record_read(dfd, ip, &cur);
+	if (r == -ENOENT)
+		return r;
+	if (run_id) {
+		if (r < 0)
+			return r;
+		if (strcmp(cur.run_id, run_id) != 0)
+			return -EPERM;
+	}
+	ip_name(ip, name);
+	if (unlinkat(dfd, name, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int lease_list(const char *state_dir, bool locked, int (*fn)(void *ctx, const struct lease *l),
+	       void *ctx)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1;
+	_cleanup_free_ uint32_t *ips = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!state_dir || !fn)
+		return -EINVAL;
+	dfd = leases_open(state_dir, false);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	if (locked) {
+		r = lock_take(dfd, &lk);
+		if (r < 0)
+			return r;
+	}
+	r = dir_ips(dfd, false, &ips, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct lease l;
+
+		r = record_read(dfd, ips[i], &l);
+		/* Unlocked, a lease may go between readdir and open. */
+		if (r == -ENOENT)
+			continue;
+		/* Anything unreadable is reported, never fatal to the walk (r < 0: l.corrupt). */
+		r = fn(ctx, &l);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l), void *ctx)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1;
+	_cleanup_free_ uint32_t *ips = NULL;
+	size_t n = 0;
+	int r, first_err = 0, removed = 0;
+
+	if (!state_dir)
+		return -EINVAL;
+	dfd = leases_open(state_dir, false);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(dfd, &lk);
+	if (r < 0)
+		return r;
+	r = dir_ips(dfd, true, &ips, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		char name[INET_ADDRSTRLEN];
+		struct lease l;
+
+		if (record_read(dfd, ips[i], &l) < 0)
+			continue;
+		if (lease_proc_alive(l.owner_pid, l.owner_start))
+			continue;
+		if (fn) {
+			r = fn(ctx, &l);
+			if (r < 0) {
+				if (!first_err)
+					first_err = r;
+				continue;
+			}
+		}
+		ip_name(ips[i], name);
+		/* ENOENT: the callback released it itself. */
+		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
+			if (!first_err)
+				first_err = -errno;
+			continue;
+		}
+		removed++;
+	}
+	return first_err ? first_err : removed;
+}

@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * cellcheck: the conformance harness's command line. This file only parses arguments and
+ * dispatches; the work lives in the h* modules (cases, profiles, SPEC index, reports, probe).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
+
+#include "hcase.h"
+#include "hprobe.h"
+#include "hprof.h"
+#include "hrep.h"
+#include "hspec.h"
+#include "hversion.h"
+#include "util.h"
+
+#define EXIT_FAILED 1 /* failures, regressions, lint findings */
+#define EXIT_USAGE  2 /* usage or setup errors */
+
+static const char USAGE[] =
+	"Usage: cellcheck COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  list [--cases DIR] [--filter GLOB]...\n"
+	"      One line per case, tab-separated: id, component, requirement IDs, level, title.\n"
+	"  lint [--cases DIR] [--spec SPEC.md] [--profiles DIR]\n"
+	"      Validate every case file and profile; cross-check requirement IDs with SPEC.md.\n"
+	"  probe [--json]\n"
+	"      Kernel release, kernel config SHA-256 and the features the suite needs.\n"
+	"  compare OLD.json NEW.json\n"
+	"      Regressions, fixes, new and removed cases between two reports.\n"
+	"  merge -o OUT.json A.json B.json...\n"
+	"      Combine shard reports; writes the other formats next to OUT.json.\n"
+	"  report --from report.json --dir DIR\n"
+	"      (Re)write junit.xml, report.tap, report.md and report.html from report.json.\n"
+	"  help, --help; version, --version\n"
+	"\n"
+	"Defaults: --cases SRCDIR/cases, --spec SRCDIR/SPEC.md, --profiles SRCDIR/fixtures/profiles,\n"
+	"where SRCDIR is $CELLCHECK_SRCDIR or the source tree cellcheck was built from.\n"
+	"\n"
+	"Exit status:\n"
+	"  0  success: lint clean, no regression, reports written\n"
+	"  1  failures: lint findings (compare: a regression)\n"
+	"  2  usage or setup errors: bad option, unreadable or invalid input file\n";
+
+static const char *srcdir(void)
+{
+	return getenv("CELLCHECK_SRCDIR") ?: CELLCHECK_SRCDIR_DEFAULT;
+}
+
+static char *default_path(const char *given, const char *rel)
+{
+	char *p;
+
+	if (given)
+		return strdup(given);
+	if (asprintf(&p, "%s/%s", srcdir(), rel) < 0)
+		return NULL;
+	return p;
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cellcheck: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'cellcheck --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static void print_err(const char *file, const struct hjson_err *err, void *userdata)
+{
+	size_t *count = userdata;
+
+	fprintf(stderr, "%s: %s: %s\n", file, err->path, err->msg);
+	if (count)
+		(*count)++;
+}
+
+/* ---- list ---- */
+
+static int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = { { "cases", required_argument, NULL, 'c' },
+					      { "filter", required_argument, NULL, 'f' },
+					      {} };
+	_cleanup_free_ char **globs = NULL;
+	_cleanup_free_ char *dir = NULL;
+	const char *cases = NULL;
+	struct hcase_set set = { 0 };
+	size_t n_globs = 0, errors = 0;
+	int c, r;
+
+	globs = calloc((size_t)argc + 1, sizeof(*globs));
+	if (!globs)
+		return EXIT_USAGE;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			cases = optarg;
+		else if (c == 'f')
+			globs[n_globs++] = optarg;
+		else
+			return usage_error("%s", "list: bad option");
+	}
+	if (optind < argc)
+		return usage_error("list: unexpected operand '%s'", argv[optind]);
+	dir = default_path(cases, "cases");
+	if (!dir)
+		return EXIT_USAGE;
+	r = hcase_load_dir(&set, dir, print_err, &errors);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: %s: %s\n", dir, strerror(-r));
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < set.n; i++) {
+		const struct hcase *k = set.cases[i];
+
+		if (!hcase_match(k, globs, n_globs))
+			continue;
+		printf("%s\t%s\t", k->id, hcase_component_names[k->component]);
+		for (size_t j = 0; j < k->n_reqs; j++)
+			printf("%s%s", j ? "," : "", k->reqs[j].id);
+		printf("\t%s\t%s\n", hcase_level_names[hcase_level(k)], k->title);
+	}
+	hcase_set_free(&set);
+	/* Listing what loaded is still useful; the exit status says something did not. */
+	return errors ? EXIT_USAGE : 0;
+}
+
+/* ---- lint ---- */
+
+static int lint_profiles(const char *dir, size_t *n_profiles, size_t *errors)
+{
+	struct dirent **ents = NULL;
+	int n;
+
+	n = scandir(dir, &ents, NULL, alphasort);
+	if (n < 0) {
+		fprintf(stderr, "%s: cannot read: %s\n", dir, strerror(errno));
+		(*errors)++;
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		_cleanup_free_ char *path = NULL;
+		const char *name = ents[i]->d_name;
+		size_t len = strlen(name);
+		struct hjson_err err = { 0 };
+		struct hprof *p = NULL;
+		int r;
+
+		if (len <= 5 || strcmp(name + len - 5, ".json") != 0 || name[0] == '.' ||
+		    asprintf(&path, "%s/%s", dir, name) < 0) {
+			free(ents[i]);
+			continue;
+		}
+		free(ents[i]);
+		(*n_profiles)++;
+		r = hprof_load(path, NULL, NULL, &p, &err);
+		if (r < 0) {
+			if (err.msg[0])
+				fprintf(stderr, "%s: %s: %s\n", path, err.path, err.msg);
+			else
+				fprintf(stderr, "%s: %s\n", path, strerror(-r));
+			(*errors)++;
+			continue;
+		}
+		/* A binary not built yet is a setup matter for `run`, not a profile error. */
+		for (int k = 0; k < _HCASE_COMPONENT_MAX; k++)
+			for (size_t b = 0; p->comp[k].present && p->comp[k].binaries[b]; b++)
+				if (access(p->comp[k].binaries[b], X_OK) < 0)
+					fprintf(stderr, "%s: warning: %s binary %s: %s\n", path,
+						hcase_component_names[k], p->comp[k].binaries[b],
+						strerror(errno));
+		hprof_free(p);
+	}
+	free(ents);
+	return 0;
+}
+
+static size_t lint_file(const struct hcase *k, const char *what, const char *rel)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (!rel || asprintf(&path, "%s/%s", srcdir(), rel) < 0)
+		return 0;
+	if (access(path, R_OK) == 0)
+		return 0;
+	fprintf(stderr, "%s: case %s: %s %s: %s\n", k->file, k->id, what, path, strerror(errno));
+	return 1;
+}
+
+/* Files a case names are relative to the source tree and must exist there. */
+static size_t lint_case_files(const struct hcase *k)
+{
+	static const char *const outputs[] = { "stdout", "stderr" };
+	size_t n = 0;
+
+	for (size_t i = 0; i < k->n_steps; i++)
+		n += lint_file(k, "stdin file", k->steps[i].stdin_file);
+	for (size_t i = 0; i < ARRAY_SIZE(outputs); i++) {
+		json_t *o = json_object_get(k->expect, outputs[i]);
+
+		n += lint_file(k, "expected output file",
+			       json_string_value(json_object_get(o, "file")));
+	}
+	return n;
+}
+
+static int cmd_lint(int argc, char **argv)
+{
+	static const struct option opts[] = { { "cases", required_argument, NULL, 'c' },
+					      { "spec", required_argument, NULL, 's' },
+					      { "profiles", required_argument, NULL, 'p' },
+					      {} };
+	_cleanup_free_ char *cases_dir = NULL, *spec_path = NULL, *prof_dir = NULL;
+	const char *cases = NULL, *spec = NULL, *profiles = NULL;
+	struct hcase_set set = { 0 };
+	struct hspec *sp = NULL;
+	size_t errors = 0, case_errors = 0, n_profiles = 0, unknown = 0, uncovered = 0, active = 0,
+	       mismatched = 0;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			cases = optarg;
+		else if (c == 's')
+			spec = optarg;
+		else if (c == 'p')
+			profiles = optarg;
+		else
+			return usage_error("%s", "lint: bad option");
+	}
+	if (optind < argc)
+		return usage_error("lint: unexpected operand '%s'", argv[optind]);
+	cases_dir = default_path(cases, "cases");
+	spec_path = default_path(spec, "SPEC.md");
+	prof_dir = default_path(profiles, "fixtures/profiles");
+	if (!cases_dir || !spec_path || !prof_dir)
+		return EXIT_USAGE;
+	r = hspec_load(spec_path, &sp);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: %s: %s\n", spec_path, strerror(-r));
+		return EXIT_USAGE;
+	}
+	r = hcase_load_dir(&set, cases_dir, print_err, &case_errors);
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot read: %s\n", cases_dir, strerror(-r));
+		case_errors++;
+	}
+	errors += case_errors;
+	lint_profiles(prof_dir, &n_profiles, &errors);
+
+	for (size_t i = 0; i < sp->n; i++) {
+		const struct hspec_req *q = &sp->reqs[i];
+
+		/* A withdrawn requirement keeps only its index row (SPEC 0.2). */
+		if (q->in_body != q->in_index && !(q->withdrawn && q->in_index)) {
+			fprintf(stderr, "%s:%u: %s is %s\n", spec_path, q->line, q->id,
+				q->in_body ? "defined but missing from Appendix C"
+					   : "in Appendix C but defined nowhere");
+			errors++;
+		}
+	}
+	for (size_t i = 0; i < set.n; i++) {
+		const struct hcase *k = set.cases[i];
+
+		errors += lint_case_files(k);
+		for (size_t j = 0; j < k->n_reqs; j++) {
+			const struct hspec_req *q = hspec_find(sp, k->reqs[j].id);
+			char path[64];
+
+			if (k->family)
+				snprintf(path, sizeof(path), "$[%zu].requirements[%zu]", k->index,
+					 j);
+			else
+				snprintf(path, sizeof(path), "$.requirements[%zu]", j);
+			if (!q || q->withdrawn) {
+				fprintf(stderr, "%s: %s: case %s names %s, which SPEC.md %s\n",
+					k->file, path, k->id, k->reqs[j].id,
+					q ? "marks withdrawn" : "lacks");
+				unknown++;
+			} else if (q->level != k->reqs[j].level) {
+				fprintf(stderr,
+					"%s: %s.level: case %s says %s for %s, SPEC.md says %s\n",
+					k->file, path, k->id, hcase_level_names[k->reqs[j].level],
+					k->reqs[j].id, hcase_level_names[q->level]);
+				mismatched++;
+			}
+		}
+	}
+	for (size_t i = 0; i < sp->n; i++) {
+		const struct hspec_req *q = &sp->reqs[i];
+		bool covered = false;
+
+		if (q->withdrawn)
+			continue;
+		active++;
+		for (size_t k = 0; k < set.n && !covered; k++)
+			for (size_t j = 0; j < set.cases[k]->n_reqs && !covered; j++)
+				covered = strcmp(set.cases[k]->reqs[j].id, q->id) == 0;
+		if (!covered) {
+			fprintf(stderr, "%s:%u: %s (%s) has no case\n", spec_path, q->line, q->id,
+				hcase_level_names[q->level]);
+			uncovered++;
+		}
+	}
+	errors += unknown + uncovered + mismatched;
+	printf("lint: %zu cases (%zu invalid case files), %zu profiles; SPEC.md: %zu requirements, "
+	       "%zu covered, %zu without a case; %zu case references SPEC.md lacks, %zu level "
+	       "mismatches; %zu problems\n",
+	       set.n, case_errors, n_profiles, active, active - uncovered, uncovered, unknown,
+	       mismatched, errors);
+	hcase_set_free(&set);
+	hspec_free(sp);
+	return errors ? EXIT_FAILED : 0;
+}
+
+/* ---- probe ---- */
+
+static int cmd_probe(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, {} };
+	struct hprobe p;
+	bool json = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'j')
+			json = true;
+		else
+			return usage_error("%s", "probe: bad option");
+	}
+	if (optind < argc)
+		return usage_error("probe: unexpected operand '%s'", argv[optind]);
+	r = hprobe_run(&p);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: probe: %s\n", strerror(-r));
+		return EXIT_USAGE;
+	}
+	if (json) {
+		json_t *doc, *feat = json_object();
+		int e = 0;
+
+		for (int i = 0; i < _HPROBE_FEATURE_MAX; i++)
+			e |= json_object_set_new(feat, hprobe_feature_names[i],
+						 json_pack("{s:s, s:s}", "state",
+							   hprobe_state_names[p.feat[i].state],
+							   "evidence", p.feat[i].evidence));
+		doc = json_pack("{s:{s:s, s:s, s:s}, s:b, s:o}", "kernel", "release", p.release,
+				"configSha256", p.config_sha256, "configSource", p.config_source,
+				"root", p.root, "features", feat);
+		if (!doc || e || json_dumpf(doc, stdout, JSON_INDENT(2)) < 0) {
+			json_decref(doc);
+			return EXIT_USAGE;
+		}
+		putchar('\n');
+		json_decref(doc);
+		return 0;
+	}
+	printf("kernel release: %s\nkernel config sha256: %s (%s)\nroot: %s\n", p.release,
+	       p.config_sha256, p.config_source, p.root ? "yes" : "no");
+	for (int i = 0; i < _HPROBE_FEATURE_MAX; i++)
+		printf("%-8s %-8s %s\n", hprobe_feature_names[i],
+		       hprobe_state_names[p.feat[i].state], p.feat[i].evidence);
+	return 0;
+}
+
+/* ---- compare, merge, report ---- */
+
+static int load_report(const char *path, struct hrep **ret)
+{
+	struct hjson_err err = { 0 };
+	int r;
+
+	r = hrep_load(path, ret, &err);
+	if (r < 0) {
+		if (err.msg[0])
+			fprintf(stderr, "cellcheck: %s: %s: %s\n", path, err.path, err.msg);
+		else
+			fprintf(stderr, "cellcheck: %s: %s\n", path, strerror(-r));
+	}
+	return r;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+	struct hrep *old = NULL, *new = NULL;
+	int r;
+
+	if (argc != 3)
+		return usage_error("%s", "compare needs exactly OLD.json NEW.json");
+	if (load_report(argv[1], &old) < 0 || load_report(argv[2], &new) < 0) {
+		hrep_free(old);
+		return EXIT_USAGE;
+	}
+	r = hrep_compare(old, new, stdout);
+	hrep_free(old);
+	hrep_free(new);
+	return r > 0 ? EXIT_FAILED : 0;
+}
+
+static int dir_of(const char *path, char **ret)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (!copy)
+		return -ENOMEM;
+	*ret = strdup(dirname(copy));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+	static const struct option opts[] = { { "output", required_argument, NULL, 'o' }, {} };
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_free_ struct hrep **in = NULL;
+	const char *out = NULL;
+	struct hrep *m = NULL;
+	char msg[512] = "";
+	size_t n = 0;
+	int c, r, status = EXIT_USAGE;
+
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c == 'o')
+			out = optarg;
+		else
+			return usage_error("%s", "merge: bad option");
+	}
+	if (!out || optind >= argc)
+		return usage_error("%s", "merge needs -o OUT.json and at least one input");
+	in = calloc((size_t)(argc - optind), sizeof(*in));
+	if (!in)
+		return EXIT_USAGE;
+	for (int i = optind; i < argc; i++) {
+		if (load_report(argv[i], &in[n]) < 0)
+			goto out;
+		n++;
+	}
+	r = hrep_merge(in, n, &m, msg, sizeof(msg));
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: merge: %s\n", msg[0] ? msg : strerror(-r));
+		goto out;
+	}
+	if (msg[0])
+		fprintf(stderr, "cellcheck: merge: warning: %s\n", msg);
+	r = dir_of(out, &dir);
+	r = r ?: hrep_save(m, out);
+	r = r ?: hrep_write_all(m, dir, dir);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: merge: writing %s: %s\n", out, strerror(-r));
+		goto out;
+	}
+	printf("merged %zu reports, %zu cases into %s\n", n, m->n_cases, out);
+	status = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		hrep_free(in[i]);
+	hrep_free(m);
+	return status;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static const struct option opts[] = { { "from", required_argument, NULL, 'f' },
+					      { "dir", required_argument, NULL, 'd' },
+					      {} };
+	_cleanup_free_ char *json_dir = NULL;
+	const char *from = NULL, *dir = NULL;
+	struct hrep *rep = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'f')
+			from = optarg;
+		else if (c == 'd')
+			dir = optarg;
+		else
+			return usage_error("%s", "report: bad option");
+	}
+	if (!from || !dir || optind < argc)
+		return usage_error("%s", "report needs --from report.json --dir DIR");
+	if (load_report(from, &rep) < 0)
+		return EXIT_USAGE;
+	r = dir_of(from, &json_dir);
+	r = r ?: hrep_write_all(rep, dir, json_dir);
+	hrep_free(rep);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: report: writing into %s: %s\n", dir, strerror(-r));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int argc, char **argv);
+	} cmds[] = {
+		{ "list", cmd_list },	    { "lint", cmd_lint },   { "probe", cmd_probe },
+		{ "compare", cmd_compare }, { "merge", cmd_merge }, { "report", cmd_report },
+	};
+
+	if (argc < 2)
+		return usage_error("%s", "missing command");
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		fputs(USAGE, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("cellcheck %s (%s)\n", CELLCHECK_VERSION, CELLCHECK_GIT_REVISION);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (strcmp(argv[1], cmds[i].name) == 0) {
+			/* Subcommand options start after the command word; "--" ends them. */
+			optind = 1;
+			return cmds[i].fn(argc - 1, argv + 1);
+		}
+	return usage_error("unknown command '%s'", argv[1]);
+}

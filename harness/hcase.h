@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Conformance cases as data (cases/README.md is the format's documentation). A case file holds
+ * one case object or an array of them (a family). The loader validates everything strictly:
+ * unknown keys, wrong types, dangling references between steps and expectations are errors that
+ * name the file and the JSON path, so the runner can walk a loaded case without re-checking.
+ *
+ * Header, topology and steps are typed; the upstream script and the expectations are kept as
+ * the validated jansson trees (their shape is guaranteed by hcase_load_*), since their matchers
+ * are interpreted against runtime values anyway.
+ */
+#ifndef CELLCHECK_HCASE_H
+#define CELLCHECK_HCASE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hjson.h"
+
+enum hcase_level { HCASE_MUST, HCASE_SHOULD, HCASE_MAY, _HCASE_LEVEL_MAX };
+
+/* The components a profile can provide, in report order. */
+enum hcase_component {
+	HCASE_DECODER,
+	HCASE_FLOW_MONITOR,
+	HCASE_DNS_PROXY,
+	HCASE_SUPERVISOR,
+	_HCASE_COMPONENT_MAX
+};
+
+enum hcase_action {
+	HCASE_ACT_START,  /* start a component from the profile's argv template */
+	HCASE_ACT_DRIVER, /* one command to the scapy driver */
+	HCASE_ACT_CLIENT, /* run a real client program (dig, kdig, getent) */
+	HCASE_ACT_WAIT,	  /* sleep, or wait for events to arrive */
+	HCASE_ACT_SIGNAL, /* send a signal to a started component */
+	HCASE_ACT_STOP,	  /* SIGTERM (or nothing) and a bounded wait for exit */
+	_HCASE_ACT_MAX
+};
+
+extern const char *const hcase_level_names[];	  /* "MUST", "SHOULD", "MAY", NULL */
+extern const char *const hcase_component_names[]; /* "decoder", "flow-monitor", ... NULL */
+extern const char *const hcase_action_names[];
+
+int hcase_level_from_name(const char *s);     /* enum value or -EINVAL */
+int hcase_component_from_name(const char *s); /* enum value or -EINVAL */
+
+struct hcase_req {
+	char *id; /* "FLOW-REC-001" */
+	enum hcase_level level;
+	char *clause; /* optional SPEC/RFC clause, "RFC 1035 4.2.2" */
+};
+
+struct hcase_endpoint {
+	char *ns;     /* logical namespace name declared in topology.namespaces */
+	char *ifname; /* name inside that namespace */
+	char **addrs; /* "10.0.0.1/24", "fd00::1/64"; NULL-terminated, may be empty */
+};
+
+struct hcase_link {
+	struct hcase_endpoint end[2]; /* a veth pair */
+	uint32_t mtu;		      /* 0: kernel default */
+};
+
+struct hcase_route {
+	char *ns;
+	char *dst; /* "default" or a prefix */
+	char *via;
+};
+
+struct hcase_topo {
+	char **ns; /* logical names; each becomes a fresh netns held by an fd */
+	size_t n_ns;
+	struct hcase_link *links;
+	size_t n_links;
+	struct hcase_route *routes;
+	size_t n_routes;
+};
+
+struct hcase_step {
+	enum hcase_action action;
+	char *name;	     /* handle for later steps and expectations; unique in the case */
+	char *ns;	     /* logical netns; NULL: the harness's own */
+	uint32_t timeout_ms; /* 0: the case's timeout bounds it */
+	/* start */
+	enum hcase_component component;
+	char **args;	  /* appended to the profile's argv; placeholders allowed */
+	json_t *vars;	  /* object: placeholder name -> string value for this start */
+	char *stdin_file; /* path relative to the source tree */
+	bool ready;	  /* wait for the ready byte (default: the profile decides) */
+	/* driver */
+	char *op;	 /* driver operation, one of hcase_driver_ops */
+	json_t *op_args; /* validated against the op's key table */
+	/* client */
+	char **argv;
+	int expect_exit; /* -1: any */
+	/* wait */
+	uint32_t ms;	  /* fixed sleep */
+	char *event_type; /* or: until this many events of the type arrived */
+	uint32_t count;
+	/* signal, stop */
+	char *target; /* name of a start step */
+	int signo;    /* signal: the signal; stop: SIGTERM, or 0 to only wait */
+};
+
+struct hcase {
+	char *id; /* dotted, "flow.tcp.five-tuple" */
+	char *title;
+	char *file;   /* the file it was loaded from */
+	size_t index; /* position in a family file */
+	bool family;  /* loaded from an array */
+	enum hcase_component component;
+	unsigned int uses; /* bit set of components the case starts (includes component) */
+	struct hcase_req *reqs;
+	size_t n_reqs;
+	char **features; /* NULL-terminated: probe feature names, "root", "tool:NAME" */
+	uint32_t timeout_ms;
+	char *fault; /* reference fault that must make the case fail */
+	struct hcase_topo topo;
+	json_t *upstream; /* NULL or the validated upstream script */
+	struct hcase_step *steps;
+	size_t n_steps;
+	json_t *expect; /* validated expectations object */
+};
+
+struct hcase_set {
+	struct hcase **cases;
+	size_t n;
+};
+
+/* Driver operations a case may use; NULL-terminated. */
+extern const char *const hcase_driver_ops[];
+
+/*
+ * Validate one case object; file is used for the error and kept in the case. On failure *err
+ * names the path (rooted at "$", or "$[i]" inside a family file).
+ */
+int hcase_from_json(json_t *obj, const char *file, const char *path, struct hcase **ret,
+		    struct hjson_err *err);
+void hcase_free(struct hcase *c);
+
+/* Load a file (one case or an array); appends to set. */
+int hcase_load_file(struct hcase_set *set, const char *file, struct hjson_err *err);
+
+/*
+ * Load every *.json below dir (recursively, sorted by path). on_error is called for each file
+ * that fails, and loading goes on; returns the number of files that failed, or -errno when dir
+ * itself cannot be read. Duplicate case IDs across files are reported through on_error too.
+ */
+typedef void (*hcase_error_fn)(const char *file, const struct hjson_err *err, void *userdata);
+int hcase_load_dir(struct hcase_set *set, const char *dir, hcase_error_fn on_error, void *userdata);
+
+void hcase_set_free(struct hcase_set *set);
+
+/* Does the case match any of the globs (fnmatch on the id)? No globs matches everything. */
+bool hcase_match(const struct hcase *c, char *const *globs, size_t n_globs);
+
+/* The strictest level among the case's requirements. */
+enum hcase_level hcase_level(const struct hcase *c);
+
+/* Syntax checks shared with the report and SPEC readers. */
+bool hcase_id_valid(const char *id);
+bool hcase_req_id_valid(const char *id);
+
+#endif

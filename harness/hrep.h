@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Run reports (reports/README.md, reports/report.schema.json). report.json is the source of
+ * truth; junit.xml, report.tap, report.md and report.html are derived from it by the same
+ * writers whether the runner just finished or `cellcheck report` / `merge` rebuild them.
+ *
+ * Every string the model holds is valid UTF-8: hrep_case_add() and the loader make it so, and
+ * the writers escape for their format, so a hostile case message cannot break any report.
+ */
+#ifndef CELLCHECK_HREP_H
+#define CELLCHECK_HREP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hcase.h"
+#include "hjson.h"
+
+#define HREP_VERSION 1
+
+enum hrep_status {
+	HREP_PASS,
+	HREP_FAIL,
+	HREP_SKIP,
+	HREP_ERROR,
+	HREP_XFAIL,
+	HREP_XPASS,
+	_HREP_STATUS_MAX
+};
+
+extern const char *const hrep_status_names[]; /* "PASS", ... NULL */
+int hrep_status_from_name(const char *s);     /* enum value or -EINVAL */
+
+struct hrep_req {
+	char *id;
+	enum hcase_level level;
+};
+
+/* A file of the implementation under test, hashed so a report says exactly what ran. */
+struct hrep_file {
+	char *component; /* "decoder", ...; or "profile" */
+	char *role;	 /* "binary", "bpf_object" */
+	char *path;
+	char *sha256; /* hex, or "unavailable" */
+};
+
+struct hrep_case {
+	char *id;
+	char *title;
+	char *component;
+	struct hrep_req *reqs;
+	size_t n_reqs;
+	enum hrep_status status;
+	uint64_t duration_ms;
+	char *message;	 /* why it failed or erred; may be NULL */
+	char *reason;	 /* SKIP reason or known-issue reason; may be NULL */
+	char *artifacts; /* directory relative to the report's directory; may be NULL */
+	char *reproduce; /* one shell command line; may be NULL */
+	uint32_t runs;	 /* --repeat: runs made (0: not repeated, no runs/flakes in JSON) */
+	uint32_t flakes; /* runs whose status differed from the reported one */
+};
+
+struct hrep {
+	char *kernel_release;
+	char *kernel_config_sha256;
+	char *harness_version;
+	char *harness_git_revision;
+	char *profile_name;
+	char *profile_path;
+	char *profile_sha256;
+	struct hrep_file *files;
+	size_t n_files;
+	char *started_at; /* RFC 3339 UTC */
+	char *ended_at;
+	bool has_shard;
+	uint32_t shard_index; /* 1-based, as in --shard K/N */
+	uint32_t shard_count;
+	struct hrep_case *cases;
+	size_t n_cases;
+};
+
+struct hrep *hrep_new(void);
+void hrep_free(struct hrep *r);
+
+/* The current time as RFC 3339 UTC with milliseconds, "2026-01-01T00:00:00.000Z". */
+void hrep_now(char buf[32]);
+
+/* Set a string member to a UTF-8-clean copy of s (NULL clears it). 0 or -ENOMEM. */
+int hrep_set(char **field, const char *s);
+
+/* Append a deep, UTF-8-clean copy of c. */
+int hrep_case_add(struct hrep *r, const struct hrep_case *c);
+int hrep_file_add(struct hrep *r, const char *component, const char *role, const char *path,
+		  const char *sha256);
+const struct hrep_case *hrep_case_find(const struct hrep *r, const char *id);
+
+/* The strictest level among the case's requirements (MAY when it lists none). */
+enum hcase_level hrep_case_level(const struct hrep_case *c);
+
+/* Load and validate a report.json (errors name the JSON path). */
+int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err);
+/* Write report.json atomically (temporary file + rename). */
+int hrep_save(const struct hrep *r, const char *path);
+
+/* Write path through fn into a temporary file beside it, then rename: never a torn file. */
+int hrep_atomic_write(const char *path, int (*fn)(const void *arg, FILE *f, const void *arg2),
+		      const void *arg, const void *arg2);
+
+struct hrep_counts {
+	size_t total;
+	size_t n[_HREP_STATUS_MAX];
+};
+
+/* Counts over cases of one component and/or level (NULL / -1: any). */
+void hrep_count(const struct hrep *r, const char *component, int level, struct hrep_counts *ret);
+
+/*
+ * The run's verdict (SPEC ch.10 exit status): true when a MUST case FAILs, or any case is an
+ * ERROR or XPASS. SHOULD and MAY failures are warnings.
+ */
+bool hrep_failed(const struct hrep *r);
+
+/*
+ * Derived formats. artifacts_prefix is prepended to each case's artifacts path in links (""
+ * when the output sits next to report.json).
+ */
+int hrep_write_junit(const struct hrep *r, FILE *f);
+int hrep_write_tap(const struct hrep *r, FILE *f);
+int hrep_write_md(const struct hrep *r, FILE *f, const char *artifacts_prefix);
+int hrep_write_html(const struct hrep *r, FILE *f, const char *artifacts_prefix);
+
+/*
+ * Write junit.xml, report.tap, report.md and report.html into dir (each atomically).
+ * json_dir is the directory of the report.json the artifacts paths are relative to (NULL:
+ * dir itself).
+ */
+int hrep_write_all(const struct hrep *r, const char *dir, const char *json_dir);
+
+/*
+ * Compare two runs (the kernel-upgrade workflow): writes the kernel change first, then
+ * regressions (PASS -> FAIL/ERROR), fixes, new and removed cases and other status changes.
+ * Returns the number of regressions.
+ */
+int hrep_compare(const struct hrep *old, const struct hrep *new, FILE *out);
+
+/*
+ * Combine shard reports. They must share harness version and revision, profile, and kernel;
+ * a case in two inputs is an error unless both say the same status. On error, errbuf says why;
+ * on success errbuf holds a warning (a shard missing) or is left untouched.
+ */
+int hrep_merge(struct hrep *const *in, size_t n, struct hrep **ret, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cell.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static const char *const step_names[CELL_STEP_COUNT_] = {
+	[CELL_STEP_EXEC] = "exec",
+	[CELL_STEP_SYNC] = "sync",
+	[CELL_STEP_CGROUPNS] = "cgroup_namespace",
+	[CELL_STEP_MOUNT_PRIVATE] = "mount_private",
+	[CELL_STEP_RESOLV_CONF] = "resolv_conf",
+	[CELL_STEP_PROC_MOUNT] = "proc_mount",
+	[CELL_STEP_HOSTNAME] = "hostname",
+	[CELL_STEP_RLIMIT] = "rlimits",
+	[CELL_STEP_CLOSE_FDS] = "close_fds",
+	[CELL_STEP_SETSID] = "setsid",
+	[CELL_STEP_CAP_BOUND] = "capability_bounding_set",
+	[CELL_STEP_IDENTITY] = "identity",
+	[CELL_STEP_CAPS] = "capabilities",
+	[CELL_STEP_NO_NEW_PRIVS] = "no_new_privs",
+};
+
+const char *cell_step_name(int step)
+{
+	if (step < 0 || step >= CELL_STEP_COUNT_)
+		return "unknown";
+	return step_names[step];
+}
+
+/* ---- the child: system calls only ---------------------------------------------------------- */
+
+/* The error pipe sits on fd 3 once the fds are cleaned up; before that, wherever it was. */
+static int child_report_fd;
+
+static void child_report(int kind, int step, int err)
+{
+	struct cell_report r = { .kind = kind, .step = step, .err = err };
+
+	/* A single write below PIPE_BUF is atomic; the parent reads whole records. */
+	(void)!write(child_report_fd, &r, sizeof(r));
+}
+
+__attribute__((noreturn)) static void child_fatal(int step, int err)
+{
+	child_report(CELL_REPORT_FATAL, step, err);
+	_exit(126);
+}
+
+static int child_caps(const struct cell_child_cfg *c)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	uint32_t lo = (uint32_t)c->cap_keep, hi = (uint32_t)(c->cap_keep >> 32);
+
+	d[0].effective = d[0].permitted = d[0].inheritable = lo;
+	d[1].effective = d[1].permitted = d[1].inheritable = hi;
+	if (syscall(SYS_capset, &h, d) < 0)
+		return -errno;
+	/* A non-root workload keeps its capabilities across exec only as ambient ones. */
+	if (c->uid != 0) {
+		for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+			if ((c->cap_keep >> cap) & 1 &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+static void child_close_fds(int report_fd)
+{
+	/* Park the error pipe on 3 (close-on-exec), then close everything above it. */
+	if (report_fd != 3) {
+		if (dup3(report_fd, 3, O_CLOEXEC) < 0)
+			child_fatal(CELL_STEP_CLOSE_FDS, errno);
+		child_report_fd = 3;
+	}
+	if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0) {
+		if (errno != ENOSYS)
+			child_fatal(CELL_STEP_CLOSE_FDS, errno);
+		for (int fd = 4; fd < 65536; fd++)
+			close(fd);
+	}
+}
+
+__attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c, int sync_fd,
+						 int report_fd)
+{
+	char go;
+
+	child_report_fd = report_fd;
+	/* A supervisor that dies before the release (or after) takes the cell with it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fatal(CELL_STEP_SYNC, errno);
+	/* The supervisor blocks the signals it forwards and ignores SIGPIPE: the workload must not.
+	 */
+	sigset_t none;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+	if (read(sync_fd, &go, 1) != 1)
+		_exit(125); /* the supervisor gave up on the setup: nothing to report to */
+	/* 'U': the id maps could not be written (a degradation): keep the unmapped ids. */
+	bool keep_ids = go == 'U';
+	close(sync_fd);
+
+	if ((c->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		child_fatal(CELL_STEP_CGROUPNS, errno);
+	if (c->ns_flags & CLONE_NEWNS) {
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+			child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
+		/* The detached read-only file mount the parent made goes over the host's file. */
+		if (c->resolv_fd >= 0 && move_mount(c->resolv_fd, "", AT_FDCWD, "/etc/resolv.conf",
+						    MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			child_fatal(CELL_STEP_RESOLV_CONF, errno);
+		/* A /proc that shows the cell's own PID namespace; without it ps lies. */
+		if ((c->ns_flags & CLONE_NEWPID) &&
+		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+			/* In strict mode the supervisor turns the degradation into the failure. */
+			child_report(CELL_REPORT_DEGRADED, CELL_STEP_PROC_MOUNT, errno);
+			if (c->strict)
+				_exit(126);
+		}
+	}
+	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+		child_fatal(CELL_STEP_HOSTNAME, errno);
+	for (size_t i = 0; i < c->n_rlimits; i++) {
+		struct rlimit rl = { .rlim_cur = c->rlimits[i].soft,
+				     .rlim_max = c->rlimits[i].hard };
+
+		if (setrlimit(c->rlimits[i].resource, &rl) < 0)
+			child_fatal(CELL_STEP_RLIMIT, errno);
+	}
+	/* With the events on stdout, the workload writes to stderr: the JSONL stays clean. */
+	if (c->stdout_to_stderr && dup2(2, 1) < 0)
+		child_fatal(CELL_STEP_CLOSE_FDS, errno);
+	child_close_fds(report_fd);
+	if (setsid() < 0)
+		child_fatal(CELL_STEP_SETSID, errno);
+
+	/* Bounding set first: dropping it needs CAP_SETPCAP, which the identity change ends. */
+	for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+		if (!((c->cap_keep >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+		    errno != EINVAL)
+			child_fatal(CELL_STEP_CAP_BOUND, errno);
+	}
+	if (c->uid != 0 && c->cap_keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+	/* In a user namespace setgroups is denied (we wrote "deny"): the list is already empty. */
+	/*
+	 * Raw system calls: glibc's wrappers broadcast the change to every thread it knows of,
+	 * and this clone of a threaded process would wait forever for threads it does not have.
+	 */
+	if (!keep_ids && !(c->ns_flags & CLONE_NEWUSER) && syscall(SYS_setgroups, 0, NULL) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+	if (!keep_ids && (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 ||
+			  syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0))
+		child_fatal(CELL_STEP_IDENTITY, errno);
+	if (child_caps(c) < 0)
+		child_fatal(CELL_STEP_CAPS, errno);
+	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fatal(CELL_STEP_NO_NEW_PRIVS, errno);
+
+	execvpe(c->argv[0], c->argv, c->envp);
+	child_report(CELL_REPORT_EXEC, CELL_STEP_EXEC, errno);
+	_exit(127);
+}
+
+/* ---- the parent ------------------------------------------------------------------------------ */
+
+static pid_t clone_pidfd(unsigned long flags, int *pidfd)
+{
+	struct clone_args a = {
+		.flags = flags | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	long r = syscall(SYS_clone3, &a, sizeof(a));
+
+	/* clone3 is 5.3; the pidfd flag on plain clone is 5.2. */
+	if (r < 0 && errno == ENOSYS)
+		r = syscall(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, NULL, pidfd, NULL, NULL);
+	return (pid_t)r;
+}
+
+int cell_clone(const struct cell_child_cfg *cfg, struct cell_proc *ret)
+{
+	int sync[2], rep[2], pidfd = -1;
+	pid_t pid;
+
+	if (pipe2(sync, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		int err = -errno;
+
+		close(sync[0]);
+		close(sync[1]);
+		return err;
+	}
+	pid = clone_pidfd(cfg->ns_flags & ~(unsigned long)CLONE_NEWCGROUP, &pidfd);
+	if (pid == 0) {
+		close(sync[1]);
+		close(rep[0]);
+		child_main(cfg, sync[0], rep[1]);
+	}
+	int err = pid < 0 ? -errno : 0;
+
+	close(sync[0]);
+	close(rep[1]);
+	if (err) {
+		close(sync[1]);
+		close(rep[0]);
+		return err;
+	}
+	ret->pid = pid;
+	ret->pidfd = pidfd;
+	ret->sync_fd = sync[1];
+	ret->report_fd = rep[0];
+	return 0;
+}
+
+int cell_release(struct cell_proc *p, bool ids_unmapped)
+{
+	int err = util_write_all(p->sync_fd, ids_unmapped ? "U" : "G", 1);
+
+	util_closep(&p->sync_fd);
+	p->sync_fd = -1;
+	return err;
+}
+
+int cell_read_reports(struct cell_proc *p, void (*fn)(void *ctx, const struct cell_report *r),
+		      void *ctx)
+{
+	struct cell_report r;
+	ssize_t n;
+
+	for (;;) {
+		n = util_read_full(p->report_fd, &r, sizeof(r));
+		if (n == 0)
+			break;
+		if (n < 0)
+			return (int)n;
+		if (n == (ssize_t)sizeof(r))
+			fn(ctx, &r);
+		else
+			break;
+	}
+	util_closep(&p->report_fd);
+	p->report_fd = -1;
+	return 0;
+}
+
+int cell_signal(const struct cell_proc *p, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+static int try_wait_pidfd(int pidfd, siginfo_t *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG) < 0)
+		return -errno;
+	return info->si_pid != 0;
+}
+
+int cell_try_wait(struct cell_proc *p, siginfo_t *info)
+{
+	return try_wait_pidfd(p->pidfd, info);
+}
+
+void cell_proc_close(struct cell_proc *p)
+{
+	util_closep(&p->pidfd);
+	util_closep(&p->sync_fd);
+	util_closep(&p->report_fd);
+	p->pidfd = p->sync_fd = p->report_fd = -1;
+}
+
+int cell_file_mount(const char *name, const char *text)
+{
+	_cleanup_close_ int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	_cleanup_close_ int mnt = -1, file = -1, tree = -1;
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+	int err;
+
+	/*
+	 * A tmpfs of its own, never attached anywhere: bind mounts of a memfd are refused
+	 * (EINVAL, its internal mount is in no namespace), a detached file mount is not.
+	 */
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "size", "64k", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return -errno;
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+		      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (mnt < 0)
+		return -errno;
+	file = openat(mnt, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (file < 0)
+		return -errno;
+	err = util_write_all(file, text, strlen(text));
+	if (err)
+		return err;
+	tree = open_tree(mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
+		return -errno;
+	return TAKE_FD(tree);
+}
+
+/* ---- workers --------------------------------------------------------------------------------- */
+
+static int args_memfd(const char *const *args, size_t nargs)
+{
+	_cleanup_close_ int fd = memfd_create("cellref-args", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	for (size_t i = 0; i < nargs; i++) {
+		err = util_write_all(fd, args[i], strlen(args[i]) + 1);
+		if (err)
+			return err;
+	}
+	/* The worker reads a configuration nobody can change under it. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
+	    lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+int cell_worker_spawn(int exe_fd, const char *subcommand, const char *const *args, size_t nargs,
+		      const int *fds, size_t nfds, struct cell_worker *ret)
+{
+	_cleanup_close_ int mfd = args_memfd(args, nargs);
+	char fdnum[16];
+	int pidfd = -1;
+	pid_t pid;
+
+	if (mfd < 0)
+		return mfd;
+	if (nfds > 16)
+		return -EINVAL;
+	snprintf(fdnum, sizeof(fdnum), "%zu", 3 + nfds);
+	char *argv[] = { "cellref", (char *)subcommand, "--args-fd", fdnum, NULL };
+	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	/* Sanitizer builds need their options in the worker too; a normal build sees none. */
+	char *asan = getenv("ASAN_OPTIONS"), *ubsan = getenv("UBSAN_OPTIONS");
+	char asan_env[512], ubsan_env[512];
+	char *envp_san[4] = { envp[0], NULL, NULL, NULL };
+	int k = 1;
+
+	if (asan) {
+		snprintf(asan_env, sizeof(asan_env), "ASAN_OPTIONS=%s", asan);
+		envp_san[k++] = asan_env;
+	}
+	if (ubsan) {
+		snprintf(ubsan_env, sizeof(ubsan_env), "UBSAN_OPTIONS=%s", ubsan);
+		envp_san[k++] = ubsan_env;
+	}
+
+	pid = clone_pidfd(0, &pidfd);
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int src[19];
+		size_t n = 0;
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			_exit(126);
+		/*
+		 * Move every inherited fd above the target range first, so dup2 into 3.. never
+		 * clobbers a source that happens to sit there.
+		 */
+		for (size_t i = 0; i < nfds; i++)
+			src[n++] = fds[i];
+		src[n++] = mfd;
+		src[n++] = exe_fd; /* last, and close-on-exec again below */
+		for (size_t i = 0; i < n; i++) {
+			src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64);
+			if (src[i] < 0)
+				_exit(126);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (dup2(src[i], (int)(3 + i)) < 0)
+				_exit(126);
+		}
+		if (fcntl((int)(2 + n), F_SETFD, FD_CLOEXEC) < 0 ||
+		    syscall(SYS_close_range, (unsigned int)(3 + n), ~0U, 0U) < 0)
+			_exit(126);
+		syscall(SYS_execveat, (int)(2 + n), "", argv, envp_san, AT_EMPTY_PATH);
+		_exit(127);
+	}
+	ret->pid = pid;
+	ret->pidfd = pidfd;
+	return 0;
+}
+
+int cell_worker_signal(const struct cell_worker *w, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int cell_worker_stop(struct cell_worker *w, unsigned int timeout_ms, siginfo_t *info)
+{
+	struct pollfd p = { .fd = w->pidfd, .events = POLLIN };
+	int r;
+
+	if (w->pidfd < 0)
+		return -EBADF;
+	r = poll(&p, 1, (int)timeout_ms);
+	if (r == 0)
+		(void)cell_worker_signal(w, SIGKILL);
+	memset(info, 0, sizeof(*info));
+	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, info, WEXITED) < 0)
+		r = -errno;
+	else
+		r = 0;
+	util_closep(&w->pidfd);
+	w->pidfd = -1;
+	return r;
+}
+
+int cell_args_from_fd(int fd, int *argc, char ***argv)
+{
+	char buf[65536];
+	ssize_t n = util_read_full(fd, buf, sizeof(buf) - 1);
+	size_t count = 0;
+	char **v;
+	char *p;
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n == sizeof(buf) - 1)
+		return -E2BIG;
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		count += buf[i] == '\0';
+	v = calloc(count + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	p = buf;
+	for (size_t i = 0; i < count; i++) {
+		v[i] = strdup(p);
+		if (!v[i]) {
+			while (i--)
+				free(v[i]);
+			free(v);
+			return -ENOMEM;
+		}
+		p += strlen(p) + 1;
+	}
+	*argc = (int)count;
+	*argv = v;
+	return 0;
+}

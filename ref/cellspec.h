@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cell spec that `cellref run --spec FILE` reads: strict JSON (unknown members are errors at
+ * every level, integers must be JSON integers in range), validated as a whole before anything is
+ * created, so a bad spec fails before the supervisor touches the kernel. Every error message
+ * starts with the field it is about ("network.mtu: ...", "namespaces[2]: ...") or, for JSON
+ * syntax errors, with "line L column C: ". Messages never name the file: the caller adds that.
+ * The schema fixtures/schemas/cell_spec.schema.json mirrors these rules.
+ */
+#ifndef CELLREF_CELLSPEC_H
+#define CELLREF_CELLSPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CELLSPEC_ID_MAX	  64
+#define CELLSPEC_MAX_SIZE (1024 * 1024) /* cellspec_load() refuses bigger files */
+
+enum cellspec_netmode { CELLSPEC_NET_NONE, CELLSPEC_NET_BRIDGE, CELLSPEC_NET_ROUTED };
+
+struct cellspec_idmap {
+	uint32_t inside, outside, count;
+};
+
+struct cellspec_rlimit {
+	int resource;	     /* RLIMIT_* */
+	uint64_t soft, hard; /* RLIM_INFINITY for unlimited */
+};
+
+struct cellspec {
+	char cell_id[CELLSPEC_ID_MAX], run_id[CELLSPEC_ID_MAX]; /* run_id "" when absent */
+	unsigned long ns_flags;					/* CLONE_NEWNET|CLONE_NEWNS|... */
+	char hostname[65];					/* "" when absent */
+	uint32_t uid, gid;
+	struct cellspec_idmap *uid_map, *gid_map; /* NULL and 0 without a user namespace */
+	size_t n_uid_map, n_gid_map;
+	struct cellspec_rlimit *rlimits; /* in the order given */
+	size_t n_rlimits;
+	int *cpus; /* NULL and 0 when absent (no affinity is set) */
+	size_t n_cpus;
+	char *cgroup_path; /* NULL when absent */
+	char *memory_max, *pids_max,
+		*cpu_max; /* text to write into the cgroup files, NULL when absent */
+	enum cellspec_netmode net_mode;
+	char bridge[16], ifname[16]; /* bridge "" unless bridge mode; ifname "" without network */
+	uint32_t subnet, gateway, address; /* host byte order; address 0 = allocate */
+	unsigned int prefixlen, mtu;
+	bool dns_enabled;
+	uint32_t dns_listen_ip; /* host byte order */
+	uint16_t dns_listen_port;
+	char *dns_upstream; /* "IP:PORT" text as given; NULL when not given */
+	char **dns_allow;   /* NULL and 0 when absent (allow all); non-NULL and 0 for [] */
+	size_t n_dns_allow;
+	unsigned int dns_timeout_ms;
+	bool flows_enabled;
+	uint64_t cap_keep; /* bit n = capability n kept */
+	bool no_new_privs, strict;
+};
+
+/* 0, or -EINVAL with a message naming the field in err (always NUL-terminated); -ENOMEM. */
+int cellspec_parse(const char *text, size_t len, struct cellspec **ret, char *err, size_t errlen);
+
+/*
+ * Read and parse the file at path (a path only; "-" is not stdin). Reads at most
+ * CELLSPEC_MAX_SIZE bytes: a bigger file is -EFBIG with a message saying so. -errno of open or
+ * read with "open: ..." / "read: ..." in err; otherwise as cellspec_parse().
+ */
+int cellspec_load(const char *path, struct cellspec **ret, char *err, size_t errlen);
+
+void cellspec_free(struct cellspec *s);
+void cellspec_freep(struct cellspec **s);
+
+#endif

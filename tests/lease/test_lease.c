@@ -1,0 +1,992 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The lease store: allocation order, stale owners (dead, zombie, recycled pid), the in_use hook,
+ * a full subnet, concurrent allocation by 8 processes, run_id checks, corrupt records, the
+ * /proc/PID/stat parser against a comm made of parentheses, and lease_reap's callback contract.
+ * Every test works in its own mkdtemp directory, removed on the way out; children are killed and
+ * reaped by a cleanup handler whatever happens.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "lease.h"
+#include "tap.h"
+#include "util.h"
+
+#define IP(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))
+
+/* --- fixtures --- */
+
+struct fixture {
+	char dir[64];
+	char state[96];
+	char leases[128];
+	pid_t janitor;
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+static void fixture_done(struct fixture *f)
+{
+	if (f->dir[0])
+		nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (f->janitor > 0) {
+		kill(f->janitor, SIGKILL);
+		waitpid(f->janitor, NULL, 0);
+	}
+}
+
+static bool fixture_init(struct fixture *f)
+{
+	int p[2];
+	char b;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/lease-test-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		f->dir[0] = '\0';
+		return false;
+	}
+	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+	snprintf(f->leases, sizeof(f->leases), "%s/leases", f->state);
+	/*
+	 * A test that times out (a deadlock, say) is SIGKILLed with its process group and runs no
+	 * cleanup: a janitor outside the group removes the directory once the test and every
+	 * process it forked are gone (the pipe's last write end closes).
+	 */
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return false;
+	fflush(stdout);
+	f->janitor = fork();
+	if (f->janitor == 0) {
+		setpgid(0, 0);
+		close(p[1]);
+		while (read(p[0], &b, 1) > 0)
+			;
+		nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		_exit(0);
+	}
+	close(p[0]);
+	if (f->janitor < 0) {
+		close(p[1]);
+		return false;
+	}
+	/* p[1] stays open, on purpose, until this process ends. */
+	return true;
+}
+
+#define FIXTURE(f)                                            \
+	_cleanup_(fixture_done) struct fixture f = { { 0 } }; \
+	if (!ASSERT_TRUE(fixture_init(&f)))                   \
+	return
+
+/* A child that lives until its pipe is closed; killed and reaped by the cleanup in any case. */
+struct child {
+	pid_t pid;
+	int hold; /* write end: closing it lets the child exit */
+	unsigned long long start;
+};
+
+static void child_killp(struct child *c)
+{
+	if (c->hold >= 0)
+		close(c->hold);
+	c->hold = -1;
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+	}
+	c->pid = 0;
+}
+
+#define CHILD(c) _cleanup_(child_killp) struct child c = { .pid = 0, .hold = -1 }
+
+/* Start a child; with comm, it renames itself first and reports its start time read before. */
+static bool child_start(struct child *c, const char *comm)
+{
+	int hold[2], ready[2];
+	unsigned long long before = 0;
+
+	if (pipe2(hold, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+		return false;
+	fflush(stdout);
+	c->pid = fork();
+	if (c->pid < 0)
+		return false;
+	if (c->pid == 0) {
+		char b;
+
+		close(hold[1]);
+		close(ready[0]);
+		if (lease_proc_start(getpid(), &before) < 0)
+			_exit(2);
+		if (comm && prctl(PR_SET_NAME, comm) < 0)
+			_exit(2);
+		if (util_write_all(ready[1], &before, sizeof(before)) < 0)
+			_exit(2);
+		while (read(hold[0], &b, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(hold[0]);
+	close(ready[1]);
+	c->hold = hold[1];
+	if (util_read_full(ready[0], &before, sizeof(before)) != sizeof(before)) {
+		close(ready[0]);
+		return false;
+	}
+	close(ready[0]);
+	c->start = before;
+	return true;
+}
+
+/* Let the child exit and reap it: from now on (pid, start) names a dead process. */
+static void child_end(struct child *c)
+{
+	close(c->hold);
+	c->hold = -1;
+	waitpid(c->pid, NULL, 0);
+	c->pid = 0;
+}
+
+static struct lease rec(const char *run)
+{
+	struct lease l = { 0 };
+
+	snprintf(l.run_id, sizeof(l.run_id), "%s", run);
+	snprintf(l.cell_id, sizeof(l.cell_id), "cell-%s", run);
+	return l;
+}
+
+struct seen {
+	struct lease l[200];
+	size_t n;
+};
+
+static int collect(void *ctx, const struct lease *l)
+{
+	struct seen *s = ctx;
+
+	if (s->n < ARRAY_SIZE(s->l))
+		s->l[s->n++] = *l;
+	return 0;
+}
+
+static struct seen *list_all(const struct fixture *f)
+{
+	struct seen *s = calloc(1, sizeof(*s));
+
+	if (s && lease_list(f->state, false, collect, s) < 0)
+		s->n = (size_t)-1;
+	return s;
+}
+
+static bool lease_file_exists(const struct fixture *f, const char *ip)
+{
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/%s", f->leases, ip);
+	return access(path, F_OK) == 0;
+}
+
+static bool write_file(const struct fixture *f, const char *name, const char *text)
+{
+	char path[192];
+	_cleanup_close_ int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", f->leases, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	return fd >= 0 && util_write_all(fd, text, strlen(text)) == 0;
+}
+
+/* --- allocation --- */
+
+TEST(allocation_order_skips_network_broadcast_gateway)
+{
+	FIXTURE(f);
+	struct lease l;
+
+	/* /24 with the gateway at .1: .2, .3, .4 in order; a released address is reused first. */
+	for (uint32_t want = 2; want <= 4; want++) {
+		l = rec("r1");
+		if (!ASSERT_OK(lease_acquire(f.state, IP(10, 9, 0, 0), 24, IP(10, 9, 0, 1), 0, NULL,
+					     NULL, &l)))
+			return;
+		ASSERT_EQ(l.ip, IP(10, 9, 0, want));
+		ASSERT_EQ(l.owner_pid, getpid());
+		ASSERT_GT(l.owner_start, 0);
+	}
+	ASSERT_TRUE(lease_file_exists(&f, "10.9.0.3"));
+	ASSERT_OK(lease_release(f.state, IP(10, 9, 0, 3), "r1"));
+	l = rec("r1");
+	ASSERT_OK(lease_acquire(f.state, IP(10, 9, 0, 0), 24, IP(10, 9, 0, 1), 0, NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 9, 0, 3));
+
+	/* /29 (.8-.15) with the gateway in the middle at .13, subnet given with host bits set. */
+	uint32_t expect[] = { 9, 10, 11, 12, 14 };
+	for (size_t i = 0; i < ARRAY_SIZE(expect); i++) {
+		l = rec("r2");
+		if (!ASSERT_OK(lease_acquire(f.state, IP(10, 9, 1, 11), 29, IP(10, 9, 1, 13), 0,
+					     NULL, NULL, &l)))
+			return;
+		ASSERT_EQ(l.ip, IP(10, 9, 1, expect[i]));
+	}
+	l = rec("r2");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 9, 1, 8), 29, IP(10, 9, 1, 13), 0, NULL, NULL, &l),
+		   -EADDRNOTAVAIL);
+	ASSERT_FALSE(lease_file_exists(&f, "10.9.1.8"));
+	ASSERT_FALSE(lease_file_exists(&f, "10.9.1.15"));
+	ASSERT_FALSE(lease_file_exists(&f, "10.9.1.13"));
+
+	/* Directories are private. */
+	struct stat st;
+	if (ASSERT_OK(stat(f.state, &st) < 0 ? -errno : 0))
+		ASSERT_EQ(st.st_mode & 0777, 0700);
+	if (ASSERT_OK(stat(f.leases, &st) < 0 ? -errno : 0))
+		ASSERT_EQ(st.st_mode & 0777, 0700);
+}
+
+TEST(small_and_bad_prefixes)
+{
+	FIXTURE(f);
+	struct lease l = rec("r");
+
+	/* /30: network .0, gateway .1, broadcast .3 leave .2 alone. */
+	ASSERT_OK(lease_acquire(f.state, IP(10, 8, 0, 0), 30, IP(10, 8, 0, 1), 0, NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 8, 0, 2));
+	l = rec("r");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 8, 0, 0), 30, IP(10, 8, 0, 1), 0, NULL, NULL, &l),
+		   -EADDRNOTAVAIL);
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 8, 1, 0), 31, 0, 0, NULL, NULL, &l),
+		   -EADDRNOTAVAIL);
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 8, 2, 0), 32, 0, 0, NULL, NULL, &l),
+		   -EADDRNOTAVAIL);
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 8, 2, 0), 33, 0, 0, NULL, NULL, &l), -EINVAL);
+	/* A record without run_id cannot be released by its run later: refused up front. */
+	l = rec("");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 8, 3, 0), 24, 0, 0, NULL, NULL, &l), -EINVAL);
+	l = rec("r");
+	memset(l.host_if, 'x', sizeof(l.host_if));
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 8, 3, 0), 24, 0, 0, NULL, NULL, &l), -EINVAL);
+}
+
+TEST(subnet_full)
+{
+	FIXTURE(f);
+	struct lease l;
+	int got = 0;
+
+	/* 10.30.0.16/28: hosts .17-.30, gateway .17: 13 leases. */
+	for (;;) {
+		l = rec("r");
+		int r = lease_acquire(f.state, IP(10, 30, 0, 16), 28, IP(10, 30, 0, 17), 0, NULL,
+				      NULL, &l);
+		if (r == -EADDRNOTAVAIL)
+			break;
+		if (!ASSERT_OK(r) || !ASSERT_LE(got, 13))
+			return;
+		ASSERT_EQ(l.ip, IP(10, 30, 0, 18 + got));
+		got++;
+	}
+	ASSERT_EQ(got, 13);
+	ASSERT_OK(lease_release(f.state, IP(10, 30, 0, 25), NULL));
+	l = rec("r");
+	ASSERT_OK(lease_acquire(f.state, IP(10, 30, 0, 16), 28, IP(10, 30, 0, 17), 0, NULL, NULL,
+				&l));
+	ASSERT_EQ(l.ip, IP(10, 30, 0, 25));
+}
+
+TEST(want_specific_address)
+{
+	FIXTURE(f);
+	struct lease l = rec("r1");
+
+	ASSERT_OK(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), IP(10, 10, 0, 77),
+				NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 10, 0, 77));
+	ASSERT_TRUE(lease_file_exists(&f, "10.10.0.77"));
+
+	/* Double lease refused, even to the same run and process. */
+	l = rec("r1");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), IP(10, 10, 0, 77),
+				 NULL, NULL, &l),
+		   -EADDRINUSE);
+	l = rec("r2");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), IP(10, 10, 0, 77),
+				 NULL, NULL, &l),
+		   -EADDRINUSE);
+	ASSERT_EQ(l.ip, 0); /* untouched on failure */
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), IP(10, 10, 0, 1),
+				 NULL, NULL, &l),
+		   -EADDRINUSE);
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), IP(10, 11, 0, 5),
+				 NULL, NULL, &l),
+		   -EINVAL);
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), IP(10, 10, 0, 0),
+				 NULL, NULL, &l),
+		   -EINVAL);
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1),
+				 IP(10, 10, 0, 255), NULL, NULL, &l),
+		   -EINVAL);
+	/* Allocation goes around the wanted one. */
+	ASSERT_OK(
+		lease_acquire(f.state, IP(10, 10, 0, 0), 24, IP(10, 10, 0, 1), 0, NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 10, 0, 2));
+}
+
+struct in_use_ctx {
+	uint32_t busy[4];
+	size_t nbusy;
+	uint32_t asked[16];
+	size_t nasked;
+};
+
+static bool in_use_cb(void *ctx, uint32_t ip)
+{
+	struct in_use_ctx *c = ctx;
+
+	if (c->nasked < ARRAY_SIZE(c->asked))
+		c->asked[c->nasked++] = ip;
+	for (size_t i = 0; i < c->nbusy; i++) {
+		if (c->busy[i] == ip)
+			return true;
+	}
+	return false;
+}
+
+TEST(in_use_callback_honoured)
+{
+	FIXTURE(f);
+	struct in_use_ctx c = { .busy = { IP(10, 11, 0, 2), IP(10, 11, 0, 3) }, .nbusy = 2 };
+	struct lease l = rec("r");
+
+	ASSERT_OK(lease_acquire(f.state, IP(10, 11, 0, 0), 24, IP(10, 11, 0, 1), 0, in_use_cb, &c,
+				&l));
+	ASSERT_EQ(l.ip, IP(10, 11, 0, 4));
+	if (ASSERT_EQ(c.nasked, 3)) {
+		ASSERT_EQ(c.asked[0], IP(10, 11, 0, 2));
+		ASSERT_EQ(c.asked[1], IP(10, 11, 0, 3));
+		ASSERT_EQ(c.asked[2], IP(10, 11, 0, 4));
+	}
+	ASSERT_FALSE(lease_file_exists(&f, "10.11.0.2"));
+	l = rec("r");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 11, 0, 0), 24, IP(10, 11, 0, 1), IP(10, 11, 0, 3),
+				 in_use_cb, &c, &l),
+		   -EADDRINUSE);
+	ASSERT_FALSE(lease_file_exists(&f, "10.11.0.3"));
+	/* Without the hook the address is free for the store. */
+	ASSERT_OK(lease_acquire(f.state, IP(10, 11, 0, 0), 24, IP(10, 11, 0, 1), IP(10, 11, 0, 3),
+				NULL, NULL, &l));
+}
+
+/* --- records --- */
+
+TEST(record_round_trip_and_update)
+{
+	FIXTURE(f);
+	_cleanup_free_ struct seen *s = NULL;
+	struct lease l = rec("run-1"), u;
+	json_auto_t *j = NULL;
+	char path[192];
+
+	snprintf(l.bridge, sizeof(l.bridge), "cellbr0");
+	l.bridge_created = true;
+	snprintf(l.cgroup, sizeof(l.cgroup), "/sys/fs/cgroup/cellref/run-1");
+	if (!ASSERT_OK(lease_acquire(f.state, IP(10, 12, 0, 0), 24, IP(10, 12, 0, 1), 0, NULL, NULL,
+				     &l)))
+		return;
+
+	/* The file is the documented JSON, private to us. */
+	snprintf(path, sizeof(path), "%s/10.12.0.2", f.leases);
+	j = json_load_file(path, 0, NULL);
+	if (!ASSERT_TRUE(j))
+		return;
+	ASSERT_STREQ(json_string_value(json_object_get(j, "ip")), "10.12.0.2");
+	ASSERT_STREQ(json_string_value(json_object_get(j, "runId")), "run-1");
+	ASSERT_STREQ(json_string_value(json_object_get(j, "cellId")), "cell-run-1");
+	ASSERT_EQ(json_integer_value(json_object_get(j, "ownerPid")), getpid());
+	ASSERT_EQ(json_integer_value(json_object_get(j, "ownerStart")), l.owner_start);
+	ASSERT_STREQ(json_string_value(json_object_get(j, "bridge")), "cellbr0");
+	ASSERT_TRUE(json_is_true(json_object_get(j, "bridgeCreated")));
+	ASSERT_STREQ(json_string_value(json_object_get(j, "hostIf")), "");
+	ASSERT_EQ(json_integer_value(json_object_get(j, "cellPid")), 0);
+	ASSERT_TRUE(json_is_integer(json_object_get(j, "cellStart")));
+	ASSERT_STREQ(json_string_value(json_object_get(j, "cgroup")), l.cgroup);
+	struct stat st;
+	if (ASSERT_OK(stat(path, &st) < 0 ? -errno : 0))
+		ASSERT_EQ(st.st_mode & 0777, 0600);
+
+	/* Update once the links and the cell exist; leaving owner_pid 0 keeps the owner. */
+	u = l;
+	snprintf(u.host_if, sizeof(u.host_if), "vc-run-1");
+	u.cell_pid = 4242;
+	u.cell_start = 777;
+	u.owner_pid = 0;
+	ASSERT_OK(lease_update(f.state, &u));
+	s = list_all(&f);
+	if (!ASSERT_TRUE(s) || !ASSERT_EQ(s->n, 1))
+		return;
+	ASSERT_FALSE(s->l[0].corrupt);
+	ASSERT_EQ(s->l[0].ip, IP(10, 12, 0, 2));
+	ASSERT_STREQ(s->l[0].run_id, "run-1");
+	ASSERT_STREQ(s->l[0].cell_id, "cell-run-1");
+	ASSERT_STREQ(s->l[0].host_if, "vc-run-1");
+	ASSERT_STREQ(s->l[0].bridge, "cellbr0");
+	ASSERT_TRUE(s->l[0].bridge_created);
+	ASSERT_STREQ(s->l[0].cgroup, l.cgroup);
+	ASSERT_EQ(s->l[0].owner_pid, getpid());
+	ASSERT_EQ(s->l[0].owner_start, l.owner_start);
+	ASSERT_EQ(s->l[0].cell_pid, 4242);
+	ASSERT_EQ(s->l[0].cell_start, 777);
+
+	/* Another run may not rewrite it; an address without a lease cannot be updated. */
+	snprintf(u.run_id, sizeof(u.run_id), "run-2");
+	ASSERT_ERR(lease_update(f.state, &u), -EPERM);
+	u = l;
+	u.ip = IP(10, 12, 0, 3);
+	ASSERT_ERR(lease_update(f.state, &u), -ENOENT);
+	ASSERT_FALSE(lease_file_exists(&f, "10.12.0.3"));
+	/* No temp file is left behind by a write. */
+	size_t n = 0;
+	DIR *d = opendir(f.leases);
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += strncmp(de->d_name, ".tmp", 4) == 0;
+	if (d)
+		closedir(d);
+	ASSERT_EQ(n, 0);
+}
+
+TEST(release_checks_run_id)
+{
+	FIXTURE(f);
+	struct lease l = rec("r1");
+
+	ASSERT_ERR(lease_release(f.state, IP(10, 13, 0, 2), NULL), -ENOENT);
+	if (!ASSERT_OK(lease_acquire(f.state, IP(10, 13, 0, 0), 24, IP(10, 13, 0, 1), 0, NULL, NULL,
+				     &l)))
+		return;
+	ASSERT_ERR(lease_release(f.state, l.ip, "r2"), -EPERM);
+	ASSERT_TRUE(lease_file_exists(&f, "10.13.0.2"));
+	ASSERT_OK(lease_release(f.state, l.ip, "r1"));
+	ASSERT_FALSE(lease_file_exists(&f, "10.13.0.2"));
+	ASSERT_ERR(lease_release(f.state, l.ip, "r1"), -ENOENT);
+	l = rec("r3");
+	ASSERT_OK(
+		lease_acquire(f.state, IP(10, 13, 0, 0), 24, IP(10, 13, 0, 1), 0, NULL, NULL, &l));
+	ASSERT_OK(lease_release(f.state, l.ip, NULL));
+	ASSERT_FALSE(lease_file_exists(&f, "10.13.0.2"));
+}
+
+TEST(missing_state_dir)
+{
+	FIXTURE(f);
+	struct seen s = { .n = 0 };
+	struct lease l = rec("r");
+
+	ASSERT_EQ(lease_reap(f.state, NULL, NULL), 0);
+	ASSERT_EQ(lease_list(f.state, true, collect, &s), 0);
+	ASSERT_EQ(lease_list(f.state, false, collect, &s), 0);
+	ASSERT_EQ(s.n, 0);
+	ASSERT_ERR(lease_release(f.state, IP(10, 1, 0, 2), NULL), -ENOENT);
+	l.ip = IP(10, 1, 0, 2);
+	ASSERT_ERR(lease_update(f.state, &l), -ENOENT);
+	/* None of these creates anything. */
+	ASSERT_ERR(access(f.state, F_OK) < 0 ? -errno : 0, -ENOENT);
+}
+
+TEST(corrupt_records_tolerated)
+{
+	FIXTURE(f);
+	_cleanup_free_ struct seen *s = NULL;
+	struct lease l = rec("r");
+	char text[512], path[192];
+	unsigned long long me;
+
+	/* Create the directories through the API first. */
+	ASSERT_OK(lease_acquire(f.state, IP(10, 40, 0, 0), 24, IP(10, 40, 0, 1), IP(10, 40, 0, 200),
+				NULL, NULL, &l));
+	ASSERT_OK(lease_release(f.state, IP(10, 40, 0, 200), NULL));
+	if (!ASSERT_OK(lease_proc_start(getpid(), &me)))
+		return;
+	ASSERT_TRUE(write_file(&f, "10.40.0.2", "not json {"));
+	ASSERT_TRUE(write_file(&f, "10.40.0.3", ""));
+	ASSERT_TRUE(write_file(&f, "10.40.0.4",
+			       "{\"ip\":\"10.40.0.4\",\"runId\":\"r\",\"ownerPid\":\"12\","
+			       "\"ownerStart\":1}"));
+	ASSERT_TRUE(write_file(&f, "10.40.0.5",
+			       "{\"ip\":\"10.40.0.9\",\"runId\":\"r\",\"ownerPid\":1,"
+			       "\"ownerStart\":1}"));
+	/* Valid, with a member from a newer writer: read, not corrupt. */
+	snprintf(text, sizeof(text),
+		 "{\"ip\":\"10.40.0.6\",\"runId\":\"r\",\"ownerPid\":%d,\"ownerStart\":%llu,"
+		 "\"future\":{\"x\":[1,2]}}",
+		 (int)getpid(), me);
+	ASSERT_TRUE(write_file(&f, "10.40.0.6", text));
+	snprintf(path, sizeof(path), "%s/10.40.0.7", f.leases);
+	ASSERT_OK(mkdir(path, 0700) < 0 ? -errno : 0);
+	_cleanup_free_ char *big = malloc(40000);
+	if (!ASSERT_TRUE(big))
+		return;
+	memset(big, ' ', 39998);
+	big[0] = '{';
+	big[39998] = '}';
+	big[39999] = '\0';
+	ASSERT_TRUE(write_file(&f, "10.40.0.8", big));
+	/* Not lease names: ignored. */
+	ASSERT_TRUE(write_file(&f, "junk", "x"));
+	ASSERT_TRUE(write_file(&f, "10.40.0.010", "x"));
+
+	s = list_all(&f);
+	if (!ASSERT_TRUE(s) || !ASSERT_EQ(s->n, 7))
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		ASSERT_EQ(s->l[i].ip, IP(10, 40, 0, 2 + i));
+		if (!ASSERT_EQ(s->l[i].corrupt, i != 4))
+			tap_diag("lease %zu", i);
+	}
+	ASSERT_STREQ(s->l[4].run_id, "r");
+	ASSERT_EQ(s->l[4].owner_pid, getpid());
+
+	/* Corrupt records name no owner that could be checked: kept off, kept by reap. */
+	l = rec("r2");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 40, 0, 0), 24, IP(10, 40, 0, 1), IP(10, 40, 0, 2),
+				 NULL, NULL, &l),
+		   -EADDRINUSE);
+	ASSERT_OK(
+		lease_acquire(f.state, IP(10, 40, 0, 0), 24, IP(10, 40, 0, 1), 0, NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 40, 0, 9));
+	ASSERT_EQ(lease_reap(f.state, NULL, NULL), 0);
+	ASSERT_TRUE(lease_file_exists(&f, "10.40.0.2"));
+	l.ip = IP(10, 40, 0, 3);
+	ASSERT_ERR(lease_update(f.state, &l), -EBADMSG);
+	ASSERT_ERR(lease_release(f.state, IP(10, 40, 0, 2), "r"), -EBADMSG);
+	ASSERT_OK(lease_release(f.state, IP(10, 40, 0, 2), NULL));
+	ASSERT_FALSE(lease_file_exists(&f, "10.40.0.2"));
+}
+
+/* --- owners --- */
+
+TEST(proc_start_with_parentheses_in_comm)
+{
+	static const char comm[] = "x) (y) 9 9 9 9";
+	CHILD(c);
+	unsigned long long start, me;
+	char path[64], buf[64] = "";
+	_cleanup_close_ int fd = -1;
+
+	if (!ASSERT_TRUE(child_start(&c, comm)))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)c.pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ASSERT_TRUE(fd >= 0))
+		ASSERT_GT(util_read_full(fd, buf, sizeof(buf) - 1), 0);
+	ASSERT_STREQ(buf, "x) (y) 9 9 9 9\n");
+	/* The child read its start with its plain name; a parser splitting at the first ')'
+	 * would now read "9" or a field too early. */
+	if (!ASSERT_OK(lease_proc_start(c.pid, &start)))
+		return;
+	ASSERT_EQ(start, c.start);
+	ASSERT_OK(lease_proc_start(getpid(), &me));
+	ASSERT_LE(me, start);
+	ASSERT_TRUE(lease_proc_alive(c.pid, start));
+	ASSERT_FALSE(lease_proc_alive(c.pid, start + 1));
+	ASSERT_FALSE(lease_proc_alive(c.pid, start - 1));
+}
+
+TEST(proc_gone_zombie_and_reused_pid)
+{
+	unsigned long long start = 0, me;
+	siginfo_t si;
+	pid_t pid;
+
+	ASSERT_ERR(lease_proc_start(0, &start), -EINVAL);
+	ASSERT_ERR(lease_proc_start(-1, &start), -EINVAL);
+	ASSERT_OK(lease_proc_start(getpid(), &me));
+	ASSERT_TRUE(lease_proc_alive(getpid(), me));
+	/* PID reuse looks like this: the pid exists, with another start time. */
+	ASSERT_FALSE(lease_proc_alive(getpid(), me + 1));
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (!ASSERT_GT(pid, 0))
+		return;
+	/* Zombie: still in /proc, never going to release anything. */
+	ASSERT_OK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 ? -errno : 0);
+	ASSERT_OK(lease_proc_start(pid, &start));
+	ASSERT_FALSE(lease_proc_alive(pid, start));
+	waitpid(pid, NULL, 0);
+	ASSERT_ERR(lease_proc_start(pid, &start), -ESRCH);
+	ASSERT_FALSE(lease_proc_alive(pid, start));
+}
+
+TEST(stale_owner_taken_over)
+{
+	FIXTURE(f);
+	_cleanup_free_ struct seen *s = NULL;
+	CHILD(c);
+	struct lease l = rec("theirs");
+	pid_t dead;
+
+	if (!ASSERT_TRUE(child_start(&c, NULL)))
+		return;
+	/* 10.50.0.8/29, gateway .9: hosts .10-.14. The child owns .10. */
+	l.owner_pid = c.pid;
+	l.owner_start = c.start;
+	if (!ASSERT_OK(lease_acquire(f.state, IP(10, 50, 0, 8), 29, IP(10, 50, 0, 9),
+				     IP(10, 50, 0, 10), NULL, NULL, &l)))
+		return;
+	ASSERT_EQ(l.owner_pid, c.pid);
+	l = rec("mine");
+	ASSERT_ERR(lease_acquire(f.state, IP(10, 50, 0, 8), 29, IP(10, 50, 0, 9), IP(10, 50, 0, 10),
+				 NULL, NULL, &l),
+		   -EADDRINUSE);
+	ASSERT_OK(
+		lease_acquire(f.state, IP(10, 50, 0, 8), 29, IP(10, 50, 0, 9), 0, NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 50, 0, 11));
+
+	dead = c.pid;
+	child_end(&c);
+	ASSERT_FALSE(lease_proc_alive(dead, c.start));
+	/* The owner is gone: the lowest address is free again, and the record is ours now. */
+	l = rec("mine");
+	ASSERT_OK(
+		lease_acquire(f.state, IP(10, 50, 0, 8), 29, IP(10, 50, 0, 9), 0, NULL, NULL, &l));
+	ASSERT_EQ(l.ip, IP(10, 50, 0, 10));
+	s = list_all(&f);
+	if (!ASSERT_TRUE(s) || !ASSERT_EQ(s->n, 2))
+		return;
+	ASSERT_STREQ(s->l[0].run_id, "mine");
+	ASSERT_EQ(s->l[0].owner_pid, getpid());
+	/* An owner given without its start time must exist. */
+	l = rec("ghost");
+	l.owner_pid = dead;
+	ASSERT_ERR(
+		lease_acquire(f.state, IP(10, 50, 0, 8), 29, IP(10, 50, 0, 9), 0, NULL, NULL, &l),
+		-ESRCH);
+}
+
+TEST(reused_pid_is_stale)
+{
+	FIXTURE(f);
+	struct lease l = rec("old");
+	unsigned long long me;
+	int n;
+
+	if (!ASSERT_OK(lease_proc_start(getpid(), &me)))
+		return;
+	/* Our pid, someone else's start time: the previous holder of this pid. */
+	l.owner_pid = getpid();
+	l.owner_start = me - 1;
+	ASSERT_OK(lease_acquire(f.state, IP(10, 51, 0, 0), 24, IP(10, 51, 0, 1), IP(10, 51, 0, 7),
+				NULL, NULL, &l));
+	l = rec("old");
+	l.owner_pid = getpid();
+	l.owner_start = me + 1000;
+	ASSERT_OK(lease_acquire(f.state, IP(10, 51, 0, 0), 24, IP(10, 51, 0, 1), IP(10, 51, 0, 8),
+				NULL, NULL, &l));
+	l = rec("new");
+	ASSERT_OK(lease_acquire(f.state, IP(10, 51, 0, 0), 24, IP(10, 51, 0, 1), IP(10, 51, 0, 7),
+				NULL, NULL, &l));
+	n = lease_reap(f.state, NULL, NULL);
+	ASSERT_EQ(n, 1);
+	ASSERT_FALSE(lease_file_exists(&f, "10.51.0.8"));
+	ASSERT_TRUE(lease_file_exists(&f, "10.51.0.7"));
+}
+
+struct reap_ctx {
+	const struct fixture *f;
+	uint32_t order[8];
+	size_t n;
+	bool existed[8];
+	uint32_t fail_ip;
+};
+
+static int reap_cb(void *ctx, const struct lease *l)
+{
+	struct reap_ctx *c = ctx;
+	char name[32];
+
+	snprintf(name, sizeof(name), "%u.%u.%u.%u", l->ip >> 24, (l->ip >> 16) & 255,
+		 (l->ip >> 8) & 255, l->ip & 255);
+	if (c->n < ARRAY_SIZE(c->order)) {
+		c->existed[c->n] = lease_file_exists(c->f, name);
+		c->order[c->n++] = l->ip;
+	}
+	return l->ip == c->fail_ip ? -EIO : 0;
+}
+
+TEST(reap_calls_back_in_order_before_removing)
+{
+	FIXTURE(f);
+	CHILD(c);
+	struct reap_ctx rc = { .f = &f, .fail_ip = IP(10, 52, 0, 5) };
+	struct lease l;
+	const uint32_t stale[] = { 9, 3, 5 };
+	char tmp[192];
+
+	if (!ASSERT_TRUE(child_start(&c, NULL)))
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(stale); i++) {
+		l = rec("crashed");
+		l.owner_pid = c.pid;
+		l.owner_start = c.start;
+		ASSERT_OK(lease_acquire(f.state, IP(10, 52, 0, 0), 24, IP(10, 52, 0, 1),
+					IP(10, 52, 0, stale[i]), NULL, NULL, &l));
+	}
+	l = rec("live");
+	ASSERT_OK(lease_acquire(f.state, IP(10, 52, 0, 0), 24, IP(10, 52, 0, 1), IP(10, 52, 0, 4),
+				NULL, NULL, &l));
+	/* While the owner lives nothing is reaped. */
+	ASSERT_EQ(lease_reap(f.state, reap_cb, &rc), 0);
+	ASSERT_EQ(rc.n, 0);
+	child_end(&c);
+
+	/* A writer that crashed mid-write left its temp file. */
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-10.52.0.66", f.leases);
+	ASSERT_TRUE(write_file(&f, ".tmp-10.52.0.66", "{\"ip\":"));
+
+	/* Sorted by address, each seen while its file still exists; the failing one is kept. */
+	ASSERT_ERR(lease_reap(f.state, reap_cb, &rc), -EIO);
+	if (ASSERT_EQ(rc.n, 3)) {
+		ASSERT_EQ(rc.order[0], IP(10, 52, 0, 3));
+		ASSERT_EQ(rc.order[1], IP(10, 52, 0, 5));
+		ASSERT_EQ(rc.order[2], IP(10, 52, 0, 9));
+		ASSERT_TRUE(rc.existed[0] && rc.existed[1] && rc.existed[2]);
+	}
+	ASSERT_FALSE(lease_file_exists(&f, "10.52.0.3"));
+	ASSERT_TRUE(lease_file_exists(&f, "10.52.0.5"));
+	ASSERT_FALSE(lease_file_exists(&f, "10.52.0.9"));
+	ASSERT_TRUE(lease_file_exists(&f, "10.52.0.4"));
+	ASSERT_ERR(access(tmp, F_OK) < 0 ? -errno : 0, -ENOENT);
+
+	rc.n = 0;
+	rc.fail_ip = 0;
+	ASSERT_EQ(lease_reap(f.state, reap_cb, &rc), 1);
+	ASSERT_EQ(rc.n, 1);
+	ASSERT_EQ(lease_reap(f.state, NULL, NULL), 0);
+	ASSERT_TRUE(lease_file_exists(&f, "10.52.0.4"));
+}
+
+/* --- the lock --- */
+
+struct nest_ctx {
+	const char *state;
+	int calls, released, acquired;
+};
+
+/* Under lease_list(locked): calling back into the store must not wait for ourselves. */
+static int nest_cb(void *ctx, const struct lease *l)
+{
+	struct nest_ctx *c = ctx;
+	struct lease n = rec("nested");
+
+	c->calls++;
+	if (lease_release(c->state, l->ip, l->run_id) == 0)
+		c->released++;
+	if (lease_acquire(c->state, IP(10, 60, 1, 0), 24, 0, 0, NULL, NULL, &n) == 0)
+		c->acquired++;
+	return 0;
+}
+
+static int stop_cb(void *ctx, const struct lease *l)
+{
+	(*(int *)ctx)++;
+	return -EINTR;
+}
+
+TEST(locked_list_is_reentrant_and_stoppable)
+{
+	FIXTURE(f);
+	struct nest_ctx c = { .state = f.state };
+	struct lease l;
+	int calls = 0;
+
+	for (int i = 0; i < 3; i++) {
+		l = rec("r");
+		ASSERT_OK(lease_acquire(f.state, IP(10, 60, 0, 0), 24, 0, 0, NULL, NULL, &l));
+	}
+	ASSERT_ERR(lease_list(f.state, true, stop_cb, &calls), -EINTR);
+	ASSERT_EQ(calls, 1);
+	/* A lease_list(locked) callback calls back into the store (a deadlock would time out). */
+	ASSERT_EQ(lease_list(f.state, true, nest_cb, &c), 0);
+	ASSERT_EQ(c.calls, 3);
+	ASSERT_EQ(c.released, 3);
+	ASSERT_EQ(c.acquired, 3);
+	ASSERT_FALSE(lease_file_exists(&f, "10.60.0.1"));
+	ASSERT_TRUE(lease_file_exists(&f, "10.60.1.3"));
+}
+
+struct block_ctx {
+	int go, done;
+	bool blocked;
+};
+
+static int block_cb(void *ctx, const struct lease *l)
+{
+	struct block_ctx *c = ctx;
+	struct pollfd p = { .fd = c->done, .events = POLLIN };
+
+	/* Let the other process try to allocate while we hold the lock. */
+	if (write(c->go, "g", 1) != 1)
+		return -EIO;
+	c->blocked = poll(&p, 1, 300) == 0;
+	return 0;
+}
+
+TEST(lock_excludes_other_processes)
+{
+	FIXTURE(f);
+	CHILD(c);
+	struct block_ctx bc;
+	struct lease l = rec("r");
+	int go[2], done[2], result = -1;
+	struct pollfd p;
+
+	ASSERT_OK(
+		lease_acquire(f.state, IP(10, 61, 0, 0), 24, IP(10, 61, 0, 1), 0, NULL, NULL, &l));
+	if (!ASSERT_OK(pipe2(go, O_CLOEXEC)) || !ASSERT_OK(pipe2(done, O_CLOEXEC)))
+		return;
+	/* Forked before the lock is taken: a child must never inherit the locked description. */
+	fflush(stdout);
+	c.pid = fork();
+	if (c.pid == 0) {
+		struct lease m = rec("other");
+		char b;
+		int r;
+
+		if (read(go[0], &b, 1) != 1)
+			_exit(2);
+		r = lease_acquire(f.state, IP(10, 61, 0, 0), 24, IP(10, 61, 0, 1), 0, NULL, NULL,
+				  &m);
+		(void)util_write_all(done[1], &r, sizeof(r));
+		_exit(0);
+	}
+	if (!ASSERT_GT(c.pid, 0))
+		return;
+	close(go[0]);
+	close(done[1]);
+	bc = (struct block_ctx){ .go = go[1], .done = done[0] };
+	ASSERT_EQ(lease_list(f.state, true, block_cb, &bc), 0);
+	ASSERT_TRUE(bc.blocked);
+	p = (struct pollfd){ .fd = done[0], .events = POLLIN };
+	ASSERT_EQ(poll(&p, 1, 10000), 1);
+	ASSERT_EQ(util_read_full(done[0], &result, sizeof(result)), sizeof(result));
+	ASSERT_EQ(result, 0);
+	close(go[1]);
+	close(done[0]);
+	ASSERT_TRUE(lease_file_exists(&f, "10.61.0.3"));
+}
+
+enum { NPROC = 8, PER_PROC = 20 };
+
+TEST_TIMEOUT(concurrent_processes_get_distinct_addresses, 120)
+{
+	FIXTURE(f);
+	_cleanup_free_ struct seen *s = NULL;
+	pid_t pids[NPROC] = { 0 };
+	int start[2], hold[2], out[2];
+	uint32_t got[NPROC * PER_PROC];
+	uint8_t *hit;
+	bool ok = true;
+
+	if (!ASSERT_OK(pipe2(start, O_CLOEXEC)) || !ASSERT_OK(pipe2(hold, O_CLOEXEC)) ||
+	    !ASSERT_OK(pipe2(out, O_CLOEXEC)))
+		return;
+	fflush(stdout);
+	for (int k = 0; k < NPROC; k++) {
+		pids[k] = fork();
+		if (pids[k] < 0)
+			break;
+		if (pids[k] == 0) {
+			char b, run[16];
+
+			close(start[1]);
+			close(hold[1]);
+			close(out[0]);
+			/* All start together when the parent closes the start pipe. */
+			while (read(start[0], &b, 1) > 0)
+				;
+			snprintf(run, sizeof(run), "run-%d", k);
+			for (int i = 0; i < PER_PROC; i++) {
+				struct lease l = rec(run);
+				uint32_t ip = 0;
+
+				if (lease_acquire(f.state, IP(10, 70, 0, 0), 24, IP(10, 70, 0, 1),
+						  0, NULL, NULL, &l) == 0)
+					ip = l.ip;
+				if (util_write_all(out[1], &ip, sizeof(ip)) < 0)
+					_exit(2);
+			}
+			/* Owners stay alive until checked, or their leases would be stale. */
+			while (read(hold[0], &b, 1) > 0)
+				;
+			_exit(0);
+		}
+	}
+	close(start[0]);
+	close(hold[0]);
+	close(out[1]);
+	close(start[1]);
+	ok = ASSERT_EQ(util_read_full(out[0], got, sizeof(got)), sizeof(got));
+	close(out[0]);
+
+	hit = calloc(256, 1);
+	for (size_t i = 0; ok && hit && i < ARRAY_SIZE(got); i++) {
+		if (!ASSERT_EQ(got[i] & 0xffffff00u, IP(10, 70, 0, 0)) ||
+		    !ASSERT_GE(got[i] & 255, 2) || !ASSERT_LE(got[i] & 255, 254) ||
+		    !ASSERT_EQ(hit[got[i] & 255], 0)) {
+			ok = false;
+			break;
+		}
+		hit[got[i] & 255] = 1;
+	}
+	free(hit);
+	/* The lowest 160 went out, each to one owner that is one of the children. */
+	s = list_all(&f);
+	if (ok && ASSERT_TRUE(s) && ASSERT_EQ(s->n, NPROC * PER_PROC)) {
+		for (size_t i = 0; i < s->n; i++) {
+			bool owner_ok = false;
+
+			for (int k = 0; k < NPROC; k++)
+				owner_ok |= s->l[i].owner_pid == pids[k];
+			if (!ASSERT_EQ(s->l[i].ip, IP(10, 70, 0, 2 + i)) || !ASSERT_TRUE(owner_ok))
+				break;
+		}
+	}
+
+	close(hold[1]);
+	for (int k = 0; k < NPROC; k++) {
+		int status = 0;
+
+		if (pids[k] > 0 && waitpid(pids[k], &status, 0) == pids[k])
+			ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	/* All owners are gone now. */
+	ASSERT_EQ(lease_reap(f.state, NULL, NULL), NPROC * PER_PROC);
+	free(s);
+	s = list_all(&f);
+	if (ASSERT_TRUE(s))
+		ASSERT_EQ(s->n, 0);
+}
