@@ -50,9 +50,11 @@ static int remove_cgroup(const char *rel, struct cellclean_stats *st)
 	char dir[PATH_MAX], kill_path[PATH_MAX + 16];
 	int fd;
 
-	if (!rel[0] || strstr(rel, ".."))
+	/* Only a directory below the cgroup file systems, as `cellref run` records it. */
+	if (!rel[0] || strstr(rel, "..") ||
+	    strncmp(rel, CELLCLEAN_CGROUP_ROOT "/", strlen(CELLCLEAN_CGROUP_ROOT "/")) != 0)
 		return 0;
-	snprintf(dir, sizeof(dir), CELLCLEAN_CGROUP_ROOT "/%s", rel);
+	snprintf(dir, sizeof(dir), "%s", rel);
 	snprintf(kill_path, sizeof(kill_path), "%s/cgroup.kill", dir);
 	fd = open(kill_path, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {

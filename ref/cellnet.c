@@ -476,6 +476,31 @@ int cellnet_teardown(struct cellnet *cn)
 	return cn ? undo_all(cn) : 0;
 }
 
+int cellnet_release(struct cellnet *cn)
+{
+	int first = 0;
+
+	if (!cn)
+		return 0;
+	/* A bridge we made can only go once its port is gone: the slow, complete way then. */
+	if (cn->bridge_created)
+		return undo_all(cn);
+	for (unsigned int i = cn->nops; i-- > 0;) {
+		const struct op *op = &cn->ops[i];
+		int r;
+
+		/* Inside the cell, and the veth with all on it, die with the namespace. */
+		if (op->in_cell || op->kind == OP_COVERED ||
+		    (op->kind == OP_LINK_DEL && op->ifindex == cn->host_ifindex))
+			continue;
+		r = undo_op(cn, op);
+		if (r && !first)
+			first = r;
+	}
+	cn->nops = 0;
+	return first;
+}
+
 void cellnet_free(struct cellnet *cn)
 {
 	if (!cn)

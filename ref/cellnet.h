@@ -56,6 +56,14 @@ int cellnet_setup(struct netcfg *host, int cell_netns_fd, const struct cellnet_c
  * either way, and what could not be undone carries our aliases for `cellref cleanup`.
  */
 int cellnet_teardown(struct cellnet *cn);
+/*
+ * For a cell whose network namespace is about to be freed (its processes are gone and the
+ * caller closes its last fd): undo only what outlives the namespace (the host's neighbour
+ * entry on a shared bridge) and leave the veth pair to the kernel, which deletes it with the
+ * namespace, asynchronously; deleting a veth synchronously takes ~15 ms. A bridge this call
+ * created makes it a full cellnet_teardown(). 0 or the first -errno.
+ */
+int cellnet_release(struct cellnet *cn);
 /* Frees without undoing (after teardown, or to keep the network). NULL is fine. */
 void cellnet_free(struct cellnet *cn);
 void cellnet_freep(struct cellnet **cn);

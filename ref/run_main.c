@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,7 +49,6 @@
 
 #define SOURCE		  "/cellref/supervisor"
 #define STATE_DIR_DEFAULT "/run/cellref"
-#define CGROUP_ROOT	  "/sys/fs/cgroup"
 #define WORKER_READY_MS	  10000
 #define WORKER_STOP_MS	  3000
 #define STOP_GRACE_MS	  10000
@@ -364,6 +364,8 @@ static int cgroup_write(const char *dir, const char *file, const char *value)
 	return write_file(path, value);
 }
 
+static const char *const cgroup_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+
 static int setup_cgroup(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -377,19 +379,34 @@ static int setup_cgroup(struct run *r)
 		err = -EACCES;
 		goto degrade;
 	}
-	if (statfs(CGROUP_ROOT, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC) {
+	/* The unified hierarchy: /sys/fs/cgroup, or its "unified" mount on a hybrid host. */
+	const char *root = NULL;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cgroup_roots) && !root; i++) {
+		if (statfs(cgroup_roots[i], &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+			root = cgroup_roots[i];
+	}
+	if (!root) {
 		err = -ENOTSUP;
 		goto degrade;
 	}
-	snprintf(r->cgroup_dir, sizeof(r->cgroup_dir), CGROUP_ROOT "/%s", s->cgroup_path);
+	snprintf(r->cgroup_dir, sizeof(r->cgroup_dir), "%s/%s", root, s->cgroup_path);
 	if (mkdir(r->cgroup_dir, 0755) == 0) {
 		r->cgroup_created = true;
 	} else if (errno != EEXIST) {
 		err = -errno;
 		goto degrade;
 	}
-	snprintf(r->lease.cgroup, sizeof(r->lease.cgroup), "%s",
-		 r->cgroup_created ? s->cgroup_path : "");
+	/* The lease names the directory itself, for cleanup after a crash. */
+	if (r->cgroup_created) {
+		size_t n = strlen(r->cgroup_dir);
+
+		if (n >= sizeof(r->lease.cgroup)) {
+			err = -ENAMETOOLONG;
+			goto degrade;
+		}
+		memcpy(r->lease.cgroup, r->cgroup_dir, n + 1);
+	}
 	struct {
 		const char *file, *value;
 	} limits[] = { { "memory.max", s->memory_max },
@@ -795,8 +812,16 @@ static int setup(struct run *r)
 						    : "cannot take a lease");
 		}
 		r->leased = true;
-		/* The host end's name follows from the address: unique while the lease lives. */
-		snprintf(r->lease.host_if, sizeof(r->lease.host_if), "cr%08x", r->lease.ip);
+		/*
+		 * The host end's name: the address (unique among live leases) and 16 random bits,
+		 * so a veth of the previous holder that the kernel is still removing never clashes.
+		 */
+		uint16_t salt;
+
+		if (getrandom(&salt, sizeof(salt), 0) != sizeof(salt))
+			salt = (uint16_t)getpid();
+		snprintf(r->lease.host_if, sizeof(r->lease.host_if), "cr%08x%04x", r->lease.ip,
+			 salt);
 		if (s->net_mode == CELLSPEC_NET_BRIDGE)
 			snprintf(r->lease.bridge, sizeof(r->lease.bridge), "%s", s->bridge);
 	}
@@ -1047,7 +1072,9 @@ static void teardown_processes(struct run *r)
 static void teardown_host(struct run *r)
 {
 	if (r->net) {
-		(void)cellnet_teardown(r->net);
+		/* The processes are gone and the netns fd closes below: the kernel takes the veth.
+		 */
+		(void)cellnet_release(r->net);
 		cellnet_free(r->net);
 		r->net = NULL;
 	}
