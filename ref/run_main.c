@@ -91,6 +91,7 @@ struct run {
 	bool cgroup_created;
 	struct cell_worker flows, dns;
 	struct relay flows_relay, dns_relay;
+	int ready_rd[2]; /* ready pipes of the flow monitor and the DNS proxy, until ready */
 
 	/* results */
 	const char *status; /* cell_exited.status */
@@ -503,7 +504,16 @@ static void *bind_thread(void *arg)
 				 .sin_addr.s_addr = htonl(d->spec->dns_listen_ip) };
 	int one = 1;
 
+	struct netcfg *nc = NULL;
+
 	d->err = netcfg_enter_netns(d->netns_fd);
+	if (d->err)
+		return NULL;
+	/* lo carries the proxy's address; the network step finds it up and leaves it so. */
+	d->err = netcfg_open(-1, &nc);
+	if (!d->err)
+		d->err = netcfg_link_set_up(nc, 1);
+	netcfg_free(nc);
 	if (d->err)
 		return NULL;
 	d->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -658,29 +668,40 @@ static int wait_ready(int *rd, size_t n, size_t *which)
 	return 0;
 }
 
+/*
+ * The DNS proxy starts as soon as the cell's netns exists: its exec and startup overlap the
+ * ids, cgroup and network steps. It binds on the cell's lo, which bind_thread brings up.
+ */
+static int setup_dns_early(struct run *r)
+{
+	int err;
+
+	if (!r->spec->dns_enabled)
+		return 0;
+	err = FAULT("sup.dns") ? -ENOEXEC : start_dns(r, &r->ready_rd[1]);
+	if (err)
+		return setup_failed(r, "dns_proxy", "dns-proxy worker", err, CELLREF_EXIT_WORKER,
+				    "cannot start");
+	return 0;
+}
+
+/* The flow monitor needs the cell's interface; then both ready bytes. */
 static int setup_workers(struct run *r)
 {
-	int rd[2] = { -1, -1 }, err;
 	const char *names[2] = { "flow_monitor", "dns_proxy" };
 	size_t which = 0;
+	int err;
 
 	if (r->spec->flows_enabled) {
-		err = FAULT("sup.flows") ? -ENOEXEC : start_flows(r, &rd[0]);
+		err = FAULT("sup.flows") ? -ENOEXEC : start_flows(r, &r->ready_rd[0]);
 		if (err)
 			return setup_failed(r, "flow_monitor", "flow-monitor worker", err,
 					    CELLREF_EXIT_WORKER, "cannot start");
 	}
-	if (r->spec->dns_enabled) {
-		err = FAULT("sup.dns") ? -ENOEXEC : start_dns(r, &rd[1]);
-		if (err) {
-			util_closep(&rd[0]);
-			return setup_failed(r, "dns_proxy", "dns-proxy worker", err,
-					    CELLREF_EXIT_WORKER, "cannot start");
-		}
-	}
-	err = wait_ready(rd, 2, &which);
-	util_closep(&rd[0]);
-	util_closep(&rd[1]);
+	err = wait_ready(r->ready_rd, 2, &which);
+	util_closep(&r->ready_rd[0]);
+	util_closep(&r->ready_rd[1]);
+	r->ready_rd[0] = r->ready_rd[1] = -1;
 	if (err) {
 		/* Its own failure event (if it wrote one) comes through the relay at teardown. */
 		return setup_failed(r, names[which], names[which], err, CELLREF_EXIT_WORKER,
@@ -849,7 +870,7 @@ static int setup(struct run *r)
 			return setup_failed(r, "netns", path, -errno, CELLREF_EXIT_CELL_SETUP,
 					    NULL);
 	}
-	if (setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
+	if (setup_dns_early(r) || setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
 		return -1;
 	if (r->leased) {
 		(void)lease_update(r->state_dir, &r->lease);
@@ -1176,6 +1197,8 @@ static void run_free(struct run *r)
 	cellspec_free(r->spec);
 	util_closep(&r->sigfd);
 	util_closep(&r->exe_fd);
+	util_closep(&r->ready_rd[0]);
+	util_closep(&r->ready_rd[1]);
 }
 
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -1190,6 +1213,7 @@ int cellref_run_main(int argc, char **argv)
 		.cell = { .pid = -1, .pidfd = -1, .sync_fd = -1, .report_fd = -1 },
 		.flows = { .pid = -1, .pidfd = -1 },
 		.dns = { .pid = -1, .pidfd = -1 },
+		.ready_rd = { -1, -1 },
 		.flows_relay.fd = -1,
 		.dns_relay.fd = -1,
 		.workload_status = -1,
