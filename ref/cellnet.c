@@ -29,6 +29,7 @@
 #include "cellnet.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,8 +315,13 @@ static int step_cell_neigh(struct cellnet *cn, const struct cellnet_cfg *cfg)
 	int r;
 
 	if (cfg->mode == CELLNET_BRIDGE) {
-		/* Read now: a bridge without a fixed MAC may have changed it when our port joined.
+		/*
+		 * Only a bridge of ours has a MAC known to stay: one whose MAC nobody set takes the
+		 * lowest MAC of its ports and changes as cells come and go (and sysfs, which
+		 * would tell, shows the namespace it was mounted in): ARP resolves those.
 		 */
+		if (!cn->bridge_created)
+			return 0;
 		r = netcfg_link_get_index(cn->host, cn->bridge_ifindex, &br);
 		if (r < 0)
 			return r;

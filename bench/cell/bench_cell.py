@@ -60,7 +60,9 @@ def probe_stamps(out):
 
 
 def links():
-    return sorted(os.listdir("/sys/class/net"))
+    # Not /sys/class/net: sysfs shows the namespace it was mounted in, not ours.
+    out = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE, text=True).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
 
 
 def unbound_start(tmp):
@@ -152,7 +154,7 @@ def run_cmd(argv):
 
 def inner(cellref, probe, cells):
     sh("ip link set lo up")
-    sh("ip link add cbr0 address 02:00:00:00:00:01 type bridge && ip addr add %s/16 dev cbr0 && ip link set cbr0 up" % GW)
+    sh("ip link add cbr0 type bridge && ip addr add %s/16 dev cbr0 && ip link set cbr0 up" % GW)
     tmp = tempfile.mkdtemp(prefix="bench-cell-")
     ub = unbound_start(tmp)
     have_bwrap = shutil.which("bwrap") is not None
