@@ -1111,14 +1111,21 @@ static int parse_user(struct ctx *c, const json_t *o, struct cellspec *s)
 
 static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 {
-	static const char *const known[] = { "enabled", NULL };
+	static const char *const known[] = { "enabled", "ringbufBytes", "tableEntries", NULL };
 	int r = check_object(c, o, known);
 
 	s->flows_enabled = true;
 	if (r >= 0)
 		r = get_bool(c, o, "enabled", &s->flows_enabled);
+	if (r >= 0)
+		r = get_u32(c, o, "ringbufBytes", 4096, 1u << 30, false, &s->flows_ringbuf_bytes);
+	if (r >= 0)
+		r = get_u32(c, o, "tableEntries", 1, 1u << 22, false, &s->flows_table_entries);
 	if (r < 0)
 		return r;
+	/* The kernel takes a power of two, whole pages; saying so here beats an EINVAL later. */
+	if (s->flows_ringbuf_bytes & (s->flows_ringbuf_bytes - 1))
+		return fail_key(c, "ringbufBytes", "expected a power of two in 4096..1073741824");
 	if (s->flows_enabled && s->net_mode == CELLSPEC_NET_NONE)
 		return fail(c, "enabled but there is no network (add \"network\" or set "
 			       "\"enabled\": false)");
@@ -1233,6 +1240,9 @@ int cellspec_parse(const char *text, size_t len, struct cellspec **ret, char *er
 	s->dns_listen_ip = 0x7f000035; /* 127.0.0.53:53 */
 	s->dns_listen_port = 53;
 	s->dns_timeout_ms = 2000;
+	/* A cell's flows: small maps load fast (a 65536-entry table costs milliseconds). */
+	s->flows_ringbuf_bytes = 65536;
+	s->flows_table_entries = 8192;
 	r = parse_root(&c, root, s);
 	json_decref(root);
 	if (r < 0)

@@ -54,7 +54,9 @@ struct cellspec {
 	size_t n_dns_allow;
 	unsigned int dns_timeout_ms;
 	bool flows_enabled;
-	uint64_t cap_keep; /* bit n = capability n kept */
+	uint32_t flows_ringbuf_bytes; /* default 65536 */
+	uint32_t flows_table_entries; /* default 8192 */
+	uint64_t cap_keep;	      /* bit n = capability n kept */
 	bool no_new_privs, strict;
 };
 

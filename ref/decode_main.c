@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cellref.h"
+#include "fault.h"
 #include "flowframe.h"
 #include "util.h"
 
@@ -36,7 +37,8 @@ int cellref_decode_main(int argc, char **argv)
 		usage(stderr);
 		return CELLREF_EXIT_USAGE;
 	}
-	if (optind != argc) {
+	/* decode.usage_ignored: the negative control of FLOW-FRM-011. */
+	if (optind != argc && !FAULT("decode.usage_ignored")) {
 		fprintf(stderr, "cellref: decode: unexpected argument '%s'\n", argv[optind]);
 		return CELLREF_EXIT_USAGE;
 	}
@@ -52,6 +54,9 @@ int cellref_decode_main(int argc, char **argv)
 			(unsigned long long)frames, util_errno_name(r), strerror(-r));
 		return CELLREF_EXIT_FAILURE;
 	}
+	/* decode.truncated_exit0: the negative control of FLOW-FRM-010 for truncated input. */
+	if (r == FLOWFRAME_TRUNCATED && FAULT("decode.truncated_exit0"))
+		return CELLREF_EXIT_OK;
 	/* flowframe's statuses are the exit codes SPEC.md Appendix A gives decode. */
 	return r;
 }

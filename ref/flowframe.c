@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "flowevt.h"
 #include "flowrec.h"
 #include "jw.h"
@@ -76,6 +77,34 @@ static void write_truncated(struct jw *w, FILE *out, uint64_t index, uint64_t ex
 	emit_line(w, out);
 }
 
+/*
+ * Negative controls (ref/fault.h), each breaking one decoder rule; the monitor, which shares
+ * flowrec and flowevt, is untouched because they act here only. Empty in a normal build.
+ */
+static bool fault_pad_nonzero(const unsigned char rec[FLOWREC_V1_SIZE])
+{
+	static const unsigned char zero[7];
+
+	return memcmp(rec + offsetof(struct flowrec_v1, pad0), zero, 3) != 0 ||
+	       memcmp(rec + offsetof(struct flowrec_v1, pad1), zero, 7) != 0;
+}
+
+static void fault_mangle(struct flowrec *r)
+{
+	if (FAULT("decode.port_order")) {
+		r->src_port = (uint16_t)(r->src_port << 8 | r->src_port >> 8);
+		r->dst_port = (uint16_t)(r->dst_port << 8 | r->dst_port >> 8);
+	}
+}
+
+static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
+{
+	if (r->verdict == FLOWREC_VERDICT_DROP && FAULT("decode.verdict_map"))
+		e->decision = "allow";
+	if (!e->protocol && FAULT("decode.proto_guess"))
+		e->protocol = "tcp";
+}
+
 int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 {
 	static __thread struct reader rd; /* 64 KiB: not on the stack */
@@ -93,6 +122,7 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 		uint32_t le_len, len;
 		struct flowrec r;
 		struct flowevt e;
+		bool stop = false;
 		uint64_t got = reader_take(&rd, &le_len, sizeof(le_len));
 
 		if (got == 0 && !rd.err)
@@ -114,14 +144,18 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 		}
 
 		jw_obj_open(&w);
-		if (flowrec_decode(rec, len, &r) < 0) {
+		if (flowrec_decode(rec, len, &r) < 0 ||
+		    (FAULT("decode.pad_checked") && fault_pad_nonzero(rec))) {
 			jw_kv_bool(&w, "ok", false);
 			jw_kv_u64(&w, "index", index);
 			jw_kv_str(&w, "error", "wrong_length");
 			jw_kv_u64(&w, "got", len);
 			rejected = true;
+			stop = FAULT("decode.wrong_length_resync");
 		} else {
+			fault_mangle(&r);
 			flowevt_from_record(&r, &e);
+			fault_mangle_flow(&r, &e);
 			jw_kv_bool(&w, "ok", true);
 			jw_kv_u64(&w, "index", index);
 			jw_key(&w, "record");
@@ -135,6 +169,10 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 		}
 		jw_obj_close(&w);
 		emit_line(&w, out);
+		if (stop) {
+			index++; /* the frame just written counts */
+			break;
+		}
 	}
 	if (ret_frames)
 		*ret_frames = index;

@@ -11,8 +11,37 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "fault.h"
 #include "flowmon.skel.h"
 #include "util.h"
+
+#ifdef CELLREF_FAULTS
+#include "../bpf/flowmon_fault.h"
+
+/* The classifier cannot read CELLREF_FAULT: its faults become bits of a .rodata knob. */
+static uint32_t fault_bits(void)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} map[] = {
+		{ "flow.pad_nonzero", FLOWMON_FAULT_PAD_NONZERO },
+		{ "flow.port_order", FLOWMON_FAULT_PORT_ORDER },
+		{ "flow.addr_order", FLOWMON_FAULT_ADDR_ORDER },
+		{ "flow.record_per_packet", FLOWMON_FAULT_RECORD_PER_PACKET },
+		{ "flow.pkt_count_double", FLOWMON_FAULT_PKT_COUNT_DOUBLE },
+		{ "flow.first_seen_skew", FLOWMON_FAULT_FIRST_SEEN_SKEW },
+		{ "flow.verdict_drop", FLOWMON_FAULT_VERDICT_DROP },
+		{ "flow.icmp_proto_zero", FLOWMON_FAULT_ICMP_PROTO_ZERO },
+	};
+	uint32_t bits = 0;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (FAULT(map[i].name))
+			bits |= map[i].bit;
+	return bits;
+}
+#endif
 
 #define VERIFIER_LOG_SIZE (1u << 20)
 
@@ -111,6 +140,9 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 		goto fail;
 	}
 	m->skel->rodata->l2_len = o->l2_len;
+#ifdef CELLREF_FAULTS
+	m->skel->rodata->cellref_faults = fault_bits();
+#endif
 	/* Wake the consumer when a quarter of the ring waits: bounded latency, few wakeups. */
 	m->skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
 	err = bpf_map__set_max_entries(m->skel->maps.FLOW_EVENTS, o->ringbuf_bytes);

@@ -28,6 +28,7 @@
 
 #include "cellref.h"
 #include "evt.h"
+#include "fault.h"
 #include "flowacc.h"
 #include "flowevt.h"
 #include "flowmon.h"
@@ -51,6 +52,7 @@ struct mon {
 	uint32_t ringbuf_bytes;
 	uint32_t table_entries;
 	uint32_t drain_ms;
+	uint32_t wait_ifname_ms; /* a supervisor starts us while it still builds the link */
 
 	/* state */
 	int netns_fd;
@@ -73,6 +75,7 @@ static void usage(FILE *f)
 	fputs("usage: cellref flow-monitor --ifname IF --events PATH|- [--netns PATH] [--ready-fd N]\n"
 	      "         [--cell-id ID] [--run-id ID] [--records PATH] [--ringbuf-bytes N]\n"
 	      "         [--flow-table-entries N] [--drain-interval-ms N] [--traceparent TP]\n"
+	      "         [--wait-ifname-ms N]\n"
 	      "Attaches the eBPF egress classifier to IF (inside the netns at PATH) and writes one\n"
 	      "network_flow_decision event per new flow until SIGTERM or SIGINT. See SPEC.md ch. 6.\n",
 	      f);
@@ -158,6 +161,8 @@ static int on_record(void *ctx, const void *data, size_t len)
 	if (flowacc_record(m->acc, &r, FLOWACC_OPENED) < 0)
 		return -ENOMEM;
 	flowevt_from_record(&r, &e);
+	if (FAULT("flow.event_pkt_count_zero"))
+		e.packet_count = 0; /* negative control of FLOW-EVT-007; records stay intact */
 	evt_sink_new_id(m->sink, decision_id);
 	meta = (struct flowevt_meta){
 		.cell_id = m->cell_id,
@@ -239,12 +244,19 @@ static void emit_summary(struct mon *m, const struct flowmon_stats *st)
 {
 	struct jw *w = &m->data;
 	uint64_t dur = (util_now_monotonic_ns() - m->started_mono_ns) / 1000000ULL;
+	uint64_t unique = flowacc_unique(m->acc), lost = st->lost;
+
+	/* Negative controls of FLOW-SUM-007 and FLOW-SUM-005 (ref/fault.h). */
+	if (FAULT("flow.summary_miscount"))
+		unique++;
+	if (FAULT("flow.lost_uncounted"))
+		lost = 0;
 
 	jw_obj_open(w);
 	meta_ids(m, w);
 	jw_kv_u64(w, "recordsSeen", m->records_seen);
-	jw_kv_u64(w, "recordsLost", st->lost);
-	jw_kv_u64(w, "uniqueFlowCount", flowevt_saturate_u32(flowacc_unique(m->acc)));
+	jw_kv_u64(w, "recordsLost", lost);
+	jw_kv_u64(w, "uniqueFlowCount", flowevt_saturate_u32(unique));
 	jw_kv_u64(w, "packetsSeen", st->packets);
 	jw_kv_u64(w, "tableFull", st->table_full);
 	jw_kv_u64(w, "decodeErrors", m->decode_errors);
@@ -315,6 +327,12 @@ static void *monitor_thread(void *arg)
 	}
 	err = netcfg_open(-1, &nc);
 	err = err ?: netcfg_link_get(nc, m->ifname, &link);
+	/* Bounded: the interface is about to appear (FLOW-MON-025), or it is an error. */
+	for (uint64_t until = util_now_monotonic_ns() + m->wait_ifname_ms * 1000000ULL;
+	     err == -ENODEV && util_now_monotonic_ns() < until;) {
+		usleep(200);
+		err = netcfg_link_get(nc, m->ifname, &link);
+	}
 	if (err) {
 		char object[64];
 
@@ -398,7 +416,8 @@ static void *monitor_thread(void *arg)
 		memset(&st, 0, sizeof(st));
 	(void)flowmon_foreach_flow(m->fm, on_tally, m);
 	emit_summary(m, &st);
-	if (flowmon_detach(m->fm) < 0)
+	/* flow.detach_leak: the negative control of FLOW-MON-019 leaves filter and qdisc. */
+	if (!FAULT("flow.detach_leak") && flowmon_detach(m->fm) < 0)
 		cellref_report("flow-monitor", m->ifname, -errno, "detach failed");
 	m->exit_code = err ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_OK;
 	return NULL;
@@ -440,6 +459,7 @@ static int parse_args(struct mon *m, int argc, char **argv)
 		{ "ringbuf-bytes", required_argument, NULL, 'b' },
 		{ "flow-table-entries", required_argument, NULL, 't' },
 		{ "drain-interval-ms", required_argument, NULL, 'd' },
+		{ "wait-ifname-ms", required_argument, NULL, 'W' },
 		{ "traceparent", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -491,6 +511,10 @@ static int parse_args(struct mon *m, int argc, char **argv)
 		case 't':
 			if (parse_u32("--flow-table-entries", optarg, 1, 1u << 24,
 				      &m->table_entries) < 0)
+				return -EINVAL;
+			break;
+		case 'W':
+			if (parse_u32("--wait-ifname-ms", optarg, 0, 60000, &m->wait_ifname_ms) < 0)
 				return -EINVAL;
 			break;
 		case 'd':

@@ -92,6 +92,7 @@ struct run {
 	struct cell_worker flows, dns;
 	struct relay flows_relay, dns_relay;
 	int ready_rd[2]; /* ready pipes of the flow monitor and the DNS proxy, until ready */
+	char ringbuf_text[16], table_text[16];
 
 	/* results */
 	const char *status; /* cell_exited.status */
@@ -571,10 +572,31 @@ static int start_worker(struct run *r, const char *sub, const char *const *args,
 
 static int start_flows(struct run *r, int *ready_rd)
 {
-	/* fds: 3 events, 4 ready, 5 netns */
-	const char *args[] = { "--ifname",  r->spec->ifname,   "--netns",    "/proc/self/fd/5",
-			       "--events",  "/proc/self/fd/3", "--ready-fd", "4",
-			       "--cell-id", r->spec->cell_id,  "--run-id",   r->run_id };
+	snprintf(r->ringbuf_text, sizeof(r->ringbuf_text), "%u", r->spec->flows_ringbuf_bytes);
+	snprintf(r->table_text, sizeof(r->table_text), "%u", r->spec->flows_table_entries);
+
+	/*
+	 * fds: 3 events, 4 ready, 5 netns. Started before the network exists, so its exec and
+	 * BPF load overlap the network setup; it waits (bounded) for the cell end to appear.
+	 */
+	const char *args[] = { "--ifname",
+			       r->spec->ifname,
+			       "--netns",
+			       "/proc/self/fd/5",
+			       "--events",
+			       "/proc/self/fd/3",
+			       "--ready-fd",
+			       "4",
+			       "--cell-id",
+			       r->spec->cell_id,
+			       "--run-id",
+			       r->run_id,
+			       "--wait-ifname-ms",
+			       "5000",
+			       "--ringbuf-bytes",
+			       r->ringbuf_text,
+			       "--flow-table-entries",
+			       r->table_text };
 
 	return start_worker(r, "flow-monitor", args, ARRAY_SIZE(args), &r->netns_fd, 1, &r->flows,
 			    &r->flows_relay, ready_rd);
@@ -669,27 +691,12 @@ static int wait_ready(int *rd, size_t n, size_t *which)
 }
 
 /*
- * The DNS proxy starts as soon as the cell's netns exists: its exec and startup overlap the
- * ids, cgroup and network steps. It binds on the cell's lo, which bind_thread brings up.
+ * The workers start as soon as the cell's netns exists: their exec, startup and BPF load
+ * overlap the ids, cgroup and network steps. The proxy binds on the cell's lo, which
+ * bind_thread brings up; the monitor waits for the cell end of the veth.
  */
-static int setup_dns_early(struct run *r)
+static int setup_workers_early(struct run *r)
 {
-	int err;
-
-	if (!r->spec->dns_enabled)
-		return 0;
-	err = FAULT("sup.dns") ? -ENOEXEC : start_dns(r, &r->ready_rd[1]);
-	if (err)
-		return setup_failed(r, "dns_proxy", "dns-proxy worker", err, CELLREF_EXIT_WORKER,
-				    "cannot start");
-	return 0;
-}
-
-/* The flow monitor needs the cell's interface; then both ready bytes. */
-static int setup_workers(struct run *r)
-{
-	const char *names[2] = { "flow_monitor", "dns_proxy" };
-	size_t which = 0;
 	int err;
 
 	if (r->spec->flows_enabled) {
@@ -698,6 +705,22 @@ static int setup_workers(struct run *r)
 			return setup_failed(r, "flow_monitor", "flow-monitor worker", err,
 					    CELLREF_EXIT_WORKER, "cannot start");
 	}
+	if (r->spec->dns_enabled) {
+		err = FAULT("sup.dns") ? -ENOEXEC : start_dns(r, &r->ready_rd[1]);
+		if (err)
+			return setup_failed(r, "dns_proxy", "dns-proxy worker", err,
+					    CELLREF_EXIT_WORKER, "cannot start");
+	}
+	return 0;
+}
+
+/* Both ready bytes (after the network: the monitor attaches to the cell end). */
+static int setup_workers(struct run *r)
+{
+	const char *names[2] = { "flow_monitor", "dns_proxy" };
+	size_t which = 0;
+	int err;
+
 	err = wait_ready(r->ready_rd, 2, &which);
 	util_closep(&r->ready_rd[0]);
 	util_closep(&r->ready_rd[1]);
@@ -870,7 +893,7 @@ static int setup(struct run *r)
 			return setup_failed(r, "netns", path, -errno, CELLREF_EXIT_CELL_SETUP,
 					    NULL);
 	}
-	if (setup_dns_early(r) || setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
+	if (setup_workers_early(r) || setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
 		return -1;
 	if (r->leased) {
 		(void)lease_update(r->state_dir, &r->lease);

@@ -518,6 +518,37 @@ TEST_TIMEOUT(errors_have_their_exit_codes_messages_and_events, 90)
 	expect_failure(&t, "fc0", "/proc/self/ns/net", 11, "ENODEV", "interface fc0: ENODEV");
 }
 
+/* FLOW-MON-025: a bounded wait for an interface that a supervisor is still creating. */
+TEST_TIMEOUT(wait_ifname_waits_then_attaches_or_gives_up, 60)
+{
+	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+	char *late[] = { "--wait-ifname-ms", "3000", NULL };
+	char *brief[] = { "--wait-ifname-ms", "300", NULL };
+	struct topo t;
+	struct mon m;
+	uint64_t t0;
+
+	if (!topo_up(&t))
+		return;
+	/* The interface appears 200 ms after the start: the monitor attaches to it. */
+	if (!mon_start_args(&m, &t, "late0", NULL, late, false))
+		return;
+	usleep(200000);
+	if (!ASSERT_OK(netcfg_open(t.cell_ns, &nc)) ||
+	    !ASSERT_OK(netcfg_veth_add(nc, "late0", "late1", -1)))
+		return;
+	ASSERT_OK(nstest_wait_byte(m.ready_fd, 10000));
+	ASSERT_EQ(mon_stop(&m, SIGTERM), 0);
+	mon_close(&m);
+	/* It never appears: exit 11 once the wait is over, not before. */
+	t0 = util_now_monotonic_ns();
+	if (!mon_start_args(&m, &t, "never0", NULL, brief, false))
+		return;
+	ASSERT_EQ(mon_stop(&m, 0), 11);
+	ASSERT_GE((util_now_monotonic_ns() - t0) / 1000000, 300);
+	mon_close(&m);
+}
+
 TEST_TIMEOUT(small_ring_accounts_every_record_as_delivered_or_lost, 90)
 {
 	_cleanup_close_ int s = -1;

@@ -879,6 +879,23 @@ TEST(flows_section)
 	      "flows.enabled: expected true or false, got 1");
 	FAILS(spec("%s,'flows':{'records':'x'}", NET), "flows.records: unknown member");
 	FAILS(spec("%s,'flows':true", NET), "flows: expected an object, got true");
+	/* The monitor's map sizes: small defaults for a cell, powers of two for the ring. */
+	s = parse_ok(spec("%s,'flows':{}", NET));
+	if (s) {
+		ASSERT_EQ(s->flows_ringbuf_bytes, 65536);
+		ASSERT_EQ(s->flows_table_entries, 8192);
+	}
+	cellspec_free(s);
+	s = parse_ok(spec("%s,'flows':{'ringbufBytes':1048576,'tableEntries':100000}", NET));
+	if (s) {
+		ASSERT_EQ(s->flows_ringbuf_bytes, 1048576);
+		ASSERT_EQ(s->flows_table_entries, 100000);
+	}
+	cellspec_free(s);
+	FAILS(spec("%s,'flows':{'ringbufBytes':65535}", NET),
+	      "flows.ringbufBytes: expected a power of two in 4096..1073741824");
+	FAILS(spec("%s,'flows':{'ringbufBytes':2048}", NET), "flows.ringbufBytes");
+	FAILS(spec("%s,'flows':{'tableEntries':0}", NET), "flows.tableEntries");
 }
 
 TEST(capabilities)
