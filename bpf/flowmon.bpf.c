@@ -23,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "flowmon_fault.h"
 #include "flowrec.h"
 
 #ifndef EEXIST
@@ -35,6 +36,20 @@
 const volatile __u32 l2_len = ETH_HLEN;
 /* Wake the consumer only once this many bytes wait in the ring. */
 const volatile __u64 wakeup_bytes = 64 * 1024;
+
+/*
+ * Puts struct flowrec_v1 into the object's BTF (records are only ever locals, which BTF omits),
+ * so that a layout check can read the record from the object (FLOW-REC-007). Never read.
+ */
+const volatile struct flowrec_v1 *const flowrec_v1_btf = 0;
+
+#ifdef CELLREF_FAULTS
+/* Negative controls, FLOWMON_FAULT_* bits set by the loader; absent from a normal build. */
+const volatile __u32 cellref_faults = 0;
+#define FAULT_ON(bit) (cellref_faults & (bit))
+#else
+#define FAULT_ON(bit) 0
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -120,13 +135,60 @@ static __always_inline int parse(struct __sk_buff *skb, struct flowrec_key *key)
 	return 0;
 }
 
+static __always_inline void submit(const struct flowrec_key *key, const struct flowrec_state *st)
+{
+	struct flowrec_v1 *rec;
+	__u64 flags;
+
+	rec = bpf_ringbuf_reserve(&FLOW_EVENTS, sizeof(*rec), 0);
+	if (!rec) {
+		stat_inc(FLOWREC_STAT_LOST);
+		return;
+	}
+	__builtin_memset(rec, 0, sizeof(*rec)); /* padding must leave the kernel zeroed */
+	rec->src_ip = key->src_ip;
+	rec->dst_ip = key->dst_ip;
+	rec->src_port = key->src_port;
+	rec->dst_port = key->dst_port;
+	rec->proto = key->proto;
+	rec->pkt_count = st->pkt_count;
+	rec->first_seen_ns = st->first_seen_ns;
+	rec->verdict = st->verdict;
+	if (FAULT_ON(FLOWMON_FAULT_PAD_NONZERO)) {
+		__builtin_memset(rec->pad0, 0xAA, sizeof(rec->pad0));
+		__builtin_memset(rec->pad1, 0xAA, sizeof(rec->pad1));
+	}
+	if (FAULT_ON(FLOWMON_FAULT_PORT_ORDER)) {
+		rec->src_port = bpf_htons(key->src_port);
+		rec->dst_port = bpf_htons(key->dst_port);
+	}
+	if (FAULT_ON(FLOWMON_FAULT_ADDR_ORDER)) {
+		rec->src_ip = bpf_htonl(key->src_ip);
+		rec->dst_ip = bpf_htonl(key->dst_ip);
+	}
+	if (FAULT_ON(FLOWMON_FAULT_ICMP_PROTO_ZERO) && key->proto == IPPROTO_ICMP)
+		rec->proto = 0;
+
+	flags = bpf_ringbuf_query(&FLOW_EVENTS, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+			? BPF_RB_FORCE_WAKEUP
+			: BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
+	stat_inc(FLOWREC_STAT_RECORDS);
+}
+
+/* A later packet of a known flow: count it (FLOW-MON-009). */
+static __always_inline void count(const struct flowrec_key *key, struct flowrec_state *st)
+{
+	__sync_fetch_and_add(&st->pkt_count, FAULT_ON(FLOWMON_FAULT_PKT_COUNT_DOUBLE) ? 2 : 1);
+	if (FAULT_ON(FLOWMON_FAULT_RECORD_PER_PACKET))
+		submit(key, st);
+}
+
 SEC("tc")
 int flowmon_egress(struct __sk_buff *skb)
 {
 	struct flowrec_key key = {};
 	struct flowrec_state fresh = {}, *st;
-	struct flowrec_v1 *rec;
-	__u64 flags;
 	long err;
 
 	if (parse(skb, &key) < 0)
@@ -135,46 +197,30 @@ int flowmon_egress(struct __sk_buff *skb)
 
 	st = bpf_map_lookup_elem(&FLOWS, &key);
 	if (st) {
-		__sync_fetch_and_add(&st->pkt_count, 1);
+		count(&key, st);
 		return TC_ACT_OK;
 	}
 
 	fresh.pkt_count = 1;
 	fresh.first_seen_ns = bpf_ktime_get_ns();
 	fresh.verdict = FLOWREC_VERDICT_ACCEPT;
+	if (FAULT_ON(FLOWMON_FAULT_FIRST_SEEN_SKEW))
+		fresh.first_seen_ns -= FLOWMON_FAULT_SKEW_NS;
+	if (FAULT_ON(FLOWMON_FAULT_VERDICT_DROP))
+		fresh.verdict = FLOWREC_VERDICT_DROP; /* a claim only: the packet still passes */
 	err = bpf_map_update_elem(&FLOWS, &key, &fresh, BPF_NOEXIST);
 	if (err == -EEXIST) {
 		/* Another CPU inserted the same flow first: it owns the record. */
 		st = bpf_map_lookup_elem(&FLOWS, &key);
 		if (st)
-			__sync_fetch_and_add(&st->pkt_count, 1);
+			count(&key, st);
 		return TC_ACT_OK;
 	}
 	if (err) {
 		stat_inc(FLOWREC_STAT_TABLE_FULL);
 		return TC_ACT_OK;
 	}
-
-	rec = bpf_ringbuf_reserve(&FLOW_EVENTS, sizeof(*rec), 0);
-	if (!rec) {
-		stat_inc(FLOWREC_STAT_LOST);
-		return TC_ACT_OK;
-	}
-	__builtin_memset(rec, 0, sizeof(*rec)); /* padding must leave the kernel zeroed */
-	rec->src_ip = key.src_ip;
-	rec->dst_ip = key.dst_ip;
-	rec->src_port = key.src_port;
-	rec->dst_port = key.dst_port;
-	rec->proto = key.proto;
-	rec->pkt_count = fresh.pkt_count;
-	rec->first_seen_ns = fresh.first_seen_ns;
-	rec->verdict = fresh.verdict;
-
-	flags = bpf_ringbuf_query(&FLOW_EVENTS, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-			? BPF_RB_FORCE_WAKEUP
-			: BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(rec, flags);
-	stat_inc(FLOWREC_STAT_RECORDS);
+	submit(&key, &fresh);
 	return TC_ACT_OK;
 }
 

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Negative-control fault bits of the classifier, compiled in only with -DCELLREF_FAULTS (meson
+ * -Dfaults=true). The program cannot read CELLREF_FAULT, so ref/flowmon.c turns the FAULT()
+ * names below into bits of the .rodata knob cellref_faults before load; each bit breaks exactly
+ * one rule of SPEC.md (fixtures/faults.json says which).
+ */
+#ifndef CELLCHECK_FLOWMON_FAULT_H
+#define CELLCHECK_FLOWMON_FAULT_H
+
+#define FLOWMON_FAULT_PAD_NONZERO	(1u << 0) /* flow.pad_nonzero */
+#define FLOWMON_FAULT_PORT_ORDER	(1u << 1) /* flow.port_order */
+#define FLOWMON_FAULT_ADDR_ORDER	(1u << 2) /* flow.addr_order */
+#define FLOWMON_FAULT_RECORD_PER_PACKET (1u << 3) /* flow.record_per_packet */
+#define FLOWMON_FAULT_PKT_COUNT_DOUBLE	(1u << 4) /* flow.pkt_count_double */
+#define FLOWMON_FAULT_FIRST_SEEN_SKEW	(1u << 5) /* flow.first_seen_skew */
+#define FLOWMON_FAULT_VERDICT_DROP	(1u << 6) /* flow.verdict_drop */
+#define FLOWMON_FAULT_ICMP_PROTO_ZERO	(1u << 7) /* flow.icmp_proto_zero */
+
+/* flow.first_seen_skew moves first_seen_ns this far into the past. */
+#define FLOWMON_FAULT_SKEW_NS 1000000000000ULL
+
+#endif
