@@ -569,8 +569,9 @@ static int parse_signal(const char *s, int *ret)
 static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 {
 	static const char *const common[] = { "action", "name", "ns", "timeout_ms" };
-	static const char *const per_action[_HCASE_ACT_MAX][6] = {
-		[HCASE_ACT_START] = { "component", "args", "vars", "stdin", "ready", NULL },
+	static const char *const per_action[_HCASE_ACT_MAX][7] = {
+		[HCASE_ACT_START] = { "component", "args", "vars", "stdin", "ready", "events_sink",
+				      NULL },
 		[HCASE_ACT_DRIVER] = { "op", "args", NULL },
 		[HCASE_ACT_CLIENT] = { "argv", "expect_exit", NULL },
 		[HCASE_ACT_WAIT] = { "ms", "event", "count", NULL },
@@ -623,6 +624,15 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 		r = r ?: hjson_bool(e, pi, "ready", false, &s->ready, v->err);
 		if (r < 0)
 			return r;
+		{
+			static const char *const sinks[] = { "file", "full", NULL };
+			int sink = 0;
+
+			r = hjson_enum(e, pi, "events_sink", false, sinks, &sink, v->err);
+			if (r < 0)
+				return r;
+			s->events_full = sink == 1;
+		}
 		s->component = comp;
 		if (!(v->c->uses & (1u << comp))) {
 			hjson_path_key(pk, pi, "component");
@@ -1055,6 +1065,32 @@ static int check_responses(struct vctx *v, json_t *ex, const char *path)
 	return 0;
 }
 
+static bool counter_valid(const char *k, size_t n)
+{
+	static const char *const names[] = { "records", "events", "lost", "upstream_queries" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i]) == n && memcmp(k, names[i], n) == 0)
+			return true;
+	}
+	return n > 7 && memcmp(k, "events:", 7) == 0;
+}
+
+/* "records", "events:dns_query", or a sum: "records+lost". */
+static bool counter_key_valid(const char *key)
+{
+	for (const char *k = key;;) {
+		const char *plus = strchr(k, '+');
+		size_t n = plus ? (size_t)(plus - k) : strlen(k);
+
+		if (!counter_valid(k, n))
+			return false;
+		if (!plus)
+			return true;
+		k = plus + 1;
+	}
+}
+
 static int check_counts(struct vctx *v, json_t *ex, const char *path)
 {
 	char p[HJSON_PATH_MAX];
@@ -1071,11 +1107,10 @@ static int check_counts(struct vctx *v, json_t *ex, const char *path)
 		char pk[HJSON_PATH_MAX];
 
 		hjson_path_key(pk, p, key);
-		if (strcmp(key, "records") && strcmp(key, "events") && strcmp(key, "lost") &&
-		    strcmp(key, "upstream_queries") && !(strncmp(key, "events:", 7) == 0 && key[7]))
+		if (!counter_key_valid(key))
 			return hjson_fail(v->err, pk,
 					  "unknown counter (records, events, events:TYPE, lost, "
-					  "upstream_queries)");
+					  "upstream_queries, or a sum of them joined by +)");
 		if (json_is_integer(val) && json_integer_value(val) >= 0)
 			continue;
 		r = check_matcher(v, val, pk);
@@ -1085,10 +1120,63 @@ static int check_counts(struct vctx *v, json_t *ex, const char *path)
 	return 0;
 }
 
+/* expect.btf: a struct's layout in the BTF of a profile artifact. */
+static int check_btf(struct vctx *v, json_t *ex, const char *path)
+{
+	static const char *const keys[] = { "artifact",	  "struct",  "size",
+					    "exhaustive", "members", NULL };
+	static const char *const mkeys[] = { "name", "offset", "size", NULL };
+	char p[HJSON_PATH_MAX];
+	json_t *o = NULL, *members, *m, *x;
+	size_t i;
+	int r;
+
+	r = hjson_obj(ex, path, "btf", false, &o, v->err);
+	if (r < 0 || !o)
+		return r;
+	hjson_path_key(p, path, "btf");
+	r = hjson_only_keys(o, p, keys, v->err);
+	if (r < 0)
+		return r;
+	x = json_object_get(o, "artifact");
+	if (!json_is_string(x) || strcmp(json_string_value(x), "bpf_object") != 0)
+		return hjson_fail(v->err, p, "artifact: expected \"bpf_object\"");
+	x = json_object_get(o, "struct");
+	if (!json_is_string(x) || !*json_string_value(x))
+		return hjson_fail(v->err, p, "struct: expected a struct name");
+	x = json_object_get(o, "size");
+	if (x && (!json_is_integer(x) || json_integer_value(x) < 0))
+		return hjson_fail(v->err, p, "size: expected a byte count");
+	x = json_object_get(o, "exhaustive");
+	if (x && !json_is_boolean(x))
+		return hjson_fail(v->err, p, "exhaustive: expected true or false");
+	members = json_object_get(o, "members");
+	if (!json_is_array(members))
+		return hjson_fail(v->err, p, "members: expected an array");
+	json_array_foreach(members, i, m)
+	{
+		char pmem[HJSON_PATH_MAX], pm[HJSON_PATH_MAX];
+
+		hjson_path_key(pmem, p, "members");
+		hjson_path_idx(pm, pmem, i);
+		if (!json_is_object(m))
+			return hjson_fail(v->err, pm, "expected an object");
+		r = hjson_only_keys(m, pm, mkeys, v->err);
+		if (r < 0)
+			return r;
+		if (!json_is_string(json_object_get(m, "name")) ||
+		    !json_is_integer(json_object_get(m, "offset")) ||
+		    !json_is_integer(json_object_get(m, "size")))
+			return hjson_fail(v->err, pm,
+					  "name (string), offset and size (bytes) required");
+	}
+	return 0;
+}
+
 static int parse_expect(struct vctx *v, json_t *obj, const char *path)
 {
 	static const char *const keys[] = { "stdout",  "stderr", "responses", "events",
-					    "records", "counts", NULL };
+					    "records", "counts", "btf",	      NULL };
 	char p[HJSON_PATH_MAX];
 	json_t *ex = NULL;
 	int r;
@@ -1106,6 +1194,7 @@ static int parse_expect(struct vctx *v, json_t *obj, const char *path)
 	r = r ?: check_stream(v, ex, p, "events", false);
 	r = r ?: check_stream(v, ex, p, "records", true);
 	r = r ?: check_counts(v, ex, p);
+	r = r ?: check_btf(v, ex, p);
 	if (r < 0)
 		return r;
 	v->c->expect = json_incref(ex);

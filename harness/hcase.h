@@ -90,6 +90,7 @@ struct hcase_step {
 	json_t *vars;	  /* object: placeholder name -> string value for this start */
 	char *stdin_file; /* path relative to the source tree */
 	bool ready;	  /* wait for the ready byte (default: the profile decides) */
+	bool events_full; /* "events_sink": "full": {events} is a sink that fails every write */
 	/* driver */
 	char *op;	 /* driver operation, one of hcase_driver_ops */
 	json_t *op_args; /* validated against the op's key table */

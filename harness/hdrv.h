@@ -20,6 +20,9 @@
 
 struct hdrv;
 
+/* The driver script, relative to the source tree (the runner's {srcdir}). */
+#define HDRV_SCRIPT "harness/driver/cellcheck_driver.py"
+
 /* Start the driver: script path, log file (its stderr; NULL: /dev/null). 0 or -errno. */
 int hdrv_start(const char *script, const char *log_path, struct hdrv **ret);
 /* Stop it (EOF on its stdin, then SIGKILL after 2 s) and free. */

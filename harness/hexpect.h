@@ -48,6 +48,7 @@ struct hobs {
 	json_t *vars;
 	uint64_t upstream_queries; /* queries the upstream saw (UINT64_MAX: no upstream) */
 	const char *srcdir;	   /* for stdout.file and the schemas in fixtures/schemas */
+	const char *bpf_object;	   /* the profile's artifacts.bpf_object (expect.btf), or NULL */
 };
 
 /*

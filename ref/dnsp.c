@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dnswire.h"
+#include "fault.h"
 #include "rnd.h"
 #include "util.h"
 
@@ -706,7 +707,9 @@ static void forward(struct dnsp *p, struct query *q)
 /* A reply that passed every check: the client's ID back, all else byte for byte. */
 static void relay(struct dnsp *p, struct query *q, uint8_t *reply, size_t len)
 {
-	dnswire_put16(reply, q->client_id);
+	/* dns.txid_not_restored: the negative control of DNS-FWD-007 (ref/fault.h). */
+	if (!FAULT("dns.txid_not_restored"))
+		dnswire_put16(reply, q->client_id);
 	query_answer(p, q, reply, len, DNSP_FORWARDED);
 }
 
@@ -725,6 +728,26 @@ static bool from_upstream(const struct dnsp *p, const struct sockaddr_storage *f
 		return a->sin6_port == b->sin6_port &&
 		       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
 	}
+}
+
+/*
+ * dns.mismatch_relayed: relay a reply the checks refused to the query it names by ID, or else
+ * to the first query on the socket whose question it carries. Fault builds only.
+ */
+static bool fault_relay_mismatch(struct dnsp *p, struct upsock *us, struct query *q, int i,
+				 size_t len)
+{
+	for (struct query *o = us->queries; !q && o && len >= DNSWIRE_HDR_LEN; o = o->us_next) {
+		size_t ql = (size_t)o->qname_len + 4;
+
+		if (len >= DNSWIRE_HDR_LEN + ql &&
+		    memcmp(p->rep_buf[i] + DNSWIRE_HDR_LEN, o->msg + 2 + DNSWIRE_HDR_LEN, ql) == 0)
+			q = o;
+	}
+	if (!q || len < DNSWIRE_HDR_LEN)
+		return false;
+	relay(p, q, p->rep_buf[i], len);
+	return true;
 }
 
 /* ICMP errors queued by IP_RECVERR quote our datagram: its txid names the query. */
@@ -790,6 +813,9 @@ static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
 				relay(p, q, p->rep_buf[i], len);
 				continue;
 			}
+			/* dns.mismatch_relayed: the negative control of DNS-FWD-005/006. */
+			if (FAULT("dns.mismatch_relayed") && fault_relay_mismatch(p, us, q, i, len))
+				continue;
 			/* Forged or stray: never relayed; its query waits for the real one. */
 			p->st.upstream_mismatch++;
 			if (q) {
@@ -915,7 +941,9 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 
 	switch (v) {
 	case DNSWIRE_DROP:
-		REPORT(DNSP_MALFORMED_QUERY, -1);
+		/* dns.malformed_no_event: the negative control of DNS-PRS-002/003. */
+		if (!FAULT("dns.malformed_no_event"))
+			REPORT(DNSP_MALFORMED_QUERY, -1);
 		return;
 	case DNSWIRE_BAD:
 		respond_now(p, t, c, client, client_len, msg, &pq, DNSWIRE_FORMERR);
@@ -930,7 +958,8 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 	}
 	if (p->c.policy && !dnspol_allows(p->c.policy, qname, pq.qname_len)) {
 		reason = DNSP_DENIED_BY_POLICY;
-		rcode = DNSWIRE_REFUSED;
+		/* dns.refused_as_servfail: the negative control of DNS-POL-004. */
+		rcode = FAULT("dns.refused_as_servfail") ? DNSWIRE_SERVFAIL : DNSWIRE_REFUSED;
 	} else if (!(q = query_alloc(p))) {
 		reason = DNSP_OVERLOADED;
 		rcode = DNSWIRE_SERVFAIL;
@@ -1000,7 +1029,7 @@ static void udp_readable(struct dnsp *p)
 			size_t len = p->rx[i].msg_len;
 
 			/* The supervisor's wake datagram: no event (SPEC DNS shutdown). */
-			if (len == 0 && stop_pending(p))
+			if (len == 0 && stop_pending(p) && !FAULT("dns.wake_event"))
 				continue;
 			if (p->rx[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = DNSWIRE_MAX_QUERY + 1; /* too large: FORMERR */
@@ -1255,6 +1284,8 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 		 */
 		if (!*ret_tcp_err && listen(p->tcp_fd, 128) < 0)
 			*ret_tcp_err = -errno;
+	} else if (c->udp_fd < 0 && FAULT("dns.tcp_listener_missing")) {
+		/* The negative control of DNS-PLC-002: no TCP listener, and no word about it. */
 	} else if (c->udp_fd < 0) {
 		p->tcp_fd = make_listener(&p->c, SOCK_STREAM);
 		if (p->tcp_fd < 0) {

@@ -146,7 +146,12 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 	/* Wake the consumer when a quarter of the ring waits: bounded latency, few wakeups. */
 	m->skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
 	err = bpf_map__set_max_entries(m->skel->maps.FLOW_EVENTS, o->ringbuf_bytes);
-	err = err ?: bpf_map__set_max_entries(m->skel->maps.FLOWS, o->table_entries);
+	/* flow.table_size_ignored: the negative control of FLOW-MON-010/011 (ref/fault.h). */
+	err = err
+		      ?: bpf_map__set_max_entries(m->skel->maps.FLOWS,
+						  FAULT("flow.table_size_ignored")
+							  ? FLOWMON_TABLE_DEFAULT
+							  : o->table_entries);
 	/* With level 0, libbpf asks for the log only when a load fails, into this buffer. */
 	err = err
 		      ?: bpf_program__set_log_buf(m->skel->progs.flowmon_egress, m->log,

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <net/if_arp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -100,8 +101,9 @@ static void kv_now(struct jw *w)
 static void emit(struct mon *m, const char *type)
 {
 	/* A failing sink is counted by the sink itself; the monitor keeps going. */
-	if (!jw_error(&m->data))
-		(void)evt_emit(m->sink, type, jw_text(&m->data));
+	if (!jw_error(&m->data) && evt_emit(m->sink, type, jw_text(&m->data)) < 0 &&
+	    FAULT("flow.sink_fatal"))
+		_exit(CELLREF_EXIT_FAILURE); /* negative control of FLOW-MON-018 */
 	jw_reset(&m->data);
 }
 
@@ -118,7 +120,8 @@ static int fail(struct mon *m, const char *stage, const char *object, int err, i
 	kv_now(&m->data);
 	jw_obj_close(&m->data);
 	emit(m, "flow_monitor_failed");
-	return code;
+	/* flow.start_exit1: the negative control of FLOW-MON-022 (ref/fault.h). */
+	return FAULT("flow.start_exit1") ? CELLREF_EXIT_FAILURE : code;
 }
 
 /* Wall-clock time of a CLOCK_MONOTONIC instant, for observedAt. */
@@ -436,13 +439,15 @@ static int parse_u32(const char *opt, const char *v, unsigned long long min, uns
 {
 	unsigned long long x;
 
-	if (util_parse_u64(v, min, max, &x) < 0) {
+	/* flow.cli_lenient (the negative control of FLOW-MON-001) clamps into the range. */
+	if (util_parse_u64(v, min, max, &x) < 0 &&
+	    !(FAULT("flow.cli_lenient") && util_parse_u64(v, 0, ULLONG_MAX, &x) == 0)) {
 		fprintf(stderr,
 			"cellref: flow-monitor: %s '%s': expected an integer in %llu..%llu\n", opt,
 			v, min, max);
 		return -EINVAL;
 	}
-	*ret = (uint32_t)x;
+	*ret = (uint32_t)(x < min ? min : x > max ? max : x);
 	return 0;
 }
 
@@ -501,6 +506,9 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			if (parse_u32("--ringbuf-bytes", optarg, 4096, 1u << 30,
 				      &m->ringbuf_bytes) < 0)
 				return -EINVAL;
+			while ((m->ringbuf_bytes & (m->ringbuf_bytes - 1)) &&
+			       FAULT("flow.cli_lenient"))
+				m->ringbuf_bytes &= m->ringbuf_bytes - 1; /* down to the top bit */
 			if (m->ringbuf_bytes & (m->ringbuf_bytes - 1)) {
 				fprintf(stderr,
 					"cellref: flow-monitor: --ringbuf-bytes '%s': must be a power of two\n",
@@ -528,11 +536,13 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			usage(stdout);
 			exit(CELLREF_EXIT_OK);
 		default:
+			if (FAULT("flow.cli_lenient"))
+				break;
 			usage(stderr);
 			return -EINVAL;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc && !FAULT("flow.cli_lenient")) {
 		fprintf(stderr, "cellref: flow-monitor: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}

@@ -147,9 +147,12 @@ static bool write_spec(struct cellrun *r, const char *extra)
 	char text[4096];
 	int n;
 
+	static int seq;
+
+	/* A run id of its own per run: leases belong to runs. */
 	n = snprintf(text, sizeof(text),
-		     "{\"specVersion\":\"1\",\"cellId\":\"probe-1\",\"runId\":\"run-%d\"%s%s}\n",
-		     (int)getpid(), extra && *extra ? "," : "", extra ? extra : "");
+		     "{\"specVersion\":\"1\",\"cellId\":\"probe-1\",\"runId\":\"run-%d-%d\"%s%s}\n",
+		     (int)getpid(), seq++, extra && *extra ? "," : "", extra ? extra : "");
 	r->spec_fd = nstest_memfd("spec.json", r->spec_path, sizeof(r->spec_path));
 	return ASSERT_OK(r->spec_fd) && ASSERT_OK(util_write_all(r->spec_fd, text, (size_t)n));
 }
@@ -945,11 +948,28 @@ TEST(leased_address_is_refused)
 	setup_host();
 	if (!bridge_up())
 		return;
-	/* 10.88.0.1 is on the bridge already: in use. */
-	if (!cellrun_start(&r1, NET_BRIDGE ",\"namespaces\":[\"net\"]",
+	/* An address configured on the host is in use, leased or not. */
+	{
+		_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+		struct netcfg_link_info li;
+
+		if (!ASSERT_OK(netcfg_open(-1, &nc)) ||
+		    !ASSERT_OK(netcfg_link_get(nc, "cbr0", &li)) ||
+		    !ASSERT_OK(netcfg_addr_add(nc, li.ifindex, 0x0A580009u, 24)))
+			return;
+	}
+	if (!cellrun_start(&r1,
+			   "\"network\":{\"mode\":\"bridge\",\"bridge\":\"cbr0\",\"subnet\":"
+			   "\"10.88.0.0/24\",\"address\":\"10.88.0.9\"}",
 			   (char *[]){ "/bin/true", NULL }))
 		return;
+	ASSERT_EQ(cellrun_wait(&r1, 20000), 16);
+	cellrun_events(&r1);
+	d = ev_data(&r1, "cell_setup_failed", 0);
+	ASSERT_TRUE(d && strcmp(str_of(d, "step"), "lease") == 0 &&
+		    strcmp(str_of(d, "errnoName"), "EADDRINUSE") == 0);
 	cellrun_close(&r1);
+	/* An address another live run holds. */
 	if (!cellrun_start(&r2,
 			   "\"network\":{\"mode\":\"bridge\",\"bridge\":\"cbr0\",\"subnet\":"
 			   "\"10.88.0.0/24\",\"address\":\"10.88.0.7\"}",
@@ -1184,7 +1204,14 @@ TEST_TIMEOUT(slow_event_reader_loses_nothing, 60)
 	for (int i = 0; cmd[i]; i++)
 		argv[k++] = cmd[i];
 	argv[k] = NULL;
+	/* The probe's own lines are not TAP: its stdout goes to stderr, as diagnostics. */
+	fflush(stdout);
+	int saved = dup(STDOUT_FILENO);
+
+	dup2(STDERR_FILENO, STDOUT_FILENO);
 	pid = nstest_spawn(argv, &p[1], 1);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
 	close(p[1]);
 	if (!ASSERT_GT(pid, 0))
 		return;

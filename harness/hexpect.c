@@ -1,0 +1,2357 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Expectation checking (hexpect.h). Observed text comes from the implementation under test and
+ * may be anything, so it is parsed here by a strict JSON reader of our own rather than jansson:
+ * jansson cannot hold integers above INT64_MAX, and EVT-ENV-014 asks for exact u64. Numbers
+ * stay as their text; integers compare as decimal strings, never through a double.
+ *
+ * Every check returns 0 (holds), 1 (FAIL, message in x->msg) or -errno (ERROR, message too).
+ *
+ * Semantics the README leaves open, decided here:
+ * - match items: with "count", exactly that many events (records) satisfy the item; without,
+ *   at least one. "ordered": each item then takes its count (default 1) of matches after the
+ *   last one the item before took. Order defaults to unordered. "exhaustive": every event
+ *   satisfies some item.
+ * - responses "none": no response recorded, a null result, or a result with empty "replies".
+ * - record fields are unsigned integers; src_ip/dst_ip compare as dotted quads against a
+ *   string "exact" or a regex. Padding reads as the integer of its bytes in offset order.
+ * - observed JSON: strict RFC 8259 plus no duplicate member names (EVT-ENV-003), no lone
+ *   surrogates, lines terminated by LF; an integer never equals a number with a fraction or
+ *   exponent (EVT-ENV-013).
+ */
+#include "hexpect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bpf/btf.h>
+
+#include "hrecord.h"
+#include "util.h"
+
+extern char **environ;
+
+#define SHOW_MAX      200	  /* observed values in messages are cut here */
+#define LINE_MAX_LEN  (16u << 20) /* a longer JSONL line is a FAIL, not a giant allocation */
+#define JSON_DEPTH    128
+#define SCHEMA_OUTPUT 65536 /* validator output kept for the message */
+
+/* ---- message buffer ---------------------------------------------------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	size_t limit; /* 0: none; else appends stop here and set cut */
+	bool cut;
+	bool oom;
+};
+
+static bool sb_grow(struct sbuf *b, size_t n)
+{
+	size_t need = b->len + n + 1, nc;
+	char *np;
+
+	if (b->oom)
+		return false;
+	if (need <= b->cap)
+		return true;
+	nc = b->cap ? b->cap : 128;
+	while (nc < need)
+		nc *= 2;
+	np = realloc(b->p, nc);
+	if (!np) {
+		b->oom = true;
+		return false;
+	}
+	b->p = np;
+	b->cap = nc;
+	return true;
+}
+
+/* Append; under a limit, what does not fit is dropped (only for ASCII-safe text). */
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->cut)
+		return;
+	if (b->limit && b->len + n > b->limit) {
+		n = b->limit - b->len;
+		b->cut = true;
+	}
+	if (!sb_grow(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Append all or nothing, so a UTF-8 sequence or an escape is never split by the cut. */
+static void sb_whole(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->cut)
+		return;
+	if (b->limit && b->len + n > b->limit) {
+		b->cut = true;
+		return;
+	}
+	sb_put(b, s, n);
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	char small[256], *big = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(small)) {
+		sb_put(b, small, (size_t)n);
+		return;
+	}
+	va_start(ap, fmt);
+	n = vasprintf(&big, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = true;
+		return;
+	}
+	sb_put(b, big, (size_t)n);
+	free(big);
+}
+
+/* Length of the valid UTF-8 sequence (RFC 3629) at p, within n bytes; 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	uint32_t cp, min;
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xE0) == 0xC0)
+		len = 2, cp = p[0] & 0x1F, min = 0x80;
+	else if ((p[0] & 0xF0) == 0xE0)
+		len = 3, cp = p[0] & 0x0F, min = 0x800;
+	else if ((p[0] & 0xF8) == 0xF0)
+		len = 4, cp = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+/* Bytes from the outside, escaped so that the message stays one line of valid UTF-8. */
+static void sb_esc(struct sbuf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n && !b->cut;) {
+		char tmp[8];
+		size_t l = utf8_len(p + i, n - i);
+
+		if (p[i] == '"' || p[i] == '\\') {
+			tmp[0] = '\\', tmp[1] = (char)p[i];
+			sb_whole(b, tmp, 2);
+		} else if (p[i] == '\n') {
+			sb_whole(b, "\\n", 2);
+		} else if (p[i] == '\t') {
+			sb_whole(b, "\\t", 2);
+		} else if (p[i] == '\r') {
+			sb_whole(b, "\\r", 2);
+		} else if (l == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+			snprintf(tmp, sizeof(tmp), "\\x%02x", p[i]);
+			sb_whole(b, tmp, 4);
+			l = 1;
+		} else {
+			sb_whole(b, s + i, l);
+		}
+		i += l ? l : 1;
+	}
+}
+
+/* Append a copy of src (a value rendered under a limit) with "..." when it was cut. */
+static void sb_append_cut(struct sbuf *b, const struct sbuf *src)
+{
+	if (src->oom) {
+		b->oom = true;
+		return;
+	}
+	sb_put(b, src->p ? src->p : "", src->len);
+	if (src->cut)
+		sb_puts(b, "...");
+}
+
+/* ---- arena and JSON values ----------------------------------------------------------------- */
+
+struct ablk {
+	struct ablk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+struct arena {
+	struct ablk *head;
+};
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+	struct ablk *b = a->head;
+	void *p;
+
+	n = (n + 15) & ~(size_t)15;
+	if (!b || b->cap - b->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->next = a->head;
+		b->used = 0;
+		b->cap = cap;
+		a->head = b;
+	}
+	p = (char *)b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+static char *arena_strndup(struct arena *a, const char *s, size_t n)
+{
+	char *p = arena_alloc(a, n + 1);
+
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static void arena_free(struct arena *a)
+{
+	while (a->head) {
+		struct ablk *n = a->head->next;
+
+		free(a->head);
+		a->head = n;
+	}
+}
+
+enum xv_type { XV_NULL, XV_FALSE, XV_TRUE, XV_INT, XV_REAL, XV_STR, XV_ARR, XV_OBJ };
+
+struct xmem;
+
+/* A JSON value. Numbers keep their text (NUL-terminated); objects are sorted by key. */
+struct xv {
+	enum xv_type t;
+	size_t n; /* STR, INT, REAL: bytes of s; ARR: items; OBJ: members */
+	union {
+		const char *s;
+		struct xv *items;
+		struct xmem *mem;
+	};
+};
+
+struct xmem {
+	const char *key;
+	size_t klen;
+	struct xv v;
+};
+
+static int key_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int r = memcmp(a, b, an < bn ? an : bn);
+
+	return r ? r : (an > bn) - (an < bn);
+}
+
+static int mem_cmp(const void *x, const void *y)
+{
+	const struct xmem *a = x, *b = y;
+
+	return key_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+static const struct xv *xv_get(const struct xv *o, const char *key, size_t klen)
+{
+	size_t lo = 0, hi;
+
+	if (!o || o->t != XV_OBJ)
+		return NULL;
+	hi = o->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = key_cmp(o->mem[mid].key, o->mem[mid].klen, key, klen);
+
+		if (c == 0)
+			return &o->mem[mid].v;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Dotted path: object members, or array indexes where a segment is all digits. */
+static const struct xv *xv_path(const struct xv *v, const char *path)
+{
+	while (v && *path) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+
+		if (v->t == XV_ARR && n > 0 && strspn(path, "0123456789") >= n) {
+			unsigned long long i;
+			char idx[24];
+
+			if (n >= sizeof(idx))
+				return NULL;
+			memcpy(idx, path, n);
+			idx[n] = '\0';
+			if (util_parse_u64(idx, 0, SIZE_MAX, &i) < 0 || i >= v->n)
+				return NULL;
+			v = &v->items[i];
+		} else {
+			v = xv_get(v, path, n);
+		}
+		path += n + (dot != NULL);
+	}
+	return v;
+}
+
+/* Strict RFC 8259 reader over a buffer that need not be NUL-terminated. */
+struct jp {
+	const char *start, *p, *end;
+	struct arena *a;
+	int depth;
+	char err[96];
+};
+
+static int jp_fail(struct jp *j, const char *what)
+{
+	snprintf(j->err, sizeof(j->err), "%s at byte %zu", what, (size_t)(j->p - j->start));
+	return -EBADMSG;
+}
+
+static void jp_ws(struct jp *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int jp_hex4(struct jp *j, const char *p, uint32_t *ret)
+{
+	uint32_t v = 0;
+
+	if (j->end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(p[i]);
+
+		if (h < 0)
+			return -1;
+		v = v << 4 | (uint32_t)h;
+	}
+	*ret = v;
+	return 0;
+}
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | cp >> 12);
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		o[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | cp >> 18);
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	o[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/* At the opening quote. Escapes only shrink, so the raw length bounds the decoded one. */
+static int jp_string(struct jp *j, const char **ret, size_t *ret_n)
+{
+	const char *q = j->p + 1, *close;
+	char *out;
+	size_t o = 0;
+
+	for (close = q; close < j->end && *close != '"'; close++)
+		if (*close == '\\' && ++close == j->end)
+			break;
+	if (close >= j->end)
+		return jp_fail(j, "unterminated string");
+	out = arena_alloc(j->a, (size_t)(close - q) + 1);
+	if (!out)
+		return -ENOMEM;
+	while (q < close) {
+		unsigned char c = (unsigned char)*q;
+
+		j->p = q;
+		if (c == '\\') {
+			uint32_t cp, lo;
+
+			switch (q[1]) {
+			case '"':
+			case '\\':
+			case '/':
+				out[o++] = q[1];
+				q += 2;
+				continue;
+			case 'b':
+				out[o++] = '\b';
+				q += 2;
+				continue;
+			case 'f':
+				out[o++] = '\f';
+				q += 2;
+				continue;
+			case 'n':
+				out[o++] = '\n';
+				q += 2;
+				continue;
+			case 'r':
+				out[o++] = '\r';
+				q += 2;
+				continue;
+			case 't':
+				out[o++] = '\t';
+				q += 2;
+				continue;
+			case 'u':
+				if (jp_hex4(j, q + 2, &cp) < 0)
+					return jp_fail(j, "bad \\u escape");
+				q += 6;
+				if (cp >= 0xDC00 && cp <= 0xDFFF)
+					return jp_fail(j, "lone low surrogate");
+				if (cp >= 0xD800 && cp <= 0xDBFF) {
+					if (close - q < 6 || q[0] != '\\' || q[1] != 'u' ||
+					    jp_hex4(j, q + 2, &lo) < 0 || lo < 0xDC00 ||
+					    lo > 0xDFFF)
+						return jp_fail(j, "lone high surrogate");
+					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+					q += 6;
+				}
+				o += put_utf8(out + o, cp);
+				continue;
+			default:
+				return jp_fail(j, "bad escape");
+			}
+		}
+		if (c < 0x20)
+			return jp_fail(j, "control character in string");
+		{
+			size_t l = utf8_len((const unsigned char *)q, (size_t)(close - q));
+
+			if (l == 0)
+				return jp_fail(j, "invalid UTF-8");
+			memcpy(out + o, q, l);
+			o += l;
+			q += l;
+		}
+	}
+	out[o] = '\0';
+	j->p = close + 1;
+	*ret = out;
+	*ret_n = o;
+	return 0;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int jp_number(struct jp *j, struct xv *v)
+{
+	const char *s = j->p, *p = s;
+	bool integer = true;
+
+	if (p < j->end && *p == '-')
+		p++;
+	if (p >= j->end || !is_digit(*p))
+		return jp_fail(j, "bad number");
+	if (*p == '0')
+		p++;
+	else
+		while (p < j->end && is_digit(*p))
+			p++;
+	if (p < j->end && *p == '.') {
+		integer = false;
+		if (++p >= j->end || !is_digit(*p))
+			return jp_fail(j, "bad number");
+		while (p < j->end && is_digit(*p))
+			p++;
+	}
+	if (p < j->end && (*p == 'e' || *p == 'E')) {
+		integer = false;
+		p++;
+		if (p < j->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= j->end || !is_digit(*p))
+			return jp_fail(j, "bad number");
+		while (p < j->end && is_digit(*p))
+			p++;
+	}
+	v->t = integer ? XV_INT : XV_REAL;
+	v->n = (size_t)(p - s);
+	v->s = arena_strndup(j->a, s, v->n);
+	j->p = p;
+	return v->s ? 0 : -ENOMEM;
+}
+
+static int jp_value(struct jp *j, struct xv *v);
+
+static int jp_container(struct jp *j, struct xv *v, bool obj)
+{
+	struct xmem *mv = NULL;
+	struct xv *iv = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	if (++j->depth > JSON_DEPTH)
+		return jp_fail(j, "nested too deep");
+	j->p++;
+	jp_ws(j);
+	if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+		j->p++;
+		goto done;
+	}
+	for (;;) {
+		struct xmem m = { 0 };
+
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			void *np =
+				obj ? realloc(mv, nc * sizeof(*mv)) : realloc(iv, nc * sizeof(*iv));
+
+			if (!np) {
+				r = -ENOMEM;
+				goto out;
+			}
+			if (obj)
+				mv = np;
+			else
+				iv = np;
+			cap = nc;
+		}
+		jp_ws(j);
+		if (obj) {
+			if (j->p >= j->end || *j->p != '"') {
+				r = jp_fail(j, "expected a member name");
+				goto out;
+			}
+			r = jp_string(j, &m.key, &m.klen);
+			if (r < 0)
+				goto out;
+			jp_ws(j);
+			if (j->p >= j->end || *j->p != ':') {
+				r = jp_fail(j, "expected ':'");
+				goto out;
+			}
+			j->p++;
+		}
+		r = jp_value(j, &m.v);
+		if (r < 0)
+			goto out;
+		if (obj)
+			mv[n++] = m;
+		else
+			iv[n++] = m.v;
+		jp_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+			j->p++;
+			break;
+		}
+		r = jp_fail(j, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+		goto out;
+	}
+done:
+	v->t = obj ? XV_OBJ : XV_ARR;
+	v->n = n;
+	if (n) {
+		size_t sz = obj ? sizeof(*mv) : sizeof(*iv);
+		void *dst = arena_alloc(j->a, n * sz);
+
+		if (!dst) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(dst, obj ? (void *)mv : (void *)iv, n * sz);
+		if (obj) {
+			v->mem = dst;
+			/* Sorted: member order is free, and duplicates (EVT-ENV-003) sit side by
+			 * side. */
+			qsort(v->mem, n, sizeof(*mv), mem_cmp);
+			for (size_t i = 1; i < n; i++)
+				if (mem_cmp(&v->mem[i - 1], &v->mem[i]) == 0) {
+					r = jp_fail(j, "duplicate member name");
+					goto out;
+				}
+		} else {
+			v->items = dst;
+		}
+	}
+	j->depth--;
+out:
+	free(mv);
+	free(iv);
+	return r;
+}
+
+static int jp_lit(struct jp *j, const char *lit, enum xv_type t, struct xv *v)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+		return jp_fail(j, "unexpected character");
+	j->p += n;
+	v->t = t;
+	return 0;
+}
+
+static int jp_value(struct jp *j, struct xv *v)
+{
+	memset(v, 0, sizeof(*v));
+	jp_ws(j);
+	if (j->p >= j->end)
+		return jp_fail(j, "unexpected end");
+	switch (*j->p) {
+	case '{':
+		return jp_container(j, v, true);
+	case '[':
+		return jp_container(j, v, false);
+	case '"':
+		v->t = XV_STR;
+		return jp_string(j, &v->s, &v->n);
+	case 't':
+		return jp_lit(j, "true", XV_TRUE, v);
+	case 'f':
+		return jp_lit(j, "false", XV_FALSE, v);
+	case 'n':
+		return jp_lit(j, "null", XV_NULL, v);
+	default:
+		return jp_number(j, v);
+	}
+}
+
+/* One whole JSON text. -EBADMSG with why[] set, or -ENOMEM. */
+static int xv_parse(struct arena *a, const char *s, size_t n, struct xv *v, char *why,
+		    size_t why_len)
+{
+	struct jp j = { .start = s, .p = s, .end = s + n, .a = a };
+	int r;
+
+	r = jp_value(&j, v);
+	if (r == 0) {
+		jp_ws(&j);
+		if (j.p != j.end)
+			r = jp_fail(&j, "trailing data");
+	}
+	if (r == -EBADMSG)
+		snprintf(why, why_len, "%s", j.err);
+	return r;
+}
+
+static int xv_from_json(struct arena *a, json_t *js, struct xv *v)
+{
+	char num[64];
+
+	memset(v, 0, sizeof(*v));
+	switch (json_typeof(js)) {
+	case JSON_NULL:
+		v->t = XV_NULL;
+		return 0;
+	case JSON_TRUE:
+		v->t = XV_TRUE;
+		return 0;
+	case JSON_FALSE:
+		v->t = XV_FALSE;
+		return 0;
+	case JSON_INTEGER:
+		v->t = XV_INT;
+		v->n = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+					json_integer_value(js));
+		v->s = arena_strndup(a, num, v->n);
+		return v->s ? 0 : -ENOMEM;
+	case JSON_REAL:
+		v->t = XV_REAL;
+		v->n = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(js));
+		/* Shown as a real, so "expected 1500.0, got 1500" says why they differ. */
+		if (!strpbrk(num, ".eEni"))
+			v->n += (size_t)snprintf(num + v->n, sizeof(num) - v->n, ".0");
+		v->s = arena_strndup(a, num, v->n);
+		return v->s ? 0 : -ENOMEM;
+	case JSON_STRING:
+		v->t = XV_STR;
+		v->n = json_string_length(js);
+		v->s = arena_strndup(a, json_string_value(js), v->n);
+		return v->s ? 0 : -ENOMEM;
+	case JSON_ARRAY: {
+		json_t *e;
+		size_t i;
+
+		v->t = XV_ARR;
+		v->n = json_array_size(js);
+		v->items = arena_alloc(a, (v->n ?: 1) * sizeof(*v->items));
+		if (!v->items)
+			return -ENOMEM;
+		json_array_foreach(js, i, e)
+		{
+			int r = xv_from_json(a, e, &v->items[i]);
+
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *e;
+		size_t i = 0;
+
+		v->t = XV_OBJ;
+		v->n = json_object_size(js);
+		v->mem = arena_alloc(a, (v->n ?: 1) * sizeof(*v->mem));
+		if (!v->mem)
+			return -ENOMEM;
+		json_object_foreach(js, k, e)
+		{
+			int r;
+
+			v->mem[i].klen = strlen(k);
+			v->mem[i].key = arena_strndup(a, k, v->mem[i].klen);
+			if (!v->mem[i].key)
+				return -ENOMEM;
+			r = xv_from_json(a, e, &v->mem[i].v);
+			if (r < 0)
+				return r;
+			i++;
+		}
+		qsort(v->mem, v->n, sizeof(*v->mem), mem_cmp);
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+static void xv_render(struct sbuf *b, const struct xv *v)
+{
+	switch (v->t) {
+	case XV_NULL:
+		sb_puts(b, "null");
+		break;
+	case XV_TRUE:
+		sb_puts(b, "true");
+		break;
+	case XV_FALSE:
+		sb_puts(b, "false");
+		break;
+	case XV_INT:
+	case XV_REAL:
+		sb_put(b, v->s, v->n);
+		break;
+	case XV_STR:
+		sb_whole(b, "\"", 1);
+		sb_esc(b, v->s, v->n);
+		sb_whole(b, "\"", 1);
+		break;
+	case XV_ARR:
+		sb_whole(b, "[", 1);
+		for (size_t i = 0; i < v->n && !b->cut; i++) {
+			if (i)
+				sb_whole(b, ",", 1);
+			xv_render(b, &v->items[i]);
+		}
+		sb_whole(b, "]", 1);
+		break;
+	case XV_OBJ:
+		sb_whole(b, "{", 1);
+		for (size_t i = 0; i < v->n && !b->cut; i++) {
+			if (i)
+				sb_whole(b, ",", 1);
+			sb_whole(b, "\"", 1);
+			sb_esc(b, v->mem[i].key, v->mem[i].klen);
+			sb_whole(b, "\":", 2);
+			xv_render(b, &v->mem[i].v);
+		}
+		sb_whole(b, "}", 1);
+		break;
+	}
+}
+
+/* A value for a message: escaped, cut at SHOW_MAX bytes; NULL reads "nothing". */
+static void show(struct sbuf *b, const struct xv *v)
+{
+	struct sbuf t = { .limit = SHOW_MAX };
+
+	if (!v) {
+		sb_puts(b, "nothing");
+		return;
+	}
+	xv_render(&t, v);
+	sb_append_cut(b, &t);
+	free(t.p);
+}
+
+static void show_bytes(struct sbuf *b, const char *s, size_t n)
+{
+	struct sbuf t = { .limit = SHOW_MAX };
+
+	sb_put(b, "\"", 1);
+	sb_esc(&t, s, n);
+	sb_append_cut(b, &t);
+	free(t.p);
+	sb_put(b, "\"", 1);
+}
+
+/* ---- numbers --------------------------------------------------------------------------------- */
+
+static const char *int_digits(const char *s, bool *neg)
+{
+	*neg = s[0] == '-';
+	s += *neg;
+	if (strcmp(s, "0") == 0)
+		*neg = false; /* -0 is 0 */
+	return s;
+}
+
+/* -1, 0, 1. Integers exactly, as decimal strings; anything with a fraction as long double. */
+static int num_cmp(const struct xv *a, const struct xv *b)
+{
+	long double x, y;
+
+	if (a->t == XV_INT && b->t == XV_INT) {
+		bool na, nb;
+		const char *da = int_digits(a->s, &na), *db = int_digits(b->s, &nb);
+		size_t la = strlen(da), lb = strlen(db);
+		int c;
+
+		if (na != nb)
+			return na ? -1 : 1;
+		c = la != lb ? (la < lb ? -1 : 1) : strcmp(da, db);
+		c = c < 0 ? -1 : c > 0;
+		return na ? -c : c;
+	}
+	/* A double's text goes through strtod, so that 0.1 compares as the double 0.1. */
+	x = a->t == XV_INT ? strtold(a->s, NULL) : (long double)strtod(a->s, NULL);
+	y = b->t == XV_INT ? strtold(b->s, NULL) : (long double)strtod(b->s, NULL);
+	return (x > y) - (x < y);
+}
+
+static bool xv_is_num(const struct xv *v)
+{
+	return v && (v->t == XV_INT || v->t == XV_REAL);
+}
+
+/* JSON value equality: member order free, integers exact, an integer never equals a real. */
+static bool xv_equal(const struct xv *a, const struct xv *b)
+{
+	if (a->t != b->t)
+		return false;
+	switch (a->t) {
+	case XV_INT:
+		return num_cmp(a, b) == 0;
+	case XV_REAL:
+		return strtod(a->s, NULL) == strtod(b->s, NULL);
+	case XV_STR:
+		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+	case XV_ARR:
+		if (a->n != b->n)
+			return false;
+		for (size_t i = 0; i < a->n; i++)
+			if (!xv_equal(&a->items[i], &b->items[i]))
+				return false;
+		return true;
+	case XV_OBJ:
+		if (a->n != b->n)
+			return false;
+		for (size_t i = 0; i < a->n; i++)
+			if (key_cmp(a->mem[i].key, a->mem[i].klen, b->mem[i].key, b->mem[i].klen) ||
+			    !xv_equal(&a->mem[i].v, &b->mem[i].v))
+				return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
+/*
+ * First difference between expected and observed: fills path (dotted, "[i]" for items) and
+ * the two values there (NULL: absent). Returns true when equal.
+ */
+static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, const struct xv **de,
+		    const struct xv **dg)
+{
+	size_t base = path->len;
+
+	*de = e;
+	*dg = g;
+	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
+		return xv_equal(e, g);
+	if (e->t == XV_ARR) {
+		for (size_t i = 0; i < e->n || i < g->n; i++) {
+			sb_printf(path, "[%zu]", i);
+			if (i >= e->n || i >= g->n) {
+				*de = i < e->n ? &e->items[i] : NULL;
+				*dg = i < g->n ? &g->items[i] : NULL;
+				return false;
+			}
+			if (!xv_diff(&e->items[i], &g->items[i], path, de, dg))
+				return false;
+			path->len = base;
+		}
+		return true;
+	}
+	/* Both sorted: walk them together like a merge. */
+	for (size_t i = 0, k = 0; i < e->n || k < g->n;) {
+		int c = i >= e->n   ? 1
+			: k >= g->n ? -1
+				    : key_cmp(e->mem[i].key, e->mem[i].klen, g->mem[k].key,
+					      g->mem[k].klen);
+		const struct xmem *m = c <= 0 ? &e->mem[i] : &g->mem[k];
+
+		if (base)
+			sb_puts(path, ".");
+		sb_esc(path, m->key, m->klen);
+		if (c != 0) {
+			*de = c < 0 ? &m->v : NULL;
+			*dg = c > 0 ? &m->v : NULL;
+			return false;
+		}
+		if (!xv_diff(&e->mem[i].v, &g->mem[k].v, path, de, dg))
+			return false;
+		path->len = base;
+		i++, k++;
+	}
+	if (path->p)
+		path->p[base] = '\0';
+	return true;
+}
+
+/* ---- checking context and matchers --------------------------------------------------------------
+ */
+
+struct xctx {
+	const struct hcase *c;
+	const struct hobs *o;
+	struct sbuf msg;
+	struct arena a;	     /* scratch for values built from the case and the runner */
+	uint64_t last_count; /* the counter count_is() last read (for sums) */
+	bool last_count_ok;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct xctx *x, int r, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		x->msg.oom = true;
+	va_end(ap);
+	if (s) {
+		sb_puts(&x->msg, s);
+		free(s);
+	}
+	return r;
+}
+
+/* A range bound: a number, or "{name}" looked up in the runner's variables. */
+static int bound(struct xctx *x, const char *where, json_t *b, struct xv *ret)
+{
+	const char *s = json_string_value(b);
+	char why[96], name[128];
+	json_t *val;
+	size_t n;
+	int r;
+
+	if (!s)
+		return xv_from_json(&x->a, b, ret);
+	n = strlen(s);
+	if (n < 3 || n - 2 >= sizeof(name))
+		return fail(x, -EINVAL, "%s: range bound \"%s\" is not a {variable}", where, s);
+	memcpy(name, s + 1, n - 2);
+	name[n - 2] = '\0';
+	val = json_object_get(x->o->vars, name);
+	if (!val)
+		return fail(x, -ENOENT, "%s: range bound {%s}: no such runner variable", where,
+			    name);
+	if (json_is_integer(val) || json_is_real(val))
+		return xv_from_json(&x->a, val, ret);
+	r = -EBADMSG;
+	if (json_is_string(val))
+		r = xv_parse(&x->a, json_string_value(val), json_string_length(val), ret, why,
+			     sizeof(why));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || !xv_is_num(ret))
+		return fail(x, -EINVAL, "%s: runner variable {%s} is not a number", where, name);
+	return 0;
+}
+
+static int regex_match(struct xctx *x, const char *where, const char *re_text, const char *s,
+		       size_t n, bool *ok)
+{
+	regmatch_t pm = { .rm_so = 0, .rm_eo = (regoff_t)n };
+	regex_t re;
+	int rc;
+
+	if (n > INT32_MAX) /* regoff_t is an int */
+		return fail(x, 1, "%s: %zu bytes are too many to match a regex against", where, n);
+	rc = regcomp(&re, re_text, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0)
+		return fail(x, -EINVAL, "%s: regex does not compile", where);
+	/* REG_STARTEND: the subject is bytes with a length, NULs included. */
+	rc = regexec(&re, s, 1, &pm, REG_STARTEND);
+	regfree(&re);
+	*ok = rc == 0;
+	return 0;
+}
+
+/* Evaluate one matcher against v (NULL: the path is absent). 0 with *ok, or -errno. */
+static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct xv *v, bool *ok)
+{
+	json_t *val;
+	const char *key;
+
+	*ok = false;
+	json_object_foreach(m, key, val)
+	{
+		if (strcmp(key, "present") == 0) {
+			*ok = v != NULL;
+		} else if (strcmp(key, "absent") == 0) {
+			*ok = v == NULL;
+		} else if (strcmp(key, "exact") == 0) {
+			struct xv e;
+			int r;
+
+			if (!v)
+				return 0;
+			r = xv_from_json(&x->a, val, &e);
+			if (r < 0)
+				return r;
+			*ok = xv_equal(&e, v);
+		} else if (strcmp(key, "regex") == 0) {
+			if (!v || !json_is_string(val) ||
+			    (v->t != XV_STR && v->t != XV_INT && v->t != XV_REAL))
+				return 0;
+			return regex_match(x, where, json_string_value(val), v->s, v->n, ok);
+		} else if (strcmp(key, "range") == 0) {
+			struct xv lo, hi;
+			int r;
+
+			r = bound(x, where, json_array_get(val, 0), &lo);
+			r = r ?: bound(x, where, json_array_get(val, 1), &hi);
+			if (r < 0)
+				return r;
+			*ok = xv_is_num(v) && num_cmp(&lo, v) <= 0 && num_cmp(v, &hi) <= 0;
+		} else {
+			return fail(x, -EINVAL, "%s: unknown matcher \"%s\"", where, key);
+		}
+	}
+	return 0;
+}
+
+static void show_bound(struct xctx *x, struct sbuf *b, json_t *jb)
+{
+	const char *s = json_string_value(jb);
+	struct xv v;
+
+	if (s) {
+		json_t *val;
+
+		sb_esc(b, s, strlen(s));
+		if (strlen(s) > 2) {
+			_cleanup_free_ char *name = strndup(s + 1, strlen(s) - 2);
+
+			val = name ? json_object_get(x->o->vars, name) : NULL;
+			if (json_is_string(val)) {
+				sb_puts(b, "=");
+				sb_esc(b, json_string_value(val), json_string_length(val));
+			} else if (val && xv_from_json(&x->a, val, &v) == 0) {
+				sb_puts(b, "=");
+				show(b, &v);
+			}
+		}
+		return;
+	}
+	if (xv_from_json(&x->a, jb, &v) == 0)
+		show(b, &v);
+}
+
+/* "expected exact 5, got 7" */
+static void mt_explain(struct xctx *x, json_t *m, const struct xv *got)
+{
+	struct sbuf *b = &x->msg;
+	json_t *val;
+	const char *key;
+
+	sb_puts(b, "expected ");
+	json_object_foreach(m, key, val)
+	{
+		sb_esc(b, key, strlen(key));
+		if (strcmp(key, "exact") == 0) {
+			struct xv e;
+
+			sb_puts(b, " ");
+			if (xv_from_json(&x->a, val, &e) == 0)
+				show(b, &e);
+		} else if (strcmp(key, "regex") == 0 && json_is_string(val)) {
+			sb_puts(b, " ");
+			show_bytes(b, json_string_value(val), json_string_length(val));
+		} else if (strcmp(key, "range") == 0) {
+			sb_puts(b, " [");
+			show_bound(x, b, json_array_get(val, 0));
+			sb_puts(b, ", ");
+			show_bound(x, b, json_array_get(val, 1));
+			sb_puts(b, "]");
+		}
+	}
+	sb_puts(b, ", got ");
+	show(b, got);
+}
+
+/* ---- which process ------------------------------------------------------------------------------
+ */
+
+static const char *default_start(const struct hcase *c)
+{
+	const char *first = NULL;
+
+	for (size_t i = 0; i < c->n_steps; i++) {
+		const struct hcase_step *s = &c->steps[i];
+
+		if (s->action != HCASE_ACT_START)
+			continue;
+		if (s->component == c->component)
+			return s->name;
+		if (!first)
+			first = s->name;
+	}
+	return first;
+}
+
+/* The process an expectation reads: its "step", else the case's first start step. */
+static int get_proc(struct xctx *x, const char *where, json_t *spec, const struct hobs_proc **ret)
+{
+	const char *name = json_string_value(json_object_get(spec, "step"));
+
+	if (!name)
+		name = default_start(x->c);
+	if (!name)
+		return fail(x, -EINVAL, "%s: the case has no start step", where);
+	for (size_t i = 0; i < x->o->n_procs; i++)
+		if (x->o->procs[i].name && strcmp(x->o->procs[i].name, name) == 0) {
+			*ret = &x->o->procs[i];
+			return 0;
+		}
+	return fail(x, -ENOENT, "%s: nothing observed of start step \"%s\"", where, name);
+}
+
+static int read_fixture(struct xctx *x, const char *where, const char *rel, char **ret,
+			size_t *ret_len)
+{
+	_cleanup_free_ char *path = NULL, *buf = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	ssize_t n;
+
+	if (!x->o->srcdir)
+		return fail(x, -EINVAL, "%s: no source directory to find %s in", where, rel);
+	if (asprintf(&path, "%s/%s", x->o->srcdir, rel) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+
+		return fail(x, -e, "%s: cannot read %s: %s", where, path, strerror(e));
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	n = util_read_full(fd, buf, (size_t)st.st_size);
+	if (n < 0)
+		return fail(x, (int)n, "%s: cannot read %s: %s", where, path, strerror((int)-n));
+	buf[n] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* ---- stdout / stderr
+ * ------------------------------------------------------------------------------ */
+
+struct lines {
+	const char **p;
+	size_t *n;
+	size_t count;
+	bool unterminated; /* the last line has no LF */
+};
+
+static void lines_free(struct lines *l)
+{
+	free(l->p);
+	free(l->n);
+}
+
+static int split_lines(const char *s, size_t len, struct lines *ret)
+{
+	size_t cap = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	for (size_t off = 0; off < len;) {
+		const char *nl = memchr(s + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (s + off)) : len - off;
+
+		if (ret->count == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			const char **np = realloc(ret->p, nc * sizeof(*np));
+			size_t *nn;
+
+			if (!np)
+				goto oom;
+			ret->p = np;
+			nn = realloc(ret->n, nc * sizeof(*nn));
+			if (!nn)
+				goto oom;
+			ret->n = nn;
+			cap = nc;
+		}
+		ret->p[ret->count] = s + off;
+		ret->n[ret->count++] = n;
+		ret->unterminated = !nl;
+		off += n + 1;
+	}
+	return 0;
+oom:
+	lines_free(ret);
+	return -ENOMEM;
+}
+
+static int jsonl_compare(struct xctx *x, const char *where, const char *file, const char *exp,
+			 size_t exp_len, const char *got, size_t got_len)
+{
+	struct lines le, lg;
+	size_t i;
+	int r;
+
+	r = split_lines(exp, exp_len, &le);
+	if (r < 0)
+		return r;
+	r = split_lines(got, got_len, &lg);
+	if (r < 0) {
+		lines_free(&le);
+		return r;
+	}
+	for (i = 0; r == 0 && (i < le.count || i < lg.count); i++) {
+		struct arena a = { 0 };
+		struct sbuf path = { 0 };
+		const struct xv *de, *dg;
+		struct xv ve, vg;
+		char why[96];
+
+		if (i < le.count) {
+			r = xv_parse(&a, le.p[i], le.n[i], &ve, why, sizeof(why));
+			if (r == -EBADMSG)
+				r = fail(x, -EINVAL, "%s: %s line %zu is not JSON: %s", where, file,
+					 i + 1, why);
+		}
+		if (r == 0 && i >= le.count) {
+			sb_printf(&x->msg, "%s: line %zu: expected end of output (%zu lines), got ",
+				  where, i + 1, le.count);
+			show_bytes(&x->msg, lg.p[i], lg.n[i]);
+			r = 1;
+		} else if (r == 0 && i >= lg.count) {
+			sb_printf(&x->msg, "%s: line %zu: expected ", where, i + 1);
+			show(&x->msg, &ve);
+			sb_printf(&x->msg, ", got end of output (%zu lines)", lg.count);
+			r = 1;
+		} else if (r == 0 && lg.n[i] > LINE_MAX_LEN) {
+			r = fail(x, 1, "%s: line %zu is longer than %u bytes", where, i + 1,
+				 LINE_MAX_LEN);
+		} else if (r == 0) {
+			r = xv_parse(&a, lg.p[i], lg.n[i], &vg, why, sizeof(why));
+			if (r == -EBADMSG) {
+				sb_printf(&x->msg, "%s: line %zu is not JSON (%s): ", where, i + 1,
+					  why);
+				show_bytes(&x->msg, lg.p[i], lg.n[i]);
+				r = 1;
+			} else if (r == 0 && !xv_diff(&ve, &vg, &path, &de, &dg)) {
+				sb_printf(&x->msg, "%s: line %zu: ", where, i + 1);
+				if (path.len) {
+					sb_put(&x->msg, path.p, path.len);
+					sb_puts(&x->msg, ": ");
+				}
+				sb_puts(&x->msg, "expected ");
+				show(&x->msg, de);
+				sb_puts(&x->msg, ", got ");
+				show(&x->msg, dg);
+				r = 1;
+			}
+			if (r == 0 && i == lg.count - 1 && lg.unterminated)
+				r = fail(x, 1, "%s: line %zu is not terminated by LF", where,
+					 i + 1);
+		}
+		free(path.p);
+		arena_free(&a);
+	}
+	lines_free(&le);
+	lines_free(&lg);
+	return r;
+}
+
+static int bytes_compare(struct xctx *x, const char *where, const char *file, const char *exp,
+			 size_t exp_len, const char *got, size_t got_len)
+{
+	size_t k = 0, line = 1, ls = 0;
+
+	while (k < exp_len && k < got_len && exp[k] == got[k]) {
+		if (exp[k] == '\n') {
+			line++;
+			ls = k + 1;
+		}
+		k++;
+	}
+	if (k == exp_len && k == got_len)
+		return 0;
+	sb_printf(&x->msg, "%s: differs from ", where);
+	sb_esc(&x->msg, file, strlen(file));
+	sb_printf(&x->msg, " at byte %zu (line %zu): expected ", k, line);
+	if (k < exp_len) {
+		const char *nl = memchr(exp + ls, '\n', exp_len - ls);
+
+		show_bytes(&x->msg, exp + ls, nl ? (size_t)(nl - exp - ls) + 1 : exp_len - ls);
+	} else {
+		sb_puts(&x->msg, "end of output");
+	}
+	sb_puts(&x->msg, ", got ");
+	if (k < got_len) {
+		const char *nl = memchr(got + ls, '\n', got_len - ls);
+
+		show_bytes(&x->msg, got + ls, nl ? (size_t)(nl - got - ls) + 1 : got_len - ls);
+	} else {
+		sb_puts(&x->msg, "end of output");
+	}
+	return 1;
+}
+
+static int check_output(struct xctx *x, const char *key)
+{
+	json_t *spec = json_object_get(x->c->expect, key), *re;
+	const struct hobs_proc *p;
+	const char *file, *data;
+	char where[32];
+	size_t len;
+	int r;
+
+	if (!spec)
+		return 0;
+	snprintf(where, sizeof(where), "expect.%s", key);
+	r = get_proc(x, where, spec, &p);
+	if (r < 0)
+		return r;
+	data = strcmp(key, "stdout") == 0 ? p->out : p->err;
+	len = strcmp(key, "stdout") == 0 ? p->out_len : p->err_len;
+	if (!data)
+		data = "", len = 0;
+
+	file = json_string_value(json_object_get(spec, "file"));
+	re = json_object_get(spec, "regex");
+	if (json_is_true(json_object_get(spec, "empty"))) {
+		if (len == 0)
+			return 0;
+		sb_printf(&x->msg, "%s: expected empty, got %zu bytes: ", where, len);
+		show_bytes(&x->msg, data, len);
+		return 1;
+	}
+	if (re) {
+		bool ok;
+
+		r = regex_match(x, where, json_string_value(re) ?: "", data, len, &ok);
+		if (r < 0 || ok)
+			return r;
+		sb_printf(&x->msg, "%s: expected regex ", where);
+		show_bytes(&x->msg, json_string_value(re) ?: "", json_string_length(re));
+		sb_puts(&x->msg, ", got ");
+		show_bytes(&x->msg, data, len);
+		return 1;
+	}
+	if (file) {
+		_cleanup_free_ char *exp = NULL;
+		const char *cmp = json_string_value(json_object_get(spec, "compare"));
+		size_t exp_len = 0;
+
+		r = read_fixture(x, where, file, &exp, &exp_len);
+		if (r < 0)
+			return r;
+		if (cmp && strcmp(cmp, "jsonl") == 0)
+			return jsonl_compare(x, where, file, exp, exp_len, data, len);
+		return bytes_compare(x, where, file, exp, exp_len, data, len);
+	}
+	return fail(x, -EINVAL, "%s: none of file, regex, empty", where);
+}
+
+/* ---- streams: events and records ---------------------------------------------------------------
+ */
+
+struct events {
+	struct arena a;
+	struct xv *ev; /* one object per line */
+	size_t n;
+};
+
+static void events_free(struct events *e)
+{
+	free(e->ev);
+	arena_free(&e->a);
+}
+
+static const struct xv *ev_type(const struct xv *ev)
+{
+	return xv_get(ev, "type", 4);
+}
+
+/* "dns_query" names dev.cellos.events.cell.observability.v1.dns_query; so does the full type. */
+static bool type_is(const struct xv *t, const char *want)
+{
+	size_t wl = strlen(want);
+
+	if (!t || t->t != XV_STR)
+		return false;
+	if (t->n == wl)
+		return memcmp(t->s, want, wl) == 0;
+	return t->n > wl && t->s[t->n - wl - 1] == '.' && memcmp(t->s + t->n - wl, want, wl) == 0;
+}
+
+/* Parse a proc's event stream; a line that is not an event with a string type is a FAIL. */
+static int events_load(struct xctx *x, const char *where, const struct hobs_proc *p,
+		       struct events *ret)
+{
+	struct lines l;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!p->events)
+		return fail(x, 1, "%s: start step \"%s\" has no event stream", where, p->name);
+	r = split_lines(p->events, p->events_len, &l);
+	if (r < 0)
+		return r;
+	ret->ev = calloc(l.count ?: 1, sizeof(*ret->ev));
+	if (!ret->ev) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < l.count; i++) {
+		const struct xv *t;
+		char why[96];
+
+		if (l.n[i] > LINE_MAX_LEN) {
+			r = fail(x, 1, "%s: line %zu is longer than %u bytes", where, i + 1,
+				 LINE_MAX_LEN);
+			goto out;
+		}
+		r = xv_parse(&ret->a, l.p[i], l.n[i], &ret->ev[i], why, sizeof(why));
+		if (r == -EBADMSG) {
+			sb_printf(&x->msg, "%s: line %zu is not JSON (%s): ", where, i + 1, why);
+			show_bytes(&x->msg, l.p[i], l.n[i]);
+			r = 1;
+		}
+		if (r != 0)
+			goto out;
+		ret->n = i + 1;
+		t = ev_type(&ret->ev[i]);
+		if (ret->ev[i].t != XV_OBJ || !t || t->t != XV_STR) {
+			sb_printf(&x->msg,
+				  "%s: line %zu is not an event with a string \"type\": ", where,
+				  i + 1);
+			show(&x->msg, &ret->ev[i]);
+			r = 1;
+			goto out;
+		}
+		if (i == l.count - 1 && l.unterminated) {
+			r = fail(x, 1, "%s: line %zu is not terminated by LF", where, i + 1);
+			goto out;
+		}
+	}
+out:
+	lines_free(&l);
+	if (r != 0)
+		events_free(ret);
+	return r;
+}
+
+static int records_load(struct xctx *x, const char *where, const struct hobs_proc *p,
+			struct hrec **ret, size_t *ret_n)
+{
+	char why[160];
+	int r;
+
+	if (!p->records)
+		return fail(x, 1, "%s: start step \"%s\" has no record stream", where, p->name);
+	r = hrec_parse(p->records, p->records_len, ret, ret_n, why, sizeof(why));
+	if (r == -EBADMSG)
+		return fail(x, 1, "%s: %s", where, why);
+	return r;
+}
+
+/* What the item matcher needs from a stream, events or records alike. */
+struct cand {
+	size_t n;
+	const char *noun; /* "event", "record" */
+	struct events *ev;
+	const struct hrec *rec;
+};
+
+static bool cand_type(const struct cand *c, size_t i, const char *type)
+{
+	return !type || (c->ev && type_is(ev_type(&c->ev->ev[i]), type));
+}
+
+static void cand_where(const struct cand *c, size_t i, struct sbuf *b)
+{
+	if (c->ev)
+		sb_printf(b, "line %zu", i + 1);
+	else
+		sb_printf(b, "record %zu", i);
+}
+
+/* The value at a field path; records give numbers, addresses dotted for string matchers. */
+static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char *path, json_t *m,
+		      struct xv *tmp, const struct xv **ret)
+{
+	const struct hrec *r;
+	char buf[32];
+	uint64_t u;
+	size_t n;
+
+	if (c->ev) {
+		*ret = xv_path(&c->ev->ev[i], path);
+		return 0;
+	}
+	r = &c->rec[i];
+	if (hrec_field(r, path, &u) < 0)
+		return fail(x, -EINVAL, "records: \"%s\" is not a record field", path);
+	if ((strcmp(path, "src_ip") == 0 || strcmp(path, "dst_ip") == 0) &&
+	    (json_is_string(json_object_get(m, "exact")) || json_object_get(m, "regex"))) {
+		hrec_ip_str((uint32_t)u, buf);
+		tmp->t = XV_STR;
+	} else {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
+		tmp->t = XV_INT;
+	}
+	n = strlen(buf);
+	tmp->s = arena_strndup(&x->a, buf, n);
+	tmp->n = n;
+	*ret = tmp;
+	return tmp->s ? 0 : -ENOMEM;
+}
+
+/*
+ * Does candidate i satisfy every field matcher? 0 with *ok; on a mismatch *bad_key is the
+ * first failing field and *n_ok how many held before it (to find the closest miss).
+ */
+static int cand_match(struct xctx *x, const struct cand *c, size_t i, const char *where,
+		      json_t *fields, bool *ok, const char **bad_key, size_t *n_ok)
+{
+	const char *key;
+	json_t *m;
+
+	*ok = true;
+	*n_ok = 0;
+	json_object_foreach(fields, key, m)
+	{
+		const struct xv *v;
+		struct xv tmp;
+		int r;
+
+		r = cand_field(x, c, i, key, m, &tmp, &v);
+		r = r ?: mt_eval(x, where, m, v, ok);
+		if (r < 0)
+			return r;
+		if (!*ok) {
+			*bad_key = key;
+			return 0;
+		}
+		(*n_ok)++;
+	}
+	return 0;
+}
+
+/* "<where>: <key>: expected ..., got ..." for candidate i's first failing field. */
+static int explain_miss(struct xctx *x, const struct cand *c, size_t i, const char *where,
+			json_t *fields)
+{
+	const char *key = NULL;
+	const struct xv *v;
+	struct xv tmp;
+	size_t n_ok;
+	bool ok;
+	int r;
+
+	r = cand_match(x, c, i, where, fields, &ok, &key, &n_ok);
+	if (r < 0 || ok || !key)
+		return r;
+	r = cand_field(x, c, i, key, json_object_get(fields, key), &tmp, &v);
+	if (r < 0)
+		return r;
+	sb_esc(&x->msg, key, strlen(key));
+	sb_puts(&x->msg, ": ");
+	mt_explain(x, json_object_get(fields, key), v);
+	return 0;
+}
+
+static void item_where(char *buf, size_t len, const char *kind, size_t i, const char *type)
+{
+	if (type)
+		snprintf(buf, len, "expect.%s.match[%zu] (%s)", kind, i, type);
+	else
+		snprintf(buf, len, "expect.%s.match[%zu]", kind, i);
+}
+
+/* Every item's count, then the order, then exhaustiveness (cases/README.md, Expectations). */
+static int check_items(struct xctx *x, const char *kind, json_t *spec, const struct cand *c)
+{
+	json_t *items = json_object_get(spec, "match"), *item;
+	const char *order = json_string_value(json_object_get(spec, "order"));
+	size_t i, pos = 0, prev_last = 0;
+	bool have_prev = false;
+	int r;
+
+	json_array_foreach(items, i, item)
+	{
+		const char *type = json_string_value(json_object_get(item, "type"));
+		json_t *fields = json_object_get(item, "fields"),
+		       *jcount = json_object_get(item, "count");
+		size_t matched = 0, n_type = 0, best = SIZE_MAX, best_ok = 0, first = 0;
+		size_t want = jcount ? (size_t)json_integer_value(jcount) : 1;
+		char where[160];
+		bool bad;
+
+		item_where(where, sizeof(where), kind, i, type);
+		for (size_t j = 0; j < c->n; j++) {
+			const char *bad_key;
+			size_t n_ok;
+			bool ok;
+
+			if (!cand_type(c, j, type))
+				continue;
+			n_type++;
+			r = cand_match(x, c, j, where, fields, &ok, &bad_key, &n_ok);
+			if (r < 0)
+				return r;
+			if (ok && matched++ == 0)
+				first = j;
+			if (!ok && (best == SIZE_MAX || n_ok > best_ok))
+				best = j, best_ok = n_ok;
+		}
+		bad = jcount ? matched != want : matched == 0;
+		if (!bad)
+			continue;
+		sb_printf(&x->msg, "%s: ", where);
+		if (n_type == 0) {
+			if (type) {
+				sb_printf(&x->msg, "no ");
+				sb_esc(&x->msg, type, strlen(type));
+				sb_printf(&x->msg, " event among %zu events", c->n);
+			} else {
+				sb_printf(&x->msg, "expected %zu matching %ss, the stream is empty",
+					  want, c->noun);
+			}
+		} else if (matched == 0) {
+			r = explain_miss(x, c, best, where, fields);
+			if (r < 0)
+				return r;
+		} else if (matched < want && best != SIZE_MAX) {
+			sb_printf(&x->msg, "expected %zu matching %ss, got %zu; closest miss (",
+				  want, c->noun, matched);
+			cand_where(c, best, &x->msg);
+			sb_puts(&x->msg, "): ");
+			r = explain_miss(x, c, best, where, fields);
+			if (r < 0)
+				return r;
+		} else {
+			sb_printf(&x->msg, "expected %zu matching %ss, got %zu", want, c->noun,
+				  matched);
+			if (matched > want) {
+				sb_puts(&x->msg, " (first: ");
+				cand_where(c, first, &x->msg);
+				sb_puts(&x->msg, ")");
+			}
+		}
+		return 1;
+	}
+
+	if (order && strcmp(order, "ordered") == 0) {
+		/* Each item takes its matches (count, default 1) after those of the one before. */
+		json_array_foreach(items, i, item)
+		{
+			const char *type = json_string_value(json_object_get(item, "type"));
+			json_t *fields = json_object_get(item, "fields");
+			json_t *jcount = json_object_get(item, "count");
+			size_t want = jcount ? (size_t)json_integer_value(jcount) : 1, got = 0;
+			size_t j, last = pos;
+			char where[160];
+
+			item_where(where, sizeof(where), kind, i, type);
+			for (j = pos; j < c->n && got < want; j++) {
+				const char *bad_key;
+				size_t n_ok;
+				bool ok;
+
+				if (!cand_type(c, j, type))
+					continue;
+				r = cand_match(x, c, j, where, fields, &ok, &bad_key, &n_ok);
+				if (r < 0)
+					return r;
+				if (ok) {
+					got++;
+					last = j;
+				}
+			}
+			if (got < want) {
+				sb_printf(&x->msg,
+					  "%s: out of order: expected %zu matching %ss after ",
+					  where, want, c->noun);
+				if (have_prev) {
+					cand_where(c, prev_last, &x->msg);
+					sb_printf(&x->msg, " (matched by match[%zu])", i - 1);
+				} else {
+					sb_puts(&x->msg, "the start");
+				}
+				sb_printf(&x->msg, ", found %zu", got);
+				return 1;
+			}
+			if (want) {
+				pos = last + 1;
+				prev_last = last;
+				have_prev = true;
+			}
+		}
+	}
+
+	if (json_is_true(json_object_get(spec, "exhaustive"))) {
+		char ex_where[64];
+
+		snprintf(ex_where, sizeof(ex_where), "expect.%s.exhaustive", kind);
+		for (size_t j = 0; j < c->n; j++) {
+			bool any = false;
+
+			json_array_foreach(items, i, item)
+			{
+				const char *type = json_string_value(json_object_get(item, "type"));
+				const char *bad_key;
+				size_t n_ok;
+				bool ok;
+
+				if (!cand_type(c, j, type))
+					continue;
+				r = cand_match(x, c, j, ex_where, json_object_get(item, "fields"),
+					       &ok, &bad_key, &n_ok);
+				if (r < 0)
+					return r;
+				if (ok) {
+					any = true;
+					break;
+				}
+			}
+			if (any)
+				continue;
+			sb_printf(&x->msg, "expect.%s.exhaustive: ", kind);
+			cand_where(c, j, &x->msg);
+			if (c->ev) {
+				const struct xv *t = ev_type(&c->ev->ev[j]);
+
+				sb_puts(&x->msg, " (");
+				sb_esc(&x->msg, t->s, t->n);
+				sb_puts(&x->msg, ")");
+			}
+			sb_printf(&x->msg, " matches no item of expect.%s.match", kind);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- schema validation through tests/validate_events.py
+ * -------------------------------------------- */
+
+/* The validator's report, its temporary file name replaced by "events", lines joined. */
+static void schema_message(struct xctx *x, const char *out, size_t len, const char *tmp)
+{
+	struct sbuf t = { .limit = SHOW_MAX };
+	size_t tl = strlen(tmp);
+
+	for (size_t i = 0; i < len && !t.cut;) {
+		if (len - i >= tl && memcmp(out + i, tmp, tl) == 0) {
+			sb_whole(&t, "events", 6);
+			i += tl;
+		} else if (out[i] == '\n') {
+			if (i + 1 < len)
+				sb_whole(&t, " | ", 3);
+			i++;
+		} else {
+			const char *nl = memchr(out + i, '\n', len - i);
+			const char *hit = memmem(out + i, len - i, tmp, tl);
+			size_t n = (nl ? (size_t)(nl - out) : len) - i;
+
+			if (hit && (size_t)(hit - out) - i < n)
+				n = (size_t)(hit - out) - i;
+			sb_esc(&t, out + i, n);
+			i += n;
+		}
+	}
+	sb_append_cut(&x->msg, &t);
+	free(t.p);
+}
+
+static int check_schema(struct xctx *x, const struct hobs_proc *p)
+{
+	static const char where[] = "expect.events.schema";
+	_cleanup_free_ char *script = NULL, *schemas = NULL, *tmp = NULL, *out = NULL;
+	const char *tmpdir = getenv("TMPDIR");
+	posix_spawn_file_actions_t fa;
+	size_t out_len = 0;
+	int pfd[2], fd, status = 0, r;
+	pid_t pid;
+
+	if (!p->events || p->events_len == 0)
+		return 0; /* nothing to validate; a missing stream fails elsewhere */
+	if (!x->o->srcdir)
+		return fail(x, -EINVAL, "%s: no source directory for the validator", where);
+	if (asprintf(&script, "%s/tests/validate_events.py", x->o->srcdir) < 0 ||
+	    asprintf(&schemas, "%s/fixtures/schemas", x->o->srcdir) < 0 ||
+	    asprintf(&tmp, "%s/cellcheck-events.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp") < 0)
+		return -ENOMEM;
+	if (access(script, R_OK) < 0)
+		return fail(x, -errno, "%s: cannot read %s: %s", where, script, strerror(errno));
+	out = malloc(SCHEMA_OUTPUT);
+	if (!out)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return fail(x, -errno, "%s: temporary file: %s", where, strerror(errno));
+	r = util_write_all(fd, p->events, p->events_len);
+	close(fd);
+	if (r < 0) {
+		unlink(tmp);
+		return fail(x, r, "%s: writing %s: %s", where, tmp, strerror(-r));
+	}
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		r = -errno;
+		unlink(tmp);
+		return fail(x, r, "%s: pipe: %s", where, strerror(-r));
+	}
+	{
+		char *argv[] = { "/usr/bin/python3", script, "--schemas", schemas, tmp, NULL };
+
+		r = posix_spawn_file_actions_init(&fa);
+		r = r ?: posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		r = r ?: posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+		r = r ?: posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+		r = r ?: posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	close(pfd[1]);
+	if (r != 0) {
+		close(pfd[0]);
+		unlink(tmp);
+		return fail(x, -r, "%s: cannot run /usr/bin/python3: %s", where, strerror(r));
+	}
+	for (;;) {
+		char drain[4096];
+		ssize_t n = out_len < SCHEMA_OUTPUT
+				    ? read(pfd[0], out + out_len, SCHEMA_OUTPUT - out_len)
+				    : read(pfd[0], drain, sizeof(drain));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (out_len < SCHEMA_OUTPUT)
+			out_len += (size_t)n;
+	}
+	close(pfd[0]);
+	do
+		r = waitpid(pid, &status, 0) < 0 ? -errno : 0;
+	while (r == -EINTR);
+	unlink(tmp);
+	/* Without the status (a SIGCHLD handler reaped it) the verdict is unknown: ERROR. */
+	if (r < 0)
+		return fail(x, r, "%s: waiting for validate_events.py: %s", where, strerror(-r));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+		sb_printf(&x->msg, "%s: ", where);
+		schema_message(x, out, out_len, tmp);
+		return 1;
+	}
+	sb_printf(&x->msg, "%s: validate_events.py failed (status %d): ", where, status);
+	schema_message(x, out, out_len, tmp);
+	return -EIO;
+}
+
+/* ---- the expectation kinds
+ * ------------------------------------------------------------------------- */
+
+static int check_events(struct xctx *x)
+{
+	json_t *spec = json_object_get(x->c->expect, "events");
+	const struct hobs_proc *p;
+	struct events ev;
+	struct cand c;
+	int r;
+
+	if (!spec)
+		return 0;
+	r = get_proc(x, "expect.events", spec, &p);
+	r = r ?: events_load(x, "expect.events", p, &ev);
+	if (r != 0)
+		return r;
+	c = (struct cand){ .n = ev.n, .noun = "event", .ev = &ev };
+	r = check_items(x, "events", spec, &c);
+	events_free(&ev);
+	if (r == 0 && json_is_true(json_object_get(spec, "schema")))
+		r = check_schema(x, p);
+	return r;
+}
+
+static const char *const pad_names[] = { "pad0", "pad1" };
+
+static int check_records(struct xctx *x)
+{
+	json_t *spec = json_object_get(x->c->expect, "records"), *mono, *f;
+	_cleanup_free_ struct hrec *rec = NULL;
+	const struct hobs_proc *p;
+	struct cand c;
+	size_t n = 0, i;
+	int r;
+
+	if (!spec)
+		return 0;
+	r = get_proc(x, "expect.records", spec, &p);
+	r = r ?: records_load(x, "expect.records", p, &rec, &n);
+	if (r != 0)
+		return r;
+	if (json_is_true(json_object_get(spec, "pad_zero")))
+		for (i = 0; i < n; i++) {
+			int off = hrec_pad_nonzero(&rec[i]);
+			int start = off < 16 ? 13 : 33, len = off < 16 ? 3 : 7;
+
+			if (off < 0)
+				continue;
+			sb_printf(&x->msg, "expect.records.pad_zero: record %zu: %s is", i,
+				  pad_names[off >= 16]);
+			for (int k = 0; k < len; k++)
+				sb_printf(&x->msg, " %02x", rec[i].raw[start + k]);
+			return 1;
+		}
+	mono = json_object_get(spec, "monotonic");
+	json_array_foreach(mono, i, f)
+	{
+		const char *name = json_string_value(f);
+
+		for (size_t k = 1; k < n; k++) {
+			uint64_t a, b;
+
+			if (hrec_field(&rec[k - 1], name, &a) < 0 ||
+			    hrec_field(&rec[k], name, &b) < 0)
+				return fail(x, -EINVAL,
+					    "expect.records.monotonic: \"%s\" is not a "
+					    "record field",
+					    name);
+			if (b < a)
+				return fail(x, 1,
+					    "expect.records.monotonic: %s decreases at record %zu: "
+					    "%llu after %llu",
+					    name, k, (unsigned long long)b, (unsigned long long)a);
+		}
+	}
+	c = (struct cand){ .n = n, .noun = "record", .rec = rec };
+	return check_items(x, "records", spec, &c);
+}
+
+/* A response counts as none when absent, null, or a driver result with no replies. */
+static bool resp_none(const struct hobs_resp *r)
+{
+	json_t *rep;
+
+	if (!r || !r->result || json_is_null(r->result))
+		return true;
+	rep = json_object_get(r->result, "replies");
+	return json_is_array(rep) && json_array_size(rep) == 0;
+}
+
+static int check_responses(struct xctx *x)
+{
+	json_t *arr = json_object_get(x->c->expect, "responses"), *item;
+	size_t i;
+	int r;
+
+	json_array_foreach(arr, i, item)
+	{
+		const char *step = json_string_value(json_object_get(item, "step"));
+		json_t *fields = json_object_get(item, "fields"), *m;
+		const struct hobs_resp *resp = NULL;
+		const char *key;
+		char where[160];
+		struct xv v;
+
+		snprintf(where, sizeof(where), "expect.responses[%zu] (%s)", i, step ?: "?");
+		for (size_t k = 0; step && k < x->o->n_resps; k++)
+			if (x->o->resps[k].step && strcmp(x->o->resps[k].step, step) == 0)
+				resp = &x->o->resps[k];
+		if (json_is_true(json_object_get(item, "none"))) {
+			if (resp_none(resp))
+				continue;
+			r = xv_from_json(&x->a, resp->result, &v);
+			if (r < 0)
+				return r;
+			sb_printf(&x->msg, "%s: expected no response, got ", where);
+			show(&x->msg, &v);
+			return 1;
+		}
+		if (!resp || !resp->result)
+			return fail(x, 1, "%s: no response", where);
+		r = xv_from_json(&x->a, resp->result, &v);
+		if (r < 0)
+			return r;
+		json_object_foreach(fields, key, m)
+		{
+			const struct xv *fv = xv_path(&v, key);
+			bool ok;
+
+			r = mt_eval(x, where, m, fv, &ok);
+			if (r < 0)
+				return r;
+			if (ok)
+				continue;
+			sb_printf(&x->msg, "%s: ", where);
+			sb_esc(&x->msg, key, strlen(key));
+			sb_puts(&x->msg, ": ");
+			mt_explain(x, m, fv);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A counter against a bare integer or a matcher. */
+static int count_is(struct xctx *x, const char *key, json_t *want, const struct xv *got)
+{
+	char where[160];
+	json_t *m = want;
+	bool ok;
+	int r;
+
+	/* For sums: the value just read, whatever it is compared with. */
+	x->last_count = got->s ? strtoull(got->s, NULL, 10) : 0;
+	x->last_count_ok = true;
+
+	snprintf(where, sizeof(where), "expect.counts.%s", key);
+	if (json_is_integer(want)) {
+		m = json_pack("{s:O}", "exact", want);
+		if (!m)
+			return -ENOMEM;
+	}
+	r = mt_eval(x, where, m, got, &ok);
+	if (r == 0 && !ok) {
+		sb_printf(&x->msg, "%s: ", where);
+		mt_explain(x, m, got);
+		r = 1;
+	}
+	if (m != want)
+		json_decref(m);
+	return r;
+}
+
+static int u64_xv(struct xctx *x, uint64_t u, struct xv *v)
+{
+	char buf[24];
+
+	v->t = XV_INT;
+	v->n = (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
+	v->s = arena_strndup(&x->a, buf, v->n);
+	return v->s ? 0 : -ENOMEM;
+}
+
+static int count_one(struct xctx *x, const char *key, json_t *want)
+{
+	json_t *ex = x->c->expect;
+	const struct hobs_proc *p;
+	char where[160];
+	struct xv got;
+	int r;
+
+	snprintf(where, sizeof(where), "expect.counts.%s", key);
+	if (strcmp(key, "upstream_queries") == 0) {
+		if (x->o->upstream_queries == UINT64_MAX)
+			return fail(x, -EINVAL, "%s: the case has no upstream", where);
+		r = u64_xv(x, x->o->upstream_queries, &got);
+	} else if (strcmp(key, "records") == 0) {
+		_cleanup_free_ struct hrec *rec = NULL;
+		size_t n = 0;
+
+		r = get_proc(x, where, json_object_get(ex, "records"), &p);
+		r = r ?: records_load(x, where, p, &rec, &n);
+		r = r ?: u64_xv(x, n, &got);
+	} else {
+		const struct xv *found = NULL;
+		struct events ev;
+		size_t n = 0;
+
+		r = get_proc(x, where, json_object_get(ex, "events"), &p);
+		r = r ?: events_load(x, where, p, &ev);
+		if (r != 0)
+			return r;
+		for (size_t i = 0; i < ev.n; i++) {
+			const struct xv *t = ev_type(&ev.ev[i]);
+
+			if (strcmp(key, "lost") == 0	      ? type_is(t, "flow_monitor_summary")
+			    : strncmp(key, "events:", 7) == 0 ? type_is(t, key + 7)
+							      : true) {
+				n++;
+				found = &ev.ev[i];
+			}
+		}
+		if (strcmp(key, "lost") != 0) {
+			r = u64_xv(x, n, &got);
+		} else if (n != 1) {
+			r = fail(x, 1, "%s: expected one flow_monitor_summary event, got %zu",
+				 where, n);
+		} else {
+			found = xv_path(found, "data.recordsLost");
+			if (!xv_is_num(found)) {
+				sb_printf(&x->msg,
+					  "%s: data.recordsLost of flow_monitor_summary is ",
+					  where);
+				show(&x->msg, found);
+				r = 1;
+			} else {
+				/* Copied out: the events arena goes away before the comparison. */
+				got = *found;
+				got.s = arena_strndup(&x->a, found->s, found->n);
+				r = got.s ? 0 : -ENOMEM;
+			}
+		}
+		events_free(&ev);
+	}
+	if (r != 0)
+		return r;
+	return count_is(x, key, want, &got);
+}
+
+/* "records+lost": the sum of the counters, compared like one. */
+static int count_sum(struct xctx *x, const char *key, json_t *want)
+{
+	char where[160], term[64];
+	uint64_t sum = 0;
+	struct xv got;
+	int r;
+
+	snprintf(where, sizeof(where), "expect.counts.%s", key);
+	for (const char *k = key;;) {
+		const char *plus = strchr(k, '+');
+		size_t n = plus ? (size_t)(plus - k) : strlen(k);
+		json_t *any = json_pack("{s:b}", "present", 1);
+
+		if (!any)
+			return -ENOMEM;
+		snprintf(term, sizeof(term), "%.*s", (int)n, k);
+		/* Each term through count_one's own reading, with a matcher any value passes. */
+		x->last_count_ok = false;
+		r = count_one(x, term, any);
+		json_decref(any);
+		if (r != 0)
+			return r;
+		sum += x->last_count;
+		if (!plus)
+			break;
+		k = plus + 1;
+	}
+	r = u64_xv(x, sum, &got);
+	return r ?: count_is(x, key, want, &got);
+}
+
+static int check_counts(struct xctx *x)
+{
+	json_t *counts = json_object_get(x->c->expect, "counts"), *want;
+	const char *key;
+	int r;
+
+	json_object_foreach(counts, key, want)
+	{
+		r = strchr(key, '+') ? count_sum(x, key, want) : count_one(x, key, want);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* expect.btf: the struct's layout as the profile's BPF object describes it in BTF. */
+static int check_btf(struct xctx *x)
+{
+	json_t *b = json_object_get(x->c->expect, "btf"), *members, *m;
+	const char *name;
+	struct btf *btf;
+	const struct btf_type *t;
+	const struct btf_member *bm;
+	bool exhaustive;
+	size_t i;
+	int id, r = 0;
+
+	if (!b)
+		return 0;
+	if (!x->o->bpf_object)
+		return fail(x, -ENOENT, "expect.btf: the profile names no artifacts.bpf_object");
+	name = json_string_value(json_object_get(b, "struct"));
+	exhaustive = json_is_true(json_object_get(b, "exhaustive"));
+	members = json_object_get(b, "members");
+	btf = btf__parse_elf(x->o->bpf_object, NULL);
+	if (!btf)
+		return fail(x, -errno ?: -EINVAL, "expect.btf: %s: no BTF (%s)", x->o->bpf_object,
+			    strerror(errno));
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
+	if (id < 0) {
+		r = fail(x, 1, "expect.btf: struct %s: not in the BTF of %s", name,
+			 x->o->bpf_object);
+		goto out;
+	}
+	t = btf__type_by_id(btf, (__u32)id);
+	if (json_object_get(b, "size") &&
+	    (json_int_t)t->size != json_integer_value(json_object_get(b, "size"))) {
+		r = fail(x, 1, "expect.btf: struct %s: size %u, expected %lld", name, t->size,
+			 (long long)json_integer_value(json_object_get(b, "size")));
+		goto out;
+	}
+	bm = btf_members(t);
+	if (exhaustive && btf_vlen(t) != json_array_size(members)) {
+		r = fail(x, 1, "expect.btf: struct %s: %u members, expected %zu", name, btf_vlen(t),
+			 json_array_size(members));
+		goto out;
+	}
+	json_array_foreach(members, i, m)
+	{
+		const char *want = json_string_value(json_object_get(m, "name"));
+		json_int_t off = json_integer_value(json_object_get(m, "offset"));
+		json_int_t size = json_integer_value(json_object_get(m, "size"));
+		int k = -1;
+
+		/* Exhaustive: in this order; otherwise found by name anywhere. */
+		for (unsigned int j = 0; j < btf_vlen(t); j++) {
+			if ((!exhaustive || j == i) &&
+			    strcmp(btf__name_by_offset(btf, bm[j].name_off), want) == 0) {
+				k = (int)j;
+				break;
+			}
+		}
+		if (k < 0) {
+			r = fail(x, 1, "expect.btf: struct %s: member %zu: expected %s, got %s",
+				 name, i, want,
+				 exhaustive && i < btf_vlen(t)
+					 ? btf__name_by_offset(btf, bm[i].name_off)
+					 : "none");
+			goto out;
+		}
+		__u32 bits = btf_member_bit_offset(t, (__u32)k);
+		__s64 msize = btf__resolve_size(btf, bm[k].type);
+
+		if (bits % 8 || (json_int_t)(bits / 8) != off || msize != size) {
+			r = fail(
+				x, 1,
+				"expect.btf: struct %s: %s: offset %u size %lld, expected offset %lld "
+				"size %lld",
+				name, want, bits / 8, (long long)msize, (long long)off,
+				(long long)size);
+			goto out;
+		}
+	}
+out:
+	btf__free(btf);
+	return r;
+}
+
+int hexp_check(const struct hcase *c, const struct hobs *o, char **msg)
+{
+	struct xctx x = { .c = c, .o = o };
+	int r;
+
+	*msg = NULL;
+	if (!c || !o || !c->expect)
+		return -EINVAL;
+	r = check_output(&x, "stdout");
+	r = r ?: check_output(&x, "stderr");
+	r = r ?: check_responses(&x);
+	r = r ?: check_events(&x);
+	r = r ?: check_records(&x);
+	r = r ?: check_counts(&x);
+	r = r ?: check_btf(&x);
+	if (x.msg.oom || r == -ENOMEM) {
+		r = -ENOMEM;
+		free(x.msg.p);
+		x.msg.p = strdup("out of memory while checking expectations");
+	} else if (r != 0 && !x.msg.p) {
+		x.msg.p = strdup(r < 0 ? strerror(-r) : "expectation failed");
+	}
+	if (r != 0 && x.msg.p) {
+		/* One line, whatever a case or an implementation put in it. */
+		for (char *s = x.msg.p; *s; s++)
+			if (*s == '\n' || *s == '\r')
+				*s = ' ';
+		*msg = x.msg.p;
+	} else {
+		free(x.msg.p);
+	}
+	arena_free(&x.a);
+	return r;
+}

@@ -1,0 +1,1698 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * One case, run inside a worker process (hrun.h has the picture):
+ *
+ *   worker netns (the harness's)          fresh netns per topology name, held by an fd only
+ *   +----------------------------+        +--------------------------------+
+ *   | IUT: --netns /proc/W/fd/N  |  veth  | ends, addresses, routes, lo up |
+ *   | driver: netns per command  |<------>| clients: setns before exec     |
+ *   +----------------------------+        +--------------------------------+
+ *
+ * Every process a case starts leads its own process group and dies with the worker
+ * (PR_SET_PDEATHSIG); the worker is a child subreaper so whatever those processes fork comes
+ * back to it and can be reaped. After the case the audit checks the worker's fd table, the
+ * process groups, the namespaces and the BPF ids; anything left is an ERROR naming it.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "hexpect.h"
+#include "hrun.h"
+#include "netcfg.h"
+#include "util.h"
+
+#define READY_FD 3 /* where a started component finds its ready pipe */
+#define MAX_FDS	 1024
+
+struct proc {
+	const struct hcase_step *st;
+	enum hcase_component comp;
+	pid_t pid;
+	bool running;
+	bool exited; /* ended on its own or after a stop step, not killed at the case's end */
+	int status;  /* exit code, or 128+signal */
+	char *out_path, *err_path, *ev_path, *rec_path;
+	char *out, *err, *ev, *rec; /* collected */
+	size_t out_len, err_len, ev_len, rec_len;
+};
+
+struct run {
+	const struct hrun_ctx *ctx;
+	struct hrun_worker *w;
+	const struct hrun_job *j;
+	const struct hcase *c;
+	char *dir; /* the case's temp dir */
+	int *ns_fd;
+	int *cap_fd; /* AF_PACKET capture per link end, 2 per link */
+	uint64_t deadline_ns;
+	struct proc *procs;
+	size_t n_procs;
+	pid_t *pgids; /* every process group the case started (start steps and clients) */
+	size_t n_pgids;
+	struct hobs_resp *resps;
+	size_t n_resps;
+	json_t *vars;
+	char *upstream_log;	 /* the upstream's log (its last line counts the queries) */
+	pid_t upstream_pid;	 /* 0: none, or stopped */
+	enum hrep_status status; /* PASS until something says otherwise */
+	char *message;
+	uint64_t drv_log_off;
+};
+
+void hrun_result_clear(struct hrun_result *r)
+{
+	free(r->message);
+	free(r->reason);
+	free(r->artifacts);
+	free(r->bpf_ids);
+	memset(r, 0, sizeof(*r));
+}
+
+void hrun_worker_free(struct hrun_worker *w)
+{
+	if (w->drv)
+		hdrv_stop(w->drv);
+	w->drv = NULL;
+	free(w->drv_log);
+	w->drv_log = NULL;
+	if (w->home_ns >= 0)
+		close(w->home_ns);
+	w->home_ns = -1;
+}
+
+static uint64_t now_ns(void)
+{
+	return util_now_monotonic_ns();
+}
+
+/* Record the first verdict only: later trouble is usually a consequence of the first. */
+__attribute__((format(printf, 3, 4))) static void verdict(struct run *r, enum hrep_status s,
+							  const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->status != HREP_PASS)
+		return;
+	r->status = s;
+	va_start(ap, fmt);
+	if (vasprintf(&r->message, fmt, ap) < 0)
+		r->message = NULL;
+	va_end(ap);
+}
+
+static bool timed_out(struct run *r)
+{
+	if (now_ns() < r->deadline_ns)
+		return false;
+	verdict(r, HREP_ERROR, "TIMEOUT: case exceeded %u ms", r->c->timeout_ms);
+	return true;
+}
+
+/* Milliseconds left before the case's deadline, capped by cap_ms (0: no cap). */
+static int remaining_ms(struct run *r, uint32_t cap_ms)
+{
+	uint64_t now = now_ns();
+	/* Rounded up: a wait that ends on time must find the deadline passed. */
+	uint64_t left = now >= r->deadline_ns ? 0 : (r->deadline_ns - now + 999999) / 1000000;
+
+	if (cap_ms && cap_ms < left)
+		left = cap_ms;
+	return (int)left;
+}
+
+bool hrun_case_needs_root(const struct hcase *c)
+{
+	if (c->topo.n_ns)
+		return true;
+	for (char **f = c->features; f && *f; f++)
+		if (strcmp(*f, "root") == 0)
+			return true;
+	return false;
+}
+
+static bool tool_on_path(const char *name)
+{
+	const char *path = getenv("PATH") ?: "/usr/bin:/bin";
+	_cleanup_free_ char *copy = strdup(path);
+	char *save = NULL;
+
+	if (!copy)
+		return false;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		_cleanup_free_ char *p = NULL;
+
+		if (asprintf(&p, "%s/%s", d, name) >= 0 && access(p, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* NULL when the case can run here, else the SKIP reason (malloc'd). */
+static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
+{
+	const struct hcase *c = j->c;
+	char *s = NULL;
+
+	for (int k = 0; k < _HCASE_COMPONENT_MAX; k++)
+		if (((c->uses & (1u << k)) || (int)c->component == k) &&
+		    !j->prof->comp[k].present) {
+			if (asprintf(&s, "profile %s has no component %s", j->prof->name,
+				     hcase_component_names[k]) < 0)
+				s = NULL;
+			return s ?: strdup("component missing");
+		}
+	for (char **f = c->features; f && *f; f++) {
+		int fe;
+
+		if (strcmp(*f, "root") == 0) {
+			if (geteuid() != 0)
+				return strdup("needs root");
+			continue;
+		}
+		if (strncmp(*f, "tool:", 5) == 0) {
+			if (!tool_on_path(*f + 5) && asprintf(&s, "%s not on PATH", *f + 5) >= 0)
+				return s;
+			continue;
+		}
+		fe = hprobe_feature_from_name(*f);
+		if (fe >= 0 && ctx->probed && ctx->probe.feat[fe].state != HPROBE_PRESENT) {
+			if (asprintf(&s, "kernel feature %s %s: %s", *f,
+				     hprobe_state_names[ctx->probe.feat[fe].state],
+				     ctx->probe.feat[fe].evidence) < 0)
+				s = NULL;
+			return s ?: strdup("kernel feature missing");
+		}
+	}
+	if (c->topo.n_ns && geteuid() != 0)
+		return strdup("needs root (network namespaces)");
+	return NULL;
+}
+
+/* ---- fds, files ---- */
+
+static size_t fd_snapshot(int *fds, size_t max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && n < max)
+			fds[n++] = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+static bool fd_in(const int *fds, size_t n, int fd)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] == fd)
+			return true;
+	return false;
+}
+
+static char *slurp(const char *path, size_t *ret_len)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+
+	*ret_len = 0;
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536 + 1);
+
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	buf[len] = '\0';
+	*ret_len = len;
+	return buf;
+}
+
+static int copy_file(const char *from, const char *to, uint64_t offset)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = -1;
+	char buf[65536];
+	ssize_t n;
+
+	if (in < 0)
+		return -errno;
+	if (offset && lseek(in, (off_t)offset, SEEK_SET) < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		return -errno;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (util_write_all(out, buf, (size_t)n) < 0)
+			return -EIO;
+	return n < 0 ? -errno : 0;
+}
+
+/* ---- processes ---- */
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Wait for pid to exit within ms; true and *status (code or 128+sig) when it did. */
+static bool wait_exit(pid_t pid, int ms, int *status)
+{
+	_cleanup_close_ int pfd = pidfd_open_(pid);
+	int ws;
+
+	if (pfd >= 0) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+		if (ms > 0)
+			while (poll(&p, 1, ms) < 0 && errno == EINTR)
+				;
+	}
+	if (waitpid(pid, &ws, pfd >= 0 ? WNOHANG : 0) != pid)
+		return false;
+	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	return true;
+}
+
+/* SIGKILL a group and reap what of it is ours (the subreaper makes its orphans ours). */
+static void kill_group(pid_t pgid)
+{
+	int ws;
+
+	kill(-pgid, SIGKILL);
+	for (int i = 0; i < 200; i++) {
+		while (waitpid(-pgid, &ws, WNOHANG) > 0)
+			;
+		if (kill(-pgid, 0) < 0 && errno == ESRCH)
+			return;
+		usleep(1000);
+	}
+}
+
+struct spawn_opts {
+	char **argv;
+	int netns_fd; /* setns before exec; -1: stay */
+	const char *stdin_path;
+	const char *out_path;
+	const char *err_path;
+	int ready_wfd; /* dup'ed to READY_FD; -1: none */
+	const char *fault;
+};
+
+/*
+ * fork+exec in a process group of its own. An exec failure comes back over a CLOEXEC pipe
+ * as an errno, so "no such binary" is reported as such, not as a strange exit status.
+ */
+static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
+{
+	_cleanup_close_ int ep_r = -1, ep_w = -1;
+	int ep[2], child_err = 0;
+	pid_t parent = getpid(), pid;
+	ssize_t n;
+
+	if (pipe2(ep, O_CLOEXEC) < 0)
+		return -errno;
+	ep_r = ep[0];
+	ep_w = ep[1];
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int in, out, err, rf, e;
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		/* Before close_range: the namespace fd is one of those it closes. */
+		if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
+			goto fail;
+		in = open(o->stdin_path ?: "/dev/null", O_RDONLY);
+		out = open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		err = open(o->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (in < 0 || out < 0 || err < 0)
+			goto fail;
+		/*
+		 * Park every fd we keep above 200 first: any of them may sit on 0..3 (a harness
+		 * started with stdin closed), and dup2 onto a low number would clobber it.
+		 */
+		e = fcntl(ep_w, F_DUPFD_CLOEXEC, 200);
+		if (e < 0)
+			goto fail;
+		ep_w = e;
+		in = fcntl(in, F_DUPFD, 200);
+		out = fcntl(out, F_DUPFD, 200);
+		err = fcntl(err, F_DUPFD, 200);
+		rf = o->ready_wfd >= 0 ? fcntl(o->ready_wfd, F_DUPFD, 200) : -1;
+		if (in < 0 || out < 0 || err < 0 || (o->ready_wfd >= 0 && rf < 0))
+			goto fail;
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+		    (rf >= 0 && dup2(rf, READY_FD) < 0))
+			goto fail;
+		close_range(rf >= 0 ? READY_FD + 1 : 3, (unsigned int)ep_w - 1, 0);
+		close_range((unsigned int)ep_w + 1, ~0u, 0);
+		if (o->fault)
+			setenv("CELLREF_FAULT", o->fault, 1);
+		else
+			unsetenv("CELLREF_FAULT");
+		execvp(o->argv[0], o->argv);
+	fail:
+		e = errno;
+		(void)!write(ep_w, &e, sizeof(e));
+		_exit(127);
+	}
+	close(TAKE_FD(ep_w));
+	/* One group per start: the audit and the timeout address whole groups. */
+	setpgid(pid, pid);
+	hrun_state_note_proc(r->ctx->state_path, pid);
+	{
+		pid_t *np = realloc(r->pgids, (r->n_pgids + 1) * sizeof(*np));
+
+		if (np) {
+			r->pgids = np;
+			r->pgids[r->n_pgids++] = pid;
+		}
+	}
+	n = read(ep_r, &child_err, sizeof(child_err));
+	if (n == sizeof(child_err)) {
+		int st;
+
+		waitpid(pid, &st, 0);
+		return -child_err;
+	}
+	*ret = pid;
+	return 0;
+}
+
+static struct proc *find_proc(struct run *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_procs; i++)
+		if (r->procs[i].st->name && strcmp(r->procs[i].st->name, name) == 0)
+			return &r->procs[i];
+	return NULL;
+}
+
+static int ns_index(const struct hcase *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->topo.n_ns; i++)
+		if (strcmp(c->topo.ns[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int step_ns_fd(struct run *r, const struct hcase_step *st)
+{
+	int i = ns_index(r->c, st->ns);
+
+	return i < 0 ? -1 : r->ns_fd[i];
+}
+
+static char *netns_path(struct run *r, const struct hcase_step *st)
+{
+	int fd = step_ns_fd(r, st);
+	char *p;
+
+	if (fd < 0) {
+		if (asprintf(&p, "/proc/%d/ns/net", getpid()) < 0)
+			return NULL;
+	} else if (asprintf(&p, "/proc/%d/fd/%d", getpid(), fd) < 0) {
+		return NULL;
+	}
+	return p;
+}
+
+/* ---- topology ---- */
+
+static int parse_v4(const char *s, uint32_t *ip, unsigned int *plen)
+{
+	char buf[64];
+	char *slash;
+	struct in_addr a;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	*plen = 32;
+	if (slash) {
+		*slash = '\0';
+		*plen = (unsigned int)atoi(slash + 1);
+	}
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -EAFNOSUPPORT; /* IPv6 or garbage */
+	*ip = ntohl(a.s_addr);
+	return 0;
+}
+
+static int netns_new(void)
+{
+	_cleanup_close_ int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int fd, r = 0;
+
+	if (home < 0)
+		return -errno;
+	if (unshare(CLONE_NEWNET) < 0)
+		return -errno;
+	fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		r = -errno;
+	if (setns(home, CLONE_NEWNET) < 0) {
+		/* Stranded in the new namespace: the worker cannot go on. */
+		_exit(125);
+	}
+	return fd < 0 ? r : fd;
+}
+
+static int topo_up(struct run *r)
+{
+	const struct hcase_topo *t = &r->c->topo;
+	int e;
+
+	for (size_t i = 0; i < t->n_ns; i++) {
+		_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+		struct netcfg_link_info li;
+
+		r->ns_fd[i] = netns_new();
+		if (r->ns_fd[i] < 0) {
+			e = r->ns_fd[i];
+			verdict(r, HREP_ERROR, "namespace %s: unshare: %s", t->ns[i],
+				util_errno_name(-e));
+			return e;
+		}
+		e = netcfg_open(r->ns_fd[i], &nc);
+		e = e ?: netcfg_link_get(nc, "lo", &li);
+		e = e ?: netcfg_link_set_up(nc, li.ifindex);
+		if (e < 0) {
+			verdict(r, HREP_ERROR, "namespace %s: lo up: %s", t->ns[i],
+				util_errno_name(-e));
+			return e;
+		}
+	}
+	for (size_t i = 0; i < t->n_links; i++) {
+		const struct hcase_link *l = &t->links[i];
+		_cleanup_(netcfg_freep) struct netcfg *nc0 = NULL, *nc1 = NULL;
+		int a = ns_index(r->c, l->end[0].ns), b = ns_index(r->c, l->end[1].ns);
+		struct netcfg_veth_opts vo = { .name = l->end[0].ifname,
+					       .peer = l->end[1].ifname,
+					       .peer_netns_fd = r->ns_fd[b],
+					       .mtu = l->mtu };
+		struct netcfg *ncs[2];
+
+		e = netcfg_open(r->ns_fd[a], &nc0);
+		e = e ?: netcfg_open(r->ns_fd[b], &nc1);
+		e = e ?: netcfg_veth_add_ex(nc0, &vo, NULL);
+		if (e < 0) {
+			verdict(r, HREP_ERROR, "link %s/%s-%s/%s: %s", l->end[0].ns,
+				l->end[0].ifname, l->end[1].ns, l->end[1].ifname,
+				util_errno_name(-e));
+			return e;
+		}
+		ncs[0] = nc0;
+		ncs[1] = nc1;
+		for (int k = 0; k < 2; k++) {
+			struct netcfg_link_info li;
+
+			e = netcfg_link_get(ncs[k], l->end[k].ifname, &li);
+			for (char **ad = l->end[k].addrs; !e && ad && *ad; ad++) {
+				uint32_t ip;
+				unsigned int plen;
+
+				e = parse_v4(*ad, &ip, &plen);
+				if (e == -EAFNOSUPPORT) {
+					verdict(r, HREP_ERROR,
+						"address %s: only IPv4 addresses are supported yet",
+						*ad);
+					return e;
+				}
+				e = e ?: netcfg_addr_add(ncs[k], li.ifindex, ip, plen);
+			}
+			e = e ?: netcfg_link_set_up(ncs[k], li.ifindex);
+			if (e < 0) {
+				verdict(r, HREP_ERROR, "link end %s/%s: %s", l->end[k].ns,
+					l->end[k].ifname, util_errno_name(-e));
+				return e;
+			}
+		}
+	}
+	for (size_t i = 0; i < t->n_routes; i++) {
+		const struct hcase_route *rt = &t->routes[i];
+		_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+		struct netcfg_route ro = { 0 };
+		unsigned int plen = 32;
+
+		e = 0;
+		if (strcmp(rt->dst, "default") != 0)
+			e = parse_v4(rt->dst, &ro.dst, &plen);
+		ro.prefixlen = strcmp(rt->dst, "default") == 0 ? 0 : plen;
+		e = e ?: parse_v4(rt->via, &ro.gateway, &plen);
+		e = e ?: netcfg_open(r->ns_fd[ns_index(r->c, rt->ns)], &nc);
+		e = e ?: netcfg_route_add(nc, &ro);
+		if (e < 0) {
+			verdict(r, HREP_ERROR, "route %s via %s in %s: %s", rt->dst, rt->via,
+				rt->ns, util_errno_name(-e));
+			return e;
+		}
+	}
+	return 0;
+}
+
+/* tx/rx packet counters of every link end, from /proc/self/net/dev inside each netns. */
+static void link_counters(struct run *r)
+{
+	const struct hcase_topo *t = &r->c->topo;
+
+	for (size_t i = 0; i < t->n_ns; i++) {
+		_cleanup_fclose_ FILE *f = NULL;
+		char line[512];
+
+		if (r->ns_fd[i] < 0 || setns(r->ns_fd[i], CLONE_NEWNET) < 0)
+			continue;
+		f = fopen("/proc/self/net/dev", "re");
+		while (f && fgets(line, sizeof(line), f)) {
+			char name[32], key[128], val[32];
+			unsigned long long v[16];
+			char *colon = strchr(line, ':');
+
+			if (!colon || sscanf(line, " %31[^:]:", name) != 1)
+				continue;
+			if (sscanf(colon + 1,
+				   "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+				   "%llu %llu %llu %llu",
+				   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+				   &v[9], &v[10], &v[11], &v[12], &v[13], &v[14], &v[15]) != 16)
+				continue;
+			snprintf(key, sizeof(key), "link.%s.%s.rx_packets", t->ns[i], name);
+			snprintf(val, sizeof(val), "%llu", v[1]);
+			json_object_set_new(r->vars, key, json_string(val));
+			snprintf(key, sizeof(key), "link.%s.%s.tx_packets", t->ns[i], name);
+			snprintf(val, sizeof(val), "%llu", v[9]);
+			json_object_set_new(r->vars, key, json_string(val));
+		}
+		if (setns(r->w->home_ns, CLONE_NEWNET) < 0)
+			_exit(125);
+	}
+}
+
+/* ---- capture ---- */
+
+/*
+ * A pcap of every link end: an AF_PACKET socket born inside the end's namespace and bound
+ * to it collects the packets in its receive buffer while the case runs; it is drained into
+ * DIR/<ns>.<ifname>.pcap at the end (no thread, nothing in the data path). The sockets hold
+ * their namespaces, so they are closed before the namespace audit.
+ */
+struct pcap_hdr {
+	uint32_t magic;
+	uint16_t major, minor;
+	int32_t zone;
+	uint32_t sigfigs, snaplen, linktype;
+};
+
+struct pcap_rec {
+	uint32_t sec, usec, caplen, len;
+};
+
+static int capture_open(struct run *r, int ns_fd, const char *ifname)
+{
+	int fd = -1, one = 1, sz = 4 << 20;
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+
+	if (setns(ns_fd, CLONE_NEWNET) < 0)
+		return -errno;
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
+	sll.sll_ifindex = (int)if_nametoindex(ifname);
+	if (setns(r->w->home_ns, CLONE_NEWNET) < 0)
+		_exit(125);
+	if (fd < 0)
+		return -errno;
+	if (!sll.sll_ifindex || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		close(fd);
+		return -ENODEV;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+	(void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one));
+	return fd;
+}
+
+static void capture_drain(struct run *r, int fd, const char *ns, const char *ifname)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_fclose_ FILE *f = NULL;
+	struct pcap_hdr h = { 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1 /* LINKTYPE_ETHERNET */ };
+	static uint8_t buf[65536];
+
+	if (asprintf(&path, "%s/%s.%s.pcap", r->dir, ns, ifname) < 0)
+		return;
+	f = fopen(path, "we");
+	if (!f || fwrite(&h, sizeof(h), 1, f) != 1)
+		return;
+	for (int i = 0; i < 100000; i++) {
+		char cbuf[CMSG_SPACE(sizeof(struct timeval))];
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct pcap_rec rec = { 0 };
+		struct cmsghdr *cm;
+		ssize_t n = recvmsg(fd, &mh, MSG_TRUNC);
+
+		if (n < 0)
+			break;
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMP) {
+				struct timeval tv;
+
+				memcpy(&tv, CMSG_DATA(cm), sizeof(tv));
+				rec.sec = (uint32_t)tv.tv_sec;
+				rec.usec = (uint32_t)tv.tv_usec;
+			}
+		rec.len = (uint32_t)n;
+		rec.caplen = (uint32_t)((size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
+		if (fwrite(&rec, sizeof(rec), 1, f) != 1 || fwrite(buf, rec.caplen, 1, f) != 1)
+			break;
+	}
+}
+
+static void capture_start(struct run *r)
+{
+	const struct hcase_topo *t = &r->c->topo;
+
+	for (size_t i = 0; i < t->n_links; i++)
+		for (int k = 0; k < 2; k++) {
+			int ns = ns_index(r->c, t->links[i].end[k].ns);
+
+			r->cap_fd[2 * i + (size_t)k] =
+				ns < 0 ? -1
+				       : capture_open(r, r->ns_fd[ns], t->links[i].end[k].ifname);
+		}
+}
+
+static void capture_stop(struct run *r)
+{
+	const struct hcase_topo *t = &r->c->topo;
+
+	for (size_t i = 0; r->cap_fd && i < 2 * t->n_links; i++) {
+		const struct hcase_endpoint *e = &t->links[i / 2].end[i % 2];
+
+		if (r->cap_fd[i] < 0)
+			continue;
+		capture_drain(r, r->cap_fd[i], e->ns, e->ifname);
+		close(r->cap_fd[i]);
+		r->cap_fd[i] = -1;
+	}
+}
+
+/* ---- upstream ---- */
+
+/*
+ * The upstream (harness/upstream/cellcheck_upstream.py: the scripted fake, or unbound with a
+ * local zone) in the upstream's namespace. Forged replies from "another address" come from
+ * listen+1, which is added to the interface holding the listen address.
+ */
+static int upstream_alt_addr(struct run *r, int nsi, const char *ip, char alt[INET_ADDRSTRLEN])
+{
+	const char *ns = r->c->topo.ns[nsi];
+	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+	struct netcfg_link_info li;
+	struct in_addr a;
+	size_t iplen = strlen(ip);
+
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return -EAFNOSUPPORT;
+	a.s_addr = htonl(ntohl(a.s_addr) + 1);
+	inet_ntop(AF_INET, &a, alt, INET_ADDRSTRLEN);
+	for (size_t l = 0; l < r->c->topo.n_links; l++) {
+		for (int e = 0; e < 2; e++) {
+			const struct hcase_endpoint *ep = &r->c->topo.links[l].end[e];
+
+			if (strcmp(ep->ns, ns) != 0)
+				continue;
+			for (char **ad = ep->addrs; ad && *ad; ad++) {
+				if (strncmp(*ad, ip, iplen) != 0 || (*ad)[iplen] != '/')
+					continue;
+				int err = netcfg_open(r->ns_fd[nsi], &nc);
+
+				err = err ?: netcfg_link_get(nc, ep->ifname, &li);
+				err = err ?: netcfg_addr_add(nc, li.ifindex, ntohl(a.s_addr), 32);
+				return err == -EEXIST ? 0 : err;
+			}
+		}
+	}
+	return -ENODEV;
+}
+
+static bool forges_saddr(json_t *up)
+{
+	json_t *rule;
+	size_t i;
+
+	json_array_foreach(json_object_get(up, "rules"), i, rule)
+	{
+		const char *f = json_string_value(json_object_get(rule, "forge"));
+
+		if (f && strcmp(f, "saddr") == 0)
+			return true;
+	}
+	return false;
+}
+
+static int upstream_start(struct run *r)
+{
+	const char *ns = json_string_value(json_object_get(r->c->upstream, "ns"));
+	const char *listen = json_string_value(json_object_get(r->c->upstream, "listen"));
+	int nsi = ns_index(r->c, ns), rp[2], st, err;
+	pid_t parent = getpid(), pid;
+	_cleanup_free_ char *jpath = NULL, *lpath = NULL, *script = NULL, *nspath = NULL;
+	char alt[INET_ADDRSTRLEN] = "", ip[INET6_ADDRSTRLEN];
+	const char *colon = listen ? strrchr(listen, ':') : NULL;
+	struct pollfd pf;
+	char b;
+
+	if (nsi < 0 || !colon || asprintf(&jpath, "%s/upstream.json", r->dir) < 0 ||
+	    asprintf(&lpath, "%s/upstream.log", r->dir) < 0 ||
+	    asprintf(&script, "%s/harness/upstream/cellcheck_upstream.py", r->ctx->srcdir) < 0 ||
+	    asprintf(&nspath, "/proc/%d/fd/%d", (int)parent, r->ns_fd[nsi]) < 0)
+		return -ENOMEM;
+	snprintf(ip, sizeof(ip), "%.*s", (int)(colon - listen), listen);
+	if (json_dump_file(r->c->upstream, jpath, JSON_COMPACT) < 0) {
+		verdict(r, HREP_ERROR, "upstream: cannot write %s", jpath);
+		return -EIO;
+	}
+	if (forges_saddr(r->c->upstream)) {
+		err = upstream_alt_addr(r, nsi, ip, alt);
+		if (err < 0) {
+			verdict(r, HREP_ERROR, "upstream: alternate address for %s: %s", ip,
+				util_errno_name(-err));
+			return err;
+		}
+	}
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		verdict(r, HREP_ERROR, "upstream: %s", util_errno_name(errno));
+		return -errno;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { "/usr/bin/python3",
+				 "-I",
+				 script,
+				 "--netns",
+				 nspath,
+				 "--upstream-json",
+				 jpath,
+				 "--ready-fd",
+				 "3",
+				 "--log",
+				 lpath,
+				 alt[0] ? "--alt-addr" : NULL,
+				 alt,
+				 NULL };
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || dup2(rp[1], 3) < 0)
+			_exit(1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(rp[1]);
+	if (pid < 0) {
+		close(rp[0]);
+		verdict(r, HREP_ERROR, "upstream: fork: %s", util_errno_name(errno));
+		return -EAGAIN;
+	}
+	setpgid(pid, pid);
+	hrun_state_note_proc(r->ctx->state_path, pid);
+	{
+		pid_t *np = realloc(r->pgids, (r->n_pgids + 1) * sizeof(*np));
+
+		if (np) {
+			r->pgids = np;
+			r->pgids[r->n_pgids++] = pid;
+		}
+	}
+	r->upstream_pid = pid;
+	pf = (struct pollfd){ .fd = rp[0], .events = POLLIN };
+	if (poll(&pf, 1, remaining_ms(r, 5000)) != 1 || read(rp[0], &b, 1) != 1) {
+		close(rp[0]);
+		if (wait_exit(pid, 100, &st))
+			verdict(r, HREP_ERROR, "upstream: cannot serve %s (status %d, see %s)",
+				listen, st, lpath);
+		else
+			verdict(r, HREP_ERROR, "upstream: not serving %s within 5 s", listen);
+		return -EIO;
+	}
+	close(rp[0]);
+	r->upstream_log = TAKE_PTR(lpath);
+	return 0;
+}
+
+/* SIGTERM: the upstream writes its summary line; its "queries" is upstream_queries. */
+static uint64_t upstream_stop(struct run *r)
+{
+	_cleanup_free_ char *log = NULL;
+	uint64_t n = UINT64_MAX;
+	size_t len;
+	int st;
+
+	if (r->upstream_pid <= 0)
+		return UINT64_MAX;
+	kill(r->upstream_pid, SIGTERM);
+	if (!wait_exit(r->upstream_pid, 2000, &st))
+		kill_group(r->upstream_pid);
+	r->upstream_pid = 0;
+	log = r->upstream_log ? slurp(r->upstream_log, &len) : NULL;
+	for (char *l = log ? strstr(log, "{\"summary\"") : NULL; l;
+	     l = strstr(l + 1, "{\"summary\"")) {
+		json_t *j = json_loads(l, JSON_DISABLE_EOF_CHECK, NULL);
+		json_t *q = json_object_get(json_object_get(j, "summary"), "queries");
+
+		if (json_is_integer(q))
+			n = (uint64_t)json_integer_value(q);
+		json_decref(j);
+	}
+	return n;
+}
+
+/* ---- steps ---- */
+
+static int add_var(struct hprof_var *v, size_t *n, const char *name, const char *value)
+{
+	v[*n].name = name;
+	v[*n].value = value;
+	(*n)++;
+	return 0;
+}
+
+static bool argv_mentions(char **argv, const char *ph)
+{
+	for (; argv && *argv; argv++)
+		if (strstr(*argv, ph))
+			return true;
+	return false;
+}
+
+static void step_start(struct run *r, const struct hcase_step *st)
+{
+	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
+	struct hprof_var vars[64];
+	size_t nv = 0;
+	_cleanup_free_ char *nsp = netns_path(r, st), *missing = NULL, *stdin_path = NULL;
+	char **argv = NULL;
+	char ready_s[8], cell_id[96];
+	struct proc *p = &r->procs[r->n_procs];
+	int rp[2] = { -1, -1 }, e;
+	const char *k;
+	json_t *v;
+
+	memset(p, 0, sizeof(*p));
+	p->st = st;
+	p->comp = st->component;
+	if (asprintf(&p->out_path, "%s/%s.stdout", r->dir, st->name) < 0 ||
+	    asprintf(&p->err_path, "%s/%s.stderr", r->dir, st->name) < 0 ||
+	    asprintf(&p->ev_path, "%s/%s.events.jsonl", r->dir, st->name) < 0 ||
+	    asprintf(&p->rec_path, "%s/%s.records", r->dir, st->name) < 0 || !nsp) {
+		verdict(r, HREP_ERROR, "start %s: out of memory", st->name);
+		return;
+	}
+	r->n_procs++;
+	snprintf(ready_s, sizeof(ready_s), "%d", READY_FD);
+	snprintf(cell_id, sizeof(cell_id), "cc-%s", r->c->id);
+	json_object_foreach(st->vars, k, v) if (json_is_string(v) && nv < ARRAY_SIZE(vars) - 8)
+		add_var(vars, &nv, k, json_string_value(v));
+	if (r->c->upstream && !json_object_get(st->vars, "upstream"))
+		add_var(vars, &nv, "upstream",
+			json_string_value(json_object_get(r->c->upstream, "listen")));
+	/* A sink that fails every write (ENOSPC), for the failing-sink cases. */
+	add_var(vars, &nv, "events", st->events_full ? "/dev/full" : p->ev_path);
+	add_var(vars, &nv, "records", p->rec_path);
+	add_var(vars, &nv, "netns", nsp);
+	add_var(vars, &nv, "ready_fd", ready_s);
+	add_var(vars, &nv, "cell_id", cell_id);
+	add_var(vars, &nv, "run_id", r->ctx->run_id);
+	e = hprof_argv(r->j->prof, st->component, vars, nv, st->args, &argv, &missing);
+	if (e < 0) {
+		verdict(r, HREP_ERROR, "start %s: argv template: %s%s%s%s", st->name,
+			util_errno_name(-e), missing ? ": no value for {" : "", missing ?: "",
+			missing ? "}" : "");
+		return;
+	}
+	if (st->stdin_file && asprintf(&stdin_path, "%s/%s", r->ctx->srcdir, st->stdin_file) < 0)
+		goto out;
+	if (pc->ready_fd && st->ready && pipe2(rp, O_CLOEXEC) < 0) {
+		verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
+		goto out;
+	}
+	{
+		/* The profile passes the netns as {netns}; one that does not gets it by setns. */
+		struct spawn_opts o = {
+			.argv = argv,
+			.netns_fd = argv_mentions(pc->argv, "{netns}") ? -1 : step_ns_fd(r, st),
+			.stdin_path = stdin_path,
+			.out_path = p->out_path,
+			.err_path = p->err_path,
+			.ready_wfd = rp[1],
+			.fault = r->j->fault,
+		};
+
+		e = spawn(r, &o, &p->pid);
+	}
+	if (rp[1] >= 0)
+		close(rp[1]);
+	if (e < 0) {
+		verdict(r, HREP_ERROR, "start %s: cannot execute %s: %s", st->name, argv[0],
+			util_errno_name(-e));
+		goto out;
+	}
+	p->running = true;
+	if (rp[0] >= 0) {
+		uint32_t cap = st->timeout_ms ?: pc->start_timeout_ms;
+		struct pollfd pf = { .fd = rp[0], .events = POLLIN };
+		int ms = remaining_ms(r, cap), n;
+		char b;
+
+		n = poll(&pf, 1, ms);
+		if (n == 0) {
+			if (!timed_out(r))
+				verdict(r, HREP_FAIL, "start %s: not ready within %d ms", st->name,
+					ms);
+		} else if (n > 0 && read(rp[0], &b, 1) != 1) {
+			int status = -1;
+
+			if (wait_exit(p->pid, 1000, &status)) {
+				p->running = false;
+				p->exited = true;
+				p->status = status;
+			}
+			verdict(r, HREP_FAIL, "start %s: exited before ready (status %d)", st->name,
+				status);
+		}
+	}
+out:
+	if (rp[0] >= 0)
+		close(rp[0]);
+	hjson_strv_free(argv);
+}
+
+static void step_stop(struct run *r, const struct hcase_step *st)
+{
+	struct proc *p = find_proc(r, st->target);
+	uint32_t cap;
+	int ms;
+
+	if (!p || !p->running) {
+		if (p && st->expect_exit >= 0 && p->status != st->expect_exit)
+			verdict(r, HREP_FAIL, "stop %s: exit status %d, expected %d", st->target,
+				p->status, st->expect_exit);
+		return;
+	}
+	cap = st->timeout_ms ?: r->j->prof->comp[p->comp].stop_timeout_ms;
+	if (st->signo)
+		kill(p->pid, st->signo);
+	ms = remaining_ms(r, cap ?: 10000);
+	if (!wait_exit(p->pid, ms, &p->status)) {
+		if (!timed_out(r))
+			verdict(r, HREP_FAIL, "stop %s: still running %d ms after %s", st->target,
+				ms, st->signo ? strsignal(st->signo) : "waiting");
+		return;
+	}
+	p->running = false;
+	p->exited = true;
+	if (st->expect_exit >= 0 && p->status != st->expect_exit)
+		verdict(r, HREP_FAIL, "stop %s: exit status %d, expected %d", st->target, p->status,
+			st->expect_exit);
+}
+
+static void add_resp(struct run *r, const char *name, json_t *result)
+{
+	struct hobs_resp *nr = realloc(r->resps, (r->n_resps + 1) * sizeof(*nr));
+
+	if (!nr) {
+		json_decref(result);
+		return;
+	}
+	r->resps = nr;
+	r->resps[r->n_resps].step = name;
+	r->resps[r->n_resps].result = result;
+	r->n_resps++;
+}
+
+static int ensure_driver(const struct hrun_ctx *ctx, struct hrun_worker *w)
+{
+	_cleanup_free_ char *script = NULL;
+	int e;
+
+	if (w->drv)
+		return 0;
+	if (asprintf(&script, "%s/%s", ctx->srcdir, HDRV_SCRIPT) < 0)
+		return -ENOMEM;
+	if (!w->drv_log && asprintf(&w->drv_log, "%s/driver.%d.log", ctx->run_dir, getpid()) < 0)
+		return -ENOMEM;
+	e = hdrv_start(script, w->drv_log, &w->drv);
+	if (e == 0)
+		hrun_state_note_proc(ctx->state_path, hdrv_pid(w->drv));
+	return e;
+}
+
+static void step_driver(struct run *r, const struct hcase_step *st)
+{
+	_cleanup_free_ char *nsp = NULL, *err = NULL;
+	json_t *result = NULL;
+	int ms, e;
+
+	e = ensure_driver(r->ctx, r->w);
+	if (e < 0) {
+		verdict(r, HREP_ERROR, "driver: cannot start: %s", util_errno_name(-e));
+		return;
+	}
+	nsp = step_ns_fd(r, st) >= 0 ? netns_path(r, st) : NULL;
+	ms = remaining_ms(r, st->timeout_ms);
+	if (ms <= 0) {
+		timed_out(r);
+		return;
+	}
+	e = hdrv_call(r->w->drv, nsp, st->op, st->op_args, (uint32_t)ms, &result, &err);
+	if (e == -ETIMEDOUT) {
+		if (!timed_out(r))
+			verdict(r, HREP_ERROR, "driver %s: no answer within %d ms", st->op, ms);
+	} else if (e < 0) {
+		verdict(r, HREP_ERROR, "driver %s%s%s: %s", st->op, st->name ? " " : "",
+			st->name ?: "", err ?: util_errno_name(-e));
+	} else if (st->name) {
+		add_resp(r, st->name, result);
+	} else {
+		json_decref(result);
+	}
+}
+
+static void step_client(struct run *r, const struct hcase_step *st)
+{
+	_cleanup_free_ char *out = NULL, *errp = NULL, *data = NULL;
+	struct spawn_opts o = { .argv = st->argv,
+				.netns_fd = step_ns_fd(r, st),
+				.ready_wfd = -1,
+				.fault = r->j->fault };
+	pid_t pid;
+	int status = -1, e;
+	size_t len;
+	const char *nm = st->name ?: "client";
+
+	if (asprintf(&out, "%s/%s.%zu.stdout", r->dir, nm, r->n_resps) < 0 ||
+	    asprintf(&errp, "%s/%s.%zu.stderr", r->dir, nm, r->n_resps) < 0)
+		return;
+	o.out_path = out;
+	o.err_path = errp;
+	e = spawn(r, &o, &pid);
+	if (e < 0) {
+		verdict(r, HREP_ERROR, "client %s: cannot execute %s: %s", nm, st->argv[0],
+			util_errno_name(-e));
+		return;
+	}
+	if (!wait_exit(pid, remaining_ms(r, st->timeout_ms), &status)) {
+		if (!timed_out(r))
+			verdict(r, HREP_FAIL, "client %s: still running after %u ms", nm,
+				st->timeout_ms);
+		return;
+	}
+	data = slurp(out, &len);
+	if (st->name)
+		add_resp(r, st->name,
+			 json_pack("{s:i, s:s%}", "exit", status, "stdout", data ?: "", len));
+	if (st->expect_exit >= 0 && status != st->expect_exit)
+		verdict(r, HREP_FAIL, "client %s: exit status %d, expected %d", nm, status,
+			st->expect_exit);
+}
+
+static bool type_matches(const char *type, const char *want)
+{
+	size_t lt = strlen(type), lw = strlen(want);
+
+	return strcmp(type, want) == 0 ||
+	       (lt > lw && type[lt - lw - 1] == '.' && strcmp(type + lt - lw, want) == 0);
+}
+
+static uint32_t count_events(struct run *r, const char *type)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < r->n_procs; i++) {
+		size_t len;
+		_cleanup_free_ char *buf = slurp(r->procs[i].ev_path, &len);
+		char *save = NULL;
+
+		for (char *l = buf ? strtok_r(buf, "\n", &save) : NULL; l;
+		     l = strtok_r(NULL, "\n", &save)) {
+			json_t *ev = json_loads(l, 0, NULL);
+			const char *t = json_string_value(json_object_get(ev, "type"));
+
+			if (t && type_matches(t, type))
+				n++;
+			json_decref(ev);
+		}
+	}
+	return n;
+}
+
+static void step_wait(struct run *r, const struct hcase_step *st)
+{
+	uint64_t until;
+
+	if (!st->event_type) {
+		if (now_ns() + (uint64_t)st->ms * 1000000 > r->deadline_ns) {
+			usleep((useconds_t)remaining_ms(r, 0) * 1000);
+			timed_out(r);
+			return;
+		}
+		usleep(st->ms * 1000);
+		return;
+	}
+	until = now_ns() + (uint64_t)remaining_ms(r, st->timeout_ms) * 1000000;
+	/* Polling files is crude but keeps the IUT's output exactly as it wrote it. */
+	while (count_events(r, st->event_type) < (st->count ?: 1)) {
+		if (now_ns() >= until) {
+			timed_out(r);
+			return; /* not there in time: the expectations say whether it matters */
+		}
+		usleep(10000);
+	}
+}
+
+static void run_steps(struct run *r)
+{
+	for (size_t i = 0; i < r->c->n_steps && r->status == HREP_PASS; i++) {
+		const struct hcase_step *st = &r->c->steps[i];
+
+		if (timed_out(r))
+			break;
+		switch (st->action) {
+		case HCASE_ACT_START:
+			step_start(r, st);
+			break;
+		case HCASE_ACT_DRIVER:
+			step_driver(r, st);
+			break;
+		case HCASE_ACT_CLIENT:
+			step_client(r, st);
+			break;
+		case HCASE_ACT_WAIT:
+			step_wait(r, st);
+			break;
+		case HCASE_ACT_SIGNAL: {
+			struct proc *p = find_proc(r, st->target);
+
+			if (p && p->running)
+				kill(p->pid, st->signo);
+			break;
+		}
+		case HCASE_ACT_STOP:
+			step_stop(r, st);
+			break;
+		default:
+			verdict(r, HREP_ERROR, "step %zu: unknown action", i);
+		}
+		if (r->status == HREP_ERROR && r->message && !strncmp(r->message, "TIMEOUT", 7)) {
+			char *m = NULL;
+
+			if (asprintf(&m, "%s (in step %zu, %s)", r->message, i,
+				     hcase_action_names[st->action]) >= 0) {
+				free(r->message);
+				r->message = m;
+			}
+		}
+	}
+}
+
+/* ---- audit ---- */
+
+static bool ns_inode_alive(ino_t ino)
+{
+	char want[64], buf[64], path[300], line[1024];
+	_cleanup_fclose_ FILE *mi = fopen("/proc/self/mountinfo", "re");
+	DIR *d;
+	struct dirent *e;
+	bool alive = false;
+
+	snprintf(want, sizeof(want), "net:[%lu]", (unsigned long)ino);
+	while (mi && fgets(line, sizeof(line), mi))
+		if (strstr(line, want))
+			return true;
+	d = opendir("/proc");
+	while (d && (e = readdir(d)) && !alive) {
+		ssize_t n;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", e->d_name);
+		n = readlink(path, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			buf[n] = '\0';
+			alive = strcmp(buf, want) == 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	return alive;
+}
+
+/*
+ * Processes that left their group (setsid, setpgid) still come back to the worker, the
+ * subreaper, once their parent is gone: any child but the driver is a leftover. Killed and
+ * reaped so the next case starts clean.
+ */
+static void leftover_children(struct run *r)
+{
+	pid_t self = getpid(), drv = r->w->drv ? hdrv_pid(r->w->drv) : 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char path[300], buf[512], comm[64] = "?";
+		_cleanup_fclose_ FILE *f = NULL;
+		pid_t pid = atoi(e->d_name), ppid = 0;
+		char *p;
+
+		if (pid <= 0 || pid == drv)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "re");
+		if (!f || !fgets(buf, sizeof(buf), f) || !(p = strrchr(buf, ')')))
+			continue;
+		if (sscanf(p + 2, "%*c %d", &ppid) != 1 || ppid != self)
+			continue;
+		sscanf(buf, "%*d (%63[^)]", comm);
+		if (strchr(p + 2, 'Z') == p + 2) {
+			waitpid(pid, NULL, WNOHANG);
+			continue;
+		}
+		verdict(r, HREP_ERROR, "leftover: process %d (%s) escaped its process group", pid,
+			comm);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void bpf_walk(int (*next)(__u32, __u32 *), uint32_t *max)
+{
+	__u32 id = 0;
+
+	*max = 0;
+	while (next(id, &id) == 0)
+		*max = id;
+}
+
+void hrun_bpf_marks(uint32_t *ret_prog, uint32_t *ret_link)
+{
+	bpf_walk(bpf_prog_get_next_id, ret_prog);
+	bpf_walk(bpf_link_get_next_id, ret_link);
+}
+
+bool hrun_bpf_id_present(uint32_t id)
+{
+	/* Ids above 2^31 mark links (see collect_bpf); both come from the kernel's idr. */
+	int fd = (id & 0x80000000u) ? bpf_link_get_fd_by_id(id & 0x7fffffffu)
+				    : bpf_prog_get_fd_by_id(id);
+
+	if (fd < 0)
+		return errno != ENOENT;
+	close(fd);
+	return true;
+}
+
+/* Programs made after the mark and still there; cgroup programs are the init system's. */
+static void collect_bpf(struct hrun_result *res, uint32_t prog_mark, uint32_t link_mark)
+{
+	__u32 id = prog_mark;
+
+	while (bpf_prog_get_next_id(id, &id) == 0) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(id);
+		uint32_t *n;
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+		    (info.type == BPF_PROG_TYPE_CGROUP_SKB ||
+		     info.type == BPF_PROG_TYPE_CGROUP_SOCK ||
+		     info.type == BPF_PROG_TYPE_CGROUP_DEVICE ||
+		     info.type == BPF_PROG_TYPE_CGROUP_SOCK_ADDR ||
+		     info.type == BPF_PROG_TYPE_CGROUP_SYSCTL ||
+		     info.type == BPF_PROG_TYPE_CGROUP_SOCKOPT)) {
+			close(fd);
+			continue;
+		}
+		close(fd);
+		n = realloc(res->bpf_ids, (res->n_bpf_ids + 1) * sizeof(*n));
+		if (!n)
+			return;
+		res->bpf_ids = n;
+		res->bpf_ids[res->n_bpf_ids++] = id;
+	}
+	id = link_mark;
+	while (bpf_link_get_next_id(id, &id) == 0) {
+		uint32_t *n = realloc(res->bpf_ids, (res->n_bpf_ids + 1) * sizeof(*n));
+
+		if (!n)
+			return;
+		res->bpf_ids = n;
+		res->bpf_ids[res->n_bpf_ids++] = id | 0x80000000u;
+	}
+}
+
+/* Interface names in the worker's own namespace, "lo eth0 ... ": links a case must not add. */
+static char *host_links(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/net/dev", "re");
+	char line[512], name[64], *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+
+	if (!m)
+		return NULL;
+	while (f && fgets(line, sizeof(line), f))
+		if (strchr(line, ':') && sscanf(line, " %63[^:]:", name) == 1)
+			fprintf(m, " %s ", name);
+	fclose(m);
+	return out;
+}
+
+static void audit_host_links(struct run *r, const char *before)
+{
+	_cleanup_free_ char *after = host_links();
+	char *save = NULL, key[80];
+
+	if (!before || !after)
+		return;
+	for (char *n = strtok_r(after, " ", &save); n; n = strtok_r(NULL, " ", &save)) {
+		snprintf(key, sizeof(key), " %s ", n);
+		if (!strstr(before, key))
+			verdict(r, HREP_ERROR, "leftover: link %s in the harness's namespace", n);
+	}
+}
+
+/* ---- artifacts ---- */
+
+static char *keep_artifacts(struct run *r)
+{
+	_cleanup_free_ char *dir = NULL, *rel = NULL, *path = NULL, *self = NULL;
+	DIR *d;
+	struct dirent *e;
+	FILE *f;
+
+	if (!r->ctx->report_dir || asprintf(&rel, "artifacts/%s", r->c->id) < 0 ||
+	    asprintf(&dir, "%s/%s", r->ctx->report_dir, rel) < 0)
+		return NULL;
+	hrun_rmtree(dir);
+	if (mkdir(dir, 0755) < 0)
+		return NULL;
+	d = opendir(r->dir);
+	while (d && (e = readdir(d))) {
+		_cleanup_free_ char *from = NULL, *to = NULL;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (asprintf(&from, "%s/%s", r->dir, e->d_name) >= 0 &&
+		    asprintf(&to, "%s/%s", dir, e->d_name) >= 0)
+			copy_file(from, to, 0);
+	}
+	if (d)
+		closedir(d);
+	if (r->w->drv_log) {
+		_cleanup_free_ char *to = NULL;
+
+		if (asprintf(&to, "%s/driver.log", dir) >= 0)
+			copy_file(r->w->drv_log, to, r->drv_log_off);
+	}
+	if (asprintf(&path, "%s/message.txt", dir) >= 0 && (f = fopen(path, "we"))) {
+		fprintf(f, "%s: %s\n", hrep_status_names[r->status], r->message ?: "");
+		fclose(f);
+	}
+	free(path);
+	path = NULL;
+	self = realpath("/proc/self/exe", NULL);
+	if (asprintf(&path, "%s/reproduce.sh", dir) >= 0 && (f = fopen(path, "we"))) {
+		fprintf(f,
+			"#!/bin/sh\n# Reproduce %s (%s: see message.txt)\nexec %s'%s' run "
+			"--profile '%s'%s%s%s --filter '%s' \"$@\"\n",
+			r->c->id, hrep_status_names[r->status],
+			hrun_case_needs_root(r->c) ? "sudo " : "", self ?: "cellcheck",
+			r->ctx->profile_arg, r->ctx->cases_arg ? " --cases '" : "",
+			r->ctx->cases_arg ?: "", r->ctx->cases_arg ? "'" : "", r->c->id);
+		fclose(f);
+		chmod(path, 0755);
+	}
+	return TAKE_PTR(rel);
+}
+
+/* ---- the case ---- */
+
+static void collect(struct run *r, struct hobs_proc *op)
+{
+	for (size_t i = 0; i < r->n_procs; i++) {
+		struct proc *p = &r->procs[i];
+
+		p->out = slurp(p->out_path, &p->out_len);
+		p->err = slurp(p->err_path, &p->err_len);
+		p->ev = slurp(p->ev_path, &p->ev_len);
+		p->rec = slurp(p->rec_path, &p->rec_len);
+		op[i] = (struct hobs_proc){ .name = p->st->name,
+					    .component = p->comp,
+					    .out = p->out ?: "",
+					    .out_len = p->out_len,
+					    .err = p->err ?: "",
+					    .err_len = p->err_len,
+					    .events = p->ev,
+					    .events_len = p->ev_len,
+					    .records = p->rec,
+					    .records_len = p->rec_len,
+					    .exited = p->exited,
+					    .exit_status = p->status };
+	}
+}
+
+static void set_num_var(json_t *vars, const char *k, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	json_object_set_new(vars, k, json_string(buf));
+}
+
+int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const struct hrun_job *j,
+		   struct hrun_result *ret)
+{
+	const struct hcase *c = j->c;
+	uint64_t t0 = now_ns();
+	struct run r = { .ctx = ctx, .w = w, .j = j, .c = c, .status = HREP_PASS };
+	_cleanup_free_ struct hobs_proc *op = NULL;
+	_cleanup_free_ int *fds_before = NULL, *fds_after = NULL;
+	_cleanup_free_ char *links_before = NULL;
+	size_t n_before, n_after;
+	uint32_t prog_mark, link_mark;
+	uint64_t upstream_queries = UINT64_MAX;
+	ino_t *inos = NULL;
+	struct stat sb;
+	char tmpl[4096];
+
+	memset(ret, 0, sizeof(*ret));
+	ret->reason = skip_reason(ctx, j);
+	if (ret->reason) {
+		ret->status = HREP_SKIP;
+		return 0;
+	}
+	for (size_t i = 0; i < c->n_steps; i++)
+		if (c->steps[i].action == HCASE_ACT_DRIVER && ensure_driver(ctx, w) < 0)
+			break; /* the step reports it */
+	if (w->drv_log && stat(w->drv_log, &sb) == 0)
+		r.drv_log_off = (uint64_t)sb.st_size;
+	fds_before = calloc(MAX_FDS, sizeof(int));
+	fds_after = calloc(MAX_FDS, sizeof(int));
+	r.ns_fd = calloc(c->topo.n_ns + 1, sizeof(int));
+	inos = calloc(c->topo.n_ns + 1, sizeof(*inos));
+	r.procs = calloc(c->n_steps + 1, sizeof(*r.procs));
+	r.cap_fd = calloc(2 * c->topo.n_links + 1, sizeof(int));
+	r.vars = json_object();
+	if (!fds_before || !fds_after || !r.ns_fd || !inos || !r.procs || !r.vars || !r.cap_fd)
+		goto oom;
+	n_before = fd_snapshot(fds_before, MAX_FDS);
+	links_before = host_links();
+	hrun_bpf_marks(&prog_mark, &link_mark);
+	for (size_t i = 0; i < c->topo.n_ns; i++)
+		r.ns_fd[i] = -1;
+	for (size_t i = 0; i < 2 * c->topo.n_links; i++)
+		r.cap_fd[i] = -1;
+
+	snprintf(tmpl, sizeof(tmpl), "%s/case.XXXXXX", ctx->run_dir);
+	if (!mkdtemp(tmpl)) {
+		verdict(&r, HREP_ERROR, "temp dir: %s", util_errno_name(errno));
+		goto audit;
+	}
+	r.dir = strdup(tmpl);
+	r.deadline_ns = t0 + (uint64_t)c->timeout_ms * 1000000;
+	if (topo_up(&r) < 0)
+		goto end;
+	capture_start(&r);
+	if (c->upstream && upstream_start(&r) < 0)
+		goto end;
+	set_num_var(r.vars, "case.start_ns", now_ns());
+	run_steps(&r);
+end:
+	set_num_var(r.vars, "case.end_ns", now_ns());
+	link_counters(&r);
+	/* Whatever still runs had to be killed: that is what hobs_proc.exited tells. */
+	for (size_t i = 0; i < r.n_procs; i++)
+		if (r.procs[i].running) {
+			int st;
+
+			r.procs[i].status = 128 + SIGKILL;
+			kill_group(r.procs[i].pid);
+			if (wait_exit(r.procs[i].pid, 100, &st))
+				r.procs[i].status = st;
+			r.procs[i].running = false;
+		}
+	upstream_queries = upstream_stop(&r);
+	for (size_t i = 0; i < r.n_pgids; i++)
+		kill_group(r.pgids[i]);
+	op = calloc(r.n_procs + 1, sizeof(*op));
+	if (!op)
+		verdict(&r, HREP_ERROR, "out of memory");
+	else
+		collect(&r, op);
+
+	if (r.status == HREP_PASS) {
+		struct hobs o = { .procs = op,
+				  .n_procs = r.n_procs,
+				  .resps = r.resps,
+				  .n_resps = r.n_resps,
+				  .vars = r.vars,
+				  .upstream_queries = upstream_queries,
+				  .srcdir = ctx->srcdir,
+				  /* For an artifact fault, the variant's object (selftest). */
+				  .bpf_object = j->prof->comp[c->component].bpf_object };
+		char *msg = NULL;
+		int e = hexp_check(c, &o, &msg);
+
+		if (e == 1)
+			verdict(&r, HREP_FAIL, "%s", msg ?: "expectation not met");
+		else if (e < 0)
+			verdict(&r, HREP_ERROR, "expectations could not be checked: %s",
+				msg ?: util_errno_name(-e));
+		free(msg);
+	}
+audit:
+	capture_stop(&r);
+	for (size_t i = 0; i < c->topo.n_ns; i++)
+		if (r.ns_fd[i] >= 0) {
+			if (fstat(r.ns_fd[i], &sb) == 0)
+				inos[i] = sb.st_ino;
+			close(r.ns_fd[i]);
+			r.ns_fd[i] = -1;
+		}
+	leftover_children(&r);
+	audit_host_links(&r, links_before);
+	for (size_t i = 0; i < r.n_pgids; i++)
+		if (kill(-r.pgids[i], 0) == 0)
+			verdict(&r, HREP_ERROR, "leftover: process group %d still has processes",
+				r.pgids[i]);
+	for (size_t i = 0; i < c->topo.n_ns; i++)
+		if (inos[i] && ns_inode_alive(inos[i]))
+			verdict(&r, HREP_ERROR,
+				"leftover: network namespace %s (inode %lu) lives on",
+				c->topo.ns[i], (unsigned long)inos[i]);
+	n_after = fd_snapshot(fds_after, MAX_FDS);
+	for (size_t i = 0; i < n_after; i++)
+		if (!fd_in(fds_before, n_before, fds_after[i])) {
+			char p[64], t[256] = "?";
+			ssize_t n;
+
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", fds_after[i]);
+			n = readlink(p, t, sizeof(t) - 1);
+			t[n > 0 ? n : 1] = '\0';
+			verdict(&r, HREP_ERROR, "leftover: harness fd %d (%s)", fds_after[i], t);
+		}
+	collect_bpf(ret, prog_mark, link_mark);
+	/* A closed netns is torn down by a kernel work queue: its filters' programs go a little
+	 * later. Alone on the machine, wait for that; with concurrent cases the parent does. */
+	for (int i = 0; ctx->settle_bpf && ret->n_bpf_ids && i < 1000; i++) {
+		usleep(2000);
+		ret->n_bpf_ids = 0;
+		collect_bpf(ret, prog_mark, link_mark);
+	}
+	if ((r.status == HREP_FAIL || r.status == HREP_ERROR) && r.dir)
+		ret->artifacts = keep_artifacts(&r);
+	ret->status = r.status;
+	ret->message = TAKE_PTR(r.message);
+	ret->duration_ms = (now_ns() - t0) / 1000000;
+	goto free;
+oom:
+	ret->status = HREP_ERROR;
+	ret->message = strdup("out of memory");
+free:
+	if (r.dir)
+		hrun_rmtree(r.dir);
+	free(r.dir);
+	for (size_t i = 0; i < r.n_procs; i++) {
+		struct proc *p = &r.procs[i];
+
+		free(p->out_path);
+		free(p->err_path);
+		free(p->ev_path);
+		free(p->rec_path);
+		free(p->out);
+		free(p->err);
+		free(p->ev);
+		free(p->rec);
+	}
+	for (size_t i = 0; i < r.n_resps; i++)
+		json_decref(r.resps[i].result);
+	free(r.resps);
+	free(r.procs);
+	free(r.pgids);
+	free(r.ns_fd);
+	free(r.cap_fd);
+	free(r.upstream_log);
+	free(r.message);
+	free(inos);
+	json_decref(r.vars);
+	return 0;
+}

@@ -1,0 +1,871 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Expectation checking: every matcher and every expectation kind, each holding and failing,
+ * the one-line failure messages, exact u64 comparison, hostile observations (bad UTF-8,
+ * truncated frames, huge lines) as FAILs, and ERRORs for what the check itself cannot do.
+ * Cases come from JSON texts through hcase_from_json, like the runner's.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hcase.h"
+#include "hexpect.h"
+#include "tap.h"
+#include "util.h"
+
+#define NS "dev.cellos.events.cell.observability.v1."
+
+/* One observed process "p" (the case's only start step unless a test says otherwise). */
+struct fx {
+	struct hobs_proc procs[2];
+	struct hobs_resp resps[2];
+	struct hobs o;
+	json_t *vars;
+};
+
+static void fx_init(struct fx *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->procs[0].name = "p";
+	f->procs[0].exited = true;
+	f->o.procs = f->procs;
+	f->o.n_procs = 1;
+	f->o.resps = f->resps;
+	f->o.upstream_queries = UINT64_MAX;
+	f->o.srcdir = getenv("CELLCHECK_SRCDIR");
+	f->vars = json_object();
+	f->o.vars = f->vars;
+}
+
+static void fx_done(struct fx *f)
+{
+	json_decref(f->vars);
+}
+
+static void set_out(struct fx *f, const char *s)
+{
+	f->procs[0].out = s;
+	f->procs[0].out_len = strlen(s);
+}
+
+static void set_events(struct fx *f, const char *s)
+{
+	f->procs[0].events = s;
+	f->procs[0].events_len = strlen(s);
+}
+
+static const char DEFAULT_STEPS[] =
+	"[{\"action\": \"start\", \"name\": \"p\"},"
+	" {\"action\": \"driver\", \"name\": \"q1\", \"ns\": \"cell\", \"op\": \"udp_send\","
+	"  \"args\": {\"dst\": \"10.0.0.1:53\"}},"
+	" {\"action\": \"stop\", \"target\": \"p\"}]";
+
+/* Load a case around the expectations (and steps), check it against f. */
+static int check_case(const char *steps, const char *expect, struct fx *f, char **msg)
+{
+	_cleanup_free_ char *text = NULL;
+	struct hjson_err err = { 0 };
+	struct hcase *c = NULL;
+	json_error_t jerr;
+	json_t *doc;
+	int r;
+
+	*msg = NULL;
+	if (asprintf(&text,
+		     "{\"id\": \"t.expect\", \"title\": \"t\", \"component\": \"flow-monitor\","
+		     " \"uses\": [\"decoder\"],"
+		     " \"requirements\": [{\"id\": \"FLOW-REC-001\", \"level\": \"MUST\"}],"
+		     " \"fault\": \"flow.pad_nonzero\", \"topology\": {\"namespaces\": [\"cell\"]},"
+		     " \"steps\": %s, \"expect\": %s}",
+		     steps ?: DEFAULT_STEPS, expect) < 0)
+		return -ENOMEM;
+	doc = json_loads(text, 0, &jerr);
+	if (!doc) {
+		tap_diag("test case JSON does not parse: %s", jerr.text);
+		return -EBADMSG;
+	}
+	r = hcase_from_json(doc, "mem.json", "$", &c, &err);
+	json_decref(doc);
+	if (r < 0) {
+		tap_diag("test case does not load: %s: %s", err.path, err.msg);
+		return -EBADMSG;
+	}
+	r = hexp_check(c, &f->o, msg);
+	hcase_free(c);
+	return r;
+}
+
+static bool outcome(const char *file, int line, const char *steps, const char *expect, struct fx *f,
+		    int want_r, const char *want, bool exact)
+{
+	char *msg = NULL;
+	int r = check_case(steps, expect, f, &msg);
+	bool ok;
+
+	ok = tap_check(r == want_r, file, line, "result %d, want %d (message: %s)", r, want_r,
+		       msg ?: "(none)");
+	if (ok && want)
+		ok = tap_check(msg && (exact ? strcmp(msg, want) == 0 : strstr(msg, want) != NULL),
+			       file, line, "message \"%s\" %s \"%s\"", msg ?: "(null)",
+			       exact ? "is" : "contains", want);
+	if (ok && msg)
+		ok = tap_check(!strchr(msg, '\n'), file, line, "message is one line");
+	free(msg);
+	return ok;
+}
+
+#define PASS(e, f)	      outcome(__FILE__, __LINE__, NULL, e, f, 0, NULL, false)
+#define FAILS(e, f, want)     outcome(__FILE__, __LINE__, NULL, e, f, 1, want, false)
+#define FAILS_EXACT(e, f, w)  outcome(__FILE__, __LINE__, NULL, e, f, 1, w, true)
+#define ERRORS(e, f, r, want) outcome(__FILE__, __LINE__, NULL, e, f, r, want, false)
+
+/* ---- stdout / stderr ------------------------------------------------------------------------ */
+
+TEST(output_empty_and_regex)
+{
+	struct fx f;
+
+	fx_init(&f);
+	PASS("{\"stdout\": {\"empty\": true}, \"stderr\": {\"empty\": true}}", &f);
+	set_out(&f, "usage: x\n");
+	FAILS_EXACT("{\"stdout\": {\"empty\": true}}", &f,
+		    "expect.stdout: expected empty, got 9 bytes: \"usage: x\\n\"");
+	PASS("{\"stdout\": {\"regex\": \"^usage: [a-z]+\"}}", &f);
+	FAILS_EXACT("{\"stdout\": {\"regex\": \"^error\"}}", &f,
+		    "expect.stdout: expected regex \"^error\", got \"usage: x\\n\"");
+	f.procs[0].err = "boom";
+	f.procs[0].err_len = 4;
+	FAILS("{\"stderr\": {\"empty\": true}}", &f, "expect.stderr: expected empty, got 4 bytes");
+	fx_done(&f);
+}
+
+TEST(output_hostile_bytes_are_escaped_and_cut)
+{
+	static const char bad[] = "a\xff\xc3(\x01\"\\\n\xe2\x82\xac";
+	char big[1000];
+	char *msg = NULL;
+	struct fx f;
+	int r;
+
+	fx_init(&f);
+	f.procs[0].out = bad;
+	f.procs[0].out_len = sizeof(bad) - 1;
+	FAILS_EXACT("{\"stdout\": {\"empty\": true}}", &f,
+		    "expect.stdout: expected empty, got 11 bytes: "
+		    "\"a\\xff\\xc3(\\x01\\\"\\\\\\n\xe2\x82\xac\"");
+	memset(big, 'z', sizeof(big));
+	f.procs[0].out = big;
+	f.procs[0].out_len = sizeof(big);
+	r = check_case(NULL, "{\"stdout\": {\"empty\": true}}", &f, &msg);
+	ASSERT_EQ(r, 1);
+	ASSERT_TRUE(msg && strstr(msg, "...\""));
+	/* The prefix, the quotes and "..." around at most 200 bytes of the observed value. */
+	ASSERT_LE(strlen(msg),
+		  strlen("expect.stdout: expected empty, got 1000 bytes: \"") + 200 + 4);
+	free(msg);
+	fx_done(&f);
+}
+
+TEST(output_file_bytes)
+{
+	struct fx f;
+
+	fx_init(&f);
+	if (!f.o.srcdir)
+		tap_skip("CELLCHECK_SRCDIR is not set (run through meson test)");
+	set_out(&f, "");
+	PASS("{\"stdout\": {\"file\": \"fixtures/records/empty.expected.jsonl\"}}", &f);
+	set_out(&f, "x\n");
+	FAILS_EXACT("{\"stdout\": {\"file\": \"fixtures/records/empty.expected.jsonl\"}}", &f,
+		    "expect.stdout: differs from fixtures/records/empty.expected.jsonl at byte 0 "
+		    "(line 1): expected end of output, got \"x\\n\"");
+	ERRORS("{\"stdout\": {\"file\": \"fixtures/records/no-such-file\"}}", &f, -ENOENT,
+	       "expect.stdout: cannot read");
+	fx_done(&f);
+}
+
+/* The golden corpus's first line, with its members reordered and one value changed. */
+TEST(output_jsonl_order_free_and_exact)
+{
+	static const char GOLDEN[] = "fixtures/records/golden.expected.jsonl";
+	_cleanup_free_ char *path = NULL, *text = NULL, *changed = NULL;
+	char expect[200];
+	struct fx f;
+	FILE *fp;
+	size_t n = 0;
+	char *p;
+
+	fx_init(&f);
+	if (!f.o.srcdir)
+		tap_skip("CELLCHECK_SRCDIR is not set (run through meson test)");
+	snprintf(expect, sizeof(expect), "{\"stdout\": {\"file\": \"%s\", \"compare\": \"jsonl\"}}",
+		 GOLDEN);
+	if (!ASSERT_TRUE(asprintf(&path, "%s/%s", f.o.srcdir, GOLDEN) > 0))
+		return;
+	fp = fopen(path, "r");
+	if (!ASSERT_TRUE(fp))
+		return;
+	ASSERT_TRUE(getdelim(&text, &n, '\0', fp) > 0);
+	fclose(fp);
+	set_out(&f, text);
+	PASS(expect, &f);
+
+	/* Same first line with "ok" moved to the end: member order is free. */
+	changed = strdup(text);
+	p = strstr(changed, "\"ok\":true,");
+	if (!ASSERT_TRUE(p && p == changed + 1))
+		return;
+	{
+		_cleanup_free_ char *re = NULL;
+		char *nl = strchr(changed, '\n');
+
+		*nl = '\0';
+		nl[-1] = '\0'; /* the closing brace */
+		ASSERT_TRUE(asprintf(&re, "{%s,\"ok\":true}\n%s", changed + 11, nl + 1) > 0);
+		set_out(&f, re);
+		PASS(expect, &f);
+	}
+	free(changed);
+
+	/* One port changed: named by its path inside the line. */
+	changed = strdup(text);
+	p = strstr(changed, "\"srcPort\":40000");
+	if (!ASSERT_TRUE(p))
+		return;
+	memcpy(p, "\"srcPort\":40001", 15);
+	set_out(&f, changed);
+	FAILS_EXACT(expect, &f, "expect.stdout: line 2: record.srcPort: expected 40000, got 40001");
+
+	/* A missing last line, an extra line, a missing LF, a line that is not JSON. */
+	*strrchr(changed, '\n') = '\0';
+	*(strrchr(changed, '\n') + 1) = '\0';
+	memcpy(p, "\"srcPort\":40000", 15);
+	set_out(&f, changed);
+	FAILS(expect, &f, "got end of output");
+	free(changed);
+	ASSERT_TRUE(asprintf(&changed, "%s{}\n", text) > 0);
+	set_out(&f, changed);
+	FAILS(expect, &f, "expected end of output (47 lines), got \"{}\"");
+	changed[strlen(text) - 1] = '\0';
+	set_out(&f, changed);
+	FAILS(expect, &f, "line 47 is not terminated by LF");
+	free(changed);
+	ASSERT_TRUE(asprintf(&changed, "{\"ok\":tru\xff}\n") > 0);
+	set_out(&f, changed);
+	FAILS(expect, &f,
+	      "expect.stdout: line 1 is not JSON (unexpected character at byte 6): "
+	      "\"{\\\"ok\\\":tru\\xff}\"");
+	fx_done(&f);
+}
+
+/* 18446744073709551615 and its neighbour differ although a double cannot tell them apart. */
+TEST(jsonl_u64_exact)
+{
+	_cleanup_free_ char *dir = NULL;
+	char expect[300];
+	struct fx f;
+	FILE *fp;
+
+	fx_init(&f);
+	if (!f.o.srcdir)
+		tap_skip("CELLCHECK_SRCDIR is not set (run through meson test)");
+	/* srcdir-relative: "../../tmp/..." reaches a scratch file from the source tree. */
+	dir = strdup("/tmp/hexpect.XXXXXX");
+	if (!ASSERT_TRUE(dir && mkdtemp(dir)))
+		return;
+	{
+		_cleanup_free_ char *file = NULL;
+
+		ASSERT_TRUE(asprintf(&file, "%s/u64.jsonl", dir) > 0);
+		fp = fopen(file, "w");
+		if (!ASSERT_TRUE(fp))
+			return;
+		fputs("{\"n\":18446744073709551615,\"m\":-0,\"r\":0.5}\n", fp);
+		fclose(fp);
+		f.o.srcdir = "/";
+		snprintf(expect, sizeof(expect),
+			 "{\"stdout\": {\"file\": \"%s\", \"compare\": \"jsonl\"}}", file + 1);
+		set_out(&f, "{\"r\":0.50,\"m\":0,\"n\":18446744073709551615}\n");
+		PASS(expect, &f);
+		set_out(&f, "{\"r\":0.5,\"m\":0,\"n\":18446744073709551614}\n");
+		FAILS_EXACT(expect, &f,
+			    "expect.stdout: line 1: n: expected 18446744073709551615, got "
+			    "18446744073709551614");
+		set_out(&f, "{\"r\":0.5,\"m\":0,\"n\":18446744073709551615.0}\n");
+		FAILS(expect, &f, "n: expected 18446744073709551615, got 18446744073709551615.0");
+		set_out(&f, "{\"r\":0.5,\"m\":0,\"n\":18446744073709551615,\"x\":[1]}\n");
+		FAILS(expect, &f, "line 1: x: expected nothing, got [1]");
+		set_out(&f, "{\"r\":0.5,\"m\":0,\"n\":18446744073709551615,\"n\":1}\n");
+		FAILS(expect, &f, "duplicate member name");
+		unlink(file);
+	}
+	rmdir(dir);
+	fx_done(&f);
+}
+
+/* ---- matchers, through events --------------------------------------------------------------- */
+
+static const char EV_Q1[] =
+	"{\"type\":\"" NS "dns_query\",\"id\":\"0b4c2a5e-6a7d-4a4e-9e0c-2f1d3c4b5a69\","
+	"\"data\":{\"qname\":\"a.example.test\",\"latencyUs\":1500,\"big\":18446744073709551615,"
+	"\"answers\":[\"192.0.2.1\"],\"nul\":\"x\\u0000y\"}}\n";
+
+static bool ev_match(struct fx *f, const char *fields, int want, const char *msg, int line)
+{
+	_cleanup_free_ char *e = NULL;
+
+	if (asprintf(&e,
+		     "{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 1, "
+		     "\"fields\": %s}]}}",
+		     fields) < 0)
+		return false;
+	return outcome(__FILE__, line, NULL, e, f, want, msg, false);
+}
+
+TEST(matchers)
+{
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, EV_Q1);
+	json_object_set_new(f.vars, "lo", json_string("18446744073709551614"));
+	json_object_set_new(f.vars, "hi", json_string("18446744073709551615"));
+	json_object_set_new(f.vars, "bad", json_string("12abc"));
+	json_object_set_new(f.vars, "n", json_integer(1500));
+
+	ev_match(&f, "{\"data.qname\": {\"exact\": \"a.example.test\"}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.qname\": {\"exact\": \"b.example.test\"}}", 1,
+		 "expect.events.match[0] (dns_query): data.qname: expected exact "
+		 "\"b.example.test\", got \"a.example.test\"",
+		 __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"exact\": 1500}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"exact\": 1500.0}}", 1,
+		 "data.latencyUs: expected exact 1500.0, got 1500", __LINE__);
+	ev_match(&f, "{\"data.answers\": {\"exact\": [\"192.0.2.1\"]}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.answers.0\": {\"exact\": \"192.0.2.1\"}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data\": {\"exact\": {}}}", 1, "data: expected exact {}, got {\"answers\"",
+		 __LINE__);
+	/* The subject has a NUL inside: matched by length, not as a C string. */
+	ev_match(&f, "{\"data.nul\": {\"regex\": \"y$\"}}", 0, NULL, __LINE__);
+
+	ev_match(&f, "{\"id\": {\"regex\": \"^[0-9a-f-]{36}$\"}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.qname\": {\"regex\": \"^b\\\\.\"}}", 1,
+		 "data.qname: expected regex \"^b\\\\.\", got \"a.example.test\"", __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"regex\": \"^15\"}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.answers\": {\"regex\": \".\"}}", 1, "got [\"192.0.2.1\"]", __LINE__);
+
+	ev_match(&f, "{\"data.latencyUs\": {\"range\": [0, 2000000]}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"range\": [1500, 1500]}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"range\": [1501, 2000]}}", 1,
+		 "data.latencyUs: expected range [1501, 2000], got 1500", __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"range\": [1499.5, 1500.5]}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.latencyUs\": {\"range\": [\"{n}\", \"{n}\"]}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.big\": {\"range\": [\"{hi}\", \"{hi}\"]}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.big\": {\"range\": [\"{lo}\", \"{lo}\"]}}", 1,
+		 "data.big: expected range [{lo}=18446744073709551614, "
+		 "{lo}=18446744073709551614], got 18446744073709551615",
+		 __LINE__);
+	ev_match(&f, "{\"data.qname\": {\"range\": [0, 1]}}", 1,
+		 "expected range [0, 1], got \"a.example.test\"", __LINE__);
+	ev_match(&f, "{\"data.big\": {\"range\": [\"{nope}\", 1]}}", -ENOENT,
+		 "range bound {nope}: no such runner variable", __LINE__);
+	ev_match(&f, "{\"data.big\": {\"range\": [\"{bad}\", 1]}}", -EINVAL,
+		 "runner variable {bad} is not a number", __LINE__);
+
+	ev_match(&f, "{\"data.qname\": {\"present\": true}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.bogus\": {\"present\": true}}", 1,
+		 "data.bogus: expected present, got nothing", __LINE__);
+	ev_match(&f, "{\"data.bogus\": {\"absent\": true}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.qname.deeper\": {\"absent\": true}}", 0, NULL, __LINE__);
+	ev_match(&f, "{\"data.qname\": {\"absent\": true}}", 1,
+		 "data.qname: expected absent, got \"a.example.test\"", __LINE__);
+	ev_match(&f, "{\"data.bogus\": {\"exact\": 1}}", 1, "expected exact 1, got nothing",
+		 __LINE__);
+	fx_done(&f);
+}
+
+/* ---- events ------------------------------------------------------------------------------------
+ */
+
+#define EV(t, extra) "{\"type\":\"" NS t "\",\"data\":{" extra "}}\n"
+
+static const char STREAM[] = EV("flow_monitor_started", "")
+	EV("network_flow_decision", "\"dstPort\":53") EV("network_flow_decision", "\"dstPort\":443")
+		EV("flow_monitor_summary", "\"recordsLost\":0");
+
+TEST(events_unordered_counts_and_closest_miss)
+{
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, STREAM);
+	PASS("{\"events\": {\"match\": [{\"type\": \"flow_monitor_summary\"},"
+	     " {\"type\": \"network_flow_decision\", \"count\": 2},"
+	     " {\"type\": \"" NS
+	     "network_flow_decision\", \"fields\": {\"data.dstPort\": {\"exact\": 443}}},"
+	     " {\"type\": \"dns_query\", \"count\": 0}]}}",
+	     &f);
+	FAILS_EXACT(
+		"{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"count\": 1}]}}",
+		&f,
+		"expect.events.match[0] (network_flow_decision): expected 1 matching events, "
+		"got 2 (first: line 2)");
+	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"fields\":"
+		    " {\"data.dstPort\": {\"exact\": 80}}}]}}",
+		    &f,
+		    "expect.events.match[0] (network_flow_decision): data.dstPort: expected exact "
+		    "80, got 53");
+	FAILS_EXACT(
+		"{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"count\": 3}]}}",
+		&f,
+		"expect.events.match[0] (network_flow_decision): expected 3 matching events, "
+		"got 2");
+	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"dns_query\"}]}}", &f,
+		    "expect.events.match[0] (dns_query): no dns_query event among 4 events");
+	/* Fewer than wanted: the closest miss is the candidate with most fields right. */
+	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"count\": 2,"
+		    " \"fields\": {\"data.dstPort\": {\"range\": [1, 100]}}}]}}",
+		    &f,
+		    "expect.events.match[0] (network_flow_decision): expected 2 matching events, "
+		    "got 1; closest miss (line 3): data.dstPort: expected range [1, 100], got 443");
+	fx_done(&f);
+}
+
+TEST(events_ordered)
+{
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, STREAM);
+	PASS("{\"events\": {\"order\": \"ordered\", \"match\": ["
+	     " {\"type\": \"flow_monitor_started\"},"
+	     " {\"type\": \"network_flow_decision\", \"fields\": {\"data.dstPort\": {\"exact\": 53}}},"
+	     " {\"type\": \"network_flow_decision\", \"fields\": {\"data.dstPort\": {\"exact\": 443}}},"
+	     " {\"type\": \"flow_monitor_summary\"}]}}",
+	     &f);
+	PASS("{\"events\": {\"order\": \"ordered\", \"match\": ["
+	     " {\"type\": \"flow_monitor_started\"}, {\"type\": \"network_flow_decision\", \"count\": 2},"
+	     " {\"type\": \"flow_monitor_summary\"}]}}",
+	     &f);
+	FAILS_EXACT(
+		"{\"events\": {\"order\": \"ordered\", \"match\": ["
+		" {\"type\": \"flow_monitor_summary\"}, {\"type\": \"flow_monitor_started\"}]}}",
+		&f,
+		"expect.events.match[1] (flow_monitor_started): out of order: expected 1 "
+		"matching events after line 4 (matched by match[0]), found 0");
+	/* The same items unordered hold. */
+	PASS("{\"events\": {\"order\": \"unordered\", \"match\": ["
+	     " {\"type\": \"flow_monitor_summary\"}, {\"type\": \"flow_monitor_started\"}]}}",
+	     &f);
+	fx_done(&f);
+}
+
+TEST(events_exhaustive)
+{
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, STREAM);
+	PASS("{\"events\": {\"exhaustive\": true, \"match\": ["
+	     " {\"type\": \"flow_monitor_started\"}, {\"type\": \"network_flow_decision\", \"count\": 2},"
+	     " {\"type\": \"flow_monitor_summary\"}]}}",
+	     &f);
+	FAILS_EXACT(
+		"{\"events\": {\"exhaustive\": true, \"match\": ["
+		" {\"type\": \"flow_monitor_started\"}, {\"type\": \"flow_monitor_summary\"},"
+		" {\"type\": \"network_flow_decision\", \"fields\": {\"data.dstPort\": {\"exact\": 53}}}]}}",
+		&f,
+		"expect.events.exhaustive: line 3 (" NS "network_flow_decision) matches no item "
+		"of expect.events.match");
+	/* Not exhaustive: the extra events are fine. */
+	PASS("{\"events\": {\"match\": [{\"type\": \"flow_monitor_started\"}]}}", &f);
+	fx_done(&f);
+}
+
+TEST(events_hostile_streams)
+{
+	static const char expect[] = "{\"events\": {\"match\": []}}";
+	char *huge;
+	struct fx f;
+
+	fx_init(&f);
+	FAILS_EXACT(expect, &f, "expect.events: start step \"p\" has no event stream");
+	set_events(&f, "");
+	PASS(expect, &f);
+	set_events(&f, EV("a", "") "{\"type\":\"x\",\"data\":{\"s\":\"\xc0\xaf\"}}\n");
+	FAILS(expect, &f, "expect.events: line 2 is not JSON (invalid UTF-8 at byte 25)");
+	set_events(&f, "{\"type\":5}\n");
+	FAILS(expect, &f,
+	      "expect.events: line 1 is not an event with a string \"type\": {\"type\":5}");
+	set_events(&f, "[1,2]\n");
+	FAILS(expect, &f, "line 1 is not an event");
+	set_events(&f, "{\"type\":\"x\"}");
+	FAILS(expect, &f, "line 1 is not terminated by LF");
+	set_events(&f, "{\"type\":\"x\",\"d\":\"\\ud800\"}\n");
+	FAILS(expect, &f, "lone high surrogate");
+	set_events(&f, "{\"type\":\"x\",\"d\":[1,]}\n");
+	FAILS(expect, &f, "line 1 is not JSON");
+	set_events(&f, "{\"type\":\"x\",\"d\":\"abc\\");
+	FAILS(expect, &f, "unterminated string");
+	/* Deep nesting is a FAIL, not a stack overflow. */
+	huge = malloc(200001);
+	if (!ASSERT_TRUE(huge))
+		return;
+	memset(huge, '[', 200000);
+	huge[200000] = '\0';
+	set_events(&f, huge);
+	FAILS(expect, &f, "nested too deep");
+	free(huge);
+	/* A line over 16 MiB is refused before parsing. */
+	huge = malloc((17u << 20) + 2);
+	if (!ASSERT_TRUE(huge))
+		return;
+	memset(huge, ' ', 17u << 20);
+	huge[17u << 20] = '\n';
+	huge[(17u << 20) + 1] = '\0';
+	f.procs[0].events = huge;
+	f.procs[0].events_len = (17u << 20) + 1;
+	FAILS(expect, &f, "expect.events: line 1 is longer than 16777216 bytes");
+	free(huge);
+	fx_done(&f);
+}
+
+static const char EV_SUMMARY_OK[] =
+	"{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"/cellref/flow-monitor\","
+	"\"type\":\"" NS "flow_monitor_summary\",\"time\":\"2026-01-01T00:00:00Z\","
+	"\"datacontenttype\":\"application/json\",\"data\":{\"schemaVersion\":\"1.0.0\","
+	"\"cellId\":\"c\",\"runId\":\"r\",\"recordsSeen\":1,\"recordsLost\":0,"
+	"\"uniqueFlowCount\":1,\"packetsSeen\":3,\"tableFull\":0,\"decodeErrors\":0,"
+	"\"flowsTallied\":0,\"eventsDropped\":0,\"durationMs\":5,"
+	"\"observedAt\":\"2026-01-01T00:00:00Z\"}}\n";
+
+TEST_TIMEOUT(events_schema, 60)
+{
+	_cleanup_free_ char *bad = NULL;
+	static const char expect[] = "{\"events\": {\"schema\": true, \"match\": ["
+				     "{\"type\": \"flow_monitor_summary\"}]}}";
+	struct fx f;
+	char *p;
+
+	fx_init(&f);
+	if (!f.o.srcdir)
+		tap_skip("CELLCHECK_SRCDIR is not set (run through meson test)");
+	if (access("/usr/bin/python3", X_OK) < 0)
+		tap_skip("/usr/bin/python3 is missing");
+	set_events(&f, EV_SUMMARY_OK);
+	PASS(expect, &f);
+	bad = strdup(EV_SUMMARY_OK);
+	p = strstr(bad, "\"recordsLost\":0,");
+	memcpy(p, "\"recordsLast\"", 13);
+	set_events(&f, bad);
+	FAILS(expect, &f, "expect.events.schema: events:1: ");
+	FAILS(expect, &f, "recordsLost");
+	f.o.srcdir = "/nonexistent";
+	ERRORS(expect, &f, -ENOENT, "expect.events.schema: cannot read");
+	fx_done(&f);
+}
+
+/* ---- records ----------------------------------------------------------------------------------
+ */
+
+struct recbuf {
+	unsigned char b[1024];
+	size_t len;
+};
+
+static void put_rec(struct recbuf *rb, uint32_t sip, uint32_t dip, uint16_t sp, uint16_t dp,
+		    uint8_t proto, uint64_t pkts, uint64_t first, uint8_t verdict)
+{
+	unsigned char *p = rb->b + rb->len;
+
+	/* Length little-endian (FLOW-FRM-001), body in host order (FLOW-REC-002). */
+	p[0] = 40, p[1] = p[2] = p[3] = 0;
+	p += 4;
+	memset(p, 0, 40);
+	memcpy(p, &sip, 4);
+	memcpy(p + 4, &dip, 4);
+	memcpy(p + 8, &sp, 2);
+	memcpy(p + 10, &dp, 2);
+	p[12] = proto;
+	memcpy(p + 16, &pkts, 8);
+	memcpy(p + 24, &first, 8);
+	p[32] = verdict;
+	rb->len += 44;
+}
+
+static void set_records(struct fx *f, const struct recbuf *rb)
+{
+	f->procs[0].records = (const char *)rb->b;
+	f->procs[0].records_len = rb->len;
+}
+
+TEST(records_match_pad_monotonic)
+{
+	struct recbuf rb = { 0 };
+	struct fx f;
+
+	fx_init(&f);
+	FAILS("{\"records\": {\"pad_zero\": true}}", &f,
+	      "expect.records: start step \"p\" has no "
+	      "record stream");
+	set_records(&f, &rb);
+	PASS("{\"records\": {\"pad_zero\": true, \"match\": [{\"count\": 0}]}}", &f);
+	FAILS_EXACT("{\"records\": {\"match\": [{\"count\": 1}]}}", &f,
+		    "expect.records.match[0]: expected 1 matching records, the stream is empty");
+	put_rec(&rb, 0x0A630002, 0x0A630001, 40000, 5353, 17, 3, 1000, 1);
+	put_rec(&rb, 0x0A630002, 0x0A630001, 40001, 443, 6, UINT64_MAX, 2000, 1);
+	set_records(&f, &rb);
+	json_object_set_new(f.vars, "case.start_ns", json_string("900"));
+	json_object_set_new(f.vars, "case.end_ns", json_string("2500"));
+	PASS("{\"records\": {\"pad_zero\": true, \"monotonic\": [\"first_seen_ns\"],"
+	     " \"order\": \"ordered\", \"exhaustive\": true, \"match\": ["
+	     " {\"count\": 1, \"fields\": {\"src_ip\": {\"exact\": \"10.99.0.2\"},"
+	     "   \"dst_ip\": {\"exact\": 174260225}, \"src_port\": {\"exact\": 40000},"
+	     "   \"dst_port\": {\"exact\": 5353}, \"proto\": {\"exact\": 17}, \"pad0\": {\"exact\": 0},"
+	     "   \"pkt_count\": {\"exact\": 3}, \"verdict\": {\"exact\": 1}, \"pad1\": {\"exact\": 0},"
+	     "   \"first_seen_ns\": {\"range\": [\"{case.start_ns}\", \"{case.end_ns}\"]}}},"
+	     " {\"fields\": {\"pkt_count\": {\"regex\": \"^18446744073709551615$\"},"
+	     "   \"dst_ip\": {\"regex\": \"^10\\\\.99\\\\.\"}}}]}}",
+	     &f);
+	FAILS_EXACT(
+		"{\"records\": {\"match\": [{\"count\": 1, \"fields\": {\"src_port\": {\"exact\": 41000}}}]}}",
+		&f, "expect.records.match[0]: src_port: expected exact 41000, got 40000");
+	FAILS_EXACT(
+		"{\"records\": {\"match\": [{\"fields\": {\"src_ip\": {\"exact\": \"10.99.0.1\"}}}]}}",
+		&f,
+		"expect.records.match[0]: src_ip: expected exact \"10.99.0.1\", got \"10.99.0.2\"");
+	FAILS_EXACT(
+		"{\"records\": {\"order\": \"ordered\", \"match\": ["
+		" {\"fields\": {\"dst_port\": {\"exact\": 443}}}, {\"fields\": {\"dst_port\": {\"exact\": 5353}}}]}}",
+		&f,
+		"expect.records.match[1]: out of order: expected 1 matching records after "
+		"record 1 (matched by match[0]), found 0");
+	FAILS_EXACT("{\"records\": {\"exhaustive\": true, \"match\": ["
+		    " {\"fields\": {\"dst_port\": {\"exact\": 443}}}]}}",
+		    &f,
+		    "expect.records.exhaustive: record 0 matches no item of expect.records.match");
+
+	/* first_seen_ns going backwards, then one padding byte set. */
+	put_rec(&rb, 1, 2, 3, 4, 1, 1, 1500, 0);
+	set_records(&f, &rb);
+	FAILS_EXACT("{\"records\": {\"monotonic\": [\"pkt_count\", \"first_seen_ns\"]}}", &f,
+		    "expect.records.monotonic: pkt_count decreases at record 2: 1 after "
+		    "18446744073709551615");
+	PASS("{\"records\": {\"pad_zero\": true, \"monotonic\": [\"pad0\"]}}", &f);
+	rb.b[44 + 4 + 35] = 0xAA;
+	set_records(&f, &rb);
+	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
+		    "expect.records.pad_zero: record 1: pad1 is 00 00 aa 00 00 00 00");
+	FAILS("{\"records\": {\"match\": [{\"fields\": {\"pad1\": {\"exact\": 0}}, \"count\": 3}]}}",
+	      &f,
+	      "expected 3 matching records, got 2; closest miss (record 1): pad1: expected exact 0, got 730144440320");
+	rb.b[44 + 4 + 35] = 0;
+	rb.b[4 + 13] = 0xAA;
+	rb.b[4 + 14] = 0xAA;
+	rb.b[4 + 15] = 0xAA;
+	set_records(&f, &rb);
+	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
+		    "expect.records.pad_zero: record 0: pad0 is aa aa aa");
+	fx_done(&f);
+}
+
+TEST(records_bad_frames)
+{
+	static const char expect[] = "{\"records\": {\"pad_zero\": true}}";
+	struct recbuf rb = { 0 };
+	struct fx f;
+
+	fx_init(&f);
+	put_rec(&rb, 1, 2, 3, 4, 6, 1, 1, 1);
+	put_rec(&rb, 1, 2, 3, 4, 6, 1, 1, 1);
+	rb.len -= 10; /* truncated body */
+	set_records(&f, &rb);
+	FAILS_EXACT(expect, &f,
+		    "expect.records: frame 1 at byte 44: truncated body (30 of 40 bytes)");
+	rb.len = 44 + 2; /* truncated length */
+	set_records(&f, &rb);
+	FAILS_EXACT(expect, &f,
+		    "expect.records: frame 1 at byte 44: truncated length (2 of 4 bytes)");
+	rb.len = 88;
+	rb.b[44] = 0xff, rb.b[45] = 0xff, rb.b[46] = 0xff, rb.b[47] = 0xff; /* 2^32-1 */
+	set_records(&f, &rb);
+	FAILS_EXACT(expect, &f,
+		    "expect.records: frame 1 at byte 44: length 4294967295, a v1 record is 40 "
+		    "bytes");
+	FAILS("{\"counts\": {\"records\": 1}}", &f, "expect.counts.records: frame 1 at byte 44");
+	fx_done(&f);
+}
+
+/* ---- responses ----------------------------------------------------------------------------------
+ */
+
+TEST(responses)
+{
+	struct fx f;
+
+	fx_init(&f);
+	PASS("{\"responses\": [{\"step\": \"q1\", \"none\": true}]}", &f);
+	FAILS_EXACT(
+		"{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"present\": true}}}]}",
+		&f, "expect.responses[0] (q1): no response");
+	f.resps[0].step = "q1";
+	f.resps[0].result =
+		json_pack("{s:s,s:[],s:{s:i}}", "rcode", "NOERROR", "replies", "dns", "ancount", 1);
+	f.o.n_resps = 1;
+	PASS("{\"responses\": [{\"step\": \"q1\", \"none\": true}]}", &f);
+	PASS("{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"exact\": \"NOERROR\"},"
+	     " \"dns.ancount\": {\"range\": [1, 5]}}}]}",
+	     &f);
+	FAILS_EXACT(
+		"{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"exact\": \"REFUSED\"}}}]}",
+		&f, "expect.responses[0] (q1): rcode: expected exact \"REFUSED\", got \"NOERROR\"");
+	json_object_set_new(f.resps[0].result, "replies", json_pack("[s]", "00ff"));
+	FAILS_EXACT("{\"responses\": [{\"step\": \"q1\", \"none\": true}]}", &f,
+		    "expect.responses[0] (q1): expected no response, got {\"dns\":{\"ancount\":1},"
+		    "\"rcode\":\"NOERROR\",\"replies\":[\"00ff\"]}");
+	json_decref(f.resps[0].result);
+	fx_done(&f);
+}
+
+/* ---- counts
+ * ----------------------------------------------------------------------------------------- */
+
+TEST(counts)
+{
+	struct recbuf rb = { 0 };
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, STREAM);
+	put_rec(&rb, 1, 2, 3, 4, 6, 1, 1, 1);
+	set_records(&f, &rb);
+	PASS("{\"counts\": {\"records\": 1, \"events\": 4, \"events:network_flow_decision\": 2,"
+	     " \"events:" NS "flow_monitor_started\": {\"range\": [1, 1]}, \"events:dns_query\": 0,"
+	     " \"lost\": 0}}",
+	     &f);
+	FAILS_EXACT("{\"counts\": {\"records\": 2}}", &f,
+		    "expect.counts.records: expected exact 2, got 1");
+	FAILS_EXACT("{\"counts\": {\"events:network_flow_decision\": {\"range\": [3, 9]}}}", &f,
+		    "expect.counts.events:network_flow_decision: expected range [3, 9], got 2");
+	FAILS_EXACT("{\"counts\": {\"lost\": {\"range\": [1, 100]}}}", &f,
+		    "expect.counts.lost: expected range [1, 100], got 0");
+	set_events(&f, EV("flow_monitor_summary", "\"recordsLost\":18446744073709551615"));
+	json_object_set_new(f.vars, "max", json_string("18446744073709551615"));
+	PASS("{\"counts\": {\"lost\": {\"range\": [\"{max}\", \"{max}\"]}}}", &f);
+	set_events(&f, EV("flow_monitor_started", ""));
+	FAILS_EXACT("{\"counts\": {\"lost\": 0}}", &f,
+		    "expect.counts.lost: expected one flow_monitor_summary event, got 0");
+	set_events(&f, EV("flow_monitor_summary", "\"recordsLost\":\"0\""));
+	FAILS_EXACT("{\"counts\": {\"lost\": 0}}", &f,
+		    "expect.counts.lost: data.recordsLost of flow_monitor_summary is \"0\"");
+	ERRORS("{\"counts\": {\"upstream_queries\": 0}}", &f, -EINVAL,
+	       "expect.counts.upstream_queries: the case has no upstream");
+	f.o.upstream_queries = 3;
+	PASS("{\"counts\": {\"upstream_queries\": 3}}", &f);
+	FAILS_EXACT("{\"counts\": {\"upstream_queries\": {\"range\": [0, 0]}}}", &f,
+		    "expect.counts.upstream_queries: expected range [0, 0], got 3");
+	fx_done(&f);
+}
+
+TEST(counts_summed)
+{
+	struct recbuf rb = { 0 };
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, EV("flow_monitor_summary", "\"recordsLost\":5"));
+	put_rec(&rb, 1, 2, 3, 4, 6, 1, 1, 1);
+	put_rec(&rb, 1, 2, 3, 5, 6, 1, 1, 1);
+	set_records(&f, &rb);
+	PASS("{\"counts\": {\"records+lost\": 7}}", &f);
+	PASS("{\"counts\": {\"records+lost+events\": {\"range\": [8, 8]}}}", &f);
+	FAILS_EXACT("{\"counts\": {\"records+lost\": 8}}", &f,
+		    "expect.counts.records+lost: expected exact 8, got 7");
+	fx_done(&f);
+}
+
+/* expect.btf against the build's own BPF object (the reference's record layout). */
+TEST(btf_layout_of_the_bpf_object)
+{
+	static const char members[] = "[{\"name\": \"src_ip\", \"offset\": 0, \"size\": 4},"
+				      " {\"name\": \"dst_ip\", \"offset\": 4, \"size\": 4},"
+				      " {\"name\": \"src_port\", \"offset\": 8, \"size\": 2},"
+				      " {\"name\": \"dst_port\", \"offset\": 10, \"size\": 2},"
+				      " {\"name\": \"proto\", \"offset\": 12, \"size\": 1},"
+				      " {\"name\": \"pad0\", \"offset\": 13, \"size\": 3},"
+				      " {\"name\": \"pkt_count\", \"offset\": 16, \"size\": 8},"
+				      " {\"name\": \"first_seen_ns\", \"offset\": 24, \"size\": 8},"
+				      " {\"name\": \"verdict\", \"offset\": 32, \"size\": 1},"
+				      " {\"name\": \"pad1\", \"offset\": 33, \"size\": 7}]";
+	char expect[2048];
+	struct fx f;
+
+	fx_init(&f);
+	f.o.bpf_object = getenv("FLOWMON_BPF_O");
+	if (!f.o.bpf_object)
+		tap_skip("FLOWMON_BPF_O is not set (run through meson test)");
+	snprintf(
+		expect, sizeof(expect),
+		"{\"btf\": {\"artifact\": \"bpf_object\", \"struct\": \"flowrec_v1\", \"size\": 40,"
+		" \"exhaustive\": true, \"members\": %s}}",
+		members);
+	PASS(expect, &f);
+	snprintf(
+		expect, sizeof(expect),
+		"{\"btf\": {\"artifact\": \"bpf_object\", \"struct\": \"flowrec_v1\", \"size\": 48,"
+		" \"members\": []}}");
+	FAILS_EXACT(expect, &f, "expect.btf: struct flowrec_v1: size 40, expected 48");
+	snprintf(expect, sizeof(expect),
+		 "{\"btf\": {\"artifact\": \"bpf_object\", \"struct\": \"flowrec_v1\","
+		 " \"members\": [{\"name\": \"dst_port\", \"offset\": 8, \"size\": 2}]}}");
+	FAILS_EXACT(expect, &f,
+		    "expect.btf: struct flowrec_v1: dst_port: offset 10 size 2, expected offset 8 "
+		    "size 2");
+	snprintf(
+		expect, sizeof(expect),
+		"{\"btf\": {\"artifact\": \"bpf_object\", \"struct\": \"nosuch\", \"members\": []}}");
+	FAILS(expect, &f, "expect.btf: struct nosuch: not in the BTF of");
+	f.o.bpf_object = NULL;
+	ERRORS(expect, &f, -ENOENT, "expect.btf: the profile names no artifacts.bpf_object");
+	fx_done(&f);
+}
+
+/* ---- which process
+ * ------------------------------------------------------------------------------------ */
+
+TEST(expectations_read_the_named_step)
+{
+	static const char steps[] = "[{\"action\": \"start\", \"name\": \"dec\", \"component\": "
+				    "\"decoder\"},"
+				    " {\"action\": \"start\", \"name\": \"mon\"}]";
+	char *msg = NULL;
+	struct fx f;
+	int r;
+
+	fx_init(&f);
+	f.procs[0].name = "dec";
+	f.procs[0].out = "decoded\n";
+	f.procs[0].out_len = 8;
+	f.procs[1].name = "mon";
+	f.o.n_procs = 2;
+	/* No "step": the case's component is the flow monitor, so "mon" is read. */
+	r = check_case(steps, "{\"stdout\": {\"step\": \"mon\", \"empty\": true}}", &f, &msg);
+	ASSERT_EQ(r, 0);
+	free(msg);
+	r = check_case(steps, "{\"stdout\": {\"step\": \"dec\", \"empty\": true}}", &f, &msg);
+	ASSERT_EQ(r, 1);
+	free(msg);
+	r = check_case(steps, "{\"counts\": {\"events\": 0}}", &f, &msg);
+	ASSERT_EQ(r, 1);
+	ASSERT_STREQ(msg, "expect.counts.events: start step \"mon\" has no event stream");
+	free(msg);
+	f.o.n_procs = 1;
+	r = check_case(steps, "{\"stdout\": {\"step\": \"mon\", \"empty\": true}}", &f, &msg);
+	ASSERT_ERR(r, -ENOENT);
+	ASSERT_STREQ(msg, "expect.stdout: nothing observed of start step \"mon\"");
+	free(msg);
+	fx_done(&f);
+}

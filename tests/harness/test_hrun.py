@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""`cellcheck run`, `selftest` and `cleanup` end to end (TAP): the decoder cases against the
+reference pass and write all five reports; a wrong expectation FAILs with an artifacts folder
+and reproduce.sh; a hung component is an ERROR (TIMEOUT) inside its bound; known issues give
+XFAIL, XPASS and, once expired, the plain status; shards 1/2 + 2/2 merged equal the unsharded
+run; --jobs 2 equals --jobs 1; a process escaping its group is an ERROR; SIGKILL of cellcheck
+mid-run leaves no process and `cleanup` removes its temp dir; a topology case (root only) runs
+in fd-held namespaces; usage and setup errors exit 2.
+
+Profiles here start /bin/sleep with a unique argument so a leftover process is found by its
+command line. Usage: test_hrun.py PATH/TO/cellcheck
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import jsonschema
+
+CELLCHECK = os.path.abspath(sys.argv[1])
+SRCDIR = os.environ.get("CELLCHECK_SRCDIR", os.path.join(os.path.dirname(__file__), "../.."))
+SCHEMA = json.load(open(os.path.join(SRCDIR, "reports/report.schema.json")))
+UPSTREAM_CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_hrun.upstream.json")
+REPORTS = ["report.json", "junit.xml", "report.tap", "report.md", "report.html"]
+MARK = "%d.%d" % (os.getpid() % 1000 + 100, int(time.time()) % 1000)  # unique sleep length
+
+
+def cc(*args, env=None, timeout=120):
+    return subprocess.run([CELLCHECK, *args], capture_output=True, text=True,
+                          errors="surrogateescape", env=env, timeout=timeout)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def procs_with(text):
+    """PIDs whose command line contains text (leftover detection)."""
+    found = []
+    for d in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(d, "rb") as f:
+                if text.encode() in f.read().replace(b"\0", b" "):
+                    found.append(int(d.split("/")[2]))
+        except OSError:
+            pass
+    return found
+
+
+class T:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.tmp = tempfile.mkdtemp(prefix="cellcheck-hrun-test.")
+
+    def run(self, name, fn, skip=None):
+        self.n += 1
+        if skip:
+            print(f"ok {self.n} - {name} # SKIP {skip}")
+            return
+        try:
+            fn(self)
+            print(f"ok {self.n} - {name}")
+        except Exception:  # every failure is a TAP line; go on with the next test
+            self.failed += 1
+            print(f"not ok {self.n} - {name}")
+            for line in traceback.format_exc().splitlines():
+                print("# " + line)
+        sys.stdout.flush()
+
+    def path(self, *parts):
+        p = os.path.join(self.tmp, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def write(self, rel, obj):
+        p = self.path(rel)
+        with open(p, "w") as f:
+            json.dump(obj, f)
+        return p
+
+
+def decoder_case(cid, expect=None, timeout_ms=5000, stop_exit=2, sleeper=False):
+    start = {"action": "start", "name": "decoder"}
+    if not sleeper:
+        start.update(args=["unexpected-operand"], stdin="fixtures/records/empty.frames")
+    return {"id": cid, "title": "test case " + cid, "component": "decoder",
+            "requirements": [{"id": "FLOW-FRM-011", "level": "MUST"}],
+            "timeout_ms": timeout_ms, "fault": "decode.usage_ignored",
+            "steps": [start,
+                      {"action": "stop", "target": "decoder", "signal": "none",
+                       "expect_exit": stop_exit}],
+            "expect": expect if expect is not None else {"stdout": {"empty": True}}}
+
+
+def sleeper_profile(t, name, argv, comp="decoder"):
+    return t.write(f"{name}.json", {"profileVersion": 1, "name": name, "components": {
+        comp: {"argv": argv, "ready": "none", "stop_timeout_ms": 3000}}})
+
+
+def report(d):
+    return json.load(open(os.path.join(d, "report.json")))
+
+
+def statuses(d):
+    return {c["id"]: c["status"] for c in report(d)["cases"]}
+
+
+def test_decoder_pass(t):
+    out = t.path("dec")
+    r = cc("run", "--filter", "decoder.*", "--report-dir", out)
+    check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    for f in REPORTS:
+        check(os.path.getsize(os.path.join(out, f)) > 0, f"{f} missing or empty")
+    rep = report(out)
+    jsonschema.validate(rep, SCHEMA)
+    check(len(rep["cases"]) >= 4, rep["cases"])
+    check(all(c["status"] == "PASS" for c in rep["cases"]), statuses(out))
+    check(rep["summary"]["verdict"] == "PASS", rep["summary"])
+    check(len(rep["kernel"]["configSha256"]) in (64, 11), rep["kernel"])
+    check(any(f["role"] == "binary" for f in rep["profile"]["files"]), rep["profile"])
+    check("verdict: PASS" in r.stdout, r.stdout)
+
+
+def test_failing_case(t):
+    cases = t.path("fail", "cases", "x.json")
+    t.write("fail/cases/x.json", decoder_case("decoder.test.bad-expect",
+                                              {"stdout": {"regex": "^never-matches$"}}))
+    out = t.path("fail", "out")
+    r = cc("run", "--cases", os.path.dirname(cases), "--report-dir", out)
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    c = report(out)["cases"][0]
+    check(c["status"] == "FAIL" and "never-matches" in c["message"], c)
+    check(c["artifacts"] == "artifacts/decoder.test.bad-expect", c)
+    art = os.path.join(out, c["artifacts"])
+    repro = os.path.join(art, "reproduce.sh")
+    check(os.access(repro, os.X_OK), "reproduce.sh not executable")
+    text = open(repro).read()
+    check("--filter 'decoder.test.bad-expect'" in text and "--cases" in text, text)
+    check(os.path.exists(os.path.join(art, "decoder.stderr")), os.listdir(art))
+    check("--filter decoder.test.bad-expect" in c["reproduce"], c)
+    # reproduce.sh really reproduces (into another report dir).
+    r2 = subprocess.run([repro, "--report-dir", t.path("fail", "again")], capture_output=True,
+                        text=True, timeout=60)
+    check(r2.returncode == 1 and "FAIL" in r2.stdout, r2.stdout + r2.stderr)
+
+
+def test_timeout(t):
+    prof = sleeper_profile(t, "sleeper", ["/bin/sleep", MARK])
+    t.write("to/cases/t.json", decoder_case("decoder.test.timeout", timeout_ms=300, stop_exit=0,
+                                                   sleeper=True))
+    out = t.path("to", "out")
+    t0 = time.monotonic()
+    r = cc("run", "--profile", prof, "--cases", t.path("to", "cases"), "--report-dir", out)
+    took = time.monotonic() - t0
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    c = report(out)["cases"][0]
+    check(c["status"] == "ERROR" and c["message"].startswith("TIMEOUT"), c)
+    check(took < 5, f"took {took:.1f} s")
+    check(not procs_with("sleep " + MARK), "sleep left behind")
+
+
+def test_escape(t):
+    prof = sleeper_profile(t, "escaper", ["/bin/sh", "-c",
+                                          f"setsid /bin/sleep {MARK}1 & sleep 0.2; exit 0"])
+    t.write("esc/cases/e.json", decoder_case("decoder.test.escape", stop_exit=0, sleeper=True))
+    out = t.path("esc", "out")
+    r = cc("run", "--profile", prof, "--cases", t.path("esc", "cases"), "--report-dir", out)
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    c = report(out)["cases"][0]
+    check(c["status"] == "ERROR" and "escaped its process group" in c["message"], c)
+    check(not procs_with(f"sleep {MARK}1"), "escaped sleep left behind")
+
+
+def test_known_issues(t):
+    d = t.path("ki", "cases")
+    os.makedirs(d)
+    for f in glob.glob(os.path.join(SRCDIR, "cases/decoder/*.json")):
+        shutil.copy(f, d)
+    t.write("ki/cases/bad.json", decoder_case("decoder.test.bad-expect",
+                                              {"stdout": {"regex": "^never$"}}))
+    t.write("ki/cases/bad2.json", decoder_case("decoder.test.bad-expired",
+                                               {"stdout": {"regex": "^never$"}}))
+    ki = t.write("ki/known.json", {"issues": [
+        {"case": "decoder.test.bad-expect", "reason": "known bad", "link": "https://b/1",
+         "expires": "2099-01-01"},
+        {"case": "decoder.usage.operand", "reason": "thought broken"},
+        {"case": "decoder.test.bad-expired", "reason": "old", "expires": "2000-01-01"}]})
+    out = t.path("ki", "out")
+    r = cc("run", "--cases", d, "--known-issues", ki, "--report-dir", out)
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    s = statuses(out)
+    check(s["decoder.test.bad-expect"] == "XFAIL", s)
+    check(s["decoder.usage.operand"] == "XPASS", s)
+    check(s["decoder.test.bad-expired"] == "FAIL", s)
+    check("expired" in r.stderr, r.stderr)
+    rep = report(out)
+    jsonschema.validate(rep, SCHEMA)
+    xf = [c for c in rep["cases"] if c["status"] == "XFAIL"][0]
+    check("known bad" in xf["reason"] and "https://b/1" in xf["reason"], xf)
+    # Only the XFAIL: the run passes.
+    ki2 = t.write("ki/known2.json", {"issues": [{"case": "decoder.test.bad-*", "reason": "k"}]})
+    r = cc("run", "--cases", d, "--known-issues", ki2, "--report-dir", t.path("ki", "o2"))
+    check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    r = cc("run", "--known-issues", t.write("ki/bad.json", {"issues": [{"case": 1}]}))
+    check(r.returncode == 2 and "known issues" in r.stderr, r.stderr)
+
+
+def test_shards(t):
+    full, s1, s2 = t.path("sh", "full"), t.path("sh", "s1"), t.path("sh", "s2")
+    check(cc("run", "--filter", "decoder.*", "--report-dir", full).returncode == 0, "full")
+    check(cc("run", "--filter", "decoder.*", "--shard", "1/2", "--report-dir", s1)
+          .returncode == 0, "shard 1")
+    check(cc("run", "--filter", "decoder.*", "--shard", "2/2", "--report-dir", s2)
+          .returncode == 0, "shard 2")
+    a, b = statuses(s1), statuses(s2)
+    check(a and b and not set(a) & set(b), (a, b))
+    check(report(s1)["shard"] == {"index": 1, "count": 2}, report(s1).get("shard"))
+    m = t.path("sh", "merged", "report.json")
+    r = cc("merge", "-o", m, os.path.join(s1, "report.json"), os.path.join(s2, "report.json"))
+    check(r.returncode == 0, r.stderr)
+    merged = {c["id"]: c["status"] for c in json.load(open(m))["cases"]}
+    check(merged == statuses(full), (merged, statuses(full)))
+
+
+def test_jobs(t):
+    one, two = t.path("j", "1"), t.path("j", "2")
+    check(cc("run", "--filter", "decoder.*", "--report-dir", one).returncode == 0, "jobs 1")
+    r = cc("run", "--filter", "decoder.*", "--jobs", "2", "--repeat", "2", "--report-dir", two)
+    check(r.returncode == 0, r.stdout + r.stderr)
+    check(statuses(one) == statuses(two), (statuses(one), statuses(two)))
+    check(all(c["runs"] == 2 and c["flakes"] == 0 for c in report(two)["cases"]),
+          report(two)["cases"])
+
+
+def test_sigkill(t):
+    mark = MARK + "2"
+    prof = sleeper_profile(t, "long", ["/bin/sleep", mark])
+    t.write("k/cases/l.json", decoder_case("decoder.test.long", timeout_ms=60000, stop_exit=0,
+                                                sleeper=True))
+    p = subprocess.Popen([CELLCHECK, "run", "--profile", prof, "--cases", t.path("k", "cases"),
+                          "--jobs", "2", "--report-dir", t.path("k", "out")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not procs_with("sleep " + mark) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    check(procs_with("sleep " + mark), "the case never started")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 3
+    while procs_with("sleep " + mark) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    check(not procs_with("sleep " + mark), "process left behind after SIGKILL")
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    left = glob.glob(os.path.join(tmp, f"cellcheck-run.{p.pid}.*"))
+    check(left, "expected the killed run's temp dir (cleanup's evidence)")
+    r = cc("cleanup")
+    check(r.returncode == 0 and "removed" in r.stdout, r.stdout + r.stderr)
+    check(not glob.glob(os.path.join(tmp, f"cellcheck-run.{p.pid}.*")), "temp dir remains")
+
+
+def test_topology(t):
+    mark = MARK + "3"
+    prof = sleeper_profile(t, "mon", ["/bin/sleep", mark], comp="flow-monitor")
+    case = {"id": "flow.test.topology", "title": "fd-held namespaces with a veth",
+            "component": "flow-monitor",
+            "requirements": [{"id": "FLOW-MON-001", "level": "MUST"}],
+            "features": ["veth", "root"], "timeout_ms": 8000, "fault": "flow.pad_nonzero",
+            "topology": {"namespaces": ["cell", "peer"], "links": [{"type": "veth", "ends": [
+                {"ns": "cell", "ifname": "c0", "addrs": ["10.97.0.2/24"]},
+                {"ns": "peer", "ifname": "p0", "addrs": ["10.97.0.1/24"]}]}],
+                "routes": [{"ns": "cell", "dst": "default", "via": "10.97.0.1"}]},
+            "steps": [
+                {"action": "start", "name": "mon", "ns": "cell"},
+                {"action": "client", "name": "see", "ns": "cell", "expect_exit": 0,
+                 "argv": ["/bin/sh", "-c", "grep -q c0: /proc/self/net/dev && "
+                          "! grep -q p0: /proc/self/net/dev && ip=$(cat /proc/self/net/route)"
+                          " && echo \"$ip\" | grep -q 0100610A"]},
+                {"action": "stop", "target": "mon", "signal": "TERM", "expect_exit": 143}],
+            "expect": {"stderr": {"empty": True}}}
+    t.write("topo/cases/c.json", case)
+    out = t.path("topo", "out")
+    r = cc("run", "--profile", prof, "--cases", t.path("topo", "cases"), "--report-dir", out)
+    check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    check(statuses(out) == {"flow.test.topology": "PASS"}, statuses(out))
+    check(not procs_with("sleep " + mark), "monitor left behind")
+    # Failing: the artifacts hold a pcap of each link end.
+    case["expect"] = {"stderr": {"regex": "never"}}
+    t.write("topo/cases/c.json", case)
+    r = cc("run", "--profile", prof, "--cases", t.path("topo", "cases"), "--report-dir", out)
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    art = os.path.join(out, "artifacts", "flow.test.topology")
+    for f in ("cell.c0.pcap", "peer.p0.pcap", "reproduce.sh", "mon.stderr"):
+        check(os.path.exists(os.path.join(art, f)), (f, os.listdir(art)))
+    with open(os.path.join(art, "cell.c0.pcap"), "rb") as f:
+        check(f.read(4) == b"\xd4\xc3\xb2\xa1", "not a pcap")
+    check(open(os.path.join(art, "reproduce.sh")).read().count("sudo ") == 1, "no sudo")
+
+
+def test_upstream(t):
+    case = json.load(open(UPSTREAM_CASE))
+    t.write("up/cases/u.json", case)
+    out = t.path("up", "out")
+    r = cc("run", "--cases", t.path("up", "cases"), "--report-dir", out)
+    check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    check(statuses(out) == {"dns.test.upstream": "PASS"}, statuses(out))
+    # The count is exact: one query more expected fails.
+    case["expect"]["counts"]["upstream_queries"] = 8
+    t.write("up/cases/u.json", case)
+    r = cc("run", "--cases", t.path("up", "cases"), "--report-dir", out)
+    check(r.returncode == 1 and "upstream_queries" in report(out)["cases"][0]["message"],
+          report(out)["cases"][0])
+
+
+def test_usage(t):
+    r = cc("run", "--profile", t.write("badprof.json", {"profileVersion": 1}))
+    check(r.returncode == 2 and "bad profile" in r.stderr, r.stderr)
+    r = cc("run", "--shard", "3/2")
+    check(r.returncode == 2 and "--shard" in r.stderr, r.stderr)
+    r = cc("run", "--jobs", "0")
+    check(r.returncode == 2, r.stderr)
+    r = cc("run", "--filter", "no.such.case", "--report-dir", t.path("u", "out"))
+    check(r.returncode == 0 and "matches no case" in r.stderr, r.stderr)
+    env = dict(os.environ)
+    env.pop("CELLCHECK_FAULTS_BUILD", None)
+    r = cc("selftest", env=env)
+    check(r.returncode == 2 and "-Dfaults=true" in r.stderr, r.stderr)
+    r = cc("cleanup", "extra")
+    check(r.returncode == 2, r.stderr)
+
+
+def main():
+    t = T()
+    print("TAP version 13")
+    tests = [("decoder cases pass, five reports", test_decoder_pass, None),
+             ("failing case: FAIL, artifacts, reproduce.sh", test_failing_case, None),
+             ("hung component: ERROR TIMEOUT", test_timeout, None),
+             ("escaped process: ERROR", test_escape, None),
+             ("known issues: XFAIL, XPASS, expired", test_known_issues, None),
+             ("shards merged equal the whole", test_shards, None),
+             ("--jobs 2 and --repeat", test_jobs, None),
+             ("SIGKILL leaves no process; cleanup", test_sigkill, None),
+             ("topology in fd-held namespaces", test_topology,
+              None if os.geteuid() == 0 else "needs root"),
+             ("fake DNS upstream: answer, drop, TCP, TC, rcode, REFUSED, count",
+              test_upstream, None if os.geteuid() == 0 and shutil.which("dig")
+              else "needs root and dig"),
+             ("usage and setup errors", test_usage, None)]
+    print(f"1..{len(tests)}")
+    try:
+        for name, fn, skip in tests:
+            t.run(name, fn, skip)
+    finally:
+        shutil.rmtree(t.tmp, ignore_errors=True)
+    return 1 if t.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
