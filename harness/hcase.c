@@ -20,7 +20,7 @@ const char *const hcase_level_names[] = { "MUST", "SHOULD", "MAY", NULL };
 const char *const hcase_component_names[] = { "decoder", "flow-monitor", "dns-proxy", "supervisor",
 					      NULL };
 const char *const hcase_action_names[] = { "start",  "driver", "client", "wait",
-					   "signal", "stop",   NULL };
+					   "signal", "stop",   "feed",	 NULL };
 
 static int name_index(const char *const *names, const char *s)
 {
@@ -569,12 +569,13 @@ static int parse_signal(const char *s, int *ret)
 static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 {
 	static const char *const common[] = { "action", "name", "ns", "timeout_ms" };
-	static const char *const per_action[_HCASE_ACT_MAX][7] = {
+	static const char *const per_action[_HCASE_ACT_MAX][8] = {
 		[HCASE_ACT_START] = { "component", "args", "vars", "stdin", "ready", "events_sink",
-				      NULL },
+				      "stdin_pipe", NULL },
+		[HCASE_ACT_FEED] = { "target", "file", "close", NULL },
 		[HCASE_ACT_DRIVER] = { "op", "args", NULL },
 		[HCASE_ACT_CLIENT] = { "argv", "expect_exit", NULL },
-		[HCASE_ACT_WAIT] = { "ms", "event", "count", NULL },
+		[HCASE_ACT_WAIT] = { "ms", "event", "count", "target", "stdout_lines", NULL },
 		[HCASE_ACT_SIGNAL] = { "target", "signal", NULL },
 		[HCASE_ACT_STOP] = { "target", "signal", "expect_exit", NULL },
 	};
@@ -633,6 +634,12 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 				return r;
 			s->events_full = sink == 1;
 		}
+		r = hjson_bool(e, pi, "stdin_pipe", false, &s->stdin_pipe, v->err);
+		if (r < 0)
+			return r;
+		if (s->stdin_pipe && s->stdin_file)
+			return hjson_fail(v->err, pi,
+					  "\"stdin\" and \"stdin_pipe\" exclude each other");
 		s->component = comp;
 		if (!(v->c->uses & (1u << comp))) {
 			hjson_path_key(pk, pi, "component");
@@ -703,11 +710,55 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 		}
 		break;
 	}
+	case HCASE_ACT_FEED: {
+		const struct hcase_step *t;
+
+		r = dup_str(e, pi, "target", true, &s->target, v->err);
+		r = r ?: dup_str(e, pi, "file", false, &s->file, v->err);
+		r = r ?: hjson_bool(e, pi, "close", false, &s->close_stdin, v->err);
+		if (r < 0)
+			return r;
+		if (!s->file && !s->close_stdin)
+			return hjson_fail(v->err, pi,
+					  "a feed step writes a \"file\", closes, or both");
+		t = find_step(v->c, idx, s->target);
+		hjson_path_key(pk, pi, "target");
+		if (!t || t->action != HCASE_ACT_START || !t->stdin_pipe)
+			return hjson_fail(v->err, pk,
+					  "\"%s\" names no earlier start step with \"stdin_pipe\"",
+					  s->target);
+		break;
+	}
 	case HCASE_ACT_WAIT: {
 		bool has_ms = json_object_get(e, "ms"), has_ev = json_object_get(e, "event");
+		bool has_lines = json_object_get(e, "stdout_lines");
 
+		if (has_lines) {
+			const struct hcase_step *t;
+
+			if (has_ms || has_ev)
+				return hjson_fail(v->err, pi,
+						  "\"stdout_lines\" excludes \"ms\" and \"event\"");
+			r = dup_str(e, pi, "target", true, &s->target, v->err);
+			r = r
+				    ?: hjson_u32(e, pi, "stdout_lines", true, 1, 1000000,
+						 &s->stdout_lines, v->err);
+			if (r < 0)
+				return r;
+			t = find_step(v->c, idx, s->target);
+			hjson_path_key(pk, pi, "target");
+			if (!t || t->action != HCASE_ACT_START)
+				return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
+						  s->target);
+			break;
+		}
+		if (json_object_get(e, "target")) {
+			hjson_path_key(pk, pi, "target");
+			return hjson_fail(v->err, pk, "\"target\" goes with \"stdout_lines\"");
+		}
 		if (has_ms == has_ev)
-			return hjson_fail(v->err, pi, "a wait step has either \"ms\" or \"event\"");
+			return hjson_fail(v->err, pi,
+					  "a wait step has \"ms\", \"event\" or \"stdout_lines\"");
 		s->count = 1;
 		r = hjson_u32(e, pi, "ms", false, 1, 600000, &s->ms, v->err);
 		r = r ?: dup_str(e, pi, "event", false, &s->event_type, v->err);
@@ -1346,6 +1397,7 @@ void hcase_free(struct hcase *c)
 		hjson_strv_free(s->args);
 		json_decref(s->vars);
 		free(s->stdin_file);
+		free(s->file);
 		free(s->op);
 		json_decref(s->op_args);
 		hjson_strv_free(s->argv);

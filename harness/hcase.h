@@ -37,6 +37,7 @@ enum hcase_action {
 	HCASE_ACT_WAIT,	  /* sleep, or wait for events to arrive */
 	HCASE_ACT_SIGNAL, /* send a signal to a started component */
 	HCASE_ACT_STOP,	  /* SIGTERM (or nothing) and a bounded wait for exit */
+	HCASE_ACT_FEED,	  /* write a file to a started component's stdin pipe, or close it */
 	_HCASE_ACT_MAX
 };
 
@@ -91,6 +92,12 @@ struct hcase_step {
 	char *stdin_file; /* path relative to the source tree */
 	bool ready;	  /* wait for the ready byte (default: the profile decides) */
 	bool events_full; /* "events_sink": "full": {events} is a sink that fails every write */
+	bool stdin_pipe;  /* stdin is a pipe the harness keeps open for feed steps */
+	/* feed */
+	char *file;	  /* bytes to write (relative to the source tree), or NULL */
+	bool close_stdin; /* then close the pipe */
+	/* wait (with target): until the target's stdout has this many lines */
+	uint32_t stdout_lines;
 	/* driver */
 	char *op;	 /* driver operation, one of hcase_driver_ops */
 	json_t *op_args; /* validated against the op's key table */

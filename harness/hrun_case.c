@@ -55,6 +55,7 @@ struct proc {
 	char *out_path, *err_path, *ev_path, *rec_path;
 	char *out, *err, *ev, *rec; /* collected */
 	size_t out_len, err_len, ev_len, rec_len;
+	int stdin_w; /* write end of its stdin pipe ("stdin_pipe"), or -1 */
 };
 
 struct run {
@@ -329,6 +330,7 @@ struct spawn_opts {
 	char **argv;
 	int netns_fd; /* setns before exec; -1: stay */
 	const char *stdin_path;
+	int stdin_fd; /* a pipe's read end instead of stdin_path; -1: none */
 	const char *out_path;
 	const char *err_path;
 	int ready_wfd; /* dup'ed to READY_FD; -1: none */
@@ -364,7 +366,7 @@ static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 		/* Before close_range: the namespace fd is one of those it closes. */
 		if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
 			goto fail;
-		in = open(o->stdin_path ?: "/dev/null", O_RDONLY);
+		in = o->stdin_fd >= 0 ? o->stdin_fd : open(o->stdin_path ?: "/dev/null", O_RDONLY);
 		out = open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		err = open(o->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (in < 0 || out < 0 || err < 0)
@@ -939,13 +941,14 @@ static void step_start(struct run *r, const struct hcase_step *st)
 	char **argv = NULL;
 	char ready_s[8], cell_id[96];
 	struct proc *p = &r->procs[r->n_procs];
-	int rp[2] = { -1, -1 }, e;
+	int rp[2] = { -1, -1 }, ip[2] = { -1, -1 }, e;
 	const char *k;
 	json_t *v;
 
 	memset(p, 0, sizeof(*p));
 	p->st = st;
 	p->comp = st->component;
+	p->stdin_w = -1;
 	if (asprintf(&p->out_path, "%s/%s.stdout", r->dir, st->name) < 0 ||
 	    asprintf(&p->err_path, "%s/%s.stderr", r->dir, st->name) < 0 ||
 	    asprintf(&p->ev_path, "%s/%s.events.jsonl", r->dir, st->name) < 0 ||
@@ -981,12 +984,17 @@ static void step_start(struct run *r, const struct hcase_step *st)
 		verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
 		goto out;
 	}
+	if (st->stdin_pipe && pipe2(ip, O_CLOEXEC) < 0) {
+		verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
+		goto out;
+	}
 	{
 		/* The profile passes the netns as {netns}; one that does not gets it by setns. */
 		struct spawn_opts o = {
 			.argv = argv,
 			.netns_fd = argv_mentions(pc->argv, "{netns}") ? -1 : step_ns_fd(r, st),
 			.stdin_path = stdin_path,
+			.stdin_fd = ip[0],
 			.out_path = p->out_path,
 			.err_path = p->err_path,
 			.ready_wfd = rp[1],
@@ -997,6 +1005,10 @@ static void step_start(struct run *r, const struct hcase_step *st)
 	}
 	if (rp[1] >= 0)
 		close(rp[1]);
+	if (ip[0] >= 0)
+		close(ip[0]);
+	/* Kept (close-on-exec) for the feed steps; closed at the latest with the case. */
+	p->stdin_w = ip[1];
 	if (e < 0) {
 		verdict(r, HREP_ERROR, "start %s: cannot execute %s: %s", st->name, argv[0],
 			util_errno_name(-e));
@@ -1128,6 +1140,7 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	_cleanup_free_ char *out = NULL, *errp = NULL, *data = NULL;
 	struct spawn_opts o = { .argv = st->argv,
 				.netns_fd = step_ns_fd(r, st),
+				.stdin_fd = -1,
 				.ready_wfd = -1,
 				.fault = r->j->fault };
 	pid_t pid;
@@ -1215,6 +1228,68 @@ static void step_wait(struct run *r, const struct hcase_step *st)
 	}
 }
 
+static void step_feed(struct run *r, const struct hcase_step *st)
+{
+	struct proc *p = find_proc(r, st->target);
+	_cleanup_free_ char *path = NULL, *data = NULL;
+	size_t len = 0;
+	int e;
+
+	if (!p || p->stdin_w < 0) {
+		verdict(r, HREP_ERROR, "feed %s: its stdin is not an open pipe", st->target);
+		return;
+	}
+	if (st->file) {
+		if (asprintf(&path, "%s/%s", r->ctx->srcdir, st->file) < 0)
+			return verdict(r, HREP_ERROR, "feed: out of memory");
+		data = slurp(path, &len);
+		if (!data)
+			return verdict(r, HREP_ERROR, "feed %s: cannot read %s", st->target, path);
+		/* A component that stopped reading is its own failure; the pipe must not stop us.
+		 */
+		signal(SIGPIPE, SIG_IGN);
+		e = util_write_all(p->stdin_w, data, len);
+		if (e < 0)
+			verdict(r, HREP_FAIL, "feed %s: write: %s", st->target,
+				util_errno_name(-e));
+	}
+	if (st->close_stdin) {
+		close(p->stdin_w);
+		p->stdin_w = -1;
+	}
+}
+
+static size_t file_lines(const char *path)
+{
+	size_t len, n = 0;
+	_cleanup_free_ char *buf = slurp(path, &len);
+
+	for (size_t i = 0; buf && i < len; i++)
+		n += buf[i] == '\n';
+	return n;
+}
+
+/* Until the target's stdout has N lines: output that does not come in time is a FAIL. */
+static void step_wait_lines(struct run *r, const struct hcase_step *st)
+{
+	struct proc *p = find_proc(r, st->target);
+	uint64_t t0 = now_ns(), until = t0 + (uint64_t)remaining_ms(r, st->timeout_ms) * 1000000;
+	size_t n = 0;
+
+	if (!p)
+		return verdict(r, HREP_ERROR, "wait: no started step %s", st->target);
+	while ((n = file_lines(p->out_path)) < st->stdout_lines) {
+		if (now_ns() >= until) {
+			verdict(r, HREP_FAIL,
+				"wait %s: %zu lines on stdout after %llu ms, expected %u",
+				st->target, n, (unsigned long long)((now_ns() - t0) / 1000000),
+				st->stdout_lines);
+			return;
+		}
+		usleep(2000);
+	}
+}
+
 static void run_steps(struct run *r)
 {
 	for (size_t i = 0; i < r->c->n_steps && r->status == HREP_PASS; i++) {
@@ -1233,7 +1308,13 @@ static void run_steps(struct run *r)
 			step_client(r, st);
 			break;
 		case HCASE_ACT_WAIT:
-			step_wait(r, st);
+			if (st->stdout_lines)
+				step_wait_lines(r, st);
+			else
+				step_wait(r, st);
+			break;
+		case HCASE_ACT_FEED:
+			step_feed(r, st);
 			break;
 		case HCASE_ACT_SIGNAL: {
 			struct proc *p = find_proc(r, st->target);
@@ -1674,6 +1755,8 @@ free:
 	for (size_t i = 0; i < r.n_procs; i++) {
 		struct proc *p = &r.procs[i];
 
+		if (p->stdin_w >= 0)
+			close(p->stdin_w);
 		free(p->out_path);
 		free(p->err_path);
 		free(p->ev_path);

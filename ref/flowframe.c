@@ -32,8 +32,12 @@ static uint64_t reader_take(struct reader *r, void *dst, uint64_t n)
 		if (r->pos == r->len) {
 			ssize_t k;
 
-			/* About to block: what is decoded so far goes out first (FLOW-FRM-009). */
-			fflush(r->out);
+			/*
+			 * About to block: what is decoded so far goes out first (FLOW-FRM-009;
+			 * decode.output_buffered is its negative control).
+			 */
+			if (!FAULT("decode.output_buffered"))
+				fflush(r->out);
 			do {
 				k = read(r->fd, r->buf, sizeof(r->buf));
 			} while (k < 0 && errno == EINTR);
