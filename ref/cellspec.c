@@ -158,7 +158,7 @@ static void pop(struct ctx *c, size_t old)
 	c->path[old] = '\0';
 }
 
-static int vfail(struct ctx *c, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int vfail(struct ctx *c, const char *fmt, va_list ap)
 {
 	int n = 0;
 

@@ -310,12 +310,15 @@ static bool lifecycle_ok(struct cellrun *r, const char *status, long long code)
 	if (!ASSERT_GE(n, 2))
 		return false;
 	last = json_object_get(json_array_get(r->events, n - 1), "data");
-	ok = ASSERT_TRUE(strcmp(ev_type(json_array_get(r->events, 0)), "cell_started") == 0) &
-	     ASSERT_TRUE(strcmp(ev_type(json_array_get(r->events, n - 1)), "cell_exited") == 0) &
-	     ASSERT_EQ(ev_count(r, "cell_started"), 1) & ASSERT_EQ(ev_count(r, "cell_exited"), 1) &
-	     ASSERT_TRUE(strcmp(str_of(last, "status"), status) == 0) &
-	     ASSERT_EQ(int_of(last, "exitCode"), code);
-	ok &= ASSERT_EQ(nstest_validate_events(r->ev_path), 0);
+	/* Every check runs (and reports) even after one failed. */
+	ok = ASSERT_TRUE(strcmp(ev_type(json_array_get(r->events, 0)), "cell_started") == 0);
+	ok = ASSERT_TRUE(strcmp(ev_type(json_array_get(r->events, n - 1)), "cell_exited") == 0) &&
+	     ok;
+	ok = ASSERT_EQ(ev_count(r, "cell_started"), 1) && ok;
+	ok = ASSERT_EQ(ev_count(r, "cell_exited"), 1) && ok;
+	ok = ASSERT_TRUE(strcmp(str_of(last, "status"), status) == 0) && ok;
+	ok = ASSERT_EQ(int_of(last, "exitCode"), code) && ok;
+	ok = ASSERT_EQ(nstest_validate_events(r->ev_path), 0) && ok;
 	if (!ok)
 		tap_diag("cell_exited status=%s exitCode=%lld", str_of(last, "status"),
 			 int_of(last, "exitCode"));

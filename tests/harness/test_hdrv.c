@@ -814,6 +814,7 @@ TEST(netns_workers_cached_by_inode_and_released)
 	/* Without release: once no path names the namespace, the driver lets it go. */
 	_cleanup_json_ json_t *p3 = call_ok(d, ns2, "ping", "{}", 2000);
 
+	ASSERT_TRUE(p3 != NULL);
 	ASSERT_TRUE(pins_netns(hdrv_pid(d), st.st_ino));
 	close(TAKE_FD(dup_ns));
 	close(TAKE_FD(t.cell_ns));
