@@ -659,8 +659,11 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 				char pv[HJSON_PATH_MAX];
 
 				hjson_path_key(pv, pk, key);
-				if (!json_is_string(val))
-					return hjson_fail(v->err, pv, "expected a string");
+				/* An object is written to a file whose path fills the
+				 * placeholder (an inline cell spec). */
+				if (!json_is_string(val) && !json_is_object(val))
+					return hjson_fail(v->err, pv,
+							  "expected a string or an object");
 			}
 			json_incref(s->vars);
 		}

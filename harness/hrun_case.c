@@ -932,6 +932,100 @@ static bool argv_mentions(char **argv, const char *ph)
 	return false;
 }
 
+/*
+ * Runner placeholders a start step's args and a client's argv may use besides the profile's:
+ * {probe} (the harness's in-cell probe, next to this binary), {case_dir} (the case's temp dir,
+ * e.g. for a supervisor's --state-dir) and {host_ns} ("net:INO,mnt:INO,...": the namespaces a
+ * process started by the step is in, for the probe's ns= command).
+ */
+static char *probe_path(void)
+{
+	char exe[4096], *slash, *p = NULL;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if (asprintf(&p, "%s/cellcheck-probe", exe) < 0)
+		return NULL;
+	return p;
+}
+
+static char *host_ns(struct run *r, const struct hcase_step *st)
+{
+	static const char *const names[] = { "mnt", "pid", "uts", "ipc", "user", "cgroup" };
+	int nfd = step_ns_fd(r, st);
+	struct stat sb;
+	char buf[512];
+	size_t o;
+
+	if (nfd >= 0 ? fstat(nfd, &sb) : stat("/proc/self/ns/net", &sb))
+		return NULL;
+	o = (size_t)snprintf(buf, sizeof(buf), "net:%lu", (unsigned long)sb.st_ino);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", names[i]);
+		if (stat(path, &sb) == 0 && o < sizeof(buf))
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, ",%s:%lu", names[i],
+					      (unsigned long)sb.st_ino);
+	}
+	return strdup(buf);
+}
+
+/* Replace the runner placeholders in one word; the caller frees. */
+static char *expand_word(const char *w, const char *const *names, const char *const *values,
+			 size_t n)
+{
+	char *out = strdup(w);
+
+	for (size_t i = 0; out && i < n; i++) {
+		char ph[32], *at;
+
+		snprintf(ph, sizeof(ph), "{%s}", names[i]);
+		while (out && values[i] && (at = strstr(out, ph))) {
+			char *nw = NULL;
+
+			if (asprintf(&nw, "%.*s%s%s", (int)(at - out), out, values[i],
+				     at + strlen(ph)) < 0)
+				nw = NULL;
+			free(out);
+			out = nw;
+		}
+	}
+	return out;
+}
+
+/*
+ * A start step's "vars" value that is an object (an inline cell spec) is written to
+ * CASE_DIR/STEP.VAR.json and the placeholder names that file; the supervisor's "spec" given as
+ * a relative path is relative to the source tree.
+ */
+static char *var_value(struct run *r, const struct hcase_step *st, const char *k, json_t *v)
+{
+	char *p = NULL;
+
+	if (json_is_object(v)) {
+		if (asprintf(&p, "%s/%s.%s.json", r->dir, st->name, k) < 0)
+			return NULL;
+		if (json_dump_file(v, p, JSON_COMPACT) < 0) {
+			free(p);
+			return NULL;
+		}
+		return p;
+	}
+	if (st->component == HCASE_SUPERVISOR && strcmp(k, "spec") == 0 &&
+	    json_string_value(v)[0] != '/') {
+		if (asprintf(&p, "%s/%s", r->ctx->srcdir, json_string_value(v)) < 0)
+			return NULL;
+		return p;
+	}
+	return strdup(json_string_value(v));
+}
+
 static void step_start(struct run *r, const struct hcase_step *st)
 {
 	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
@@ -944,6 +1038,8 @@ static void step_start(struct run *r, const struct hcase_step *st)
 	int rp[2] = { -1, -1 }, ip[2] = { -1, -1 }, e;
 	const char *k;
 	json_t *v;
+	char *owned[48] = { 0 };
+	size_t n_owned = 0;
 
 	memset(p, 0, sizeof(*p));
 	p->st = st;
@@ -959,8 +1055,25 @@ static void step_start(struct run *r, const struct hcase_step *st)
 	r->n_procs++;
 	snprintf(ready_s, sizeof(ready_s), "%d", READY_FD);
 	snprintf(cell_id, sizeof(cell_id), "cc-%s", r->c->id);
-	json_object_foreach(st->vars, k, v) if (json_is_string(v) && nv < ARRAY_SIZE(vars) - 8)
-		add_var(vars, &nv, k, json_string_value(v));
+	json_object_foreach(st->vars, k, v)
+	{
+		if (nv >= ARRAY_SIZE(vars) - 12 || n_owned >= ARRAY_SIZE(owned) - 4)
+			break;
+		owned[n_owned] = var_value(r, st, k, v);
+		if (!owned[n_owned]) {
+			verdict(r, HREP_ERROR, "start %s: vars.%s: cannot prepare its value",
+				st->name, k);
+			goto out;
+		}
+		add_var(vars, &nv, k, owned[n_owned++]);
+	}
+	owned[n_owned] = probe_path();
+	if (owned[n_owned])
+		add_var(vars, &nv, "probe", owned[n_owned++]);
+	owned[n_owned] = host_ns(r, st);
+	if (owned[n_owned])
+		add_var(vars, &nv, "host_ns", owned[n_owned++]);
+	add_var(vars, &nv, "case_dir", r->dir);
 	if (r->c->upstream && !json_object_get(st->vars, "upstream"))
 		add_var(vars, &nv, "upstream",
 			json_string_value(json_object_get(r->c->upstream, "listen")));
@@ -982,6 +1095,11 @@ static void step_start(struct run *r, const struct hcase_step *st)
 		goto out;
 	if (pc->ready_fd && st->ready && pipe2(rp, O_CLOEXEC) < 0) {
 		verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
+		goto out;
+	}
+	/* Not waited for: {ready_fd} still names an open fd (a sink), as the option demands. */
+	if (pc->ready_fd && !st->ready && (rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+		verdict(r, HREP_ERROR, "start %s: /dev/null: %s", st->name, util_errno_name(errno));
 		goto out;
 	}
 	if (st->stdin_pipe && pipe2(ip, O_CLOEXEC) < 0) {
@@ -1042,6 +1160,8 @@ out:
 	if (rp[0] >= 0)
 		close(rp[0]);
 	hjson_strv_free(argv);
+	for (size_t i = 0; i < n_owned; i++)
+		free(owned[i]);
 }
 
 static void step_stop(struct run *r, const struct hcase_step *st)
@@ -1137,8 +1257,13 @@ static void step_driver(struct run *r, const struct hcase_step *st)
 
 static void step_client(struct run *r, const struct hcase_step *st)
 {
-	_cleanup_free_ char *out = NULL, *errp = NULL, *data = NULL;
-	struct spawn_opts o = { .argv = st->argv,
+	_cleanup_free_ char *out = NULL, *errp = NULL, *data = NULL, *probe = probe_path(),
+			    *hns = host_ns(r, st);
+	const char *const names[] = { "probe", "case_dir", "host_ns" };
+	const char *const values[] = { probe, r->dir, hns };
+	size_t argc = 0;
+	char **argv;
+	struct spawn_opts o = { .argv = NULL,
 				.netns_fd = step_ns_fd(r, st),
 				.stdin_fd = -1,
 				.ready_wfd = -1,
@@ -1148,12 +1273,21 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	size_t len;
 	const char *nm = st->name ?: "client";
 
-	if (asprintf(&out, "%s/%s.%zu.stdout", r->dir, nm, r->n_resps) < 0 ||
-	    asprintf(&errp, "%s/%s.%zu.stderr", r->dir, nm, r->n_resps) < 0)
+	while (st->argv[argc])
+		argc++;
+	argv = calloc(argc + 1, sizeof(*argv));
+	for (size_t i = 0; argv && i < argc; i++)
+		argv[i] = expand_word(st->argv[i], names, values, ARRAY_SIZE(names));
+	o.argv = argv;
+	if (!argv || asprintf(&out, "%s/%s.%zu.stdout", r->dir, nm, r->n_resps) < 0 ||
+	    asprintf(&errp, "%s/%s.%zu.stderr", r->dir, nm, r->n_resps) < 0) {
+		hjson_strv_free(argv);
 		return;
+	}
 	o.out_path = out;
 	o.err_path = errp;
 	e = spawn(r, &o, &pid);
+	hjson_strv_free(argv);
 	if (e < 0) {
 		verdict(r, HREP_ERROR, "client %s: cannot execute %s: %s", nm, st->argv[0],
 			util_errno_name(-e));
@@ -1599,6 +1733,79 @@ static void set_num_var(json_t *vars, const char *k, uint64_t v)
 	json_object_set_new(vars, k, json_string(buf));
 }
 
+/*
+ * Probe lines on a start step's stdout become variables for matchers: every integer member of
+ * the first line of each probe command, as "probe.STEP.CMD.MEMBER" (the e2e cases bound a
+ * flow's firstSeenNs by the time the probe's resolution returned).
+ */
+static void probe_vars(json_t *vars, const struct hobs_proc *op, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *s = op[i].out, *end = s + op[i].out_len;
+
+		while (s && s < end && op[i].name) {
+			const char *nl = memchr(s, '\n', (size_t)(end - s));
+			size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
+			json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+			const char *cmd = json_string_value(json_object_get(j, "probe")), *k;
+			json_t *v;
+
+			json_object_foreach(cmd ? j : NULL, k, v)
+			{
+				char name[256];
+
+				if (!json_is_integer(v) || json_integer_value(v) < 0)
+					continue;
+				snprintf(name, sizeof(name), "probe.%s.%s.%s", op[i].name, cmd, k);
+				if (!json_object_get(vars, name))
+					set_num_var(vars, name, (uint64_t)json_integer_value(v));
+			}
+			json_decref(j);
+			s = nl ? nl + 1 : end;
+		}
+	}
+}
+
+/*
+ * "events.STEP.TYPE": how many events of TYPE (the last dotted part of the CloudEvents type)
+ * a start step's stream holds, so that one count can bound another (a summary's
+ * uniqueFlowCount equals the number of network_flow_decision events relayed with it).
+ */
+static void event_count_vars(json_t *vars, const struct hobs_proc *op, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *s = op[i].events, *end = s ? s + op[i].events_len : NULL;
+		json_t *counts = json_object(), *v;
+		const char *k;
+
+		while (counts && s && s < end && op[i].name) {
+			const char *nl = memchr(s, '\n', (size_t)(end - s));
+			size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
+			json_t *j = json_loadb(s, len, 0, NULL);
+			const char *t = json_string_value(json_object_get(j, "type")), *dot;
+
+			if (t) {
+				dot = strrchr(t, '.');
+				dot = dot ? dot + 1 : t;
+				json_object_set_new(counts, dot,
+						    json_integer(json_integer_value(json_object_get(
+									 counts, dot)) +
+								 1));
+			}
+			json_decref(j);
+			s = nl ? nl + 1 : end;
+		}
+		json_object_foreach(counts, k, v)
+		{
+			char name[256];
+
+			snprintf(name, sizeof(name), "events.%s.%s", op[i].name, k);
+			set_num_var(vars, name, (uint64_t)json_integer_value(v));
+		}
+		json_decref(counts);
+	}
+}
+
 int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const struct hrun_job *j,
 		   struct hrun_result *ret)
 {
@@ -1679,6 +1886,10 @@ end:
 		verdict(&r, HREP_ERROR, "out of memory");
 	else
 		collect(&r, op);
+	if (op) {
+		probe_vars(r.vars, op, r.n_procs);
+		event_count_vars(r.vars, op, r.n_procs);
+	}
 
 	if (r.status == HREP_PASS) {
 		struct hobs o = { .procs = op,

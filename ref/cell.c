@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "util.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -150,9 +151,10 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 				_exit(126);
 		}
 	}
-	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+	if (c->hostname && !FAULT("sup.hostname_skipped") &&
+	    sethostname(c->hostname, strlen(c->hostname)) < 0)
 		child_fatal(CELL_STEP_HOSTNAME, errno);
-	for (size_t i = 0; i < c->n_rlimits; i++) {
+	for (size_t i = 0; i < c->n_rlimits && !FAULT("sup.rlimits_skipped"); i++) {
 		struct rlimit rl = { .rlim_cur = c->rlimits[i].soft,
 				     .rlim_max = c->rlimits[i].hard };
 
@@ -163,11 +165,14 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	if (c->stdout_to_stderr && dup2(2, 1) < 0)
 		child_fatal(CELL_STEP_CLOSE_FDS, errno);
 	child_close_fds(report_fd);
+	/* A descriptor the workload inherits besides 0, 1, 2. */
+	if (FAULT("sup.fd_leak") && fcntl(0, F_DUPFD, 5) < 0)
+		child_fatal(CELL_STEP_CLOSE_FDS, errno);
 	if (setsid() < 0)
 		child_fatal(CELL_STEP_SETSID, errno);
 
 	/* Bounding set first: dropping it needs CAP_SETPCAP, which the identity change ends. */
-	for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+	for (int cap = 0; cap <= c->cap_last && cap < 64 && !FAULT("sup.bounding_kept"); cap++) {
 		if (!((c->cap_keep >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
 		    errno != EINVAL)
 			child_fatal(CELL_STEP_CAP_BOUND, errno);
@@ -181,12 +186,14 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	 */
 	if (!keep_ids && !(c->ns_flags & CLONE_NEWUSER) && syscall(SYS_setgroups, 0, NULL) < 0)
 		child_fatal(CELL_STEP_IDENTITY, errno);
-	if (!keep_ids && (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 ||
-			  syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0))
+	if (!keep_ids &&
+	    ((!FAULT("sup.gid_not_set") && syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0) ||
+	     syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0))
 		child_fatal(CELL_STEP_IDENTITY, errno);
 	if (child_caps(c) < 0)
 		child_fatal(CELL_STEP_CAPS, errno);
-	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	if (c->no_new_privs && !FAULT("sup.nnp_skipped") &&
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fatal(CELL_STEP_NO_NEW_PRIVS, errno);
 
 	execvpe(c->argv[0], c->argv, c->envp);
@@ -330,6 +337,8 @@ int cell_file_mount(const char *name, const char *text)
 	if (err)
 		return err;
 	tree = open_tree(mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (FAULT("sup.resolv_writable"))
+		ro.attr_set = 0;
 	if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
 		return -errno;
 	return TAKE_FD(tree);

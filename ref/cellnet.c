@@ -128,9 +128,11 @@ static int undo_bridge(struct cellnet *cn, const struct op *op)
 	/* Someone replaced or re-labelled it: no longer ours to delete. */
 	if (strcmp(br.kind, "bridge") != 0 || strcmp(br.alias, CELLNET_BRIDGE_ALIAS) != 0)
 		return 0;
-	r = netcfg_bridge_ports(cn->host, op->ifindex);
+	r = FAULT("sup.bridge_removed_with_ports") ? 0 : netcfg_bridge_ports(cn->host, op->ifindex);
 	if (r != 0)
 		return r < 0 ? r : 0; /* other cells joined it: it stays, for them */
+	if (FAULT("sup.bridge_left")) /* an empty bridge this run made outlives it */
+		return 0;
 	r = netcfg_link_del_index(cn->host, op->ifindex);
 	return r == -ENODEV ? 0 : r;
 }
@@ -268,7 +270,7 @@ static int step_veth(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 		.name = cfg->host_if,
 		.peer = cfg->cell_if,
 		.peer_netns_fd = cell_netns_fd,
-		.mtu = cfg->mtu,
+		.mtu = FAULT("sup.mtu_ignored") ? 1500 : cfg->mtu,
 		.alias = cfg->alias,
 		.mac = cn->host_mac,
 	};
@@ -344,7 +346,8 @@ static int step_host_neigh(struct cellnet *cn, const struct cellnet_cfg *cfg)
 	if (r == -EEXIST) {
 		/* A learnt entry (stale, incomplete) we may replace; a static one is someone's. */
 		r = netcfg_neigh_get(cn->host, ifindex, cfg->cell_ip, &n);
-		if (r == 0 && (n.state & (NUD_PERMANENT | NUD_NOARP)))
+		if (r == 0 && (n.state & (NUD_PERMANENT | NUD_NOARP)) &&
+		    !FAULT("sup.neigh_replace"))
 			return -EEXIST;
 		if (r == 0 || r == -ENOENT)
 			r = netcfg_neigh_add(cn->host, ifindex, cfg->cell_ip, cn->cell_mac);
@@ -421,7 +424,7 @@ static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 			  on_veth(cn, step,
 				  netcfg_addr_add(cn->host, cn->host_ifindex, cfg->gateway, 32));
 	r = r ?: STEP("host_up") ?: on_veth(cn, step, netcfg_link_set_up(cn->host, cn->host_ifindex));
-	if (!bridge)
+	if (!bridge && !FAULT("sup.routed_no_host_route"))
 		r = r ?: STEP("host_route") ?:
 			  on_veth(cn, step, netcfg_route_add(cn->host, &host_route));
 	r = r ?: STEP("cell_lo_up") ?: step_cell_lo_up(cn);

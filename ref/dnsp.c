@@ -207,7 +207,10 @@ static void report(struct dnsp *p, enum dnsp_transport t, const struct sockaddr_
 		   uint64_t recv_rt, uint32_t mismatches)
 {
 	struct dnsp_result r = {
-		.transport = t,
+		/* dns.event_transport_swapped: the negative control of DNS-EVT-004. */
+		.transport = FAULT("dns.event_transport_swapped")
+				     ? (t == DNSP_UDP ? DNSP_TCP : DNSP_UDP)
+				     : t,
 		.client = (const struct sockaddr *)client,
 		.client_len = client_len,
 		.qname = qname,
@@ -222,7 +225,8 @@ static void report(struct dnsp *p, enum dnsp_transport t, const struct sockaddr_
 	};
 
 	p->st.queries++;
-	if (t == DNSP_UDP)
+	/* dns.stats_tcp_as_udp: the negative control of DNS-EVT-011/012. */
+	if (t == DNSP_UDP || FAULT("dns.stats_tcp_as_udp"))
 		p->st.udp_queries++;
 	else
 		p->st.tcp_queries++;
@@ -320,8 +324,10 @@ static void conn_flush(struct dnsp *p, struct conn *c)
 static bool conn_send(struct dnsp *p, struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t need = c->wlen + 2 + len;
+	/* dns.tcp_overflow_unbounded: the negative control of DNS-TCP-010. */
+	bool bounded = !FAULT("dns.tcp_overflow_unbounded");
 
-	if (c->wlen - c->woff + 2 + len > TCP_WBUF_MAX + 2 + REPLY_MAX) {
+	if (bounded && c->wlen - c->woff + 2 + len > TCP_WBUF_MAX + 2 + REPLY_MAX) {
 		p->st.tcp_overflow++;
 		conn_close(p, c);
 		return false;
@@ -351,7 +357,7 @@ static bool conn_send(struct dnsp *p, struct conn *c, const uint8_t *data, size_
 	c->wlen += 2 + len;
 	conn_flush(p, c);
 	/* A client that reads nothing while answers pile up is cut off (SPEC DNS limits). */
-	if (c->wlen - c->woff > TCP_WBUF_MAX) {
+	if (bounded && c->wlen - c->woff > TCP_WBUF_MAX) {
 		p->st.tcp_overflow++;
 		conn_close(p, c);
 		return false;
@@ -399,7 +405,8 @@ static struct query *query_alloc(struct dnsp *p)
 	if (q) {
 		p->free_list = q->next;
 	} else {
-		if (p->allocated >= p->c.max_inflight)
+		/* dns.max_inflight_ignored: the negative control of DNS-FWD-011. */
+		if (p->allocated >= p->c.max_inflight && !FAULT("dns.max_inflight_ignored"))
 			return NULL;
 		q = malloc(sizeof(*q)); /* at most max_inflight, then recycled */
 		if (!q)
@@ -652,7 +659,9 @@ static void forward(struct dnsp *p, struct query *q)
 	q->txid = rnd_u16();
 	dnswire_put16(q->msg + 2, q->txid);
 	dnswire_put16(q->msg, q->qlen);
-	q->deadline = q->recv_mono + ms_to_ns(p->c.timeout_ms);
+	/* dns.timeout_doubled: the negative control of DNS-FWD-009. */
+	q->deadline =
+		q->recv_mono + ms_to_ns(p->c.timeout_ms) * (FAULT("dns.timeout_doubled") ? 2 : 1);
 	list_append(p, q);
 	p->inflight++;
 	if (q->transport == DNSP_TCP) {
@@ -770,7 +779,8 @@ static void pool_errors(struct dnsp *p, struct upsock *us)
 		if (n < 2)
 			continue;
 		q = map_get(p, map_key(us, dnswire_get16(quoted)));
-		if (q)
+		/* dns.icmp_ignored: the negative control of DNS-FWD-010 (the error is drained). */
+		if (q && !FAULT("dns.icmp_ignored"))
 			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
 	}
 }
@@ -819,7 +829,8 @@ static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
 			/* Forged or stray: never relayed; its query waits for the real one. */
 			p->st.upstream_mismatch++;
 			if (q) {
-				q->mismatches++;
+				/* dns.mismatch_uncounted: negative control of DNS-EVT-008. */
+				q->mismatches += !FAULT("dns.mismatch_uncounted");
 				continue;
 			}
 			/*
@@ -833,7 +844,7 @@ static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
 				if (len >= DNSWIRE_HDR_LEN + ql &&
 				    memcmp(p->rep_buf[i] + DNSWIRE_HDR_LEN,
 					   o->msg + 2 + DNSWIRE_HDR_LEN, ql) == 0)
-					o->mismatches++;
+					o->mismatches += !FAULT("dns.mismatch_uncounted");
 			}
 		}
 		if (n < REPLY_BATCH)
@@ -1074,6 +1085,9 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 			if (!p->conns[slot] || !p->conns[slot]->used)
 				break;
 		}
+		/* dns.tcp_over_limit_kept_open: negative control of DNS-TCP-009 (fd leaked). */
+		if (slot == p->c.tcp_max_conns && FAULT("dns.tcp_over_limit_kept_open"))
+			continue;
 		if (slot == p->c.tcp_max_conns) {
 			/* Over the limit: accepted and closed at once, so the client learns now. */
 			p->st.tcp_rejected++;
@@ -1115,7 +1129,9 @@ static bool frame_ready(const struct conn *c)
 
 static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now_rt)
 {
-	while (c->used && !c->draining && !p->stopping && c->inflight < p->c.tcp_max_inflight) {
+	/* dns.tcp_max_inflight_ignored: the negative control of DNS-TCP-005. */
+	while (c->used && !c->draining && !p->stopping &&
+	       (c->inflight < p->c.tcp_max_inflight || FAULT("dns.tcp_max_inflight_ignored"))) {
 		ssize_t n;
 		uint16_t flen;
 
@@ -1140,7 +1156,13 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 					return;
 				memmove(c->rbuf, c->rbuf + 2 + flen, c->rlen - 2u - flen);
 				c->rlen -= 2u + flen;
-				if (c->total >= p->c.tcp_max_queries)
+				/* dns.tcp_one_frame_per_read: negative control of DNS-TCP-001/004.
+				 */
+				if (FAULT("dns.tcp_one_frame_per_read"))
+					c->rlen = 0;
+				/* dns.tcp_max_queries_ignored: negative control of DNS-TCP-006. */
+				if (c->total >= p->c.tcp_max_queries &&
+				    !FAULT("dns.tcp_max_queries_ignored"))
 					c->draining = true;
 				continue;
 			}
@@ -1149,12 +1171,26 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 			break;
 		n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			int e = errno;
+
+			/* dns.tcp_partial_discarded: the negative control of DNS-TCP-001. */
+			if (e == EAGAIN && FAULT("dns.tcp_partial_discarded"))
+				c->rlen = 0;
+			/* dns.tcp_stall_blocks: waits for the rest of a frame (DNS-TCP-011). */
+			if (e == EAGAIN && c->rlen && FAULT("dns.tcp_stall_blocks"))
+				(void)poll(&(struct pollfd){ .fd = c->fd, .events = POLLIN }, 1,
+					   1000);
+			if (e == EAGAIN || e == EINTR)
 				break;
 			c->eof = true;
 			break;
 		}
 		if (n == 0) {
+			/* dns.tcp_eof_close: the negative control of DNS-TCP-007. */
+			if (FAULT("dns.tcp_eof_close")) {
+				conn_close(p, c);
+				return;
+			}
 			c->eof = true; /* half-close: answer what was asked, then close */
 			continue;
 		}
@@ -1194,6 +1230,9 @@ static void idle_check(struct dnsp *p, uint64_t now)
 {
 	uint64_t idle = ms_to_ns(p->c.tcp_idle_ms);
 
+	/* dns.tcp_idle_ignored: the negative control of DNS-TCP-008. */
+	if (FAULT("dns.tcp_idle_ignored"))
+		return;
 	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
 		struct conn *c = p->conns[i];
 
@@ -1394,6 +1433,11 @@ static void begin_stop(struct dnsp *p, uint64_t now)
 		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->c.stop_fd, NULL);
 	for (struct query *q = p->head; q; q = q->next)
 		q->in_shutdown = true;
+	/* dns.shutdown_abandons: no grace period (the negative control of DNS-SHD-003). */
+	while (p->head && FAULT("dns.shutdown_abandons")) {
+		p->st.abandoned_in_shutdown++;
+		query_fail(p, p->head, DNSP_UPSTREAM_TIMEOUT);
+	}
 	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
 		if (p->conns[i] && p->conns[i]->used)
 			conn_update(p, p->conns[i]);

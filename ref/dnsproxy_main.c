@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "dnswire.h"
 #include "evt.h"
 #include "evtq.h"
+#include "fault.h"
 #include "jw.h"
 #include "netcfg.h"
 #include "util.h"
@@ -223,7 +225,8 @@ static int fail(struct proxy *x, const char *stage, const char *object, int err,
 	jw_obj_close(&x->data);
 	queue_event(x, "dns_proxy_failed");
 	evtq_flush(x->q);
-	return code;
+	/* dns.start_exit1: every start failure exits 1, whatever its cause. */
+	return FAULT("dns.start_exit1") ? CELLREF_EXIT_FAILURE : code;
 }
 
 static void emit_degraded(struct proxy *x, int err)
@@ -315,6 +318,85 @@ static void emit_stats(struct proxy *x, const struct dnsp_stats *st)
 	evtq_flush(x->q);
 }
 
+/* A socket of this type and an IPv4/IPv6 family, bound to a non-zero port; its address. */
+static int inherited_socket(int fd, int type, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	int t = 0, fam = 0;
+	socklen_t l = sizeof(t);
+	uint16_t port;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l) < 0)
+		return -errno;
+	l = sizeof(fam);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &fam, &l) < 0)
+		return -errno;
+	if (t != type || (fam != AF_INET && fam != AF_INET6))
+		return -EPROTOTYPE;
+	*ret_len = sizeof(*ret);
+	memset(ret, 0, sizeof(*ret));
+	if (getsockname(fd, (struct sockaddr *)ret, ret_len) < 0)
+		return -errno;
+	port = ret->ss_family == AF_INET ? ((struct sockaddr_in *)ret)->sin_port
+					 : ((struct sockaddr_in6 *)ret)->sin6_port;
+	return port ? 0 : -EDESTADDRREQ;
+}
+
+/* Same family, address and port. */
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port && a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	return a6->sin6_port == b6->sin6_port &&
+	       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+}
+
+/*
+ * DNS-CLI-003: unusable descriptors are usage errors, found before the sink exists so that no
+ * event is written. Prints why; -EINVAL.
+ */
+static int check_fds(struct proxy *x)
+{
+	struct sockaddr_storage ua, ta;
+	socklen_t ul, tl;
+	int err;
+
+	/* dns.inherited_fd_unchecked: the descriptors are used as given. */
+	if (FAULT("dns.inherited_fd_unchecked"))
+		return 0;
+	if (x->ready_fd >= 0 && fcntl(x->ready_fd, F_GETFD) < 0) {
+		fprintf(stderr, "cellref: dns-proxy: --ready-fd %d: not an open file descriptor\n",
+			x->ready_fd);
+		return -EINVAL;
+	}
+	if (x->cfg.udp_fd < 0)
+		return 0;
+	err = inherited_socket(x->cfg.udp_fd, SOCK_DGRAM, &ua, &ul);
+	if (err) {
+		fprintf(stderr, "cellref: dns-proxy: --udp-fd %d: not a bound UDP socket: %s\n",
+			x->cfg.udp_fd, util_errno_name(err));
+		return -EINVAL;
+	}
+	if (x->cfg.tcp_fd >= 0 &&
+	    (inherited_socket(x->cfg.tcp_fd, SOCK_STREAM, &ta, &tl) < 0 || !same_addr(&ua, &ta))) {
+		fprintf(stderr,
+			"cellref: dns-proxy: --tcp-fd %d: not a TCP socket bound to the address of "
+			"--udp-fd\n",
+			x->cfg.tcp_fd);
+		return -EINVAL;
+	}
+	if (x->listen_text && !same_addr(&ua, &x->cfg.listen)) {
+		fprintf(stderr, "cellref: dns-proxy: --listen %s: not the address of --udp-fd\n",
+			x->listen_text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* After binding: no way back to privileges (SPEC DNS placement). */
 static int drop_privileges(struct proxy *x)
 {
@@ -331,8 +413,14 @@ static void *proxy_thread(void *arg)
 {
 	struct proxy *x = arg;
 	_cleanup_(dnsp_freep) struct dnsp *p = NULL;
-	int err, tcp_err;
+	int err = 0, tcp_err = 0;
 
+	/*
+	 * dns.listen_main_netns: the listeners are bound in the netns the proxy started in
+	 * whenever the listen address exists there; only else in --netns.
+	 */
+	if (FAULT("dns.listen_main_netns") && dnsp_new(&x->cfg, &p, &tcp_err) < 0)
+		p = NULL;
 	if (x->netns_fd >= 0) {
 		err = netcfg_enter_netns(x->netns_fd);
 		if (err) {
@@ -343,7 +431,8 @@ static void *proxy_thread(void *arg)
 			return NULL;
 		}
 	}
-	err = dnsp_new(&x->cfg, &p, &tcp_err);
+	if (!p)
+		err = dnsp_new(&x->cfg, &p, &tcp_err);
 	if (err) {
 		int code = err == -EACCES || err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_BIND;
 
@@ -377,6 +466,11 @@ static void *proxy_thread(void *arg)
 static int parse_num(const char *opt, const char *v, unsigned long long min, unsigned long long max,
 		     unsigned long long *ret)
 {
+	/* dns.cli_lenient: a value out of range is clamped into it. */
+	if (FAULT("dns.cli_lenient") && util_parse_u64(v, 0, ULLONG_MAX, ret) == 0) {
+		*ret = *ret < min ? min : *ret > max ? max : *ret;
+		return 0;
+	}
 	if (util_parse_u64(v, min, max, ret) < 0) {
 		fprintf(stderr, "cellref: dns-proxy: %s '%s': expected an integer in %llu..%llu\n",
 			opt, v, min, max);
@@ -446,12 +540,21 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	unsigned long long v, g;
+	unsigned long long v, g, seen = 0;
 	char *colon;
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		err = 0;
+		/* Every option but --allow at most once (DNS-CLI-001). */
+		if (c >= O_LISTEN && c != O_ALLOW) {
+			if ((seen & (1ull << (c - O_LISTEN))) && !FAULT("dns.cli_lenient")) {
+				fprintf(stderr, "cellref: dns-proxy: %s given twice\n",
+					argv[optind - 1]);
+				return -EINVAL;
+			}
+			seen |= 1ull << (c - O_LISTEN);
+		}
 		switch (c) {
 		case O_LISTEN:
 			x->listen_text = optarg;
@@ -517,7 +620,7 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 			} else {
 				*colon = '\0';
 				err = parse_num("--user", optarg, 1, 0xFFFFFFFEu, &v);
-				err = err ?: parse_num("--user", colon + 1, 1, 0xFFFFFFFEu, &g);
+				err = err ?: parse_num("--user", colon + 1, 0, 0xFFFFFFFEu, &g);
 				*colon = ':';
 				x->uid = (uid_t)v;
 				x->gid = (gid_t)g;
@@ -533,11 +636,11 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 					    &x->cfg.tcp_idle_ms);
 			break;
 		case O_MAXCONNS:
-			err = parse_u32_opt("--tcp-max-conns", optarg, 1, 65536,
+			err = parse_u32_opt("--tcp-max-conns", optarg, 1, 65535,
 					    &x->cfg.tcp_max_conns);
 			break;
 		case O_MAXQ:
-			err = parse_u32_opt("--tcp-max-queries", optarg, 1, 1u << 30,
+			err = parse_u32_opt("--tcp-max-queries", optarg, 1, 0xFFFFFFFFu,
 					    &x->cfg.tcp_max_queries);
 			break;
 		case O_TCPINFL:
@@ -564,13 +667,15 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 			usage(stdout);
 			exit(CELLREF_EXIT_OK);
 		default:
+			if (FAULT("dns.cli_lenient"))
+				continue;
 			usage(stderr);
 			return -EINVAL;
 		}
 		if (err)
 			return -EINVAL;
 	}
-	if (optind != argc) {
+	if (optind != argc && !FAULT("dns.cli_lenient")) {
 		fprintf(stderr, "cellref: dns-proxy: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
@@ -634,6 +739,10 @@ int cellref_dnsproxy_main(int argc, char **argv)
 	if (!x.resolver_id)
 		x.resolver_id = x.upstream_text;
 
+	/* Usage errors like the others: exit 2 before the sink exists, so no event. */
+	if (check_fds(&x) < 0)
+		return CELLREF_EXIT_USAGE;
+
 	/* Inherited by every thread made from here on; setns and bind do not need it off. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		cellref_report("dns-proxy", "no_new_privs", -errno, NULL);
@@ -658,10 +767,7 @@ int cellref_dnsproxy_main(int argc, char **argv)
 		return CELLREF_EXIT_FAILURE;
 	}
 
-	if (x.ready_fd >= 0 && fcntl(x.ready_fd, F_GETFD) < 0)
-		err = fail(&x, "unknown", "--ready-fd", -errno, CELLREF_EXIT_USAGE,
-			   "not an open file descriptor");
-	else if (x.netns_path && (netns_fd = open(x.netns_path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (x.netns_path && (netns_fd = open(x.netns_path, O_RDONLY | O_CLOEXEC)) < 0)
 		err = fail(&x, "netns", x.netns_path, -errno,
 			   errno == EACCES || errno == EPERM ? CELLREF_EXIT_PERM
 							     : CELLREF_EXIT_NO_NETNS,

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "fault.h"
+
 #define FLAG_QR	    0x8000
 #define FLAG_RD	    0x0100
 #define OPCODE(f)   (((f) >> 11) & 0xF)
@@ -24,14 +26,18 @@ static size_t question_name(const uint8_t *msg, size_t len, size_t off)
 		l = msg[off];
 		if (l == 0)
 			break;
-		if (l > DNSWIRE_MAX_LABEL) /* 0x40/0x80 reserved, 0xC0 a pointer */
-			return 0;
+		/* dns.question_pointer: a pointer ends the question's name (as in a record). */
+		if (l >= 0xC0 && FAULT("dns.question_pointer"))
+			return off + 2 <= len ? off + 2 - start : 0;
+		/* dns.label_over_63: length bytes 0x40 to 0xBF are taken as label lengths. */
+		if (l > DNSWIRE_MAX_LABEL && !(l < 0xC0 && FAULT("dns.label_over_63")))
+			return 0; /* 0x40/0x80 reserved, 0xC0 a pointer */
 		off += 1u + l;
-		if (off - start >= DNSWIRE_MAX_NAME)
+		if (off - start >= DNSWIRE_MAX_NAME && !FAULT("dns.name_over_255"))
 			return 0;
 	}
 	off++;
-	return off - start <= DNSWIRE_MAX_NAME ? off - start : 0;
+	return off - start <= DNSWIRE_MAX_NAME || FAULT("dns.name_over_255") ? off - start : 0;
 }
 
 /*
@@ -58,7 +64,13 @@ static size_t rr_name(const uint8_t *msg, size_t len, size_t off)
 			target = (size_t)((l & 0x3F) << 8 | msg[pos + 1]);
 			if (!consumed)
 				consumed = pos + 2 - start;
-			if (target >= pos || ++hops > DNSWIRE_MAX_PTR_HOPS)
+			/* dns.pointer_unchecked: a pointer ends the name, its target unread. */
+			if (FAULT("dns.pointer_unchecked"))
+				return consumed;
+			/* dns.pointer_hops_unbounded: any number of (backward) pointers is
+			 * followed. */
+			if (target >= pos ||
+			    (++hops > DNSWIRE_MAX_PTR_HOPS && !FAULT("dns.pointer_hops_unbounded")))
 				return 0;
 			pos = target;
 			continue;
@@ -78,6 +90,7 @@ static size_t rr_name(const uint8_t *msg, size_t len, size_t off)
 enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct dnswire_query *q)
 {
 	uint16_t qd, an, ns, ar;
+	bool truncated = false;
 	size_t off, n;
 
 	memset(q, 0, sizeof(*q));
@@ -85,7 +98,7 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 		return DNSWIRE_DROP;
 	q->id = dnswire_get16(msg);
 	q->flags = dnswire_get16(msg + 2);
-	if (q->flags & FLAG_QR)
+	if ((q->flags & FLAG_QR) && !FAULT("dns.qr_accepted"))
 		return DNSWIRE_DROP; /* never answer a response: that is how loops start */
 	qd = dnswire_get16(msg + 4);
 	an = dnswire_get16(msg + 6);
@@ -94,7 +107,8 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 
 	/* The question comes first even for NOTIMP, so that it can be echoed. */
 	/* Only the first DNSWIRE_MAX_QUERY bytes are looked at, even of a larger message. */
-	if (qd == 1) {
+	/* dns.qdcount_unchecked: the first question is read whatever QDCOUNT says. */
+	if (qd == 1 || FAULT("dns.qdcount_unchecked")) {
 		size_t plen = len > DNSWIRE_MAX_QUERY ? DNSWIRE_MAX_QUERY : len;
 
 		n = question_name(msg, plen, DNSWIRE_HDR_LEN);
@@ -104,13 +118,24 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 			q->qclass = dnswire_get16(msg + DNSWIRE_HDR_LEN + n + 2);
 			q->has_question = true;
 		}
+		truncated = n && !q->has_question;
 	}
-	if (OPCODE(q->flags) != 0)
+	/* dns.counts_before_opcode: step 4 is checked before step 3. */
+	if (FAULT("dns.counts_before_opcode") && (qd != 1 || an != 0 || ns != 0)) {
+		q->has_question = false;
+		return DNSWIRE_BAD;
+	}
+	if (OPCODE(q->flags) != 0 && !FAULT("dns.opcode_ignored"))
 		return DNSWIRE_NOT_IMPL;
-	if (qd != 1 || an != 0 || ns != 0) {
+	if ((qd != 1 && !FAULT("dns.qdcount_unchecked")) || an != 0 || ns != 0) {
 		q->has_question = false; /* a malformed header: echo nothing */
 		return DNSWIRE_BAD;
 	}
+	/* dns.truncated_question_dropped: QTYPE or QCLASS cut short gets no response. */
+	if (truncated && FAULT("dns.truncated_question_dropped"))
+		return DNSWIRE_DROP;
+	if (q->has_question && len > DNSWIRE_MAX_QUERY && FAULT("dns.oversize_dropped"))
+		return DNSWIRE_DROP; /* the fault: no FORMERR for a message over 4096 bytes */
 	if (!q->has_question || len > DNSWIRE_MAX_QUERY)
 		return DNSWIRE_BAD; /* too large: FORMERR, echoing the question when it parsed */
 
@@ -129,8 +154,11 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 			return DNSWIRE_BAD;
 		off += rdlen;
 	}
-	if (off != len)
+	if (off != len && !FAULT("dns.trailing_accepted"))
 		return DNSWIRE_BAD; /* trailing garbage */
+	/* dns.z_bit_refused: a query with the reserved Z bit set gets FORMERR. */
+	if ((q->flags & 0x0040) && FAULT("dns.z_bit_refused"))
+		return DNSWIRE_BAD;
 	return DNSWIRE_QUERY;
 }
 
@@ -139,6 +167,10 @@ size_t dnswire_make_response(const uint8_t *msg, const struct dnswire_query *q, 
 {
 	size_t qlen = q->has_question ? dnswire_question_len(q) : 0;
 	uint16_t flags = (uint16_t)(FLAG_QR | (q->flags & (OPCODE_MASK | FLAG_RD)) | (rcode & 0xF));
+
+	/* dns.response_bits_copied: AA, TC, RA, Z, AD and CD of the query are kept too. */
+	if (FAULT("dns.response_bits_copied"))
+		flags |= q->flags & 0x06F0;
 
 	if (out_len < DNSWIRE_HDR_LEN + qlen)
 		return 0;

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "util.h"
 
 /*
@@ -58,9 +59,13 @@ static void *writer_main(void *arg)
 
 			memcpy(q->out, q->ring + at, first);
 			memcpy(q->out + first, q->ring, n - first);
-			if (util_write_all(q->fd, q->out, n) < 0)
+			if (util_write_all(q->fd, q->out, n) < 0) {
+				/* dns.sink_fatal: the negative control of DNS-EVT-015. */
+				if (FAULT("dns.sink_fatal"))
+					_exit(1);
 				__atomic_add_fetch(&q->dropped, count_lines(q->out, n),
 						   __ATOMIC_RELAXED);
+			}
 			pthread_mutex_lock(&q->lock);
 			__atomic_store_n(&q->tail, head, __ATOMIC_RELEASE);
 			pthread_cond_broadcast(&q->done);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
+
 void jw_init(struct jw *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -207,7 +209,11 @@ static void put_escaped(struct jw *w, const char *str, size_t n)
 		}
 		switch (cp) {
 		case '"':
-			jw_append(w, "\\\"", 2);
+			/* evt.json_quote_raw: the negative control of EVT-ENV-016. */
+			if (FAULT("evt.json_quote_raw"))
+				jw_append(w, "\"", 1);
+			else
+				jw_append(w, "\\\"", 2);
 			break;
 		case '\\':
 			jw_append(w, "\\\\", 2);

@@ -206,13 +206,15 @@ static int degraded(struct run *r, const char *step, int err, const char *what)
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err < 0 ? -err : err));
-	open_event(r);
-	jw_kv_str(&r->data, "step", step);
-	kv_err(&r->data, err);
-	jw_kv_str(&r->data, "message", msg);
-	jw_kv_bool(&r->data, "strict", r->spec->strict);
-	emit(r, "cell_degraded");
-	if (!r->spec->strict)
+	if (!FAULT("sup.degraded_silent")) {
+		open_event(r);
+		jw_kv_str(&r->data, "step", step);
+		kv_err(&r->data, err);
+		jw_kv_str(&r->data, "message", msg);
+		jw_kv_bool(&r->data, "strict", r->spec->strict);
+		emit(r, "cell_degraded");
+	}
+	if (!r->spec->strict || FAULT("sup.strict_ignored"))
 		return 0;
 	return setup_failed(r, step, step, err, CELLREF_EXIT_STRICT,
 			    "degradation is fatal in strict mode");
@@ -285,7 +287,8 @@ static bool relay_read(struct run *r, struct relay *rl)
 			peek_summary(r, p, (size_t)(e - p));
 			p = e + 1;
 		}
-		(void)evout_push(r->out, rl->buf, whole);
+		if (!(rl == &r->dns_relay && FAULT("sup.dns_not_relayed")))
+			(void)evout_push(r->out, rl->buf, whole);
 		memmove(rl->buf, rl->buf + whole, rl->len - whole);
 		rl->len -= whole;
 	}
@@ -300,6 +303,8 @@ static uint64_t us_since(uint64_t t0)
 
 static bool addr_in_use(void *ctx, uint32_t ip)
 {
+	if (FAULT("sup.lease_ignore_host_addr")) /* only other leases count */
+		return false;
 	return netcfg_addr_in_use(ctx, ip) > 0;
 }
 
@@ -780,7 +785,7 @@ static void on_report(void *ctx, const struct cell_report *rep)
 		jw_kv_str(&r->data, "message", strerror(rep->err));
 		emit(r, "cell_exec_failed");
 		r->status = "exec_failed";
-		r->exit_code = 127;
+		r->exit_code = FAULT("sup.exec_status") ? 126 : 127;
 		break;
 	default:
 		(void)setup_failed(r, step, step, -rep->err, CELLREF_EXIT_CELL_SETUP,
@@ -801,6 +806,8 @@ static int reap_stale(void *ctx, const struct lease *l)
 	return cellclean_lease(rc->nc, l, &rc->st);
 }
 
+extern char **environ;
+
 static char *const cell_env[] = {
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/",
 	"container=cellref", NULL
@@ -812,7 +819,7 @@ static int setup(struct run *r)
 	struct cell_child_cfg cc = {
 		.ns_flags = s->ns_flags,
 		.argv = r->cmd,
-		.envp = cell_env,
+		.envp = FAULT("sup.env_inherited") ? environ : cell_env,
 		.hostname = s->hostname[0] ? s->hostname : NULL,
 		.rlimits = s->rlimits,
 		.n_rlimits = s->n_rlimits,
@@ -822,7 +829,8 @@ static int setup(struct run *r)
 		.cap_last = cap_last(),
 		.no_new_privs = s->no_new_privs,
 		.strict = s->strict,
-		.stdout_to_stderr = r->events_path && strcmp(r->events_path, "-") == 0,
+		.stdout_to_stderr = r->events_path && strcmp(r->events_path, "-") == 0 &&
+				    !FAULT("sup.stdout_shared"),
 	};
 	char path[64];
 	int err;
@@ -875,6 +883,8 @@ static int setup(struct run *r)
 				    CELLREF_EXIT_CELL_SETUP, NULL);
 	cc.resolv_fd = r->resolv_fd;
 
+	if (FAULT("sup.ns_ipc_shared"))
+		cc.ns_flags &= ~(unsigned long)CLONE_NEWIPC;
 	err = cell_clone(&cc, &r->cell);
 	if (err)
 		return setup_failed(r, "clone", "clone3", err,
@@ -952,10 +962,13 @@ static void record_exit(struct run *r, const siginfo_t *si)
 	r->cell_alive = false;
 	if (r->status) /* exec failure or setup failure decided already */
 		return;
-	if (si->si_code == CLD_EXITED) {
+	if (si->si_code == CLD_EXITED || FAULT("sup.signal_as_exit")) {
 		r->status = "exited";
-		r->workload_status = si->si_status;
-		r->exit_code = si->si_status;
+		r->workload_status = si->si_status + (si->si_code == CLD_EXITED ? 0 : 128);
+		r->exit_code = r->workload_status;
+		/* The workload's own failure reported as the supervisor's success. */
+		if (FAULT("sup.exit_code_zero"))
+			r->exit_code = 0;
 	} else {
 		r->status = "signaled";
 		r->term_signal = si->si_status;
@@ -1020,7 +1033,8 @@ static int run_loop(struct run *r)
 				while (read(r->sigfd, &fsi, sizeof(fsi)) == sizeof(fsi)) {
 					int sig = (int)fsi.ssi_signo;
 
-					(void)cell_signal(&r->cell, sig);
+					if (!FAULT("sup.no_forward"))
+						(void)cell_signal(&r->cell, sig);
 					/* Stop signals get a grace period, then SIGKILL
 					 * (SUP-WAIT-003). */
 					if (!r->kill_at && sig != SIGUSR1 && sig != SIGUSR2)
@@ -1149,7 +1163,7 @@ static void emit_exited(struct run *r, uint64_t teardown_us)
 	if (r->t_exec && r->t_exit)
 		jw_kv_u64(w, "runMs", (r->t_exit - r->t_exec) / 1000000);
 	jw_kv_u64(w, "teardownUs", teardown_us);
-	if (r->unique_flows >= 0)
+	if (r->unique_flows >= 0 && !FAULT("sup.exited_no_flow_count"))
 		jw_kv_i64(w, "uniqueFlowCount", r->unique_flows);
 	jw_kv_u64(w, "relayTruncated", r->relay_truncated);
 	jw_kv_u64(w, "eventsDropped", evout_dropped(r->out));
@@ -1196,6 +1210,8 @@ static int parse_args(struct run *r, int argc, char **argv)
 			usage(stdout);
 			exit(CELLREF_EXIT_OK);
 		default:
+			if (FAULT("sup.usage_unknown_ignored"))
+				break;
 			usage(stderr);
 			return -EINVAL;
 		}
@@ -1258,13 +1274,16 @@ int cellref_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	jw_init(&r.data);
 	jw_init(&r.line);
-	if (parse_args(&r, argc, argv))
+	if (parse_args(&r, argc, argv)) {
+		run_free(&r);
 		return CELLREF_EXIT_USAGE;
+	}
 	r.state_dir = r.state_dir ?: getenv("CELLREF_STATE_DIR") ?: STATE_DIR_DEFAULT;
 	err = cellspec_load(r.spec_path, &r.spec, err_text, sizeof(err_text));
 	if (err) {
 		cellref_report("run", r.spec_path, err, "%s", err_text);
-		return CELLREF_EXIT_USAGE;
+		run_free(&r);
+		return FAULT("sup.spec_exit1") ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_USAGE;
 	}
 	if (r.spec->run_id[0]) {
 		snprintf(r.run_id, sizeof(r.run_id), "%s", r.spec->run_id);
