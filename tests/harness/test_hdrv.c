@@ -818,7 +818,7 @@ TEST(netns_workers_cached_by_inode_and_released)
 	ASSERT_TRUE(pins_netns(hdrv_pid(d), st.st_ino));
 	close(TAKE_FD(dup_ns));
 	close(TAKE_FD(t.cell_ns));
-	for (int i = 0; i < 40 && pins_netns(hdrv_pid(d), st.st_ino); i++)
+	for (int i = 0; i < 200 && pins_netns(hdrv_pid(d), st.st_ino); i++)
 		usleep(25 * 1000);
 	ASSERT_FALSE(pins_netns(hdrv_pid(d), st.st_ino));
 }
