@@ -46,6 +46,8 @@ struct proxy {
 	const char *resolver_id;
 	char run_id[EVT_ID_LEN];
 	int ready_fd;
+	int pdeath;   /* the main thread's parent-death signal (threads start without one) */
+	pid_t parent; /* the parent it is about */
 	uid_t uid;
 	gid_t gid;
 	size_t queue_bytes;
@@ -406,6 +408,15 @@ static int drop_privileges(struct proxy *x)
 	    setresuid(x->uid, x->uid, x->uid) < 0)
 		return -errno;
 	/* With every uid non-zero the kernel cleared all capability sets, in every thread. */
+	/*
+	 * A credential change also clears the parent-death signal a supervisor or harness set
+	 * (PR_SET_PDEATHSIG): set it again, and act on a parent that died in between.
+	 */
+	if (x->pdeath) {
+		(void)prctl(PR_SET_PDEATHSIG, x->pdeath);
+		if (getppid() != x->parent)
+			raise(x->pdeath);
+	}
 	return 0;
 }
 
@@ -784,6 +795,8 @@ int cellref_dnsproxy_main(int argc, char **argv)
 	x.cfg.stop_fd = sig_fd;
 
 	x.started_mono = util_now_monotonic_ns();
+	x.parent = getppid();
+	(void)prctl(PR_GET_PDEATHSIG, &x.pdeath);
 	err = pthread_create(&tid, NULL, proxy_thread, &x);
 	if (err) {
 		err = fail(&x, "unknown", "proxy thread", -err, CELLREF_EXIT_FAILURE, NULL);

@@ -1104,6 +1104,40 @@ static int cleanup_run(void)
 	return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* A process (any thread) whose network namespace has this inode; 0 when none. */
+static int ns_holder(ino_t ino)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int found = 0;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[300];
+		struct stat st;
+		DIR *t;
+		struct dirent *te;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/task", e->d_name);
+		t = opendir(path);
+		while (t && !found && (te = readdir(t))) {
+			char ns[600];
+
+			if (te->d_name[0] == '.')
+				continue;
+			snprintf(ns, sizeof(ns), "/proc/%s/task/%s/ns/net", e->d_name, te->d_name);
+			if (stat(ns, &st) == 0 && st.st_ino == ino)
+				found = atoi(e->d_name);
+		}
+		if (t)
+			closedir(t);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 /* SIGKILL of the supervisor mid-run, then cleanup: nothing left; the next run works. */
 TEST_TIMEOUT(killed_supervisor_then_cleanup, 90)
 {
@@ -1111,6 +1145,7 @@ TEST_TIMEOUT(killed_supervisor_then_cleanup, 90)
 	struct cellrun r;
 	json_t *running;
 	int cell_pid = -1;
+	struct stat cell_ns;
 	char path[64];
 
 	setup_host();
@@ -1130,6 +1165,9 @@ TEST_TIMEOUT(killed_supervisor_then_cleanup, 90)
 		return;
 	}
 	cell_pid = (int)int_of(running, "pid");
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", cell_pid);
+	if (!ASSERT_OK(stat(path, &cell_ns)))
+		return;
 	kill(r.pid, SIGKILL);
 	ASSERT_EQ(cellrun_wait(&r, 10000), 128 + SIGKILL);
 	cellrun_close(&r);
@@ -1139,6 +1177,12 @@ TEST_TIMEOUT(killed_supervisor_then_cleanup, 90)
 	for (int i = 0; i < 100 && access(path, F_OK) == 0; i++)
 		usleep(10000);
 	ASSERT_TRUE(access(path, F_OK) != 0);
+	/* Nothing of the run holds the cell's namespace: no worker outlived its supervisor. */
+	for (int i = 0; i < 200 && ns_holder(cell_ns.st_ino) > 0; i++)
+		usleep(10000);
+	if (!ASSERT_EQ(ns_holder(cell_ns.st_ino), 0))
+		tap_diag("pid %d still holds the cell's network namespace",
+			 ns_holder(cell_ns.st_ino));
 	for (int i = 0; i < 100; i++) {
 		_cleanup_free_ char *now = host_snapshot();
 
