@@ -115,6 +115,8 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 {
 	char go;
 
+	pid_t parent_at_start = getppid(); /* 0 inside a new PID namespace: still comparable */
+
 	child_report_fd = report_fd;
 	/* A supervisor that dies before the release (or after) takes the cell with it. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -190,6 +192,11 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	    ((!FAULT("sup.gid_not_set") && syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0) ||
 	     syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0))
 		child_fatal(CELL_STEP_IDENTITY, errno);
+	/* A new UID clears the parent-death signal: the cell must still die with the supervisor. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+	if (getppid() != parent_at_start)
+		_exit(125);
 	if (child_caps(c) < 0)
 		child_fatal(CELL_STEP_CAPS, errno);
 	if (c->no_new_privs && !FAULT("sup.nnp_skipped") &&
