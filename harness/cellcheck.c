@@ -35,10 +35,11 @@ static const char USAGE[] =
 	"      Run the cases against a profile (default: the reference) and write report.json,\n"
 	"      junit.xml, report.tap, report.md and report.html into DIR (reports/latest).\n"
 	"  selftest [--profile FILE] [--filter GLOB]... [--jobs N] [--cases DIR]\n"
-	"      [--faults FILE] [--faults-build]\n"
+	"      [--faults FILE] [--faults-build] [--own-only]\n"
 	"      Every case plain (must pass) and under its negative-control fault (must fail),\n"
-	"      then each fault against the other cases: the fault x case matrix. Needs a\n"
-	"      -Dfaults=true build: --faults-build or CELLCHECK_FAULTS_BUILD=1.\n"
+	"      then (unless --own-only) each fault against the other cases: the fault x case\n"
+	"      matrix. Needs a -Dfaults=true build: --faults-build or\n"
+	"      CELLCHECK_FAULTS_BUILD=1.\n"
 	"  cleanup\n"
 	"      Kill processes and remove temp dirs a killed harness left (state in /run/cellcheck).\n"
 	"  list [--cases DIR] [--filter GLOB]...\n"
@@ -330,7 +331,7 @@ static int cmd_lint(int argc, char **argv)
 			continue;
 		/* CHK requirements bind the harness itself; its own tests verify them (SPEC 10.0).
 		 */
-		if (strncmp(q->id, "CHK-", 4) == 0)
+		if (strncmp(q->id, "CHK-", 4) == 0 || q->consumer)
 			continue;
 		active++;
 		for (size_t k = 0; k < set.n && !covered; k++)
@@ -401,7 +402,8 @@ static char *manifest_text(const struct hspec *sp, const struct hcase_set *set)
 		fprintf(f, "%s |\n",
 			n				 ? ""
 			: strncmp(q->id, "CHK-", 4) == 0 ? "the harness's own tests (10.0)"
-							 : "(none yet)");
+			: q->consumer ? "a consumer requirement: the harness's own tests (0.2)"
+				      : "(none yet)");
 		free(ids);
 	}
 	fprintf(f, "\n%s\n", MANIFEST_END);
@@ -644,6 +646,7 @@ static int cmd_merge(int argc, char **argv)
 	if (msg[0])
 		fprintf(stderr, "cellcheck: merge: warning: %s\n", msg);
 	r = dir_of(out, &dir);
+	r = r ?: hrun_mkdir_p(dir); /* -o reports/merged/report.json: the folder may be new */
 	r = r ?: hrep_save(m, out);
 	r = r ?: hrep_write_all(m, dir, dir);
 	if (r < 0) {

@@ -19,8 +19,8 @@
 const char *const hcase_level_names[] = { "MUST", "SHOULD", "MAY", NULL };
 const char *const hcase_component_names[] = { "decoder", "flow-monitor", "dns-proxy", "supervisor",
 					      NULL };
-const char *const hcase_action_names[] = { "start",  "driver", "client", "wait",
-					   "signal", "stop",   "feed",	 NULL };
+const char *const hcase_action_names[] = { "start", "driver", "client", "wait", "signal",
+					   "stop",  "feed",   "drain",	"file", NULL };
 
 static int name_index(const char *const *names, const char *s)
 {
@@ -53,17 +53,18 @@ static const struct driver_op driver_ops[] = {
 	{ "udp_send", { "dst", "src_port", "payload_hex", "count", "wait_ms", "replies", NULL } },
 	{ "tcp_send",
 	  { "dst", "payload_hex", "segments", "half_close", "wait_ms", "replies", "keep_open",
-	    NULL } },
+	    "payload_parts", "capture", NULL } },
 	{ "dns_query",
 	  { "dst", "transport", "qname", "qtype", "qclass", "txid", "rd", "count", "raw_hex",
 	    "wait_ms", NULL } },
 	{ "icmp_echo", { "dst", "count", "size", NULL } },
 	{ "tcp_connect", { "dst", "count", "payload_hex", NULL } },
 	{ "udp_flow", { "dst", "src_port", "count", "size", NULL } },
+	{ "fuzz_send", { "dst", "seed", "udp_count", "tcp_count", "wait_ms", NULL } },
 };
 
 const char *const hcase_driver_ops[] = { "udp_send",	"tcp_send", "dns_query", "icmp_echo",
-					 "tcp_connect", "udp_flow", NULL };
+					 "tcp_connect", "udp_flow", "fuzz_send", NULL };
 
 bool hcase_id_valid(const char *id)
 {
@@ -304,14 +305,15 @@ static int parse_reqs(struct vctx *v, json_t *obj, const char *path)
 	return 0;
 }
 
-static int parse_endpoint(struct vctx *v, json_t *e, const char *path, struct hcase_endpoint *ep)
+/* The members an endpoint and a bridge share; the caller checked the keys. */
+static int parse_endpoint_keys(struct vctx *v, json_t *e, const char *path,
+			       struct hcase_endpoint *ep)
 {
-	static const char *const keys[] = { "ns", "ifname", "addrs", NULL };
 	char p[HJSON_PATH_MAX];
 	int r;
 
-	r = hjson_only_keys(e, path, keys, v->err);
-	r = r ?: check_ns(v, e, path, "ns", true, &ep->ns);
+	r = check_ns(v, e, path, "ns", true, &ep->ns);
+	r = r ?: dup_str(e, path, "alias", false, &ep->alias, v->err);
 	r = r ?: dup_str(e, path, "ifname", true, &ep->ifname, v->err);
 	r = r ?: hjson_strv(e, path, "addrs", false, false, &ep->addrs, NULL, v->err);
 	if (r < 0)
@@ -320,6 +322,9 @@ static int parse_endpoint(struct vctx *v, json_t *e, const char *path, struct hc
 	if (!ifname_valid(ep->ifname))
 		return hjson_fail(v->err, p, "\"%s\" is not an interface name (1-15 bytes)",
 				  ep->ifname);
+	hjson_path_key(p, path, "alias");
+	if (ep->alias && (!ep->alias[0] || strlen(ep->alias) > 255))
+		return hjson_fail(v->err, p, "an alias is 1 to 255 bytes");
 	for (size_t i = 0; ep->addrs && ep->addrs[i]; i++) {
 		char pa[HJSON_PATH_MAX], pk[HJSON_PATH_MAX];
 
@@ -332,12 +337,60 @@ static int parse_endpoint(struct vctx *v, json_t *e, const char *path, struct hc
 	return 0;
 }
 
+static int parse_endpoint(struct vctx *v, json_t *e, const char *path, struct hcase_endpoint *ep)
+{
+	static const char *const keys[] = { "ns", "ifname", "addrs", "alias", NULL };
+	int r;
+
+	r = hjson_only_keys(e, path, keys, v->err);
+	return r ?: parse_endpoint_keys(v, e, path, ep);
+}
+
+/*
+ * A bridge: one end in one namespace, its ports named among the interfaces declared before.
+ * A dummy (a lone link, for cleanup cases) has the same members but no ports.
+ */
+static int parse_bridge(struct vctx *v, json_t *e, const char *path, size_t idx)
+{
+	static const char *const keys[] = { "type",  "ns",    "ifname", "addrs",
+					    "alias", "ports", "mtu",	NULL };
+	struct hcase_link *l = &v->c->topo.links[idx];
+	char p[HJSON_PATH_MAX];
+	int r;
+
+	r = hjson_only_keys(e, path, keys, v->err);
+	r = r ?: parse_endpoint_keys(v, e, path, &l->end[0]);
+	r = r ?: hjson_strv(e, path, "ports", false, false, &l->ports, NULL, v->err);
+	if (r < 0)
+		return r;
+	if (l->type == HCASE_LINK_DUMMY && l->ports)
+		return hjson_fail(v->err, path, "a dummy link has no \"ports\"");
+	hjson_path_key(p, path, "ports");
+	for (size_t i = 0; l->ports && l->ports[i]; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < idx; j++)
+			for (size_t k = 0; k < 2; k++) {
+				const struct hcase_endpoint *x = &v->c->topo.links[j].end[k];
+
+				if (x->ns && strcmp(x->ns, l->end[0].ns) == 0 &&
+				    strcmp(x->ifname, l->ports[i]) == 0)
+					found = true;
+			}
+		if (!found)
+			return hjson_fail(v->err, p,
+					  "port \"%s\" is no interface of an earlier link in %s",
+					  l->ports[i], l->end[0].ns);
+	}
+	return 0;
+}
+
 static int parse_topology(struct vctx *v, json_t *obj, const char *path)
 {
 	static const char *const keys[] = { "namespaces", "links", "routes", NULL };
 	static const char *const link_keys[] = { "type", "ends", "mtu", NULL };
 	static const char *const route_keys[] = { "ns", "dst", "via", NULL };
-	static const char *const link_types[] = { "veth", NULL };
+	static const char *const link_types[] = { "veth", "bridge", "dummy", NULL };
 	struct hcase_topo *t = &v->c->topo;
 	char p[HJSON_PATH_MAX], pl[HJSON_PATH_MAX];
 	json_t *topo = NULL, *arr = NULL, *e;
@@ -384,16 +437,25 @@ static int parse_topology(struct vctx *v, json_t *obj, const char *path)
 
 			t->n_links = i + 1;
 			hjson_path_idx(pi, pl, i);
-			r = hjson_only_keys(e, pi, link_keys, v->err);
-			r = r ?: hjson_enum(e, pi, "type", true, link_types, &type, v->err);
+			r = hjson_enum(e, pi, "type", true, link_types, &type, v->err);
 			r = r ?: hjson_u32(e, pi, "mtu", false, 68, 65535, &l->mtu, v->err);
-			r = r ?: hjson_arr(e, pi, "ends", true, &ends, v->err);
+			if (r < 0)
+				return r;
+			l->type = type;
+			if (type != HCASE_LINK_VETH)
+				r = parse_bridge(v, e, pi, i);
+			else
+				r = hjson_only_keys(e, pi, link_keys, v->err);
+			r = r
+				    ?: type != HCASE_LINK_VETH
+				       ? 0
+				       : hjson_arr(e, pi, "ends", true, &ends, v->err);
 			if (r < 0)
 				return r;
 			hjson_path_key(pe, pi, "ends");
-			if (json_array_size(ends) != 2)
+			if (type == HCASE_LINK_VETH && json_array_size(ends) != 2)
 				return hjson_fail(v->err, pe, "a veth link has exactly 2 ends");
-			for (size_t k = 0; k < 2; k++) {
+			for (size_t k = 0; type == HCASE_LINK_VETH && k < 2; k++) {
 				char pk[HJSON_PATH_MAX];
 
 				hjson_path_idx(pk, pe, k);
@@ -409,7 +471,8 @@ static int parse_topology(struct vctx *v, json_t *obj, const char *path)
 							&t->links[j].end[a];
 						const struct hcase_endpoint *y = &l->end[b];
 
-						if ((j == i && a >= b) || strcmp(x->ns, y->ns) ||
+						if ((j == i && a >= b) || !x->ns || !y->ns ||
+						    strcmp(x->ns, y->ns) ||
 						    strcmp(x->ifname, y->ifname))
 							continue;
 						return hjson_fail(
@@ -566,21 +629,188 @@ static int parse_signal(const char *s, int *ret)
 	return -EINVAL;
 }
 
+/* "user": "UID:GID", decimal. */
+static int parse_user(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+{
+	const char *u = NULL;
+	char pk[HJSON_PATH_MAX], *end;
+	unsigned long uid, gid;
+	int r;
+
+	r = hjson_str(e, pi, "user", false, &u, v->err);
+	if (r < 0 || !u)
+		return r;
+	hjson_path_key(pk, pi, "user");
+	errno = 0;
+	uid = strtoul(u, &end, 10);
+	if (end == u || *end != ':' || errno)
+		return hjson_fail(v->err, pk, "\"%s\" is not UID:GID", u);
+	gid = strtoul(end + 1, &end, 10);
+	if (*end || errno || uid >= UINT32_MAX || gid >= UINT32_MAX || u[0] == '-' ||
+	    strchr(u, '-'))
+		return hjson_fail(v->err, pk, "\"%s\" is not UID:GID", u);
+	s->has_user = true;
+	s->uid = (uint32_t)uid;
+	s->gid = (uint32_t)gid;
+	return 0;
+}
+
+/* "groups": [GID...]: exactly these supplementary groups, set before exec. */
+static int parse_groups(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+{
+	char pk[HJSON_PATH_MAX];
+	json_t *a = NULL, *g;
+	size_t i;
+	int r;
+
+	r = hjson_arr(e, pi, "groups", false, &a, v->err);
+	if (r < 0 || !a)
+		return r;
+	hjson_path_key(pk, pi, "groups");
+	s->groups = calloc(json_array_size(a) + 1, sizeof(*s->groups));
+	if (!s->groups)
+		return -ENOMEM;
+	s->has_groups = true;
+	json_array_foreach(a, i, g)
+	{
+		char pg[HJSON_PATH_MAX];
+
+		hjson_path_idx(pg, pk, i);
+		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+		    json_integer_value(g) >= UINT32_MAX)
+			return hjson_fail(v->err, pg, "expected a GID (0 to 4294967294)");
+		s->groups[i] = (uint32_t)json_integer_value(g);
+		s->n_groups = i + 1;
+	}
+	return 0;
+}
+
+/*
+ * "mount_ns": {"propagation": "private"|"shared", "mounts": [{"type": "tmpfs", "target"} or
+ * {"type": "bind", "source", "target"}]}: the step's process gets a mount namespace of its own
+ * (made rprivate, the mounts done in order, then rshared if asked), gone with its processes.
+ */
+static int parse_mount_ns(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+{
+	static const char *const keys[] = { "propagation", "mounts", NULL };
+	static const char *const mkeys[] = { "type", "source", "target", NULL };
+	static const char *const props[] = { "private", "shared", NULL };
+	static const char *const types[] = { "tmpfs", "bind", NULL };
+	char pk[HJSON_PATH_MAX], pm[HJSON_PATH_MAX];
+	json_t *o = NULL, *arr = NULL, *m;
+	int prop = 0, r;
+	size_t i, n;
+
+	r = hjson_obj(e, pi, "mount_ns", false, &o, v->err);
+	if (r < 0 || !o)
+		return r;
+	hjson_path_key(pk, pi, "mount_ns");
+	r = hjson_only_keys(o, pk, keys, v->err);
+	r = r ?: hjson_enum(o, pk, "propagation", false, props, &prop, v->err);
+	r = r ?: hjson_arr(o, pk, "mounts", false, &arr, v->err);
+	if (r < 0)
+		return r;
+	s->mount_ns = true;
+	s->mount_shared = prop == 1;
+	n = json_array_size(arr);
+	s->mount_type = calloc(n + 1, sizeof(char *));
+	s->mount_source = calloc(n + 1, sizeof(char *));
+	s->mount_target = calloc(n + 1, sizeof(char *));
+	if (!s->mount_type || !s->mount_source || !s->mount_target)
+		return -ENOMEM;
+	hjson_path_key(pm, pk, "mounts");
+	json_array_foreach(arr, i, m)
+	{
+		char px[HJSON_PATH_MAX];
+		int type = 0;
+
+		hjson_path_idx(px, pm, i);
+		r = hjson_only_keys(m, px, mkeys, v->err);
+		r = r ?: hjson_enum(m, px, "type", true, types, &type, v->err);
+		r = r ?: dup_str(m, px, "target", true, &s->mount_target[i], v->err);
+		r = r ?: dup_str(m, px, "source", type == 1, &s->mount_source[i], v->err);
+		if (r < 0)
+			return r;
+		s->mount_type[i] = strdup(types[type]);
+		if (!s->mount_type[i])
+			return -ENOMEM;
+		if (!s->mount_source[i] && !(s->mount_source[i] = strdup("tmpfs")))
+			return -ENOMEM;
+		if (s->mount_target[i][0] != '/' && s->mount_target[i][0] != '{')
+			return hjson_fail(v->err, px, "a mount target is an absolute path");
+	}
+	return 0;
+}
+
+/* "cap_inheritable": [N...]: capability numbers (CAP_NET_BIND_SERVICE is 10), 0 to 63. */
+static int parse_caps(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+{
+	char pk[HJSON_PATH_MAX];
+	json_t *a = NULL, *c;
+	size_t i;
+	int r;
+
+	r = hjson_arr(e, pi, "cap_inheritable", false, &a, v->err);
+	if (r < 0 || !a)
+		return r;
+	hjson_path_key(pk, pi, "cap_inheritable");
+	json_array_foreach(a, i, c)
+	{
+		char pc[HJSON_PATH_MAX];
+
+		hjson_path_idx(pc, pk, i);
+		if (!json_is_integer(c) || json_integer_value(c) < 0 || json_integer_value(c) > 63)
+			return hjson_fail(v->err, pc, "expected a capability number (0 to 63)");
+		s->cap_inh |= 1ull << json_integer_value(c);
+	}
+	return 0;
+}
+
+/* "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen. */
+static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+{
+	static const char *const keys[] = { "udp", "tcp", "tcp_busy", NULL };
+	char pk[HJSON_PATH_MAX];
+	json_t *l = NULL, *listen;
+	int r;
+
+	r = hjson_obj(e, pi, "listeners", false, &l, v->err);
+	if (r < 0 || !l)
+		return r;
+	hjson_path_key(pk, pi, "listeners");
+	r = hjson_only_keys(l, pk, keys, v->err);
+	r = r ?: hjson_bool(l, pk, "udp", false, &s->lis_udp, v->err);
+	r = r ?: hjson_bool(l, pk, "tcp", false, &s->lis_tcp, v->err);
+	r = r ?: hjson_bool(l, pk, "tcp_busy", false, &s->lis_tcp_busy, v->err);
+	if (r < 0)
+		return r;
+	listen = json_object_get(json_object_get(e, "vars"), "listen");
+	if (!json_is_string(listen) || !hostport_valid(json_string_value(listen)))
+		return hjson_fail(v->err, pk, "listeners need \"vars\".\"listen\" as IP:PORT");
+	if (s->lis_tcp && s->lis_tcp_busy)
+		return hjson_fail(v->err, pk, "\"tcp\" and \"tcp_busy\" exclude each other");
+	return 0;
+}
+
 static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 {
 	static const char *const common[] = { "action", "name", "ns", "timeout_ms" };
-	static const char *const per_action[_HCASE_ACT_MAX][8] = {
+	static const char *const per_action[_HCASE_ACT_MAX][20] = {
 		[HCASE_ACT_START] = { "component", "args", "vars", "stdin", "ready", "events_sink",
-				      "stdin_pipe", NULL },
+				      "stdin_pipe", "command", "argv", "user", "env", "listeners",
+				      "expect_ready", "prefill", "groups", "mount_ns",
+				      "cap_inheritable", NULL },
+		[HCASE_ACT_DRAIN] = { "target", NULL },
+		[HCASE_ACT_FILE] = { "path", "content", NULL },
 		[HCASE_ACT_FEED] = { "target", "file", "close", NULL },
 		[HCASE_ACT_DRIVER] = { "op", "args", NULL },
-		[HCASE_ACT_CLIENT] = { "argv", "expect_exit", NULL },
+		[HCASE_ACT_CLIENT] = { "argv", "expect_exit", "mnt_of", NULL },
 		[HCASE_ACT_WAIT] = { "ms", "event", "count", "target", "stdout_lines", NULL },
 		[HCASE_ACT_SIGNAL] = { "target", "signal", NULL },
 		[HCASE_ACT_STOP] = { "target", "signal", "expect_exit", NULL },
 	};
 	struct hcase_step *s = &v->c->steps[idx];
-	const char *keys[12];
+	const char *keys[24];
 	char pk[HJSON_PATH_MAX];
 	const char *str = NULL;
 	int action = 0, r;
@@ -621,22 +851,62 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 		r = hjson_enum(e, pi, "component", false, hcase_component_names, &comp, v->err);
 		r = r ?: hjson_strv(e, pi, "args", false, false, &s->args, NULL, v->err);
 		r = r ?: hjson_obj(e, pi, "vars", false, &s->vars, v->err);
+		/* Owned from here on: hcase_free() drops it whatever fails below. */
+		json_incref(s->vars);
 		r = r ?: dup_str(e, pi, "stdin", false, &s->stdin_file, v->err);
 		r = r ?: hjson_bool(e, pi, "ready", false, &s->ready, v->err);
 		if (r < 0)
 			return r;
 		{
-			static const char *const sinks[] = { "file", "full", NULL };
-			int sink = 0;
+			static const char *const sinks[] = { "file", "full", "stalled", "shared",
+							     NULL };
+			static const char *const readies[] = { "byte", "none", NULL };
+			int sink = 0, rdy = 0;
 
 			r = hjson_enum(e, pi, "events_sink", false, sinks, &sink, v->err);
+			r = r ?: hjson_enum(e, pi, "expect_ready", false, readies, &rdy, v->err);
 			if (r < 0)
 				return r;
-			s->events_full = sink == 1;
+			s->sink = sink;
+			s->expect_no_ready = rdy == 1;
 		}
 		r = hjson_bool(e, pi, "stdin_pipe", false, &s->stdin_pipe, v->err);
+		r = r ?: hjson_bool(e, pi, "prefill", false, &s->prefill, v->err);
+		r = r ?: dup_str(e, pi, "command", false, &s->command, v->err);
+		r = r ?: hjson_strv(e, pi, "argv", false, true, &s->argv, NULL, v->err);
+		r = r ?: hjson_obj(e, pi, "env", false, &s->env, v->err);
+		json_incref(s->env);
+		r = r ?: parse_user(v, e, pi, s);
+		r = r ?: parse_groups(v, e, pi, s);
+		r = r ?: parse_mount_ns(v, e, pi, s);
+		r = r ?: parse_caps(v, e, pi, s);
+		r = r ?: parse_listeners(v, e, pi, s);
 		if (r < 0)
 			return r;
+		if (s->prefill && s->sink != HCASE_SINK_STALLED)
+			return hjson_fail(v->err, pi,
+					  "\"prefill\" goes with \"events_sink\": \"stalled\"");
+		if (s->command && strcmp(s->command, "cleanup") != 0) {
+			hjson_path_key(pk, pi, "command");
+			return hjson_fail(v->err, pk, "unknown command \"%s\" (known: cleanup)",
+					  s->command);
+		}
+		if (s->command && s->argv)
+			return hjson_fail(v->err, pi,
+					  "\"command\" and \"argv\" exclude each other");
+		if (s->env) {
+			hjson_path_key(pk, pi, "env");
+			json_object_foreach(s->env, key, val)
+			{
+				char pv[HJSON_PATH_MAX];
+
+				hjson_path_key(pv, pk, key);
+				if (!json_is_string(val) || !key[0] || strchr(key, '='))
+					return hjson_fail(
+						v->err, pv,
+						"expected NAME (no '=') with a string value");
+			}
+		}
 		if (s->stdin_pipe && s->stdin_file)
 			return hjson_fail(v->err, pi,
 					  "\"stdin\" and \"stdin_pipe\" exclude each other");
@@ -665,7 +935,6 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 					return hjson_fail(v->err, pv,
 							  "expected a string or an object");
 			}
-			json_incref(s->vars);
 		}
 		break;
 	}
@@ -676,6 +945,7 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 
 		r = dup_str(e, pi, "op", true, &s->op, v->err);
 		r = r ?: hjson_obj(e, pi, "args", true, &s->op_args, v->err);
+		json_incref(s->op_args);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < ARRAY_SIZE(driver_ops); i++)
@@ -696,21 +966,52 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 			return hjson_fail(v->err, pk, "\"%s\" is not a destination", dst);
 		if (!s->ns)
 			return hjson_fail(v->err, pi, "a driver step needs \"ns\"");
-		json_incref(s->op_args);
 		break;
 	}
 	case HCASE_ACT_CLIENT: {
 		uint32_t code;
 
 		r = hjson_strv(e, pi, "argv", true, true, &s->argv, NULL, v->err);
+		r = r ?: dup_str(e, pi, "mnt_of", false, &s->mnt_of, v->err);
 		if (r < 0)
 			return r;
+		if (s->mnt_of) {
+			const struct hcase_step *t = find_step(v->c, idx, s->mnt_of);
+
+			hjson_path_key(pk, pi, "mnt_of");
+			if (!t || t->action != HCASE_ACT_START)
+				return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
+						  s->mnt_of);
+		}
 		if (json_object_get(e, "expect_exit")) {
 			r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
 			if (r < 0)
 				return r;
 			s->expect_exit = (int)code;
 		}
+		break;
+	}
+	case HCASE_ACT_FILE:
+		r = dup_str(e, pi, "path", true, &s->path, v->err);
+		r = r ?: dup_str(e, pi, "content", true, &s->content, v->err);
+		if (r < 0)
+			return r;
+		hjson_path_key(pk, pi, "path");
+		if (strncmp(s->path, "{case_dir}/", 11) != 0 || strstr(s->path, "/../"))
+			return hjson_fail(v->err, pk, "a file step writes below {case_dir}/ only");
+		break;
+	case HCASE_ACT_DRAIN: {
+		const struct hcase_step *t;
+
+		r = dup_str(e, pi, "target", true, &s->target, v->err);
+		if (r < 0)
+			return r;
+		t = find_step(v->c, idx, s->target);
+		hjson_path_key(pk, pi, "target");
+		if (!t || t->action != HCASE_ACT_START || t->sink != HCASE_SINK_STALLED)
+			return hjson_fail(v->err, pk,
+					  "\"%s\" names no earlier start step with a stalled sink",
+					  s->target);
 		break;
 	}
 	case HCASE_ACT_FEED: {
@@ -1127,7 +1428,7 @@ static bool counter_valid(const char *k, size_t n)
 		if (strlen(names[i]) == n && memcmp(k, names[i], n) == 0)
 			return true;
 	}
-	return n > 7 && memcmp(k, "events:", 7) == 0;
+	return (n > 7 && memcmp(k, "events:", 7) == 0) || (n > 4 && memcmp(k, "var:", 4) == 0);
 }
 
 /* "records", "events:dns_query", or a sum: "records+lost". */
@@ -1162,9 +1463,10 @@ static int check_counts(struct vctx *v, json_t *ex, const char *path)
 
 		hjson_path_key(pk, p, key);
 		if (!counter_key_valid(key))
-			return hjson_fail(v->err, pk,
-					  "unknown counter (records, events, events:TYPE, lost, "
-					  "upstream_queries, or a sum of them joined by +)");
+			return hjson_fail(
+				v->err, pk,
+				"unknown counter (records, events, events:TYPE, lost, "
+				"upstream_queries, var:NAME, or a sum of them joined by +)");
 		if (json_is_integer(val) && json_integer_value(val) >= 0)
 			continue;
 		r = check_matcher(v, val, pk);
@@ -1362,6 +1664,7 @@ static void endpoint_free(struct hcase_endpoint *e)
 {
 	free(e->ns);
 	free(e->ifname);
+	free(e->alias);
 	hjson_strv_free(e->addrs);
 }
 
@@ -1383,6 +1686,7 @@ void hcase_free(struct hcase *c)
 	for (size_t i = 0; i < c->topo.n_links; i++) {
 		endpoint_free(&c->topo.links[i].end[0]);
 		endpoint_free(&c->topo.links[i].end[1]);
+		hjson_strv_free(c->topo.links[i].ports);
 	}
 	free(c->topo.links);
 	for (size_t i = 0; i < c->topo.n_routes; i++) {
@@ -1404,6 +1708,15 @@ void hcase_free(struct hcase *c)
 		free(s->op);
 		json_decref(s->op_args);
 		hjson_strv_free(s->argv);
+		free(s->command);
+		free(s->groups);
+		free(s->mnt_of);
+		hjson_strv_free(s->mount_type);
+		hjson_strv_free(s->mount_source);
+		hjson_strv_free(s->mount_target);
+		json_decref(s->env);
+		free(s->path);
+		free(s->content);
 		free(s->event_type);
 		free(s->target);
 	}

@@ -38,6 +38,8 @@ enum hcase_action {
 	HCASE_ACT_SIGNAL, /* send a signal to a started component */
 	HCASE_ACT_STOP,	  /* SIGTERM (or nothing) and a bounded wait for exit */
 	HCASE_ACT_FEED,	  /* write a file to a started component's stdin pipe, or close it */
+	HCASE_ACT_DRAIN,  /* start reading a start step's stalled event sink */
+	HCASE_ACT_FILE,	  /* write a file in the case dir (a planted lease, a tripwire script) */
 	_HCASE_ACT_MAX
 };
 
@@ -55,14 +57,27 @@ struct hcase_req {
 };
 
 struct hcase_endpoint {
-	char *ns;     /* logical namespace name declared in topology.namespaces */
+	char *ns;     /* logical namespace name declared in topology.namespaces; NULL: no end */
 	char *ifname; /* name inside that namespace */
+	char *alias;  /* IFLA_IFALIAS, or NULL */
 	char **addrs; /* "10.0.0.1/24", "fd00::1/64"; NULL-terminated, may be empty */
 };
 
+enum hcase_link_type { HCASE_LINK_VETH, HCASE_LINK_BRIDGE, HCASE_LINK_DUMMY };
+
 struct hcase_link {
-	struct hcase_endpoint end[2]; /* a veth pair */
+	enum hcase_link_type type;
+	struct hcase_endpoint end[2]; /* a veth pair; a bridge or a dummy has only end[0] */
 	uint32_t mtu;		      /* 0: kernel default */
+	char **ports;		      /* bridge: interfaces of earlier links made its ports */
+};
+
+/* Where a start step's {events} goes. */
+enum hcase_sink {
+	HCASE_SINK_FILE,    /* a file in the case dir */
+	HCASE_SINK_FULL,    /* /dev/full: every write fails */
+	HCASE_SINK_STALLED, /* a 4 KiB FIFO nobody reads until a drain step or the stop */
+	HCASE_SINK_SHARED,  /* a file another writer appends its own lines to all along */
 };
 
 struct hcase_route {
@@ -91,8 +106,27 @@ struct hcase_step {
 	json_t *vars;	  /* object: placeholder name -> string value for this start */
 	char *stdin_file; /* path relative to the source tree */
 	bool ready;	  /* wait for the ready byte (default: the profile decides) */
-	bool events_full; /* "events_sink": "full": {events} is a sink that fails every write */
-	bool stdin_pipe;  /* stdin is a pipe the harness keeps open for feed steps */
+	enum hcase_sink sink;
+	bool prefill;	 /* stalled sink: full before the start */
+	bool stdin_pipe; /* stdin is a pipe the harness keeps open for feed steps */
+	char *command;	 /* a named command of the profile's component ("cleanup"), or NULL */
+	bool has_user;	 /* run as uid:gid, no supplementary groups */
+	uint32_t uid, gid;
+	uint64_t cap_inh; /* capabilities added to the inheritable set before exec (bit N) */
+	bool has_groups;  /* setgroups(2) with exactly these before exec (also without user) */
+	uint32_t *groups;
+	size_t n_groups;
+	json_t *env;			     /* object: extra environment, placeholders filled */
+	bool lis_udp, lis_tcp, lis_tcp_busy; /* listeners the harness binds on vars.listen */
+	bool expect_no_ready;		     /* the ready fd must close without a byte */
+	/* a mount namespace of its own, prepared before exec */
+	bool mount_ns, mount_shared;
+	char **mount_type, **mount_source, **mount_target; /* NULL-terminated, same length */
+	/* client: run in the mount namespace of this start step's process */
+	char *mnt_of;
+	/* file */
+	char *path;    /* under {case_dir}; placeholders filled */
+	char *content; /* placeholders filled */
 	/* feed */
 	char *file;	  /* bytes to write (relative to the source tree), or NULL */
 	bool close_stdin; /* then close the pipe */
@@ -101,7 +135,7 @@ struct hcase_step {
 	/* driver */
 	char *op;	 /* driver operation, one of hcase_driver_ops */
 	json_t *op_args; /* validated against the op's key table */
-	/* client */
+	/* client; start: a helper process instead of a profile template */
 	char **argv;
 	int expect_exit; /* -1: any */
 	/* wait */

@@ -2134,7 +2134,21 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 	int r;
 
 	snprintf(where, sizeof(where), "expect.counts.%s", key);
-	if (strcmp(key, "upstream_queries") == 0) {
+	if (strncmp(key, "var:", 4) == 0) {
+		/* A number the runner measured (ready.STEP.events, upstream.id_distinct, ...). */
+		const char *val = json_string_value(json_object_get(x->o->vars, key + 4));
+		char *end;
+		unsigned long long u;
+
+		if (!val)
+			return fail(x, 1, "%s: the runner has no value %s", where, key + 4);
+		errno = 0;
+		u = strtoull(val, &end, 10);
+		if (errno || end == val || *end)
+			return fail(x, -EINVAL, "%s: runner value %s is \"%s\"", where, key + 4,
+				    val);
+		r = u64_xv(x, u, &got);
+	} else if (strcmp(key, "upstream_queries") == 0) {
 		if (x->o->upstream_queries == UINT64_MAX)
 			return fail(x, -EINVAL, "%s: the case has no upstream", where);
 		r = u64_xv(x, x->o->upstream_queries, &got);

@@ -164,6 +164,7 @@ void hprof_free(struct hprof *p)
 	free(p->srcdir);
 	for (int i = 0; i < _HCASE_COMPONENT_MAX; i++) {
 		hjson_strv_free(p->comp[i].argv);
+		hjson_strv_free(p->comp[i].cleanup_argv);
 		free(p->comp[i].bpf_object);
 		hjson_strv_free(p->comp[i].binaries);
 	}
@@ -213,13 +214,14 @@ static int load_comp(json_t *o, const char *path, struct hprof_comp *c,
 		     const struct hprof_var *vars, size_t n_vars, struct hjson_err *err)
 {
 	static const char *const keys[] = {
-		"argv", "ready", "artifacts", "binaries", "start_timeout_ms", "stop_timeout_ms",
-		NULL
+		"argv",	    "ready", "artifacts", "binaries", "start_timeout_ms", "stop_timeout_ms",
+		"commands", NULL
 	};
 	static const char *const art_keys[] = { "bpf_object", NULL };
+	static const char *const cmd_keys[] = { "cleanup", NULL };
 	static const char *const readies[] = { "fd", "none", NULL };
 	char p[HJSON_PATH_MAX];
-	json_t *art = NULL;
+	json_t *art = NULL, *cmds = NULL;
 	const char *bpf = NULL;
 	int ready = -1, r;
 
@@ -229,6 +231,7 @@ static int load_comp(json_t *o, const char *path, struct hprof_comp *c,
 	r = r ?: hjson_strv(o, path, "argv", true, true, &c->argv, &c->n_argv, err);
 	r = r ?: hjson_enum(o, path, "ready", false, readies, &ready, err);
 	r = r ?: hjson_obj(o, path, "artifacts", false, &art, err);
+	r = r ?: hjson_obj(o, path, "commands", false, &cmds, err);
 	r = r ?: hjson_strv(o, path, "binaries", false, true, &c->binaries, NULL, err);
 	r = r
 		    ?: hjson_u32(o, path, "start_timeout_ms", false, 1, 600000,
@@ -244,6 +247,21 @@ static int load_comp(json_t *o, const char *path, struct hprof_comp *c,
 	r = expand_strv(c->binaries, vars, n_vars, p, err);
 	if (r < 0)
 		return r;
+	if (cmds) {
+		char pc[HJSON_PATH_MAX];
+
+		hjson_path_key(p, path, "commands");
+		r = hjson_only_keys(cmds, p, cmd_keys, err);
+		r = r
+			    ?: hjson_strv(cmds, p, "cleanup", false, true, &c->cleanup_argv,
+					  &c->n_cleanup_argv, err);
+		if (r < 0)
+			return r;
+		hjson_path_key(pc, p, "cleanup");
+		r = c->cleanup_argv ? expand_strv(c->cleanup_argv, vars, n_vars, pc, err) : 0;
+		if (r < 0)
+			return r;
+	}
 	if (art) {
 		hjson_path_key(p, path, "artifacts");
 		r = hjson_only_keys(art, p, art_keys, err);
@@ -402,23 +420,20 @@ out:
 	return r;
 }
 
-int hprof_argv(const struct hprof *p, enum hcase_component c, const struct hprof_var *vars,
-	       size_t n_vars, char *const *extra, char ***ret, char **ret_missing)
+static int argv_fill(char *const *tmpl, size_t n_tmpl, const struct hprof_var *vars, size_t n_vars,
+		     char *const *extra, char ***ret, char **ret_missing)
 {
-	const struct hprof_comp *pc = &p->comp[c];
 	size_t n_extra = 0, k = 0;
 	char **argv;
 	int r = 0;
 
-	if (!pc->present)
-		return -ENOENT;
 	while (extra && extra[n_extra])
 		n_extra++;
-	argv = calloc(pc->n_argv + n_extra + 1, sizeof(*argv));
+	argv = calloc(n_tmpl + n_extra + 1, sizeof(*argv));
 	if (!argv)
 		return -ENOMEM;
-	for (size_t i = 0; i < pc->n_argv && r >= 0; i++)
-		r = hprof_expand(pc->argv[i], vars, n_vars, &argv[k++], ret_missing);
+	for (size_t i = 0; i < n_tmpl && r >= 0; i++)
+		r = hprof_expand(tmpl[i], vars, n_vars, &argv[k++], ret_missing);
 	for (size_t i = 0; i < n_extra && r >= 0; i++)
 		r = hprof_expand(extra[i], vars, n_vars, &argv[k++], ret_missing);
 	if (r < 0) {
@@ -427,6 +442,28 @@ int hprof_argv(const struct hprof *p, enum hcase_component c, const struct hprof
 	}
 	*ret = argv;
 	return 0;
+}
+
+int hprof_argv(const struct hprof *p, enum hcase_component c, const struct hprof_var *vars,
+	       size_t n_vars, char *const *extra, char ***ret, char **ret_missing)
+{
+	const struct hprof_comp *pc = &p->comp[c];
+
+	if (!pc->present)
+		return -ENOENT;
+	return argv_fill(pc->argv, pc->n_argv, vars, n_vars, extra, ret, ret_missing);
+}
+
+int hprof_cmd_argv(const struct hprof *p, enum hcase_component c, const char *cmd,
+		   const struct hprof_var *vars, size_t n_vars, char *const *extra, char ***ret,
+		   char **ret_missing)
+{
+	const struct hprof_comp *pc = &p->comp[c];
+
+	if (!pc->present || strcmp(cmd, "cleanup") != 0 || !pc->cleanup_argv)
+		return -ENOENT;
+	return argv_fill(pc->cleanup_argv, pc->n_cleanup_argv, vars, n_vars, extra, ret,
+			 ret_missing);
 }
 
 static int add_file(struct hrep *r, const char *component, const char *role, const char *path)

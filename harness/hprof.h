@@ -31,6 +31,9 @@ struct hprof_comp {
 	bool present;
 	char **argv; /* load-time placeholders filled, runtime ones kept; NULL-terminated */
 	size_t n_argv;
+	char **cleanup_argv; /* commands.cleanup (supervisor): removes what dead runs left; or NULL
+			      */
+	size_t n_cleanup_argv;
 	bool ready_fd;	  /* readiness is a byte on {ready_fd}; otherwise started = ready */
 	char *bpf_object; /* artifacts.bpf_object, or NULL */
 	char **binaries;  /* files whose SHA-256 goes into reports (default: argv[0]) */
@@ -72,6 +75,11 @@ int hprof_expand(const char *tmpl, const struct hprof_var *vars, size_t n_vars, 
 /* The full argv for one start: the template expanded with vars, then extra (also expanded). */
 int hprof_argv(const struct hprof *p, enum hcase_component c, const struct hprof_var *vars,
 	       size_t n_vars, char *const *extra, char ***ret, char **ret_missing);
+
+/* The same for a named command of the component ("cleanup"); -ENOENT when it has none. */
+int hprof_cmd_argv(const struct hprof *p, enum hcase_component c, const char *cmd,
+		   const struct hprof_var *vars, size_t n_vars, char *const *extra, char ***ret,
+		   char **ret_missing);
 
 /*
  * Record the profile in a report: name, path, the profile file's hash, and one file entry per

@@ -107,4 +107,7 @@ unsigned long long hrun_proc_start_time(pid_t pid);
 /* Remove a directory tree (temp dirs, stale artifacts); 0 or -errno. */
 int hrun_rmtree(const char *dir);
 
+/* mkdir -p with mode 0755; 0 or -errno. */
+int hrun_mkdir_p(const char *path);
+
 #endif

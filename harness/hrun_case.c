@@ -28,6 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -56,7 +60,21 @@ struct proc {
 	char *out, *err, *ev, *rec; /* collected */
 	size_t out_len, err_len, ev_len, rec_len;
 	int stdin_w; /* write end of its stdin pipe ("stdin_pipe"), or -1 */
+	int sink_fd; /* stalled sink: the harness's read end of the FIFO, or -1 */
+	char *fifo_path;
+	pid_t drain_pid; /* the process copying a stalled sink into ev_path, once drained */
+	pid_t noise_pid; /* the other writer of a shared sink */
+	int busy_fd;	 /* listeners.tcp_busy: the harness's own listener, or -1 */
 };
+
+/*
+ * The line another writer puts into a "shared" or prefilled "stalled" sink. Exactly these
+ * lines are removed before the expectations read the stream; anything else is parsed
+ * strictly, so an IUT line that another writer's line split fails the case.
+ */
+#define NOISE_LINE \
+	"{\"cellcheck\":\"another writer of this sink\",\"pad\":\"0123456789abcdef0123456789\"}\n"
+#define SINK_PIPE_BYTES 4096
 
 struct run {
 	const struct hrun_ctx *ctx;
@@ -65,7 +83,9 @@ struct run {
 	const struct hcase *c;
 	char *dir; /* the case's temp dir */
 	int *ns_fd;
-	int *cap_fd; /* AF_PACKET capture per link end, 2 per link */
+	int *cap_fd;	/* AF_PACKET capture per link end, 2 per link */
+	int aux_ns[16]; /* throwaway namespaces holding the peers of dummy links */
+	size_t n_aux_ns;
 	uint64_t deadline_ns;
 	struct proc *procs;
 	size_t n_procs;
@@ -183,6 +203,14 @@ static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 				s = NULL;
 			return s ?: strdup("component missing");
 		}
+	for (size_t i = 0; i < c->n_steps; i++)
+		if (c->steps[i].command && !j->prof->comp[c->steps[i].component].cleanup_argv) {
+			if (asprintf(&s, "profile %s has no command %s for component %s",
+				     j->prof->name, c->steps[i].command,
+				     hcase_component_names[c->steps[i].component]) < 0)
+				s = NULL;
+			return s ?: strdup("command missing");
+		}
 	for (char **f = c->features; f && *f; f++) {
 		int fe;
 
@@ -267,13 +295,17 @@ static char *slurp(const char *path, size_t *ret_len)
 
 static int copy_file(const char *from, const char *to, uint64_t offset)
 {
-	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (a stalled sink) must not wait for a writer. */
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	_cleanup_close_ int out = -1;
+	struct stat sb;
 	char buf[65536];
 	ssize_t n;
 
 	if (in < 0)
 		return -errno;
+	if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return -EINVAL;
 	if (offset && lseek(in, (off_t)offset, SEEK_SET) < 0)
 		return -errno;
 	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -296,6 +328,8 @@ static int pidfd_open_(pid_t pid)
 static bool wait_exit(pid_t pid, int ms, int *status)
 {
 	_cleanup_close_ int pfd = pidfd_open_(pid);
+	uint64_t until = now_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000;
+	pid_t got;
 	int ws;
 
 	if (pfd >= 0) {
@@ -305,7 +339,13 @@ static bool wait_exit(pid_t pid, int ms, int *status)
 			while (poll(&p, 1, ms) < 0 && errno == EINTR)
 				;
 	}
-	if (waitpid(pid, &ws, pfd >= 0 ? WNOHANG : 0) != pid)
+	/*
+	 * The pidfd is readable once the process died, but a tracer (a case running its IUT under
+	 * strace) may not have let the zombie go to us yet: retry until the deadline.
+	 */
+	while ((got = waitpid(pid, &ws, pfd >= 0 ? WNOHANG : 0)) == 0 && now_ns() < until)
+		usleep(2000);
+	if (got != pid)
 		return false;
 	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 	return true;
@@ -334,13 +374,79 @@ struct spawn_opts {
 	const char *out_path;
 	const char *err_path;
 	int ready_wfd; /* dup'ed to READY_FD; -1: none */
+	int lis_fd[2]; /* dup'ed to fds 4 and 5 ({udp_fd}, {tcp_fd}); -1: none */
 	const char *fault;
+	char **env;		/* "NAME=VALUE" added to the environment, or NULL */
+	const uint32_t *groups; /* setgroups(2) with these when has_groups */
+	int mnt_fd;		/* setns into this mount namespace first; -1: stay */
+	uint64_t cap_inh;	/* added to the inheritable set before exec */
+	bool mount_ns;		/* or: a mount namespace of its own, made like this */
+	bool mount_shared;
+	char **mount_type, **mount_source, **mount_target;
+	size_t n_groups;
+	bool has_groups;
+	bool has_user;
+	uid_t uid;
+	gid_t gid;
 };
 
 /*
  * fork+exec in a process group of its own. An exec failure comes back over a CLOEXEC pipe
  * as an errno, so "no such binary" is reported as such, not as a strange exit status.
  */
+/* A child in a group of its own: the audit and the timeout address whole groups. */
+static void note_group(struct run *r, pid_t pid)
+{
+	pid_t *np;
+
+	setpgid(pid, pid);
+	hrun_state_note_proc(r->ctx->state_path, pid);
+	np = realloc(r->pgids, (r->n_pgids + 1) * sizeof(*np));
+	if (np) {
+		r->pgids = np;
+		r->pgids[r->n_pgids++] = pid;
+	}
+}
+
+static size_t file_lines(const char *path);
+static void set_num_var(json_t *vars, const char *k, uint64_t v);
+
+/*
+ * In a started child: a mount namespace of its own, private, with the case's mounts, then
+ * shared if asked (a host whose mounts are all private still shows propagation this way). It
+ * dies with the processes in it.
+ */
+/* The raw capget/capset calls (no libcap): version 3, two 32-bit words per set. */
+static int caps_add_inheritable(uint64_t bits)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	d[0].inheritable |= (uint32_t)bits;
+	d[1].inheritable |= (uint32_t)(bits >> 32);
+	if (syscall(SYS_capset, &h, d) < 0)
+		return -errno;
+	return 0;
+}
+
+static int mount_ns_make(const struct spawn_opts *o)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	for (size_t i = 0; o->mount_target && o->mount_target[i]; i++) {
+		bool bind = strcmp(o->mount_type[i], "bind") == 0;
+
+		if (mount(o->mount_source[i], o->mount_target[i], bind ? NULL : "tmpfs",
+			  bind ? MS_BIND | MS_REC : 0, NULL) < 0)
+			return -errno;
+	}
+	if (o->mount_shared && mount(NULL, "/", NULL, MS_REC | MS_SHARED, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
 static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 {
 	_cleanup_close_ int ep_r = -1, ep_w = -1;
@@ -356,7 +462,7 @@ static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		int in, out, err, rf, e;
+		int in, out, err, rf, lf[2] = { -1, -1 }, e;
 
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -365,6 +471,10 @@ static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 		signal(SIGPIPE, SIG_DFL);
 		/* Before close_range: the namespace fd is one of those it closes. */
 		if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
+			goto fail;
+		if (o->mnt_fd >= 0 && setns(o->mnt_fd, CLONE_NEWNS) < 0)
+			goto fail;
+		if (o->mount_ns && mount_ns_make(o) < 0)
 			goto fail;
 		in = o->stdin_fd >= 0 ? o->stdin_fd : open(o->stdin_path ?: "/dev/null", O_RDONLY);
 		out = open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -385,15 +495,37 @@ static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 		rf = o->ready_wfd >= 0 ? fcntl(o->ready_wfd, F_DUPFD, 200) : -1;
 		if (in < 0 || out < 0 || err < 0 || (o->ready_wfd >= 0 && rf < 0))
 			goto fail;
+		for (int k = 0; k < 2; k++)
+			if (o->lis_fd[k] >= 0 && (lf[k] = fcntl(o->lis_fd[k], F_DUPFD, 200)) < 0)
+				goto fail;
 		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
-		    (rf >= 0 && dup2(rf, READY_FD) < 0))
+		    (rf >= 0 && dup2(rf, READY_FD) < 0) || (lf[0] >= 0 && dup2(lf[0], 4) < 0) ||
+		    (lf[1] >= 0 && dup2(lf[1], 5) < 0))
 			goto fail;
-		close_range(rf >= 0 ? READY_FD + 1 : 3, (unsigned int)ep_w - 1, 0);
+		for (int k = 3; k < 6; k++)
+			if ((k == READY_FD && rf >= 0) || (k == 4 && lf[0] >= 0) ||
+			    (k == 5 && lf[1] >= 0))
+				continue;
+			else
+				close(k);
+		close_range(6, (unsigned int)ep_w - 1, 0);
 		close_range((unsigned int)ep_w + 1, ~0u, 0);
 		if (o->fault)
 			setenv("CELLREF_FAULT", o->fault, 1);
 		else
 			unsetenv("CELLREF_FAULT");
+		for (char **ev = o->env; ev && *ev; ev++)
+			if (putenv(*ev) < 0)
+				goto fail;
+		/* Groups, then the gid while still allowed to change it, then the uid. */
+		if ((o->has_groups || o->has_user) &&
+		    setgroups(o->has_groups ? o->n_groups : 0, (const gid_t *)o->groups) < 0)
+			goto fail;
+		if (o->has_user && (setresgid(o->gid, o->gid, o->gid) < 0 ||
+				    setresuid(o->uid, o->uid, o->uid) < 0))
+			goto fail;
+		if (o->cap_inh && caps_add_inheritable(o->cap_inh) < 0)
+			goto fail;
 		execvp(o->argv[0], o->argv);
 	fail:
 		e = errno;
@@ -402,16 +534,7 @@ static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 	}
 	close(TAKE_FD(ep_w));
 	/* One group per start: the audit and the timeout address whole groups. */
-	setpgid(pid, pid);
-	hrun_state_note_proc(r->ctx->state_path, pid);
-	{
-		pid_t *np = realloc(r->pgids, (r->n_pgids + 1) * sizeof(*np));
-
-		if (np) {
-			r->pgids = np;
-			r->pgids[r->n_pgids++] = pid;
-		}
-	}
+	note_group(r, pid);
 	n = read(ep_r, &child_err, sizeof(child_err));
 	if (n == sizeof(child_err)) {
 		int st;
@@ -502,6 +625,82 @@ static int netns_new(void)
 	return fd < 0 ? r : fd;
 }
 
+static int addrs_add(struct run *r, struct netcfg *nc, int ifindex, char **addrs)
+{
+	int e = 0;
+
+	for (char **ad = addrs; !e && ad && *ad; ad++) {
+		uint32_t ip;
+		unsigned int plen;
+
+		e = parse_v4(*ad, &ip, &plen);
+		if (e == -EAFNOSUPPORT) {
+			verdict(r, HREP_ERROR, "address %s: only IPv4 addresses are supported yet",
+				*ad);
+			return e;
+		}
+		e = e ?: netcfg_addr_add(nc, ifindex, ip, plen);
+	}
+	return e;
+}
+
+/* A bridge with its alias and addresses, up, its ports (earlier links' ends) enslaved. */
+static int bridge_up(struct run *r, const struct hcase_link *l)
+{
+	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+	struct netcfg_bridge_opts bo = { .name = l->end[0].ifname,
+					 .alias = l->end[0].alias,
+					 .mtu = l->mtu };
+	int br = 0, e;
+
+	e = netcfg_open(r->ns_fd[ns_index(r->c, l->end[0].ns)], &nc);
+	e = e ?: netcfg_bridge_add(nc, &bo, &br);
+	e = e ?: addrs_add(r, nc, br, l->end[0].addrs);
+	for (char **pt = l->ports; !e && pt && *pt; pt++) {
+		struct netcfg_link_info li;
+
+		e = netcfg_link_get(nc, *pt, &li);
+		e = e ?: netcfg_link_set_master(nc, li.ifindex, br);
+	}
+	e = e ?: netcfg_link_set_up(nc, br);
+	if (e < 0 && r->status != HREP_ERROR)
+		verdict(r, HREP_ERROR, "bridge %s/%s: %s", l->end[0].ns, l->end[0].ifname,
+			util_errno_name(-e));
+	return e;
+}
+
+/*
+ * A lone link: this kernel may lack the dummy driver, so it is a veth whose peer lives in a
+ * throwaway namespace only the run holds; closing that namespace removes both ends.
+ */
+static int dummy_up(struct run *r, const struct hcase_link *l)
+{
+	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
+	struct netcfg_veth_opts vo = {
+		.name = l->end[0].ifname, .peer = "peer0", .alias = l->end[0].alias, .mtu = l->mtu
+	};
+	struct netcfg_link_info li;
+	int aux, e;
+
+	if (r->n_aux_ns >= ARRAY_SIZE(r->aux_ns))
+		e = -ENOSPC;
+	else if ((aux = netns_new()) < 0)
+		e = aux;
+	else {
+		r->aux_ns[r->n_aux_ns++] = aux;
+		vo.peer_netns_fd = aux;
+		e = netcfg_open(r->ns_fd[ns_index(r->c, l->end[0].ns)], &nc);
+		e = e ?: netcfg_veth_add_ex(nc, &vo, NULL);
+		e = e ?: netcfg_link_get(nc, l->end[0].ifname, &li);
+		e = e ?: addrs_add(r, nc, li.ifindex, l->end[0].addrs);
+		e = e ?: netcfg_link_set_up(nc, li.ifindex);
+	}
+	if (e < 0 && r->status != HREP_ERROR)
+		verdict(r, HREP_ERROR, "dummy link %s/%s: %s", l->end[0].ns, l->end[0].ifname,
+			util_errno_name(-e));
+	return e;
+}
+
 static int topo_up(struct run *r)
 {
 	const struct hcase_topo *t = &r->c->topo;
@@ -530,13 +729,28 @@ static int topo_up(struct run *r)
 	for (size_t i = 0; i < t->n_links; i++) {
 		const struct hcase_link *l = &t->links[i];
 		_cleanup_(netcfg_freep) struct netcfg *nc0 = NULL, *nc1 = NULL;
-		int a = ns_index(r->c, l->end[0].ns), b = ns_index(r->c, l->end[1].ns);
-		struct netcfg_veth_opts vo = { .name = l->end[0].ifname,
-					       .peer = l->end[1].ifname,
-					       .peer_netns_fd = r->ns_fd[b],
-					       .mtu = l->mtu };
+		int a = ns_index(r->c, l->end[0].ns), b;
+		struct netcfg_veth_opts vo;
 		struct netcfg *ncs[2];
 
+		if (l->type == HCASE_LINK_BRIDGE) {
+			e = bridge_up(r, l);
+			if (e < 0)
+				return e;
+			continue;
+		}
+		if (l->type == HCASE_LINK_DUMMY) {
+			e = dummy_up(r, l);
+			if (e < 0)
+				return e;
+			continue;
+		}
+		b = ns_index(r->c, l->end[1].ns);
+		vo = (struct netcfg_veth_opts){ .name = l->end[0].ifname,
+						.peer = l->end[1].ifname,
+						.peer_netns_fd = r->ns_fd[b],
+						.mtu = l->mtu,
+						.alias = l->end[0].alias };
 		e = netcfg_open(r->ns_fd[a], &nc0);
 		e = e ?: netcfg_open(r->ns_fd[b], &nc1);
 		e = e ?: netcfg_veth_add_ex(nc0, &vo, NULL);
@@ -552,19 +766,9 @@ static int topo_up(struct run *r)
 			struct netcfg_link_info li;
 
 			e = netcfg_link_get(ncs[k], l->end[k].ifname, &li);
-			for (char **ad = l->end[k].addrs; !e && ad && *ad; ad++) {
-				uint32_t ip;
-				unsigned int plen;
-
-				e = parse_v4(*ad, &ip, &plen);
-				if (e == -EAFNOSUPPORT) {
-					verdict(r, HREP_ERROR,
-						"address %s: only IPv4 addresses are supported yet",
-						*ad);
-					return e;
-				}
-				e = e ?: netcfg_addr_add(ncs[k], li.ifindex, ip, plen);
-			}
+			if (!e && k == 1 && l->end[1].alias)
+				e = netcfg_link_set_alias(ncs[k], li.ifindex, l->end[1].alias);
+			e = e ?: addrs_add(r, ncs[k], li.ifindex, l->end[k].addrs);
 			e = e ?: netcfg_link_set_up(ncs[k], li.ifindex);
 			if (e < 0) {
 				verdict(r, HREP_ERROR, "link end %s/%s: %s", l->end[k].ns,
@@ -765,7 +969,7 @@ static int upstream_alt_addr(struct run *r, int nsi, const char *ip, char alt[IN
 		for (int e = 0; e < 2; e++) {
 			const struct hcase_endpoint *ep = &r->c->topo.links[l].end[e];
 
-			if (strcmp(ep->ns, ns) != 0)
+			if (!ep->ns || strcmp(ep->ns, ns) != 0)
 				continue;
 			for (char **ad = ep->addrs; ad && *ad; ad++) {
 				if (strncmp(*ad, ip, iplen) != 0 || (*ad)[iplen] != '/')
@@ -833,20 +1037,12 @@ static int upstream_start(struct run *r)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
-		char *argv[] = { "/usr/bin/python3",
-				 "-I",
-				 script,
-				 "--netns",
-				 nspath,
-				 "--upstream-json",
-				 jpath,
-				 "--ready-fd",
-				 "3",
-				 "--log",
-				 lpath,
-				 alt[0] ? "--alt-addr" : NULL,
-				 alt,
-				 NULL };
+		char *argv[] = {
+			"/usr/bin/python3", "-I", script, "--netns", nspath, "--upstream-json",
+			jpath, "--ready-fd", "3", "--log", lpath,
+			/* unbound's files: the case dir goes, whatever kills the upstream */
+			"--tmp-dir", r->dir, alt[0] ? "--alt-addr" : NULL, alt, NULL
+		};
 
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -861,16 +1057,7 @@ static int upstream_start(struct run *r)
 		verdict(r, HREP_ERROR, "upstream: fork: %s", util_errno_name(errno));
 		return -EAGAIN;
 	}
-	setpgid(pid, pid);
-	hrun_state_note_proc(r->ctx->state_path, pid);
-	{
-		pid_t *np = realloc(r->pgids, (r->n_pgids + 1) * sizeof(*np));
-
-		if (np) {
-			r->pgids = np;
-			r->pgids[r->n_pgids++] = pid;
-		}
-	}
+	note_group(r, pid);
 	r->upstream_pid = pid;
 	pf = (struct pollfd){ .fd = rp[0], .events = POLLIN };
 	if (poll(&pf, 1, remaining_ms(r, 5000)) != 1 || read(rp[0], &b, 1) != 1) {
@@ -885,6 +1072,92 @@ static int upstream_start(struct run *r)
 	close(rp[0]);
 	r->upstream_log = TAKE_PTR(lpath);
 	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static size_t distinct_u32(uint32_t *v, size_t n)
+{
+	size_t d = 0;
+
+	qsort(v, n, sizeof(*v), cmp_u32);
+	for (size_t i = 0; i < n; i++)
+		d += i == 0 || v[i] != v[i - 1];
+	return d;
+}
+
+/*
+ * Statistics over the queries the upstream logged (their DNS IDs and source ports), as runner
+ * values for counts "var:upstream.*": RFC 5452 asks for IDs and ports nobody can predict; a
+ * counter or a fixed port shows up here. id_bit_min/max_permille: the rarest and the
+ * commonest 1-bit among the 16 ID bits, per mille of queries; id_delta_top: how often the
+ * most common difference between consecutive IDs occurs.
+ */
+static void upstream_stats(struct run *r, const char *log)
+{
+	_cleanup_free_ uint32_t *ids = NULL, *ports = NULL, *deltas = NULL;
+	size_t n = 0, cap = 0, ones[16] = { 0 }, bmin = SIZE_MAX, bmax = 0, top = 0;
+
+	for (const char *l = log; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		json_t *j = json_loadb(l, len, 0, NULL);
+		json_t *id = json_object_get(j, "id"), *sp = json_object_get(j, "sport");
+
+		if (json_is_integer(id) && json_is_integer(sp) &&
+		    !json_object_get(j, "malformed")) {
+			if (n == cap) {
+				uint32_t *ni, *np;
+
+				cap = cap ? 2 * cap : 1024;
+				ni = realloc(ids, cap * sizeof(*ni));
+				if (ni)
+					ids = ni;
+				np = realloc(ports, cap * sizeof(*np));
+				if (np)
+					ports = np;
+				if (!ni || !np) {
+					json_decref(j);
+					return;
+				}
+			}
+			ids[n] = (uint32_t)json_integer_value(id) & 0xffff;
+			ports[n++] = (uint32_t)json_integer_value(sp);
+		}
+		json_decref(j);
+		l = nl ? nl + 1 : l + len;
+	}
+	set_num_var(r->vars, "upstream.logged", n);
+	if (!n)
+		return;
+	deltas = calloc(n, sizeof(*deltas));
+	if (!deltas)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		for (int b = 0; b < 16; b++)
+			ones[b] += (ids[i] >> b) & 1;
+		if (i)
+			deltas[i - 1] = (ids[i] - ids[i - 1]) & 0xffff;
+	}
+	for (int b = 0; b < 16; b++) {
+		bmin = ones[b] < bmin ? ones[b] : bmin;
+		bmax = ones[b] > bmax ? ones[b] : bmax;
+	}
+	qsort(deltas, n - 1, sizeof(*deltas), cmp_u32);
+	for (size_t i = 0, run = 0; i + 1 < n; i++) {
+		run = i && deltas[i] == deltas[i - 1] ? run + 1 : 1;
+		top = run > top ? run : top;
+	}
+	set_num_var(r->vars, "upstream.id_bit_min_permille", bmin * 1000 / n);
+	set_num_var(r->vars, "upstream.id_bit_max_permille", bmax * 1000 / n);
+	set_num_var(r->vars, "upstream.id_delta_top", top);
+	set_num_var(r->vars, "upstream.id_distinct", distinct_u32(ids, n));
+	set_num_var(r->vars, "upstream.sport_distinct", distinct_u32(ports, n));
 }
 
 /* SIGTERM: the upstream writes its summary line; its "queries" is upstream_queries. */
@@ -902,6 +1175,7 @@ static uint64_t upstream_stop(struct run *r)
 		kill_group(r->upstream_pid);
 	r->upstream_pid = 0;
 	log = r->upstream_log ? slurp(r->upstream_log, &len) : NULL;
+	upstream_stats(r, log);
 	for (char *l = log ? strstr(log, "{\"summary\"") : NULL; l;
 	     l = strstr(l + 1, "{\"summary\"")) {
 		json_t *j = json_loads(l, JSON_DISABLE_EOF_CHECK, NULL);
@@ -983,7 +1257,7 @@ static char *expand_word(const char *w, const char *const *names, const char *co
 	char *out = strdup(w);
 
 	for (size_t i = 0; out && i < n; i++) {
-		char ph[32], *at;
+		char ph[160], *at;
 
 		snprintf(ph, sizeof(ph), "{%s}", names[i]);
 		while (out && values[i] && (at = strstr(out, ph))) {
@@ -999,19 +1273,296 @@ static char *expand_word(const char *w, const char *const *names, const char *co
 	return out;
 }
 
+/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0. */
+static unsigned long long pid_start(pid_t pid)
+{
+	_cleanup_free_ char *st = NULL;
+	char path[64], *p;
+	unsigned long long v = 0;
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	st = slurp(path, &len);
+	/* comm may hold spaces and parentheses: fields count from the last ')'. */
+	p = st ? strrchr(st, ')') : NULL;
+	if (p && sscanf(p + 2,
+			"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			"%*d %*d %llu",
+			&v) != 1)
+		v = 0;
+	return v;
+}
+
+/*
+ * The runner's placeholders, for start args and vars, client argv, env and file steps:
+ * {probe}, {case_dir}, {host_ns}, {harness_pid}, and {pid.STEP}, {pidstart.STEP} of every
+ * process an earlier start step started.
+ */
+struct rvars {
+	const char *names[80];
+	const char *values[80];
+	char *owned[80];
+	size_t n, n_owned;
+};
+
+static void rvars_add(struct rvars *rv, char *name, char *value)
+{
+	if (rv->n >= ARRAY_SIZE(rv->names) || rv->n_owned + 2 > ARRAY_SIZE(rv->owned) || !name ||
+	    !value) {
+		free(name);
+		free(value);
+		return;
+	}
+	rv->owned[rv->n_owned++] = name;
+	rv->owned[rv->n_owned++] = value;
+	rv->names[rv->n] = name;
+	rv->values[rv->n++] = value;
+}
+
+static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static void rvars_build(struct run *r, const struct hcase_step *st, struct rvars *rv)
+{
+	memset(rv, 0, sizeof(*rv));
+	rvars_add(rv, strdup("probe"), probe_path());
+	rvars_add(rv, strdup("case_dir"), strdup(r->dir));
+	rvars_add(rv, strdup("host_ns"), host_ns(r, st));
+	rvars_add(rv, strdup("harness_pid"), xprintf("%d", getpid()));
+	for (size_t i = 0; i < r->n_procs; i++) {
+		const struct proc *p = &r->procs[i];
+
+		if (p->pid <= 0 || !p->st->name)
+			continue;
+		rvars_add(rv, xprintf("pid.%s", p->st->name), xprintf("%d", p->pid));
+		rvars_add(rv, xprintf("pidstart.%s", p->st->name),
+			  xprintf("%llu", pid_start(p->pid)));
+	}
+}
+
+static void rvars_free(struct rvars *rv)
+{
+	for (size_t i = 0; i < rv->n_owned; i++)
+		free(rv->owned[i]);
+	rv->n = rv->n_owned = 0;
+}
+
+static char *rvars_expand(const struct rvars *rv, const char *w)
+{
+	return expand_word(w, rv->names, rv->values, rv->n);
+}
+
+/* A socket bound (and listening, for TCP) on IP:PORT inside the step's namespace. */
+static int listener_in_ns(struct run *r, const struct hcase_step *st, const char *hostport,
+			  int type)
+{
+	_cleanup_close_ int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char ip[64];
+	const char *colon = strrchr(hostport, ':');
+	int nfd = step_ns_fd(r, st), fd = -1, one = 1, e = 0;
+
+	if (!colon || (size_t)(colon - hostport) >= sizeof(ip) || self < 0)
+		return -EINVAL;
+	memcpy(ip, hostport, (size_t)(colon - hostport));
+	ip[colon - hostport] = '\0';
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return -EAFNOSUPPORT;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (nfd >= 0 && setns(nfd, CLONE_NEWNET) < 0)
+		return -errno;
+	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    (type == SOCK_STREAM &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0))
+		e = -errno;
+	/* The runner's own namespace back before anything else happens. */
+	if (nfd >= 0 && setns(self, CLONE_NEWNET) < 0 && !e)
+		e = -errno;
+	if (e < 0) {
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* A child of the runner in a group of its own, noted like every start. */
+static pid_t fork_helper(struct run *r)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		return 0;
+	}
+	if (pid < 0)
+		return -1;
+	note_group(r, pid);
+	return pid;
+}
+
+/* The other writer of a shared sink: one whole line per write(2), O_APPEND, until killed. */
+static pid_t noise_start(struct run *r, const char *path)
+{
+	pid_t pid = fork_helper(r);
+
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		struct timespec ts = { 0, 20000 };
+
+		if (fd < 0)
+			_exit(1);
+		close_range(3, (unsigned int)fd - 1, 0);
+		close_range((unsigned int)fd + 1, ~0u, 0);
+		for (;;) {
+			if (write(fd, NOISE_LINE, sizeof(NOISE_LINE) - 1) < 0)
+				_exit(1);
+			nanosleep(&ts, NULL);
+		}
+	}
+	return pid;
+}
+
+/*
+ * A stalled sink: a FIFO of SINK_PIPE_BYTES the harness holds open for reading (so the IUT's
+ * open for writing does not block) and does not read until a drain step or the stop.
+ */
+static int stalled_sink(struct run *r, struct proc *p)
+{
+	int fd;
+
+	if (asprintf(&p->fifo_path, "%s/%s.events.fifo", r->dir, p->st->name) < 0)
+		return -ENOMEM;
+	if (mkfifo(p->fifo_path, 0600) < 0)
+		return -errno;
+	fd = open(p->fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	p->sink_fd = fd;
+	if (fcntl(fd, F_SETPIPE_SZ, SINK_PIPE_BYTES) < 0)
+		return -errno;
+	if (p->st->prefill) {
+		_cleanup_close_ int w = open(p->fifo_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+		if (w < 0)
+			return -errno;
+		/* Whole lines only: a pipe write of at most PIPE_BUF bytes is all or nothing. */
+		while (write(w, NOISE_LINE, sizeof(NOISE_LINE) - 1) > 0)
+			;
+	}
+	return 0;
+}
+
+/* Copy the stalled sink into the event file until every writer closed it. */
+static void drain_start(struct run *r, struct proc *p)
+{
+	pid_t pid;
+
+	if (!p || p->sink_fd < 0 || p->drain_pid > 0)
+		return;
+	pid = fork_helper(r);
+	if (pid == 0) {
+		int out = open(p->ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		char buf[65536];
+		ssize_t n;
+
+		if (out < 0 || fcntl(p->sink_fd, F_SETFL, 0) < 0)
+			_exit(1);
+		/* Nothing else of the runner's: a pipe end kept here would hide an EOF. */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != out && fd != p->sink_fd)
+				close(fd);
+		while ((n = read(p->sink_fd, buf, sizeof(buf))) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				_exit(1);
+		_exit(0);
+	}
+	if (pid > 0)
+		p->drain_pid = pid;
+}
+
+/* After the IUT ended: the drainer sees end of file; the other writer stops. */
+static void sink_finish(struct run *r, struct proc *p)
+{
+	int st;
+
+	if (p->drain_pid > 0) {
+		if (!wait_exit(p->drain_pid, 2000, &st))
+			kill_group(p->drain_pid);
+		p->drain_pid = 0;
+	}
+	if (p->noise_pid > 0) {
+		kill_group(p->noise_pid);
+		p->noise_pid = 0;
+	}
+}
+
+/* What a drainer did not get (the IUT was killed first), then the filler lines out. */
+static void sink_collect(struct proc *p)
+{
+	char *w, *rd, *end;
+
+	if (p->sink_fd >= 0) {
+		_cleanup_close_ int out =
+			open(p->ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		char buf[65536];
+		ssize_t n;
+
+		while (out >= 0 && (n = read(p->sink_fd, buf, sizeof(buf))) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				break;
+	}
+	if (p->st->sink != HCASE_SINK_STALLED && p->st->sink != HCASE_SINK_SHARED)
+		return;
+	p->ev = slurp(p->ev_path, &p->ev_len);
+	if (!p->ev)
+		return;
+	end = p->ev + p->ev_len;
+	for (w = rd = p->ev; rd < end;) {
+		char *nl = memchr(rd, '\n', (size_t)(end - rd));
+		size_t len = nl ? (size_t)(nl - rd) + 1 : (size_t)(end - rd);
+
+		if (len != sizeof(NOISE_LINE) - 1 || memcmp(rd, NOISE_LINE, len) != 0) {
+			memmove(w, rd, len);
+			w += len;
+		}
+		rd += len;
+	}
+	p->ev_len = (size_t)(w - p->ev);
+	*w = '\0';
+}
+
 /*
  * A start step's "vars" value that is an object (an inline cell spec) is written to
  * CASE_DIR/STEP.VAR.json and the placeholder names that file; the supervisor's "spec" given as
  * a relative path is relative to the source tree.
  */
-static char *var_value(struct run *r, const struct hcase_step *st, const char *k, json_t *v)
+static char *var_value(struct run *r, const struct hcase_step *st, const struct rvars *rv,
+		       const char *k, json_t *v)
 {
 	char *p = NULL;
 
 	if (json_is_object(v)) {
 		if (asprintf(&p, "%s/%s.%s.json", r->dir, st->name, k) < 0)
 			return NULL;
-		if (json_dump_file(v, p, JSON_COMPACT) < 0) {
+		if (json_dump_file(v, p, JSON_COMPACT) < 0 ||
+		    (st->has_user && chown(p, st->uid, st->gid) < 0)) {
 			free(p);
 			return NULL;
 		}
@@ -1023,43 +1574,94 @@ static char *var_value(struct run *r, const struct hcase_step *st, const char *k
 			return NULL;
 		return p;
 	}
-	return strdup(json_string_value(v));
+	return rvars_expand(rv, json_string_value(v));
+}
+
+/*
+ * {hex:HH...} in a start step's args becomes those bytes, before the other placeholders: the
+ * only way a case (JSON, so UTF-8) can hand a program an argument that is not UTF-8.
+ */
+static char **args_unhex(char *const *args)
+{
+	size_t n = 0;
+	char **out;
+
+	while (args && args[n])
+		n++;
+	out = calloc(n + 1, sizeof(*out));
+	for (size_t i = 0; out && i < n; i++) {
+		const char *a = args[i];
+		char *o = malloc(strlen(a) + 1), *w = o;
+
+		if (!o) {
+			hjson_strv_free(out);
+			return NULL;
+		}
+		out[i] = o;
+		while (*a) {
+			unsigned int b;
+
+			if (strncmp(a, "{hex:", 5) != 0) {
+				*w++ = *a++;
+				continue;
+			}
+			a += 5;
+			while (isxdigit((unsigned char)a[0]) && isxdigit((unsigned char)a[1]) &&
+			       sscanf(a, "%2x", &b) == 1) {
+				*w++ = (char)b;
+				a += 2;
+			}
+			if (*a == '}')
+				a++;
+		}
+		*w = '\0';
+	}
+	return out;
 }
 
 static void step_start(struct run *r, const struct hcase_step *st)
 {
 	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
-	struct hprof_var vars[64];
+	struct hprof_var vars[128];
+	struct rvars rv;
 	size_t nv = 0;
 	_cleanup_free_ char *nsp = netns_path(r, st), *missing = NULL, *stdin_path = NULL;
-	char **argv = NULL;
+	char **argv = NULL, **env = NULL, **args = args_unhex(st->args), **mnt_src = NULL,
+	     **mnt_tgt = NULL;
 	char ready_s[8], cell_id[96];
 	struct proc *p = &r->procs[r->n_procs];
-	int rp[2] = { -1, -1 }, ip[2] = { -1, -1 }, e;
-	const char *k;
+	int rp[2] = { -1, -1 }, ip[2] = { -1, -1 }, lis[2] = { -1, -1 }, e;
+	bool want_ready = pc->ready_fd && !st->argv && !st->command;
+	const char *k, *listen = json_string_value(json_object_get(st->vars, "listen"));
 	json_t *v;
-	char *owned[48] = { 0 };
-	size_t n_owned = 0;
+	char *owned[64] = { 0 };
+	size_t n_owned = 0, n_env = 0;
 
 	memset(p, 0, sizeof(*p));
 	p->st = st;
 	p->comp = st->component;
 	p->stdin_w = -1;
+	p->sink_fd = -1;
+	p->busy_fd = -1;
+	rvars_build(r, st, &rv);
 	if (asprintf(&p->out_path, "%s/%s.stdout", r->dir, st->name) < 0 ||
 	    asprintf(&p->err_path, "%s/%s.stderr", r->dir, st->name) < 0 ||
 	    asprintf(&p->ev_path, "%s/%s.events.jsonl", r->dir, st->name) < 0 ||
 	    asprintf(&p->rec_path, "%s/%s.records", r->dir, st->name) < 0 || !nsp) {
 		verdict(r, HREP_ERROR, "start %s: out of memory", st->name);
+		rvars_free(&rv);
 		return;
 	}
 	r->n_procs++;
 	snprintf(ready_s, sizeof(ready_s), "%d", READY_FD);
 	snprintf(cell_id, sizeof(cell_id), "cc-%s", r->c->id);
+	/* The case's vars first: a case may name its own {events} (a file it planted, "-"). */
 	json_object_foreach(st->vars, k, v)
 	{
-		if (nv >= ARRAY_SIZE(vars) - 12 || n_owned >= ARRAY_SIZE(owned) - 4)
+		if (nv >= ARRAY_SIZE(vars) - ARRAY_SIZE(rv.names) - 12 ||
+		    n_owned >= ARRAY_SIZE(owned) - 4)
 			break;
-		owned[n_owned] = var_value(r, st, k, v);
+		owned[n_owned] = var_value(r, st, &rv, k, v);
 		if (!owned[n_owned]) {
 			verdict(r, HREP_ERROR, "start %s: vars.%s: cannot prepare its value",
 				st->name, k);
@@ -1067,38 +1669,122 @@ static void step_start(struct run *r, const struct hcase_step *st)
 		}
 		add_var(vars, &nv, k, owned[n_owned++]);
 	}
-	owned[n_owned] = probe_path();
-	if (owned[n_owned])
-		add_var(vars, &nv, "probe", owned[n_owned++]);
-	owned[n_owned] = host_ns(r, st);
-	if (owned[n_owned])
-		add_var(vars, &nv, "host_ns", owned[n_owned++]);
-	add_var(vars, &nv, "case_dir", r->dir);
+	for (size_t i = 0; i < rv.n; i++)
+		add_var(vars, &nv, rv.names[i], rv.values[i]);
 	if (r->c->upstream && !json_object_get(st->vars, "upstream"))
 		add_var(vars, &nv, "upstream",
 			json_string_value(json_object_get(r->c->upstream, "listen")));
+	if (st->sink == HCASE_SINK_STALLED && (e = stalled_sink(r, p)) < 0) {
+		verdict(r, HREP_ERROR, "start %s: stalled sink: %s", st->name, util_errno_name(-e));
+		goto out;
+	}
+	if (st->sink == HCASE_SINK_SHARED && (p->noise_pid = noise_start(r, p->ev_path)) < 0) {
+		verdict(r, HREP_ERROR, "start %s: shared sink writer: %s", st->name,
+			util_errno_name(errno));
+		goto out;
+	}
+	/*
+	 * A step run as another user must reach what it is given: the case dir is searchable,
+	 * its event file (made here) and inline vars files (var_value) are that user's.
+	 */
+	if (st->has_user) {
+		_cleanup_close_ int efd =
+			open(p->ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (chmod(r->ctx->run_dir, 0711) < 0 || chmod(r->dir, 0711) < 0 || efd < 0 ||
+		    fchown(efd, st->uid, st->gid) < 0) {
+			verdict(r, HREP_ERROR, "start %s: files for user %u: %s", st->name, st->uid,
+				util_errno_name(errno));
+			goto out;
+		}
+	}
 	/* A sink that fails every write (ENOSPC), for the failing-sink cases. */
-	add_var(vars, &nv, "events", st->events_full ? "/dev/full" : p->ev_path);
+	add_var(vars, &nv, "events",
+		st->sink == HCASE_SINK_FULL	 ? "/dev/full"
+		: st->sink == HCASE_SINK_STALLED ? p->fifo_path
+						 : p->ev_path);
 	add_var(vars, &nv, "records", p->rec_path);
 	add_var(vars, &nv, "netns", nsp);
 	add_var(vars, &nv, "ready_fd", ready_s);
 	add_var(vars, &nv, "cell_id", cell_id);
 	add_var(vars, &nv, "run_id", r->ctx->run_id);
-	e = hprof_argv(r->j->prof, st->component, vars, nv, st->args, &argv, &missing);
+	add_var(vars, &nv, "udp_fd", "4");
+	add_var(vars, &nv, "tcp_fd", "5");
+	if (st->argv) {
+		size_t n = 0;
+
+		while (st->argv[n])
+			n++;
+		argv = calloc(n + 1, sizeof(*argv));
+		for (size_t i = 0; argv && i < n; i++)
+			if (hprof_expand(st->argv[i], vars, nv, &argv[i], &missing) < 0) {
+				e = -ENOENT;
+				break;
+			}
+		e = !argv ? -ENOMEM : missing ? -ENOENT : 0;
+	} else if (st->command) {
+		e = hprof_cmd_argv(r->j->prof, st->component, st->command, vars, nv, args, &argv,
+				   &missing);
+	} else {
+		e = hprof_argv(r->j->prof, st->component, vars, nv, args, &argv, &missing);
+	}
 	if (e < 0) {
 		verdict(r, HREP_ERROR, "start %s: argv template: %s%s%s%s", st->name,
 			util_errno_name(-e), missing ? ": no value for {" : "", missing ?: "",
 			missing ? "}" : "");
-		return;
+		goto out;
+	}
+	if (st->mount_ns) {
+		size_t n = 0;
+
+		while (st->mount_target[n])
+			n++;
+		mnt_src = calloc(n + 1, sizeof(*mnt_src));
+		mnt_tgt = calloc(n + 1, sizeof(*mnt_tgt));
+		for (size_t i = 0; mnt_src && mnt_tgt && i < n; i++) {
+			mnt_src[i] = rvars_expand(&rv, st->mount_source[i]);
+			mnt_tgt[i] = rvars_expand(&rv, st->mount_target[i]);
+		}
+	}
+	if (st->env) {
+		env = calloc(json_object_size(st->env) + 1, sizeof(*env));
+		json_object_foreach(env ? st->env : NULL, k, v)
+		{
+			_cleanup_free_ char *val = NULL;
+
+			if (hprof_expand(json_string_value(v), vars, nv, &val, &missing) < 0 ||
+			    asprintf(&env[n_env], "%s=%s", k, val) < 0) {
+				verdict(r, HREP_ERROR, "start %s: env.%s: cannot prepare its value",
+					st->name, k);
+				goto out;
+			}
+			n_env++;
+		}
+	}
+	for (int t = 0; t < 2; t++) {
+		bool want = t == 0 ? st->lis_udp : st->lis_tcp;
+
+		if (want && (lis[t] = listener_in_ns(r, st, listen,
+						     t == 0 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
+			verdict(r, HREP_ERROR, "start %s: %s listener on %s: %s", st->name,
+				t == 0 ? "UDP" : "TCP", listen, util_errno_name(-lis[t]));
+			goto out;
+		}
+	}
+	if (st->lis_tcp_busy && (p->busy_fd = listener_in_ns(r, st, listen, SOCK_STREAM)) < 0) {
+		verdict(r, HREP_ERROR, "start %s: busy TCP listener on %s: %s", st->name, listen,
+			util_errno_name(-p->busy_fd));
+		p->busy_fd = -1;
+		goto out;
 	}
 	if (st->stdin_file && asprintf(&stdin_path, "%s/%s", r->ctx->srcdir, st->stdin_file) < 0)
 		goto out;
-	if (pc->ready_fd && st->ready && pipe2(rp, O_CLOEXEC) < 0) {
+	if (want_ready && st->ready && pipe2(rp, O_CLOEXEC) < 0) {
 		verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
 		goto out;
 	}
 	/* Not waited for: {ready_fd} still names an open fd (a sink), as the option demands. */
-	if (pc->ready_fd && !st->ready && (rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+	if (want_ready && !st->ready && (rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
 		verdict(r, HREP_ERROR, "start %s: /dev/null: %s", st->name, util_errno_name(errno));
 		goto out;
 	}
@@ -1110,13 +1796,30 @@ static void step_start(struct run *r, const struct hcase_step *st)
 		/* The profile passes the netns as {netns}; one that does not gets it by setns. */
 		struct spawn_opts o = {
 			.argv = argv,
-			.netns_fd = argv_mentions(pc->argv, "{netns}") ? -1 : step_ns_fd(r, st),
+			.netns_fd = !st->argv && !st->command && argv_mentions(pc->argv, "{netns}")
+					    ? -1
+					    : step_ns_fd(r, st),
 			.stdin_path = stdin_path,
 			.stdin_fd = ip[0],
 			.out_path = p->out_path,
 			.err_path = p->err_path,
 			.ready_wfd = rp[1],
+			.lis_fd = { lis[0], lis[1] },
 			.fault = r->j->fault,
+			.env = env,
+			.has_user = st->has_user,
+			.mnt_fd = -1,
+			.cap_inh = st->cap_inh,
+			.mount_ns = st->mount_ns,
+			.mount_shared = st->mount_shared,
+			.mount_type = st->mount_type,
+			.mount_source = mnt_src,
+			.mount_target = mnt_tgt,
+			.groups = st->groups,
+			.n_groups = st->n_groups,
+			.has_groups = st->has_groups,
+			.uid = st->uid,
+			.gid = st->gid,
 		};
 
 		e = spawn(r, &o, &p->pid);
@@ -1142,7 +1845,8 @@ static void step_start(struct run *r, const struct hcase_step *st)
 		n = poll(&pf, 1, ms);
 		if (n == 0) {
 			if (!timed_out(r))
-				verdict(r, HREP_FAIL, "start %s: not ready within %d ms", st->name,
+				verdict(r, HREP_FAIL, "start %s: %s within %d ms", st->name,
+					st->expect_no_ready ? "ready fd not closed" : "not ready",
 					ms);
 		} else if (n > 0 && read(rp[0], &b, 1) != 1) {
 			int status = -1;
@@ -1152,16 +1856,34 @@ static void step_start(struct run *r, const struct hcase_step *st)
 				p->exited = true;
 				p->status = status;
 			}
-			verdict(r, HREP_FAIL, "start %s: exited before ready (status %d)", st->name,
-				status);
+			if (!st->expect_no_ready)
+				verdict(r, HREP_FAIL, "start %s: exited before ready (status %d)",
+					st->name, status);
+		} else if (n > 0 && st->expect_no_ready) {
+			verdict(r, HREP_FAIL, "start %s: wrote a ready byte, expected none",
+				st->name);
+		} else if (n > 0) {
+			/* What the sink held when the byte came: ready.STEP.events. */
+			char name[160];
+
+			snprintf(name, sizeof(name), "ready.%s.events", st->name);
+			set_num_var(r->vars, name, file_lines(p->ev_path));
 		}
 	}
 out:
+	for (int t = 0; t < 2; t++)
+		if (lis[t] >= 0)
+			close(lis[t]);
 	if (rp[0] >= 0)
 		close(rp[0]);
 	hjson_strv_free(argv);
+	hjson_strv_free(env);
+	hjson_strv_free(args);
+	hjson_strv_free(mnt_src);
+	hjson_strv_free(mnt_tgt);
 	for (size_t i = 0; i < n_owned; i++)
 		free(owned[i]);
+	rvars_free(&rv);
 }
 
 static void step_stop(struct run *r, const struct hcase_step *st)
@@ -1170,7 +1892,11 @@ static void step_stop(struct run *r, const struct hcase_step *st)
 	uint32_t cap;
 	int ms;
 
+	if (p)
+		drain_start(r, p);
 	if (!p || !p->running) {
+		if (p)
+			sink_finish(r, p);
 		if (p && st->expect_exit >= 0 && p->status != st->expect_exit)
 			verdict(r, HREP_FAIL, "stop %s: exit status %d, expected %d", st->target,
 				p->status, st->expect_exit);
@@ -1188,6 +1914,7 @@ static void step_stop(struct run *r, const struct hcase_step *st)
 	}
 	p->running = false;
 	p->exited = true;
+	sink_finish(r, p);
 	if (st->expect_exit >= 0 && p->status != st->expect_exit)
 		verdict(r, HREP_FAIL, "stop %s: exit status %d, expected %d", st->target, p->status,
 			st->expect_exit);
@@ -1257,17 +1984,32 @@ static void step_driver(struct run *r, const struct hcase_step *st)
 
 static void step_client(struct run *r, const struct hcase_step *st)
 {
-	_cleanup_free_ char *out = NULL, *errp = NULL, *data = NULL, *probe = probe_path(),
-			    *hns = host_ns(r, st);
-	const char *const names[] = { "probe", "case_dir", "host_ns" };
-	const char *const values[] = { probe, r->dir, hns };
+	_cleanup_free_ char *out = NULL, *errp = NULL, *data = NULL;
+	struct rvars rv;
 	size_t argc = 0;
 	char **argv;
 	struct spawn_opts o = { .argv = NULL,
 				.netns_fd = step_ns_fd(r, st),
 				.stdin_fd = -1,
 				.ready_wfd = -1,
+				.lis_fd = { -1, -1 },
+				.mnt_fd = -1,
 				.fault = r->j->fault };
+	_cleanup_close_ int mnt_fd = -1;
+
+	if (st->mnt_of) {
+		const struct proc *t = find_proc(r, st->mnt_of);
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", t && t->running ? t->pid : 0);
+		mnt_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (mnt_fd < 0) {
+			verdict(r, HREP_ERROR, "client %s: mount namespace of %s: %s",
+				st->name ?: "client", st->mnt_of, util_errno_name(errno));
+			return;
+		}
+		o.mnt_fd = mnt_fd;
+	}
 	pid_t pid;
 	int status = -1, e;
 	size_t len;
@@ -1276,8 +2018,10 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	while (st->argv[argc])
 		argc++;
 	argv = calloc(argc + 1, sizeof(*argv));
+	rvars_build(r, st, &rv);
 	for (size_t i = 0; argv && i < argc; i++)
-		argv[i] = expand_word(st->argv[i], names, values, ARRAY_SIZE(names));
+		argv[i] = rvars_expand(&rv, st->argv[i]);
+	rvars_free(&rv);
 	o.argv = argv;
 	if (!argv || asprintf(&out, "%s/%s.%zu.stdout", r->dir, nm, r->n_resps) < 0 ||
 	    asprintf(&errp, "%s/%s.%zu.stderr", r->dir, nm, r->n_resps) < 0) {
@@ -1306,6 +2050,38 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	if (st->expect_exit >= 0 && status != st->expect_exit)
 		verdict(r, HREP_FAIL, "client %s: exit status %d, expected %d", nm, status,
 			st->expect_exit);
+}
+
+/* Plant a file below the case dir (a lease, a tripwire script); parents are created. */
+static void step_file(struct run *r, const struct hcase_step *st)
+{
+	_cleanup_free_ char *path = NULL, *content = NULL;
+	_cleanup_close_ int fd = -1;
+	struct rvars rv;
+	size_t len;
+
+	rvars_build(r, st, &rv);
+	path = rvars_expand(&rv, st->path);
+	content = rvars_expand(&rv, st->content);
+	rvars_free(&rv);
+	if (!path || !content) {
+		verdict(r, HREP_ERROR, "file: out of memory");
+		return;
+	}
+	for (char *sl = strchr(path + strlen(r->dir) + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+		*sl = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			verdict(r, HREP_ERROR, "file %s: mkdir: %s", path, util_errno_name(errno));
+			return;
+		}
+		*sl = '/';
+	}
+	len = strlen(content);
+	/* A script (tripwire) must be executable by whoever the case starts. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		  strncmp(content, "#!", 2) == 0 ? 0755 : 0644);
+	if (fd < 0 || write(fd, content, len) != (ssize_t)len)
+		verdict(r, HREP_ERROR, "file %s: %s", path, util_errno_name(errno));
 }
 
 static bool type_matches(const char *type, const char *want)
@@ -1446,6 +2222,12 @@ static void run_steps(struct run *r)
 				step_wait_lines(r, st);
 			else
 				step_wait(r, st);
+			break;
+		case HCASE_ACT_FILE:
+			step_file(r, st);
+			break;
+		case HCASE_ACT_DRAIN:
+			drain_start(r, find_proc(r, st->target));
 			break;
 		case HCASE_ACT_FEED:
 			step_feed(r, st);
@@ -1708,7 +2490,9 @@ static void collect(struct run *r, struct hobs_proc *op)
 
 		p->out = slurp(p->out_path, &p->out_len);
 		p->err = slurp(p->err_path, &p->err_len);
-		p->ev = slurp(p->ev_path, &p->ev_len);
+		sink_collect(p);
+		if (!p->ev)
+			p->ev = slurp(p->ev_path, &p->ev_len);
 		p->rec = slurp(p->rec_path, &p->rec_len);
 		op[i] = (struct hobs_proc){ .name = p->st->name,
 					    .component = p->comp,
@@ -1890,6 +2674,13 @@ end:
 		probe_vars(r.vars, op, r.n_procs);
 		event_count_vars(r.vars, op, r.n_procs);
 	}
+	for (size_t i = 0; i < r.n_procs; i++) {
+		if (r.procs[i].sink_fd >= 0)
+			close(r.procs[i].sink_fd);
+		if (r.procs[i].busy_fd >= 0)
+			close(r.procs[i].busy_fd);
+		r.procs[i].sink_fd = r.procs[i].busy_fd = -1;
+	}
 
 	if (r.status == HREP_PASS) {
 		struct hobs o = { .procs = op,
@@ -1920,6 +2711,9 @@ audit:
 			close(r.ns_fd[i]);
 			r.ns_fd[i] = -1;
 		}
+	for (size_t i = 0; i < r.n_aux_ns; i++)
+		close(r.aux_ns[i]);
+	r.n_aux_ns = 0;
 	leftover_children(&r);
 	audit_host_links(&r, links_before);
 	for (size_t i = 0; i < r.n_pgids; i++)
@@ -1968,6 +2762,7 @@ free:
 
 		if (p->stdin_w >= 0)
 			close(p->stdin_w);
+		free(p->fifo_path);
 		free(p->out_path);
 		free(p->err_path);
 		free(p->ev_path);

@@ -140,6 +140,9 @@ int hspec_load(const char *path, struct hspec **ret)
 				q->level = l;
 			q->in_index = true;
 			q->withdrawn = strstr(bar, "withdrawn") != NULL;
+			/* Appendix D's generated rows follow and must not clear it. */
+			if (strstr(bar, "| consumer:"))
+				q->consumer = true;
 			if (!q->line)
 				q->line = lineno;
 		}

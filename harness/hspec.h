@@ -16,8 +16,9 @@ struct hspec_req {
 	char *id;
 	enum hcase_level level;
 	bool withdrawn;
-	bool in_body;	   /* defined by a **ID** paragraph */
-	bool in_index;	   /* listed in Appendix C */
+	bool consumer; /* Appendix C says "consumer:": verified by the harness's tests, not cases */
+	bool in_body;  /* defined by a **ID** paragraph */
+	bool in_index; /* listed in Appendix C */
 	unsigned int line; /* of the definition, or of the index row */
 };
 

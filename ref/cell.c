@@ -94,6 +94,13 @@ static int child_caps(const struct cell_child_cfg *c)
 	return 0;
 }
 
+static void child_hostname(const struct cell_child_cfg *c)
+{
+	if (c->hostname && !FAULT("sup.hostname_skipped") &&
+	    sethostname(c->hostname, strlen(c->hostname)) < 0)
+		child_fatal(CELL_STEP_HOSTNAME, errno);
+}
+
 static void child_close_fds(int report_fd)
 {
 	/* Park the error pipe on 3 (close-on-exec), then close everything above it. */
@@ -119,7 +126,10 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 
 	child_report_fd = report_fd;
 	/* A supervisor that dies before the release (or after) takes the cell with it. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+	/* sup.sync_eof_runs: no death with the supervisor, and end of file counts as the release */
+	bool eof_runs = FAULT("sup.sync_eof_runs");
+
+	if (!eof_runs && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fatal(CELL_STEP_SYNC, errno);
 	/* The supervisor blocks the signals it forwards and ignores SIGPIPE: the workload must not.
 	 */
@@ -129,8 +139,11 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);
-	if (read(sync_fd, &go, 1) != 1)
-		_exit(125); /* the supervisor gave up on the setup: nothing to report to */
+	if (read(sync_fd, &go, 1) != 1) {
+		if (!eof_runs)
+			_exit(125); /* the supervisor gave up on the setup: nothing to report to */
+		go = 'G';
+	}
 	/* 'U': the id maps could not be written (a degradation): keep the unmapped ids. */
 	bool keep_ids = go == 'U';
 	close(sync_fd);
@@ -138,7 +151,9 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	if ((c->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		child_fatal(CELL_STEP_CGROUPNS, errno);
 	if (c->ns_flags & CLONE_NEWNS) {
-		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		/* sup.mount_not_private: the cell's mounts follow the host's propagation */
+		if (!FAULT("sup.mount_not_private") &&
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 			child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
 		/* The detached read-only file mount the parent made goes over the host's file. */
 		if (c->resolv_fd >= 0 && move_mount(c->resolv_fd, "", AT_FDCWD, "/etc/resolv.conf",
@@ -147,15 +162,21 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 		/* A /proc that shows the cell's own PID namespace; without it ps lies. */
 		if ((c->ns_flags & CLONE_NEWPID) &&
 		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+			/* sup.proc_mount_fatal: a failed proc mount ends the setup like other steps
+			 */
+			if (FAULT("sup.proc_mount_fatal"))
+				child_fatal(CELL_STEP_PROC_MOUNT, errno);
 			/* In strict mode the supervisor turns the degradation into the failure. */
 			child_report(CELL_REPORT_DEGRADED, CELL_STEP_PROC_MOUNT, errno);
 			if (c->strict)
 				_exit(126);
 		}
 	}
-	if (c->hostname && !FAULT("sup.hostname_skipped") &&
-	    sethostname(c->hostname, strlen(c->hostname)) < 0)
-		child_fatal(CELL_STEP_HOSTNAME, errno);
+	/* sup.hostname_after_identity: the name is set once the ids (and privileges) changed. */
+	bool hostname_late = FAULT("sup.hostname_after_identity");
+
+	if (!hostname_late)
+		child_hostname(c);
 	for (size_t i = 0; i < c->n_rlimits && !FAULT("sup.rlimits_skipped"); i++) {
 		struct rlimit rl = { .rlim_cur = c->rlimits[i].soft,
 				     .rlim_max = c->rlimits[i].hard };
@@ -195,8 +216,10 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	/* A new UID clears the parent-death signal: the cell must still die with the supervisor. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fatal(CELL_STEP_IDENTITY, errno);
-	if (getppid() != parent_at_start)
+	if (getppid() != parent_at_start && !eof_runs)
 		_exit(125);
+	if (hostname_late)
+		child_hostname(c);
 	if (child_caps(c) < 0)
 		child_fatal(CELL_STEP_CAPS, errno);
 	if (c->no_new_privs && !FAULT("sup.nnp_skipped") &&
@@ -366,7 +389,10 @@ static int args_memfd(const char *const *args, size_t nargs)
 			return err;
 	}
 	/* The worker reads a configuration nobody can change under it. */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+
+	/* sup.args_unsealed: the memfd goes to the worker without any seal */
+	if ((!FAULT("sup.args_unsealed") && fcntl(fd, F_ADD_SEALS, seals) < 0) ||
 	    lseek(fd, 0, SEEK_SET) < 0)
 		return -errno;
 	return TAKE_FD(fd);
@@ -409,7 +435,8 @@ int cell_worker_spawn(int exe_fd, const char *subcommand, const char *const *arg
 		int src[19];
 		size_t n = 0;
 
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		/* sup.worker_no_pdeathsig: a worker outlives a supervisor that dies */
+		if (!FAULT("sup.worker_no_pdeathsig") && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 			_exit(126);
 		/*
 		 * Move every inherited fd above the target range first, so dup2 into 3.. never
@@ -431,6 +458,15 @@ int cell_worker_spawn(int exe_fd, const char *subcommand, const char *const *arg
 		if (fcntl((int)(2 + n), F_SETFD, FD_CLOEXEC) < 0 ||
 		    syscall(SYS_close_range, (unsigned int)(3 + n), ~0U, 0U) < 0)
 			_exit(126);
+		/* sup.worker_fd_leak: one more descriptor (a copy of fd 0) survives the exec */
+		if (FAULT("sup.worker_fd_leak"))
+			(void)fcntl(0, F_DUPFD, (int)(3 + n));
+		/* sup.worker_env_leak: the supervisor's whole environment */
+		if (FAULT("sup.worker_env_leak"))
+			syscall(SYS_execveat, (int)(2 + n), "", argv, environ, AT_EMPTY_PATH);
+		/* sup.worker_exec_by_path: the image by its path name, not through the fd */
+		if (FAULT("sup.worker_exec_by_path"))
+			execve("/proc/self/exe", argv, envp_san);
 		syscall(SYS_execveat, (int)(2 + n), "", argv, envp_san, AT_EMPTY_PATH);
 		_exit(127);
 	}

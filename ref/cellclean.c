@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "util.h"
 
 static void note(struct cellclean_stats *st, int err)
@@ -26,15 +27,19 @@ static void note(struct cellclean_stats *st, int err)
  */
 static int kill_verified(pid_t pid, unsigned long long start, struct cellclean_stats *st)
 {
+	/* The fault kills whatever has the PID, a recycled PID included. */
+	bool unverified = FAULT("sup.cleanup_kill_unverified");
 	_cleanup_close_ int pidfd = -1;
 	struct pollfd p;
 
-	if (pid <= 0 || !start || !lease_proc_alive(pid, start))
+	if (FAULT("sup.cleanup_no_kill")) /* leave the cell's process running */
+		return 0;
+	if (pid <= 0 || !start || (!unverified && !lease_proc_alive(pid, start)))
 		return 0;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return errno == ESRCH ? 0 : -errno;
-	if (!lease_proc_alive(pid, start))
+	if (!unverified && !lease_proc_alive(pid, start))
 		return 0;
 	if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
 		return errno == ESRCH ? 0 : -errno;
@@ -90,7 +95,8 @@ int cellclean_lease(struct netcfg *nc, const struct lease *l, struct cellclean_s
 
 	note(st, kill_verified(l->cell_pid, l->cell_start, st));
 	if (l->host_if[0] && netcfg_link_get(nc, l->host_if, &li) == 0 &&
-	    alias_names_run(li.alias, l->cell_id, l->run_id)) {
+	    (alias_names_run(li.alias, l->cell_id, l->run_id) ||
+	     FAULT("sup.cleanup_host_if_unchecked"))) {
 		err = netcfg_link_del(nc, l->host_if);
 		if (err == 0)
 			st->links++;
@@ -98,7 +104,8 @@ int cellclean_lease(struct netcfg *nc, const struct lease *l, struct cellclean_s
 			note(st, err);
 	}
 	/* The static entry for the cell's address on a shared bridge outlives the veth. */
-	if (l->bridge[0] && l->ip && netcfg_link_get(nc, l->bridge, &li) == 0) {
+	if (l->bridge[0] && l->ip && !FAULT("sup.cleanup_keeps_neigh") &&
+	    netcfg_link_get(nc, l->bridge, &li) == 0) {
 		err = netcfg_neigh_del(nc, li.ifindex, l->ip);
 		if (err && err != -ENOENT && err != -ESRCH)
 			note(st, err);
@@ -159,7 +166,8 @@ static int link_cb(const struct netcfg_link_info *li, void *ctx)
 	if (s->n_doomed == ARRAY_SIZE(s->doomed))
 		return 0;
 	if (strncmp(li->alias, CELLCLEAN_LINK_ALIAS_PREFIX, strlen(CELLCLEAN_LINK_ALIAS_PREFIX)) ==
-	    0) {
+		    0 &&
+	    !FAULT("sup.cleanup_keeps_orphan_links")) {
 		/* "cellref:CELL:RUN": the run is the part after the last colon. */
 		const char *run = strrchr(li->alias, ':');
 
@@ -171,8 +179,9 @@ static int link_cb(const struct netcfg_link_info *li, void *ctx)
 			d->bridge = false;
 		}
 	} else if (strcmp(li->alias, CELLCLEAN_BRIDGE_ALIAS) == 0 &&
-		   strcmp(li->kind, "bridge") == 0 &&
-		   netcfg_bridge_ports(s->nc, li->ifindex) == 0) {
+		   strcmp(li->kind, "bridge") == 0 && !FAULT("sup.cleanup_keeps_bridge") &&
+		   (netcfg_bridge_ports(s->nc, li->ifindex) == 0 ||
+		    FAULT("sup.cleanup_bridge_with_port"))) {
 		struct doomed *d = &s->doomed[s->n_doomed++];
 
 		snprintf(d->name, sizeof(d->name), "%s", li->name);
@@ -206,13 +215,14 @@ int cellclean_sweep(struct netcfg *nc, const char *state_dir, struct cellclean_s
 	if (err < 0) {
 		note(st, err);
 		free(s);
-		return st->first_err;
+		return FAULT("sup.cleanup_exit_zero_on_error") ? 0 : st->first_err;
 	}
 	for (size_t i = 0; i < s->n_doomed; i++) {
 		struct doomed *d = &s->doomed[i];
 
 		if (d->bridge ? listed(s->bridges, s->n_bridges, 16, d->name)
-			      : listed(s->runs, s->n_runs, LEASE_ID_MAX, d->run))
+			      : (listed(s->runs, s->n_runs, LEASE_ID_MAX, d->run) &&
+				 !FAULT("sup.cleanup_live_run_link")))
 			continue;
 		err = netcfg_link_del(nc, d->name);
 		if (err == 0)
@@ -221,5 +231,11 @@ int cellclean_sweep(struct netcfg *nc, const char *state_dir, struct cellclean_s
 			note(st, err);
 	}
 	free(s);
+	if (FAULT("sup.cleanup_exit_zero_on_error"))
+		st->first_err = 0;
+	/* A sweep that found nothing reports "nothing there" as a failure. */
+	if (FAULT("sup.cleanup_fails_when_clean") && !st->first_err &&
+	    !(st->leases | st->links | st->bridges | st->cgroups | st->processes))
+		st->first_err = -ENOENT;
 	return st->first_err;
 }

@@ -106,6 +106,8 @@ struct conn {
 	uint32_t total;
 	uint64_t last_active;
 	uint32_t rlen;
+	/* Of a frame longer than rbuf holds: bytes read and dropped past its first 4096. */
+	uint32_t skipped;
 	uint8_t rbuf[2 + DNSWIRE_MAX_QUERY];
 	uint8_t *wbuf;
 	size_t wlen, woff, wcap;
@@ -355,6 +357,12 @@ static bool conn_send(struct dnsp *p, struct conn *c, const uint8_t *data, size_
 	dnswire_put16(c->wbuf + c->wlen, (uint16_t)len);
 	memcpy(c->wbuf + c->wlen + 2, data, len);
 	c->wlen += 2 + len;
+	/* dns.tcp_split_write: negative control of DNS-TCP-003 (length, message: two calls). */
+	if (FAULT("dns.tcp_split_write") && c->woff + 2 + len == c->wlen) {
+		ssize_t n = write(c->fd, c->wbuf + c->woff, 2);
+
+		c->woff += n > 0 ? (size_t)n : 0;
+	}
 	conn_flush(p, c);
 	/* A client that reads nothing while answers pile up is cut off (SPEC DNS limits). */
 	if (bounded && c->wlen - c->woff > TCP_WBUF_MAX) {
@@ -657,6 +665,12 @@ static void forward(struct dnsp *p, struct query *q)
 	int err = 0;
 
 	q->txid = rnd_u16();
+	/* dns.txid_counter: the negative control of DNS-FWD-003 (IDs that count up). */
+	if (FAULT("dns.txid_counter")) {
+		static uint16_t next = 4660;
+
+		q->txid = next++;
+	}
 	dnswire_put16(q->msg + 2, q->txid);
 	dnswire_put16(q->msg, q->qlen);
 	/* dns.timeout_doubled: the negative control of DNS-FWD-009. */
@@ -1107,7 +1121,7 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 		c->slot = slot;
 		c->used = true;
 		c->eof = c->draining = false;
-		c->inflight = c->total = c->rlen = 0;
+		c->inflight = c->total = c->rlen = c->skipped = 0;
 		c->last_active = now;
 		c->events = EPOLLIN;
 		if (ep_add(p, fd, EPOLLIN, &c->it) < 0) {
@@ -1120,11 +1134,28 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 	}
 }
 
-/* A whole frame waits in the buffer (or one too large to buffer, which is handled at once). */
+/* Bytes of the buffered frame's message still to read and drop (longer than 4096 bytes). */
+static uint32_t frame_to_skip(const struct conn *c)
+{
+	uint16_t flen = c->rlen >= 2 ? dnswire_get16(c->rbuf) : 0;
+
+	return flen > DNSWIRE_MAX_QUERY ? flen - DNSWIRE_MAX_QUERY - c->skipped : 0;
+}
+
+/*
+ * A whole frame has been read. Of a frame longer than 4096 bytes only the first 4096 are kept
+ * (they decide its response, SPEC 8.2 step 7) and the rest is read and dropped first, so the
+ * next frame starts where it should (DNS-TCP-012).
+ */
 static bool frame_ready(const struct conn *c)
 {
-	return c->rlen >= 2 && (dnswire_get16(c->rbuf) > DNSWIRE_MAX_QUERY ||
-				c->rlen >= 2u + dnswire_get16(c->rbuf));
+	uint16_t flen = c->rlen >= 2 ? dnswire_get16(c->rbuf) : 0;
+
+	if (c->rlen < 2)
+		return false;
+	if (flen > DNSWIRE_MAX_QUERY)
+		return c->rlen == sizeof(c->rbuf) && frame_to_skip(c) == 0;
+	return c->rlen >= 2u + flen;
 }
 
 static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now_rt)
@@ -1137,45 +1168,61 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 
 		/* Whole frames first: buffered ones are served even after the client's EOF. */
 		if (frame_ready(c)) {
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+			uint32_t kept;
+
 			flen = dnswire_get16(c->rbuf);
-			if (flen > DNSWIRE_MAX_QUERY) {
-				/* Cannot be buffered or trusted: one event, and the stream ends. */
-				handle_message(p, DNSP_TCP, NULL, &(struct sockaddr_storage){ 0 },
-					       0, c->rbuf, 0, now, now_rt);
+			kept = flen > DNSWIRE_MAX_QUERY ? DNSWIRE_MAX_QUERY : flen;
+			/* dns.long_frame_abort: negative control of DNS-PRS-012 (> 16 KiB). */
+			if (flen > 16384 && FAULT("dns.long_frame_abort"))
+				abort();
+			getpeername(c->fd, (struct sockaddr *)&peer, &plen);
+			c->total++;
+			/* Only the first 4096 bytes of a longer message are read: enough for the
+			 * parser, which is given the real length (FORMERR, question echoed). */
+			handle_message(p, DNSP_TCP, c, &peer, plen, c->rbuf + 2, flen, now, now_rt);
+			if (!c->used)
+				return;
+			memmove(c->rbuf, c->rbuf + 2 + kept, c->rlen - 2u - kept);
+			c->rlen -= 2u + kept;
+			c->skipped = 0;
+			/* dns.tcp_oversize_closes: negative control of DNS-TCP-012. */
+			if (flen > DNSWIRE_MAX_QUERY && FAULT("dns.tcp_oversize_closes")) {
 				conn_close(p, c);
 				return;
-			} else {
-				struct sockaddr_storage peer;
-				socklen_t plen = sizeof(peer);
-
-				getpeername(c->fd, (struct sockaddr *)&peer, &plen);
-				c->total++;
-				handle_message(p, DNSP_TCP, c, &peer, plen, c->rbuf + 2, flen, now,
-					       now_rt);
-				if (!c->used)
-					return;
-				memmove(c->rbuf, c->rbuf + 2 + flen, c->rlen - 2u - flen);
-				c->rlen -= 2u + flen;
-				/* dns.tcp_one_frame_per_read: negative control of DNS-TCP-001/004.
-				 */
-				if (FAULT("dns.tcp_one_frame_per_read"))
-					c->rlen = 0;
-				/* dns.tcp_max_queries_ignored: negative control of DNS-TCP-006. */
-				if (c->total >= p->c.tcp_max_queries &&
-				    !FAULT("dns.tcp_max_queries_ignored"))
-					c->draining = true;
-				continue;
 			}
+			/* dns.tcp_one_frame_per_read: negative control of DNS-TCP-001/004. */
+			if (FAULT("dns.tcp_one_frame_per_read"))
+				c->rlen = 0;
+			/* dns.tcp_max_queries_ignored: negative control of DNS-TCP-006. */
+			if (c->total >= p->c.tcp_max_queries &&
+			    !FAULT("dns.tcp_max_queries_ignored"))
+				c->draining = true;
+			continue;
 		}
 		if (c->eof)
 			break;
-		n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+		if (c->rlen == sizeof(c->rbuf) && frame_to_skip(c)) {
+			/* The tail of a long message: read up to its end, never past it. */
+			uint8_t sink[4096];
+			uint32_t want = frame_to_skip(c);
+
+			n = read(c->fd, sink, want < sizeof(sink) ? want : sizeof(sink));
+			if (n > 0) {
+				c->skipped += (uint32_t)n;
+				c->last_active = now;
+				continue;
+			}
+		} else {
+			n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+		}
 		if (n < 0) {
 			int e = errno;
 
 			/* dns.tcp_partial_discarded: the negative control of DNS-TCP-001. */
 			if (e == EAGAIN && FAULT("dns.tcp_partial_discarded"))
-				c->rlen = 0;
+				c->rlen = c->skipped = 0;
 			/* dns.tcp_stall_blocks: waits for the rest of a frame (DNS-TCP-011). */
 			if (e == EAGAIN && c->rlen && FAULT("dns.tcp_stall_blocks"))
 				(void)poll(&(struct pollfd){ .fd = c->fd, .events = POLLIN }, 1,
@@ -1302,7 +1349,8 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 		goto fail;
 	}
 
-	if (c->udp_fd >= 0) {
+	/* dns.udp_fd_rebound: negative control of DNS-PLC-003 (binds --listen next to --udp-fd). */
+	if (c->udp_fd >= 0 && !FAULT("dns.udp_fd_rebound")) {
 		p->udp_fd = c->udp_fd;
 		err = set_nonblock(p->udp_fd);
 		p->c.listen_len = sizeof(p->c.listen);
@@ -1325,14 +1373,16 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 			*ret_tcp_err = -errno;
 	} else if (c->udp_fd < 0 && FAULT("dns.tcp_listener_missing")) {
 		/* The negative control of DNS-PLC-002: no TCP listener, and no word about it. */
-	} else if (c->udp_fd < 0) {
+	} else if (c->udp_fd >= 0 && FAULT("dns.udp_fd_no_tcp")) {
+		/* The negative control of DNS-PLC-003: no TCP bound next to an inherited UDP. */
+		*ret_tcp_err = -EBADF;
+	} else {
+		/* Own sockets, or an inherited UDP one alone: TCP goes on the same address. */
 		p->tcp_fd = make_listener(&p->c, SOCK_STREAM);
 		if (p->tcp_fd < 0) {
 			*ret_tcp_err = p->tcp_fd; /* UDP only: degraded, not refused */
 			p->tcp_fd = -1;
 		}
-	} else {
-		*ret_tcp_err = -EBADF; /* inherited UDP without a TCP socket */
 	}
 
 	p->waker = socket(p->c.listen.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

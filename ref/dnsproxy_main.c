@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +23,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "cellref.h"
 #include "dnsp.h"
@@ -219,7 +222,8 @@ static int fail(struct proxy *x, const char *stage, const char *object, int err,
 	cellref_report("dns-proxy", object, err, "%s", detail ? detail : "");
 	jw_obj_open(&x->data);
 	meta_ids(x, &x->data);
-	jw_kv_str(&x->data, "stage", stage);
+	/* dns.failed_stage_unknown: the negative control of DNS-EVT-010. */
+	jw_kv_str(&x->data, "stage", FAULT("dns.failed_stage_unknown") ? "unknown" : stage);
 	jw_kv_i64(&x->data, "errno", err < 0 ? -err : err);
 	jw_kv_str(&x->data, "errnoName", util_errno_name(err));
 	jw_kv_str(&x->data, "message", detail && *detail ? detail : strerror(err < 0 ? -err : err));
@@ -227,6 +231,9 @@ static int fail(struct proxy *x, const char *stage, const char *object, int err,
 	jw_obj_close(&x->data);
 	queue_event(x, "dns_proxy_failed");
 	evtq_flush(x->q);
+	/* dns.ready_on_failure: negative control of DNS-PLC-009 (a failed start says ready). */
+	if (FAULT("dns.ready_on_failure") && x->ready_fd >= 0)
+		(void)util_write_all(x->ready_fd, "R", 1);
 	/* dns.start_exit1: every start failure exits 1, whatever its cause. */
 	return FAULT("dns.start_exit1") ? CELLREF_EXIT_FAILURE : code;
 }
@@ -399,15 +406,45 @@ static int check_fds(struct proxy *x)
 	return 0;
 }
 
+/*
+ * Setting the uids empties the permitted, effective and ambient sets but not the inheritable
+ * one (capabilities(7)): empty it while this is the only thread, so every thread starts so.
+ */
+static int clear_inheritable(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	if (!d[0].inheritable && !d[1].inheritable)
+		return 0;
+	d[0].inheritable = d[1].inheritable = 0;
+	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
 /* After binding: no way back to privileges (SPEC DNS placement). */
 static int drop_privileges(struct proxy *x)
 {
 	if (geteuid() != 0)
 		return 0; /* nothing to give up but what no_new_privs already pinned */
-	if (setgroups(0, NULL) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
-	    setresuid(x->uid, x->uid, x->uid) < 0)
+	/* dns.keep_caps: the permitted set survives the uid change (PR_SET_KEEPCAPS) */
+	if (FAULT("dns.keep_caps"))
+		(void)prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+	/* dns.ids_one_thread: raw system calls change the ids of the calling thread only */
+	if (FAULT("dns.ids_one_thread")) {
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, x->gid, x->gid, x->gid) < 0 ||
+		    syscall(SYS_setresuid, x->uid, x->uid, x->uid) < 0)
+			return -errno;
+	} else if ((!FAULT("dns.keep_groups") && setgroups(0, NULL) < 0) ||
+		   setresgid(x->gid, x->gid, x->gid) < 0 || setresuid(x->uid, x->uid, x->uid) < 0) {
 		return -errno;
-	/* With every uid non-zero the kernel cleared all capability sets, in every thread. */
+	}
+	/*
+	 * Every uid non-zero: the kernel emptied the permitted, effective and ambient sets of
+	 * every thread (the inheritable one was emptied at start, clear_inheritable).
+	 */
 	/*
 	 * A credential change also clears the parent-death signal a supervisor or harness set
 	 * (PR_SET_PDEATHSIG): set it again, and act on a parent that died in between.
@@ -426,6 +463,9 @@ static void *proxy_thread(void *arg)
 	_cleanup_(dnsp_freep) struct dnsp *p = NULL;
 	int err = 0, tcp_err = 0;
 
+	/* dns.nnp_proxy_thread_only: no_new_privs on this thread, none on the others */
+	if (FAULT("dns.nnp_proxy_thread_only"))
+		(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	/*
 	 * dns.listen_main_netns: the listeners are bound in the netns the proxy started in
 	 * whenever the listen address exists there; only else in --netns.
@@ -456,6 +496,12 @@ static void *proxy_thread(void *arg)
 		x->exit_code = fail(x, "privileges", "setresuid", err, CELLREF_EXIT_FAILURE,
 				    "cannot drop privileges");
 		return NULL;
+	}
+	/* dns.ready_early: negative control of DNS-PLC-009 (ready 200 ms before the events). */
+	if (FAULT("dns.ready_early") && x->ready_fd >= 0) {
+		(void)util_write_all(x->ready_fd, "R", 1);
+		util_closep(&x->ready_fd);
+		usleep(200 * 1000);
 	}
 	emit_started(x, p);
 	if (tcp_err)
@@ -755,12 +801,25 @@ int cellref_dnsproxy_main(int argc, char **argv)
 		return CELLREF_EXIT_USAGE;
 
 	/* Inherited by every thread made from here on; setns and bind do not need it off. */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+	if (!FAULT("dns.nnp_proxy_thread_only") && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		cellref_report("dns-proxy", "no_new_privs", -errno, NULL);
 		return CELLREF_EXIT_FAILURE;
 	}
+	/* dns.inheritable_kept: a non-empty inheritable set survives into serving */
+	err = FAULT("dns.inheritable_kept") ? 0 : clear_inheritable();
+	if (err) {
+		cellref_report("dns-proxy", "inheritable capabilities", err, NULL);
+		return CELLREF_EXIT_FAILURE;
+	}
 
-	err = evt_sink_open_path(x.events_path, SOURCE, &sink);
+	/* dns.events_truncated: negative control of DNS-CLI-002 (an existing file is emptied). */
+	if (FAULT("dns.events_truncated") && strcmp(x.events_path, "-") != 0)
+		(void)truncate(x.events_path, 0);
+	/* dns.events_dash_discarded: negative control of DNS-CLI-002 ("-" is not stdout). */
+	err = evt_sink_open_path(FAULT("dns.events_dash_discarded") && !strcmp(x.events_path, "-")
+					 ? "/dev/null"
+					 : x.events_path,
+				 SOURCE, &sink);
 	if (err) {
 		cellref_report("dns-proxy", x.events_path, err, "cannot open the event sink");
 		return CELLREF_EXIT_FAILURE;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -59,7 +60,17 @@ static void *writer_main(void *arg)
 
 			memcpy(q->out, q->ring + at, first);
 			memcpy(q->out + first, q->ring, n - first);
-			if (util_write_all(q->fd, q->out, n) < 0) {
+			/* evt.split_write: the negative control of EVT-ENV-002 (a line in two
+			 * writes, another writer of the file can land between them). */
+			if (FAULT("evt.split_write") && n > 1) {
+				struct timespec ts = { 0, 200000 };
+
+				if (util_write_all(q->fd, q->out, n / 2) == 0)
+					nanosleep(&ts, NULL);
+				if (util_write_all(q->fd, q->out + n / 2, n - n / 2) < 0)
+					__atomic_add_fetch(&q->dropped, count_lines(q->out, n),
+							   __ATOMIC_RELAXED);
+			} else if (util_write_all(q->fd, q->out, n) < 0) {
 				/* dns.sink_fatal: the negative control of DNS-EVT-015. */
 				if (FAULT("dns.sink_fatal"))
 					_exit(1);
@@ -133,6 +144,12 @@ int evtq_push(struct evtq *q, const char *line, size_t len)
 	uint64_t tail = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
 	size_t at, first;
 
+	/* dns.evtq_blocks: the negative control of DNS-EVT-014 (the serving loop waits for
+	 * the sink instead of dropping). */
+	while (FAULT("dns.evtq_blocks") && len > q->cap - (size_t)(q->head - tail)) {
+		usleep(1000);
+		tail = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+	}
 	if (len > q->cap - (size_t)(q->head - tail)) {
 		__atomic_add_fetch(&q->dropped, 1, __ATOMIC_RELAXED);
 		return -ENOBUFS;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "fault.h"
 #include "util.h"
 
 #define LEASE_DIR	 "leases"
@@ -203,7 +205,7 @@ static int lock_take(int dfd, struct lease_lock *ret)
 		*ret = (struct lease_lock){ .fd = TAKE_FD(fd), .tracked = true };
 		return 0;
 	}
-	while (flock(fd, LOCK_EX) < 0) {
+	while (!FAULT("sup.lease_no_lock") && flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
@@ -301,6 +303,7 @@ static int record_check(const struct lease *l)
 
 static int record_write(int dfd, const struct lease *l)
 {
+	struct lease partial;
 	json_auto_t *o = NULL;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_close_ int fd = -1;
@@ -308,6 +311,13 @@ static int record_write(int dfd, const struct lease *l)
 	int r;
 
 	ip_name(l->ip, name);
+	if (FAULT("sup.lease_record_incomplete")) { /* the cell's PID, start and cgroup never */
+		partial = *l;
+		partial.cell_pid = 0;
+		partial.cell_start = 0;
+		partial.cgroup[0] = '\0';
+		l = &partial;
+	}
 	/* json_pack fails on strings that are not UTF-8: those are bad arguments, like OOM rarely.
 	 */
 	o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b, s:s, s:i, s:I}", "ip", name,
@@ -453,6 +463,14 @@ static int record_read(int dfd, uint32_t ip, struct lease *ret)
 	return 0;
 }
 
+static bool owner_alive(const struct lease *l)
+{
+	/* The fault takes any process with the owner's PID for the owner (PID reuse ignored). */
+	if (FAULT("sup.lease_owner_pid_only"))
+		return l->owner_pid > 0 && kill(l->owner_pid, 0) == 0;
+	return lease_proc_alive(l->owner_pid, l->owner_start);
+}
+
 /* 1 when ip may be leased (no record, or a stale one), 0 when it is taken, or -errno. */
 static int slot_free(int dfd, uint32_t ip)
 {
@@ -467,7 +485,7 @@ static int slot_free(int dfd, uint32_t ip)
 		return 0;
 	if (r < 0)
 		return r;
-	return !lease_proc_alive(cur.owner_pid, cur.owner_start);
+	return !owner_alive(&cur);
 }
 
 /* --- API --- */
@@ -614,7 +632,7 @@ int lease_release(const char *state_dir, uint32_t ip, const char *run_id)
 	r = record_read(dfd, ip, &cur);
 	if (r == -ENOENT)
 		return r;
-	if (run_id) {
+	if (run_id && !FAULT("sup.lease_release_any")) {
 		if (r < 0)
 			return r;
 		if (strcmp(cur.run_id, run_id) != 0)
@@ -675,6 +693,8 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 
 	if (!state_dir)
 		return -EINVAL;
+	if (FAULT("sup.lease_no_reap")) /* stale leases and what they name stay */
+		return 0;
 	dfd = leases_open(state_dir, false);
 	if (dfd == -ENOENT)
 		return 0;
@@ -690,9 +710,16 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 		char name[INET_ADDRSTRLEN];
 		struct lease l;
 
-		if (record_read(dfd, ips[i], &l) < 0)
+		r = record_read(dfd, ips[i], &l);
+		if (r < 0) {
+			/* The fault takes a corrupt record for a stale one and drops it. */
+			if (FAULT("sup.cleanup_removes_corrupt") && r == -EBADMSG) {
+				ip_name(ips[i], name);
+				(void)unlinkat(dfd, name, 0);
+			}
 			continue;
-		if (lease_proc_alive(l.owner_pid, l.owner_start))
+		}
+		if (owner_alive(&l))
 			continue;
 		if (fn) {
 			r = fn(ctx, &l);

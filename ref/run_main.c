@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -124,15 +125,26 @@ static void kv_now(struct jw *w)
 	jw_kv_str(w, "observedAt", evt_format_time(util_now_realtime_ns(), t));
 }
 
-/* Close r->data (opened by the caller with meta()), format and queue; lossless. */
-static void emit(struct run *r, const char *type)
+/*
+ * Close r->data (opened by the caller with meta()), format and queue; lossless. With now, the
+ * line is written before this returns (cell_started: nothing may happen before it is out, and
+ * nothing is queued yet, so the writer thread is idle); a failed write goes to the queue,
+ * which counts it as dropped.
+ */
+static void emit_now(struct run *r, const char *type, bool now)
 {
 	kv_now(&r->data);
 	jw_obj_close(&r->data);
 	jw_reset(&r->line);
-	if (!jw_error(&r->data) && evt_format(r->sink, type, jw_text(&r->data), &r->line) == 0)
+	if (!jw_error(&r->data) && evt_format(r->sink, type, jw_text(&r->data), &r->line) == 0 &&
+	    (!now || util_write_all(evt_sink_fd(r->sink), jw_text(&r->line), r->line.len) < 0))
 		(void)evout_push(r->out, jw_text(&r->line), r->line.len);
 	jw_reset(&r->data);
+}
+
+static void emit(struct run *r, const char *type)
+{
+	emit_now(r, type, false);
 }
 
 static void open_event(struct run *r)
@@ -178,7 +190,8 @@ static void emit_started(struct run *r)
 	jw_kv_bool(w, "dns", r->spec->dns_enabled);
 	jw_kv_bool(w, "flows", r->spec->flows_enabled);
 	jw_kv_bool(w, "strict", r->spec->strict);
-	emit(r, "cell_started");
+	/* sup.started_async: queued like any event, so the setup goes on before it is written */
+	emit_now(r, "cell_started", !FAULT("sup.started_async"));
 }
 
 /* A setup step failed: event, one stderr line, and the exit code to return. */
@@ -461,6 +474,25 @@ static void format_ip(uint32_t ip, char buf[INET_ADDRSTRLEN])
 	inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
 
+#ifdef CELLREF_FAULTS
+/* sup.network_by_program: what a supervisor that shells out to ip(8) would do (never else). */
+static void fault_run_ip(void)
+{
+	extern char **environ;
+	char *argv[] = { "ip", "link", "show", NULL }; /* fault-only: sup.network_by_program */
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return;
+	if (posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) == 0 &&
+	    posix_spawnp(&pid, "ip", &fa, NULL, argv, environ) ==
+		    0) /* fault-only: sup.network_by_program */
+		(void)waitpid(pid, NULL, 0);
+	posix_spawn_file_actions_destroy(&fa);
+}
+#endif
+
 static int setup_network(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -482,6 +514,14 @@ static int setup_network(struct run *r)
 	int err;
 
 	snprintf(alias, sizeof(alias), "cellref:%s:%s", s->cell_id, r->run_id);
+#ifdef CELLREF_FAULTS
+	if (FAULT("sup.network_by_program"))
+		fault_run_ip();
+#endif
+	/* sup.cell_end_via_host: a link named like the cell end appears in the host netns first. */
+	if (FAULT("sup.cell_end_via_host") &&
+	    netcfg_veth_add(r->host_nc, s->ifname, "ccfault0", -1) == 0)
+		(void)netcfg_link_del(r->host_nc, s->ifname);
 	err = cellnet_setup(r->host_nc, r->netns_fd, &cfg, &r->net, &step);
 	r->net_us = us_since(t0);
 	if (err) {
@@ -626,14 +666,21 @@ static int start_dns(struct run *r, int *ready_rd)
 		util_closep(&d.tcp);
 		return d.err;
 	}
+	/* sup.dns_tcp_by_proxy: no TCP socket passed (netns at fd 6); the proxy binds its own */
+	bool tcp = !FAULT("sup.dns_tcp_by_proxy");
+
+	if (!tcp)
+		util_closep(&d.tcp);
 	/* fds: 3 events, 4 ready, 5 udp, 6 tcp, 7 netns (upstream sockets are made in it) */
 	snprintf(timeout, sizeof(timeout), "%u", s->dns_timeout_ms);
 	args[n++] = "--udp-fd";
 	args[n++] = "5";
-	args[n++] = "--tcp-fd";
-	args[n++] = "6";
+	if (tcp) {
+		args[n++] = "--tcp-fd";
+		args[n++] = "6";
+	}
 	args[n++] = "--netns";
-	args[n++] = "/proc/self/fd/7";
+	args[n++] = tcp ? "/proc/self/fd/7" : "/proc/self/fd/6";
 	args[n++] = "--events";
 	args[n++] = "/proc/self/fd/3";
 	args[n++] = "--ready-fd";
@@ -646,16 +693,19 @@ static int start_dns(struct run *r, int *ready_rd)
 	args[n++] = s->cell_id;
 	args[n++] = "--run-id";
 	args[n++] = r->run_id;
-	args[n++] = "--user";
-	args[n++] = DNS_WORKER_USER;
+	if (!FAULT("sup.dns_args_no_user")) {
+		args[n++] = "--user";
+		args[n++] = DNS_WORKER_USER;
+	}
 	for (size_t i = 0; i < s->n_dns_allow && n + 2 <= ARRAY_SIZE(args); i++) {
 		args[n++] = "--allow";
 		args[n++] = s->dns_allow[i];
 	}
 	extra[0] = d.udp;
-	extra[1] = d.tcp;
+	extra[1] = tcp ? d.tcp : r->netns_fd;
 	extra[2] = r->netns_fd;
-	err = start_worker(r, "dns-proxy", args, n, extra, 3, &r->dns, &r->dns_relay, ready_rd);
+	err = start_worker(r, "dns-proxy", args, n, extra, tcp ? 3 : 2, &r->dns, &r->dns_relay,
+			   ready_rd);
 	close(d.udp);
 	close(d.tcp);
 	return err;
@@ -685,7 +735,8 @@ static int wait_ready(int *rd, size_t n, size_t *which)
 			if (rd[i] < 0 || !p[i].revents)
 				continue;
 			*which = i;
-			if (read(rd[i], &c, 1) != 1)
+			/* sup.ready_ignored: gone without the byte counts as ready */
+			if (read(rd[i], &c, 1) != 1 && !FAULT("sup.ready_ignored"))
 				return -ECHILD;
 			util_closep(&rd[i]);
 			rd[i] = -1;
@@ -905,6 +956,14 @@ static int setup(struct run *r)
 	}
 	if (setup_workers_early(r) || setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
 		return -1;
+	/* A cell with a user namespace goes before its network and workers exist (and sees it). */
+	if ((s->ns_flags & CLONE_NEWUSER) && FAULT("sup.release_before_network")) {
+		err = cell_release(&r->cell, r->ids_unmapped);
+		if (err)
+			return setup_failed(r, "sync", "sync pipe", err, CELLREF_EXIT_CELL_SETUP,
+					    NULL);
+		usleep(300000);
+	}
 	if (r->leased) {
 		(void)lease_update(r->state_dir, &r->lease);
 		if (setup_network(r))
@@ -916,7 +975,11 @@ static int setup(struct run *r)
 		return -1;
 
 	r->t_release = util_now_monotonic_ns();
-	err = cell_release(&r->cell, r->ids_unmapped);
+	/* sup.unmapped_ids_ignored: 'G' although a map is missing, so the child sets its ids. */
+	err = r->cell.sync_fd < 0
+		      ? 0
+		      : cell_release(&r->cell,
+				     r->ids_unmapped && !FAULT("sup.unmapped_ids_ignored"));
 	if (err)
 		return setup_failed(r, "sync", "sync pipe", err, CELLREF_EXIT_CELL_SETUP, NULL);
 	err = cell_read_reports(&r->cell, on_report, r);
@@ -990,7 +1053,8 @@ static int run_loop(struct run *r)
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = 1 };
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, r->sigfd, &ev) < 0)
 		return -errno;
-	for (int i = 0; i < 2; i++) {
+	/* sup.relay_deferred: worker events wait in their pipes until the teardown drains them. */
+	for (int i = 0; i < 2 && !FAULT("sup.relay_deferred"); i++) {
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = 2 + (uint32_t)i };
 		if (relays[i]->fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, relays[i]->fd, &ev) < 0)
 			return -errno;
@@ -1033,13 +1097,20 @@ static int run_loop(struct run *r)
 				while (read(r->sigfd, &fsi, sizeof(fsi)) == sizeof(fsi)) {
 					int sig = (int)fsi.ssi_signo;
 
-					if (!FAULT("sup.no_forward"))
+					/* sup.signal_by_pid: kill(2) on the PID, which may be
+					 * recycled */
+					if (FAULT("sup.signal_by_pid"))
+						(void)kill(r->cell.pid, sig);
+					else if (!FAULT("sup.no_forward"))
 						(void)cell_signal(&r->cell, sig);
 					/* Stop signals get a grace period, then SIGKILL
 					 * (SUP-WAIT-003). */
 					if (!r->kill_at && sig != SIGUSR1 && sig != SIGUSR2)
 						r->kill_at = util_now_monotonic_ns() +
-							     STOP_GRACE_MS * 1000000ULL;
+							     (FAULT("sup.stop_grace_short")
+								      ? 1000ULL
+								      : STOP_GRACE_MS) *
+								     1000000ULL;
 				}
 			} else {
 				struct relay *rl = relays[k - 2];
@@ -1278,6 +1349,13 @@ int cellref_run_main(int argc, char **argv)
 		run_free(&r);
 		return CELLREF_EXIT_USAGE;
 	}
+	/* Before the spec and the sink: a user who may not read them still learns why (exit 10). */
+	if (geteuid() != 0 && !FAULT("sup.nonroot_runs")) {
+		cellref_report("run", "supervisor", -EPERM,
+			       "needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
+		run_free(&r);
+		return CELLREF_EXIT_PERM;
+	}
 	r.state_dir = r.state_dir ?: getenv("CELLREF_STATE_DIR") ?: STATE_DIR_DEFAULT;
 	err = cellspec_load(r.spec_path, &r.spec, err_text, sizeof(err_text));
 	if (err) {
@@ -1302,12 +1380,6 @@ int cellref_run_main(int argc, char **argv)
 		cellref_report("run", "event writer", err, NULL);
 		run_free(&r);
 		return CELLREF_EXIT_FAILURE;
-	}
-	if (geteuid() != 0) {
-		cellref_report("run", "supervisor", -EPERM,
-			       "needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
-		run_free(&r);
-		return CELLREF_EXIT_PERM;
 	}
 	r.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 

@@ -144,6 +144,35 @@ class Args:
         except ValueError:
             self._fail(key, "not hex")
 
+    def parts(self, key):
+        """A list of hex strings and {"repeat_hex": HEX, "count": N} objects, concatenated."""
+        v = self.a.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, list):
+            self._fail(key, "expected a list")
+        out = b""
+        for i, part in enumerate(v):
+            if isinstance(part, str):
+                try:
+                    out += bytes.fromhex(part)
+                except ValueError:
+                    self._fail("%s[%d]" % (key, i), "not hex")
+                continue
+            if (not isinstance(part, dict) or set(part) != {"repeat_hex", "count"} or
+                    not isinstance(part["repeat_hex"], str) or
+                    isinstance(part["count"], bool) or not isinstance(part["count"], int) or
+                    not 0 <= part["count"] <= 1000000):
+                self._fail("%s[%d]" % (key, i),
+                           'expected a hex string or {"repeat_hex": HEX, "count": 0..1000000}')
+            try:
+                out += bytes.fromhex(part["repeat_hex"]) * part["count"]
+            except ValueError:
+                self._fail("%s[%d].repeat_hex" % (key, i), "not hex")
+            if len(out) > 16 * 1024 * 1024:
+                self._fail(key, "longer than 16 MiB")
+        return out
+
     def hostport(self, key):
         v = self.str(key)
         if v is None:
@@ -469,20 +498,96 @@ def _tcp_cuts(a, n):
     a._fail("segments", "expected a count or a list of split offsets")
 
 
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+
+
+class SegmentTap:
+    """The TCP segments a server sends to one local port, seen by an AF_PACKET socket of the
+    namespace (opened before connect, so the first answer is not missed). Counts what the peer's
+    kernel emitted: veth and lo do not merge segments on receive (no GRO by default on veth;
+    lo passes the sender's skb as is)."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.s.setblocking(False)
+
+    def close(self):
+        self.s.close()
+
+    def segments(self, fam, server, lport):
+        """[(seq, payload_len)] of data segments from server (IP, port) to lport, in arrival
+        order, retransmissions (same seq) left out."""
+        want_ip = socket.inet_pton(fam, server[0])
+        out, seen = [], set()
+        while True:
+            try:
+                data, meta = self.s.recvfrom(262144)
+            except (BlockingIOError, InterruptedError):
+                break
+            if meta[2] == PACKET_OUTGOING:
+                continue  # lo shows every packet twice: keep the received copy
+            try:
+                if meta[1] == 0x0800 and fam == socket.AF_INET and data[0] >> 4 == 4:
+                    ihl, tot = (data[0] & 0xF) * 4, struct.unpack("!H", data[2:4])[0]
+                    if data[9] != 6 or data[12:16] != want_ip:
+                        continue
+                    tcp, iplen = data[ihl:tot], tot - ihl
+                elif meta[1] == 0x86DD and fam == socket.AF_INET6 and data[0] >> 4 == 6:
+                    if data[6] != 6 or data[8:24] != want_ip:
+                        continue
+                    iplen = struct.unpack("!H", data[4:6])[0]
+                    tcp = data[40:40 + iplen]
+                else:
+                    continue
+                sport, dport, seq = struct.unpack("!HHI", tcp[:8])
+                plen = iplen - (tcp[12] >> 4) * 4
+            except (IndexError, struct.error):
+                continue
+            if sport != server[1] or dport != lport or plen <= 0 or seq in seen:
+                continue
+            seen.add(seq)
+            out.append((seq, plen))
+        return out
+
+
+def segments_per_frame(segs, frame_lens):
+    """For each DNS frame of the server's byte stream, how many segments carried its bytes."""
+    if not segs:
+        return [0 for _ in frame_lens]
+    base = min(seq for seq, _ in segs)  # the stream's first data byte (no wrap in a test)
+    spans = [((seq - base) & 0xFFFFFFFF, n) for seq, n in segs]
+    out, off = [], 0
+    for flen in frame_lens:
+        lo, hi = off, off + 2 + flen
+        out.append(sum(1 for o, n in spans if o < hi and o + n > lo))
+        off = hi
+    return out
+
+
 def op_tcp_send(a, clock, worker):
     fam, dst = a.hostport("dst")
-    payload = a.hex("payload_hex", "")
+    payload = a.hex("payload_hex")
+    parts = a.parts("payload_parts")
+    if payload is not None and parts is not None:
+        a._fail("payload_parts", "either payload_hex or payload_parts, not both")
+    payload = parts if parts is not None else (payload or b"")
     cuts = _tcp_cuts(a, len(payload))
     half_close = a.bool("half_close", False)
     want = a.int("replies", 0, 0, 10000)
     wait_ms = a.int("wait_ms", 1000, 0, 600000)
     keep_open = a.bool("keep_open", False)
+    capture = a.bool("capture", False)
     res = {"connected": False, "sent": 0, "segments": 0, "hex": "", "received": 0,
            "eof": False}
+    tap = SegmentTap() if capture else None
     try:
         s = tcp_open(fam, dst, clock, nodelay=True)
     except OSError as e:
         res["error"] = errname(e)
+        if tap:
+            tap.close()
         return res
     kept = False
     try:
@@ -534,6 +639,14 @@ def op_tcp_send(a, clock, worker):
         res["hex"] = buf.hex()
         res["received"] = len(buf)
     res["kept_open"] = kept
+    if tap:
+        time.sleep(min(0.02, clock.left()))  # the tap has the packets already; be generous
+        segs = tap.segments(fam, dst, res["src_port"])
+        tap.close()
+        res["server_segments"] = [n for _, n in segs]
+        if want:
+            res["segments_per_frame"] = segments_per_frame(
+                segs, [len(f) // 2 for f in res["frames"]])
     return res
 
 
@@ -680,6 +793,184 @@ def op_dns_query(a, clock, worker):
     return res
 
 
+# Lengths every fuzz_send run includes, whatever the seed: the edges of 8.2 and of each transport.
+FUZZ_UDP_EDGES = (0, 1, 11, 12, 13, 4095, 4096, 4097, 65507)
+FUZZ_TCP_EDGES = (0, 1, 11, 12, 13, 4095, 4096, 4097, 16384, 16385, 65535)
+
+
+def fuzz_query(rng):
+    """A well-formed query, sometimes with an OPT record: the seed a mutation starts from."""
+    labels = []
+    for _ in range(rng.randrange(0, 5)):
+        labels.append(bytes(rng.randrange(256) if rng.random() < 0.1 else rng.choice(b"abcxyz-0")
+                            for _ in range(rng.randrange(1, 20))))
+    name = b"".join(bytes([len(l)]) + l for l in labels) + b"\0"
+    ar = 1 if rng.random() < 0.5 else 0
+    msg = struct.pack("!HHHHHH", rng.randrange(65536), 0x0100, 1, 0, 0, ar) + name + \
+        struct.pack("!HH", rng.choice((1, 28, 16, 255, 0, 65535)), rng.choice((1, 1, 3, 255)))
+    if ar:
+        opts = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 12)))
+        msg += b"\0" + struct.pack("!HHIH", 41, 1232, 0, len(opts)) + opts
+    return msg
+
+
+def fuzz_mutate(rng, msg, maxlen):
+    m = bytearray(msg)
+    for _ in range(rng.randrange(1, 5)):
+        k = rng.randrange(8)
+        if k == 0 and m:  # flip bits
+            i = rng.randrange(len(m))
+            m[i] ^= 1 << rng.randrange(8)
+        elif k == 1 and m:  # any byte
+            m[rng.randrange(len(m))] = rng.randrange(256)
+        elif k == 2 and m:  # cut short
+            del m[rng.randrange(len(m)):]
+        elif k == 3:  # trailing bytes
+            m += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+        elif k == 4 and len(m) >= 12:  # a count or the flags
+            off = rng.choice((2, 4, 6, 8, 10))
+            m[off:off + 2] = struct.pack("!H", rng.choice((0, 1, 2, 0xFFFF, rng.randrange(65536))))
+        elif k == 5 and len(m) > 12:  # a compression pointer anywhere, any direction
+            i = rng.randrange(12, len(m))
+            m[i:i] = struct.pack("!H", 0xC000 | rng.randrange(0, min(len(m) + 8, 0x3FFF)))
+        elif k == 6 and len(m) > 12:  # a label type 0x40..0xBF, or a long label length
+            m[rng.randrange(12, len(m))] = rng.choice((0x40, 0x7F, 0x80, 0xBF, 63, 64))
+        elif k == 7:  # padding to a large size (OPT-like tail)
+            m += bytes(rng.randrange(0, 9000))
+    return bytes(m[:maxlen])
+
+
+def fuzz_message(rng, maxlen):
+    if rng.random() < 0.4:  # raw noise, mostly small
+        r = rng.random()
+        n = rng.randrange(0, 600) if r < 0.6 else rng.randrange(0, 4300) if r < 0.9 else \
+            rng.randrange(0, maxlen + 1)
+        return bytes(rng.getrandbits(8) for _ in range(min(n, 4300))) + bytes(max(0, n - 4300))
+    return fuzz_mutate(rng, fuzz_query(rng), maxlen)
+
+
+def fuzz_tcp_exchange(fam, dst, frames, wait_s, clock, res):
+    """Writes every frame on one connection (a new one if the proxy closes it), reading all the
+    while; then half-closes and reads until end of file or wait_s."""
+    import select
+    pending, s, buf = list(frames), None, b""
+    out = b""
+    while pending or out:
+        if clock.left() <= 0:
+            res["errors"].append("timeout")
+            break
+        if s is None:
+            try:
+                s = tcp_open(fam, dst, clock)
+            except OSError as e:
+                res["errors"].append(errname(e))
+                break
+            s.setblocking(False)
+            res["tcp_connections"] += 1
+            buf = b""
+        if not out and pending:
+            out = pending.pop(0)
+        r, w, _ = select.select([s], [s] if out else [], [], clock.left(0.5))
+        try:
+            if w:
+                out = out[s.send(out):]
+                res["tcp_sent"] += not out
+            if r:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionResetError(errno.ECONNRESET, "closed")
+                buf += chunk
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as e:
+            res["errors"].append(errname(e))
+            s.close()
+            s, out = None, b""  # the frame being written is lost with the connection
+            continue
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            buf = buf[2 + struct.unpack("!H", buf[:2])[0]:]
+            res["tcp_replies"] += 1
+    if s is None:
+        return
+    try:
+        s.shutdown(socket.SHUT_WR)
+        until = Clock(min(clock.deadline, time.monotonic() + wait_s))
+        while until.left() > 0:
+            r, _, _ = select.select([s], [], [], until.left())
+            if not r:
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                res["tcp_eof"] = True
+                break
+            buf += chunk
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+                buf = buf[2 + struct.unpack("!H", buf[:2])[0]:]
+                res["tcp_replies"] += 1
+    except OSError as e:
+        res["errors"].append(errname(e))
+    finally:
+        s.close()
+
+
+def op_fuzz_send(a, clock, worker):
+    """Seeded pseudo-random messages (DNS-PRS-012): the length edges of each transport, raw
+    noise and mutated queries; over UDP from one socket, over TCP as frames on one connection.
+    Replies are counted, not checked: the case then checks the proxy still serves."""
+    fam, dst = a.hostport("dst")
+    seed = a.int("seed", 1, 0, 2 ** 32 - 1)
+    udp_count = a.int("udp_count", 200, 0, 100000)
+    tcp_count = a.int("tcp_count", 200, 0, 100000)
+    wait_ms = a.int("wait_ms", 1000, 0, 600000)
+    rng = random.Random(seed)
+    udp_max = 65507 if fam == socket.AF_INET else 65527
+    udp_msgs = [bytes(rng.getrandbits(8) for _ in range(min(n, 64))) + bytes(max(0, n - 64))
+                for n in FUZZ_UDP_EDGES if udp_count]
+    udp_msgs += [fuzz_message(rng, udp_max) for _ in range(udp_count)]
+    tcp_msgs = [bytes(rng.getrandbits(8) for _ in range(min(n, 64))) + bytes(max(0, n - 64))
+                for n in FUZZ_TCP_EDGES if tcp_count]
+    tcp_msgs += [fuzz_message(rng, 65535) for _ in range(tcp_count)]
+    res = {"seed": seed, "udp_sent": 0, "udp_replies": 0, "tcp_sent": 0, "tcp_replies": 0,
+           "tcp_connections": 0, "tcp_eof": False, "errors": [],
+           "udp_lengths": [min(map(len, udp_msgs), default=0), max(map(len, udp_msgs), default=0)],
+           "tcp_lengths": [min(map(len, tcp_msgs), default=0), max(map(len, tcp_msgs), default=0)]}
+    if udp_msgs:
+        with socket.socket(fam, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
+            for i, m in enumerate(udp_msgs):
+                if clock.left() <= 0:
+                    res["errors"].append("timeout")
+                    break
+                try:
+                    s.sendto(m, dst)
+                    res["udp_sent"] += 1
+                except OSError as e:
+                    res["errors"].append(errname(e))
+                if i % 8 == 7:
+                    time.sleep(0.001)  # let the proxy keep up: its receive queue is finite
+                res["udp_replies"] += _drain_udp(s, 0)
+            res["udp_replies"] += _drain_udp(s, min(wait_ms / 1000, clock.left()))
+    if tcp_msgs:
+        fuzz_tcp_exchange(fam, dst, [struct.pack("!H", len(m)) + m for m in tcp_msgs],
+                          wait_ms / 1000, clock, res)
+    return res
+
+
+def _drain_udp(s, wait_s):
+    """Datagrams waiting on s, then more until wait_s passes without one."""
+    n = 0
+    s.settimeout(wait_s if wait_s > 0 else 0.0)
+    while True:
+        try:
+            s.recv(65535)
+            n += 1
+        except (BlockingIOError, socket.timeout, InterruptedError):
+            return n
+        except OSError:
+            continue
+
+
 def op_ping(a, clock, worker):
     return {"pong": True, "pid": os.getpid(),
             "netns_inode": os.stat("/proc/thread-self/ns/net").st_ino}
@@ -694,8 +985,9 @@ def op_sleep(a, clock, worker):
 
 OPS = {
     "udp_send": (op_udp_send, ("dst", "src_port", "payload_hex", "count", "wait_ms", "replies")),
-    "tcp_send": (op_tcp_send, ("dst", "payload_hex", "segments", "half_close", "wait_ms",
-                               "replies", "keep_open")),
+    "tcp_send": (op_tcp_send, ("dst", "payload_hex", "payload_parts", "segments", "half_close",
+                               "wait_ms", "replies", "keep_open", "capture")),
+    "fuzz_send": (op_fuzz_send, ("dst", "seed", "udp_count", "tcp_count", "wait_ms")),
     "dns_query": (op_dns_query, ("dst", "transport", "qname", "qtype", "qclass", "txid", "rd",
                                  "count", "raw_hex", "wait_ms")),
     "icmp_echo": (op_icmp_echo, ("dst", "count", "size")),

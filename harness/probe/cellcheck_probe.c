@@ -18,6 +18,17 @@
  *     connect=HOST:PORT    resolve HOST when it is a name, then a TCP connect (then close)
  *     udp=IP:PORT:N[:SPORT] N datagrams from N sockets (from ports SPORT.. if given)
  *     ls=DIR               the names in DIR, sorted (leases left behind)
+ *     proc=PID             another process: cmdline, environ, AT_EXECFN, exe, every thread's
+ *                          ids, groups, no_new_privs, capabilities and netns, every fd (memfd:
+ *                          seals and content; socket: family, type, address, netns)
+ *     children=PID         the same, one line per child of PID (workers=PID: an alias)
+ *     watch-children=PID[:MS] pidfds on PID and its children; once PID exited, which children
+ *                          still live after MS ms
+ *     flock=PATH           hold an exclusive flock on PATH (created) until the probe exits
+ *     trace-exec=PID[:N[:MS[:SUB]]] ptrace PID and its descendants; at each exec, before the new
+ *                          image runs, the same line; after N execs or MS ms the probe exits
+ *     links-watch          subscribe to the link notifications (RTNLGRP_LINK) of its netns
+ *     links-seen=MS        then, for MS ms: the names of links created/changed, deleted
  *     sleep=MS, exit=N, raise=SIG (a number)
  *
  * Every line is an object whose first member is "probe" (the command's name) and whose
@@ -31,16 +42,25 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -605,6 +625,806 @@ static void cmd_ls(const char *dir)
 	end_line();
 }
 
+/*
+ * "flock=PATH": create PATH (and missing parent directories, 0700) and hold an exclusive
+ * flock(2) on it until the probe exits: a supervisor that takes its lease lock waits there.
+ */
+static void cmd_flock(const char *path)
+{
+	char dir[4096];
+	int fd, e = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		(void)mkdir(dir, 0700);
+		*p = '/';
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0)
+		e = errno;
+	printf("{\"probe\":\"flock\",\"path\":");
+	jstr(path);
+	printf(",\"locked\":%s,\"error\":", e ? "false" : "true");
+	if (e)
+		jstr(strerrorname_np(e) ?: "?");
+	else
+		printf("null");
+	end_line();
+}
+
+/* ---- inspecting another process: proc=PID, children=PID, trace-exec=PID ------------------- */
+
+/* The whole file, malloc'ed and NUL-terminated past *ret_n, or NULL. */
+static char *slurp_all(const char *path, size_t *ret_n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0, cap = 4096;
+	char *buf, *nb;
+	ssize_t k;
+
+	if (fd < 0)
+		return NULL;
+	buf = malloc(cap);
+	while (buf) {
+		if (n + 1 >= cap) {
+			nb = realloc(buf, cap *= 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+		}
+		k = read(fd, buf + n, cap - 1 - n);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	if (buf) {
+		buf[n] = '\0';
+		*ret_n = n;
+	}
+	return buf;
+}
+
+/* NUL-separated strings (cmdline, environ, an argument memfd) as a JSON array. */
+static void jarray_nul(const char *s, size_t n)
+{
+	putchar('[');
+	for (size_t i = 0; s && i < n;) {
+		size_t l = strnlen(s + i, n - i);
+
+		printf("%s", i ? "," : "");
+		jstr_n(s + i, l);
+		i += l + 1;
+	}
+	putchar(']');
+}
+
+/* The value of "Key:" in a status text, whitespace trimmed, into out ("?" when absent). */
+static void text_field(const char *text, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+
+	snprintf(out, len, "?");
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, key, kl) == 0 && l[kl] == ':') {
+			const char *v = l + kl + 1, *e;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			e = strchr(v, '\n');
+			snprintf(out, len, "%.*s", (int)(e ? e - v : (long)strlen(v)), v);
+			return;
+		}
+	}
+}
+
+static unsigned long long ns_ino(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_ino : 0;
+}
+
+static unsigned long long proc_net_ino(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	return ns_ino(path);
+}
+
+static pid_t proc_ppid(pid_t pid)
+{
+	char path[64], v[64];
+	size_t n;
+	char *s;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	s = slurp_all(path, &n);
+	text_field(s, "PPid", v, sizeof(v));
+	free(s);
+	return (pid_t)atoi(v);
+}
+
+static int int_cmp(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The numeric entries of a /proc directory, sorted, at most max. */
+static size_t proc_numbers(const char *dir, int *out, size_t max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	while (d && n < max && (de = readdir(d)))
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
+			out[n++] = atoi(de->d_name);
+	if (d)
+		closedir(d);
+	qsort(out, n, sizeof(out[0]), int_cmp);
+	return n;
+}
+
+/* The children of every thread of pid, sorted. */
+static size_t proc_children(pid_t pid, int *out, size_t max)
+{
+	int tids[1024];
+	char path[96];
+	size_t nt, n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	nt = proc_numbers(path, tids, 1024);
+	for (size_t i = 0; i < nt && n < max; i++) {
+		size_t len;
+		char *s;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tids[i]);
+		s = slurp_all(path, &len);
+		for (char *p = s, *e; p && *p && n < max; p = e) {
+			long v = strtol(p, &e, 10);
+
+			if (e == p)
+				break;
+			out[n++] = (int)v;
+		}
+		free(s);
+	}
+	qsort(out, n, sizeof(out[0]), int_cmp);
+	return n;
+}
+
+/* One thread: ids, groups, no_new_privs, capability sets, network namespace. */
+static void print_thread(pid_t pid, int tid, unsigned long long my_net)
+{
+	static const char *const caps[] = { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" };
+	char path[96], v[512];
+	unsigned long long r, e, s, net;
+	size_t n;
+	char *st;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	st = slurp_all(path, &n);
+	printf("{\"tid\":%d", tid);
+	for (int k = 0; k < 2; k++) {
+		text_field(st, k ? "Gid" : "Uid", v, sizeof(v));
+		if (sscanf(v, "%llu %llu %llu", &r, &e, &s) == 3)
+			printf(",\"%s\":[%llu,%llu,%llu]", k ? "gid" : "uid", r, e, s);
+		else
+			printf(",\"%s\":null", k ? "gid" : "uid");
+	}
+	text_field(st, "Groups", v, sizeof(v));
+	printf(",\"groups\":[");
+	{
+		char *p = v, *end;
+		bool first = true;
+
+		for (unsigned long g; (g = strtoul(p, &end, 10)), end != p; p = end) {
+			printf("%s%lu", first ? "" : ",", g);
+			first = false;
+		}
+	}
+	text_field(st, "NoNewPrivs", v, sizeof(v));
+	printf("],\"nonewprivs\":%s", v[0] == '?' ? "null" : v);
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		text_field(st, caps[i], v, sizeof(v));
+		printf(",\"%s\":", caps[i]);
+		jstr(v);
+	}
+	free(st);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/ns/net", pid, tid);
+	net = ns_ino(path);
+	printf(",\"net\":%llu,\"net_mine\":%s}", net, net && net == my_net ? "true" : "false");
+}
+
+/* AT_EXECFN of pid: the auxv names its address, /proc/PID/mem holds the string. */
+static void print_execfn(pid_t pid)
+{
+	char path[64], out[4096];
+	size_t n;
+	unsigned long *av;
+	int fd;
+	ssize_t k = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	av = (unsigned long *)slurp_all(path, &n);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	for (size_t i = 0; av && i + 1 < n / sizeof(*av); i += 2) {
+		if (av[i] != 31 /* AT_EXECFN */)
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			k = pread(fd, out, sizeof(out) - 1, (off_t)av[i + 1]);
+			close(fd);
+		}
+		break;
+	}
+	free(av);
+	printf(",\"execfn\":");
+	if (k < 0) {
+		printf("null");
+		return;
+	}
+	out[k] = '\0';
+	jstr(out);
+}
+
+static const char *sock_family(int f)
+{
+	switch (f) {
+	case AF_INET:
+		return "inet";
+	case AF_INET6:
+		return "inet6";
+	case AF_UNIX:
+		return "unix";
+	case AF_NETLINK:
+		return "netlink";
+	default:
+		return "other";
+	}
+}
+
+static const char *sock_type(int t)
+{
+	switch (t) {
+	case SOCK_DGRAM:
+		return "dgram";
+	case SOCK_STREAM:
+		return "stream";
+	case SOCK_SEQPACKET:
+		return "seqpacket";
+	case SOCK_RAW:
+		return "raw";
+	default:
+		return "other";
+	}
+}
+
+/*
+ * Which processes share net namespace ino, relative to the fd's owner: "owner" (its main
+ * thread), "parent" (its parent's), "sibling" (another child of that parent), "probe" (the
+ * probe's own). A socket the supervisor made in the cell for a worker reads ["sibling"].
+ */
+static void print_netns_of(pid_t owner, unsigned long long ino)
+{
+	pid_t parent = proc_ppid(owner);
+	int kids[256];
+	size_t nk = parent > 0 ? proc_children(parent, kids, 256) : 0;
+	bool sib = false, first = true;
+	const char *who[4] = { NULL };
+
+	for (size_t i = 0; i < nk; i++)
+		if (kids[i] != owner && proc_net_ino(kids[i]) == ino)
+			sib = true;
+	who[0] = proc_net_ino(owner) == ino ? "owner" : NULL;
+	who[1] = parent > 0 && proc_net_ino(parent) == ino ? "parent" : NULL;
+	who[2] = sib ? "sibling" : NULL;
+	who[3] = ns_ino("/proc/self/ns/net") == ino ? "probe" : NULL;
+	printf(",\"netns_of\":[");
+	for (size_t i = 0; i < 4; i++) {
+		if (!who[i])
+			continue;
+		printf("%s\"%s\"", first ? "" : ",", who[i]);
+		first = false;
+	}
+	printf("]");
+}
+
+/* A socket, through a copy of the fd: family, type, listening, local address, netns. */
+static void print_socket(pid_t pid, int fd)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} a;
+	socklen_t al = sizeof(a), ol = sizeof(int);
+	int dom = -1, type = -1, acc = 0, nsfd;
+	char ip[INET6_ADDRSTRLEN];
+	struct stat sb;
+	unsigned long long ino = 0;
+
+	(void)getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &ol);
+	ol = sizeof(int);
+	(void)getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol);
+	ol = sizeof(int);
+	(void)getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &ol);
+	printf(",\"family\":\"%s\",\"type\":\"%s\",\"listening\":%s,\"local\":", sock_family(dom),
+	       sock_type(type), acc ? "true" : "false");
+	memset(&a, 0, sizeof(a));
+	if (getsockname(fd, &a.sa, &al) == 0 && a.sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a.in.sin_addr, ip, sizeof(ip));
+		printf("\"%s:%u\"", ip, ntohs(a.in.sin_port));
+	} else if (a.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a.in6.sin6_addr, ip, sizeof(ip));
+		printf("\"[%s]:%u\"", ip, ntohs(a.in6.sin6_port));
+	} else {
+		printf("null");
+	}
+	nsfd = ioctl(fd, SIOCGSKNS);
+	if (nsfd >= 0 && fstat(nsfd, &sb) == 0)
+		ino = (unsigned long long)sb.st_ino;
+	if (nsfd >= 0)
+		close(nsfd);
+	printf(",\"netns\":%llu", ino);
+	print_netns_of(pid, ino);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * NUL-separated arguments as "options": "--opt value" (a value is the next argument when it
+ * does not start with "--") or "--flag", sorted, so one regex can check them in any order.
+ */
+static void print_options(const char *s, size_t n)
+{
+	char *tok[512], *opt[512];
+	size_t nt = 0, no = 0;
+
+	for (size_t i = 0; s && i < n && nt < 512; i += strnlen(s + i, n - i) + 1)
+		tok[nt++] = strndup(s + i, n - i);
+	for (size_t i = 0; i < nt; i++) {
+		if (i + 1 < nt && strncmp(tok[i], "--", 2) == 0 &&
+		    strncmp(tok[i + 1], "--", 2) != 0) {
+			if (asprintf(&opt[no], "%s %s", tok[i], tok[i + 1]) < 0)
+				opt[no] = NULL;
+			i++;
+		} else {
+			opt[no] = strdup(tok[i]);
+		}
+		if (opt[no])
+			no++;
+	}
+	qsort(opt, no, sizeof(opt[0]), str_cmp);
+	printf(",\"options\":[");
+	for (size_t i = 0; i < no; i++) {
+		printf("%s", i ? "," : "");
+		jstr(opt[i]);
+		free(opt[i]);
+	}
+	printf("]");
+	for (size_t i = 0; i < nt; i++)
+		free(tok[i]);
+}
+
+/* A memfd, through a copy of the fd: its seals and its content as NUL-separated strings. */
+static void print_memfd(int fd)
+{
+	static const char *const names[] = { "seal",  "shrink",	      "grow",
+					     "write", "future_write", "exec" };
+	int seals = fcntl(fd, F_GET_SEALS);
+	char *buf = malloc(65536);
+	size_t n = 0;
+	ssize_t k;
+	bool first = true;
+
+	printf(",\"seals\":");
+	if (seals < 0) {
+		printf("null");
+	} else {
+		printf("[");
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (!(seals & (1 << i)))
+				continue;
+			printf("%s\"%s\"", first ? "" : ",", names[i]);
+			first = false;
+		}
+		printf("]");
+	}
+	/* pread: the owner's file offset stays where it is */
+	while (buf && n < 65536 && (k = pread(fd, buf + n, 65536 - n, (off_t)n)) > 0)
+		n += (size_t)k;
+	printf(",\"content\":");
+	jarray_nul(buf, n);
+	print_options(buf, n);
+	free(buf);
+}
+
+/* The parent's fds that are the same open file as our fd (kcmp KCMP_FILE). */
+static void print_parent_fds(pid_t pid, int fd, pid_t parent, const int *pfds, size_t npfds)
+{
+	bool first = true;
+
+	printf(",\"parent_fds\":[");
+	for (size_t i = 0; parent > 0 && i < npfds; i++) {
+		if (syscall(SYS_kcmp, pid, parent, 0 /* KCMP_FILE */, fd, pfds[i]) == 0) {
+			printf("%s%d", first ? "" : ",", pfds[i]);
+			first = false;
+		}
+	}
+	printf("]");
+}
+
+static void print_fds(pid_t pid)
+{
+	static int fds[4096], pfds[4096];
+	char path[96], target[4096];
+	pid_t parent = proc_ppid(pid);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	size_t n, np = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	n = proc_numbers(path, fds, 4096);
+	if (parent > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd", parent);
+		np = proc_numbers(path, pfds, 4096);
+	}
+	printf(",\"fds\":[");
+	for (size_t i = 0; i < n; i++) {
+		ssize_t k;
+		int copy = -1;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
+		k = readlink(path, target, sizeof(target) - 1);
+		if (k < 0)
+			continue; /* closed meanwhile */
+		target[k] = '\0';
+		printf("%s{\"fd\":%d,\"target\":", i ? "," : "", fds[i]);
+		jstr(target);
+		print_parent_fds(pid, fds[i], parent, pfds, np);
+		if (pidfd >= 0 &&
+		    (strncmp(target, "socket:", 7) == 0 || strncmp(target, "/memfd:", 7) == 0))
+			copy = (int)syscall(SYS_pidfd_getfd, pidfd, fds[i], 0);
+		if (copy >= 0 && target[0] == 's')
+			print_socket(pid, copy);
+		else if (copy >= 0)
+			print_memfd(copy);
+		if (copy >= 0)
+			close(copy);
+		printf("}");
+	}
+	printf("]");
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
+/* Is pid's image the same file as its parent's (a worker re-executing its supervisor)? */
+static bool exe_of_parent(pid_t pid)
+{
+	char a_path[64], b_path[64];
+	struct stat a, b;
+
+	snprintf(a_path, sizeof(a_path), "/proc/%d/exe", pid);
+	snprintf(b_path, sizeof(b_path), "/proc/%d/exe", proc_ppid(pid));
+	return stat(a_path, &a) == 0 && stat(b_path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* One line about pid: its cmdline, environ, AT_EXECFN, exe, threads, fds. */
+static void print_proc(const char *name, pid_t pid)
+{
+	unsigned long long my_net = ns_ino("/proc/self/ns/net");
+	int tids[1024];
+	char path[96], exe[4096];
+	size_t n, nt;
+	char *s;
+	ssize_t k;
+
+	printf("{\"probe\":\"%s\",\"pid\":%d,\"ppid\":%d", name, pid, proc_ppid(pid));
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	s = slurp_all(path, &n);
+	printf(",\"cmdline\":");
+	jarray_nul(s, s ? n : 0);
+	free(s);
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	s = slurp_all(path, &n);
+	printf(",\"environ\":");
+	jarray_nul(s, s ? n : 0);
+	free(s);
+	print_execfn(pid);
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	k = readlink(path, exe, sizeof(exe) - 1);
+	printf(",\"exe\":");
+	if (k >= 0) {
+		exe[k] = '\0';
+		jstr(exe);
+	} else {
+		printf("null");
+	}
+	printf(",\"exe_of_parent\":%s", exe_of_parent(pid) ? "true" : "false");
+	/* the main thread first, then the others in tid order */
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	nt = proc_numbers(path, tids, 1024);
+	printf(",\"threads\":[");
+	print_thread(pid, pid, my_net);
+	for (size_t i = 0; i < nt; i++) {
+		if (tids[i] == pid)
+			continue;
+		printf(",");
+		print_thread(pid, tids[i], my_net);
+	}
+	printf("]");
+	print_fds(pid);
+	end_line();
+}
+
+static void cmd_children(const char *arg)
+{
+	int kids[256];
+	pid_t pid = (pid_t)atoi(arg);
+	size_t n = proc_children(pid, kids, 256);
+
+	printf("{\"probe\":\"children\",\"pid\":%d,\"count\":%zu", pid, n);
+	end_line();
+	for (size_t i = 0; i < n; i++)
+		print_proc("child", kids[i]);
+}
+
+/* Is the second argument of pid's command line sub (a worker's subcommand)? */
+static bool exec_arg1_is(pid_t pid, const char *sub)
+{
+	char path[64], *s;
+	size_t n;
+	bool r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	s = slurp_all(path, &n);
+	r = s && strnlen(s, n) + 1 < n && strcmp(s + strlen(s) + 1, sub) == 0;
+	free(s);
+	return r;
+}
+
+/*
+ * "trace-exec=PID[:N[:MS[:SUB]]]": attach (ptrace) to every thread of PID and follow its forks;
+ * report each exec of PID or a descendant at the moment the new image is loaded, before it
+ * runs one instruction (the fds, argv and environment a worker starts with), until N (default
+ * 1) execs or MS ms (default 10000); with SUB, only the execs whose argv[1] is SUB count. Exiting
+ * detaches from everything, which resumes it.
+ */
+static void cmd_trace_exec(const char *arg)
+{
+	const long opts =
+		PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+	int pid = 0, want = 1, ms = 10000, tids[1024], attached = 0, execs = 0, err = 0;
+	char path[64], sub[256] = "";
+	size_t nt;
+	uint64_t deadline;
+
+	if (sscanf(arg, "%d:%d:%d:%255s", &pid, &want, &ms, sub) < 1 || pid <= 0)
+		pid = -1;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	nt = proc_numbers(path, tids, 1024);
+	for (size_t i = 0; i < nt; i++) {
+		if (ptrace(PTRACE_SEIZE, tids[i], 0, opts) == 0)
+			attached++;
+		else
+			err = errno;
+	}
+	printf("{\"probe\":\"trace\",\"pid\":%d,\"attached\":%d,\"error\":", pid, attached);
+	if (err || !nt)
+		jstr(strerrorname_np(err ?: ESRCH) ?: "?");
+	else
+		printf("null");
+	end_line();
+	deadline = mono_ns() + (uint64_t)ms * 1000000ull;
+	while (attached && execs < want && mono_ns() < deadline) {
+		int st, w = waitpid(-1, &st, __WALL | WNOHANG);
+		int sig, ev;
+
+		if (w == 0) {
+			struct timespec ts = { 0, 1000000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (w < 0)
+			break;
+		if (!WIFSTOPPED(st))
+			continue; /* a tracee ended */
+		sig = WSTOPSIG(st);
+		ev = st >> 16;
+		if (ev == PTRACE_EVENT_EXEC) {
+			if (!sub[0] || exec_arg1_is(w, sub)) {
+				print_proc("exec", w);
+				execs++;
+			}
+			(void)ptrace(PTRACE_CONT, w, 0, 0);
+		} else if (ev == PTRACE_EVENT_STOP) {
+			/* a new tracee's first stop (SIGTRAP), or a group stop: leave it stopped */
+			if (sig == SIGTRAP)
+				(void)ptrace(PTRACE_CONT, w, 0, 0);
+			else
+				(void)ptrace(PTRACE_LISTEN, w, 0, 0);
+		} else if (ev) {
+			(void)ptrace(PTRACE_CONT, w, 0, 0); /* fork, vfork, clone */
+		} else {
+			(void)ptrace(PTRACE_CONT, w, 0, sig == SIGTRAP ? 0 : sig);
+		}
+	}
+	printf("{\"probe\":\"trace-end\",\"execs\":%d", execs);
+	end_line();
+	/* exiting is the one detach that leaves no tracee stopped: the kernel resumes them */
+	_exit(0);
+}
+
+/* ---- links-watch, links-seen=MS: which link names this netns sees appear ------------------ */
+
+static int links_fd = -1;
+
+/* Subscribe first (its own line), so a case can start what it watches after that line. */
+static void cmd_links_watch(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	int e = 0;
+
+	links_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (links_fd < 0 || bind(links_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		e = errno;
+	printf("{\"probe\":\"links-watch\",\"error\":");
+	if (e)
+		jstr(strerrorname_np(e) ?: "?");
+	else
+		printf("null");
+	end_line();
+}
+
+/* Add name to list (n names of IFNAMSIZ) unless there. */
+static void name_add(char (*list)[IF_NAMESIZE], size_t *n, size_t max, const char *name)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(list[i], name) == 0)
+			return;
+	}
+	if (*n < max)
+		snprintf(list[(*n)++], IF_NAMESIZE, "%s", name);
+}
+
+/*
+ * Every RTM_NEWLINK (a link created, or changed) and RTM_DELLINK for MS ms, by IFLA_IFNAME,
+ * each name once, in the order first seen; "overrun" when the socket lost notifications.
+ */
+static void cmd_links_seen(const char *arg)
+{
+	static char news[64][IF_NAMESIZE], dels[64][IF_NAMESIZE];
+	size_t nn = 0, nd = 0;
+	bool overrun = false;
+	uint64_t deadline = mono_ns() + (uint64_t)atoi(arg) * 1000000ull;
+	char buf[16384] __attribute__((aligned(4)));
+
+	while (links_fd >= 0) {
+		uint64_t now = mono_ns();
+		struct pollfd p = { .fd = links_fd, .events = POLLIN };
+		ssize_t len;
+
+		if (now >= deadline)
+			break;
+		if (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			continue;
+		len = recv(links_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (len < 0) {
+			overrun |= errno == ENOBUFS;
+			continue;
+		}
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len);
+		     h = NLMSG_NEXT(h, len)) {
+			struct ifinfomsg *ifi = NLMSG_DATA(h);
+			int alen = (int)IFLA_PAYLOAD(h);
+
+			if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
+				continue;
+			for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, alen);
+			     a = RTA_NEXT(a, alen)) {
+				if (a->rta_type != IFLA_IFNAME)
+					continue;
+				if (h->nlmsg_type == RTM_NEWLINK)
+					name_add(news, &nn, 64, RTA_DATA(a));
+				else
+					name_add(dels, &nd, 64, RTA_DATA(a));
+			}
+		}
+	}
+	printf("{\"probe\":\"links-seen\",\"new\":[");
+	for (size_t i = 0; i < nn; i++) {
+		printf("%s", i ? "," : "");
+		jstr(news[i]);
+	}
+	printf("],\"deleted\":[");
+	for (size_t i = 0; i < nd; i++) {
+		printf("%s", i ? "," : "");
+		jstr(dels[i]);
+	}
+	printf("],\"overrun\":%s", overrun ? "true" : "false");
+	end_line();
+}
+
+/*
+ * "watch-children=PID[:MS]": hold a pidfd on PID and on each of its children (a line "watch":
+ * the children), wait (at most 20 s) until PID has exited, then up to MS (default 1000) ms
+ * more for the children (a line "watch-end": those still alive). Another step kills PID.
+ */
+static void cmd_watch_children(const char *arg)
+{
+	int pid = 0, ms = 1000, kids[64], pfd[64], sup;
+	size_t n;
+	char path[64];
+	uint64_t deadline;
+	bool alive[64], first = true, exited = false;
+
+	if (sscanf(arg, "%d:%d", &pid, &ms) < 1 || pid <= 0)
+		pid = -1;
+	sup = (int)syscall(SYS_pidfd_open, pid, 0);
+	n = sup >= 0 ? proc_children(pid, kids, 64) : 0;
+	printf("{\"probe\":\"watch\",\"pid\":%d,\"error\":", pid);
+	if (sup < 0)
+		jstr(strerrorname_np(errno) ?: "?");
+	else
+		printf("null");
+	printf(",\"children\":[");
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		char *s;
+
+		pfd[i] = (int)syscall(SYS_pidfd_open, kids[i], 0);
+		alive[i] = pfd[i] >= 0;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", kids[i]);
+		s = slurp_all(path, &len);
+		printf("%s{\"pid\":%d,\"cmdline\":", i ? "," : "", kids[i]);
+		jarray_nul(s, s ? len : 0);
+		printf("}");
+		free(s);
+	}
+	printf("]");
+	end_line();
+	deadline = mono_ns() + 20000000000ull;
+	while (sup >= 0 && !exited && mono_ns() < deadline) {
+		struct pollfd p = { .fd = sup, .events = POLLIN };
+
+		exited = poll(&p, 1, 10) == 1;
+	}
+	deadline = mono_ns() + (uint64_t)ms * 1000000ull;
+	for (size_t i = 0; i < n; i++) {
+		struct pollfd p = { .fd = pfd[i], .events = POLLIN };
+		int64_t left = (int64_t)(deadline - mono_ns()) / 1000000;
+
+		if (alive[i] && poll(&p, 1, left > 0 ? (int)left : 0) == 1)
+			alive[i] = false;
+	}
+	printf("{\"probe\":\"watch-end\",\"pid_exited\":%s,\"alive\":[", exited ? "true" : "false");
+	for (size_t i = 0; i < n; i++) {
+		if (alive[i]) {
+			printf("%s%d", first ? "" : ",", kids[i]);
+			first = false;
+		}
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+	}
+	printf("]");
+	end_line();
+	if (sup >= 0)
+		close(sup);
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -634,6 +1454,20 @@ int main(int argc, char **argv)
 			cmd_ls(v);
 		} else if (strncmp(a, "udp=", 4) == 0) {
 			cmd_udp(v);
+		} else if (strncmp(a, "proc=", 5) == 0) {
+			print_proc("proc", (pid_t)atoi(v));
+		} else if (strncmp(a, "children=", 9) == 0 || strncmp(a, "workers=", 8) == 0) {
+			cmd_children(v);
+		} else if (strncmp(a, "watch-children=", 15) == 0) {
+			cmd_watch_children(v);
+		} else if (strncmp(a, "flock=", 6) == 0) {
+			cmd_flock(v);
+		} else if (strncmp(a, "trace-exec=", 11) == 0) {
+			cmd_trace_exec(v);
+		} else if (strcmp(a, "links-watch") == 0) {
+			cmd_links_watch();
+		} else if (strncmp(a, "links-seen=", 11) == 0) {
+			cmd_links_seen(v);
 		} else if (strncmp(a, "sleep=", 6) == 0) {
 			struct timespec ts = { atoi(v) / 1000, (atoi(v) % 1000) * 1000000L };
 

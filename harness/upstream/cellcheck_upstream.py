@@ -3,7 +3,7 @@
 """cellcheck's DNS upstream peer: the scripted fake, or a wrapper around a real unbound.
 
   cellcheck_upstream.py --netns PATH --upstream-json FILE --ready-fd N --log FILE
-                        [--alt-addr IP]
+                        [--alt-addr IP] [--tmp-dir DIR]
 
 Enters the network namespace at PATH, reads a case's "upstream" object from FILE (exactly the
 JSON the case holds, cases/README.md "Upstream") and serves DNS on its "listen" address, over
@@ -790,7 +790,7 @@ def cfg_quote(text):
 
 
 class Unbound:
-    def __init__(self, up, log):
+    def __init__(self, up, log, tmp_dir=None):
         # Imported only here: the fake must start fast, and it never needs them.
         import shutil
         import subprocess
@@ -798,7 +798,7 @@ class Unbound:
 
         self.shutil, self.subprocess, self.tempfile = shutil, subprocess, tempfile
         self.up, self.log = up, log
-        self.tmp = self.tempfile.mkdtemp(prefix="cellcheck-unbound-")
+        self.tmp = self.tempfile.mkdtemp(prefix="cellcheck-unbound-", dir=tmp_dir)
         self.conf = os.path.join(self.tmp, "unbound.conf")
         self.logfile = os.path.join(self.tmp, "unbound.log")
         self.proc = None
@@ -931,6 +931,8 @@ def main():
     ap.add_argument("--ready-fd", type=int, default=-1)
     ap.add_argument("--log", required=True, help="JSON lines log ('-': stdout)")
     ap.add_argument("--alt-addr", help="source address of forge saddr replies")
+    ap.add_argument("--tmp-dir", help="where unbound's files go (default: $TMPDIR); the runner "
+                    "gives the case dir, removed even when the upstream is killed")
     args = ap.parse_args()
 
     term = threading.Event()
@@ -954,7 +956,10 @@ def main():
 
     server = None
     try:
-        server = Fake(up, log, args.alt_addr) if up.kind == "fake" else Unbound(up, log)
+        if up.kind == "fake":
+            server = Fake(up, log, args.alt_addr)
+        else:
+            server = Unbound(up, log, args.tmp_dir)
         server.start()
     except (OSError, ConfigError) as e:
         if isinstance(server, Unbound):

@@ -16,6 +16,8 @@ Modes:
   split-prefix          TCP_NODELAY: the 2-byte length prefix in two segments, with a pause
   split-query           TCP_NODELAY: the query itself in three segments, with pauses
   half-close --names    TCP: queries, shutdown(SHUT_WR), then read the answers until EOF
+  oversize-tcp --sizes N,.. --then NAME  TCP: frames of those lengths (> 4096: FORMERR), then a
+                        query for NAME, one write, on one connection; the answers read back
   idle --wait-ms        TCP: connect (and optionally query), then wait for the server to close
   stall                 TCP: small receive buffer, send queries, never read; hold, then drain
   conn-limit --hold K   TCP: K live connections, one more (must be closed), one after a release
@@ -285,6 +287,32 @@ def mode_half_close(args):
     emit({"summary": True, "sent": len(msgs), "ids": ids, "answered": len(got),
           "answerIds": [a.get("id") for a in answers], "rcodes": [a.get("rcode") for a in answers],
           "end": how, "framesAfter": extra, "sport": s.getsockname()[1]})
+    s.close()
+
+
+def mode_oversize_tcp(args):
+    """One connection: a frame of each --sizes length (a valid question, then one additional
+    TXT record padding it to that length), then a query for --then; one write. Prints one line
+    per frame read back, then a summary."""
+    sizes = [int(x) for x in args.sizes.split(",")]
+    ids = random.sample(range(65536), len(sizes) + 1)
+    head_len = 12 + len(QUESTION) + 11
+    data = b""
+    for n, qid in zip(sizes, ids):
+        if not head_len <= n <= 65535:
+            raise SystemExit("oversize-tcp: size %d out of %d..65535" % (n, head_len))
+        msg = hdr(qid, ar=1) + QUESTION + b"\x00" + struct.pack("!HHIH", 16, 1, 0, n - head_len)
+        data += frame(msg + b"A" * (n - head_len))
+    then, _ = build_query(args.then, "A", ids[-1])
+    data += frame(then)
+    s = tcp_connect(args)
+    s.sendall(data)
+    deadline = time.monotonic() + args.timeout
+    got, end = read_answers(s, len(sizes) + 1, deadline)
+    for i, m in enumerate(got):
+        emit({"seq": i, "response": dnsmsg.describe(m)})
+    emit({"summary": True, "ids": ids, "sizes": sizes, "answered": len(got), "end": end,
+          "sentHex": (hdr(0, ar=1) + QUESTION).hex(), "sport": s.getsockname()[1]})
     s.close()
 
 
@@ -585,6 +613,9 @@ def main():
         p.add_argument("--name", required=True)
         p.add_argument("--type", default="A")
         p.add_argument("--pause-ms", type=int, default=200)
+    p = sub.add_parser("oversize-tcp")
+    p.add_argument("--sizes", required=True)
+    p.add_argument("--then", required=True)
     p = sub.add_parser("idle")
     p.add_argument("--wait-ms", type=int, required=True)
     p.add_argument("--query", default=None)
@@ -618,6 +649,7 @@ def main():
         "split-prefix": lambda a: mode_split(a, [1]),
         "split-query": lambda a: mode_split(a, [2 + 5, 2 + 19]),
         "half-close": mode_half_close,
+        "oversize-tcp": mode_oversize_tcp,
         "idle": mode_idle,
         "stall": mode_stall,
         "conn-limit": mode_conn_limit,

@@ -1870,6 +1870,61 @@ TEST_TIMEOUT(tcp_half_close_still_answers, 60)
 	upstream_stop(&u);
 }
 
+/*
+ * SPEC DNS-PRS-008 / DNS-TCP-012: frames longer than 4096 bytes (up to the 65535 a frame can
+ * hold) get FORMERR with the question echoed, over TCP as over UDP, and the connection goes on
+ * with the next frame: the long message is consumed to its end.
+ */
+TEST_TIMEOUT(tcp_oversize_frames_formerr_then_next_answered, 60)
+{
+	static const long long sizes[] = { 4097, 5000, 65535 };
+	struct proxy p;
+	struct proc u;
+	struct topo t;
+	json_t *lines, *sum, *ids, *d, *log, *evs, *qevs, *e;
+	size_t i;
+
+	if (!fake_setup(&t, &u, NULL, &p, NULL))
+		return;
+	lines = client(t.cell_ns, "--server", CELL ":53", "oversize-tcp", "--sizes",
+		       "4097,5000,65535", "--then", "after.example.test");
+	if (!ASSERT_TRUE(lines))
+		return;
+	sum = summary(lines);
+	ids = json_object_get(sum, "ids");
+	ASSERT_EQ(jint(sum, "answered"), ARRAY_SIZE(sizes) + 1);
+	for (i = 0; i < ARRAY_SIZE(sizes) && i < json_array_size(lines); i++) {
+		d = json_object_get(json_array_get(lines, i), "response");
+		ASSERT_EQ(jint(d, "id"), json_integer_value(json_array_get(ids, i)));
+		ASSERT_EQ(jint(d, "qr"), 1);
+		ASSERT_EQ(jint(d, "rcode"), 1);
+		ASSERT_EQ(jint(d, "qdcount"), 1);
+		ASSERT_EQ(jint(d, "arcount"), 0);
+		ASSERT_STREQ(jstr(d, "qname"), "flood.example.test.");
+		/* Header and the question, nothing else (DNS-PRS-011). */
+		ASSERT_EQ(jint(d, "len"), (long long)strlen(jstr(sum, "sentHex") ?: "") / 2);
+	}
+	d = json_object_get(json_array_get(lines, ARRAY_SIZE(sizes)), "response");
+	ASSERT_EQ(jint(d, "id"), json_integer_value(json_array_get(ids, ARRAY_SIZE(sizes))));
+	ASSERT_EQ(jint(d, "rcode"), 0);
+	ASSERT_STREQ(jstr(json_array_get(json_object_get(d, "answers"), 0), "data"), GENUINE_A);
+	ASSERT_EQ(proxy_stop(&p, SIGTERM), 0);
+
+	log = fake_log(&u);
+	ASSERT_EQ(json_array_size(log), 1); /* nothing of the long frames went upstream */
+	evs = events(&p);
+	qevs = of_type(evs, TYPE("dns_query"));
+	ASSERT_EQ(json_array_size(qevs), ARRAY_SIZE(sizes) + 1);
+	ASSERT_EQ(count_reason(qevs, "malformed_query"), ARRAY_SIZE(sizes));
+	json_array_foreach(qevs, i, e) ASSERT_STREQ(jstr(e, "transport"), "tcp");
+	ASSERT_EQ(jint(last_data(evs, TYPE("dns_proxy_stats")), "tcpConnections"), 1);
+	json_decref(qevs);
+	json_decref(evs);
+	json_decref(log);
+	json_decref(lines);
+	upstream_stop(&u);
+}
+
 TEST_TIMEOUT(tcp_idle_timeout_closes, 60)
 {
 	static char *args[] = { "--tcp-idle-ms", "400", NULL };
@@ -2848,7 +2903,7 @@ TEST_TIMEOUT(udp_bind_failure_exits_15_with_failed_event, 60)
  * Sockets bound in the cell netns by "the supervisor", handed over as --udp-fd/--tcp-fd; ours
  * are closed once the proxy runs, so only its copies can serve.
  */
-static void inherited_case(bool tcp_listening)
+static void inherited_case(bool tcp_listening, bool pass_tcp)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(53) };
 	_cleanup_close_ int us = -1, ts = -1;
@@ -2872,11 +2927,16 @@ static void inherited_case(bool tcp_listening)
 	snprintf(tfd, sizeof(tfd), "%d", ts);
 	args[0] = "--udp-fd";
 	args[1] = ufd;
-	args[2] = "--tcp-fd";
+	args[2] = pass_tcp ? "--tcp-fd" : NULL;
 	args[3] = tfd;
 	args[4] = NULL;
 	o.keep = (int[]){ us, ts };
-	o.nkeep = 2;
+	o.nkeep = pass_tcp ? 2 : 1;
+	/* Without --tcp-fd the proxy binds TCP itself on the UDP socket's address (PLC-003). */
+	if (!pass_tcp) {
+		util_closep(&ts);
+		ts = -1;
+	}
 	if (!proxy_start_opts(&p, &t, args, &o))
 		return;
 	util_closep(&us);
@@ -2898,11 +2958,16 @@ static void inherited_case(bool tcp_listening)
 
 TEST_TIMEOUT(inherited_listening_sockets_are_used, 60)
 {
-	inherited_case(true);
+	inherited_case(true, true);
 }
 
 /* The brief says "already bound sockets": a bound TCP socket that is not yet listening. */
 TEST_TIMEOUT(inherited_bound_tcp_socket_is_set_listening, 60)
 {
-	inherited_case(false);
+	inherited_case(false, true);
+}
+
+TEST_TIMEOUT(inherited_udp_socket_alone_gets_tcp_on_its_address, 60)
+{
+	inherited_case(false, false);
 }

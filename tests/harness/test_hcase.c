@@ -248,6 +248,83 @@ TEST(cross_references_are_checked)
 		     "$.topology.links[0]", "interface c0 twice in namespace cell");
 }
 
+/* The keys of the catalogue's last families: planted links, other users, sinks, files. */
+#define A16	   "aaaaaaaaaaaaaaaa"
+#define LONG_ALIAS A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 A16 "a"
+TEST(topology_links_start_keys_and_file_steps)
+{
+	static const char LOAD[] =
+		"{\"id\": \"t.more\", \"title\": \"t\", \"component\": \"dns-proxy\","
+		" \"requirements\": [{\"id\": \"DNS-POL-001\", \"level\": \"MUST\"}],"
+		" \"fault\": \"dns.x\","
+		" \"topology\": {\"namespaces\": [\"cell\"], \"links\": ["
+		"   {\"type\": \"veth\", \"ends\": [{\"ns\": \"cell\", \"ifname\": \"a0\", \"alias\": \"x:1\"},"
+		"     {\"ns\": \"cell\", \"ifname\": \"a1\"}]},"
+		"   {\"type\": \"dummy\", \"ns\": \"cell\", \"ifname\": \"d0\", \"alias\": \"cellref:c:r\"},"
+		"   {\"type\": \"bridge\", \"ns\": \"cell\", \"ifname\": \"br0\", \"alias\": \"cellref-bridge\","
+		"    \"ports\": [\"a1\", \"d0\"], \"addrs\": [\"10.1.0.1/24\"]}]},"
+		" \"steps\": ["
+		"   {\"action\": \"file\", \"path\": \"{case_dir}/state/leases/10.1.0.2\","
+		"    \"content\": \"{\\\"ownerPid\\\": {pid.h}}\"},"
+		"   {\"action\": \"start\", \"name\": \"h\", \"argv\": [\"/bin/sleep\", \"5\"],"
+		"    \"user\": \"65534:65534\", \"groups\": [4401], \"env\": {\"X\": \"{case_dir}\"}},"
+		"   {\"action\": \"start\", \"name\": \"p\", \"ns\": \"cell\", \"events_sink\": \"stalled\","
+		"    \"prefill\": true, \"ready\": false, \"vars\": {\"listen\": \"10.1.0.1:53\"},"
+		"    \"listeners\": {\"udp\": true, \"tcp_busy\": true}, \"expect_ready\": \"none\"},"
+		"   {\"action\": \"drain\", \"target\": \"p\"},"
+		"   {\"action\": \"stop\", \"target\": \"p\"}],"
+		" \"expect\": {\"counts\": {\"var:ready.p.events\": 1}}}";
+	struct hjson_err err = { 0 };
+	struct hcase *c = NULL;
+	int r = load_text(LOAD, &c, &err);
+
+	if (!ASSERT_OK(r)) {
+		tap_diag("%s: %s", err.path, err.msg);
+		return;
+	}
+	ASSERT_EQ(c->topo.n_links, 3u);
+	ASSERT_EQ(c->topo.links[1].type, HCASE_LINK_DUMMY);
+	ASSERT_STREQ(c->topo.links[2].ports[1], "d0");
+	ASSERT_STREQ(c->topo.links[0].end[0].alias, "x:1");
+	ASSERT_EQ(c->steps[0].action, HCASE_ACT_FILE);
+	ASSERT_TRUE(c->steps[1].has_user && c->steps[1].uid == 65534 && c->steps[1].n_groups == 1);
+	ASSERT_EQ(c->steps[2].sink, HCASE_SINK_STALLED);
+	ASSERT_TRUE(c->steps[2].prefill && c->steps[2].lis_udp && c->steps[2].lis_tcp_busy &&
+		    c->steps[2].expect_no_ready);
+	hcase_free(c);
+
+	expect_error(LOAD, "topology/links/2/ports/0", "\"zz0\"", "$.topology.links[2].ports",
+		     "no interface of an earlier link");
+	expect_error(LOAD, "topology/links/1/ports", "[\"a1\"]", "$.topology.links[1]",
+		     "a dummy link has no \"ports\"");
+	expect_error(LOAD, "topology/links/1/alias", "\"" LONG_ALIAS "\"",
+		     "$.topology.links[1].alias", "1 to 255 bytes");
+	expect_error(LOAD, "steps/0/path", "\"/etc/passwd\"", "$.steps[0].path",
+		     "below {case_dir}/ only");
+	expect_error(LOAD, "steps/0/path", "\"{case_dir}/../x\"", "$.steps[0].path",
+		     "below {case_dir}/ only");
+	expect_error(LOAD, "steps/1/user", "\"nobody\"", "$.steps[1].user", "not UID:GID");
+	expect_error(LOAD, "steps/1/user", "\"1:-2\"", "$.steps[1].user", "not UID:GID");
+	expect_error(LOAD, "steps/1/groups/0", "-1", "$.steps[1].groups[0]", "expected a GID");
+	expect_error(LOAD, "steps/1/env", "{\"A=B\": \"x\"}", "$.steps[1].env.A=B", "no '='");
+	expect_error(LOAD, "steps/1/command", "\"purge\"", "$.steps[1].command", "unknown command");
+	expect_error(LOAD, "steps/2/events_sink", "\"file\"", "$.steps[2]",
+		     "\"prefill\" goes with");
+	expect_error(LOAD, "steps/2/vars", "{}", "$.steps[2].listeners", "vars");
+	expect_error(LOAD, "steps/2/listeners/tcp", "true", "$.steps[2].listeners",
+		     "exclude each other");
+	expect_error(LOAD, "steps/3/target", "\"h\"", "$.steps[3].target", "stalled sink");
+	expect_error(LOAD, "expect/counts/var", "1", "$.expect.counts.var", "unknown counter");
+	expect_error(LOAD, "steps/1/mount_ns",
+		     "{\"mounts\": [{\"type\": \"bind\", \"target\": \"/mnt\"}]}",
+		     "$.steps[1].mount_ns.mounts[0].source", "required key missing");
+	expect_error(LOAD, "steps/1/mount_ns",
+		     "{\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"mnt\"}]}",
+		     "$.steps[1].mount_ns.mounts[0]", "absolute path");
+	expect_error(LOAD, "steps/1/mount_ns", "{\"propagation\": \"slave\"}",
+		     "$.steps[1].mount_ns.propagation", "is not one of");
+}
+
 TEST(family_loads_all_or_nothing_and_ids_are_unique)
 {
 	_cleanup_tmpdir_ char *dir = htest_mkdtemp();

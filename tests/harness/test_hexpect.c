@@ -434,6 +434,41 @@ TEST(events_unordered_counts_and_closest_miss)
 	fx_done(&f);
 }
 
+/*
+ * EVT-ENV-014 and EVT-ENV-019 bind consumers; cellcheck is the consumer this project ships
+ * (SPEC Appendix C names this test). Integers are read exactly over the whole u64 range, and an
+ * event with members, attributes and enum or open-set values the reader does not know is read,
+ * not rejected: matchers see the members they name.
+ */
+TEST(consumer_exact_u64_and_unknown_members)
+{
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, "{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"/x\",\"type\":\"" NS
+		       "network_flow_decision\",\"time\":\"2026-01-01T00:00:00Z\","
+		       "\"datacontenttype\":\"application/json\",\"xfuture\":\"attr\","
+		       "\"data\":{\"packetCount\":18446744073709551615,"
+		       "\"firstSeenNs\":9223372036854775807,\"verdict\":\"quarantined\","
+		       "\"reasonCode\":\"brand_new_code\",\"futureMember\":{\"n\":[1,2]}}}\n");
+	/* A count above INT64_MAX does not make the event unreadable (the case file itself, read
+	 * with jansson, cannot hold one: jsonl_u64_exact compares such values). */
+	PASS("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"fields\": {"
+	     "\"data.packetCount\": {\"present\": true},"
+	     "\"data.firstSeenNs\": {\"exact\": 9223372036854775807},"
+	     "\"data.verdict\": {\"exact\": \"quarantined\"},"
+	     "\"data.reasonCode\": {\"exact\": \"brand_new_code\"}}}]}}",
+	     &f);
+	/* Through binary64 these two would compare equal. */
+	FAILS("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"fields\": {"
+	      "\"data.firstSeenNs\": {\"exact\": 9223372036854775806}}}]}}",
+	      &f, "data.firstSeenNs: expected exact 9223372036854775806");
+	PASS("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"fields\": {"
+	     "\"data.firstSeenNs\": {\"range\": [9223372036854775807, 9223372036854775807]}}}]}}",
+	     &f);
+	fx_done(&f);
+}
+
 TEST(events_ordered)
 {
 	struct fx f;

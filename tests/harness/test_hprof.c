@@ -74,6 +74,16 @@ TEST(reference_profile_loads)
 	/* A per-case value the case did not give is named. */
 	ASSERT_ERR(hprof_argv(p, HCASE_FLOW_MONITOR, vars, 2, NULL, &argv, &missing), -ENOENT);
 	ASSERT_STREQ(missing, "events");
+	/* The supervisor's cleanup command, with the case's extra arguments. */
+	if (ASSERT_OK(hprof_cmd_argv(p, HCASE_SUPERVISOR, "cleanup", vars, ARRAY_SIZE(vars), extra,
+				     &argv, &missing))) {
+		ASSERT_STREQ(argv[0], "/build/ref/cellref");
+		ASSERT_STREQ(argv[1], "cleanup");
+		ASSERT_STREQ(argv[2], "--drain-interval-ms");
+		hjson_strv_free(argv);
+	}
+	ASSERT_ERR(hprof_cmd_argv(p, HCASE_DECODER, "cleanup", vars, 0, NULL, &argv, &missing),
+		   -ENOENT);
 	hprof_free(p);
 }
 
@@ -117,6 +127,13 @@ TEST(profile_errors_name_paths)
 	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
 		     "{\"decoder\": {\"argv\": [\"a\", \"{open\"]}}}",
 		     "$.components.decoder.argv[1]", "unbalanced brace");
+	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
+		     "{\"supervisor\": {\"argv\": [\"a\"], \"commands\": {\"purge\": [\"b\"]}}}}",
+		     "$.components.supervisor.commands.purge", "unknown key");
+	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
+		     "{\"supervisor\": {\"argv\": [\"a\"], \"commands\": {\"cleanup\": "
+		     "[\"b\", \"{nope}\"]}}}}",
+		     "$.components.supervisor.commands.cleanup[1]", "unknown placeholder {nope}");
 	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
 		     "{\"decoder\": {\"argv\": []}}}",
 		     "$.components.decoder.argv", "empty array");
