@@ -1083,6 +1083,13 @@ class Workers:
             w.retire()
         for w in gone:
             w.join(2.0)
+        # join() returns when Python is done with the thread; the kernel task (which holds
+        # the namespace) ends a moment later: wait for it too, so release is synchronous.
+        deadline = time.monotonic() + 1.0
+        for w in gone:
+            task = "/proc/self/task/%d" % (w.native_id or 0)
+            while w.native_id and os.path.exists(task) and time.monotonic() < deadline:
+                time.sleep(0.001)
         return sum(1 for w in gone if not w.is_alive())
 
     def sweep(self):
