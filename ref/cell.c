@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
 #include <poll.h>
@@ -117,6 +118,46 @@ static void child_close_fds(int report_fd)
 	}
 }
 
+/*
+ * Put file @name of the detached tmpfs @fs_fd over @target. Before 6.15 the kernel refuses to
+ * clone anything out of a mount that is in no namespace (open_tree(OPEN_TREE_CLONE) and bind
+ * mounts give EINVAL on 6.1 and 6.12), so the tmpfs is attached for a moment on @stage (the
+ * target's own directory, which exists: no writable place needed), the file is cloned from
+ * there, the stage is detached again, and the clone goes onto the target held by an O_PATH fd.
+ * The clone keeps the tmpfs mount's read-only flag. One path for every kernel.
+ */
+static int child_file_mount(int fs_fd, const char *name, const char *stage, const char *target)
+{
+	_cleanup_close_ int tgt = open(target, O_PATH | O_CLOEXEC);
+	_cleanup_close_ int stage_fd = -1, tree = -1;
+	int err = 0;
+
+	if (tgt < 0)
+		return -errno;
+	stage_fd = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (stage_fd < 0 || move_mount(fs_fd, "", stage_fd, "",
+				       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return -errno;
+	/*
+	 * Attached, the tmpfs is a mount of this namespace: its file can be cloned. By path from
+	 * the root, so the lookup crosses onto the new mount (stage_fd is the directory under it).
+	 */
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", stage, name);
+	tree = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (tree < 0)
+		err = -errno;
+	/* Off the stage whatever happened: the workload never sees the tmpfs itself. */
+	if (umount2(stage, MNT_DETACH) < 0 && !err)
+		err = -errno;
+	if (err)
+		return err;
+	if (move_mount(tree, "", tgt, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return -errno;
+	return 0;
+}
+
 __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c, int sync_fd,
 						 int report_fd)
 {
@@ -155,10 +196,14 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 		if (!FAULT("sup.mount_not_private") &&
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 			child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
-		/* The detached read-only file mount the parent made goes over the host's file. */
-		if (c->resolv_fd >= 0 && move_mount(c->resolv_fd, "", AT_FDCWD, "/etc/resolv.conf",
-						    MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			child_fatal(CELL_STEP_RESOLV_CONF, errno);
+		/* The read-only file of the parent's detached tmpfs goes over the host's file. */
+		if (c->resolv_fd >= 0) {
+			int err = child_file_mount(c->resolv_fd, "resolv.conf", "/etc",
+						   "/etc/resolv.conf");
+
+			if (err)
+				child_fatal(CELL_STEP_RESOLV_CONF, -err);
+		}
 		/* A /proc that shows the cell's own PID namespace; without it ps lies. */
 		if ((c->ns_flags & CLONE_NEWPID) &&
 		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
@@ -344,7 +389,7 @@ void cell_proc_close(struct cell_proc *p)
 int cell_file_mount(const char *name, const char *text)
 {
 	_cleanup_close_ int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
-	_cleanup_close_ int mnt = -1, file = -1, tree = -1;
+	_cleanup_close_ int mnt = -1, file = -1;
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 	int err;
 
@@ -366,12 +411,17 @@ int cell_file_mount(const char *name, const char *text)
 	err = util_write_all(file, text, strlen(text));
 	if (err)
 		return err;
-	tree = open_tree(mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	/*
+	 * Read-only before the cell sees it; the file is cloned out of this mount in the cell
+	 * (child_file_mount()), and a clone keeps the flag. Detached mounts take mount_setattr()
+	 * on every supported kernel (5.12+), unlike open_tree(OPEN_TREE_CLONE) before 6.15.
+	 */
+	util_closep(&file); /* an open writer makes the read-only switch EBUSY */
 	if (FAULT("sup.resolv_writable"))
 		ro.attr_set = 0;
-	if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
+	if (mount_setattr(mnt, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
 		return -errno;
-	return TAKE_FD(tree);
+	return TAKE_FD(mnt);
 }
 
 /* ---- workers --------------------------------------------------------------------------------- */

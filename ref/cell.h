@@ -67,7 +67,7 @@ struct cell_child_cfg {
 	uint64_t cap_keep;
 	int cap_last; /* /proc/sys/kernel/cap_last_cap */
 	bool no_new_privs;
-	int resolv_fd; /* cell_file_mount() moved onto /etc/resolv.conf, or -1 */
+	int resolv_fd; /* cell_file_mount()'s tmpfs: its resolv.conf goes over /etc's, or -1 */
 	bool strict;
 	bool stdout_to_stderr; /* the supervisor's stdout carries the events */
 };
@@ -82,8 +82,8 @@ struct cell_proc {
 const char *cell_step_name(int step);
 
 /*
- * A detached, read-only mount of one file holding text (on a private tmpfs), for the child to
- * move onto a path of its mount namespace. The mount fd, or -errno.
+ * A detached, read-only private tmpfs holding one file @name with @text, for the child to
+ * put that file over a path of its mount namespace. The mount fd, or -errno.
  */
 int cell_file_mount(const char *name, const char *text);
 

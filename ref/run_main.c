@@ -2,7 +2,7 @@
 /*
  * cellref run: the reference cell supervisor (SPEC.md chapter 9).
  *
- *   validate spec -> events: cell_started -> lease -> resolv.conf memfd -> clone (waits)
+ *   validate spec -> events: cell_started -> lease -> resolv.conf tmpfs -> clone (waits)
  *   -> uid/gid maps, cgroup, affinity (degradations) -> network (cellnet, rolled back on failure)
  *   -> flow monitor and DNS proxy workers (re-executed from /proc/self/exe, ready bytes)
  *   -> release -> child reports (degraded / fatal / exec failed) -> cell_running
@@ -930,7 +930,7 @@ static int setup(struct run *r)
 	}
 	err = make_resolv(r);
 	if (err)
-		return setup_failed(r, "resolv_conf", "resolv.conf memfd", err,
+		return setup_failed(r, "resolv_conf", "resolv.conf tmpfs", err,
 				    CELLREF_EXIT_CELL_SETUP, NULL);
 	cc.resolv_fd = r->resolv_fd;
 
