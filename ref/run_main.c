@@ -386,6 +386,65 @@ static int cgroup_write(const char *dir, const char *file, const char *value)
 
 static const char *const cgroup_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 
+/* Is controller @name listed in the space-separated list file @dir/@file? */
+static bool cgroup_listed(const char *dir, const char *file, const char *name)
+{
+	char path[PATH_MAX + 32], buf[512];
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = util_read_full(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	for (char *save = NULL, *t = strtok_r(buf, " \n", &save); t;
+	     t = strtok_r(NULL, " \n", &save))
+		if (strcmp(t, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A limit file exists only where the parent delegates its controller. On a pure cgroup v2 host
+ * nobody may have enabled memory, pids or cpu for the root's children (systemd does; a minimal
+ * init does not), so enable @ctrl in cgroup.subtree_control of every ancestor of @cell_dir from
+ * @root down. Nothing is disabled at teardown: other cgroups may rely on it by then.
+ */
+static int cgroup_delegate(const char *root, const char *cell_dir, const char *ctrl)
+{
+	char dir[PATH_MAX], plus[32];
+	size_t at = strlen(root);
+	int err;
+
+	snprintf(dir, sizeof(dir), "%s", cell_dir);
+	snprintf(plus, sizeof(plus), "+%s", ctrl);
+	for (;;) {
+		char *slash = strchr(dir + at + 1, '/');
+		char saved;
+
+		/* dir[0..at) is the ancestor to enable the controller in. */
+		saved = dir[at];
+		dir[at] = '\0';
+		if (!cgroup_listed(dir, "cgroup.subtree_control", ctrl)) {
+			err = cgroup_listed(dir, "cgroup.controllers", ctrl)
+				      ? cgroup_write(dir, "cgroup.subtree_control", plus)
+				      : -ENOTSUP;
+			if (err) {
+				dir[at] = saved;
+				return err;
+			}
+		}
+		dir[at] = saved;
+		if (!slash)
+			return 0;
+		at = (size_t)(slash - dir);
+	}
+}
+
 static int setup_cgroup(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -428,13 +487,24 @@ static int setup_cgroup(struct run *r)
 		memcpy(r->lease.cgroup, r->cgroup_dir, n + 1);
 	}
 	struct {
-		const char *file, *value;
-	} limits[] = { { "memory.max", s->memory_max },
-		       { "pids.max", s->pids_max },
-		       { "cpu.max", s->cpu_max } };
+		const char *ctrl, *file, *value;
+	} limits[] = { { "memory", "memory.max", s->memory_max },
+		       { "pids", "pids.max", s->pids_max },
+		       { "cpu", "cpu.max", s->cpu_max } };
 	for (size_t i = 0; i < ARRAY_SIZE(limits); i++) {
+		char what[96];
+
 		if (!limits[i].value)
 			continue;
+		err = cgroup_delegate(root, r->cgroup_dir, limits[i].ctrl);
+		if (err) {
+			/* One event naming the controller; its limit cannot be written. */
+			snprintf(what, sizeof(what), "cannot enable the %s controller for %s",
+				 limits[i].ctrl, limits[i].file);
+			if (degraded(r, "cgroup_limits", err, what))
+				return -1;
+			continue;
+		}
 		err = cgroup_write(r->cgroup_dir, limits[i].file, limits[i].value);
 		if (err && degraded(r, "cgroup_limits", err, limits[i].file))
 			return -1;
