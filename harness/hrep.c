@@ -59,6 +59,7 @@ void hrep_free(struct hrep *r)
 	if (!r)
 		return;
 	free(r->kernel_release);
+	free(r->time_scale_from);
 	free(r->kernel_config_sha256);
 	free(r->harness_version);
 	free(r->harness_git_revision);
@@ -328,14 +329,15 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 {
 	static const char *const keys[] = { "reportVersion", "kernel",	"harness", "profile",
 					    "startedAt",     "endedAt", "shard",   "summary",
-					    "cases",	     NULL };
+					    "cases",	     "timing",	NULL };
+	static const char *const timing_keys[] = { "scale", "source", NULL };
 	static const char *const kernel_keys[] = { "release", "configSha256", NULL };
 	static const char *const harness_keys[] = { "version", "gitRevision", NULL };
 	static const char *const profile_keys[] = { "name", "path", "sha256", "files", NULL };
 	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
 	static const char *const shard_keys[] = { "index", "count", NULL };
 	json_t *doc = NULL, *k = NULL, *h = NULL, *pr = NULL, *sh = NULL, *files = NULL,
-	       *cases = NULL, *sum = NULL, *e;
+	       *cases = NULL, *sum = NULL, *tm = NULL, *e;
 	struct hrep *rep = NULL;
 	uint32_t version;
 	size_t i;
@@ -368,6 +370,7 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	r = r ?: hjson_obj(doc, "$", "profile", true, &pr, err);
 	r = r ?: hjson_obj(doc, "$", "shard", false, &sh, err);
 	r = r ?: hjson_obj(doc, "$", "summary", false, &sum, err);
+	r = r ?: hjson_obj(doc, "$", "timing", false, &tm, err);
 	r = r ?: hjson_arr(doc, "$", "cases", true, &cases, err);
 	r = r ?: get_str(doc, "$", "startedAt", true, &rep->started_at, err);
 	r = r ?: get_str(doc, "$", "endedAt", true, &rep->ended_at, err);
@@ -398,6 +401,17 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 		r = r ?: hrep_file_add(rep, comp, role, fpath, hash);
 		if (r < 0)
 			goto out;
+	}
+	if (tm) {
+		json_t *sc = json_object_get(tm, "scale");
+
+		r = hjson_only_keys(tm, "$.timing", timing_keys, err);
+		r = r ?: get_str(tm, "$.timing", "source", true, &rep->time_scale_from, err);
+		if (r == 0 && (!json_is_number(sc) || json_number_value(sc) < 1.0))
+			r = hjson_fail(err, "$.timing.scale", "expected a number >= 1");
+		if (r < 0)
+			goto out;
+		rep->time_scale = json_number_value(sc);
 	}
 	if (sh) {
 		r = hjson_only_keys(sh, "$.shard", shard_keys, err);
@@ -452,6 +466,10 @@ static json_t *to_json(const struct hrep *r)
 	e |= json_object_set_new(doc, "kernel",
 				 json_pack("{s:s?, s:s?}", "release", r->kernel_release,
 					   "configSha256", r->kernel_config_sha256));
+	if (r->time_scale >= 1.0)
+		e |= json_object_set_new(doc, "timing",
+					 json_pack("{s:f, s:s?}", "scale", r->time_scale, "source",
+						   r->time_scale_from));
 	e |= json_object_set_new(doc, "harness",
 				 json_pack("{s:s?, s:s?}", "version", r->harness_version,
 					   "gitRevision", r->harness_git_revision));
@@ -731,6 +749,8 @@ int hrep_merge(struct hrep *const *in, size_t n, struct hrep **ret, char *errbuf
 		return -ENOMEM;
 	r = r ?: hrep_set(&m->kernel_release, a->kernel_release);
 	r = r ?: hrep_set(&m->kernel_config_sha256, a->kernel_config_sha256);
+	r = r ?: hrep_set(&m->time_scale_from, a->time_scale_from);
+	m->time_scale = a->time_scale;
 	r = r ?: hrep_set(&m->harness_version, a->harness_version);
 	r = r ?: hrep_set(&m->harness_git_revision, a->harness_git_revision);
 	r = r ?: hrep_set(&m->profile_name, a->profile_name);

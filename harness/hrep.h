@@ -65,6 +65,8 @@ struct hrep_case {
 struct hrep {
 	char *kernel_release;
 	char *kernel_config_sha256;
+	double time_scale;     /* the run's deadline factor; 0: not recorded (older reports) */
+	char *time_scale_from; /* "calibrated" or "option" */
 	char *harness_version;
 	char *harness_git_revision;
 	char *profile_name;

@@ -369,6 +369,12 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 	fputs(".\n\n## Environment\n\n| Item | Value |\n|---|---|\n", f);
 	md_env_row(f, "Kernel release", r->kernel_release);
 	md_env_row(f, "Kernel config SHA-256", r->kernel_config_sha256);
+	if (r->time_scale >= 1.0) {
+		char ts[64];
+
+		snprintf(ts, sizeof(ts), "%.1f (%s)", r->time_scale, r->time_scale_from ?: "-");
+		md_env_row(f, "Deadline factor", ts);
+	}
 	md_env_row(f, "Harness version", r->harness_version);
 	md_env_row(f, "Harness revision", r->harness_git_revision);
 	md_env_row(f, "Profile", r->profile_name);
@@ -633,6 +639,12 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 	fputs("</table>\n<h2>Environment</h2>\n<table>\n", f);
 	html_env_row(f, "Kernel release", r->kernel_release);
 	html_env_row(f, "Kernel config SHA-256", r->kernel_config_sha256);
+	if (r->time_scale >= 1.0) {
+		char ts[64];
+
+		snprintf(ts, sizeof(ts), "%.1f (%s)", r->time_scale, r->time_scale_from ?: "-");
+		html_env_row(f, "Deadline factor", ts);
+	}
 	html_env_row(f, "Harness version", r->harness_version);
 	html_env_row(f, "Harness revision", r->harness_git_revision);
 	html_env_row(f, "Profile", r->profile_name);

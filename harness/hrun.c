@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "hrun.h"
+#include "htime.h"
 #include "hversion.h"
 #include "util.h"
 
@@ -78,7 +79,8 @@ struct opts {
 	unsigned int repeat;
 	unsigned int shard_k, shard_n;
 	bool faults_build;
-	bool own_only; /* selftest: each case plain and under its own fault, no cross matrix */
+	bool own_only;	   /* selftest: each case plain and under its own fault, no cross matrix */
+	double time_scale; /* --time-scale F; 0: calibrate */
 };
 
 static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
@@ -95,6 +97,7 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 		{ "faults-build", no_argument, NULL, 'F' },
 		{ "faults", required_argument, NULL, 'R' },
 		{ "own-only", no_argument, NULL, 'O' },
+		{ "time-scale", required_argument, NULL, 'T' },
 		{},
 	};
 	const char *cmd = selftest ? "selftest" : "run";
@@ -154,6 +157,14 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 			break;
 		case 'O':
 			o->own_only = true;
+			break;
+		case 'T':
+			if (strcmp(optarg, "auto") == 0)
+				o->time_scale = 0;
+			else if (htime_parse(optarg, &o->time_scale) < 0)
+				return setup_error("%s: --time-scale wants auto or a number from 1 "
+						   "to %g, not '%s'",
+						   cmd, HTIME_SCALE_MAX, optarg);
 			break;
 		default:
 			return setup_error("%s: bad option (see cellcheck --help)", cmd);
@@ -310,6 +321,20 @@ static int setup_load(struct setup *s, bool selftest)
 		if (!s->report_dir)
 			return EXIT_USAGE;
 	}
+	if (s->o.time_scale) {
+		s->ctx.time_scale = s->o.time_scale;
+		s->ctx.time_scale_from = "option";
+	} else {
+		e = htime_calibrate(&s->ctx.time_scale, &s->ctx.calib_round_ns);
+		if (e < 0)
+			return setup_error("timing calibration: %s", strerror(-e));
+		s->ctx.time_scale_from = "calibrated";
+	}
+	if (s->ctx.time_scale > 1.0 && s->ctx.calib_round_ns)
+		fprintf(stderr,
+			"cellcheck: a slow machine: every deadline is %.1f times longer (calibrated: "
+			"16 process spawns took %.1f ms; --time-scale sets the factor)\n",
+			s->ctx.time_scale, (double)s->ctx.calib_round_ns / 1e6);
 	s->ctx.srcdir = srcdir();
 	s->ctx.run_dir = s->run_dir;
 	s->ctx.profile_arg = s->profile_path;
@@ -556,7 +581,9 @@ static int pool_run(const struct hrun_ctx *ctx, const struct hrun_job *jobs, siz
 
 			/* A case far past its own timeout means a worker stuck in the kernel. */
 			if (sl->job >= 0 &&
-			    mono_ms() - sl->job_start_ms > jobs[sl->job].c->timeout_ms + 30000u)
+			    mono_ms() - sl->job_start_ms >
+				    htime_scale_ms(ctx->time_scale,
+						   jobs[sl->job].c->timeout_ms + 30000u))
 				kill(sl->pid, SIGKILL);
 			if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
@@ -981,6 +1008,8 @@ int hrun_cmd_run(int argc, char **argv)
 	hrep_set(&rep->ended_at, ts);
 	hrep_set(&rep->kernel_release, s.ctx.probe.release);
 	hrep_set(&rep->kernel_config_sha256, s.ctx.probe.config_sha256);
+	rep->time_scale = s.ctx.time_scale;
+	hrep_set(&rep->time_scale_from, s.ctx.time_scale_from);
 	hrep_set(&rep->harness_version, CELLCHECK_VERSION);
 	hrep_set(&rep->harness_git_revision, CELLCHECK_GIT_REVISION);
 	if (s.o.shard_n) {

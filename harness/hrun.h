@@ -50,6 +50,9 @@ struct hrun_ctx {
 	bool settle_bpf;     /* --jobs 1: wait for the case's BPF ids to go before judging */
 	struct hprobe probe; /* features, when probed */
 	bool probed;
+	double time_scale;	     /* every deadline's factor, >= 1 (htime.h) */
+	const char *time_scale_from; /* "calibrated" or "option" */
+	uint64_t calib_round_ns;     /* the calibration's median round, 0 with the option */
 };
 
 struct hrun_job {

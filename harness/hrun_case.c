@@ -43,6 +43,7 @@
 
 #include "hexpect.h"
 #include "hrun.h"
+#include "htime.h"
 #include "netcfg.h"
 #include "util.h"
 
@@ -142,21 +143,28 @@ __attribute__((format(printf, 3, 4))) static void verdict(struct run *r, enum hr
 	va_end(ap);
 }
 
+/* A bound the harness waits up to, times the run's factor (htime.h). */
+static uint32_t scaled(const struct run *r, uint32_t ms)
+{
+	return htime_scale_ms(r->ctx->time_scale, ms);
+}
+
 static bool timed_out(struct run *r)
 {
 	if (now_ns() < r->deadline_ns)
 		return false;
-	verdict(r, HREP_ERROR, "TIMEOUT: case exceeded %u ms", r->c->timeout_ms);
+	verdict(r, HREP_ERROR, "TIMEOUT: case exceeded %u ms", scaled(r, r->c->timeout_ms));
 	return true;
 }
 
-/* Milliseconds left before the case's deadline, capped by cap_ms (0: no cap). */
+/* Milliseconds left before the case's deadline, capped by cap_ms scaled (0: no cap). */
 static int remaining_ms(struct run *r, uint32_t cap_ms)
 {
 	uint64_t now = now_ns();
 	/* Rounded up: a wait that ends on time must find the deadline passed. */
 	uint64_t left = now >= r->deadline_ns ? 0 : (r->deadline_ns - now + 999999) / 1000000;
 
+	cap_ms = scaled(r, cap_ms);
 	if (cap_ms && cap_ms < left)
 		left = cap_ms;
 	return (int)left;
@@ -1066,7 +1074,8 @@ static int upstream_start(struct run *r)
 			verdict(r, HREP_ERROR, "upstream: cannot serve %s (status %d, see %s)",
 				listen, st, lpath);
 		else
-			verdict(r, HREP_ERROR, "upstream: not serving %s within 5 s", listen);
+			verdict(r, HREP_ERROR, "upstream: not serving %s within %u ms", listen,
+				scaled(r, 5000));
 		return -EIO;
 	}
 	close(rp[0]);
@@ -1171,7 +1180,7 @@ static uint64_t upstream_stop(struct run *r)
 	if (r->upstream_pid <= 0)
 		return UINT64_MAX;
 	kill(r->upstream_pid, SIGTERM);
-	if (!wait_exit(r->upstream_pid, 2000, &st))
+	if (!wait_exit(r->upstream_pid, (int)scaled(r, 2000), &st))
 		kill_group(r->upstream_pid);
 	r->upstream_pid = 0;
 	log = r->upstream_log ? slurp(r->upstream_log, &len) : NULL;
@@ -1503,7 +1512,7 @@ static void sink_finish(struct run *r, struct proc *p)
 	int st;
 
 	if (p->drain_pid > 0) {
-		if (!wait_exit(p->drain_pid, 2000, &st))
+		if (!wait_exit(p->drain_pid, (int)scaled(r, 2000), &st))
 			kill_group(p->drain_pid);
 		p->drain_pid = 0;
 	}
@@ -1851,7 +1860,7 @@ static void step_start(struct run *r, const struct hcase_step *st)
 		} else if (n > 0 && read(rp[0], &b, 1) != 1) {
 			int status = -1;
 
-			if (wait_exit(p->pid, 1000, &status)) {
+			if (wait_exit(p->pid, (int)scaled(r, 1000), &status)) {
 				p->running = false;
 				p->exited = true;
 				p->status = status;
@@ -2040,7 +2049,7 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	if (!wait_exit(pid, remaining_ms(r, st->timeout_ms), &status)) {
 		if (!timed_out(r))
 			verdict(r, HREP_FAIL, "client %s: still running after %u ms", nm,
-				st->timeout_ms);
+				scaled(r, st->timeout_ms));
 		return;
 	}
 	data = slurp(out, &len);
@@ -2640,7 +2649,7 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 		goto audit;
 	}
 	r.dir = strdup(tmpl);
-	r.deadline_ns = t0 + (uint64_t)c->timeout_ms * 1000000;
+	r.deadline_ns = t0 + (uint64_t)scaled(&r, c->timeout_ms) * 1000000;
 	if (topo_up(&r) < 0)
 		goto end;
 	capture_start(&r);

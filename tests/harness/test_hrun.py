@@ -128,6 +128,8 @@ def test_decoder_pass(t):
     check(len(rep["kernel"]["configSha256"]) in (64, 11), rep["kernel"])
     check(any(f["role"] == "binary" for f in rep["profile"]["files"]), rep["profile"])
     check("verdict: PASS" in r.stdout, r.stdout)
+    tm = rep.get("timing", {})
+    check(tm.get("source") == "calibrated" and 1 <= tm.get("scale", 0) <= 100, rep.get("timing"))
 
 
 def test_failing_case(t):
@@ -320,6 +322,29 @@ def test_upstream(t):
           report(out)["cases"][0])
 
 
+def test_time_scale(t):
+    """CHK-RUN-013: one factor lengthens the case's deadline; report.json records it."""
+    prof = sleeper_profile(t, "sleeper4", ["/bin/sleep", MARK + "4"])
+    t.write("ts/cases/t.json", decoder_case("decoder.test.timeout", timeout_ms=300, stop_exit=0,
+                                                   sleeper=True))
+    out = t.path("ts", "out")
+    t0 = time.monotonic()
+    r = cc("run", "--profile", prof, "--cases", t.path("ts", "cases"), "--report-dir", out,
+           "--time-scale", "4")
+    took = time.monotonic() - t0
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    rep = report(out)
+    jsonschema.validate(rep, SCHEMA)
+    c = rep["cases"][0]
+    check(c["status"] == "ERROR" and "1200 ms" in c["message"], c)
+    check(took >= 1.15, f"a 300 ms case under factor 4 ended after {took:.2f} s")
+    check(rep["timing"] == {"scale": 4.0, "source": "option"}, rep["timing"])
+    check(not procs_with("sleep " + MARK + "4"), "sleep left behind")
+    for bad in ("0.5", "101", "fast", ""):
+        r = cc("run", "--time-scale", bad, "--report-dir", t.path("ts", "bad"))
+        check(r.returncode == 2 and "--time-scale" in r.stderr, f"{bad!r}: {r.stderr}")
+
+
 def test_usage(t):
     r = cc("run", "--profile", t.write("badprof.json", {"profileVersion": 1}))
     check(r.returncode == 2 and "bad profile" in r.stderr, r.stderr)
@@ -353,6 +378,7 @@ def main():
              ("fake DNS upstream: answer, drop, TCP, TC, rcode, REFUSED, count",
               test_upstream, None if os.geteuid() == 0 and shutil.which("dig")
               else "needs root and dig"),
+             ("--time-scale: deadlines scaled, recorded", test_time_scale, None),
              ("usage and setup errors", test_usage, None)]
     print(f"1..{len(tests)}")
     try:
