@@ -15,6 +15,7 @@
 #include <dirent.h>
 
 #include "hcase.h"
+#include "hmatrix.h"
 #include "hprobe.h"
 #include "hprof.h"
 #include "hrep.h"
@@ -58,6 +59,11 @@ static const char USAGE[] =
 	"      Combine shard reports; writes the other formats next to OUT.json.\n"
 	"  report --from report.json --dir DIR\n"
 	"      (Re)write junit.xml, report.tap, report.md and report.html from report.json.\n"
+	"  matrix -o DIR LABEL=REPORT.json... [--console LABEL=FILE]...\n"
+	"      One kernel per column (ci/kernel-matrix): matrix.json, matrix.md, matrix.html in\n"
+	"      DIR; probe.json and run.json beside each REPORT.json are read when present. A\n"
+	"      missing report makes its column ERROR. Exit 1 when a column is ERROR or a case\n"
+	"      differs between kernels with a FAIL or ERROR on one of them.\n"
 	"  help, --help; version, --version\n"
 	"\n"
 	"Defaults: --cases SRCDIR/cases, --spec SRCDIR/SPEC.md, --profiles SRCDIR/fixtures/profiles,\n"
@@ -694,6 +700,82 @@ static int cmd_report(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_matrix(int argc, char **argv)
+{
+	static const struct option opts[] = { { "output", required_argument, NULL, 'o' },
+					      { "console", required_argument, NULL, 'c' },
+					      {} };
+	_cleanup_free_ char **consoles = NULL;
+	struct hmatrix *m = NULL;
+	const char *out = NULL;
+	size_t n_consoles = 0;
+	int c, r, status = EXIT_USAGE;
+
+	consoles = calloc((size_t)argc + 1, sizeof(*consoles));
+	if (!consoles)
+		return EXIT_USAGE;
+	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		if (c == 'o')
+			out = optarg;
+		else if (c == 'c')
+			consoles[n_consoles++] = optarg;
+		else
+			return usage_error("%s", "matrix: bad option");
+	}
+	if (!out || optind >= argc)
+		return usage_error("%s", "matrix needs -o DIR and at least one LABEL=REPORT.json");
+	m = hmatrix_new();
+	if (!m)
+		return EXIT_USAGE;
+	for (int i = optind; i < argc; i++) {
+		_cleanup_free_ char *label = strdup(argv[i]);
+		char *eq = label ? strchr(label, '=') : NULL;
+
+		if (!eq || eq == label || !eq[1]) {
+			usage_error("matrix: '%s' is not LABEL=REPORT.json", argv[i]);
+			goto out;
+		}
+		*eq = '\0';
+		r = hmatrix_add(m, label, eq + 1);
+		if (r < 0) {
+			fprintf(stderr, "cellcheck: matrix: %s: %s\n", argv[i],
+				r == -EEXIST ? "label given twice" : strerror(-r));
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n_consoles; i++) {
+		_cleanup_free_ char *label = strdup(consoles[i]);
+		char *eq = label ? strchr(label, '=') : NULL;
+
+		if (!eq || !eq[1]) {
+			usage_error("matrix: --console '%s' is not LABEL=FILE", consoles[i]);
+			goto out;
+		}
+		*eq = '\0';
+		if (hmatrix_set_console(m, label, eq + 1) < 0) {
+			usage_error("matrix: --console: no kernel labelled '%s'", label);
+			goto out;
+		}
+	}
+	r = hmatrix_build(m);
+	r = r ?: hrun_mkdir_p(out);
+	r = r ?: hmatrix_write_all(m, out);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: matrix: writing into %s: %s\n", out, strerror(-r));
+		goto out;
+	}
+	for (size_t k = 0; k < m->n_kernels; k++)
+		if (!m->kernels[k].rep)
+			fprintf(stderr, "cellcheck: matrix: %s: ERROR: %s\n", m->kernels[k].label,
+				m->kernels[k].error);
+	printf("matrix: %zu kernels, %zu cases: %s/matrix.{json,md,html}\n", m->n_kernels,
+	       m->n_rows, out);
+	status = hmatrix_failed(m) ? EXIT_FAILED : 0;
+out:
+	hmatrix_free(m);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -707,6 +789,7 @@ int main(int argc, char **argv)
 		{ "compare", cmd_compare },
 		{ "merge", cmd_merge },
 		{ "report", cmd_report },
+		{ "matrix", cmd_matrix },
 		{ "run", hrun_cmd_run },
 		{ "selftest", hrun_cmd_selftest },
 		{ "cleanup", hrun_cmd_cleanup },
