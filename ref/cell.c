@@ -36,8 +36,14 @@ static const char *const step_names[CELL_STEP_COUNT_] = {
 	[CELL_STEP_SYNC] = "sync",
 	[CELL_STEP_CGROUPNS] = "cgroup_namespace",
 	[CELL_STEP_MOUNT_PRIVATE] = "mount_private",
+	[CELL_STEP_ROOT_READONLY] = "root_readonly",
+	[CELL_STEP_DEV] = "dev",
 	[CELL_STEP_RESOLV_CONF] = "resolv_conf",
+	[CELL_STEP_TMPFS] = "tmpfs",
 	[CELL_STEP_PROC_MOUNT] = "proc_mount",
+	[CELL_STEP_MASKED_PATHS] = "masked_paths",
+	[CELL_STEP_MOUNTS] = "mounts",
+	[CELL_STEP_PIVOT_ROOT] = "pivot_root",
 	[CELL_STEP_HOSTNAME] = "hostname",
 	[CELL_STEP_RLIMIT] = "rlimits",
 	[CELL_STEP_CLOSE_FDS] = "close_fds",
@@ -158,6 +164,65 @@ static int child_file_mount(int fs_fd, const char *name, const char *stage, cons
 	return 0;
 }
 
+/* Steps mount_private to pivot_root: the cell's own filesystem view (cellfs.h). */
+static void child_fs(const struct cell_child_cfg *c, bool ids_mapped)
+{
+	struct cellfs_state st;
+	int err;
+
+	cellfs_state_init(&st);
+	/* sup.mount_not_private: the cell's mounts follow the host's propagation */
+	if (!FAULT("sup.mount_not_private") &&
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
+	/* What the cell gets from the host is taken while the host's view is still whole. */
+	err = cellfs_clone_sources(c->fs, &st);
+	if (err)
+		child_fatal(CELL_STEP_MOUNTS, -err);
+	err = cellfs_clone_devices(&st) ?: cellfs_root(c->fs, &st);
+	if (err)
+		child_fatal(CELL_STEP_ROOT_READONLY, -err);
+	err = cellfs_dev(c->fs, &st);
+	if (err)
+		child_fatal(CELL_STEP_DEV, -err);
+	/* The read-only file of the parent's detached tmpfs goes over the host's file. */
+	if (c->resolv_fd >= 0) {
+		err = child_file_mount(c->resolv_fd, "resolv.conf", c->resolv_stage,
+				       c->resolv_target);
+		if (err)
+			child_fatal(CELL_STEP_RESOLV_CONF, -err);
+	}
+	err = cellfs_tmpfs(c->fs, &st, ids_mapped);
+	if (err)
+		child_fatal(CELL_STEP_TMPFS, -err);
+	/* A /proc that shows the cell's own PID namespace; without it ps lies. */
+	if (c->fs->new_proc) {
+		err = cellfs_proc(c->fs);
+		if (err) {
+			/* sup.proc_mount_fatal: a failed proc mount ends the setup like other steps
+			 */
+			if (FAULT("sup.proc_mount_fatal"))
+				child_fatal(CELL_STEP_PROC_MOUNT, -err);
+			/* In strict mode the supervisor turns the degradation into the failure. */
+			child_report(CELL_REPORT_DEGRADED, CELL_STEP_PROC_MOUNT, -err);
+			if (c->strict)
+				_exit(126);
+		}
+	}
+	err = cellfs_mask(c->fs, &st);
+	if (err)
+		child_fatal(CELL_STEP_MASKED_PATHS, -err);
+	err = cellfs_binds(c->fs, &st);
+	if (err)
+		child_fatal(CELL_STEP_MOUNTS, -err);
+	if (c->fs->rootfs) {
+		err = cellfs_pivot(&st);
+		if (err)
+			child_fatal(CELL_STEP_PIVOT_ROOT, -err);
+	}
+	/* The fds of st go with close_fds, like every other descriptor but 0 to 2. */
+}
+
 __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c, int sync_fd,
 						 int report_fd)
 {
@@ -191,32 +256,8 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 
 	if ((c->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		child_fatal(CELL_STEP_CGROUPNS, errno);
-	if (c->ns_flags & CLONE_NEWNS) {
-		/* sup.mount_not_private: the cell's mounts follow the host's propagation */
-		if (!FAULT("sup.mount_not_private") &&
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-			child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
-		/* The read-only file of the parent's detached tmpfs goes over the host's file. */
-		if (c->resolv_fd >= 0) {
-			int err = child_file_mount(c->resolv_fd, "resolv.conf", "/etc",
-						   "/etc/resolv.conf");
-
-			if (err)
-				child_fatal(CELL_STEP_RESOLV_CONF, -err);
-		}
-		/* A /proc that shows the cell's own PID namespace; without it ps lies. */
-		if ((c->ns_flags & CLONE_NEWPID) &&
-		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-			/* sup.proc_mount_fatal: a failed proc mount ends the setup like other steps
-			 */
-			if (FAULT("sup.proc_mount_fatal"))
-				child_fatal(CELL_STEP_PROC_MOUNT, errno);
-			/* In strict mode the supervisor turns the degradation into the failure. */
-			child_report(CELL_REPORT_DEGRADED, CELL_STEP_PROC_MOUNT, errno);
-			if (c->strict)
-				_exit(126);
-		}
-	}
+	if (c->ns_flags & CLONE_NEWNS)
+		child_fs(c, !keep_ids);
 	/* sup.hostname_after_identity: the name is set once the ids (and privileges) changed. */
 	bool hostname_late = FAULT("sup.hostname_after_identity");
 

@@ -6,7 +6,9 @@
  *   supervisor                               cell (clone3, new namespaces, CLONE_PIDFD)
  *   cell_clone() ---------------------------> waits on the sync pipe (PDEATHSIG=KILL)
  *   maps, cgroup, affinity, network, workers
- *   cell_release() -- 1 byte --------------->  cgroupns, / private, resolv.conf, /proc,
+ *   cell_release() -- 1 byte --------------->  cgroupns, / private, read-only root, /dev,
+ *                                              resolv.conf, tmpfs places, /proc, masks,
+ *                                              bind mounts, pivot_root (cellfs.h),
  *                                              hostname, rlimits, fds 0-2 only, setsid,
  *                                              capabilities, no_new_privs, exec
  *   cell_read_reports() <-- error pipe ------  {kind, step, errno} records; EOF = exec done
@@ -23,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cellfs.h"
 #include "cellspec.h"
 
 enum cell_step {
@@ -30,8 +33,14 @@ enum cell_step {
 	CELL_STEP_SYNC,
 	CELL_STEP_CGROUPNS,
 	CELL_STEP_MOUNT_PRIVATE,
+	CELL_STEP_ROOT_READONLY,
+	CELL_STEP_DEV,
 	CELL_STEP_RESOLV_CONF,
+	CELL_STEP_TMPFS,
 	CELL_STEP_PROC_MOUNT,
+	CELL_STEP_MASKED_PATHS,
+	CELL_STEP_MOUNTS,
+	CELL_STEP_PIVOT_ROOT,
 	CELL_STEP_HOSTNAME,
 	CELL_STEP_RLIMIT,
 	CELL_STEP_CLOSE_FDS,
@@ -68,6 +77,9 @@ struct cell_child_cfg {
 	int cap_last; /* /proc/sys/kernel/cap_last_cap */
 	bool no_new_privs;
 	int resolv_fd; /* cell_file_mount()'s tmpfs: its resolv.conf goes over /etc's, or -1 */
+	/* With a rootfs, under it: where that tmpfs is staged and the file it covers. */
+	const char *resolv_stage, *resolv_target;
+	const struct cellfs_cfg *fs; /* the filesystem view, with a mount namespace */
 	bool strict;
 	bool stdout_to_stderr; /* the supervisor's stdout carries the events */
 };

@@ -15,10 +15,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "cellspec.h"
 #include "dnspol.h"
+#include "fault.h"
 #include "util.h"
 
 _Static_assert(CAP_LAST_CAP < 64, "cap_keep is a 64-bit set");
@@ -1132,6 +1136,146 @@ static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 	return 0;
 }
 
+/*
+ * A path the cell mounts on or from: absolute, at most PATH_MAX - 1 bytes, no empty, "." or
+ * ".." component (so a target can never name a place outside the cell's root), no trailing
+ * slash. "/" itself only where allowed.
+ */
+static bool abs_path_ok(const char *p, bool root_ok)
+{
+	size_t n = strlen(p);
+
+	if (n == 0 || p[0] != '/' || n >= PATH_MAX)
+		return false;
+	if (n == 1)
+		return root_ok;
+	if (p[n - 1] == '/')
+		return false;
+	for (const char *q = p; *q;) {
+		const char *e;
+		size_t len;
+
+		q++; /* the slash */
+		e = strchr(q, '/');
+		len = e ? (size_t)(e - q) : strlen(q);
+		if (len == 0 || (len == 1 && q[0] == '.') ||
+		    (len == 2 && q[0] == '.' && q[1] == '.'))
+			return false;
+		q += len;
+	}
+	return true;
+}
+
+#define PATH_RULE "an absolute path without empty, \".\" or \"..\" components"
+
+static int parse_rootfs(struct ctx *c, const json_t *root, struct cellspec *s)
+{
+	const char *t = NULL;
+	char d[DESC_MAX];
+	struct stat st;
+	int r = get_string(c, root, "rootfs", &t);
+
+	if (r <= 0)
+		return r;
+	if (!abs_path_ok(t, false))
+		return fail_key(c, "rootfs", "expected %s, not \"/\", got %s", PATH_RULE,
+				quote(t, d));
+	if (!(s->ns_flags & CLONE_NEWNS))
+		return fail_key(c, "rootfs", "requires \"mount\" in namespaces");
+	if (stat(t, &st) < 0)
+		return fail_key(c, "rootfs", "%s: %s: %s", quote(t, d), util_errno_name(errno),
+				strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail_key(c, "rootfs", "%s is not a directory", quote(t, d));
+	s->rootfs = strdup(t);
+	return s->rootfs ? 0 : oom(c);
+}
+
+static int parse_mount(struct ctx *c, const json_t *o, struct cellspec_mount *m)
+{
+	static const char *const known[] = { "source", "target", "rw", NULL };
+	const char *src = NULL, *tgt = NULL;
+	char d[DESC_MAX];
+	struct stat st;
+	int r = check_object(c, o, known);
+
+	if (r >= 0)
+		r = get_string(c, o, "source", &src);
+	if (r == 0)
+		return fail_key(c, "source", "required");
+	if (r > 0)
+		r = get_string(c, o, "target", &tgt);
+	if (r == 0)
+		return fail_key(c, "target", "required");
+	if (r > 0)
+		r = get_bool(c, o, "rw", &m->rw);
+	if (r < 0)
+		return r;
+	if (!abs_path_ok(src, true))
+		return fail_key(c, "source", "expected %s, got %s", PATH_RULE, quote(src, d));
+	/* sup.mount_source_unchecked: a missing source is left for the cell to find */
+	if (!FAULT("sup.mount_source_unchecked") && stat(src, &st) < 0)
+		return fail_key(c, "source", "%s: %s: %s", quote(src, d), util_errno_name(errno),
+				strerror(errno));
+	/* sup.mount_target_unchecked: any target string is taken */
+	if (!abs_path_ok(tgt, false) && !FAULT("sup.mount_target_unchecked"))
+		return fail_key(c, "target", "expected %s, not \"/\", got %s", PATH_RULE,
+				quote(tgt, d));
+	m->source = strdup(src);
+	m->target = strdup(tgt);
+	return m->source && m->target ? 0 : oom(c);
+}
+
+static int parse_mounts(struct ctx *c, const json_t *root, struct cellspec *s)
+{
+	const json_t *a = json_object_get(root, "mounts"), *e;
+	char d[DESC_MAX];
+	size_t i, m;
+	int r = 0;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > CELLSPEC_MOUNTS_MAX)
+		return fail_key(c, "mounts", "expected an array of at most %d mounts, got %s",
+				CELLSPEC_MOUNTS_MAX, describe(a, d));
+	if (!(s->ns_flags & CLONE_NEWNS))
+		return fail_key(c, "mounts", "requires \"mount\" in namespaces");
+	s->mounts = calloc(json_array_size(a) + 1, sizeof(*s->mounts));
+	if (!s->mounts)
+		return oom(c);
+	m = push(c, "mounts");
+	json_array_foreach(a, i, e)
+	{
+		size_t mi = push_index(c, i);
+
+		r = parse_mount(c, e, &s->mounts[i]);
+		s->n_mounts = i + 1; /* freed with the spec, even half-parsed */
+		pop(c, mi);
+		if (r < 0)
+			break;
+	}
+	pop(c, m);
+	return r;
+}
+
+static int parse_tmpfs(struct ctx *c, const json_t *o, struct cellspec *s)
+{
+	static const char *const known[] = { "tmp", "varTmp", "run", "devShm", NULL };
+	int r = check_object(c, o, known);
+
+	if (!(s->ns_flags & CLONE_NEWNS))
+		return fail(c, "requires \"mount\" in namespaces");
+	for (int i = 0; r >= 0 && known[i]; i++) {
+		long long v;
+
+		/* tmpfs takes any size; below a page nothing fits, above 1 TiB is a typo. */
+		r = get_int(c, o, known[i], 4096, 1ll << 40, &v);
+		if (r > 0)
+			s->tmpfs_bytes[i] = (uint64_t)v;
+	}
+	return r < 0 ? r : 0;
+}
+
 static int parse_root(struct ctx *c, const json_t *root, struct cellspec *s)
 {
 	static const char *const known[] = {
@@ -1139,7 +1283,8 @@ static int parse_root(struct ctx *c, const json_t *root, struct cellspec *s)
 		"hostname",    "user",	 "uidMap",	 "gidMap",
 		"rlimits",     "cpus",	 "cgroup",	 "network",
 		"dns",	       "flows",	 "capabilities", "noNewPrivileges",
-		"strict",      NULL
+		"strict",      "rootfs", "mounts",	 "tmpfs",
+		NULL
 	};
 	const json_t *v;
 	const char *t = NULL;
@@ -1188,9 +1333,11 @@ static int parse_root(struct ctx *c, const json_t *root, struct cellspec *s)
 		return r;
 	/* The workload's identity must exist inside, or setuid() in the cell fails. */
 	if (s->uid_map && !idmap_has(s->uid_map, s->n_uid_map, s->uid))
-		return fail(c, "user.uid: %u is not mapped by uidMap", s->uid);
+		return fail(c, "user.uid: %u%s is not mapped by uidMap", s->uid,
+			    json_object_get(root, "user") ? "" : " (the default)");
 	if (s->gid_map && !idmap_has(s->gid_map, s->n_gid_map, s->gid))
-		return fail(c, "user.gid: %u is not mapped by gidMap", s->gid);
+		return fail(c, "user.gid: %u%s is not mapped by gidMap", s->gid,
+			    json_object_get(root, "user") ? "" : " (the default)");
 
 	r = parse_rlimits(c, root, s);
 	if (r >= 0)
@@ -1209,6 +1356,12 @@ static int parse_root(struct ctx *c, const json_t *root, struct cellspec *s)
 		r = get_bool(c, root, "noNewPrivileges", &s->no_new_privs);
 	if (r >= 0)
 		r = get_bool(c, root, "strict", &s->strict);
+	if (r >= 0)
+		r = parse_rootfs(c, root, s);
+	if (r >= 0)
+		r = parse_mounts(c, root, s);
+	if (r >= 0)
+		r = parse_member(c, root, "tmpfs", parse_tmpfs, s);
 	return r < 0 ? r : 0;
 }
 
@@ -1237,6 +1390,13 @@ int cellspec_parse(const char *text, size_t len, struct cellspec **ret, char *er
 		return oom(&c);
 	}
 	s->no_new_privs = true;
+	/* sup.default_root: the old default, root */
+	s->uid = s->gid = FAULT("sup.default_root") ? 0 : CELLSPEC_DEFAULT_ID;
+	/* Limits, not allocations: tmpfs takes pages only as files are written. */
+	s->tmpfs_bytes[CELLSPEC_TMP] = 64ull << 20;
+	s->tmpfs_bytes[CELLSPEC_VAR_TMP] = 64ull << 20;
+	s->tmpfs_bytes[CELLSPEC_RUN] = 16ull << 20;
+	s->tmpfs_bytes[CELLSPEC_DEV_SHM] = 64ull << 20;
 	s->dns_listen_ip = 0x7f000035; /* 127.0.0.53:53 */
 	s->dns_listen_port = 53;
 	s->dns_timeout_ms = 2000;
@@ -1306,6 +1466,12 @@ void cellspec_free(struct cellspec *s)
 	for (size_t i = 0; s->dns_allow && s->dns_allow[i]; i++)
 		free(s->dns_allow[i]);
 	free(s->dns_allow);
+	free(s->rootfs);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		free(s->mounts[i].source);
+		free(s->mounts[i].target);
+	}
+	free(s->mounts);
 	free(s);
 }
 

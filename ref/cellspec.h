@@ -14,8 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CELLSPEC_ID_MAX	  64
-#define CELLSPEC_MAX_SIZE (1024 * 1024) /* cellspec_load() refuses bigger files */
+#define CELLSPEC_ID_MAX	    64
+#define CELLSPEC_DEFAULT_ID 65534u	  /* nobody/nogroup: the identity without "user" */
+#define CELLSPEC_MAX_SIZE   (1024 * 1024) /* cellspec_load() refuses bigger files */
 
 enum cellspec_netmode { CELLSPEC_NET_NONE, CELLSPEC_NET_BRIDGE, CELLSPEC_NET_ROUTED };
 
@@ -28,11 +29,29 @@ struct cellspec_rlimit {
 	uint64_t soft, hard; /* RLIM_INFINITY for unlimited */
 };
 
+/* A bind mount of the spec: read-only unless rw; always nosuid, nodev (SUP-FS-006). */
+struct cellspec_mount {
+	char *source; /* absolute, exists on the host */
+	char *target; /* absolute, no "." or ".." component, not "/" */
+	bool rw;
+};
+
+#define CELLSPEC_MOUNTS_MAX 64
+
+/* The private writable tmpfs places of a cell and their size limits (tmpfs "size="). */
+enum cellspec_place {
+	CELLSPEC_TMP,
+	CELLSPEC_VAR_TMP,
+	CELLSPEC_RUN,
+	CELLSPEC_DEV_SHM,
+	CELLSPEC_PLACES_
+};
+
 struct cellspec {
 	char cell_id[CELLSPEC_ID_MAX], run_id[CELLSPEC_ID_MAX]; /* run_id "" when absent */
 	unsigned long ns_flags;					/* CLONE_NEWNET|CLONE_NEWNS|... */
 	char hostname[65];					/* "" when absent */
-	uint32_t uid, gid;
+	uint32_t uid, gid; /* default CELLSPEC_DEFAULT_ID: unprivileged unless the spec asks */
 	struct cellspec_idmap *uid_map, *gid_map; /* NULL and 0 without a user namespace */
 	size_t n_uid_map, n_gid_map;
 	struct cellspec_rlimit *rlimits; /* in the order given */
@@ -54,9 +73,13 @@ struct cellspec {
 	size_t n_dns_allow;
 	unsigned int dns_timeout_ms;
 	bool flows_enabled;
-	uint32_t flows_ringbuf_bytes; /* default 65536 */
-	uint32_t flows_table_entries; /* default 8192 */
-	uint64_t cap_keep;	      /* bit n = capability n kept */
+	uint32_t flows_ringbuf_bytes;  /* default 65536 */
+	uint32_t flows_table_entries;  /* default 8192 */
+	uint64_t cap_keep;	       /* bit n = capability n kept */
+	char *rootfs;		       /* NULL: the host's root */
+	struct cellspec_mount *mounts; /* in the order given */
+	size_t n_mounts;
+	uint64_t tmpfs_bytes[CELLSPEC_PLACES_];
 	bool no_new_privs, strict;
 };
 

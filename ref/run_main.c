@@ -84,6 +84,10 @@ struct run {
 	struct lease lease;
 	bool leased;
 	int resolv_fd;
+	struct cellfs_cfg fs; /* the cell's filesystem view, prepared before the clone */
+	struct cellfs_mount *fs_mounts;
+	char *fs_strings; /* one block for the paths fs and resolv_* point into */
+	const char *resolv_stage, *resolv_target;
 	struct cell_proc cell;
 	bool cell_alive;
 	int netns_fd;
@@ -876,6 +880,59 @@ static int make_resolv(struct run *r)
 	return 0;
 }
 
+/*
+ * Everything the cell's process needs for its filesystem view, computed here: between clone and
+ * exec it may not allocate. Paths of the host's root are absolute; those in the cell's root
+ * (mount targets) relative to it, without the leading slash.
+ */
+static int make_fs(struct run *r)
+{
+	const struct cellspec *s = r->spec;
+	const char *pre = s->rootfs ? s->rootfs : "";
+	size_t need = 3 * (strlen(pre) + 32), off = 0;
+	char *b;
+
+	r->fs.dev_fd = -1;
+	for (size_t i = 0; i < s->n_mounts; i++)
+		need += 2 * strlen(s->mounts[i].target) + 2;
+	b = r->fs_strings = malloc(need);
+	r->fs_mounts = calloc(s->n_mounts + 1, sizeof(*r->fs_mounts));
+	if (!b || !r->fs_mounts)
+		return -ENOMEM;
+#define PUT(...) (off += (size_t)snprintf(b + off, need - off, __VA_ARGS__) + 1, b + off - 1)
+	r->fs.rootfs = s->rootfs;
+	r->fs.new_proc = s->ns_flags & CLONE_NEWPID;
+	/* The string's start, once written: PUT() returns its end. */
+	r->fs.proc_path = PUT("%s/proc", pre) - strlen(pre) - 5;
+	r->resolv_stage = PUT("%s/etc", pre) - strlen(pre) - 4;
+	r->resolv_target = PUT("%s/etc/resolv.conf", pre) - strlen(pre) - 16;
+	for (int i = 0; i < CELLSPEC_PLACES_; i++)
+		snprintf(r->fs.tmpfs_size[i], sizeof(r->fs.tmpfs_size[i]), "%llu",
+			 (unsigned long long)s->tmpfs_bytes[i]);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const char *t = s->mounts[i].target + 1, *slash = strrchr(t, '/');
+		struct cellfs_mount *m = &r->fs_mounts[i];
+
+		m->source = s->mounts[i].source;
+		m->target = t;
+		m->base = slash ? slash + 1 : t;
+		m->parent = PUT("%.*s", slash ? (int)(slash - t) : 0, t) - (slash ? slash - t : 0);
+		m->rw = s->mounts[i].rw;
+	}
+#undef PUT
+	r->fs.mounts = r->fs_mounts;
+	r->fs.n_mounts = s->n_mounts;
+	r->fs.fs_uid = s->uid;
+	r->fs.fs_gid = s->gid;
+	snprintf(r->fs.uid_text, sizeof(r->fs.uid_text), "%u", s->uid);
+	snprintf(r->fs.gid_text, sizeof(r->fs.gid_text), "%u", s->gid);
+	r->fs.dev_fd = -1;
+	if (!(s->ns_flags & CLONE_NEWNS))
+		return 0;
+	r->fs.dev_fd = cellfs_dev_skeleton();
+	return r->fs.dev_fd < 0 ? r->fs.dev_fd : 0;
+}
+
 static int cap_last(void)
 {
 	char buf[16] = "";
@@ -1003,6 +1060,13 @@ static int setup(struct run *r)
 		return setup_failed(r, "resolv_conf", "resolv.conf tmpfs", err,
 				    CELLREF_EXIT_CELL_SETUP, NULL);
 	cc.resolv_fd = r->resolv_fd;
+	err = make_fs(r);
+	if (err)
+		return setup_failed(r, "filesystem", "the cell's /dev", err,
+				    CELLREF_EXIT_CELL_SETUP, NULL);
+	cc.fs = &r->fs;
+	cc.resolv_stage = r->resolv_stage;
+	cc.resolv_target = r->resolv_target;
 
 	if (FAULT("sup.ns_ipc_shared"))
 		cc.ns_flags &= ~(unsigned long)CLONE_NEWIPC;
@@ -1280,6 +1344,12 @@ static void teardown_host(struct run *r)
 	remove_cgroup(r);
 	util_closep(&r->netns_fd);
 	util_closep(&r->resolv_fd);
+	if (r->fs_strings) /* make_fs() ran: dev_fd is an fd or -1 */
+		util_closep(&r->fs.dev_fd);
+	free(r->fs_mounts);
+	free(r->fs_strings);
+	r->fs_mounts = NULL;
+	r->fs_strings = NULL;
 	cell_proc_close(&r->cell);
 	if (r->leased)
 		(void)lease_release(r->state_dir, r->lease.ip, r->run_id);

@@ -14,6 +14,9 @@
  *     net                  links (up, mtu, IPv4 addresses), IPv4 routes, permanent neighbours
  *     resolv               /etc/resolv.conf: content, whether it can be opened for writing,
  *                          its mount options
+ *     escape               try to write in every mount point and usual system directory
+ *                          (create a file, removed at once) and to open the usual system
+ *                          files for writing: each place's outcome, the writable ones
  *     resolve=NAME         getaddrinfo(NAME, AF_INET); t_ns: CLOCK_MONOTONIC after the answer
  *     connect=HOST:PORT    resolve HOST when it is a name, then a TCP connect (then close)
  *     udp=IP:PORT:N[:SPORT] N datagrams from N sockets (from ports SPORT.. if given)
@@ -418,6 +421,169 @@ static void cmd_net(void)
 	}
 	printf("]");
 	end_line();
+}
+
+/* mountinfo's octal escapes (\040 for a space) undone in place. */
+static void unescape_mnt(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * escape: try to write in every place a workload could hope to change the host through: each
+ * mount point it sees, and the usual directories and files of a system. A directory counts as
+ * writable when a new file can be created in it (the file is removed at once); a file when it
+ * opens for writing (nothing is written: /proc/sysrq-trigger and friends stay untouched).
+ */
+static void cmd_escape(void)
+{
+	static const char *const dirs[] = {
+		"/",
+		"/bin",
+		"/boot",
+		"/dev",
+		"/dev/mqueue",
+		"/dev/pts",
+		"/dev/shm",
+		"/etc",
+		"/etc/cron.d",
+		"/etc/systemd/system",
+		"/home",
+		"/lib",
+		"/media",
+		"/mnt",
+		"/opt",
+		"/proc",
+		"/proc/sys",
+		"/proc/sys/kernel",
+		"/proc/sys/net",
+		"/root",
+		"/run",
+		"/run/cellref",
+		"/run/lock",
+		"/sbin",
+		"/srv",
+		"/sys",
+		"/sys/fs/bpf",
+		"/sys/fs/cgroup",
+		"/sys/kernel",
+		"/tmp",
+		"/usr",
+		"/usr/local",
+		"/usr/local/bin",
+		"/var",
+		"/var/cache",
+		"/var/lib",
+		"/var/log",
+		"/var/spool",
+		"/var/tmp",
+	};
+	static const char *const files[] = {
+		"/etc/passwd",
+		"/etc/shadow",
+		"/etc/resolv.conf",
+		"/etc/hostname",
+		"/proc/sys/kernel/hostname",
+		"/proc/sys/kernel/core_pattern",
+		"/proc/sys/vm/drop_caches",
+		"/proc/sysrq-trigger",
+		"/sys/kernel/uevent_helper",
+		"/sys/fs/cgroup/cgroup.procs",
+		"/sys/class/net/lo/mtu",
+	};
+	char *cand[1024], *writable[1024], *files_w[64], *mi, *save = NULL, marker[64];
+	size_t nc = 0, nw = 0, nf = 0, n;
+
+	snprintf(marker, sizeof(marker), ".cellcheck-escape.%d", (int)getpid());
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		cand[nc++] = strdup(dirs[i]);
+	mi = slurp("/proc/self/mountinfo", &n); /* a static buffer */
+	for (char *l = mi ? strtok_r(mi, "\n", &save) : NULL; l && nc < 1024;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char mp[4096];
+
+		if (sscanf(l, "%*s %*s %*s %*s %4095s", mp) == 1) {
+			unescape_mnt(mp);
+			cand[nc++] = strdup(mp);
+		}
+	}
+	qsort(cand, nc, sizeof(cand[0]), cmp_str);
+	printf("{\"probe\":\"escape\",\"uid\":%d,\"places\":[", (int)geteuid());
+	size_t tried = 0;
+
+	for (size_t i = 0; i < nc; i++) {
+		char path[4200];
+		struct stat st;
+		int fd, e = 0;
+
+		if (!cand[i] || (i > 0 && cand[i - 1] && strcmp(cand[i], cand[i - 1]) == 0))
+			continue;
+		if (stat(cand[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue; /* a file mount point (/dev/null, a masked file) is not a place */
+		snprintf(path, sizeof(path), "%s/%s", strcmp(cand[i], "/") ? cand[i] : "", marker);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			e = errno;
+		} else {
+			if (write(fd, "x", 1) != 1)
+				e = errno ?: EIO;
+			close(fd);
+			unlink(path);
+			if (!e)
+				writable[nw++] = cand[i];
+		}
+		printf("%s{\"path\":", tried++ ? "," : "");
+		jstr(cand[i]);
+		printf(",\"result\":");
+		jstr(e ? strerrorname_np(e) ?: "?" : fd >= 0 ? "written" : "?");
+		printf("}");
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int fd = open(files[i], O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		printf(",{\"path\":");
+		jstr(files[i]);
+		printf(",\"result\":");
+		jstr(fd >= 0 ? "opened" : strerrorname_np(errno) ?: "?");
+		printf("}");
+		tried++;
+		if (fd >= 0) {
+			close(fd);
+			files_w[nf++] = (char *)files[i];
+		}
+	}
+	printf("],\"tried\":%zu,\"files_writable\":[", tried);
+	for (size_t i = 0; i < nf; i++) {
+		printf("%s", i ? "," : "");
+		jstr(files_w[i]);
+	}
+	printf("],\"writable\":[");
+	for (size_t i = 0; i < nw; i++) {
+		printf("%s", i ? "," : "");
+		jstr(writable[i]);
+	}
+	printf("]");
+	end_line();
+	for (size_t i = 0; i < nc; i++)
+		free(cand[i]);
 }
 
 static void cmd_resolv(void)
@@ -1446,6 +1612,8 @@ int main(int argc, char **argv)
 			cmd_net();
 		} else if (strcmp(a, "resolv") == 0) {
 			cmd_resolv();
+		} else if (strcmp(a, "escape") == 0) {
+			cmd_escape();
 		} else if (strncmp(a, "resolve=", 8) == 0) {
 			cmd_resolve(v);
 		} else if (strncmp(a, "connect=", 8) == 0) {

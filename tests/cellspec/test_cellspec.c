@@ -114,8 +114,9 @@ TEST(minimal_spec_gets_every_default)
 	ASSERT_STREQ(s->run_id, "");
 	ASSERT_EQ(s->ns_flags, DEFAULT_NS);
 	ASSERT_STREQ(s->hostname, "");
-	ASSERT_EQ(s->uid, 0);
-	ASSERT_EQ(s->gid, 0);
+	/* Unprivileged unless the spec asks (SUP-ID-001). */
+	ASSERT_EQ(s->uid, 65534);
+	ASSERT_EQ(s->gid, 65534);
 	ASSERT_TRUE(!s->uid_map && !s->n_uid_map && !s->gid_map && !s->n_gid_map);
 	ASSERT_EQ(s->n_rlimits, 0);
 	ASSERT_TRUE(!s->cpus && !s->n_cpus);
@@ -296,7 +297,8 @@ TEST(namespaces)
 		if (all[i].flag == CLONE_NEWUSER)
 			s = parse_ok(
 				spec("'namespaces':['user'],'uidMap':[{'inside':0,'outside':1,"
-				     "'count':1}],'gidMap':[{'inside':0,'outside':1,'count':1}]"));
+				     "'count':1}],'gidMap':[{'inside':0,'outside':1,'count':1}],"
+				     "'user':{'uid':0,'gid':0}"));
 		else
 			s = parse_ok(spec("'namespaces':['%s']", all[i].name));
 		if (s)
@@ -357,7 +359,7 @@ TEST(user_identity)
 	cellspec_free(s);
 	s = parse_ok(spec("'user':{'gid':5}"));
 	if (s) {
-		ASSERT_EQ(s->uid, 0);
+		ASSERT_EQ(s->uid, 65534); /* each member absent is the default */
 		ASSERT_EQ(s->gid, 5);
 	}
 	cellspec_free(s);
@@ -388,7 +390,8 @@ TEST(id_maps_required_with_user_namespace_and_forbidden_without)
 TEST(id_map_entries)
 {
 	static char big[40000];
-	const char *pre = "'namespaces':['user'],'gidMap':[{'inside':0,'outside':1,'count':1}],";
+	const char *pre = "'namespaces':['user'],'gidMap':[{'inside':0,'outside':1,'count':1}],"
+			  "'user':{'uid':0,'gid':0},";
 	struct cellspec *s;
 	size_t o;
 
@@ -408,16 +411,16 @@ TEST(id_map_entries)
 	      "uidMap[0]: inside + count exceeds 4294967295");
 	FAILS(spec("%s'uidMap':[{'inside':0,'outside':4294967290,'count':6}]", pre),
 	      "uidMap[0]: outside + count exceeds 4294967295");
-	s = parse_ok(spec("%s'uidMap':[{'inside':4294967290,'outside':0,'count':5}],"
-			  "'user':{'uid':4294967294}",
-			  pre));
+	s = parse_ok(spec("'namespaces':['user'],'gidMap':[{'inside':0,'outside':1,'count':1}],"
+			  "'uidMap':[{'inside':4294967290,'outside':0,'count':5}],"
+			  "'user':{'uid':4294967294,'gid':0}"));
 	cellspec_free(s);
 	FAILS(spec("%s'uidMap':[{'inside':0,'outside':100,'count':10},"
 		   "{'inside':10,'outside':200,'count':1},{'inside':9,'outside':300,'count':2}]",
 		   pre),
 	      "uidMap[2]: inside range 9..10 overlaps uidMap[0]");
 	FAILS(spec("'namespaces':['user'],'uidMap':[{'inside':0,'outside':1,'count':1}],"
-		   "'gidMap':[{'inside':0,'outside':100,'count':10},"
+		   "'user':{'uid':0,'gid':0},'gidMap':[{'inside':0,'outside':100,'count':10},"
 		   "{'inside':10,'outside':109,'count':1}]"),
 	      "gidMap[1]: outside range 109..109 overlaps gidMap[0]");
 	/* Adjacent ranges do not overlap. */
@@ -448,7 +451,9 @@ TEST(workload_identity_must_be_mapped)
 
 	cellspec_free(s);
 	FAILS(spec("%s,'user':{'uid':1000}", maps), "user.uid: 1000 is not mapped by uidMap");
-	FAILS(spec("%s,'user':{'gid':10}", maps), "user.gid: 10 is not mapped by gidMap");
+	FAILS(spec("%s,'user':{'uid':0,'gid':10}", maps), "user.gid: 10 is not mapped by gidMap");
+	/* The default identity must be mapped too, and the message says it is the default. */
+	FAILS(spec("%s", maps), "user.uid: 65534 (the default) is not mapped by uidMap");
 	/* Without a user namespace the ids are host ids: nothing to map. */
 	s = parse_ok(spec("'user':{'uid':1000,'gid':1000}"));
 	cellspec_free(s);
