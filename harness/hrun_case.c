@@ -1577,13 +1577,17 @@ static char *var_value(struct run *r, const struct hcase_step *st, const struct 
 		}
 		return p;
 	}
-	if (st->component == HCASE_SUPERVISOR && strcmp(k, "spec") == 0 &&
-	    json_string_value(v)[0] != '/') {
-		if (asprintf(&p, "%s/%s", r->ctx->srcdir, json_string_value(v)) < 0)
-			return NULL;
-		return p;
+	/* Expanded first: "{case_dir}/spec.json" (a spec a file step wrote) is absolute. */
+	p = rvars_expand(rv, json_string_value(v));
+	if (p && st->component == HCASE_SUPERVISOR && strcmp(k, "spec") == 0 && p[0] != '/') {
+		char *q = NULL;
+
+		if (asprintf(&q, "%s/%s", r->ctx->srcdir, p) < 0)
+			q = NULL;
+		free(p);
+		return q;
 	}
-	return rvars_expand(rv, json_string_value(v));
+	return p;
 }
 
 /*
