@@ -306,6 +306,13 @@ static int cmd_lint(int argc, char **argv)
 		const struct hcase *k = set.cases[i];
 
 		errors += lint_case_files(k);
+		if (!hcase_positive_expectation(k)) {
+			fprintf(stderr,
+				"%s: case %s: every expectation is an absence; a case needs one that "
+				"only an implementation doing the work can satisfy (SPEC CHK-CASE-006)\n",
+				k->file, k->id);
+			errors++;
+		}
 		for (size_t j = 0; j < k->n_reqs; j++) {
 			const struct hspec_req *q = hspec_find(sp, k->reqs[j].id);
 			char path[64];

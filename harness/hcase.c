@@ -1914,3 +1914,102 @@ enum hcase_level hcase_level(const struct hcase *c)
 			best = c->reqs[i].level;
 	return best;
 }
+
+/* ---- the positive-expectation rule (SPEC CHK-CASE-006) ---- */
+
+/* Does the POSIX ERE match something that is not empty only? (An invalid one: be lenient.) */
+static bool regex_demands(const char *re)
+{
+	regex_t rx;
+	bool empty_ok;
+
+	if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0)
+		return true;
+	empty_ok = regexec(&rx, "", 0, NULL, 0) == 0;
+	regfree(&rx);
+	return !empty_ok;
+}
+
+/* A matcher that something doing nothing cannot satisfy by being absent. */
+static bool matcher_demands(json_t *m)
+{
+	json_t *v;
+
+	if (!json_is_object(m))
+		return false;
+	if ((v = json_object_get(m, "regex")))
+		return json_is_string(v) && regex_demands(json_string_value(v));
+	if ((v = json_object_get(m, "range"))) {
+		json_t *lo = json_array_get(v, 0);
+
+		/* A bound the runner fills ({events.STEP.TYPE}) may be 0: not a demand. */
+		return json_is_number(lo) && json_number_value(lo) > 0;
+	}
+	if ((v = json_object_get(m, "exact")))
+		return !(json_is_integer(v) && json_integer_value(v) == 0) &&
+		       !(json_is_string(v) && !*json_string_value(v)) && !json_is_null(v) &&
+		       !json_is_false(v);
+	return json_object_get(m, "present") != NULL;
+}
+
+/* events or records: a match item that wants at least one. */
+static bool matches_demand(json_t *x)
+{
+	json_t *item;
+	size_t i;
+
+	json_array_foreach(json_object_get(x, "match"), i, item)
+	{
+		json_t *n = json_object_get(item, "count");
+
+		if (!n || (json_is_integer(n) && json_integer_value(n) > 0))
+			return true;
+	}
+	return false;
+}
+
+static bool output_demands(json_t *o)
+{
+	json_t *re = json_object_get(o, "regex");
+
+	if (json_object_get(o, "file"))
+		return true;
+	return re && json_is_string(re) && regex_demands(json_string_value(re));
+}
+
+const char *hcase_positive_expectation(const struct hcase *c)
+{
+	json_t *x = c->expect, *v, *item;
+	const char *key;
+	size_t i;
+
+	for (size_t k = 0; k < c->n_steps; k++) {
+		int e = c->steps[k].expect_exit;
+
+		/* An exit status of its own choosing, not the signal the harness sent. */
+		if ((c->steps[k].action == HCASE_ACT_STOP ||
+		     c->steps[k].action == HCASE_ACT_CLIENT) &&
+		    e > 0 && e != 128 + SIGTERM && e != 128 + SIGKILL && e != 128 + SIGINT)
+			return "steps[].expect_exit";
+	}
+	if ((v = json_object_get(x, "stdout")) && output_demands(v))
+		return "expect.stdout";
+	if ((v = json_object_get(x, "stderr")) && output_demands(v))
+		return "expect.stderr";
+	if ((v = json_object_get(x, "events")) && matches_demand(v))
+		return "expect.events";
+	if ((v = json_object_get(x, "records")) && matches_demand(v))
+		return "expect.records";
+	if (json_object_get(x, "btf"))
+		return "expect.btf";
+	json_array_foreach(json_object_get(x, "responses"), i, item)
+	{
+		json_t *f = json_object_get(item, "fields"), *m;
+
+		json_object_foreach(f, key, m) if (matcher_demands(m)) return "expect.responses";
+	}
+	json_object_foreach(json_object_get(x, "counts"), key,
+			    v) if ((json_is_integer(v) && json_integer_value(v) > 0) ||
+				   matcher_demands(v)) return "expect.counts";
+	return NULL;
+}

@@ -199,6 +199,15 @@ void hcase_set_free(struct hcase_set *set);
 /* Does the case match any of the globs (fnmatch on the id)? No globs matches everything. */
 bool hcase_match(const struct hcase *c, char *const *globs, size_t n_globs);
 
+/*
+ * The first expectation of @c that only an implementation doing the work can satisfy (an
+ * event, an answer, a record, output, an exit status of its own, a layout: SPEC CHK-CASE-006),
+ * as the path of its kind ("expect.events"), or NULL when every expectation is an absence
+ * (count 0, empty output, `absent`, `none`). Syntactic: the null profiles' runs in ci/test
+ * catch a demand that something else satisfies (a file the case itself planted).
+ */
+const char *hcase_positive_expectation(const struct hcase *c);
+
 /* The strictest level among the case's requirements. */
 enum hcase_level hcase_level(const struct hcase *c);
 

@@ -219,6 +219,17 @@ static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 				s = NULL;
 			return s ?: strdup("command missing");
 		}
+	/* An artifact the case inspects is like a component: the profile provides it or not. */
+	json_t *btf = json_object_get(c->expect, "btf");
+
+	if (btf && !j->prof->comp[c->component].bpf_object) {
+		if (asprintf(&s, "profile %s names no artifacts.%s for component %s",
+			     j->prof->name,
+			     json_string_value(json_object_get(btf, "artifact")) ?: "bpf_object",
+			     hcase_component_names[c->component]) < 0)
+			s = NULL;
+		return s ?: strdup("artifact missing");
+	}
 	for (char **f = c->features; f && *f; f++) {
 		int fe;
 

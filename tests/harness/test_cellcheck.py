@@ -370,7 +370,7 @@ CASE = {
     "fault": "decode.x",
     "steps": [{"action": "start", "name": "d", "stdin": "in.frames"},
               {"action": "stop", "target": "d", "signal": "none", "expect_exit": 0}],
-    "expect": {"stdout": {"empty": True}},
+    "expect": {"stdout": {"regex": "^[{]"}},
 }
 SPEC = """<!-- test spec -->
 **TEST-ONE-001** A thing MUST hold.
@@ -434,6 +434,42 @@ def test_lint(t):
     dup = copy.deepcopy(CASE)
     p = lint_tree(t, "dup", [CASE, two, dup])
     check(p.returncode == 1 and "already defined" in p.stderr, p.stderr)
+
+
+def test_lint_positive(t):
+    """CHK-CASE-006: a case whose expectations are all absences is a lint finding."""
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    absences = [{"stdout": {"empty": True}},
+                {"stdout": {"regex": "^x*$"}, "stderr": {"empty": True}},
+                {"events": {"match": [{"type": "dns_query", "count": 0}]}},
+                {"records": {"match": [{"count": 0}]}, "counts": {"records": 0, "lost": 0}},
+                {"counts": {"events": {"range": [0, 3]}}},
+                {"events": {"match": [{"type": "x", "fields": {"data.a": {"absent": True}},
+                                       "count": 0}]}}]
+    demands = [{"stdout": {"regex": "."}},
+               {"events": {"match": [{"type": "dns_query"}]}},
+               {"records": {"match": [{"count": 2}]}},
+               {"counts": {"events:dns_query": 1}},
+               {"counts": {"records": {"range": [1, 5]}}}]
+    for i, ex in enumerate(absences + demands):
+        c = copy.deepcopy(CASE)
+        c.update(id=f"decoder.x.e{i}", expect=ex)
+        p = lint_tree(t, f"pos{i}", [c, two])
+        flagged = "every expectation is an absence" in p.stderr
+        if i < len(absences):
+            check(p.returncode == 1 and flagged and f"decoder.x.e{i}" in p.stderr,
+                  f"{ex} must be flagged: {p.stderr}")
+        else:
+            check(p.returncode == 0 and not flagged, f"{ex} is a demand: {p.stderr}")
+    c = copy.deepcopy(CASE)
+    c.update(id="decoder.x.exit2", expect={"stdout": {"empty": True}})
+    c["steps"][1]["expect_exit"] = 2
+    p = lint_tree(t, "posexit", [c, two])
+    check(p.returncode == 0, f"an exit status of its own is a demand: {p.stderr}")
+    c["steps"][1]["expect_exit"] = 143
+    p = lint_tree(t, "posexit2", [c, two])
+    check(p.returncode == 1 and "absence" in p.stderr, f"143 is the harness's SIGTERM: {p.stderr}")
 
 
 def test_list_filter(t):
