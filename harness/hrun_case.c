@@ -223,8 +223,7 @@ static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 	json_t *btf = json_object_get(c->expect, "btf");
 
 	if (btf && !j->prof->comp[c->component].bpf_object) {
-		if (asprintf(&s, "profile %s names no artifacts.%s for component %s",
-			     j->prof->name,
+		if (asprintf(&s, "profile %s names no artifacts.%s for component %s", j->prof->name,
 			     json_string_value(json_object_get(btf, "artifact")) ?: "bpf_object",
 			     hcase_component_names[c->component]) < 0)
 			s = NULL;
