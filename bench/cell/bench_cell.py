@@ -3,7 +3,7 @@
 """Supervisor benchmark: cell start latency of `cellref run` against the tools a user would
 script instead, measured side by side in one run. Not a test: it prints numbers and ratios.
 
-Usage: bench_cell.py CELLREF CELLPROBE [--cells N]
+Usage: bench_cell.py CELLREF CELLPROBE [--cells N] [--before CELLREF_OLD]
 
 Runs itself again inside a fresh network namespace (unshare --net), so everything it builds
 dies with it. Inside, the "host" has a bridge cbr0 10.88.0.1/24 and unbound on 10.88.0.1:53.
@@ -16,8 +16,15 @@ Measured per cell (N cells each, interleaved round by round so drift hits every 
   ip-script    the same network built by a shell script of `ip` commands (netns, veth with
                the cell end moved in, bridge port, addresses, routes, links up), then
                `ip netns exec` of the probe; its network part is timed on its own.
+  cellref-bare `cellref run` of the smallest spec (no network, DNS or flows): the namespaces
+               and the filesystem view (SUP-FS-*) alone; spawn -> exec.
+  before       with --before: the same two cellref rows with another cellref binary (one built
+               without the filesystem view, say), interleaved with the others, so that the cost
+               of a change is measured side by side in one run.
   unshare      `unshare --net --mount --pid --uts --ipc --fork` of the probe (no network).
   bwrap        `bwrap --unshare-net --dev-bind / /` of the probe (Debian's bubblewrap).
+  bwrap-iso    `bwrap --ro-bind / / --tmpfs /tmp --dev /dev --proc /proc --unshare-net`: the
+               isolation a cell gets (read-only root, private /tmp, minimal /dev, own /proc).
 """
 
 import json
@@ -78,6 +85,19 @@ def unbound_start(tmp):
     p = subprocess.Popen(["/usr/sbin/unbound", "-d", "-c", conf], stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return p
+
+
+def run_bare(cellref, probe, tmp, i):
+    spec = os.path.join(tmp, "bare.json")
+    with open(spec, "w") as f:
+        json.dump({"specVersion": "1", "cellId": "bench", "runId": "bare-%d" % i}, f)
+    t0 = time.monotonic_ns()
+    r = subprocess.run([cellref, "run", "--spec", spec, "--state-dir",
+                        os.path.join(tmp, "state"), "--", probe, "stamp"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit("cellref run failed (%d): %s" % (r.returncode, r.stderr))
+    return {"exec": probe_stamps(r.stdout)["stamp"]["mono"] - t0}
 
 
 def run_cellref(cellref, probe, tmp, i):
@@ -152,22 +172,30 @@ def run_cmd(argv):
     return {"exec": probe_stamps(r.stdout)["stamp"]["mono"] - t0}
 
 
-def inner(cellref, probe, cells):
+def inner(cellref, probe, cells, before=None):
     sh("ip link set lo up")
     sh("ip link add cbr0 type bridge && ip addr add %s/16 dev cbr0 && ip link set cbr0 up" % GW)
     tmp = tempfile.mkdtemp(prefix="bench-cell-")
     ub = unbound_start(tmp)
     have_bwrap = shutil.which("bwrap") is not None
-    res = {"cellref": [], "ip-script": [], "unshare": [], "bwrap": []}
+    res = {"cellref": [], "ip-script": [], "unshare": [], "bwrap": [], "cellref-bare": [],
+           "before": [], "before-bare": [], "bwrap-iso": []}
     try:
         for i in range(cells):
             res["cellref"].append(run_cellref(cellref, probe, tmp, i))
+            res["cellref-bare"].append(run_bare(cellref, probe, tmp, i))
+            if before:
+                res["before"].append(run_cellref(before, probe, tmp, i))
+                res["before-bare"].append(run_bare(before, probe, tmp, i))
             res["ip-script"].append(run_ip(probe, i))
             res["unshare"].append(run_cmd(["unshare", "--net", "--mount", "--pid", "--uts",
                                            "--ipc", "--fork", probe, "stamp"]))
             if have_bwrap:
                 res["bwrap"].append(run_cmd(["bwrap", "--unshare-net", "--dev-bind", "/", "/",
                                              probe, "stamp"]))
+                res["bwrap-iso"].append(run_cmd(["bwrap", "--ro-bind", "/", "/", "--tmpfs", "/tmp",
+                                                 "--dev", "/dev", "--proc", "/proc",
+                                                 "--unshare-net", probe, "stamp"]))
     finally:
         ub.terminate()
         ub.wait()
@@ -188,11 +216,16 @@ def inner(cellref, probe, cells):
         ("cellref: teardown (in supervisor)", "cellref", "teardown"),
         ("cellref: return -> host clean", "cellref", "clean"),
         ("cellref: whole run", "cellref", "total"),
+        ("cellref-bare: spawn -> exec", "cellref-bare", "exec"),
+        ("before: spawn -> exec", "before", "exec"),
+        ("before: spawn -> first DNS answer", "before", "dns"),
+        ("before-bare: spawn -> exec", "before-bare", "exec"),
         ("ip-script: network setup", "ip-script", "net"),
         ("ip-script: spawn -> exec", "ip-script", "exec"),
         ("ip-script: teardown (netns del)", "ip-script", "teardown"),
         ("unshare: spawn -> exec", "unshare", "exec"),
         ("bwrap --unshare-net: spawn -> exec", "bwrap", "exec"),
+        ("bwrap-iso: spawn -> exec", "bwrap-iso", "exec"),
     ]
     got = {}
     for label, name, key in lines:
@@ -209,6 +242,15 @@ def inner(cellref, probe, cells):
     if ("bwrap", "exec") in got:
         print("ratio cellref/bwrap spawn->exec p50: %.2fx (cellref also builds network, DNS, flows)"
               % (got[("cellref", "exec")][0] / got[("bwrap", "exec")][0]))
+    if ("before-bare", "exec") in got:
+        print("filesystem view cost p50 (cellref-bare - before-bare): %.3f ms; with network, DNS "
+              "and flows: exec %.3f ms, first DNS answer %.3f ms (goal < 1 ms)" % (
+                  ms(got[("cellref-bare", "exec")][0] - got[("before-bare", "exec")][0]),
+                  ms(got[("cellref", "exec")][0] - got[("before", "exec")][0]),
+                  ms(got[("cellref", "dns")][0] - got[("before", "dns")][0])))
+    if ("bwrap-iso", "exec") in got:
+        print("ratio cellref-bare/bwrap-iso spawn->exec p50: %.2fx (the same isolation)" %
+              (got[("cellref-bare", "exec")][0] / got[("bwrap-iso", "exec")][0]))
     print("goals: network p50 < 2 ms (%.3f), p99 < 5 ms (%.3f); first DNS answer p50 < 10 ms "
           "(%.3f); teardown < 1 ms (%.3f); clean < 100 ms (%.3f)" % (
               ms(got[("cellref", "net")][0]), ms(got[("cellref", "net")][1]),
@@ -218,18 +260,21 @@ def inner(cellref, probe, cells):
 
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "--inner":
-        inner(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        inner(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else None)
         return
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     cells = 50
     if "--cells" in sys.argv:
         cells = int(sys.argv[sys.argv.index("--cells") + 1])
+    before = []
+    if "--before" in sys.argv:
+        before = [os.path.abspath(sys.argv[sys.argv.index("--before") + 1])]
     if os.geteuid() != 0:
         raise SystemExit("bench_cell: needs root (namespaces)")
     os.execvp("unshare", ["unshare", "--net", "--", sys.executable, os.path.abspath(__file__),
                           "--inner", os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]),
-                          str(cells)])
+                          str(cells)] + before)
 
 
 if __name__ == "__main__":

@@ -549,6 +549,54 @@ TEST_TIMEOUT(isolation_inside_and_outside, 60)
 	cellrun_close(&r);
 }
 
+static char *host_mountinfo(void)
+{
+	_cleanup_close_ int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+
+	return fd < 0 ? strdup("") : nstest_slurp(fd, NULL);
+}
+
+/*
+ * The filesystem view (SPEC 9.9) in a user namespace, as uid 0 inside (100000 outside): the
+ * root read-only (EROFS even for the owner of every mapped file), its own /tmp, the minimal
+ * /dev, nothing on the host's /etc afterwards and the host's mounts unchanged.
+ */
+TEST_TIMEOUT(filesystem_view_in_user_namespace, 60)
+{
+	static const char *marker = "/etc/cellcheck-escape-test-17";
+	struct cellrun r;
+	_cleanup_free_ char *before = host_mountinfo(), *after = NULL, *out = NULL;
+
+	if (access("/proc/self/ns/user", F_OK) != 0)
+		tap_skip("no user namespaces");
+	setup_host();
+	if (!cellrun_start(
+		    &r,
+		    "\"namespaces\":[\"net\",\"mount\",\"pid\",\"uts\",\"ipc\",\"user\"],"
+		    "\"uidMap\":[{\"inside\":0,\"outside\":100000,\"count\":65536}],"
+		    "\"gidMap\":[{\"inside\":0,\"outside\":100000,\"count\":65536}],"
+		    "\"user\":{\"uid\":0,\"gid\":0}",
+		    (char *[]){
+			    "/bin/sh", "-c",
+			    "touch /etc/cellcheck-escape-test-17 2>/dev/null && echo etc-written "
+			    "|| echo etc-refused; touch /tmp/x /run/x /dev/shm/x && echo "
+			    "private-ok; ls /dev | tr '\\n' ' '; echo; ls /proc/self/ns >/dev/null "
+			    "&& echo proc-ok",
+			    NULL }))
+		return;
+	if (!ASSERT_EQ(cellrun_wait(&r, 20000), 0))
+		cellrun_diag(&r);
+	out = nstest_slurp(r.out_fd, NULL);
+	if (!ASSERT_TRUE(out &&
+			 strstr(out, "etc-refused\nprivate-ok\nfd full null ptmx pts random "
+				     "shm stderr stdin stdout tty urandom zero \nproc-ok\n")))
+		cellrun_diag(&r);
+	ASSERT_TRUE(access(marker, F_OK) < 0 && errno == ENOENT);
+	after = host_mountinfo();
+	ASSERT_TRUE(before && after && strcmp(before, after) == 0);
+	cellrun_close(&r);
+}
+
 /* A non-root workload without a user namespace: no capabilities anywhere, its own ids. */
 TEST(unprivileged_workload_has_no_capabilities)
 {
