@@ -221,8 +221,9 @@ int cellfs_dev_skeleton(void)
 int cellfs_dev(const struct cellfs_cfg *c, struct cellfs_state *st)
 {
 	const char *const pts_opts[] = { "ptmxmode", "0666", "mode", "0620", NULL };
-	const char *const shm_opts[] = { "mode", "1777", "size", c->tmpfs_size[CELLSPEC_DEV_SHM],
-					 NULL };
+	const char *const shm_opts[] = { "mode", "1777",
+					 FAULT("sup.tmpfs_size_ignored") ? NULL : "size",
+					 c->tmpfs_size[CELLSPEC_DEV_SHM], NULL };
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 	int tgt, dev = c->dev_fd, err;
 
@@ -269,10 +270,13 @@ int cellfs_tmpfs(const struct cellfs_cfg *c, struct cellfs_state *st, bool ids_m
 	for (size_t i = 0; i < ARRAY_SIZE(places); i++) {
 		/* Unmapped ids (a failed map) cannot own anything: root's /run then. */
 		bool owned = places[i].owned && ids_mapped;
+		/* sup.tmpfs_size_ignored: the kernel's default size (half of RAM) everywhere */
+		bool sized = !FAULT("sup.tmpfs_size_ignored");
 		const char *const opts[] = { "mode",
 					     places[i].mode,
-					     "size",
-					     c->tmpfs_size[places[i].place],
+					     sized ? "size" : "mode",
+					     sized ? c->tmpfs_size[places[i].place]
+						   : places[i].mode,
 					     owned ? "uid" : NULL,
 					     c->uid_text,
 					     "gid",

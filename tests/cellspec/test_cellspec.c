@@ -443,6 +443,45 @@ TEST(id_map_entries)
 	cellspec_free(s);
 }
 
+/* rootfs, mounts, tmpfs (SPEC 9.9): paths checked as text and against the host. */
+TEST(filesystem_members)
+{
+	struct cellspec *s =
+		parse_ok(spec("'rootfs':'/usr','mounts':[{'source':'/','target':'/host'},"
+			      "{'source':'/usr/share','target':'/a/b','rw':true}],"
+			      "'tmpfs':{'tmp':4096,'devShm':1099511627776}"));
+
+	if (s) {
+		ASSERT_STREQ(s->rootfs, "/usr");
+		ASSERT_EQ(s->n_mounts, 2);
+		ASSERT_STREQ(s->mounts[0].source, "/");
+		ASSERT_STREQ(s->mounts[0].target, "/host");
+		ASSERT_TRUE(!s->mounts[0].rw && s->mounts[1].rw);
+		ASSERT_EQ(s->tmpfs_bytes[CELLSPEC_TMP], 4096);
+		ASSERT_EQ(s->tmpfs_bytes[CELLSPEC_DEV_SHM], 1ull << 40);
+		ASSERT_EQ(s->tmpfs_bytes[CELLSPEC_RUN], 16u << 20); /* the default */
+	}
+	cellspec_free(s);
+	FAILS(spec("'mounts':[{'source':'/usr','target':'/'}]"), "mounts[0].target: expected");
+	FAILS(spec("'mounts':[{'source':'/usr','target':'/a/./b'}]"), "mounts[0].target: expected");
+	FAILS(spec("'mounts':[{'source':'/usr','target':'/a//b'}]"), "mounts[0].target: expected");
+	FAILS(spec("'mounts':[{'source':'/usr','target':'/a/'}]"), "mounts[0].target: expected");
+	FAILS(spec("'mounts':[{'source':'usr','target':'/a'}]"), "mounts[0].source: expected");
+	FAILS(spec("'mounts':[{'source':'/usr'}]"), "mounts[0].target: required");
+	FAILS(spec("'mounts':[{'target':'/a'}]"), "mounts[0].source: required");
+	FAILS(spec("'mounts':[{'source':'/usr','target':'/a','ro':true}]"),
+	      "mounts[0].ro: unknown member");
+	FAILS(spec("'mounts':{}"), "mounts: expected an array");
+	FAILS(spec("'mounts':[{'source':'/nonexistent-cellcheck','target':'/a'}]"),
+	      "mounts[0].source: \"/nonexistent-cellcheck\": ENOENT");
+	FAILS(spec("'namespaces':['net'],'mounts':[]"), "mounts: requires \"mount\"");
+	FAILS(spec("'rootfs':'/etc/passwd'"), "rootfs: \"/etc/passwd\" is not a directory");
+	FAILS(spec("'rootfs':'/'"), "rootfs: expected");
+	FAILS(spec("'tmpfs':{'tmp':4095}"), "tmpfs.tmp: expected an integer in 4096..");
+	FAILS(spec("'tmpfs':{'home':4096}"), "tmpfs.home: unknown member");
+	FAILS(spec("'namespaces':['pid'],'tmpfs':{}"), "tmpfs: requires \"mount\"");
+}
+
 TEST(workload_identity_must_be_mapped)
 {
 	const char *maps = "'namespaces':['user'],'uidMap':[{'inside':0,'outside':1,'count':1000}],"
