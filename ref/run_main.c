@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -885,6 +886,19 @@ static int make_resolv(struct run *r)
  * exec it may not allocate. Paths of the host's root are absolute; those in the cell's root
  * (mount targets) relative to it, without the leading slash.
  */
+/* Append the formatted string to the block b (room checked by the caller); its start. */
+__attribute__((format(printf, 3, 4))) static const char *put(char *b, size_t *off, const char *fmt,
+							     ...)
+{
+	const char *start = b + *off;
+	va_list ap;
+
+	va_start(ap, fmt);
+	*off += (size_t)vsprintf(b + *off, fmt, ap) + 1;
+	va_end(ap);
+	return start;
+}
+
 static int make_fs(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -894,39 +908,36 @@ static int make_fs(struct run *r)
 
 	r->fs.dev_fd = -1;
 	for (size_t i = 0; i < s->n_mounts; i++)
-		need += 2 * strlen(s->mounts[i].target) + 2;
+		need += strlen(s->mounts[i].target) + 1;
 	b = r->fs_strings = malloc(need);
 	r->fs_mounts = calloc(s->n_mounts + 1, sizeof(*r->fs_mounts));
 	if (!b || !r->fs_mounts)
 		return -ENOMEM;
-#define PUT(...) (off += (size_t)snprintf(b + off, need - off, __VA_ARGS__) + 1, b + off - 1)
 	r->fs.rootfs = s->rootfs;
 	r->fs.new_proc = s->ns_flags & CLONE_NEWPID;
-	/* The string's start, once written: PUT() returns its end. */
-	r->fs.proc_path = PUT("%s/proc", pre) - strlen(pre) - 5;
-	r->resolv_stage = PUT("%s/etc", pre) - strlen(pre) - 4;
-	r->resolv_target = PUT("%s/etc/resolv.conf", pre) - strlen(pre) - 16;
+	r->fs.proc_path = put(b, &off, "%s/proc", pre);
+	r->resolv_stage = put(b, &off, "%s/etc", pre);
+	r->resolv_target = put(b, &off, "%s/etc/resolv.conf", pre);
 	for (int i = 0; i < CELLSPEC_PLACES_; i++)
 		snprintf(r->fs.tmpfs_size[i], sizeof(r->fs.tmpfs_size[i]), "%llu",
 			 (unsigned long long)s->tmpfs_bytes[i]);
 	for (size_t i = 0; i < s->n_mounts; i++) {
+		/* "/a/b/c": target "a/b/c", parent "a/b", base "c" (parent "" under the root) */
 		const char *t = s->mounts[i].target + 1, *slash = strrchr(t, '/');
 		struct cellfs_mount *m = &r->fs_mounts[i];
 
 		m->source = s->mounts[i].source;
 		m->target = t;
 		m->base = slash ? slash + 1 : t;
-		m->parent = PUT("%.*s", slash ? (int)(slash - t) : 0, t) - (slash ? slash - t : 0);
+		m->parent = put(b, &off, "%.*s", slash ? (int)(slash - t) : 0, t);
 		m->rw = s->mounts[i].rw;
 	}
-#undef PUT
 	r->fs.mounts = r->fs_mounts;
 	r->fs.n_mounts = s->n_mounts;
 	r->fs.fs_uid = s->uid;
 	r->fs.fs_gid = s->gid;
 	snprintf(r->fs.uid_text, sizeof(r->fs.uid_text), "%u", s->uid);
 	snprintf(r->fs.gid_text, sizeof(r->fs.gid_text), "%u", s->gid);
-	r->fs.dev_fd = -1;
 	if (!(s->ns_flags & CLONE_NEWNS))
 		return 0;
 	r->fs.dev_fd = cellfs_dev_skeleton();
