@@ -986,6 +986,9 @@ struct xctx {
 	const struct hcase *c;
 	const struct hobs *o;
 	struct sbuf msg;
+	struct hexp_problem *probs; /* problems pushed so far (hexp_check_all) */
+	size_t n_probs;
+	bool probs_oom;
 	struct arena a;	     /* scratch for values built from the case and the runner */
 	uint64_t last_count; /* the counter count_is() last read (for sums) */
 	bool last_count_ok;
@@ -1004,6 +1007,32 @@ __attribute__((format(printf, 3, 4))) static int fail(struct xctx *x, int r, con
 		sb_puts(&x->msg, s);
 		free(s);
 	}
+	return r;
+}
+
+/* Move the message built so far into the problem list (r: 1 or -errno); returns r. */
+static int push_problem(struct xctx *x, int r)
+{
+	struct hexp_problem *np;
+	char *m = x->msg.p;
+
+	x->msg.p = NULL;
+	x->msg.len = x->msg.cap = 0;
+	x->msg.cut = false;
+	if (!m)
+		m = strdup(r < 0 ? strerror(-r) : "expectation failed");
+	np = m ? realloc(x->probs, (x->n_probs + 1) * sizeof(*np)) : NULL;
+	if (!np) {
+		free(m);
+		x->probs_oom = true;
+		return r;
+	}
+	/* One line, whatever a case or an implementation put in it. */
+	for (char *s = m; *s; s++)
+		if (*s == '\n' || *s == '\r')
+			*s = ' ';
+	x->probs = np;
+	x->probs[x->n_probs++] = (struct hexp_problem){ .r = r, .msg = m };
 	return r;
 }
 
@@ -1440,6 +1469,16 @@ static int check_output(struct xctx *x, const char *key)
 		return bytes_compare(x, where, file, exp, exp_len, data, len);
 	}
 	return fail(x, -EINVAL, "%s: none of file, regex, empty", where);
+}
+
+static int check_stdout(struct xctx *x)
+{
+	return check_output(x, "stdout");
+}
+
+static int check_stderr(struct xctx *x)
+{
+	return check_output(x, "stderr");
 }
 
 /* ---- streams: events and records ---------------------------------------------------------------
@@ -2059,28 +2098,36 @@ static int check_responses(struct xctx *x)
 				return r;
 			sb_printf(&x->msg, "%s: expected no response, got ", where);
 			show(&x->msg, &v);
-			return 1;
+			push_problem(x, 1);
+			continue;
 		}
-		if (!resp || !resp->result)
-			return fail(x, 1, "%s: no response", where);
+		if (!resp || !resp->result) {
+			push_problem(x, fail(x, 1, "%s: no response", where));
+			continue;
+		}
 		r = xv_from_json(&x->a, resp->result, &v);
 		if (r < 0)
 			return r;
+		/* Every field of every response: a wrong RCODE does not hide a wrong ID. */
 		json_object_foreach(fields, key, m)
 		{
 			const struct xv *fv = xv_path(&v, key);
 			bool ok;
 
 			r = mt_eval(x, where, m, fv, &ok);
-			if (r < 0)
+			if (r == -ENOMEM)
 				return r;
+			if (r < 0) {
+				push_problem(x, r);
+				continue;
+			}
 			if (ok)
 				continue;
 			sb_printf(&x->msg, "%s: ", where);
 			sb_esc(&x->msg, key, strlen(key));
 			sb_puts(&x->msg, ": ");
 			mt_explain(x, m, fv);
-			return 1;
+			push_problem(x, 1);
 		}
 	}
 	return 0;
@@ -2246,8 +2293,10 @@ static int check_counts(struct xctx *x)
 	json_object_foreach(counts, key, want)
 	{
 		r = strchr(key, '+') ? count_sum(x, key, want) : count_one(x, key, want);
-		if (r != 0)
+		if (r == -ENOMEM)
 			return r;
+		if (r != 0)
+			push_problem(x, r);
 	}
 	return 0;
 }
@@ -2335,37 +2384,69 @@ out:
 	return r;
 }
 
+void hexp_problems_free(struct hexp_problem *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].msg);
+	free(p);
+}
+
+int hexp_check_all(const struct hcase *c, const struct hobs *o, struct hexp_problem **ret,
+		   size_t *ret_n)
+{
+	static int (*const checks[])(
+		struct xctx *) = { check_stdout,  check_stderr, check_responses, check_events,
+				   check_records, check_counts, check_btf };
+	struct xctx x = { .c = c, .o = o };
+	int worst = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!c || !o || !c->expect)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(checks); i++) {
+		int r = checks[i](&x);
+
+		if (r == -ENOMEM || x.msg.oom) {
+			x.probs_oom = true;
+			break;
+		}
+		if (r != 0)
+			push_problem(&x, r);
+	}
+	free(x.msg.p);
+	arena_free(&x.a);
+	if (x.probs_oom) {
+		hexp_problems_free(x.probs, x.n_probs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < x.n_probs; i++)
+		if (x.probs[i].r < 0 && worst >= 0)
+			worst = x.probs[i].r;
+		else if (!worst)
+			worst = 1;
+	*ret = x.probs;
+	*ret_n = x.n_probs;
+	return worst;
+}
+
 int hexp_check(const struct hcase *c, const struct hobs *o, char **msg)
 {
-	struct xctx x = { .c = c, .o = o };
+	struct hexp_problem *p;
+	size_t n;
 	int r;
 
 	*msg = NULL;
-	if (!c || !o || !c->expect)
-		return -EINVAL;
-	r = check_output(&x, "stdout");
-	r = r ?: check_output(&x, "stderr");
-	r = r ?: check_responses(&x);
-	r = r ?: check_events(&x);
-	r = r ?: check_records(&x);
-	r = r ?: check_counts(&x);
-	r = r ?: check_btf(&x);
-	if (x.msg.oom || r == -ENOMEM) {
-		r = -ENOMEM;
-		free(x.msg.p);
-		x.msg.p = strdup("out of memory while checking expectations");
-	} else if (r != 0 && !x.msg.p) {
-		x.msg.p = strdup(r < 0 ? strerror(-r) : "expectation failed");
+	r = hexp_check_all(c, o, &p, &n);
+	if (r == -ENOMEM) {
+		*msg = strdup("out of memory while checking expectations");
+		return r;
 	}
-	if (r != 0 && x.msg.p) {
-		/* One line, whatever a case or an implementation put in it. */
-		for (char *s = x.msg.p; *s; s++)
-			if (*s == '\n' || *s == '\r')
-				*s = ' ';
-		*msg = x.msg.p;
-	} else {
-		free(x.msg.p);
+	if (n == 1) {
+		*msg = TAKE_PTR(p[0].msg);
+	} else if (n > 1 && asprintf(msg, "%s (and %zu more)", p[0].msg, n - 1) < 0) {
+		*msg = NULL;
 	}
-	arena_free(&x.a);
+	hexp_problems_free(p, n);
 	return r;
 }

@@ -51,10 +51,27 @@ struct hobs {
 	const char *bpf_object;	   /* the profile's artifacts.bpf_object (expect.btf), or NULL */
 };
 
+/* One expectation that does not hold: 1 (a FAIL) or -errno (the check could not run). */
+struct hexp_problem {
+	int r;
+	char *msg; /* one line: the check's path, expected and observed */
+};
+
+void hexp_problems_free(struct hexp_problem *p, size_t n);
+
 /*
- * 0: every expectation holds. 1: one does not: *msg (malloc'd) says which, with the
- * expected and the observed value, first failure only, on one line. -errno: the check itself
- * could not run (a fixture file is missing, no memory): an ERROR, not a FAIL; *msg says why.
+ * Every expectation, each judged on its own (SPEC CHK-RUN-004): every output, response
+ * item, event and record stream, count and layout is checked even after another one failed.
+ * 0: all hold (*ret NULL, *ret_n 0). Else *ret (malloc'd) lists the problems in the order of
+ * the expectations, and the return is -errno when one check could not run (an ERROR, which
+ * outranks a FAIL), else 1. -ENOMEM alone leaves *ret NULL.
+ */
+int hexp_check_all(const struct hcase *c, const struct hobs *o, struct hexp_problem **ret,
+		   size_t *ret_n);
+
+/*
+ * The same, as one line: *msg (malloc'd) is the first problem, followed by " (and N more)"
+ * when there are more.
  */
 int hexp_check(const struct hcase *c, const struct hobs *o, char **msg);
 

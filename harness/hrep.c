@@ -49,6 +49,9 @@ static void case_clear(struct hrep_case *c)
 		free(c->reqs[i].id);
 	free(c->reqs);
 	free(c->message);
+	for (size_t i = 0; i < c->n_problems; i++)
+		free(c->problems[i].message);
+	free(c->problems);
 	free(c->reason);
 	free(c->artifacts);
 	free(c->reproduce);
@@ -115,6 +118,16 @@ int hrep_case_add(struct hrep *r, const struct hrep_case *c)
 	e = e ?: hrep_set(&nc.reason, c->reason);
 	e = e ?: hrep_set(&nc.artifacts, c->artifacts);
 	e = e ?: hrep_set(&nc.reproduce, c->reproduce);
+	if (!e && c->n_problems) {
+		nc.problems = calloc(c->n_problems, sizeof(*nc.problems));
+		if (!nc.problems)
+			e = -ENOMEM;
+		for (size_t i = 0; !e && i < c->n_problems; i++) {
+			nc.n_problems = i + 1;
+			nc.problems[i].status = c->problems[i].status;
+			e = hrep_set(&nc.problems[i].message, c->problems[i].message);
+		}
+	}
 	if (!e && c->n_reqs) {
 		nc.reqs = calloc(c->n_reqs, sizeof(*nc.reqs));
 		if (!nc.reqs)
@@ -248,8 +261,10 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	static const char *const keys[] = { "id",	 "title",      "component", "requirements",
 					    "status",	 "durationMs", "message",   "reason",
 					    "artifacts", "reproduce",  "runs",	    "flakes",
-					    NULL };
+					    "problems",	 NULL };
 	static const char *const req_keys[] = { "id", "level", NULL };
+	static const char *const prob_keys[] = { "status", "message", NULL };
+	json_t *probs = NULL;
 	struct hrep_case c = { 0 };
 	char p[HJSON_PATH_MAX];
 	json_t *reqs = NULL, *q, *dur;
@@ -268,9 +283,37 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	r = r ?: get_str(o, path, "reproduce", false, &c.reproduce, err);
 	r = r ?: hjson_u32(o, path, "runs", false, 1, UINT32_MAX, &c.runs, err);
 	r = r ?: hjson_u32(o, path, "flakes", false, 0, UINT32_MAX, &c.flakes, err);
+	r = r ?: hjson_arr(o, path, "problems", false, &probs, err);
 	if (r < 0)
 		goto out;
 	c.status = status;
+	if (json_array_size(probs)) {
+		c.problems = calloc(json_array_size(probs), sizeof(*c.problems));
+		if (!c.problems) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	json_array_foreach(probs, i, q)
+	{
+		char pi[HJSON_PATH_MAX], pp[HJSON_PATH_MAX];
+		int ps = 0;
+
+		hjson_path_key(pp, path, "problems");
+		hjson_path_idx(pi, pp, i);
+		c.n_problems = i + 1;
+		r = hjson_only_keys(q, pi, prob_keys, err);
+		r = r ?: hjson_enum(q, pi, "status", true, hrep_status_names, &ps, err);
+		r = r ?: get_str(q, pi, "message", true, &c.problems[i].message, err);
+		if (r < 0)
+			goto out;
+		if (ps != HREP_FAIL && ps != HREP_ERROR) {
+			hjson_path_key(pp, pi, "status");
+			r = hjson_fail(err, pp, "a problem is FAIL or ERROR");
+			goto out;
+		}
+		c.problems[i].status = ps;
+	}
 	hjson_path_key(p, path, "id");
 	if (!hcase_id_valid(c.id)) {
 		r = hjson_fail(err, p, "\"%s\" is not a case ID", c.id);
@@ -513,6 +556,16 @@ static json_t *to_json(const struct hrep *r)
 		}
 		if (c->message)
 			e |= json_object_set_new(o, "message", json_string(c->message));
+		if (c->n_problems) {
+			json_t *pa = json_array();
+
+			for (size_t j = 0; pa && j < c->n_problems; j++)
+				e |= json_array_append_new(
+					pa, json_pack("{s:s, s:s}", "status",
+						      hrep_status_names[c->problems[j].status],
+						      "message", c->problems[j].message ?: ""));
+			e |= json_object_set_new(o, "problems", pa ?: json_array());
+		}
 		if (c->reason)
 			e |= json_object_set_new(o, "reason", json_string(c->reason));
 		if (c->artifacts)

@@ -46,6 +46,12 @@ struct hrep_file {
 	char *sha256; /* hex, or "unavailable" */
 };
 
+/* One problem of a case (SPEC CHK-RUN-004): a case lists every one it found. */
+struct hrep_problem {
+	enum hrep_status status; /* FAIL or ERROR */
+	char *message;
+};
+
 struct hrep_case {
 	char *id;
 	char *title;
@@ -54,7 +60,9 @@ struct hrep_case {
 	size_t n_reqs;
 	enum hrep_status status;
 	uint64_t duration_ms;
-	char *message;	 /* why it failed or erred; may be NULL */
+	char *message; /* why it failed or erred: the first problem, "(and N more)"; or NULL */
+	struct hrep_problem *problems; /* every problem, in the order found */
+	size_t n_problems;
 	char *reason;	 /* SKIP reason or known-issue reason; may be NULL */
 	char *artifacts; /* directory relative to the report's directory; may be NULL */
 	char *reproduce; /* one shell command line; may be NULL */

@@ -157,6 +157,11 @@ static void junit_body(FILE *f, const struct hrep_case *c)
 		fputs("&#10;message: ", f);
 		hesc_xml(f, c->message);
 	}
+	for (size_t i = 0; c->n_problems > 1 && i < c->n_problems; i++) {
+		fprintf(f, "&#10;problem %zu (%s): ", i + 1,
+			hrep_status_names[c->problems[i].status]);
+		hesc_xml(f, c->problems[i].message);
+	}
 	if (c->reproduce) {
 		fputs("&#10;reproduce: ", f);
 		hesc_xml(f, c->reproduce);
@@ -310,6 +315,15 @@ int hrep_write_tap(const struct hrep *r, FILE *f)
 			fprintf(f, " # %s\n", hcase_level_names[c->reqs[j].level]);
 		}
 		yaml_kv(f, "message", c->message);
+		if (c->n_problems) {
+			fputs("  problems:\n", f);
+			for (size_t j = 0; j < c->n_problems; j++) {
+				fprintf(f, "    - status: %s\n      message: ",
+					hrep_status_names[c->problems[j].status]);
+				hesc_yaml(f, c->problems[j].message ?: "");
+				fputc('\n', f);
+			}
+		}
 		yaml_kv(f, "reason", c->reason);
 		yaml_kv(f, "reproduce", c->reproduce);
 		yaml_kv(f, "artifacts", c->artifacts);
@@ -432,6 +446,14 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 		}
 		fputs("\n- Message: ", f);
 		hesc_md(f, c->message ?: "-");
+		if (c->n_problems > 1) {
+			fprintf(f, "\n- Problems (%zu):", c->n_problems);
+			for (size_t j = 0; j < c->n_problems; j++) {
+				fprintf(f, "\n  %zu. %s: ", j + 1,
+					hrep_status_names[c->problems[j].status]);
+				hesc_md(f, c->problems[j].message ?: "");
+			}
+		}
 		if (c->reproduce) {
 			fputs("\n- Reproduce: ", f);
 			hesc_md(f, c->reproduce);
@@ -570,6 +592,18 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 		fputs("</p>\n<pre class=\"message\">", f);
 		h(f, c->message);
 		fputs("</pre>\n", f);
+		if (c->n_problems > 1) {
+			fprintf(f, "<p>Problems (%zu):</p>\n<ol class=\"problems\">\n",
+				c->n_problems);
+			for (size_t j = 0; j < c->n_problems; j++) {
+				fprintf(f, "<li><span class=\"%s\">%s</span> <code>",
+					hrep_status_names[c->problems[j].status],
+					hrep_status_names[c->problems[j].status]);
+				h(f, c->problems[j].message);
+				fputs("</code></li>\n", f);
+			}
+			fputs("</ol>\n", f);
+		}
 		if (c->reproduce) {
 			fputs("<p>Reproduce:</p>\n<pre class=\"reproduce\">", f);
 			h(f, c->reproduce);

@@ -184,6 +184,7 @@ struct setup {
 	struct opts o;
 	struct hprof *prof;
 	char *profile_path;
+	char *cases_path; /* --cases made absolute, for reproducers; NULL: the default */
 	struct hcase_set set;
 	const struct hcase **sel;
 	size_t n_sel;
@@ -229,7 +230,7 @@ static int setup_load(struct setup *s, bool selftest)
 	int e;
 
 	if (s->o.profile)
-		s->profile_path = strdup(s->o.profile);
+		s->profile_path = realpath(s->o.profile, NULL) ?: strdup(s->o.profile);
 	else if (asprintf(&s->profile_path, "%s/fixtures/profiles/reference.json", srcdir()) < 0)
 		s->profile_path = NULL;
 	if (!s->profile_path)
@@ -241,9 +242,10 @@ static int setup_load(struct setup *s, bool selftest)
 					   err.msg);
 		return setup_error("bad profile %s: %s", s->profile_path, strerror(-e));
 	}
-	if (s->o.cases)
+	if (s->o.cases) {
 		cases_dir = strdup(s->o.cases);
-	else if (asprintf(&cases_dir, "%s/cases", srcdir()) < 0)
+		s->cases_path = realpath(s->o.cases, NULL) ?: strdup(s->o.cases);
+	} else if (asprintf(&cases_dir, "%s/cases", srcdir()) < 0)
 		cases_dir = NULL;
 	if (!cases_dir)
 		return EXIT_USAGE;
@@ -338,7 +340,7 @@ static int setup_load(struct setup *s, bool selftest)
 	s->ctx.srcdir = srcdir();
 	s->ctx.run_dir = s->run_dir;
 	s->ctx.profile_arg = s->profile_path;
-	s->ctx.cases_arg = s->o.cases;
+	s->ctx.cases_arg = s->cases_path;
 	s->ctx.settle_bpf = s->o.jobs == 1;
 	s->ctx.state_path = s->state_path;
 	make_uuid(s->ctx.run_id);
@@ -354,6 +356,7 @@ static void setup_free(struct setup *s)
 	free(s->state_path);
 	free(s->report_dir);
 	free(s->profile_path);
+	free(s->cases_path);
 	free(s->sel);
 	free(s->o.globs);
 	hcase_set_free(&s->set);
@@ -402,6 +405,16 @@ static json_t *result_json(size_t job, const struct hrun_result *r)
 	}
 	if (r->message)
 		json_object_set_new(o, "message", json_string(r->message));
+	if (r->n_problems) {
+		json_t *pa = json_array();
+
+		for (size_t i = 0; pa && i < r->n_problems; i++)
+			json_array_append_new(pa,
+					      json_pack("{s:s, s:s}", "status",
+							hrep_status_names[r->problems[i].status],
+							"message", r->problems[i].message ?: ""));
+		json_object_set_new(o, "problems", pa);
+	}
 	if (r->reason)
 		json_object_set_new(o, "reason", json_string(r->reason));
 	if (r->artifacts)
@@ -509,6 +522,18 @@ static void handle_line(struct slot *sl, const char *line, size_t n_jobs, result
 		res.reason = strdup(json_string_value(v));
 	if ((v = json_object_get(o, "artifacts")))
 		res.artifacts = strdup(json_string_value(v));
+	v = json_object_get(o, "problems");
+	res.problems = calloc(json_array_size(v) + 1, sizeof(*res.problems));
+	for (i = 0; res.problems && i < json_array_size(v); i++) {
+		json_t *pi = json_array_get(v, i);
+		int ps = hrep_status_from_name(json_string_value(json_object_get(pi, "status"))
+						       ?: "");
+
+		res.problems[i].status = ps == HREP_FAIL ? HREP_FAIL : HREP_ERROR;
+		res.problems[i].message =
+			strdup(json_string_value(json_object_get(pi, "message")) ?: "");
+		res.n_problems = i + 1;
+	}
 	ids = json_object_get(o, "bpf");
 	res.bpf_ids = calloc(json_array_size(ids) + 1, sizeof(uint32_t));
 	json_array_foreach(ids, i, v) if (res.bpf_ids) res.bpf_ids[res.n_bpf_ids++] =
@@ -829,6 +854,8 @@ static int add_case(struct setup *s, struct hrep *rep, const struct hcase *c,
 	rc.status = res->status;
 	rc.duration_ms = n_runs ? total_ms / n_runs : res->duration_ms;
 	rc.message = res->message;
+	rc.problems = res->problems;
+	rc.n_problems = res->n_problems;
 	rc.reason = res->reason;
 	rc.artifacts = res->artifacts;
 	if (s->o.repeat > 1) {
@@ -857,10 +884,11 @@ static int add_case(struct setup *s, struct hrep *rep, const struct hcase *c,
 		}
 	}
 	if (failing(rc.status) || rc.status == HREP_XPASS || rc.status == HREP_XFAIL) {
+		/* Absolute paths; root itself needs no sudo (and may have none). */
 		if (asprintf(&repro, "%s%s run --profile %s%s%s --filter %s",
-			     hrun_case_needs_root(c) ? "sudo " : "", self ?: "cellcheck",
-			     s->profile_path, s->o.cases ? " --cases " : "", s->o.cases ?: "",
-			     c->id) < 0)
+			     hrun_case_needs_root(c) && geteuid() != 0 ? "sudo " : "",
+			     self ?: "cellcheck", s->profile_path, s->cases_path ? " --cases " : "",
+			     s->cases_path ?: "", c->id) < 0)
 			return -ENOMEM;
 		rc.reproduce = repro;
 	}
@@ -904,6 +932,38 @@ static void install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/*
+ * A BPF object the case left, found after every case ended: an ERROR that keeps the case's
+ * other problems (SPEC CHK-AUDIT-001), listed after them.
+ */
+static void leftover_bpf(struct hrun_result *res, uint32_t id)
+{
+	struct hrep_problem *np = realloc(res->problems, (res->n_problems + 1) * sizeof(*np));
+	char *m = NULL, *line = NULL;
+
+	if (asprintf(&m, "leftover: BPF %s id %u still loaded",
+		     id & 0x80000000u ? "link" : "program", id & 0x7fffffffu) < 0 ||
+	    !np) {
+		free(m);
+		if (np)
+			res->problems = np;
+		return;
+	}
+	res->problems = np;
+	res->problems[res->n_problems++] =
+		(struct hrep_problem){ .status = HREP_ERROR, .message = m };
+	res->status = HREP_ERROR;
+	if (res->n_problems == 1)
+		line = strdup(m);
+	else if (asprintf(&line, "%s (and %zu more)", res->problems[0].message ?: "",
+			  res->n_problems - 1) < 0)
+		line = NULL;
+	if (line) {
+		free(res->message);
+		res->message = line;
+	}
 }
 
 int hrun_cmd_run(int argc, char **argv)
@@ -982,17 +1042,8 @@ int hrun_cmd_run(int argc, char **argv)
 	for (size_t j = 0; j < n_jobs; j++)
 		for (size_t k = 0; k < rs.res[j].n_bpf_ids; k++)
 			if (hrun_bpf_id_present(rs.res[j].bpf_ids[k]) &&
-			    rs.res[j].status != HREP_ERROR && rs.res[j].status != HREP_SKIP) {
-				uint32_t id = rs.res[j].bpf_ids[k];
-
-				rs.res[j].status = HREP_ERROR;
-				free(rs.res[j].message);
-				if (asprintf(&rs.res[j].message,
-					     "leftover: BPF %s id %u still loaded",
-					     id & 0x80000000u ? "link" : "program",
-					     id & 0x7fffffffu) < 0)
-					rs.res[j].message = NULL;
-			}
+			    rs.res[j].status != HREP_SKIP)
+				leftover_bpf(&rs.res[j], rs.res[j].bpf_ids[k]);
 	for (size_t i = 0; i < s.n_sel; i++) {
 		uint32_t flakes = 0;
 		uint64_t total = 0;

@@ -65,7 +65,9 @@ struct hrun_job {
 struct hrun_result {
 	enum hrep_status status; /* PASS, FAIL, SKIP or ERROR */
 	uint64_t duration_ms;
-	char *message;	   /* FAIL/ERROR: what; malloc'd or NULL */
+	char *message; /* FAIL/ERROR: the first problem "(and N more)"; malloc'd or NULL */
+	struct hrep_problem *problems; /* every problem (malloc'd messages) */
+	size_t n_problems;
 	char *reason;	   /* SKIP: why */
 	char *artifacts;   /* relative to report_dir, or NULL */
 	uint32_t *bpf_ids; /* BPF program/link ids made during the case and still present */

@@ -95,16 +95,23 @@ struct run {
 	struct hobs_resp *resps;
 	size_t n_resps;
 	json_t *vars;
-	char *upstream_log;	 /* the upstream's log (its last line counts the queries) */
-	pid_t upstream_pid;	 /* 0: none, or stopped */
-	enum hrep_status status; /* PASS until something says otherwise */
-	char *message;
+	char *upstream_log;	    /* the upstream's log (its last line counts the queries) */
+	pid_t upstream_pid;	    /* 0: none, or stopped */
+	enum hrep_status status;    /* PASS until something says otherwise: the worst problem */
+	struct hrep_problem *probs; /* every problem, in the order found */
+	size_t n_probs;
+	bool timeout_noted; /* the TIMEOUT problem is listed once */
 	uint64_t drv_log_off;
 };
 
 void hrun_result_clear(struct hrun_result *r)
 {
 	free(r->message);
+	for (size_t i = 0; i < r->n_problems; i++)
+		free(r->problems[i].message);
+	free(r->problems);
+	r->problems = NULL;
+	r->n_problems = 0;
 	free(r->reason);
 	free(r->artifacts);
 	free(r->bpf_ids);
@@ -128,19 +135,37 @@ static uint64_t now_ns(void)
 	return util_now_monotonic_ns();
 }
 
-/* Record the first verdict only: later trouble is usually a consequence of the first. */
+/*
+ * Add a problem (SPEC CHK-RUN-004): a case reports every problem it finds, and its status is
+ * the worst (ERROR over FAIL). Steps stop at the first one (what follows would be a
+ * consequence); the expectations and the audit still add theirs.
+ */
 __attribute__((format(printf, 3, 4))) static void verdict(struct run *r, enum hrep_status s,
 							  const char *fmt, ...)
 {
+	struct hrep_problem *np;
+	char *m = NULL;
 	va_list ap;
 
-	if (r->status != HREP_PASS)
-		return;
-	r->status = s;
 	va_start(ap, fmt);
-	if (vasprintf(&r->message, fmt, ap) < 0)
-		r->message = NULL;
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
 	va_end(ap);
+	if (r->status == HREP_PASS || (s == HREP_ERROR && r->status == HREP_FAIL))
+		r->status = s;
+	np = realloc(r->probs, (r->n_probs + 1) * sizeof(*np));
+	if (!np) {
+		free(m);
+		return;
+	}
+	r->probs = np;
+	r->probs[r->n_probs++] = (struct hrep_problem){ .status = s, .message = m };
+}
+
+/* The first problem's message, or NULL. */
+static const char *first_message(const struct run *r)
+{
+	return r->n_probs ? r->probs[0].message : NULL;
 }
 
 /* A bound the harness waits up to, times the run's factor (htime.h). */
@@ -153,7 +178,9 @@ static bool timed_out(struct run *r)
 {
 	if (now_ns() < r->deadline_ns)
 		return false;
-	verdict(r, HREP_ERROR, "TIMEOUT: case exceeded %u ms", scaled(r, r->c->timeout_ms));
+	if (!r->timeout_noted)
+		verdict(r, HREP_ERROR, "TIMEOUT: case exceeded %u ms", scaled(r, r->c->timeout_ms));
+	r->timeout_noted = true;
 	return true;
 }
 
@@ -335,6 +362,52 @@ static int copy_file(const char *from, const char *to, uint64_t offset)
 	return n < 0 ? -errno : 0;
 }
 
+/* A word for sh: single-quoted, a ' inside as '\'' . */
+static void sh_quote(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fputc('\'', f);
+}
+
+/* The last line or so of a file, quoted on one line, for a message: "(empty)" if none. */
+static const char *file_tail(const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	char raw[256];
+	off_t end = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+	ssize_t n;
+	size_t o = 0;
+
+	if (end <= 0) {
+		snprintf(buf, size, "(empty)");
+		return buf;
+	}
+	n = pread(fd, raw, sizeof(raw), end > (off_t)sizeof(raw) ? end - (off_t)sizeof(raw) : 0);
+	while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+		n--;
+	buf[o++] = '"';
+	for (ssize_t i = 0; i < n && o + 5 < size; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (c == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = 'n';
+		} else if (c < 0x20 || c == 0x7f || c == '"') {
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
 /* ---- processes ---- */
 
 static int pidfd_open_(pid_t pid)
@@ -342,7 +415,43 @@ static int pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Wait for pid to exit within ms; true and *status (code or 128+sig) when it did. */
+/*
+ * A process outcome as wait_exit() reports it: the exit code 0..255, or HSTATUS_SIGNALED | N
+ * for a death by signal N, so "exit(143)" and "killed by SIGTERM" stay apart (SPEC CHK-RUN-014).
+ */
+#define HSTATUS_SIGNALED 0x10000
+
+/* The shell's number for an outcome (128 + N for signal N): what expect_exit compares with. */
+static int status_code(int st)
+{
+	return st & HSTATUS_SIGNALED ? 128 + (st & 0xff) : st;
+}
+
+/* "exit status 2" or "killed by signal 15 (SIGTERM)". */
+static const char *status_text(int st, char buf[80])
+{
+	if (st < 0)
+		snprintf(buf, 80, "no exit status");
+	else if (st & HSTATUS_SIGNALED)
+		snprintf(buf, 80, "killed by signal %d (SIG%s)", st & 0xff,
+			 sigabbrev_np(st & 0xff) ?: "?");
+	else
+		snprintf(buf, 80, "exit status %d", st);
+	return buf;
+}
+
+/* What a case's expect_exit asks for, in the same words. */
+static const char *expected_text(int want, char buf[96])
+{
+	if (want > 128 && want < 128 + 65 && sigabbrev_np(want - 128))
+		snprintf(buf, 96, "exit status %d or death by signal %d (SIG%s)", want, want - 128,
+			 sigabbrev_np(want - 128));
+	else
+		snprintf(buf, 96, "exit status %d", want);
+	return buf;
+}
+
+/* Wait for pid to exit within ms; true and *status (see HSTATUS_SIGNALED) when it did. */
 static bool wait_exit(pid_t pid, int ms, int *status)
 {
 	_cleanup_close_ int pfd = pidfd_open_(pid);
@@ -365,7 +474,7 @@ static bool wait_exit(pid_t pid, int ms, int *status)
 		usleep(2000);
 	if (got != pid)
 		return false;
-	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : HSTATUS_SIGNALED | WTERMSIG(ws);
 	return true;
 }
 
@@ -1861,17 +1970,29 @@ static void step_start(struct run *r, const struct hcase_step *st)
 	p->running = true;
 	if (rp[0] >= 0) {
 		uint32_t cap = st->timeout_ms ?: pc->start_timeout_ms;
-		struct pollfd pf = { .fd = rp[0], .events = POLLIN };
+		_cleanup_close_ int pidfd = pidfd_open_(p->pid);
+		/* The process's death ends the wait too: its ready fd may live on in a child. */
+		struct pollfd pf[2] = { { .fd = rp[0], .events = POLLIN },
+					{ .fd = pidfd, .events = POLLIN } };
 		int ms = remaining_ms(r, cap), n;
 		char b;
 
-		n = poll(&pf, 1, ms);
+		n = poll(pf, pidfd >= 0 ? 2 : 1, ms);
+		if (n > 0 && !(pf[0].revents & (POLLIN | POLLHUP))) {
+			/* Exited: a byte written just before the end is still in the pipe. */
+			struct pollfd last = { .fd = rp[0], .events = POLLIN };
+
+			if (poll(&last, 1, 0) == 1)
+				pf[0].revents = last.revents;
+		}
 		if (n == 0) {
 			if (!timed_out(r))
 				verdict(r, HREP_FAIL, "start %s: %s within %d ms", st->name,
 					st->expect_no_ready ? "ready fd not closed" : "not ready",
 					ms);
-		} else if (n > 0 && read(rp[0], &b, 1) != 1) {
+		} else if (n > 0 &&
+			   (!(pf[0].revents & (POLLIN | POLLHUP)) || read(rp[0], &b, 1) != 1)) {
+			char got[80], tail[320];
 			int status = -1;
 
 			if (wait_exit(p->pid, (int)scaled(r, 1000), &status)) {
@@ -1880,8 +2001,11 @@ static void step_start(struct run *r, const struct hcase_step *st)
 				p->status = status;
 			}
 			if (!st->expect_no_ready)
-				verdict(r, HREP_FAIL, "start %s: exited before ready (status %d)",
-					st->name, status);
+				verdict(r, HREP_FAIL,
+					"start %s: ended before its ready byte (%s), expected a byte "
+					"on the ready fd; stderr ends: %s",
+					st->name, status_text(status, got),
+					file_tail(p->err_path, tail, sizeof(tail)));
 		} else if (n > 0 && st->expect_no_ready) {
 			verdict(r, HREP_FAIL, "start %s: wrote a ready byte, expected none",
 				st->name);
@@ -1912,6 +2036,7 @@ out:
 static void step_stop(struct run *r, const struct hcase_step *st)
 {
 	struct proc *p = find_proc(r, st->target);
+	char got[80], want[96];
 	uint32_t cap;
 	int ms;
 
@@ -1920,9 +2045,9 @@ static void step_stop(struct run *r, const struct hcase_step *st)
 	if (!p || !p->running) {
 		if (p)
 			sink_finish(r, p);
-		if (p && st->expect_exit >= 0 && p->status != st->expect_exit)
-			verdict(r, HREP_FAIL, "stop %s: exit status %d, expected %d", st->target,
-				p->status, st->expect_exit);
+		if (p && st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
+			verdict(r, HREP_FAIL, "stop %s: %s, expected %s", st->target,
+				status_text(p->status, got), expected_text(st->expect_exit, want));
 		return;
 	}
 	cap = st->timeout_ms ?: r->j->prof->comp[p->comp].stop_timeout_ms;
@@ -1931,16 +2056,20 @@ static void step_stop(struct run *r, const struct hcase_step *st)
 	ms = remaining_ms(r, cap ?: 10000);
 	if (!wait_exit(p->pid, ms, &p->status)) {
 		if (!timed_out(r))
-			verdict(r, HREP_FAIL, "stop %s: still running %d ms after %s", st->target,
-				ms, st->signo ? strsignal(st->signo) : "waiting");
+			verdict(r, HREP_FAIL, "stop %s: still running %d ms after %s, expected %s",
+				st->target, ms,
+				st->signo ? strsignal(st->signo)
+					  : "waiting for it to end by itself",
+				st->expect_exit >= 0 ? expected_text(st->expect_exit, want)
+						     : "it to end");
 		return;
 	}
 	p->running = false;
 	p->exited = true;
 	sink_finish(r, p);
-	if (st->expect_exit >= 0 && p->status != st->expect_exit)
-		verdict(r, HREP_FAIL, "stop %s: exit status %d, expected %d", st->target, p->status,
-			st->expect_exit);
+	if (st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
+		verdict(r, HREP_FAIL, "stop %s: %s, expected %s", st->target,
+			status_text(p->status, got), expected_text(st->expect_exit, want));
 }
 
 static void add_resp(struct run *r, const char *name, json_t *result)
@@ -2069,10 +2198,14 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	data = slurp(out, &len);
 	if (st->name)
 		add_resp(r, st->name,
-			 json_pack("{s:i, s:s%}", "exit", status, "stdout", data ?: "", len));
-	if (st->expect_exit >= 0 && status != st->expect_exit)
-		verdict(r, HREP_FAIL, "client %s: exit status %d, expected %d", nm, status,
-			st->expect_exit);
+			 json_pack("{s:i, s:s%}", "exit", status_code(status), "stdout", data ?: "",
+				   len));
+	if (st->expect_exit >= 0 && status_code(status) != st->expect_exit) {
+		char got[80], want[96];
+
+		verdict(r, HREP_FAIL, "client %s: %s, expected %s", nm, status_text(status, got),
+			expected_text(st->expect_exit, want));
+	}
 }
 
 /* Plant a file below the case dir (a lease, a tripwire script); parents are created. */
@@ -2268,13 +2401,16 @@ static void run_steps(struct run *r)
 		default:
 			verdict(r, HREP_ERROR, "step %zu: unknown action", i);
 		}
-		if (r->status == HREP_ERROR && r->message && !strncmp(r->message, "TIMEOUT", 7)) {
+		struct hrep_problem *last = r->n_probs ? &r->probs[r->n_probs - 1] : NULL;
+
+		if (last && last->status == HREP_ERROR && last->message &&
+		    !strncmp(last->message, "TIMEOUT", 7) && !strstr(last->message, "(in step ")) {
 			char *m = NULL;
 
-			if (asprintf(&m, "%s (in step %zu, %s)", r->message, i,
+			if (asprintf(&m, "%s (in step %zu, %s)", last->message, i,
 				     hcase_action_names[st->action]) >= 0) {
-				free(r->message);
-				r->message = m;
+				free(last->message);
+				last->message = m;
 			}
 		}
 	}
@@ -2484,20 +2620,42 @@ static char *keep_artifacts(struct run *r)
 			copy_file(r->w->drv_log, to, r->drv_log_off);
 	}
 	if (asprintf(&path, "%s/message.txt", dir) >= 0 && (f = fopen(path, "we"))) {
-		fprintf(f, "%s: %s\n", hrep_status_names[r->status], r->message ?: "");
+		fprintf(f, "%s: %zu problem%s\n", hrep_status_names[r->status], r->n_probs,
+			r->n_probs == 1 ? "" : "s");
+		for (size_t i = 0; i < r->n_probs; i++)
+			fprintf(f, "%s: %s\n", hrep_status_names[r->probs[i].status],
+				r->probs[i].message ?: "");
 		fclose(f);
 	}
 	free(path);
 	path = NULL;
 	self = realpath("/proc/self/exe", NULL);
 	if (asprintf(&path, "%s/reproduce.sh", dir) >= 0 && (f = fopen(path, "we"))) {
-		fprintf(f,
-			"#!/bin/sh\n# Reproduce %s (%s: see message.txt)\nexec %s'%s' run "
-			"--profile '%s'%s%s%s --filter '%s' \"$@\"\n",
-			r->c->id, hrep_status_names[r->status],
-			hrun_case_needs_root(r->c) ? "sudo " : "", self ?: "cellcheck",
-			r->ctx->profile_arg, r->ctx->cases_arg ? " --cases '" : "",
-			r->ctx->cases_arg ?: "", r->ctx->cases_arg ? "'" : "", r->c->id);
+		/* Absolute paths and the environment the run had: it works from anywhere. */
+		static const char *const env_keep[] = { "CELLCHECK_BUILDDIR", "CELLCHECK_SRCDIR",
+							"CELLREF_FAULT", NULL };
+
+		fprintf(f, "#!/bin/sh\n# Reproduce %s (%s: see message.txt), from any directory.\n",
+			r->c->id, hrep_status_names[r->status]);
+		if (hrun_case_needs_root(r->c))
+			fputs("[ \"$(id -u)\" = 0 ] || exec sudo -- \"$0\" \"$@\"\n", f);
+		for (const char *const *k = env_keep; *k; k++)
+			if (getenv(*k)) {
+				fprintf(f, "%s=", *k);
+				sh_quote(f, getenv(*k));
+				fprintf(f, "\nexport %s\n", *k);
+			}
+		fputs("exec ", f);
+		sh_quote(f, self ?: "cellcheck");
+		fputs(" run --profile ", f);
+		sh_quote(f, r->ctx->profile_arg);
+		if (r->ctx->cases_arg) {
+			fputs(" --cases ", f);
+			sh_quote(f, r->ctx->cases_arg);
+		}
+		fputs(" --filter ", f);
+		sh_quote(f, r->c->id);
+		fputs(" \"$@\"\n", f);
 		fclose(f);
 		chmod(path, 0755);
 	}
@@ -2528,7 +2686,7 @@ static void collect(struct run *r, struct hobs_proc *op)
 					    .records = p->rec,
 					    .records_len = p->rec_len,
 					    .exited = p->exited,
-					    .exit_status = p->status };
+					    .exit_status = status_code(p->status) };
 	}
 }
 
@@ -2625,6 +2783,7 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 	size_t n_before, n_after;
 	uint32_t prog_mark, link_mark;
 	uint64_t upstream_queries = UINT64_MAX;
+	bool steps_ran = false;
 	ino_t *inos = NULL;
 	struct stat sb;
 	char tmpl[4096];
@@ -2670,6 +2829,7 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 	if (c->upstream && upstream_start(&r) < 0)
 		goto end;
 	set_num_var(r.vars, "case.start_ns", now_ns());
+	steps_ran = true;
 	run_steps(&r);
 end:
 	set_num_var(r.vars, "case.end_ns", now_ns());
@@ -2679,7 +2839,7 @@ end:
 		if (r.procs[i].running) {
 			int st;
 
-			r.procs[i].status = 128 + SIGKILL;
+			r.procs[i].status = HSTATUS_SIGNALED | SIGKILL;
 			kill_group(r.procs[i].pid);
 			if (wait_exit(r.procs[i].pid, 100, &st))
 				r.procs[i].status = st;
@@ -2705,7 +2865,8 @@ end:
 		r.procs[i].sink_fd = r.procs[i].busy_fd = -1;
 	}
 
-	if (r.status == HREP_PASS) {
+	/* Every expectation that can still be judged: a failed step does not hide them. */
+	if (steps_ran) {
 		struct hobs o = { .procs = op,
 				  .n_procs = r.n_procs,
 				  .resps = r.resps,
@@ -2715,15 +2876,20 @@ end:
 				  .srcdir = ctx->srcdir,
 				  /* For an artifact fault, the variant's object (selftest). */
 				  .bpf_object = j->prof->comp[c->component].bpf_object };
-		char *msg = NULL;
-		int e = hexp_check(c, &o, &msg);
+		struct hexp_problem *xp = NULL;
+		size_t n_xp = 0;
+		int e = hexp_check_all(c, &o, &xp, &n_xp);
 
-		if (e == 1)
-			verdict(&r, HREP_FAIL, "%s", msg ?: "expectation not met");
-		else if (e < 0)
-			verdict(&r, HREP_ERROR, "expectations could not be checked: %s",
-				msg ?: util_errno_name(-e));
-		free(msg);
+		if (e == -ENOMEM && !n_xp)
+			verdict(&r, HREP_ERROR, "expectations could not be checked: out of memory");
+		for (size_t i = 0; i < n_xp; i++) {
+			if (xp[i].r < 0)
+				verdict(&r, HREP_ERROR, "expectations could not be checked: %s",
+					xp[i].msg ?: util_errno_name(-xp[i].r));
+			else
+				verdict(&r, HREP_FAIL, "%s", xp[i].msg ?: "expectation not met");
+		}
+		hexp_problems_free(xp, n_xp);
 	}
 audit:
 	capture_stop(&r);
@@ -2770,7 +2936,16 @@ audit:
 	if ((r.status == HREP_FAIL || r.status == HREP_ERROR) && r.dir)
 		ret->artifacts = keep_artifacts(&r);
 	ret->status = r.status;
-	ret->message = TAKE_PTR(r.message);
+	if (r.n_probs > 1) {
+		if (asprintf(&ret->message, "%s (and %zu more)", first_message(&r) ?: "",
+			     r.n_probs - 1) < 0)
+			ret->message = NULL;
+	} else if (r.n_probs == 1) {
+		ret->message = r.probs[0].message ? strdup(r.probs[0].message) : NULL;
+	}
+	ret->problems = TAKE_PTR(r.probs);
+	ret->n_problems = r.n_probs;
+	r.n_probs = 0;
 	ret->duration_ms = (now_ns() - t0) / 1000000;
 	goto free;
 oom:
@@ -2803,7 +2978,9 @@ free:
 	free(r.ns_fd);
 	free(r.cap_fd);
 	free(r.upstream_log);
-	free(r.message);
+	for (size_t i = 0; i < r.n_probs; i++)
+		free(r.probs[i].message);
+	free(r.probs);
 	free(inos);
 	json_decref(r.vars);
 	return 0;

@@ -149,10 +149,94 @@ def test_failing_case(t):
     check("--filter 'decoder.test.bad-expect'" in text and "--cases" in text, text)
     check(os.path.exists(os.path.join(art, "decoder.stderr")), os.listdir(art))
     check("--filter decoder.test.bad-expect" in c["reproduce"], c)
-    # reproduce.sh really reproduces (into another report dir).
+    # reproduce.sh really reproduces (into another report dir), from another directory, and
+    # names no sudo when it need not (root may have none).
+    check(os.path.isabs(text.split("--cases '")[1].split("'")[0]), text)
     r2 = subprocess.run([repro, "--report-dir", t.path("fail", "again")], capture_output=True,
-                        text=True, timeout=60)
+                        text=True, timeout=60, cwd="/")
     check(r2.returncode == 1 and "FAIL" in r2.stdout, r2.stdout + r2.stderr)
+    check(report(t.path("fail", "again"))["cases"][0]["status"] == "FAIL", "same status")
+
+
+def test_problems(t):
+    """CHK-RUN-004: every problem, not the first; the status is the worst."""
+    t.write("pr/cases/x.json", decoder_case("decoder.test.two-problems",
+                                            {"stdout": {"regex": "^never$"},
+                                             "stderr": {"regex": "^nor-this$"}}, stop_exit=3))
+    out = t.path("pr", "out")
+    r = cc("run", "--cases", t.path("pr", "cases"), "--report-dir", out)
+    check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
+    rep = report(out)
+    jsonschema.validate(rep, SCHEMA)
+    c = rep["cases"][0]
+    probs = c.get("problems", [])
+    check(len(probs) == 3 and all(p["status"] == "FAIL" for p in probs), probs)
+    check("exit status 2, expected exit status 3" in probs[0]["message"], probs)
+    check(probs[1]["message"].startswith("expect.stdout") and
+          probs[2]["message"].startswith("expect.stderr"), probs)
+    check(c["message"].endswith("(and 2 more)"), c["message"])
+    tap = open(os.path.join(out, "report.tap")).read()
+    check(tap.count("    - status: FAIL") == 3, tap)
+    check("Problems (3)" in open(os.path.join(out, "report.html")).read(), "html lists them")
+
+
+def test_signal_death(t):
+    """CHK-RUN-014: death by a signal is not an exit status."""
+    prof = t.write("sig.json", {"profileVersion": 1, "name": "sig", "components": {
+        "decoder": {"argv": ["/bin/sh", "-c", "kill -TERM $$"], "ready": "none",
+                    "stop_timeout_ms": 3000}}})
+    t.write("sig/cases/x.json", decoder_case("decoder.test.sig", {"stdout": {"empty": True}},
+                                             stop_exit=0, sleeper=True))
+    out = t.path("sig", "out")
+    r = cc("run", "--profile", prof, "--cases", t.path("sig", "cases"), "--report-dir", out)
+    c = report(out)["cases"][0]
+    check(c["status"] == "FAIL" and "killed by signal 15 (SIGTERM), expected exit status 0"
+          in c["message"], c)
+    prof = t.write("ex.json", {"profileVersion": 1, "name": "ex", "components": {
+        "decoder": {"argv": ["/bin/sh", "-c", "exit 143"], "ready": "none",
+                    "stop_timeout_ms": 3000}}})
+    r = cc("run", "--profile", prof, "--cases", t.path("sig", "cases"), "--report-dir", out)
+    c = report(out)["cases"][0]
+    check(c["status"] == "FAIL" and "exit status 143, expected exit status 0" in c["message"],
+          c)
+
+
+def test_ready_exit(t):
+    """An IUT that dies before its ready byte is reported at once, with status and stderr."""
+    mark = MARK + "5"
+    # The ready fd lives on in a background child: only the death itself ends the wait.
+    prof = t.write("rd.json", {"profileVersion": 1, "name": "rd", "components": {
+        "decoder": {"argv": ["/bin/sh", "-c", f"/bin/sleep {mark} & echo cannot bind >&2; "
+                             "exit 3", "{ready_fd}"], "start_timeout_ms": 20000,
+                    "stop_timeout_ms": 3000}}})
+    t.write("rd/cases/x.json", decoder_case("decoder.test.ready", {"stdout": {"empty": True}},
+                                            stop_exit=0, sleeper=True))
+    out = t.path("rd", "out")
+    t0 = time.monotonic()
+    r = cc("run", "--profile", prof, "--cases", t.path("rd", "cases"), "--report-dir", out,
+           "--time-scale", "1")
+    took = time.monotonic() - t0
+    c = report(out)["cases"][0]
+    check("ended before its ready byte (exit status 3)" in c["message"] and
+          '"cannot bind"' in c["message"], c)
+    check(took < 15, f"took {took:.1f} s: waited for the 20 s start timeout")
+    check(not procs_with(f"sleep {mark}"), "sleep left behind")
+
+
+def test_leftover_keeps_fail(t):
+    """CHK-AUDIT-001: a leftover is an ERROR that keeps the case's other problems."""
+    prof = sleeper_profile(t, "leakfail", ["/bin/sh", "-c",
+                                           f"setsid /bin/sleep {MARK}6 & sleep 0.2; exit 0"])
+    t.write("lf/cases/e.json", decoder_case("decoder.test.leakfail",
+                                            {"stdout": {"regex": "^never$"}},
+                                            stop_exit=0, sleeper=True))
+    out = t.path("lf", "out")
+    cc("run", "--profile", prof, "--cases", t.path("lf", "cases"), "--report-dir", out)
+    c = report(out)["cases"][0]
+    kinds = [(p["status"], p["message"].split(":")[0]) for p in c.get("problems", [])]
+    check(c["status"] == "ERROR", c)
+    check(("FAIL", "expect.stdout") in kinds and any(s == "ERROR" for s, _ in kinds), kinds)
+    check(not procs_with(f"sleep {MARK}6"), "escaped sleep left behind")
 
 
 def test_timeout(t):
@@ -369,6 +453,10 @@ def main():
              ("failing case: FAIL, artifacts, reproduce.sh", test_failing_case, None),
              ("hung component: ERROR TIMEOUT", test_timeout, None),
              ("escaped process: ERROR", test_escape, None),
+             ("every problem listed, worst status", test_problems, None),
+             ("signal death vs exit status", test_signal_death, None),
+             ("death before the ready byte: at once, with stderr", test_ready_exit, None),
+             ("a leftover keeps the FAIL's problems", test_leftover_keeps_fail, None),
              ("known issues: XFAIL, XPASS, expired", test_known_issues, None),
              ("shards merged equal the whole", test_shards, None),
              ("--jobs 2 and --repeat", test_jobs, None),
