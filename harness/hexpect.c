@@ -2101,6 +2101,18 @@ static int check_responses(struct xctx *x)
 			push_problem(x, 1);
 			continue;
 		}
+		if (resp && resp->result && json_is_true(json_object_get(resp->result, "none")) &&
+		    json_object_size(fields)) {
+			/* One problem, not one per field of an answer that never came. */
+			const char *e = json_string_value(json_object_get(resp->result, "error"));
+
+			sb_printf(&x->msg, "%s: expected a response with", where);
+			json_object_foreach(fields, key, m) sb_printf(&x->msg, " %s", key);
+			sb_printf(&x->msg, ", got none%s%s%s", e ? " (" : "", e ?: "",
+				  e ? ")" : "");
+			push_problem(x, 1);
+			continue;
+		}
 		if (!resp || !resp->result) {
 			push_problem(x, fail(x, 1, "%s: no response", where));
 			continue;

@@ -84,7 +84,7 @@ struct run {
 	const struct hcase *c;
 	char *dir; /* the case's temp dir */
 	int *ns_fd;
-	int *cap_fd;	/* AF_PACKET capture per link end, 2 per link */
+	int *cap_fd;	/* AF_PACKET capture per link end, 2 per link, then lo per namespace */
 	int aux_ns[16]; /* throwaway namespaces holding the peers of dummy links */
 	size_t n_aux_ns;
 	uint64_t deadline_ns;
@@ -1010,6 +1010,8 @@ static void capture_drain(struct run *r, int fd, const char *ns, const char *ifn
 	_cleanup_fclose_ FILE *f = NULL;
 	struct pcap_hdr h = { 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1 /* LINKTYPE_ETHERNET */ };
 	static uint8_t buf[65536];
+	/* A loopback packet passes a packet socket twice, going out and coming in: keep one. */
+	bool lo = strcmp(ifname, "lo") == 0;
 
 	if (asprintf(&path, "%s/%s.%s.pcap", r->dir, ns, ifname) < 0)
 		return;
@@ -1019,7 +1021,10 @@ static void capture_drain(struct run *r, int fd, const char *ns, const char *ifn
 	for (int i = 0; i < 100000; i++) {
 		char cbuf[CMSG_SPACE(sizeof(struct timeval))];
 		struct iovec iov = { buf, sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov,
+		struct sockaddr_ll from = { 0 };
+		struct msghdr mh = { .msg_name = &from,
+				     .msg_namelen = sizeof(from),
+				     .msg_iov = &iov,
 				     .msg_iovlen = 1,
 				     .msg_control = cbuf,
 				     .msg_controllen = sizeof(cbuf) };
@@ -1029,6 +1034,8 @@ static void capture_drain(struct run *r, int fd, const char *ns, const char *ifn
 
 		if (n < 0)
 			break;
+		if (lo && from.sll_pkttype == PACKET_OUTGOING)
+			continue;
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
 			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMP) {
 				struct timeval tv;
@@ -1056,6 +1063,9 @@ static void capture_start(struct run *r)
 				ns < 0 ? -1
 				       : capture_open(r, r->ns_fd[ns], t->links[i].end[k].ifname);
 		}
+	/* Client <-> proxy traffic inside a namespace never leaves its loopback. */
+	for (size_t i = 0; i < t->n_ns; i++)
+		r->cap_fd[2 * t->n_links + i] = capture_open(r, r->ns_fd[i], "lo");
 }
 
 static void capture_stop(struct run *r)
@@ -1070,6 +1080,15 @@ static void capture_stop(struct run *r)
 		capture_drain(r, r->cap_fd[i], e->ns, e->ifname);
 		close(r->cap_fd[i]);
 		r->cap_fd[i] = -1;
+	}
+	for (size_t i = 0; r->cap_fd && i < t->n_ns; i++) {
+		int *fd = &r->cap_fd[2 * t->n_links + i];
+
+		if (*fd < 0)
+			continue;
+		capture_drain(r, *fd, t->ns[i], "lo");
+		close(*fd);
+		*fd = -1;
 	}
 }
 
@@ -2201,10 +2220,11 @@ static void step_client(struct run *r, const struct hcase_step *st)
 			 json_pack("{s:i, s:s%}", "exit", status_code(status), "stdout", data ?: "",
 				   len));
 	if (st->expect_exit >= 0 && status_code(status) != st->expect_exit) {
-		char got[80], want[96];
+		char got[80], want[96], tail[320];
 
-		verdict(r, HREP_FAIL, "client %s: %s, expected %s", nm, status_text(status, got),
-			expected_text(st->expect_exit, want));
+		verdict(r, HREP_FAIL, "client %s (%s): %s, expected %s; stderr ends: %s", nm,
+			st->argv[0], status_text(status, got), expected_text(st->expect_exit, want),
+			file_tail(errp, tail, sizeof(tail)));
 	}
 }
 
@@ -2588,6 +2608,63 @@ static void audit_host_links(struct run *r, const char *before)
 
 /* ---- artifacts ---- */
 
+/* The step a response came from (by name), for what was asked. */
+static const struct hcase_step *step_named(const struct run *r, const char *name)
+{
+	for (size_t i = 0; name && i < r->c->n_steps; i++)
+		if (r->c->steps[i].name && strcmp(r->c->steps[i].name, name) == 0)
+			return &r->c->steps[i];
+	return NULL;
+}
+
+/*
+ * result.json: the case's problems, each process's outcome and every response in full (what
+ * was asked, what came back), so a failure is understood without running it again.
+ */
+static void write_result_json(const struct run *r, const char *path)
+{
+	json_t *doc = json_pack("{s:s, s:s, s:[], s:[], s:[]}", "case", r->c->id, "status",
+				hrep_status_names[r->status], "problems", "processes", "responses");
+	json_t *pa = json_object_get(doc, "problems"), *pr = json_object_get(doc, "processes"),
+	       *ra = json_object_get(doc, "responses");
+
+	if (!doc)
+		return;
+	for (size_t i = 0; i < r->n_probs; i++)
+		json_array_append_new(pa, json_pack("{s:s, s:s}", "status",
+						    hrep_status_names[r->probs[i].status],
+						    "message", r->probs[i].message ?: ""));
+	for (size_t i = 0; i < r->n_procs; i++) {
+		const struct proc *p = &r->procs[i];
+		char got[80];
+
+		json_array_append_new(
+			pr, json_pack("{s:s?, s:s, s:b, s:s}", "step", p->st ? p->st->name : NULL,
+				      "component", hcase_component_names[p->comp], "endedByItself",
+				      p->exited, "outcome", status_text(p->status, got)));
+	}
+	for (size_t i = 0; i < r->n_resps; i++) {
+		const struct hcase_step *st = step_named(r, r->resps[i].step);
+		json_t *o = json_pack("{s:s?, s:O?}", "step", r->resps[i].step, "result",
+				      r->resps[i].result);
+
+		if (st && st->op) {
+			json_object_set_new(o, "op", json_string(st->op));
+			if (st->op_args)
+				json_object_set(o, "args", st->op_args);
+		} else if (st && st->argv) {
+			json_t *av = json_array();
+
+			for (char **a = st->argv; *a; a++)
+				json_array_append_new(av, json_string(*a));
+			json_object_set_new(o, "argv", av);
+		}
+		json_array_append_new(ra, o);
+	}
+	json_dump_file(doc, path, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	json_decref(doc);
+}
+
 static char *keep_artifacts(struct run *r)
 {
 	_cleanup_free_ char *dir = NULL, *rel = NULL, *path = NULL, *self = NULL;
@@ -2627,6 +2704,10 @@ static char *keep_artifacts(struct run *r)
 				r->probs[i].message ?: "");
 		fclose(f);
 	}
+	free(path);
+	path = NULL;
+	if (asprintf(&path, "%s/result.json", dir) >= 0)
+		write_result_json(r, path);
 	free(path);
 	path = NULL;
 	self = realpath("/proc/self/exe", NULL);
@@ -2804,7 +2885,7 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 	r.ns_fd = calloc(c->topo.n_ns + 1, sizeof(int));
 	inos = calloc(c->topo.n_ns + 1, sizeof(*inos));
 	r.procs = calloc(c->n_steps + 1, sizeof(*r.procs));
-	r.cap_fd = calloc(2 * c->topo.n_links + 1, sizeof(int));
+	r.cap_fd = calloc(2 * c->topo.n_links + c->topo.n_ns + 1, sizeof(int));
 	r.vars = json_object();
 	if (!fds_before || !fds_after || !r.ns_fd || !inos || !r.procs || !r.vars || !r.cap_fd)
 		goto oom;
@@ -2813,7 +2894,7 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 	hrun_bpf_marks(&prog_mark, &link_mark);
 	for (size_t i = 0; i < c->topo.n_ns; i++)
 		r.ns_fd[i] = -1;
-	for (size_t i = 0; i < 2 * c->topo.n_links; i++)
+	for (size_t i = 0; i < 2 * c->topo.n_links + c->topo.n_ns; i++)
 		r.cap_fd[i] = -1;
 
 	snprintf(tmpl, sizeof(tmpl), "%s/case.XXXXXX", ctx->run_dir);

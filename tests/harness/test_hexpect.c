@@ -757,10 +757,25 @@ TEST(responses)
 	FAILS_EXACT(
 		"{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"exact\": \"REFUSED\"}}}]}",
 		&f, "expect.responses[0] (q1): rcode: expected exact \"REFUSED\", got \"NOERROR\"");
+	/* Every field is judged: a wrong RCODE does not hide a wrong count (CHK-RUN-004). */
+	FAILS_EXACT("{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"exact\": "
+		    "\"REFUSED\"}, \"dns.ancount\": {\"range\": [5, 6]}}}]}",
+		    &f,
+		    "expect.responses[0] (q1): rcode: expected exact \"REFUSED\", got \"NOERROR\" "
+		    "(and 1 more)");
 	json_object_set_new(f.resps[0].result, "replies", json_pack("[s]", "00ff"));
 	FAILS_EXACT("{\"responses\": [{\"step\": \"q1\", \"none\": true}]}", &f,
 		    "expect.responses[0] (q1): expected no response, got {\"dns\":{\"ancount\":1},"
 		    "\"rcode\":\"NOERROR\",\"replies\":[\"00ff\"]}");
+	json_decref(f.resps[0].result);
+	/* The driver got nothing: one problem for the answer, not one per field. */
+	f.resps[0].result = json_pack("{s:b, s:s}", "none", 1, "error", "ETIMEDOUT");
+	FAILS_EXACT(
+		"{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"exact\": "
+		"\"NOERROR\"}, \"dns.ancount\": {\"exact\": 1}}}]}",
+		&f,
+		"expect.responses[0] (q1): expected a response with rcode dns.ancount, got none "
+		"(ETIMEDOUT)");
 	json_decref(f.resps[0].result);
 	fx_done(&f);
 }
