@@ -2101,18 +2101,6 @@ static int check_responses(struct xctx *x)
 			push_problem(x, 1);
 			continue;
 		}
-		if (resp && resp->result && json_is_true(json_object_get(resp->result, "none")) &&
-		    json_object_size(fields)) {
-			/* One problem, not one per field of an answer that never came. */
-			const char *e = json_string_value(json_object_get(resp->result, "error"));
-
-			sb_printf(&x->msg, "%s: expected a response with", where);
-			json_object_foreach(fields, key, m) sb_printf(&x->msg, " %s", key);
-			sb_printf(&x->msg, ", got none%s%s%s", e ? " (" : "", e ?: "",
-				  e ? ")" : "");
-			push_problem(x, 1);
-			continue;
-		}
 		if (!resp || !resp->result) {
 			push_problem(x, fail(x, 1, "%s: no response", where));
 			continue;
@@ -2121,6 +2109,8 @@ static int check_responses(struct xctx *x)
 		if (r < 0)
 			return r;
 		/* Every field of every response: a wrong RCODE does not hide a wrong ID. */
+		size_t before = x->n_probs;
+
 		json_object_foreach(fields, key, m)
 		{
 			const struct xv *fv = xv_path(&v, key);
@@ -2139,6 +2129,19 @@ static int check_responses(struct xctx *x)
 			sb_esc(&x->msg, key, strlen(key));
 			sb_puts(&x->msg, ": ");
 			mt_explain(x, m, fv);
+			push_problem(x, 1);
+		}
+		if (x->n_probs > before && json_is_true(json_object_get(resp->result, "none"))) {
+			/* The driver got no answer: one problem for it, not one per field. */
+			const char *e = json_string_value(json_object_get(resp->result, "error"));
+
+			for (size_t k = before; k < x->n_probs; k++)
+				free(x->probs[k].msg);
+			x->n_probs = before;
+			sb_printf(&x->msg, "%s: expected a response with", where);
+			json_object_foreach(fields, key, m) sb_printf(&x->msg, " %s", key);
+			sb_printf(&x->msg, ", got none%s%s%s", e ? " (" : "", e ?: "",
+				  e ? ")" : "");
 			push_problem(x, 1);
 		}
 	}
