@@ -1579,8 +1579,14 @@ int dnsp_run(struct dnsp *p)
 		}
 		if (p->stopping && now >= p->grace_deadline) {
 			while (p->head) {
+				/* The same reason as a timeout: were replies dropped for it? */
+				bool mismatched = p->head->mismatches &&
+						  !FAULT("dns.shutdown_reason_timeout");
+
 				p->st.abandoned_in_shutdown++;
-				query_fail(p, p->head, DNSP_UPSTREAM_TIMEOUT);
+				query_fail(p, p->head,
+					   mismatched ? DNSP_UPSTREAM_MISMATCH
+						      : DNSP_UPSTREAM_TIMEOUT);
 			}
 		}
 		tx_flush(p);
