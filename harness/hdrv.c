@@ -29,6 +29,8 @@
 #define HDRV_SLACK_MS	    1000
 #define HDRV_STOP_MS	    2000
 #define HDRV_DEFAULT_TMO_MS 5000
+/* The driver's own bound (cellcheck_driver.py): a scaled case deadline can exceed it. */
+#define HDRV_MAX_TMO_MS 600000
 #define HDRV_LINE_MAX	    (64u << 20) /* a reply longer than this is a broken driver */
 
 struct hdrv {
@@ -325,6 +327,8 @@ int hdrv_call(struct hdrv *d, const char *netns_path, const char *op, json_t *ar
 		return -EINVAL;
 	if (timeout_ms == 0)
 		timeout_ms = HDRV_DEFAULT_TMO_MS;
+	if (timeout_ms > HDRV_MAX_TMO_MS)
+		timeout_ms = HDRV_MAX_TMO_MS;
 	if (d->pid == 0) {
 		r = drv_spawn(d);
 		if (r < 0)
