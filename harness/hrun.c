@@ -191,6 +191,7 @@ struct setup {
 	struct hrun_ctx ctx;
 	char *run_dir;
 	char *state_path;
+	int run_lock; /* flock on run_dir while it exists (hrun_state.c) */
 	char *report_dir;
 };
 
@@ -308,13 +309,15 @@ static int setup_load(struct setup *s, bool selftest)
 		return setup_error("probing the kernel: %s", strerror(-e));
 	s->ctx.probed = need_probe;
 
+	s->run_lock = -1;
 	if (asprintf(&s->run_dir, "%s/cellcheck-run.%d.XXXXXX", getenv("TMPDIR") ?: "/tmp",
 		     getpid()) < 0 ||
 	    !mkdtemp(s->run_dir))
 		return setup_error("temp dir: %s", strerror(errno));
-	if (hrun_state_open(s->run_dir, &s->state_path) < 0)
+	e = hrun_state_open(s->run_dir, &s->state_path, &s->run_lock);
+	if (e < 0)
 		fprintf(stderr, "cellcheck: warning: no state file for cleanup: %s\n",
-			strerror(errno));
+			strerror(-e));
 	if (!selftest) {
 		if (s->o.report_dir)
 			s->report_dir = strdup(s->o.report_dir);
@@ -351,7 +354,7 @@ static void setup_free(struct setup *s)
 {
 	if (s->run_dir)
 		hrun_rmtree(s->run_dir);
-	hrun_state_close(s->state_path);
+	hrun_state_close(s->state_path, s->run_dir ? s->run_lock : -1);
 	free(s->run_dir);
 	free(s->state_path);
 	free(s->report_dir);

@@ -97,9 +97,9 @@ void hrun_bpf_marks(uint32_t *ret_prog, uint32_t *ret_link);
 bool hrun_bpf_id_present(uint32_t id);
 
 /* State file for `cleanup`: one line per process or directory the run may leave. */
-int hrun_state_open(const char *run_dir, char **ret_path);
+int hrun_state_open(const char *run_dir, char **ret_path, int *ret_lock);
 void hrun_state_note_proc(const char *state_path, pid_t pid);
-void hrun_state_close(const char *state_path);
+void hrun_state_close(const char *state_path, int lock);
 /* /proc/PID/stat start time (clock ticks since boot), 0 when the process is gone. */
 unsigned long long hrun_proc_start_time(pid_t pid);
 

@@ -8,12 +8,18 @@
  *
  *   harness PID START RUNDIR
  *   proc PID START
+ *
+ * A live run holds an exclusive flock(2) on its temp directory for as long as it exists, and
+ * cleanup removes a directory only when it can take that lock itself: a pid says nothing across
+ * pid namespaces (a harness in a container or a VM), a lock does. The state file appears whole
+ * (written aside, then renamed), so cleanup never reads one half-written.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,30 +77,43 @@ static void append(const char *path, const char *line)
 		(void)util_write_all(fd, line, strlen(line));
 }
 
-int hrun_state_open(const char *run_dir, char **ret_path)
+int hrun_state_open(const char *run_dir, char **ret_path, int *ret_lock)
 {
 	const char *dir = state_dir();
+	_cleanup_free_ char *tmp = NULL;
 	char line[4200];
-	int fd;
+	int fd, r;
 
 	*ret_path = NULL;
+	*ret_lock = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*ret_lock < 0 || flock(*ret_lock, LOCK_EX | LOCK_NB) < 0)
+		return -errno;
 	if (!dir)
 		return -EACCES;
-	if (asprintf(ret_path, "%s/%d.state", dir, getpid()) < 0)
+	/* The start time too: two harnesses in two pid namespaces may share a pid. */
+	if (asprintf(ret_path, "%s/%d.%llu.state", dir, getpid(), hrun_proc_start_time(getpid())) <
+		    0 ||
+	    asprintf(&tmp, "%s.new", *ret_path) < 0)
 		return -ENOMEM;
-	fd = open(*ret_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		int e = -errno;
-
-		free(*ret_path);
-		*ret_path = NULL;
-		return e;
-	}
-	close(fd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto fail;
 	snprintf(line, sizeof(line), "harness %d %llu %s\n", getpid(),
 		 hrun_proc_start_time(getpid()), run_dir);
-	append(*ret_path, line);
-	return 0;
+	r = util_write_all(fd, line, strlen(line));
+	close(fd);
+	if (r < 0) {
+		errno = -r;
+		goto fail;
+	}
+	if (rename(tmp, *ret_path) == 0)
+		return 0;
+fail:
+	r = -errno;
+	unlink(tmp);
+	free(*ret_path);
+	*ret_path = NULL;
+	return r;
 }
 
 void hrun_state_note_proc(const char *state_path, pid_t pid)
@@ -105,10 +124,32 @@ void hrun_state_note_proc(const char *state_path, pid_t pid)
 	append(state_path, line);
 }
 
-void hrun_state_close(const char *state_path)
+void hrun_state_close(const char *state_path, int lock)
 {
 	if (state_path)
 		unlink(state_path);
+	if (lock >= 0)
+		close(lock);
+}
+
+/*
+ * Whether a run still uses dir: its lock is held. A process of a killed harness may hold it a
+ * moment longer (PR_SET_PDEATHSIG is asynchronous), so wait up to two seconds for it.
+ */
+static bool dir_in_use(const char *dir)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	for (int i = 0; i < 200; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return false;
+		if (errno != EWOULDBLOCK)
+			return false;
+		usleep(10000);
+	}
+	return true;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -168,7 +209,9 @@ static void clean_state(const char *path, size_t *n_procs, size_t *n_dirs, bool 
 			(*n_procs)++;
 		}
 	}
-	if (run_dir[0] && access(run_dir, F_OK) == 0) {
+	if (run_dir[0] && access(run_dir, F_OK) == 0 && dir_in_use(run_dir)) {
+		printf("  temp dir %s: locked by a live run, left alone\n", run_dir);
+	} else if (run_dir[0] && access(run_dir, F_OK) == 0) {
 		printf("  temp dir %s: removed\n", run_dir);
 		hrun_rmtree(run_dir);
 		(*n_dirs)++;
@@ -212,6 +255,12 @@ int hrun_cmd_cleanup(int argc, char **argv)
 		if (sscanf(e->d_name, "cellcheck-run.%d.", &pid) != 1 || kill(pid, 0) == 0 ||
 		    asprintf(&p, "%s/%s", tmp, e->d_name) < 0)
 			continue;
+		if (dir_in_use(p)) {
+			printf("temp dir %s: locked by a live run (another pid namespace?), left "
+			       "alone\n",
+			       p);
+			continue;
+		}
 		printf("temp dir %s: harness %d is gone, removed\n", p, pid);
 		hrun_rmtree(p);
 		n_dirs++;

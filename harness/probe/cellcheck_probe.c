@@ -25,6 +25,9 @@
  *                          ids, groups, no_new_privs, capabilities and netns, every fd (memfd:
  *                          seals and content; socket: family, type, address, netns)
  *     children=PID         the same, one line per child of PID (workers=PID: an alias)
+ *     await=PID:WHAT[:MS]  wait (at most MS ms, default 20000) until PID is traced
+ *                          (WHAT "traced") or has at least N children (WHAT a number N);
+ *                          exit 1 if not in time: a case's event-driven wait, not a pause
  *     watch-children=PID[:MS] pidfds on PID and its children; once PID exited, which children
  *                          still live after MS ms
  *     flock=PATH           hold an exclusive flock on PATH (created) until the probe exits
@@ -1347,6 +1350,60 @@ static void cmd_children(const char *arg)
 		print_proc("child", kids[i]);
 }
 
+/* PID's TracerPid (0: none, -1: PID is gone). */
+static int tracer_of(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	int t = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &t) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return t;
+}
+
+/*
+ * "await=PID:WHAT[:MS]": poll every millisecond until PID is traced (WHAT "traced") or has at
+ * least N children (WHAT the number N); a line with what was seen; exit 1 when not in time, so
+ * a case waits for the state it needs instead of guessing how long a slow machine takes.
+ */
+static void cmd_await(const char *arg)
+{
+	char what[32] = "";
+	int pid = 0, ms = 20000, want = -1, seen = 0;
+	int kids[256];
+	bool ok = false;
+	uint64_t deadline;
+
+	if (sscanf(arg, "%d:%31[^:]:%d", &pid, what, &ms) < 2 || pid <= 0) {
+		fprintf(stderr, "cellcheck-probe: await=PID:WHAT[:MS], got \"%s\"\n", arg);
+		exit(2);
+	}
+	if (strcmp(what, "traced") != 0)
+		want = atoi(what);
+	deadline = mono_ns() + (uint64_t)ms * 1000000ull;
+	for (;;) {
+		seen = want < 0 ? tracer_of(pid) : (int)proc_children(pid, kids, 256);
+		ok = want < 0 ? seen > 0 : seen >= want;
+		if (ok || mono_ns() >= deadline)
+			break;
+		usleep(1000);
+	}
+	printf("{\"probe\":\"await\",\"pid\":%d,\"what\":", pid);
+	jstr(what);
+	printf(",\"seen\":%d,\"ok\":%s", seen, ok ? "true" : "false");
+	end_line();
+	if (!ok) {
+		fflush(stdout);
+		exit(1);
+	}
+}
+
 /* Is the second argument of pid's command line sub (a worker's subcommand)? */
 static bool exec_arg1_is(pid_t pid, const char *sub)
 {
@@ -1626,6 +1683,8 @@ int main(int argc, char **argv)
 			print_proc("proc", (pid_t)atoi(v));
 		} else if (strncmp(a, "children=", 9) == 0 || strncmp(a, "workers=", 8) == 0) {
 			cmd_children(v);
+		} else if (strncmp(a, "await=", 6) == 0) {
+			cmd_await(v);
 		} else if (strncmp(a, "watch-children=", 15) == 0) {
 			cmd_watch_children(v);
 		} else if (strncmp(a, "flock=", 6) == 0) {

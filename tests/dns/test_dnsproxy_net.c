@@ -809,9 +809,13 @@ static void check_forwarded_event(json_t *qevs, json_t *r, const char *qname, lo
 	ASSERT_STREQ(jstr(d, "reasonCode"), "forwarded");
 	ASSERT_EQ(jint(d, "rcode"), rcode_of(r));
 	ASSERT_STREQ(jstr(d, "upstreamResolverId"), PEER ":53");
-	/* Receipt to answer sits inside the client's send-to-receive window. */
+	/*
+	 * Receipt to answer sits inside the client's send-to-receive window, but the proxy reads
+	 * its clock after its send returns, and a loaded machine can run the client first: 100 ms
+	 * of slack for that preemption still catches nanoseconds reported as microseconds.
+	 */
 	ASSERT_GT(jint(d, "latencyUs"), 0);
-	ASSERT_LE(jint(d, "latencyUs"), jint(r, "elapsedUs") + 1000);
+	ASSERT_LE(jint(d, "latencyUs"), jint(r, "elapsedUs") + 100000);
 	ASSERT_TRUE(time_within(jstr(d, "observedAt"), t0 - 1, t1 + 1));
 	ASSERT_FALSE(json_object_get(d, "upstreamMismatchCount"));
 }

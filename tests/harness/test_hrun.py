@@ -353,6 +353,27 @@ def test_sigkill(t):
     check(not glob.glob(os.path.join(tmp, f"cellcheck-run.{p.pid}.*")), "temp dir remains")
 
 
+def test_cleanup_spares_locked(t):
+    """A run's temp dir is locked while in use: cleanup leaves it even when its pid is gone
+    (a harness in another pid namespace), and removes it once the lock is free."""
+    import fcntl
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    # A pid that cannot be alive: above the kernel's pid_max.
+    d = tempfile.mkdtemp(prefix="cellcheck-run.%d." % (1 << 23), dir=tmp)
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        r = cc("cleanup")
+        check(r.returncode == 0 and os.path.isdir(d) and "left alone" in r.stdout,
+              "expected the locked dir kept: " + r.stdout + r.stderr)
+    finally:
+        os.close(fd)
+    r = cc("cleanup")
+    check(r.returncode == 0 and not os.path.isdir(d),
+          "expected the unlocked dir removed: " + r.stdout + r.stderr)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_topology(t):
     mark = MARK + "3"
     prof = sleeper_profile(t, "mon", ["/bin/sleep", mark], comp="flow-monitor")
@@ -461,6 +482,7 @@ def main():
              ("shards merged equal the whole", test_shards, None),
              ("--jobs 2 and --repeat", test_jobs, None),
              ("SIGKILL leaves no process; cleanup", test_sigkill, None),
+             ("cleanup spares a locked temp dir", test_cleanup_spares_locked, None),
              ("topology in fd-held namespaces", test_topology,
               None if os.geteuid() == 0 else "needs root"),
              ("fake DNS upstream: answer, drop, TCP, TC, rcode, REFUSED, count",
