@@ -31,7 +31,7 @@
 #define HDRV_DEFAULT_TMO_MS 5000
 /* The driver's own bound (cellcheck_driver.py): a scaled case deadline can exceed it. */
 #define HDRV_MAX_TMO_MS 600000
-#define HDRV_LINE_MAX	    (64u << 20) /* a reply longer than this is a broken driver */
+#define HDRV_LINE_MAX	(64u << 20) /* a reply longer than this is a broken driver */
 
 struct hdrv {
 	char *script;
