@@ -646,10 +646,13 @@ static struct upsock *upsock_new(struct dnsp *p)
 /* A socket chosen at random from the pool, replaced first if it has served its quota. */
 static struct upsock *pool_pick(struct dnsp *p)
 {
-	uint32_t i = rnd_range16(0, (uint16_t)(p->c.upstream_ports - 1));
+	/* dns.upstream_one_port: the negative control of DNS-FWD-004 (one socket, never retired).
+	 */
+	bool one_port = FAULT("dns.upstream_one_port");
+	uint32_t i = one_port ? 0 : rnd_range16(0, (uint16_t)(p->c.upstream_ports - 1));
 	struct upsock *us = p->pool[i];
 
-	if (us && us->uses >= p->c.queries_per_port) {
+	if (us && us->uses >= p->c.queries_per_port && !one_port) {
 		us->retired = true;
 		if (us->inflight == 0)
 			upsock_close(p, us);
