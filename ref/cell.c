@@ -312,6 +312,14 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fatal(CELL_STEP_NO_NEW_PRIVS, errno);
 
+	/*
+	 * execvpe() searches the PATH of the caller's environment, not of the one it passes on:
+	 * the command is looked up in the cell's PATH (SUP-CHILD-008). This clone has its own
+	 * copy of memory, so replacing environ touches nothing of the supervisor.
+	 * sup.exec_supervisor_path: the supervisor's PATH is searched.
+	 */
+	if (!FAULT("sup.exec_supervisor_path"))
+		environ = (char **)c->envp;
 	execvpe(c->argv[0], c->argv, c->envp);
 	child_report(CELL_REPORT_EXEC, CELL_STEP_EXEC, errno);
 	_exit(127);

@@ -646,10 +646,13 @@ static struct upsock *upsock_new(struct dnsp *p)
 /* A socket chosen at random from the pool, replaced first if it has served its quota. */
 static struct upsock *pool_pick(struct dnsp *p)
 {
-	uint32_t i = rnd_range16(0, (uint16_t)(p->c.upstream_ports - 1));
+	/* dns.upstream_one_port: the negative control of DNS-FWD-004 (one socket, never retired).
+	 */
+	bool one_port = FAULT("dns.upstream_one_port");
+	uint32_t i = one_port ? 0 : rnd_range16(0, (uint16_t)(p->c.upstream_ports - 1));
 	struct upsock *us = p->pool[i];
 
-	if (us && us->uses >= p->c.queries_per_port) {
+	if (us && us->uses >= p->c.queries_per_port && !one_port) {
 		us->retired = true;
 		if (us->inflight == 0)
 			upsock_close(p, us);
@@ -658,6 +661,22 @@ static struct upsock *pool_pick(struct dnsp *p)
 	if (!us)
 		us = p->pool[i] = upsock_new(p);
 	return us;
+}
+
+/*
+ * dns.edns_size_rewritten, the negative control of DNS-FWD-002: the UDP payload size of an OPT
+ * record right after the question (a query with no answer or authority records) becomes 1232,
+ * as a forwarder that negotiates EDNS itself would send.
+ */
+static void fault_edns_rewrite(struct query *q)
+{
+	uint8_t *m = q->msg + 2;
+	size_t off = DNSWIRE_HDR_LEN + q->qname_len + 4u;
+
+	if (dnswire_get16(m + 6) || dnswire_get16(m + 8) || !dnswire_get16(m + 10) ||
+	    off + 11u > q->qlen || m[off] != 0 || dnswire_get16(m + off + 1) != 41)
+		return;
+	dnswire_put16(m + off + 3, 1232);
 }
 
 static void forward(struct dnsp *p, struct query *q)
@@ -673,6 +692,8 @@ static void forward(struct dnsp *p, struct query *q)
 	}
 	dnswire_put16(q->msg + 2, q->txid);
 	dnswire_put16(q->msg, q->qlen);
+	if (FAULT("dns.edns_size_rewritten"))
+		fault_edns_rewrite(q);
 	/* dns.timeout_doubled: the negative control of DNS-FWD-009. */
 	q->deadline =
 		q->recv_mono + ms_to_ns(p->c.timeout_ms) * (FAULT("dns.timeout_doubled") ? 2 : 1);

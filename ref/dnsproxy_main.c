@@ -627,6 +627,9 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 				fprintf(stderr,
 					"cellref: dns-proxy: --upstream '%s': not IP:PORT\n",
 					optarg);
+			/* dns.upstream_port_53: the port of --upstream is ignored for 53. */
+			if (!err && FAULT("dns.upstream_port_53"))
+				((struct sockaddr_in *)&x->cfg.upstream)->sin_port = htons(53);
 			break;
 		case O_NETNS:
 			x->netns_path = optarg;

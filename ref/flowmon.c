@@ -226,7 +226,8 @@ int flowmon_detach(struct flowmon *m)
 	err = bpf_tc_detach(&m->hook, &del);
 	if (err == -ENOENT || err == -ENODEV || err == -EINVAL)
 		err = 0; /* the filter or the interface is already gone */
-	if (m->qdisc_created) {
+	/* flow.foreign_qdisc_deleted: a clsact someone else created goes too (FLOW-MON-020). */
+	if (m->qdisc_created || FAULT("flow.foreign_qdisc_deleted")) {
 		m->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		err2 = bpf_tc_hook_destroy(&m->hook);
 		if (err2 == -ENOENT || err2 == -ENODEV || err2 == -EINVAL)

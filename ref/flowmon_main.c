@@ -189,8 +189,12 @@ static int on_tally(void *ctx, const struct flowrec *r)
 	};
 	struct flowevt e;
 
-	/* A tally is a Closed observation: it never counts as a new flow. */
-	(void)flowacc_record(m->acc, r, FLOWACC_CLOSED);
+	/*
+	 * A tally is a Closed observation: it never counts as a new flow.
+	 * flow.tally_counted_as_flow: it does (a flow whose record was lost then counts).
+	 */
+	(void)flowacc_record(m->acc, r,
+			     FAULT("flow.tally_counted_as_flow") ? FLOWACC_OPENED : FLOWACC_CLOSED);
 	flowevt_from_record(r, &e);
 	flowevt_write_tally(&m->data, &e, &meta);
 	emit(m, "network_flow_tally");
