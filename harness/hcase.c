@@ -805,7 +805,8 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 		[HCASE_ACT_FEED] = { "target", "file", "close", NULL },
 		[HCASE_ACT_DRIVER] = { "op", "args", NULL },
 		[HCASE_ACT_CLIENT] = { "argv", "expect_exit", "mnt_of", NULL },
-		[HCASE_ACT_WAIT] = { "ms", "event", "count", "target", "stdout_lines", NULL },
+		[HCASE_ACT_WAIT] = { "ms", "scaled", "event", "count", "target", "stdout_lines",
+				     NULL },
 		[HCASE_ACT_SIGNAL] = { "target", "signal", NULL },
 		[HCASE_ACT_STOP] = { "target", "signal", "expect_exit", NULL },
 	};
@@ -1072,6 +1073,14 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 		if (has_ms && json_object_get(e, "count")) {
 			hjson_path_key(pk, pi, "count");
 			return hjson_fail(v->err, pk, "\"count\" goes with \"event\"");
+		}
+		if (json_object_get(e, "scaled")) {
+			hjson_path_key(pk, pi, "scaled");
+			if (!has_ms)
+				return hjson_fail(v->err, pk, "\"scaled\" goes with \"ms\"");
+			r = hjson_bool(e, pi, "scaled", false, &s->scaled, v->err);
+			if (r < 0)
+				return r;
 		}
 		break;
 	}

@@ -140,6 +140,7 @@ struct hcase_step {
 	int expect_exit; /* -1: any */
 	/* wait */
 	uint32_t ms;	  /* fixed sleep */
+	bool scaled;	  /* the sleep is multiplied by the run's deadline factor */
 	char *event_type; /* or: until this many events of the type arrived */
 	uint32_t count;
 	/* signal, stop */

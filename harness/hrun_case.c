@@ -2295,12 +2295,18 @@ static void step_wait(struct run *r, const struct hcase_step *st)
 	uint64_t until;
 
 	if (!st->event_type) {
-		if (now_ns() + (uint64_t)st->ms * 1000000 > r->deadline_ns) {
+		/* "scaled": time for the machine to do work, not a protocol timer (CHK-RUN-013). */
+		uint32_t ms = st->scaled ? scaled(r, st->ms) : st->ms;
+
+		if (now_ns() + (uint64_t)ms * 1000000 > r->deadline_ns) {
 			usleep((useconds_t)remaining_ms(r, 0) * 1000);
 			timed_out(r);
 			return;
 		}
-		usleep(st->ms * 1000);
+		struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
 		return;
 	}
 	until = now_ns() + (uint64_t)remaining_ms(r, st->timeout_ms) * 1000000;
