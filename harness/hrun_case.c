@@ -1315,10 +1315,13 @@ static uint64_t upstream_stop(struct run *r)
 	size_t len;
 	int st;
 
+	bool ended;
+
 	if (r->upstream_pid <= 0)
 		return UINT64_MAX;
 	kill(r->upstream_pid, SIGTERM);
-	if (!wait_exit(r->upstream_pid, (int)scaled(r, 2000), &st))
+	ended = wait_exit(r->upstream_pid, (int)scaled(r, 2000), &st);
+	if (!ended)
 		kill_group(r->upstream_pid);
 	r->upstream_pid = 0;
 	log = r->upstream_log ? slurp(r->upstream_log, &len) : NULL;
@@ -1332,6 +1335,12 @@ static uint64_t upstream_stop(struct run *r)
 			n = (uint64_t)json_integer_value(q);
 		json_decref(j);
 	}
+	/* The harness's own peer failed: the case cannot be judged on it (not the IUT's fault). */
+	if (n == UINT64_MAX)
+		verdict(r, HREP_ERROR,
+			"upstream: no summary line at its stop (%s within %u ms of SIGTERM; see "
+			"upstream.log)",
+			ended ? "it exited" : "it did not exit, killed", scaled(r, 2000));
 	return n;
 }
 
