@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1668,9 +1669,24 @@ static bool dns_observe(const char *fault, struct dns_obs *o)
 	ASSERT_EQ(send(cl, q, ql, 0), ql);
 	n = recv_within(up, buf, sizeof(buf), &from, 3000);
 	if (ASSERT_EQ(n, ql)) {
+		cpu_set_t all, one;
+		int cpu = sched_getcpu();
+
 		up_id = (uint16_t)(buf[0] << 8 | buf[1]);
+		/*
+		 * A veth queues a packet on the sending CPU's backlog: two sends from two CPUs (the
+		 * scheduler moved us, as a loaded machine does) can arrive in either order. One CPU
+		 * for both keeps the forgery first.
+		 */
+		CPU_ZERO(&one);
+		CPU_SET(cpu < 0 ? 0 : cpu, &one);
+		if (sched_getaffinity(0, sizeof(all), &all) < 0 ||
+		    sched_setaffinity(0, sizeof(one), &one) < 0)
+			CPU_ZERO(&all);
 		dns_reply(up, buf, (size_t)n, &from, up_id ^ 0x5555, 3);
 		dns_reply(up, buf, (size_t)n, &from, up_id, 0);
+		if (CPU_COUNT(&all))
+			sched_setaffinity(0, sizeof(all), &all);
 		n = recv_within(cl, buf, sizeof(buf), NULL, 3000);
 		if (ASSERT_EQ(n, ql)) {
 			uint16_t id = (uint16_t)(buf[0] << 8 | buf[1]);
