@@ -35,6 +35,52 @@ void hrep_now(char buf[32])
 	snprintf(buf + strlen(buf), 8, ".%03uZ", (unsigned int)(ts.tv_nsec / 1000000) % 1000u);
 }
 
+/*
+ * The message prefixes of harness/hrun_case.c (verdict()), hrun.c and hexpect.c, by category.
+ * "link end " is covered by "link ", "wait:" by "wait"; "temp dir:" is the case's own setup.
+ */
+static const struct {
+	const char *prefix;
+	const char *category;
+} category_prefixes[] = {
+	{ "leftover:", "leftover" }, { "TIMEOUT:", "timeout" },	  { "start ", "start" },
+	{ "stop ", "stop" },	     { "client ", "client" },	  { "driver", "driver" },
+	{ "upstream:", "upstream" }, { "upstream ", "upstream" }, { "namespace ", "setup" },
+	{ "link ", "setup" },	     { "bridge ", "setup" },	  { "dummy link ", "setup" },
+	{ "route ", "setup" },	     { "address ", "setup" },	  { "feed", "setup" },
+	{ "file", "setup" },	     { "wait:", "setup" },	  { "wait ", "setup" },
+	{ "step ", "setup" },	     { "temp dir:", "setup" },
+};
+
+const char *hrep_category(const char *message, char buf[HREP_CATEGORY_MAX])
+{
+	size_t n;
+
+	if (!message)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(category_prefixes); i++)
+		if (strncmp(message, category_prefixes[i].prefix,
+			    strlen(category_prefixes[i].prefix)) == 0)
+			return category_prefixes[i].category;
+	if (strncmp(message, "expect.", 7) != 0)
+		return "other";
+	n = strcspn(message + 7, ".[ :");
+	if (n == 0 || n > HREP_CATEGORY_MAX - 8)
+		return "other";
+	memcpy(buf, message, 7 + n);
+	buf[7 + n] = '\0';
+	return buf;
+}
+
+const char *hrep_case_category(const struct hrep_case *c, char buf[HREP_CATEGORY_MAX])
+{
+	if (c->n_problems)
+		return hrep_category(c->problems[0].message, buf);
+	if (c->status == HREP_FAIL || c->status == HREP_ERROR)
+		return hrep_category(c->message, buf);
+	return NULL;
+}
+
 struct hrep *hrep_new(void)
 {
 	return calloc(1, sizeof(struct hrep));
@@ -55,6 +101,7 @@ static void case_clear(struct hrep_case *c)
 	free(c->reason);
 	free(c->artifacts);
 	free(c->reproduce);
+	free(c->category);
 }
 
 void hrep_free(struct hrep *r)
@@ -101,6 +148,7 @@ int hrep_set(char **field, const char *s)
 int hrep_case_add(struct hrep *r, const struct hrep_case *c)
 {
 	struct hrep_case *n, nc = { 0 };
+	char cat[HREP_CATEGORY_MAX];
 	int e = 0;
 
 	n = realloc(r->cases, (r->n_cases + 1) * sizeof(*n));
@@ -118,6 +166,8 @@ int hrep_case_add(struct hrep *r, const struct hrep_case *c)
 	e = e ?: hrep_set(&nc.reason, c->reason);
 	e = e ?: hrep_set(&nc.artifacts, c->artifacts);
 	e = e ?: hrep_set(&nc.reproduce, c->reproduce);
+	/* Kept as the run wrote it; derived for a report from before categories. */
+	e = e ?: hrep_set(&nc.category, c->category ?: hrep_case_category(c, cat));
 	if (!e && c->n_problems) {
 		nc.problems = calloc(c->n_problems, sizeof(*nc.problems));
 		if (!nc.problems)
@@ -261,7 +311,7 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	static const char *const keys[] = { "id",	 "title",      "component", "requirements",
 					    "status",	 "durationMs", "message",   "reason",
 					    "artifacts", "reproduce",  "runs",	    "flakes",
-					    "problems",	 NULL };
+					    "problems",	 "category",   NULL };
 	static const char *const req_keys[] = { "id", "level", NULL };
 	static const char *const prob_keys[] = { "status", "message", NULL };
 	json_t *probs = NULL;
@@ -281,6 +331,7 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	r = r ?: get_str(o, path, "reason", false, &c.reason, err);
 	r = r ?: get_str(o, path, "artifacts", false, &c.artifacts, err);
 	r = r ?: get_str(o, path, "reproduce", false, &c.reproduce, err);
+	r = r ?: get_str(o, path, "category", false, &c.category, err);
 	r = r ?: hjson_u32(o, path, "runs", false, 1, UINT32_MAX, &c.runs, err);
 	r = r ?: hjson_u32(o, path, "flakes", false, 0, UINT32_MAX, &c.flakes, err);
 	r = r ?: hjson_arr(o, path, "problems", false, &probs, err);
@@ -566,6 +617,8 @@ static json_t *to_json(const struct hrep *r)
 						      "message", c->problems[j].message ?: ""));
 			e |= json_object_set_new(o, "problems", pa ?: json_array());
 		}
+		if (c->category)
+			e |= json_object_set_new(o, "category", json_string(c->category));
 		if (c->reason)
 			e |= json_object_set_new(o, "reason", json_string(c->reason));
 		if (c->artifacts)

@@ -66,9 +66,25 @@ struct hrep_case {
 	char *reason;	 /* SKIP reason or known-issue reason; may be NULL */
 	char *artifacts; /* directory relative to the report's directory; may be NULL */
 	char *reproduce; /* one shell command line; may be NULL */
+	char *category;	 /* first-cause category (hrep_category()); NULL: none */
 	uint32_t runs;	 /* --repeat: runs made (0: not repeated, no runs/flakes in JSON) */
 	uint32_t flakes; /* runs whose status differed from the reported one */
 };
+
+/*
+ * The first-cause category of a problem message (reports/README.md), what a vendor sorts 90
+ * failures by: "leftover", "timeout", "start", "stop", "client", "driver", "upstream", "setup",
+ * "expect.X" (X the expectation kind: "expect.events.match[0] (...)" is "expect.events") or
+ * "other". NULL for a NULL message. The result is a static string or buf.
+ */
+#define HREP_CATEGORY_MAX 48
+const char *hrep_category(const char *message, char buf[HREP_CATEGORY_MAX]);
+
+/*
+ * A case's category: that of its first problem; of its message when an older report has no
+ * problem list and the case is FAIL or ERROR; NULL when it has neither (PASS, SKIP, XPASS).
+ */
+const char *hrep_case_category(const struct hrep_case *c, char buf[HREP_CATEGORY_MAX]);
 
 struct hrep {
 	char *kernel_release;

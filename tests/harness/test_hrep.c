@@ -341,3 +341,145 @@ TEST(now_is_rfc3339_utc)
 	ASSERT_EQ(z, 'Z');
 	ASSERT_GE(y, 2024);
 }
+
+/* Messages in the formats of hrun_case.c, hrun.c and hexpect.c, one or more per rule. */
+TEST(category_rules)
+{
+	static const struct {
+		const char *msg, *cat;
+	} t[] = {
+		{ "leftover: process group 4242 still has processes", "leftover" },
+		{ "leftover: BPF program id 17 still loaded", "leftover" },
+		{ "TIMEOUT: case exceeded 20000 ms", "timeout" },
+		{ "start proxy: ended before its ready byte (exit status 1), expected a byte on the "
+		  "ready fd; stderr ends: x",
+		  "start" },
+		{ "start proxy: not ready within 5000 ms", "start" },
+		{ "stop proxy: killed by signal 15 (SIGTERM), expected exit status 0", "stop" },
+		{ "client dig (dig @10.0.0.1): exit status 9, expected 0; stderr ends: ",
+		  "client" },
+		{ "driver: cannot start: ENOENT", "driver" },
+		{ "driver dns_query q: no answer within 3000 ms", "driver" },
+		{ "upstream: not serving 10.0.0.2:53 within 3000 ms", "upstream" },
+		{ "upstream cannot serve", "upstream" },
+		{ "namespace cell: unshare: EPERM", "setup" },
+		{ "link cell/veth0-host/veth1: EEXIST", "setup" },
+		{ "link end cell/veth0: ENODEV", "setup" },
+		{ "bridge host/br0: EPERM", "setup" },
+		{ "dummy link host/d0: EPERM", "setup" },
+		{ "route 0.0.0.0/0 via 10.0.0.1 in cell: ENETUNREACH", "setup" },
+		{ "address 2001:db8::1: only IPv4 addresses are supported yet", "setup" },
+		{ "feed proxy: its stdin is not an open pipe", "setup" },
+		{ "feed: out of memory", "setup" },
+		{ "file /tmp/x: EACCES", "setup" },
+		{ "file: out of memory", "setup" },
+		{ "wait: no started step proxy", "setup" },
+		{ "wait proxy: 0 lines on stdout after 100 ms, expected 1", "setup" },
+		{ "step 3: unknown action", "setup" },
+		{ "temp dir: ENOSPC", "setup" },
+		{ "expect.events.match[0] (dns_proxy_stats): no event matches", "expect.events" },
+		{ "expect.responses.q.rcode: 0 (NOERROR), expected 2 (SERVFAIL)",
+		  "expect.responses" },
+		{ "expect.responses[1] (q2): no response", "expect.responses" },
+		{ "expect.counts.upstream_queries: 2, expected 1", "expect.counts" },
+		{ "expect.btf: struct flow_record: size 48, expected 40", "expect.btf" },
+		{ "expect.stdout: does not match", "expect.stdout" },
+		{ "expect.", "other" },
+		{ "expect.:", "other" },
+		{ "expectations could not be checked: out of memory", "other" },
+		{ "worker died (Segmentation fault) during the case", "other" },
+		{ "out of memory", "other" },
+		{ "", "other" },
+		{ "Start proxy: case matters", "other" },
+	};
+	char buf[HREP_CATEGORY_MAX];
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		const char *got = hrep_category(t[i].msg, buf);
+
+		tap_check(got && strcmp(got, t[i].cat) == 0, __FILE__, __LINE__,
+			  "\"%s\": category %s, expected %s", t[i].msg, got ?: "(none)", t[i].cat);
+	}
+	ASSERT_TRUE(hrep_category(NULL, buf) == NULL);
+	/* An expectation kind too long for the buffer is not cut: "other". */
+	ASSERT_STREQ(
+		hrep_category("expect.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: x", buf),
+		"other");
+}
+
+TEST(case_category_from_first_problem)
+{
+	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
+	_cleanup_free_ char *path = NULL, *old = NULL;
+	struct hrep_problem probs[] = {
+		{ .status = HREP_FAIL,
+		  .message = (char *)"stop proxy: exit status 143, expected 0" },
+		{ .status = HREP_ERROR, .message = (char *)"leftover: harness fd 9 (pipe:[1])" },
+	};
+	struct hrep *r = hrep_new(), *back = NULL;
+	struct hjson_err err = { 0 };
+	char buf[HREP_CATEGORY_MAX];
+
+	if (!ASSERT_TRUE(r && dir) || asprintf(&path, "%s/report.json", dir) < 0)
+		return;
+	fill(r, "k");
+	add(r, "a.pass", HREP_PASS, HCASE_MUST, NULL);
+	add(r, "a.skip", HREP_SKIP, HCASE_MUST, NULL);
+	hrep_set(&r->cases[1].reason, "needs tool:kdig");
+	{
+		struct hrep_req q = { .id = (char *)"DNS-SHD-001", .level = HCASE_MUST };
+		struct hrep_case c = { .id = (char *)"a.two",
+				       .title = (char *)"t",
+				       .component = (char *)"dns-proxy",
+				       .reqs = &q,
+				       .n_reqs = 1,
+				       .status = HREP_ERROR,
+				       .message = (char *)"stop proxy: ... (and 1 more)",
+				       .problems = probs,
+				       .n_problems = 2 };
+
+		hrep_case_add(r, &c);
+	}
+	/* No problem list (a report from before it): the message's category. */
+	add(r, "a.old", HREP_FAIL, HCASE_MUST, "expect.events.exhaustive: 1 event too many");
+	add(r, "a.xpass", HREP_XPASS, HCASE_MUST, "passes although listed as a known issue: x");
+	if (!ASSERT_EQ(r->n_cases, 5))
+		return;
+	ASSERT_TRUE(r->cases[0].category == NULL);
+	ASSERT_TRUE(r->cases[1].category == NULL);
+	ASSERT_STREQ(r->cases[2].category, "stop"); /* the first problem, not the worst */
+	ASSERT_STREQ(r->cases[3].category, "expect.events");
+	ASSERT_TRUE(r->cases[4].category == NULL);
+	ASSERT_STREQ(hrep_case_category(&r->cases[2], buf), "stop");
+	if (!ASSERT_OK(hrep_save(r, path)))
+		return;
+	if (!ASSERT_OK(hrep_load(path, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_STREQ(back->cases[2].category, "stop");
+	ASSERT_TRUE(back->cases[0].category == NULL);
+	hrep_free(back);
+	back = NULL;
+
+	/* An older report.json without "category": derived on load; a stored one is kept. */
+	old = htest_write(
+		dir, "old.json",
+		"{\"reportVersion\": 1, \"kernel\": {\"release\": \"x\", \"configSha256\": "
+		"\"unavailable\"}, \"harness\": {\"version\": \"1\", \"gitRevision\": "
+		"\"a\"}, \"profile\": {\"name\": \"p\", \"path\": \"p\", \"sha256\": "
+		"\"unavailable\", \"files\": []}, \"startedAt\": \"s\", \"endedAt\": \"e\", "
+		"\"cases\": [{\"id\": \"a.b\", \"title\": \"t\", \"component\": "
+		"\"dns-proxy\", \"requirements\": [], \"status\": \"FAIL\", \"durationMs\": "
+		"1, \"message\": \"client dig: exit status 9, expected 0 (and 1 more)\", "
+		"\"problems\": [{\"status\": \"FAIL\", \"message\": \"client dig: exit "
+		"status 9, expected 0\"}, {\"status\": \"FAIL\", \"message\": "
+		"\"expect.responses.q.rcode: x\"}]}, {\"id\": \"a.c\", \"title\": \"t\", "
+		"\"component\": \"dns-proxy\", \"requirements\": [], \"status\": \"FAIL\", "
+		"\"durationMs\": 1, \"message\": \"TIMEOUT: case exceeded 1 ms\", "
+		"\"category\": \"future-kind\"}]}");
+	if (!ASSERT_OK(hrep_load(old, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_STREQ(back->cases[0].category, "client");
+	ASSERT_STREQ(back->cases[1].category, "future-kind");
+	hrep_free(back);
+	hrep_free(r);
+}
