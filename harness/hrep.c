@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hesc.h"
+#include "hspec.h"
 #include "util.h"
 
 const char *const hrep_status_names[] = { "PASS", "FAIL", "SKIP", "ERROR", "XFAIL", "XPASS", NULL };
@@ -128,6 +129,11 @@ void hrep_free(struct hrep *r)
 	for (size_t i = 0; i < r->n_cases; i++)
 		case_clear(&r->cases[i]);
 	free(r->cases);
+	for (size_t i = 0; i < r->n_titles; i++) {
+		free(r->titles[i].id);
+		free(r->titles[i].title);
+	}
+	free(r->titles);
 	free(r);
 }
 
@@ -219,6 +225,57 @@ int hrep_file_add(struct hrep *r, const char *component, const char *role, const
 	}
 	r->files[r->n_files++] = nf;
 	return 0;
+}
+
+const char *hrep_title(const struct hrep *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_titles; i++)
+		if (strcmp(r->titles[i].id, id) == 0)
+			return r->titles[i].title;
+	return NULL;
+}
+
+int hrep_title_set(struct hrep *r, const char *id, const char *title)
+{
+	struct hrep_title *n, nt = { 0 };
+	int e = 0;
+
+	for (size_t i = 0; i < r->n_titles; i++)
+		if (strcmp(r->titles[i].id, id) == 0)
+			return hrep_set(&r->titles[i].title, title);
+	n = realloc(r->titles, (r->n_titles + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	r->titles = n;
+	e = e ?: hrep_set(&nt.id, id);
+	e = e ?: hrep_set(&nt.title, title);
+	if (e) {
+		free(nt.id);
+		free(nt.title);
+		return e;
+	}
+	r->titles[r->n_titles++] = nt;
+	return 0;
+}
+
+int hrep_titles_from_spec(struct hrep *r, const char *spec_path)
+{
+	struct hspec *sp = NULL;
+	int e;
+
+	e = hspec_load(spec_path, &sp);
+	if (e < 0)
+		return e;
+	for (size_t i = 0; e == 0 && i < r->n_cases; i++)
+		for (size_t j = 0; e == 0 && j < r->cases[i].n_reqs; j++) {
+			const char *id = r->cases[i].reqs[j].id;
+			const struct hspec_req *q = hspec_find(sp, id);
+
+			if (q && q->summary && !hrep_title(r, id))
+				e = hrep_title_set(r, id, q->summary);
+		}
+	hspec_free(sp);
+	return e;
 }
 
 const struct hrep_case *hrep_case_find(const struct hrep *r, const char *id)
@@ -421,9 +478,9 @@ out:
 
 int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 {
-	static const char *const keys[] = { "reportVersion", "kernel",	"harness", "profile",
-					    "startedAt",     "endedAt", "shard",   "summary",
-					    "cases",	     "timing",	NULL };
+	static const char *const keys[] = { "reportVersion", "kernel",	"harness",	"profile",
+					    "startedAt",     "endedAt", "shard",	"summary",
+					    "cases",	     "timing",	"requirements", NULL };
 	static const char *const timing_keys[] = { "scale", "source", NULL };
 	static const char *const kernel_keys[] = { "release", "configSha256", NULL };
 	static const char *const harness_keys[] = { "version", "gitRevision", NULL };
@@ -431,7 +488,8 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
 	static const char *const shard_keys[] = { "index", "count", NULL };
 	json_t *doc = NULL, *k = NULL, *h = NULL, *pr = NULL, *sh = NULL, *files = NULL,
-	       *cases = NULL, *sum = NULL, *tm = NULL, *e;
+	       *cases = NULL, *sum = NULL, *tm = NULL, *titles = NULL, *e;
+	const char *key;
 	struct hrep *rep = NULL;
 	uint32_t version;
 	size_t i;
@@ -466,6 +524,7 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	r = r ?: hjson_obj(doc, "$", "summary", false, &sum, err);
 	r = r ?: hjson_obj(doc, "$", "timing", false, &tm, err);
 	r = r ?: hjson_arr(doc, "$", "cases", true, &cases, err);
+	r = r ?: hjson_obj(doc, "$", "requirements", false, &titles, err);
 	r = r ?: get_str(doc, "$", "startedAt", true, &rep->started_at, err);
 	r = r ?: get_str(doc, "$", "endedAt", true, &rep->ended_at, err);
 	r = r ?: hjson_only_keys(k, "$.kernel", kernel_keys, err);
@@ -506,6 +565,20 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 		if (r < 0)
 			goto out;
 		rep->time_scale = json_number_value(sc);
+	}
+	json_object_foreach(titles, key, e)
+	{
+		char pk[HJSON_PATH_MAX];
+
+		hjson_path_key(pk, "$.requirements", key);
+		if (!hcase_req_id_valid(key))
+			r = hjson_fail(err, pk, "\"%s\" is not a requirement ID", key);
+		else if (!json_is_string(e))
+			r = hjson_fail(err, pk, "expected a string");
+		else
+			r = hrep_title_set(rep, key, json_string_value(e));
+		if (r < 0)
+			goto out;
 	}
 	if (sh) {
 		r = hjson_only_keys(sh, "$.shard", shard_keys, err);
@@ -632,6 +705,14 @@ static json_t *to_json(const struct hrep *r)
 		e |= json_array_append_new(cases, o);
 	}
 	e |= json_object_set_new(doc, "cases", cases);
+	if (r->n_titles) {
+		json_t *t = json_object();
+
+		for (size_t i = 0; t && i < r->n_titles; i++)
+			e |= json_object_set_new(t, r->titles[i].id,
+						 json_string(r->titles[i].title));
+		e |= json_object_set_new(doc, "requirements", t ?: json_object());
+	}
 	if (e) {
 		json_decref(doc);
 		return NULL;
@@ -870,6 +951,9 @@ int hrep_merge(struct hrep *const *in, size_t n, struct hrep **ret, char *errbuf
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		const struct hrep *b = in[i];
 
+		for (size_t j = 0; r == 0 && j < b->n_titles; j++)
+			if (!hrep_title(m, b->titles[j].id))
+				r = hrep_title_set(m, b->titles[j].id, b->titles[j].title);
 		/* RFC 3339 UTC timestamps of one format order as strings. */
 		if (strcmp(b->started_at, m->started_at) < 0)
 			r = hrep_set(&m->started_at, b->started_at);

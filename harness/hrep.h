@@ -86,6 +86,12 @@ const char *hrep_category(const char *message, char buf[HREP_CATEGORY_MAX]);
  */
 const char *hrep_case_category(const struct hrep_case *c, char buf[HREP_CATEGORY_MAX]);
 
+/* A requirement's title (SPEC.md Appendix C's summary), so a report reads without the SPEC. */
+struct hrep_title {
+	char *id;
+	char *title;
+};
+
 struct hrep {
 	char *kernel_release;
 	char *kernel_config_sha256;
@@ -105,6 +111,8 @@ struct hrep {
 	uint32_t shard_count;
 	struct hrep_case *cases;
 	size_t n_cases;
+	struct hrep_title *titles; /* report.json "requirements": {ID: title} */
+	size_t n_titles;
 };
 
 struct hrep *hrep_new(void);
@@ -121,6 +129,16 @@ int hrep_case_add(struct hrep *r, const struct hrep_case *c);
 int hrep_file_add(struct hrep *r, const char *component, const char *role, const char *path,
 		  const char *sha256);
 const struct hrep_case *hrep_case_find(const struct hrep *r, const char *id);
+
+/* Set (or replace) a requirement's title. 0 or -ENOMEM. */
+int hrep_title_set(struct hrep *r, const char *id, const char *title);
+/* The requirement's title, or NULL. */
+const char *hrep_title(const struct hrep *r, const char *id);
+/*
+ * Give every requirement the cases cite that has no title yet its summary from the SPEC.md at
+ * spec_path (Appendix C). 0, -errno for an unreadable SPEC (the report keeps what it had).
+ */
+int hrep_titles_from_spec(struct hrep *r, const char *spec_path);
 
 /* The strictest level among the case's requirements (MAY when it lists none). */
 enum hcase_level hrep_case_level(const struct hrep_case *c);

@@ -483,3 +483,111 @@ TEST(case_category_from_first_problem)
 	hrep_free(back);
 	hrep_free(r);
 }
+
+/* Titles from SPEC.md's Appendix C, kept in report.json, merged, and used by the pages. */
+TEST(requirement_titles)
+{
+	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
+	_cleanup_free_ char *spec = NULL, *path = NULL, *bad = NULL;
+	struct hrep *r = hrep_new(), *back = NULL, *m = NULL;
+	struct hjson_err err = { 0 };
+	char msg[256] = "", *html = NULL, *md = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!ASSERT_TRUE(r && dir) || asprintf(&path, "%s/report.json", dir) < 0)
+		return;
+	/* A body paragraph and a table row elsewhere must not give the title. */
+	spec = htest_write(dir, "SPEC.md",
+			   "# S\n\n## 1 Things\n\n**FLOW-REC-001** A record MUST be 40 bytes.\n\n"
+			   "| FLOW-REC-001 | MUST | not this | x |\n\n"
+			   "## Appendix C: requirement index\n\n"
+			   "| ID | Level | Summary | Verified by |\n|----|----|----|----|\n"
+			   "| FLOW-REC-001 | MUST | v1 record is 40 bytes <b> | unit |\n"
+			   "| FLOW-REC-002 | MUST | other | unit |\n\n"
+			   "## Appendix D: manifest\n\n| FLOW-REC-001 | MUST | nor this |\n");
+	fill(r, "k");
+	add(r, "a.one", HREP_FAIL, HCASE_MUST, "expect.records: x");
+	ASSERT_OK(hrep_titles_from_spec(r, spec));
+	ASSERT_STREQ(hrep_title(r, "FLOW-REC-001"), "v1 record is 40 bytes <b>");
+	ASSERT_TRUE(hrep_title(r, "FLOW-REC-002") == NULL); /* no case cites it */
+	ASSERT_EQ(hrep_titles_from_spec(r, "/nonexistent/SPEC.md"), -ENOENT);
+	ASSERT_EQ(r->n_titles, 1);
+
+	if (!ASSERT_OK(hrep_save(r, path)))
+		return;
+	if (!ASSERT_OK(hrep_load(path, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_STREQ(hrep_title(back, "FLOW-REC-001"), "v1 record is 40 bytes <b>");
+
+	/* Escaped on the page, in both summaries. */
+	f = open_memstream(&html, &len);
+	if (f) {
+		ASSERT_OK(hrep_write_html(back, f, ""));
+		fclose(f);
+	}
+	f = open_memstream(&md, &len);
+	if (f) {
+		ASSERT_OK(hrep_write_md(back, f, ""));
+		fclose(f);
+	}
+	if (ASSERT_TRUE(html && md)) {
+		ASSERT_TRUE(strstr(html, "v1 record is 40 bytes &lt;b&gt;") != NULL);
+		ASSERT_TRUE(strstr(html, "40 bytes <b>") == NULL);
+		ASSERT_TRUE(strstr(html, "id=\"req-FLOW-REC-001\"") != NULL);
+		ASSERT_TRUE(strstr(html, "href=\"#req-FLOW-REC-001\"") != NULL);
+		ASSERT_TRUE(strstr(html, "id=\"category-expect.records\"") != NULL);
+		ASSERT_TRUE(strstr(html, "id=\"status-FAIL\"") != NULL);
+		ASSERT_TRUE(strstr(html, "id=\"component-decoder\"") != NULL);
+		ASSERT_TRUE(strstr(html, "<details class=\"case st-FAIL\" id=\"case-a.one\"") !=
+			    NULL);
+		ASSERT_TRUE(strstr(md, "## Failures by requirement") != NULL);
+		ASSERT_TRUE(strstr(md, "| FLOW-REC-001 | v1 record is 40 bytes") != NULL);
+		ASSERT_TRUE(strstr(md, "| expect.records | 1 | 1 | 0 | 0 | 0 | a.one |") != NULL);
+	}
+	free(html);
+	free(md);
+
+	/* merge keeps the titles of every input. */
+	hrep_title_set(back, "FLOW-REC-009", "from the other shard");
+	if (ASSERT_OK(hrep_merge((struct hrep *[]){ r, back }, 1, &m, msg, sizeof(msg)))) {
+		ASSERT_TRUE(hrep_title(m, "FLOW-REC-009") == NULL);
+		hrep_free(m);
+		m = NULL;
+	}
+	hrep_free(r);
+	r = hrep_new();
+	fill(r, "k");
+	add(r, "b.two", HREP_PASS, HCASE_MUST, NULL);
+	if (ASSERT_OK(hrep_merge((struct hrep *[]){ r, back }, 2, &m, msg, sizeof(msg)))) {
+		ASSERT_STREQ(hrep_title(m, "FLOW-REC-009"), "from the other shard");
+		ASSERT_STREQ(hrep_title(m, "FLOW-REC-001"), "v1 record is 40 bytes <b>");
+		hrep_free(m);
+	}
+	hrep_free(back);
+	back = NULL;
+
+	/* A key that is no requirement ID, or a title that is no string, is rejected. */
+	bad = htest_write(
+		dir, "bad.json",
+		"{\"reportVersion\": 1, \"kernel\": {\"release\": \"x\", \"configSha256\": "
+		"\"unavailable\"}, \"harness\": {\"version\": \"1\", \"gitRevision\": "
+		"\"a\"}, \"profile\": {\"name\": \"p\", \"path\": \"p\", \"sha256\": "
+		"\"unavailable\", \"files\": []}, \"startedAt\": \"s\", \"endedAt\": \"e\", "
+		"\"cases\": [], \"requirements\": {\"FLOW-REC-001\": 3}}");
+	ASSERT_ERR(hrep_load(bad, &back, &err), -EINVAL);
+	ASSERT_STREQ(err.path, "$.requirements.FLOW-REC-001");
+	free(bad);
+	bad = htest_write(
+		dir, "bad2.json",
+		"{\"reportVersion\": 1, \"kernel\": {\"release\": \"x\", \"configSha256\": "
+		"\"unavailable\"}, \"harness\": {\"version\": \"1\", \"gitRevision\": "
+		"\"a\"}, \"profile\": {\"name\": \"p\", \"path\": \"p\", \"sha256\": "
+		"\"unavailable\", \"files\": []}, \"startedAt\": \"s\", \"endedAt\": \"e\", "
+		"\"cases\": [], \"requirements\": {\"nope\": \"t\"}}");
+	memset(&err, 0, sizeof(err));
+	ASSERT_ERR(hrep_load(bad, &back, &err), -EINVAL);
+	if (!ASSERT_TRUE(strstr(err.msg, "not a requirement ID") != NULL))
+		tap_diag("%s: %s", err.path, err.msg);
+	hrep_free(r);
+}
