@@ -265,6 +265,10 @@ static void junit_body(FILE *f, const struct hrep_case *c)
 		fputs("&#10;message: ", f);
 		hesc_xml(f, c->message);
 	}
+	if (c->category) {
+		fputs("&#10;first cause: ", f);
+		hesc_xml(f, c->category);
+	}
 	for (size_t i = 0; c->n_problems > 1 && i < c->n_problems; i++) {
 		fprintf(f, "&#10;problem %zu (%s): ", i + 1,
 			hrep_status_names[c->problems[i].status]);
@@ -423,6 +427,7 @@ int hrep_write_tap(const struct hrep *r, FILE *f)
 			fprintf(f, " # %s\n", hcase_level_names[c->reqs[j].level]);
 		}
 		yaml_kv(f, "message", c->message);
+		yaml_kv(f, "category", c->category);
 		if (c->n_problems) {
 			fputs("  problems:\n", f);
 			for (size_t j = 0; j < c->n_problems; j++) {
@@ -502,9 +507,8 @@ static void md_case_list(FILE *f, const struct hrep *r, const size_t *order, con
 	fputs(" |\n", f);
 }
 
-static void md_failure_summaries(FILE *f, const struct hrep *r, const size_t *order,
-				 const struct req_row *bad, size_t n_bad_rows,
-				 const struct cat_row *cats, size_t n_cats)
+static void md_by_requirement(FILE *f, const struct hrep *r, const size_t *order,
+			      const struct req_row *bad, size_t n_bad_rows)
 {
 	fputs("## Failures by requirement\n\n", f);
 	if (!n_bad_rows) {
@@ -527,6 +531,11 @@ static void md_failure_summaries(FILE *f, const struct hrep *r, const size_t *or
 		}
 		fputc('\n', f);
 	}
+}
+
+static void md_by_category(FILE *f, const struct hrep *r, const size_t *order,
+			   const struct cat_row *cats, size_t n_cats)
+{
 	fputs("## Failures by first cause\n\n", f);
 	if (!n_cats) {
 		fputs("None.\n\n", f);
@@ -576,7 +585,8 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 	fputs(", kernel ", f);
 	hesc_md(f, r->kernel_release ?: "-");
 	fputs(".\n\n", f);
-	md_failure_summaries(f, r, order, bad, n_bad_rows, cats, n_cats);
+	md_by_category(f, r, order, cats, n_cats);
+	md_by_requirement(f, r, order, bad, n_bad_rows);
 
 	fputs("## Summary by component\n\n", f);
 	md_counts_head(f, "Component");
