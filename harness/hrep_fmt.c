@@ -749,6 +749,7 @@ static const char CSS[] =
 	"details.case[open]>summary{white-space:normal}"
 	"details.case>summary .msg{color:#555}details.case>summary b{color:#222}"
 	"ol.problems li{margin:.2em 0}"
+	"details.more>summary{cursor:pointer;color:#0b57d0;margin:.5em 0}"
 	":target{background:#fff6cc}";
 
 static void h(FILE *f, const char *s)
@@ -871,35 +872,52 @@ static void html_case_cell(FILE *f, const struct hrep *r, const size_t *order, c
 }
 
 /* The requirements with failing cases, most failing first, with their titles. */
+static void html_req_head(FILE *f)
+{
+	fputs("<table class=\"by-requirement\">\n<tr><th>Requirement</th><th>Title</th>"
+	      "<th>Level</th>",
+	      f);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cols); i++)
+		fprintf(f, "<th>%s</th>", hrep_status_names[bad_cols[i]]);
+	fputs("<th>Cases</th></tr>\n", f);
+}
+
+/* Rows past this many are folded: 90 failures touch 80 requirements, most of them once. */
+#define HTML_REQ_SHOWN 20
+
 static void html_by_requirement(FILE *f, const struct hrep *r, const size_t *order,
 				const struct req_row *bad, size_t n_bad_rows)
 {
 	fputs("<h2 id=\"by-requirement\">Failures by requirement</h2>\n", f);
 	if (!n_bad_rows) {
 		fputs("<p>None.</p>\n", f);
-	} else {
-		fputs("<p>Every requirement with a failing case, most failures first; a case counts "
-		      "under each requirement it cites.</p>\n<table class=\"by-requirement\">\n"
-		      "<tr><th>Requirement</th><th>Title</th><th>Level</th>",
-		      f);
-		for (size_t i = 0; i < ARRAY_SIZE(bad_cols); i++)
-			fprintf(f, "<th>%s</th>", hrep_status_names[bad_cols[i]]);
-		fputs("<th>Cases</th></tr>\n", f);
-		for (size_t i = 0; i < n_bad_rows; i++) {
-			fputs("<tr data-requirement=\"", f);
-			h(f, bad[i].id);
-			fputs("\"><td>", f);
-			link_to(f, "req-", bad[i].id, NULL);
-			fputs("</td><td>", f);
-			h(f, hrep_title(r, bad[i].id));
-			fprintf(f, "</td><td>%s</td>", hcase_level_names[bad[i].level]);
-			for (size_t j = 0; j < ARRAY_SIZE(bad_cols); j++)
-				html_count(f, bad_cols[j], bad[i].n[bad_cols[j]]);
-			html_case_cell(f, r, order, bad[i].id, NULL);
-			fputs("</tr>\n", f);
-		}
-		fputs("</table>\n", f);
+		return;
 	}
+	fputs("<p>Every requirement with a failing case, most failures first; a case counts "
+	      "under each requirement it cites.</p>\n",
+	      f);
+	html_req_head(f);
+	for (size_t i = 0; i < n_bad_rows; i++) {
+		if (i == HTML_REQ_SHOWN) {
+			fprintf(f,
+				"</table>\n<details class=\"more\"><summary>%zu more requirements, "
+				"%zu failing case%s or fewer each</summary>\n",
+				n_bad_rows - i, n_bad(bad[i].n), n_bad(bad[i].n) == 1 ? "" : "s");
+			html_req_head(f);
+		}
+		fputs("<tr data-requirement=\"", f);
+		h(f, bad[i].id);
+		fputs("\"><td>", f);
+		link_to(f, "req-", bad[i].id, NULL);
+		fputs("</td><td>", f);
+		h(f, hrep_title(r, bad[i].id));
+		fprintf(f, "</td><td>%s</td>", hcase_level_names[bad[i].level]);
+		for (size_t j = 0; j < ARRAY_SIZE(bad_cols); j++)
+			html_count(f, bad_cols[j], bad[i].n[bad_cols[j]]);
+		html_case_cell(f, r, order, bad[i].id, NULL);
+		fputs("</tr>\n", f);
+	}
+	fputs(n_bad_rows > HTML_REQ_SHOWN ? "</table>\n</details>\n" : "</table>\n", f);
 }
 
 /* The first-cause categories of the failing cases, most frequent first. */

@@ -591,3 +591,44 @@ TEST(requirement_titles)
 		tap_diag("%s: %s", err.path, err.msg);
 	hrep_free(r);
 }
+
+/* Beyond 20 failing requirements the rest are folded, never dropped. */
+TEST(html_folds_long_requirement_list)
+{
+	struct hrep *r = hrep_new();
+	char *html = NULL, *p;
+	size_t len = 0, rows = 0;
+	FILE *f;
+
+	if (!ASSERT_TRUE(r))
+		return;
+	fill(r, "k");
+	for (int i = 0; i < 22; i++) {
+		char id[32], req[32];
+		struct hrep_req q = { .id = req, .level = HCASE_MUST };
+		struct hrep_case c = { .id = id,
+				       .title = (char *)"t",
+				       .component = (char *)"decoder",
+				       .reqs = &q,
+				       .n_reqs = 1,
+				       .status = HREP_FAIL,
+				       .message = (char *)"stop x: exit status 1, expected 0" };
+
+		snprintf(id, sizeof(id), "a.c%02d", i);
+		snprintf(req, sizeof(req), "FLOW-REC-%03d", 100 + i);
+		hrep_case_add(r, &c);
+	}
+	f = open_memstream(&html, &len);
+	if (!ASSERT_TRUE(f))
+		return;
+	ASSERT_OK(hrep_write_html(r, f, ""));
+	fclose(f);
+	for (p = html; (p = strstr(p, "<tr data-requirement=")); p++)
+		rows++;
+	ASSERT_EQ(rows, 22);
+	ASSERT_TRUE(strstr(html, "<summary>2 more requirements, 1 failing case or fewer each") !=
+		    NULL);
+	ASSERT_TRUE(strstr(html, "id=\"category-stop\"") != NULL);
+	free(html);
+	hrep_free(r);
+}
