@@ -680,7 +680,7 @@ static int cmd_report(int argc, char **argv)
 	static const struct option opts[] = { { "from", required_argument, NULL, 'f' },
 					      { "dir", required_argument, NULL, 'd' },
 					      {} };
-	_cleanup_free_ char *json_dir = NULL;
+	_cleanup_free_ char *json_dir = NULL, *spec = NULL;
 	const char *from = NULL, *dir = NULL;
 	struct hrep *rep = NULL;
 	int c, r;
@@ -697,6 +697,10 @@ static int cmd_report(int argc, char **argv)
 		return usage_error("%s", "report needs --from report.json --dir DIR");
 	if (load_report(from, &rep) < 0)
 		return EXIT_USAGE;
+	/* A report from before requirement titles: from this checkout's SPEC.md, if there. */
+	spec = default_path(NULL, "SPEC.md");
+	if (!rep->n_titles && spec)
+		(void)hrep_titles_from_spec(rep, spec);
 	r = dir_of(from, &json_dir);
 	r = r ?: hrep_write_all(rep, dir, json_dir);
 	hrep_free(rep);

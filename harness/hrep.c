@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hesc.h"
+#include "hspec.h"
 #include "util.h"
 
 const char *const hrep_status_names[] = { "PASS", "FAIL", "SKIP", "ERROR", "XFAIL", "XPASS", NULL };
@@ -35,6 +36,52 @@ void hrep_now(char buf[32])
 	snprintf(buf + strlen(buf), 8, ".%03uZ", (unsigned int)(ts.tv_nsec / 1000000) % 1000u);
 }
 
+/*
+ * The message prefixes of harness/hrun_case.c (verdict()), hrun.c and hexpect.c, by category.
+ * "link end " is covered by "link ", "wait:" by "wait"; "temp dir:" is the case's own setup.
+ */
+static const struct {
+	const char *prefix;
+	const char *category;
+} category_prefixes[] = {
+	{ "leftover:", "leftover" }, { "TIMEOUT:", "timeout" },	  { "start ", "start" },
+	{ "stop ", "stop" },	     { "client ", "client" },	  { "driver", "driver" },
+	{ "upstream:", "upstream" }, { "upstream ", "upstream" }, { "namespace ", "setup" },
+	{ "link ", "setup" },	     { "bridge ", "setup" },	  { "dummy link ", "setup" },
+	{ "route ", "setup" },	     { "address ", "setup" },	  { "feed", "setup" },
+	{ "file", "setup" },	     { "wait:", "setup" },	  { "wait ", "setup" },
+	{ "step ", "setup" },	     { "temp dir:", "setup" },
+};
+
+const char *hrep_category(const char *message, char buf[HREP_CATEGORY_MAX])
+{
+	size_t n;
+
+	if (!message)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(category_prefixes); i++)
+		if (strncmp(message, category_prefixes[i].prefix,
+			    strlen(category_prefixes[i].prefix)) == 0)
+			return category_prefixes[i].category;
+	if (strncmp(message, "expect.", 7) != 0)
+		return "other";
+	n = strcspn(message + 7, ".[ :");
+	if (n == 0 || n > HREP_CATEGORY_MAX - 8)
+		return "other";
+	memcpy(buf, message, 7 + n);
+	buf[7 + n] = '\0';
+	return buf;
+}
+
+const char *hrep_case_category(const struct hrep_case *c, char buf[HREP_CATEGORY_MAX])
+{
+	if (c->n_problems)
+		return hrep_category(c->problems[0].message, buf);
+	if (c->status == HREP_FAIL || c->status == HREP_ERROR)
+		return hrep_category(c->message, buf);
+	return NULL;
+}
+
 struct hrep *hrep_new(void)
 {
 	return calloc(1, sizeof(struct hrep));
@@ -55,6 +102,7 @@ static void case_clear(struct hrep_case *c)
 	free(c->reason);
 	free(c->artifacts);
 	free(c->reproduce);
+	free(c->category);
 }
 
 void hrep_free(struct hrep *r)
@@ -81,6 +129,11 @@ void hrep_free(struct hrep *r)
 	for (size_t i = 0; i < r->n_cases; i++)
 		case_clear(&r->cases[i]);
 	free(r->cases);
+	for (size_t i = 0; i < r->n_titles; i++) {
+		free(r->titles[i].id);
+		free(r->titles[i].title);
+	}
+	free(r->titles);
 	free(r);
 }
 
@@ -101,6 +154,7 @@ int hrep_set(char **field, const char *s)
 int hrep_case_add(struct hrep *r, const struct hrep_case *c)
 {
 	struct hrep_case *n, nc = { 0 };
+	char cat[HREP_CATEGORY_MAX];
 	int e = 0;
 
 	n = realloc(r->cases, (r->n_cases + 1) * sizeof(*n));
@@ -118,6 +172,8 @@ int hrep_case_add(struct hrep *r, const struct hrep_case *c)
 	e = e ?: hrep_set(&nc.reason, c->reason);
 	e = e ?: hrep_set(&nc.artifacts, c->artifacts);
 	e = e ?: hrep_set(&nc.reproduce, c->reproduce);
+	/* Kept as the run wrote it; derived for a report from before categories. */
+	e = e ?: hrep_set(&nc.category, c->category ?: hrep_case_category(c, cat));
 	if (!e && c->n_problems) {
 		nc.problems = calloc(c->n_problems, sizeof(*nc.problems));
 		if (!nc.problems)
@@ -169,6 +225,57 @@ int hrep_file_add(struct hrep *r, const char *component, const char *role, const
 	}
 	r->files[r->n_files++] = nf;
 	return 0;
+}
+
+const char *hrep_title(const struct hrep *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_titles; i++)
+		if (strcmp(r->titles[i].id, id) == 0)
+			return r->titles[i].title;
+	return NULL;
+}
+
+int hrep_title_set(struct hrep *r, const char *id, const char *title)
+{
+	struct hrep_title *n, nt = { 0 };
+	int e = 0;
+
+	for (size_t i = 0; i < r->n_titles; i++)
+		if (strcmp(r->titles[i].id, id) == 0)
+			return hrep_set(&r->titles[i].title, title);
+	n = realloc(r->titles, (r->n_titles + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	r->titles = n;
+	e = e ?: hrep_set(&nt.id, id);
+	e = e ?: hrep_set(&nt.title, title);
+	if (e) {
+		free(nt.id);
+		free(nt.title);
+		return e;
+	}
+	r->titles[r->n_titles++] = nt;
+	return 0;
+}
+
+int hrep_titles_from_spec(struct hrep *r, const char *spec_path)
+{
+	struct hspec *sp = NULL;
+	int e;
+
+	e = hspec_load(spec_path, &sp);
+	if (e < 0)
+		return e;
+	for (size_t i = 0; e == 0 && i < r->n_cases; i++)
+		for (size_t j = 0; e == 0 && j < r->cases[i].n_reqs; j++) {
+			const char *id = r->cases[i].reqs[j].id;
+			const struct hspec_req *q = hspec_find(sp, id);
+
+			if (q && q->summary && !hrep_title(r, id))
+				e = hrep_title_set(r, id, q->summary);
+		}
+	hspec_free(sp);
+	return e;
 }
 
 const struct hrep_case *hrep_case_find(const struct hrep *r, const char *id)
@@ -261,7 +368,7 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	static const char *const keys[] = { "id",	 "title",      "component", "requirements",
 					    "status",	 "durationMs", "message",   "reason",
 					    "artifacts", "reproduce",  "runs",	    "flakes",
-					    "problems",	 NULL };
+					    "problems",	 "category",   NULL };
 	static const char *const req_keys[] = { "id", "level", NULL };
 	static const char *const prob_keys[] = { "status", "message", NULL };
 	json_t *probs = NULL;
@@ -281,6 +388,7 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	r = r ?: get_str(o, path, "reason", false, &c.reason, err);
 	r = r ?: get_str(o, path, "artifacts", false, &c.artifacts, err);
 	r = r ?: get_str(o, path, "reproduce", false, &c.reproduce, err);
+	r = r ?: get_str(o, path, "category", false, &c.category, err);
 	r = r ?: hjson_u32(o, path, "runs", false, 1, UINT32_MAX, &c.runs, err);
 	r = r ?: hjson_u32(o, path, "flakes", false, 0, UINT32_MAX, &c.flakes, err);
 	r = r ?: hjson_arr(o, path, "problems", false, &probs, err);
@@ -370,9 +478,9 @@ out:
 
 int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 {
-	static const char *const keys[] = { "reportVersion", "kernel",	"harness", "profile",
-					    "startedAt",     "endedAt", "shard",   "summary",
-					    "cases",	     "timing",	NULL };
+	static const char *const keys[] = { "reportVersion", "kernel",	"harness",	"profile",
+					    "startedAt",     "endedAt", "shard",	"summary",
+					    "cases",	     "timing",	"requirements", NULL };
 	static const char *const timing_keys[] = { "scale", "source", NULL };
 	static const char *const kernel_keys[] = { "release", "configSha256", NULL };
 	static const char *const harness_keys[] = { "version", "gitRevision", NULL };
@@ -380,7 +488,8 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
 	static const char *const shard_keys[] = { "index", "count", NULL };
 	json_t *doc = NULL, *k = NULL, *h = NULL, *pr = NULL, *sh = NULL, *files = NULL,
-	       *cases = NULL, *sum = NULL, *tm = NULL, *e;
+	       *cases = NULL, *sum = NULL, *tm = NULL, *titles = NULL, *e;
+	const char *key;
 	struct hrep *rep = NULL;
 	uint32_t version;
 	size_t i;
@@ -415,6 +524,7 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	r = r ?: hjson_obj(doc, "$", "summary", false, &sum, err);
 	r = r ?: hjson_obj(doc, "$", "timing", false, &tm, err);
 	r = r ?: hjson_arr(doc, "$", "cases", true, &cases, err);
+	r = r ?: hjson_obj(doc, "$", "requirements", false, &titles, err);
 	r = r ?: get_str(doc, "$", "startedAt", true, &rep->started_at, err);
 	r = r ?: get_str(doc, "$", "endedAt", true, &rep->ended_at, err);
 	r = r ?: hjson_only_keys(k, "$.kernel", kernel_keys, err);
@@ -455,6 +565,20 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 		if (r < 0)
 			goto out;
 		rep->time_scale = json_number_value(sc);
+	}
+	json_object_foreach(titles, key, e)
+	{
+		char pk[HJSON_PATH_MAX];
+
+		hjson_path_key(pk, "$.requirements", key);
+		if (!hcase_req_id_valid(key))
+			r = hjson_fail(err, pk, "\"%s\" is not a requirement ID", key);
+		else if (!json_is_string(e))
+			r = hjson_fail(err, pk, "expected a string");
+		else
+			r = hrep_title_set(rep, key, json_string_value(e));
+		if (r < 0)
+			goto out;
 	}
 	if (sh) {
 		r = hjson_only_keys(sh, "$.shard", shard_keys, err);
@@ -566,6 +690,8 @@ static json_t *to_json(const struct hrep *r)
 						      "message", c->problems[j].message ?: ""));
 			e |= json_object_set_new(o, "problems", pa ?: json_array());
 		}
+		if (c->category)
+			e |= json_object_set_new(o, "category", json_string(c->category));
 		if (c->reason)
 			e |= json_object_set_new(o, "reason", json_string(c->reason));
 		if (c->artifacts)
@@ -579,6 +705,14 @@ static json_t *to_json(const struct hrep *r)
 		e |= json_array_append_new(cases, o);
 	}
 	e |= json_object_set_new(doc, "cases", cases);
+	if (r->n_titles) {
+		json_t *t = json_object();
+
+		for (size_t i = 0; t && i < r->n_titles; i++)
+			e |= json_object_set_new(t, r->titles[i].id,
+						 json_string(r->titles[i].title));
+		e |= json_object_set_new(doc, "requirements", t ?: json_object());
+	}
 	if (e) {
 		json_decref(doc);
 		return NULL;
@@ -817,6 +951,9 @@ int hrep_merge(struct hrep *const *in, size_t n, struct hrep **ret, char *errbuf
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		const struct hrep *b = in[i];
 
+		for (size_t j = 0; r == 0 && j < b->n_titles; j++)
+			if (!hrep_title(m, b->titles[j].id))
+				r = hrep_title_set(m, b->titles[j].id, b->titles[j].title);
 		/* RFC 3339 UTC timestamps of one format order as strings. */
 		if (strcmp(b->started_at, m->started_at) < 0)
 			r = hrep_set(&m->started_at, b->started_at);

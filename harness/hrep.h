@@ -66,8 +66,30 @@ struct hrep_case {
 	char *reason;	 /* SKIP reason or known-issue reason; may be NULL */
 	char *artifacts; /* directory relative to the report's directory; may be NULL */
 	char *reproduce; /* one shell command line; may be NULL */
+	char *category;	 /* first-cause category (hrep_category()); NULL: none */
 	uint32_t runs;	 /* --repeat: runs made (0: not repeated, no runs/flakes in JSON) */
 	uint32_t flakes; /* runs whose status differed from the reported one */
+};
+
+/*
+ * The first-cause category of a problem message (reports/README.md), what a vendor sorts 90
+ * failures by: "leftover", "timeout", "start", "stop", "client", "driver", "upstream", "setup",
+ * "expect.X" (X the expectation kind: "expect.events.match[0] (...)" is "expect.events") or
+ * "other". NULL for a NULL message. The result is a static string or buf.
+ */
+#define HREP_CATEGORY_MAX 48
+const char *hrep_category(const char *message, char buf[HREP_CATEGORY_MAX]);
+
+/*
+ * A case's category: that of its first problem; of its message when an older report has no
+ * problem list and the case is FAIL or ERROR; NULL when it has neither (PASS, SKIP, XPASS).
+ */
+const char *hrep_case_category(const struct hrep_case *c, char buf[HREP_CATEGORY_MAX]);
+
+/* A requirement's title (SPEC.md Appendix C's summary), so a report reads without the SPEC. */
+struct hrep_title {
+	char *id;
+	char *title;
 };
 
 struct hrep {
@@ -89,6 +111,8 @@ struct hrep {
 	uint32_t shard_count;
 	struct hrep_case *cases;
 	size_t n_cases;
+	struct hrep_title *titles; /* report.json "requirements": {ID: title} */
+	size_t n_titles;
 };
 
 struct hrep *hrep_new(void);
@@ -105,6 +129,16 @@ int hrep_case_add(struct hrep *r, const struct hrep_case *c);
 int hrep_file_add(struct hrep *r, const char *component, const char *role, const char *path,
 		  const char *sha256);
 const struct hrep_case *hrep_case_find(const struct hrep *r, const char *id);
+
+/* Set (or replace) a requirement's title. 0 or -ENOMEM. */
+int hrep_title_set(struct hrep *r, const char *id, const char *title);
+/* The requirement's title, or NULL. */
+const char *hrep_title(const struct hrep *r, const char *id);
+/*
+ * Give every requirement the cases cite that has no title yet its summary from the SPEC.md at
+ * spec_path (Appendix C). 0, -errno for an unreadable SPEC (the report keeps what it had).
+ */
+int hrep_titles_from_spec(struct hrep *r, const char *spec_path);
 
 /* The strictest level among the case's requirements (MAY when it lists none). */
 enum hcase_level hrep_case_level(const struct hrep_case *c);

@@ -974,7 +974,7 @@ int hrun_cmd_run(int argc, char **argv)
 	struct setup s = { 0 };
 	struct run_state rs = { .s = &s };
 	_cleanup_free_ struct hrun_job *jobs = NULL;
-	_cleanup_free_ char *art = NULL, *json_path = NULL;
+	_cleanup_free_ char *art = NULL, *json_path = NULL, *spec = NULL;
 	json_t *known = NULL;
 	struct hrep *rep = NULL;
 	char ts[32];
@@ -1072,6 +1072,10 @@ int hrun_cmd_run(int argc, char **argv)
 		rep->shard_count = s.o.shard_n;
 	}
 	e = hprof_fill_report(s.prof, rep);
+	/* Requirement titles, so `report --from` needs no SPEC.md; none when it is missing. */
+	if (e == 0 && asprintf(&spec, "%s/SPEC.md", srcdir()) >= 0 &&
+	    hrep_titles_from_spec(rep, spec) == -ENOMEM)
+		e = -ENOMEM;
 	e = e ?: hrep_save(rep, json_path);
 	e = e ?: hrep_write_all(rep, s.report_dir, s.report_dir);
 	if (e < 0) {

@@ -12,8 +12,10 @@ void hspec_free(struct hspec *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		free(s->reqs[i].id);
+		free(s->reqs[i].summary);
+	}
 	free(s->reqs);
 	free(s);
 }
@@ -68,6 +70,20 @@ static int level_in(const char *text)
 	return level;
 }
 
+/* The third cell of an index row "| ID | LEVEL | summary | verified by |", trimmed. */
+static char *row_summary(const char *bar)
+{
+	const char *p = strstr(bar + 3, " | "), *end;
+
+	if (!p)
+		return NULL;
+	p += 3;
+	end = strstr(p, " |");
+	if (!end || end == p)
+		return NULL;
+	return strndup(p, (size_t)(end - p));
+}
+
 int hspec_load(const char *path, struct hspec **ret)
 {
 	_cleanup_fclose_ FILE *f = NULL;
@@ -76,6 +92,7 @@ int hspec_load(const char *path, struct hspec **ret)
 	struct hspec_req *para = NULL; /* a body definition whose level is still unknown */
 	size_t cap = 0;
 	unsigned int lineno = 0;
+	bool appendix_c = false;
 	int err = 0;
 
 	f = fopen(path, "re");
@@ -89,6 +106,8 @@ int hspec_load(const char *path, struct hspec **ret)
 		size_t n;
 
 		lineno++;
+		if (strncmp(line, "## ", 3) == 0)
+			appendix_c = strncmp(line, "## Appendix C", 13) == 0;
 		if (line[0] == '\n') {
 			para = NULL;
 			continue;
@@ -145,6 +164,8 @@ int hspec_load(const char *path, struct hspec **ret)
 				q->consumer = true;
 			if (!q->line)
 				q->line = lineno;
+			if (appendix_c && !q->summary)
+				q->summary = row_summary(bar);
 		}
 	}
 	if (err < 0) {

@@ -20,6 +20,7 @@ struct hspec_req {
 	bool in_body;  /* defined by a **ID** paragraph */
 	bool in_index; /* listed in Appendix C */
 	unsigned int line; /* of the definition, or of the index row */
+	char *summary;	   /* Appendix C's summary column (the requirement's title); may be NULL */
 };
 
 struct hspec {

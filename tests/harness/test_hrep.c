@@ -341,3 +341,294 @@ TEST(now_is_rfc3339_utc)
 	ASSERT_EQ(z, 'Z');
 	ASSERT_GE(y, 2024);
 }
+
+/* Messages in the formats of hrun_case.c, hrun.c and hexpect.c, one or more per rule. */
+TEST(category_rules)
+{
+	static const struct {
+		const char *msg, *cat;
+	} t[] = {
+		{ "leftover: process group 4242 still has processes", "leftover" },
+		{ "leftover: BPF program id 17 still loaded", "leftover" },
+		{ "TIMEOUT: case exceeded 20000 ms", "timeout" },
+		{ "start proxy: ended before its ready byte (exit status 1), expected a byte on the "
+		  "ready fd; stderr ends: x",
+		  "start" },
+		{ "start proxy: not ready within 5000 ms", "start" },
+		{ "stop proxy: killed by signal 15 (SIGTERM), expected exit status 0", "stop" },
+		{ "client dig (dig @10.0.0.1): exit status 9, expected 0; stderr ends: ",
+		  "client" },
+		{ "driver: cannot start: ENOENT", "driver" },
+		{ "driver dns_query q: no answer within 3000 ms", "driver" },
+		{ "upstream: not serving 10.0.0.2:53 within 3000 ms", "upstream" },
+		{ "upstream cannot serve", "upstream" },
+		{ "namespace cell: unshare: EPERM", "setup" },
+		{ "link cell/veth0-host/veth1: EEXIST", "setup" },
+		{ "link end cell/veth0: ENODEV", "setup" },
+		{ "bridge host/br0: EPERM", "setup" },
+		{ "dummy link host/d0: EPERM", "setup" },
+		{ "route 0.0.0.0/0 via 10.0.0.1 in cell: ENETUNREACH", "setup" },
+		{ "address 2001:db8::1: only IPv4 addresses are supported yet", "setup" },
+		{ "feed proxy: its stdin is not an open pipe", "setup" },
+		{ "feed: out of memory", "setup" },
+		{ "file /tmp/x: EACCES", "setup" },
+		{ "file: out of memory", "setup" },
+		{ "wait: no started step proxy", "setup" },
+		{ "wait proxy: 0 lines on stdout after 100 ms, expected 1", "setup" },
+		{ "step 3: unknown action", "setup" },
+		{ "temp dir: ENOSPC", "setup" },
+		{ "expect.events.match[0] (dns_proxy_stats): no event matches", "expect.events" },
+		{ "expect.responses.q.rcode: 0 (NOERROR), expected 2 (SERVFAIL)",
+		  "expect.responses" },
+		{ "expect.responses[1] (q2): no response", "expect.responses" },
+		{ "expect.counts.upstream_queries: 2, expected 1", "expect.counts" },
+		{ "expect.btf: struct flow_record: size 48, expected 40", "expect.btf" },
+		{ "expect.stdout: does not match", "expect.stdout" },
+		{ "expect.", "other" },
+		{ "expect.:", "other" },
+		{ "expectations could not be checked: out of memory", "other" },
+		{ "worker died (Segmentation fault) during the case", "other" },
+		{ "out of memory", "other" },
+		{ "", "other" },
+		{ "Start proxy: case matters", "other" },
+	};
+	char buf[HREP_CATEGORY_MAX];
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		const char *got = hrep_category(t[i].msg, buf);
+
+		tap_check(got && strcmp(got, t[i].cat) == 0, __FILE__, __LINE__,
+			  "\"%s\": category %s, expected %s", t[i].msg, got ?: "(none)", t[i].cat);
+	}
+	ASSERT_TRUE(hrep_category(NULL, buf) == NULL);
+	/* An expectation kind too long for the buffer is not cut: "other". */
+	ASSERT_STREQ(
+		hrep_category("expect.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: x", buf),
+		"other");
+}
+
+TEST(case_category_from_first_problem)
+{
+	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
+	_cleanup_free_ char *path = NULL, *old = NULL;
+	struct hrep_problem probs[] = {
+		{ .status = HREP_FAIL,
+		  .message = (char *)"stop proxy: exit status 143, expected 0" },
+		{ .status = HREP_ERROR, .message = (char *)"leftover: harness fd 9 (pipe:[1])" },
+	};
+	struct hrep *r = hrep_new(), *back = NULL;
+	struct hjson_err err = { 0 };
+	char buf[HREP_CATEGORY_MAX];
+
+	if (!ASSERT_TRUE(r && dir) || asprintf(&path, "%s/report.json", dir) < 0)
+		return;
+	fill(r, "k");
+	add(r, "a.pass", HREP_PASS, HCASE_MUST, NULL);
+	add(r, "a.skip", HREP_SKIP, HCASE_MUST, NULL);
+	hrep_set(&r->cases[1].reason, "needs tool:kdig");
+	{
+		struct hrep_req q = { .id = (char *)"DNS-SHD-001", .level = HCASE_MUST };
+		struct hrep_case c = { .id = (char *)"a.two",
+				       .title = (char *)"t",
+				       .component = (char *)"dns-proxy",
+				       .reqs = &q,
+				       .n_reqs = 1,
+				       .status = HREP_ERROR,
+				       .message = (char *)"stop proxy: ... (and 1 more)",
+				       .problems = probs,
+				       .n_problems = 2 };
+
+		hrep_case_add(r, &c);
+	}
+	/* No problem list (a report from before it): the message's category. */
+	add(r, "a.old", HREP_FAIL, HCASE_MUST, "expect.events.exhaustive: 1 event too many");
+	add(r, "a.xpass", HREP_XPASS, HCASE_MUST, "passes although listed as a known issue: x");
+	if (!ASSERT_EQ(r->n_cases, 5))
+		return;
+	ASSERT_TRUE(r->cases[0].category == NULL);
+	ASSERT_TRUE(r->cases[1].category == NULL);
+	ASSERT_STREQ(r->cases[2].category, "stop"); /* the first problem, not the worst */
+	ASSERT_STREQ(r->cases[3].category, "expect.events");
+	ASSERT_TRUE(r->cases[4].category == NULL);
+	ASSERT_STREQ(hrep_case_category(&r->cases[2], buf), "stop");
+	if (!ASSERT_OK(hrep_save(r, path)))
+		return;
+	if (!ASSERT_OK(hrep_load(path, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_STREQ(back->cases[2].category, "stop");
+	ASSERT_TRUE(back->cases[0].category == NULL);
+	hrep_free(back);
+	back = NULL;
+
+	/* An older report.json without "category": derived on load; a stored one is kept. */
+	old = htest_write(
+		dir, "old.json",
+		"{\"reportVersion\": 1, \"kernel\": {\"release\": \"x\", \"configSha256\": "
+		"\"unavailable\"}, \"harness\": {\"version\": \"1\", \"gitRevision\": "
+		"\"a\"}, \"profile\": {\"name\": \"p\", \"path\": \"p\", \"sha256\": "
+		"\"unavailable\", \"files\": []}, \"startedAt\": \"s\", \"endedAt\": \"e\", "
+		"\"cases\": [{\"id\": \"a.b\", \"title\": \"t\", \"component\": "
+		"\"dns-proxy\", \"requirements\": [], \"status\": \"FAIL\", \"durationMs\": "
+		"1, \"message\": \"client dig: exit status 9, expected 0 (and 1 more)\", "
+		"\"problems\": [{\"status\": \"FAIL\", \"message\": \"client dig: exit "
+		"status 9, expected 0\"}, {\"status\": \"FAIL\", \"message\": "
+		"\"expect.responses.q.rcode: x\"}]}, {\"id\": \"a.c\", \"title\": \"t\", "
+		"\"component\": \"dns-proxy\", \"requirements\": [], \"status\": \"FAIL\", "
+		"\"durationMs\": 1, \"message\": \"TIMEOUT: case exceeded 1 ms\", "
+		"\"category\": \"future-kind\"}]}");
+	if (!ASSERT_OK(hrep_load(old, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_STREQ(back->cases[0].category, "client");
+	ASSERT_STREQ(back->cases[1].category, "future-kind");
+	hrep_free(back);
+	hrep_free(r);
+}
+
+/* Titles from SPEC.md's Appendix C, kept in report.json, merged, and used by the pages. */
+TEST(requirement_titles)
+{
+	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
+	_cleanup_free_ char *spec = NULL, *path = NULL, *bad = NULL;
+	struct hrep *r = hrep_new(), *back = NULL, *m = NULL;
+	struct hjson_err err = { 0 };
+	char msg[256] = "", *html = NULL, *md = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!ASSERT_TRUE(r && dir) || asprintf(&path, "%s/report.json", dir) < 0)
+		return;
+	/* A body paragraph and a table row elsewhere must not give the title. */
+	spec = htest_write(dir, "SPEC.md",
+			   "# S\n\n## 1 Things\n\n**FLOW-REC-001** A record MUST be 40 bytes.\n\n"
+			   "| FLOW-REC-001 | MUST | not this | x |\n\n"
+			   "## Appendix C: requirement index\n\n"
+			   "| ID | Level | Summary | Verified by |\n|----|----|----|----|\n"
+			   "| FLOW-REC-001 | MUST | v1 record is 40 bytes <b> | unit |\n"
+			   "| FLOW-REC-002 | MUST | other | unit |\n\n"
+			   "## Appendix D: manifest\n\n| FLOW-REC-001 | MUST | nor this |\n");
+	fill(r, "k");
+	add(r, "a.one", HREP_FAIL, HCASE_MUST, "expect.records: x");
+	ASSERT_OK(hrep_titles_from_spec(r, spec));
+	ASSERT_STREQ(hrep_title(r, "FLOW-REC-001"), "v1 record is 40 bytes <b>");
+	ASSERT_TRUE(hrep_title(r, "FLOW-REC-002") == NULL); /* no case cites it */
+	ASSERT_EQ(hrep_titles_from_spec(r, "/nonexistent/SPEC.md"), -ENOENT);
+	ASSERT_EQ(r->n_titles, 1);
+
+	if (!ASSERT_OK(hrep_save(r, path)))
+		return;
+	if (!ASSERT_OK(hrep_load(path, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_STREQ(hrep_title(back, "FLOW-REC-001"), "v1 record is 40 bytes <b>");
+
+	/* Escaped on the page, in both summaries. */
+	f = open_memstream(&html, &len);
+	if (f) {
+		ASSERT_OK(hrep_write_html(back, f, ""));
+		fclose(f);
+	}
+	f = open_memstream(&md, &len);
+	if (f) {
+		ASSERT_OK(hrep_write_md(back, f, ""));
+		fclose(f);
+	}
+	if (ASSERT_TRUE(html && md)) {
+		ASSERT_TRUE(strstr(html, "v1 record is 40 bytes &lt;b&gt;") != NULL);
+		ASSERT_TRUE(strstr(html, "40 bytes <b>") == NULL);
+		ASSERT_TRUE(strstr(html, "id=\"req-FLOW-REC-001\"") != NULL);
+		ASSERT_TRUE(strstr(html, "href=\"#req-FLOW-REC-001\"") != NULL);
+		ASSERT_TRUE(strstr(html, "id=\"category-expect.records\"") != NULL);
+		ASSERT_TRUE(strstr(html, "id=\"status-FAIL\"") != NULL);
+		ASSERT_TRUE(strstr(html, "id=\"component-decoder\"") != NULL);
+		ASSERT_TRUE(strstr(html, "<details class=\"case st-FAIL\" id=\"case-a.one\"") !=
+			    NULL);
+		ASSERT_TRUE(strstr(md, "## Failures by requirement") != NULL);
+		ASSERT_TRUE(strstr(md, "| FLOW-REC-001 | v1 record is 40 bytes") != NULL);
+		ASSERT_TRUE(strstr(md, "| expect.records | 1 | 1 | 0 | 0 | 0 | a.one |") != NULL);
+	}
+	free(html);
+	free(md);
+
+	/* merge keeps the titles of every input. */
+	hrep_title_set(back, "FLOW-REC-009", "from the other shard");
+	if (ASSERT_OK(hrep_merge((struct hrep *[]){ r, back }, 1, &m, msg, sizeof(msg)))) {
+		ASSERT_TRUE(hrep_title(m, "FLOW-REC-009") == NULL);
+		hrep_free(m);
+		m = NULL;
+	}
+	hrep_free(r);
+	r = hrep_new();
+	fill(r, "k");
+	add(r, "b.two", HREP_PASS, HCASE_MUST, NULL);
+	if (ASSERT_OK(hrep_merge((struct hrep *[]){ r, back }, 2, &m, msg, sizeof(msg)))) {
+		ASSERT_STREQ(hrep_title(m, "FLOW-REC-009"), "from the other shard");
+		ASSERT_STREQ(hrep_title(m, "FLOW-REC-001"), "v1 record is 40 bytes <b>");
+		hrep_free(m);
+	}
+	hrep_free(back);
+	back = NULL;
+
+	/* A key that is no requirement ID, or a title that is no string, is rejected. */
+	bad = htest_write(
+		dir, "bad.json",
+		"{\"reportVersion\": 1, \"kernel\": {\"release\": \"x\", \"configSha256\": "
+		"\"unavailable\"}, \"harness\": {\"version\": \"1\", \"gitRevision\": "
+		"\"a\"}, \"profile\": {\"name\": \"p\", \"path\": \"p\", \"sha256\": "
+		"\"unavailable\", \"files\": []}, \"startedAt\": \"s\", \"endedAt\": \"e\", "
+		"\"cases\": [], \"requirements\": {\"FLOW-REC-001\": 3}}");
+	ASSERT_ERR(hrep_load(bad, &back, &err), -EINVAL);
+	ASSERT_STREQ(err.path, "$.requirements.FLOW-REC-001");
+	free(bad);
+	bad = htest_write(
+		dir, "bad2.json",
+		"{\"reportVersion\": 1, \"kernel\": {\"release\": \"x\", \"configSha256\": "
+		"\"unavailable\"}, \"harness\": {\"version\": \"1\", \"gitRevision\": "
+		"\"a\"}, \"profile\": {\"name\": \"p\", \"path\": \"p\", \"sha256\": "
+		"\"unavailable\", \"files\": []}, \"startedAt\": \"s\", \"endedAt\": \"e\", "
+		"\"cases\": [], \"requirements\": {\"nope\": \"t\"}}");
+	memset(&err, 0, sizeof(err));
+	ASSERT_ERR(hrep_load(bad, &back, &err), -EINVAL);
+	if (!ASSERT_TRUE(strstr(err.msg, "not a requirement ID") != NULL))
+		tap_diag("%s: %s", err.path, err.msg);
+	hrep_free(r);
+}
+
+/* Beyond 20 failing requirements the rest are folded, never dropped. */
+TEST(html_folds_long_requirement_list)
+{
+	struct hrep *r = hrep_new();
+	char *html = NULL, *p;
+	size_t len = 0, rows = 0;
+	FILE *f;
+
+	if (!ASSERT_TRUE(r))
+		return;
+	fill(r, "k");
+	for (int i = 0; i < 22; i++) {
+		char id[32], req[32];
+		struct hrep_req q = { .id = req, .level = HCASE_MUST };
+		struct hrep_case c = { .id = id,
+				       .title = (char *)"t",
+				       .component = (char *)"decoder",
+				       .reqs = &q,
+				       .n_reqs = 1,
+				       .status = HREP_FAIL,
+				       .message = (char *)"stop x: exit status 1, expected 0" };
+
+		snprintf(id, sizeof(id), "a.c%02d", i);
+		snprintf(req, sizeof(req), "FLOW-REC-%03d", 100 + i);
+		hrep_case_add(r, &c);
+	}
+	f = open_memstream(&html, &len);
+	if (!ASSERT_TRUE(f))
+		return;
+	ASSERT_OK(hrep_write_html(r, f, ""));
+	fclose(f);
+	for (p = html; (p = strstr(p, "<tr data-requirement=")); p++)
+		rows++;
+	ASSERT_EQ(rows, 22);
+	ASSERT_TRUE(strstr(html, "<summary>2 more requirements, 1 failing case or fewer each") !=
+		    NULL);
+	ASSERT_TRUE(strstr(html, "id=\"category-stop\"") != NULL);
+	free(html);
+	hrep_free(r);
+}
