@@ -521,7 +521,8 @@ TEST(icmp_echo_to_peer)
 	if (!res2)
 		return;
 	ASSERT_EQ(jint(res2, "received"), 0);
-	ASSERT_LE(mono_ms() - t0, 1500);
+	/* Bounded, with room for a loaded machine (ci/load); unbounded would be never. */
+	ASSERT_LE(mono_ms() - t0, 4000);
 }
 
 TEST(dns_query_udp_tcp_raw_and_none)
@@ -665,7 +666,8 @@ TEST(op_bounded_by_its_timeout)
 	ASSERT_EQ(jint(res, "sent"), 1);
 	ASSERT_EQ(json_array_size(json_object_get(res, "replies")), 0);
 	ASSERT_GE(took, 250);
-	ASSERT_LE(took, 1000);
+	/* Far below the op's 10 s, with room for a loaded machine (ci/load). */
+	ASSERT_LE(took, 5000);
 }
 
 TEST(driver_answers_for_a_wedged_op)
@@ -684,15 +686,21 @@ TEST(driver_answers_for_a_wedged_op)
 	/* An op deaf to its timeout: the driver itself answers soon after the deadline. */
 	uint64_t t0 = mono_ms();
 
+	/*
+	 * The bounds only need to tell "answered" from "waited for the 5 s op": generous, so a
+	 * machine with its CPUs overcommitted (ci/load) still passes.
+	 */
 	ASSERT_ERR(hdrv_call(d, NULL, "sleep", args, 200, &res, &err), -EREMOTEIO);
-	ASSERT_LE(mono_ms() - t0, 1000);
+	ASSERT_LE(mono_ms() - t0, 3500);
 	ASSERT_TRUE(err && strstr(err, "timeout"));
-	/* The same namespace gets a fresh worker: the next command does not queue behind it. */
-	t0 = mono_ms();
-	_cleanup_json_ json_t *pong = call_ok(d, NULL, "ping", "{}", 2000);
+	/*
+	 * The same namespace gets a fresh worker: the next command does not queue behind it (if it
+	 * did, its answer would come 5 s after the sleep began at the earliest).
+	 */
+	_cleanup_json_ json_t *pong = call_ok(d, NULL, "ping", "{}", 4500);
 
 	ASSERT_TRUE(pong != NULL);
-	ASSERT_LE(mono_ms() - t0, 500);
+	ASSERT_LE(mono_ms() - t0, 4899);
 	ASSERT_EQ(hdrv_pid(d), pid);
 }
 
@@ -713,7 +721,8 @@ TEST(timeout_and_death_restart)
 	uint64_t t0 = mono_ms();
 
 	ASSERT_ERR(hdrv_call(d, NULL, "ping", NULL, 200, &res, NULL), -ETIMEDOUT);
-	ASSERT_LE(mono_ms() - t0, 2500);
+	/* 1.2 s by the clock, plus what a loaded machine adds to a wakeup. */
+	ASSERT_LE(mono_ms() - t0, 4000);
 	ASSERT_TRUE(res == NULL);
 	/* It was killed and reaped at once: it may pin a case's namespace. */
 	ASSERT_EQ(hdrv_pid(d), 0);
