@@ -165,6 +165,8 @@ int hrep_case_add(struct hrep *r, const struct hrep_case *c)
 	nc.duration_ms = c->duration_ms;
 	nc.runs = c->runs;
 	nc.flakes = c->flakes;
+	nc.slowest_ms = c->slowest_ms;
+	nc.deadline_ms = c->deadline_ms;
 	e = e ?: hrep_set(&nc.id, c->id);
 	e = e ?: hrep_set(&nc.title, c->title);
 	e = e ?: hrep_set(&nc.component, c->component);
@@ -363,12 +365,29 @@ static int get_hash(json_t *o, const char *path, const char *key, char **field,
 	return 0;
 }
 
+/* An optional non-negative integer member (0 when absent). */
+static int get_u64(json_t *o, const char *path, const char *key, uint64_t *ret,
+		   struct hjson_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	char p[HJSON_PATH_MAX];
+
+	if (!v)
+		return 0;
+	hjson_path_key(p, path, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return hjson_fail(err, p, "expected a non-negative integer");
+	*ret = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
 static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson_err *err)
 {
 	static const char *const keys[] = { "id",	 "title",      "component", "requirements",
 					    "status",	 "durationMs", "message",   "reason",
 					    "artifacts", "reproduce",  "runs",	    "flakes",
-					    "problems",	 "category",   NULL };
+					    "problems",	 "category",   "slowestMs", "deadlineMs",
+					    NULL };
 	static const char *const req_keys[] = { "id", "level", NULL };
 	static const char *const prob_keys[] = { "status", "message", NULL };
 	json_t *probs = NULL;
@@ -392,6 +411,8 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	r = r ?: hjson_u32(o, path, "runs", false, 1, UINT32_MAX, &c.runs, err);
 	r = r ?: hjson_u32(o, path, "flakes", false, 0, UINT32_MAX, &c.flakes, err);
 	r = r ?: hjson_arr(o, path, "problems", false, &probs, err);
+	r = r ?: get_u64(o, path, "slowestMs", &c.slowest_ms, err);
+	r = r ?: get_u64(o, path, "deadlineMs", &c.deadline_ms, err);
 	if (r < 0)
 		goto out;
 	c.status = status;
@@ -701,6 +722,12 @@ static json_t *to_json(const struct hrep *r)
 		if (c->runs) {
 			e |= json_object_set_new(o, "runs", json_integer(c->runs));
 			e |= json_object_set_new(o, "flakes", json_integer(c->flakes));
+		}
+		if (c->deadline_ms) {
+			e |= json_object_set_new(o, "slowestMs",
+						 json_integer((json_int_t)c->slowest_ms));
+			e |= json_object_set_new(o, "deadlineMs",
+						 json_integer((json_int_t)c->deadline_ms));
 		}
 		e |= json_array_append_new(cases, o);
 	}

@@ -63,12 +63,14 @@ struct hrep_case {
 	char *message; /* why it failed or erred: the first problem, "(and N more)"; or NULL */
 	struct hrep_problem *problems; /* every problem, in the order found */
 	size_t n_problems;
-	char *reason;	 /* SKIP reason or known-issue reason; may be NULL */
-	char *artifacts; /* directory relative to the report's directory; may be NULL */
-	char *reproduce; /* one shell command line; may be NULL */
-	char *category;	 /* first-cause category (hrep_category()); NULL: none */
-	uint32_t runs;	 /* --repeat: runs made (0: not repeated, no runs/flakes in JSON) */
-	uint32_t flakes; /* runs whose status differed from the reported one */
+	char *reason;	      /* SKIP reason or known-issue reason; may be NULL */
+	char *artifacts;      /* directory relative to the report's directory; may be NULL */
+	char *reproduce;      /* one shell command line; may be NULL */
+	char *category;	      /* first-cause category (hrep_category()); NULL: none */
+	uint32_t runs;	      /* --repeat: runs made (0: not repeated, no runs/flakes in JSON) */
+	uint32_t flakes;      /* runs whose status differed from the reported one */
+	uint64_t slowest_ms;  /* the slowest of its runs */
+	uint64_t deadline_ms; /* its deadline in this run (timeout_ms scaled); 0: not recorded */
 };
 
 /*

@@ -557,6 +557,67 @@ static void md_by_category(FILE *f, const struct hrep *r, const size_t *order,
 	fputc('\n', f);
 }
 
+/*
+ * The cases that came closest to their deadline, slowest fraction first (at most max; issue
+ * 13): a case that needs 80% of its time budget flakes on the next slower machine. Returns how
+ * many, 0 when the report records no deadlines (older reports, merged ones without them).
+ */
+#define NEAR_DEADLINE_MAX 10
+
+static size_t near_deadline(const struct hrep *r, size_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_cases; i++) {
+		const struct hrep_case *c = &r->cases[i];
+		size_t k;
+
+		if (!c->deadline_ms || c->status == HREP_SKIP)
+			continue;
+		/* Insertion by slowest/deadline, compared without division. */
+		for (k = n; k > 0; k--) {
+			const struct hrep_case *o = &r->cases[out[k - 1]];
+
+			if ((double)o->slowest_ms * (double)c->deadline_ms >=
+			    (double)c->slowest_ms * (double)o->deadline_ms)
+				break;
+			if (k < max)
+				out[k] = out[k - 1];
+		}
+		if (k < max) {
+			out[k] = i;
+			if (n < max)
+				n++;
+		}
+	}
+	return n;
+}
+
+static double used_pct(const struct hrep_case *c)
+{
+	return 100.0 * (double)c->slowest_ms / (double)c->deadline_ms;
+}
+
+static void md_near_deadline(FILE *f, const struct hrep *r)
+{
+	size_t idx[NEAR_DEADLINE_MAX], n = near_deadline(r, idx, NEAR_DEADLINE_MAX);
+
+	if (!n)
+		return;
+	fputs("## Closest to their deadline\n\n| Case | Slowest run | Deadline | Used |\n"
+	      "|---|--:|--:|--:|\n",
+	      f);
+	for (size_t i = 0; i < n; i++) {
+		const struct hrep_case *c = &r->cases[idx[i]];
+
+		fputs("| ", f);
+		hesc_md(f, c->id);
+		fprintf(f, " | %llu ms | %llu ms | %.0f%% |\n", (unsigned long long)c->slowest_ms,
+			(unsigned long long)c->deadline_ms, used_pct(c));
+	}
+	fputc('\n', f);
+}
+
 int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 {
 	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
@@ -604,8 +665,10 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 		hrep_count(r, NULL, l, &n);
 		md_counts_row(f, hcase_level_names[l], &n);
 	}
+	fputc('\n', f);
+	md_near_deadline(f, r);
 
-	fputs("\n## Environment\n\n| Item | Value |\n|---|---|\n", f);
+	fputs("## Environment\n\n| Item | Value |\n|---|---|\n", f);
 	md_env_row(f, "Kernel release", r->kernel_release);
 	md_env_row(f, "Kernel config SHA-256", r->kernel_config_sha256);
 	if (r->time_scale >= 1.0) {
@@ -921,6 +984,33 @@ static void html_by_requirement(FILE *f, const struct hrep *r, const size_t *ord
 }
 
 /* The first-cause categories of the failing cases, most frequent first. */
+static void html_near_deadline(FILE *f, const struct hrep *r)
+{
+	size_t idx[NEAR_DEADLINE_MAX], n = near_deadline(r, idx, NEAR_DEADLINE_MAX);
+
+	if (!n)
+		return;
+	fputs("<h2 id=\"near-deadline\">Closest to their deadline</h2>\n<p>The slowest run of "
+	      "each case against its deadline (timeout times the deadline factor): a case that "
+	      "needs most of its budget fails on the next slower machine.</p>\n<table>\n"
+	      "<tr><th>Case</th><th>Slowest run</th><th>Deadline</th><th>Used</th></tr>\n",
+	      f);
+	for (size_t i = 0; i < n; i++) {
+		const struct hrep_case *c = &r->cases[idx[i]];
+
+		fputs("<tr><td><a href=\"#", f);
+		anchor(f, "case-", c->id);
+		fputs("\">", f);
+		h(f, c->id);
+		fprintf(f,
+			"</a></td><td class=\"n\">%llu ms</td><td class=\"n\">%llu ms</td>"
+			"<td class=\"n\">%.0f%%</td></tr>\n",
+			(unsigned long long)c->slowest_ms, (unsigned long long)c->deadline_ms,
+			used_pct(c));
+	}
+	fputs("</table>\n", f);
+}
+
 static void html_by_category(FILE *f, const struct hrep *r, const size_t *order,
 			     const struct cat_row *cats, size_t n_cats)
 {
@@ -1125,6 +1215,7 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 	html_counts_table(f, r, "Component", &all, comps, nc, true);
 	fputs("<h2 id=\"by-level\">Summary by level</h2>\n", f);
 	html_counts_table(f, r, "Level", &all, levels, _HCASE_LEVEL_MAX, false);
+	html_near_deadline(f, r);
 
 	fputs("<h2 id=\"by-status\">Cases by status</h2>\n", f);
 	for (size_t i = 0; i < ARRAY_SIZE(by_rank); i++) {

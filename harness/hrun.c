@@ -836,7 +836,7 @@ static size_t pick_run(const struct hrun_result *res, size_t first, size_t n, ui
 
 static int add_case(struct setup *s, struct hrep *rep, const struct hcase *c,
 		    const struct hrun_result *res, size_t n_runs, uint32_t flakes,
-		    uint64_t total_ms, json_t *known)
+		    uint64_t total_ms, uint64_t slowest_ms, json_t *known)
 {
 	_cleanup_free_ struct hrep_req *reqs = calloc(c->n_reqs + 1, sizeof(*reqs));
 	_cleanup_free_ char *repro = NULL, *msg = NULL, *reason = NULL;
@@ -865,6 +865,9 @@ static int add_case(struct setup *s, struct hrep *rep, const struct hcase *c,
 		rc.runs = (uint32_t)n_runs;
 		rc.flakes = flakes;
 	}
+	/* How close to its deadline the case came (issue 13): a case at 80% flakes next. */
+	rc.slowest_ms = slowest_ms;
+	rc.deadline_ms = htime_scale_ms(s->ctx.time_scale, c->timeout_ms);
 	ki = known_find(known, c->id, &expired);
 	if (ki && expired) {
 		fprintf(stderr,
@@ -925,6 +928,21 @@ static void summary_table(const struct hrep *rep)
 		printf("%s %s %s: %s\n", warn ? "warning:" : "failed: ", c->id,
 		       hrep_status_names[c->status], c->message ?: "");
 	}
+	/* The case nearest its deadline: how much slower a machine the run would survive. */
+	const struct hrep_case *near = NULL;
+
+	for (size_t i = 0; i < rep->n_cases; i++) {
+		const struct hrep_case *c = &rep->cases[i];
+
+		if (c->deadline_ms && c->status != HREP_SKIP &&
+		    (!near || (double)c->slowest_ms * (double)near->deadline_ms >
+				      (double)near->slowest_ms * (double)c->deadline_ms))
+			near = c;
+	}
+	if (near)
+		printf("closest to its deadline: %s, %llu of %llu ms (%.0f%%)\n", near->id,
+		       (unsigned long long)near->slowest_ms, (unsigned long long)near->deadline_ms,
+		       100.0 * (double)near->slowest_ms / (double)near->deadline_ms);
 }
 
 static void install_signals(void)
@@ -1049,13 +1067,17 @@ int hrun_cmd_run(int argc, char **argv)
 				leftover_bpf(&rs.res[j], rs.res[j].bpf_ids[k]);
 	for (size_t i = 0; i < s.n_sel; i++) {
 		uint32_t flakes = 0;
-		uint64_t total = 0;
+		uint64_t total = 0, slowest = 0;
 		size_t best = pick_run(rs.res, i * s.o.repeat, s.o.repeat, &flakes);
 
-		for (unsigned int k = 0; k < s.o.repeat; k++)
-			total += rs.res[i * s.o.repeat + k].duration_ms;
-		if (add_case(&s, rep, s.sel[i], &rs.res[best], s.o.repeat, flakes, total, known) <
-		    0)
+		for (unsigned int k = 0; k < s.o.repeat; k++) {
+			uint64_t d = rs.res[i * s.o.repeat + k].duration_ms;
+
+			total += d;
+			slowest = d > slowest ? d : slowest;
+		}
+		if (add_case(&s, rep, s.sel[i], &rs.res[best], s.o.repeat, flakes, total, slowest,
+			     known) < 0)
 			goto out;
 	}
 	hrep_now(ts);

@@ -189,6 +189,50 @@ TEST(json_round_trip_keeps_everything)
 	hrep_free(r);
 }
 
+/* Issue 13: the slowest run against the deadline, kept by report.json, ranked in report.md. */
+TEST(deadline_margin_kept_and_ranked)
+{
+	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
+	_cleanup_free_ char *path = NULL;
+	struct hrep *r = hrep_new(), *back = NULL;
+	struct hjson_err err = { 0 };
+	char *md = NULL, *a, *b;
+	size_t len = 0;
+	FILE *f;
+
+	if (!ASSERT_TRUE(r && dir) || asprintf(&path, "%s/report.json", dir) < 0)
+		return;
+	fill(r, "k");
+	add(r, "a.fast", HREP_PASS, HCASE_MUST, NULL);
+	add(r, "a.tight", HREP_PASS, HCASE_MUST, NULL);
+	add(r, "a.old", HREP_PASS, HCASE_MUST, NULL); /* no deadline recorded: not ranked */
+	r->cases[0].slowest_ms = 900, r->cases[0].deadline_ms = 10000;
+	r->cases[1].slowest_ms = 800, r->cases[1].deadline_ms = 1000;
+	if (!ASSERT_OK(hrep_save(r, path)) || !ASSERT_OK(hrep_load(path, &back, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_EQ(back->cases[1].slowest_ms, 800);
+	ASSERT_EQ(back->cases[1].deadline_ms, 1000);
+	ASSERT_EQ(back->cases[2].deadline_ms, 0);
+	f = open_memstream(&md, &len);
+	if (!ASSERT_TRUE(f))
+		return;
+	ASSERT_OK(hrep_write_md(back, f, ""));
+	fclose(f);
+	a = strstr(md, "| a.tight | 800 ms | 1000 ms | 80% |");
+	b = strstr(md, "| a.fast | 900 ms | 10000 ms | 9% |");
+	ASSERT_TRUE(a && b && a < b);
+	/* The section ends at the next heading; a.old is not in it. */
+	a = strstr(md, "## Closest to their deadline");
+	b = a ? strstr(a + 2, "\n## ") : NULL;
+	if (ASSERT_TRUE(a && b)) {
+		*b = '\0';
+		ASSERT_TRUE(strstr(a, "a.old") == NULL);
+	}
+	free(md);
+	hrep_free(back);
+	hrep_free(r);
+}
+
 TEST(loader_rejects_bad_reports_with_paths)
 {
 	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
