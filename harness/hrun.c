@@ -77,6 +77,7 @@ struct opts {
 	size_t n_globs;
 	unsigned int jobs;
 	unsigned int repeat;
+	unsigned int load; /* run: CPU hogs beside the run (issue 13) */
 	unsigned int shard_k, shard_n;
 	bool faults_build;
 	bool own_only;	   /* selftest: each case plain and under its own fault, no cross matrix */
@@ -98,6 +99,7 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 		{ "faults", required_argument, NULL, 'R' },
 		{ "own-only", no_argument, NULL, 'O' },
 		{ "time-scale", required_argument, NULL, 'T' },
+		{ "load", required_argument, NULL, 'L' },
 		{},
 	};
 	const char *cmd = selftest ? "selftest" : "run";
@@ -138,6 +140,12 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 				return setup_error("%s: --repeat wants 1 to 10000, not '%s'", cmd,
 						   optarg);
 			o->repeat = (unsigned int)v;
+			break;
+		case 'L':
+			if (selftest || util_parse_u64(optarg, 0, 256, &v) < 0)
+				return setup_error("%s: --load wants 0 to 256 CPU hogs, not '%s'",
+						   cmd, optarg);
+			o->load = (unsigned int)v;
 			break;
 		case 'k':
 			if (selftest)
@@ -987,8 +995,44 @@ static void leftover_bpf(struct hrun_result *res, uint32_t id)
 	}
 }
 
+/*
+ * --load N: N processes spinning at normal priority for the whole run, calibration included, as
+ * other jobs on a shared CI machine would (issue 13; ci/load does the same for any command).
+ * They die with the harness (PR_SET_PDEATHSIG) and are killed and reaped at its end.
+ */
+static pid_t *load_start(unsigned int n)
+{
+	pid_t *pids = calloc(n + 1, sizeof(*pids)), parent = getpid();
+
+	for (unsigned int i = 0; pids && i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			volatile unsigned long x = 0;
+
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+				_exit(0);
+			for (;;)
+				x++;
+		}
+		if (pid > 0)
+			pids[i] = pid;
+	}
+	return pids;
+}
+
+static void load_stop(pid_t *pids)
+{
+	for (size_t i = 0; pids && pids[i] > 0; i++) {
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+	}
+	free(pids);
+}
+
 int hrun_cmd_run(int argc, char **argv)
 {
+	pid_t *hogs = NULL;
 	struct setup s = { 0 };
 	struct run_state rs = { .s = &s };
 	_cleanup_free_ struct hrun_job *jobs = NULL;
@@ -1002,6 +1046,10 @@ int hrun_cmd_run(int argc, char **argv)
 	e = parse_opts(argc, argv, false, &s.o);
 	if (e)
 		goto out;
+	if (s.o.load) {
+		hogs = load_start(s.o.load);
+		fprintf(stderr, "cellcheck: --load: %u CPU hogs beside the run\n", s.o.load);
+	}
 	e = setup_load(&s, false);
 	if (e)
 		goto out;
@@ -1036,6 +1084,8 @@ int hrun_cmd_run(int argc, char **argv)
 	rs.prog = (struct progress){ .tty = isatty(STDOUT_FILENO), .total = n_jobs };
 	install_signals();
 	e = pool_run(&s.ctx, jobs, n_jobs, s.o.jobs, run_result, &rs);
+	load_stop(hogs);
+	hogs = NULL;
 	if (rs.prog.tty)
 		printf("\r\033[K");
 	if (e == -EINTR) {
@@ -1118,6 +1168,7 @@ out:
 	json_decref(known);
 	hrep_free(rep);
 	setup_free(&s);
+	load_stop(hogs);
 	return status;
 }
 

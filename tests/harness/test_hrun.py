@@ -327,6 +327,23 @@ def test_jobs(t):
           report(two)["cases"])
 
 
+def test_load(t):
+    """--load N: the run beside N CPU hogs; each case's slowest run and deadline recorded; no
+    hog survives the run (they are forks of cellcheck: same command line)."""
+    out = t.path("load", "out")
+    r = cc("run", "--filter", "decoder.usage.*", "--repeat", "2", "--load", "2",
+           "--report-dir", out)
+    check(r.returncode == 0, r.stdout + r.stderr)
+    check("2 CPU hogs" in r.stderr and "closest to its deadline:" in r.stdout,
+          r.stdout + r.stderr)
+    for c in report(out)["cases"]:
+        check(c["runs"] == 2 and 0 < c["slowestMs"] <= c["deadlineMs"], c)
+    left = procs_with(out)
+    check(not left, "hogs left behind: %s" % left)
+    check("Closest to their deadline" in open(os.path.join(out, "report.md")).read(),
+          "report.md lacks the deadline table")
+
+
 def test_sigkill(t):
     mark = MARK + "2"
     prof = sleeper_profile(t, "long", ["/bin/sleep", mark])
@@ -481,6 +498,7 @@ def main():
              ("known issues: XFAIL, XPASS, expired", test_known_issues, None),
              ("shards merged equal the whole", test_shards, None),
              ("--jobs 2 and --repeat", test_jobs, None),
+             ("--load: hogs beside the run, deadline margins, none left", test_load, None),
              ("SIGKILL leaves no process; cleanup", test_sigkill, None),
              ("cleanup spares a locked temp dir", test_cleanup_spares_locked, None),
              ("topology in fd-held namespaces", test_topology,
