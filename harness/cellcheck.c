@@ -51,7 +51,7 @@ static const char USAGE[] =
 	"      Validate every case file and profile; cross-check requirement IDs with SPEC.md.\n"
 	"      With --require (FLOW, DNS, SUP...), only IDs of those prefixes must have a case.\n"
 	"      The clause map (fixtures/clauses.json) must split every MUST requirement into\n"
-	"      clauses, each checked by a named case or listed as a known gap.\n"
+	"      clauses, each checked by a named case or test or listed as a known gap.\n"
 	"  manifest [--write | --check]\n"
 	"      The conformance manifest (SPEC.md Appendix D): every requirement, its level and the\n"
 	"      cases covering it. --write regenerates it in SPEC.md; --check exits 1 if it is stale.\n"
@@ -268,7 +268,7 @@ static size_t lint_clauses(const char *map_path, const char *faults_path, const 
 		json_decref(TAKE_PTR(faults));
 		extra++;
 	}
-	hclause_lint(map, sp, set, faults, print_clause, (void *)map_path, st);
+	hclause_lint(map, sp, set, faults, srcdir(), print_clause, (void *)map_path, st);
 	return st->findings + extra;
 }
 
@@ -428,8 +428,8 @@ static int cmd_lint(int argc, char **argv)
 	printf("lint: %zu cases (%zu invalid case files), %zu profiles; SPEC.md: %zu requirements, "
 	       "%zu covered, %zu without a case (%zu of them not required by --require); %zu case "
 	       "references SPEC.md lacks, %zu level mismatches; clause map: %zu MUST requirements, "
-	       "%zu mapped, %zu clauses, %zu checked by a case, %zu known gaps, %zu without a case "
-	       "or a reason, %zu clause map problems; %zu problems\n",
+	       "%zu mapped, %zu clauses, %zu checked by a case or test, %zu known gaps, %zu without "
+	       "a check or a reason, %zu clause map problems; %zu problems\n",
 	       set.n, case_errors, n_profiles, active, active - uncovered - pending,
 	       uncovered + pending, pending, unknown, mismatched, cst.reqs, cst.mapped, cst.clauses,
 	       cst.checked, cst.gaps, cst.clauses - cst.checked - cst.gaps, clause_errors, errors);

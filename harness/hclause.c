@@ -11,10 +11,11 @@
 
 static int load_clause(json_t *cl, const char *path, struct hjson_err *err)
 {
-	static const char *const keys[] = { "clause", "checks", "fault", "gap", "note", NULL };
+	static const char *const keys[] = { "clause", "checks", "tests", "fault",
+					    "gap",    "note",	NULL };
 	char p[HJSON_PATH_MAX];
 	const char *s;
-	json_t *checks = NULL, *e;
+	json_t *checks = NULL, *tests = NULL, *e;
 	size_t i;
 	int r;
 
@@ -23,6 +24,7 @@ static int load_clause(json_t *cl, const char *path, struct hjson_err *err)
 	r = hjson_only_keys(cl, path, keys, err);
 	r = r ?: hjson_str(cl, path, "clause", true, &s, err);
 	r = r ?: hjson_arr(cl, path, "checks", true, &checks, err);
+	r = r ?: hjson_arr(cl, path, "tests", false, &tests, err);
 	r = r ?: hjson_str(cl, path, "fault", false, &s, err);
 	r = r ?: hjson_str(cl, path, "gap", false, &s, err);
 	r = r ?: hjson_str(cl, path, "note", false, &s, err);
@@ -37,7 +39,16 @@ static int load_clause(json_t *cl, const char *path, struct hjson_err *err)
 		if (!json_is_string(e) || !json_string_length(e))
 			return hjson_fail(err, q, "expected a case ID or CASE-ID#PATH");
 	}
-	if (json_array_size(checks) && json_object_get(cl, "gap"))
+	hjson_path_key(p, path, "tests");
+	json_array_foreach(tests, i, e)
+	{
+		char q[HJSON_PATH_MAX];
+
+		hjson_path_idx(q, p, i);
+		if (!json_is_string(e) || !json_string_length(e))
+			return hjson_fail(err, q, "expected FILE or FILE:NAME of the source tree");
+	}
+	if ((json_array_size(checks) || json_array_size(tests)) && json_object_get(cl, "gap"))
 		return hjson_fail(err, path,
 				  "a clause with checks is not a gap: drop \"gap\" or the checks");
 	return 0;
@@ -90,8 +101,7 @@ int hclause_load(const char *file, json_t **ret, struct hjson_err *err)
 
 bool hclause_req_mapped(const struct hspec_req *q)
 {
-	return q->level == HCASE_MUST && !q->withdrawn && !q->consumer && q->in_body &&
-	       strncmp(q->id, "CHK-", 4) != 0;
+	return q->level == HCASE_MUST && !q->withdrawn && q->in_body;
 }
 
 /* Walk rest (".key...", "[N]...") from node; see hclause_path_exists. */
@@ -211,7 +221,42 @@ struct ctx {
 	hclause_report_fn report;
 	void *userdata;
 	struct hclause_stats *st;
+	const char *srcdir;
 };
+
+static bool ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+/*
+ * A test reference: FILE (relative to the source tree) must be readable and, with ":NAME",
+ * hold NAME as a whole identifier (a test function, a TAP test's name). 0 when it does, 1 when
+ * the file lacks NAME, -errno when the file cannot be read.
+ */
+static int test_ref(const char *srcdir, const char *ref)
+{
+	_cleanup_free_ char *file = NULL, *path = NULL, *text = NULL;
+	_cleanup_fclose_ FILE *f = NULL;
+	const char *colon = strchr(ref, ':'), *name = colon ? colon + 1 : NULL;
+	size_t cap = 0;
+
+	file = colon ? strndup(ref, (size_t)(colon - ref)) : strdup(ref);
+	if (!file || asprintf(&path, "%s/%s", srcdir, file) < 0)
+		return -ENOMEM;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!name)
+		return 0;
+	if (getdelim(&text, &cap, '\0', f) < 0)
+		return 1;
+	for (const char *p = text; (p = strstr(p, name)); p++)
+		if ((p == text || !ident_char(p[-1])) && !ident_char(p[strlen(name)]))
+			return 0;
+	return 1;
+}
 
 __attribute__((format(printf, 4, 5))) static void say(struct ctx *x, bool finding, const char *path,
 						      const char *fmt, ...)
@@ -233,7 +278,7 @@ static void lint_clause(struct ctx *x, const char *req, json_t *cl, const char *
 	const char *text = json_string_value(json_object_get(cl, "clause"));
 	const char *fault = json_string_value(json_object_get(cl, "fault"));
 	const char *gap = json_string_value(json_object_get(cl, "gap"));
-	json_t *checks = json_object_get(cl, "checks"), *e;
+	json_t *checks = json_object_get(cl, "checks"), *tests = json_object_get(cl, "tests"), *e;
 	bool fault_cased = false; /* the fault is the negative control of a named case */
 	size_t i, good = 0;
 
@@ -267,6 +312,23 @@ static void lint_clause(struct ctx *x, const char *req, json_t *cl, const char *
 			fault_cased = true;
 		good++;
 	}
+	json_array_foreach(tests, i, e)
+	{
+		const char *ref = json_string_value(e), *colon = strchr(ref, ':');
+		char p[HJSON_PATH_MAX], q[HJSON_PATH_MAX];
+		int r = test_ref(x->srcdir, ref);
+
+		hjson_path_key(q, path, "tests");
+		hjson_path_idx(p, q, i);
+		if (r > 0)
+			say(x, true, p, "%s clause \"%s\": no test %s in %.*s", req, text,
+			    colon + 1, (int)(colon - ref), ref);
+		else if (r < 0)
+			say(x, true, p, "%s clause \"%s\": test file %.*s: %s", req, text,
+			    (int)strcspn(ref, ":"), ref, strerror(-r));
+		else
+			good++;
+	}
 	if (fault) {
 		json_t *f = faults ? find_fault(faults, fault) : NULL;
 
@@ -281,22 +343,23 @@ static void lint_clause(struct ctx *x, const char *req, json_t *cl, const char *
 	}
 	if (good)
 		x->st->checked++;
-	else if (!json_array_size(checks) && gap) {
+	else if (!json_array_size(checks) && !json_array_size(tests) && gap) {
 		x->st->gaps++;
 		say(x, false, path, "%s clause \"%s\" has no check (known gap: %s)", req, text,
 		    gap);
-	} else if (!json_array_size(checks)) {
+	} else if (!json_array_size(checks) && !json_array_size(tests)) {
 		say(x, true, path,
-		    "%s clause \"%s\" names no case; name one, or say why there is none in "
-		    "\"gap\"",
+		    "%s clause \"%s\" names no case and no test; name one, or say why there is "
+		    "none in \"gap\"",
 		    req, text);
 	}
 }
 
 int hclause_lint(json_t *map, const struct hspec *sp, const struct hcase_set *set, json_t *faults,
-		 hclause_report_fn report, void *userdata, struct hclause_stats *ret_stats)
+		 const char *srcdir, hclause_report_fn report, void *userdata,
+		 struct hclause_stats *ret_stats)
 {
-	struct ctx x = { report, userdata, ret_stats };
+	struct ctx x = { report, userdata, ret_stats, srcdir };
 	json_t *reqs = json_object_get(map, "requirements"), *v;
 	const char *id;
 
@@ -330,10 +393,7 @@ int hclause_lint(json_t *map, const struct hspec *sp, const struct hcase_set *se
 			    !q		   ? "not a requirement of SPEC.md"
 			    : q->withdrawn ? "withdrawn"
 			    : !q->in_body  ? "defined nowhere in SPEC.md's body"
-			    : q->level != HCASE_MUST
-				    ? "not a MUST requirement; the map holds MUST ones"
-			    : q->consumer ? "a consumer requirement: the harness's tests verify it"
-					  : "a CHK requirement: the harness's tests verify it");
+					   : "not a MUST requirement; the map holds MUST ones");
 			continue;
 		}
 		json_array_foreach(v, i, cl)

@@ -462,8 +462,8 @@ def test_lint_clauses(t):
     two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
     p = lint_tree(t, "cl-ok", [CASE, two], clauses=CLAUSES)
     check(p.returncode == 0, f"a complete map with a known gap exits 0: {p.stdout}{p.stderr}")
-    check("clause map: 1 MUST requirements, 1 mapped, 2 clauses, 1 checked by a case, "
-          "1 known gaps, 0 without a case or a reason" in p.stdout, p.stdout)
+    check("clause map: 1 MUST requirements, 1 mapped, 2 clauses, 1 checked by a case or test, "
+          "1 known gaps, 0 without a check or a reason" in p.stdout, p.stdout)
     check(re.search(r"warning: TEST-ONE-001 clause \"it holds everywhere\" has no check "
                     r"\(known gap: no case looks everywhere\)", p.stderr), p.stderr)
 
@@ -500,11 +500,30 @@ def test_lint_clauses(t):
     broken("fault-elsewhere", lambda m: one(m)[0].update(fault="decode.y"),
            'fault decode.y neither lists TEST-ONE-001 nor is the fault of a case the clause names')
     broken("no-reason", lambda m: one(m)[1].pop("gap"),
-           'TEST-ONE-001 clause "it holds everywhere" names no case; name one, or say why')
+           'TEST-ONE-001 clause "it holds everywhere" names no case and no test; name one, or '
+           'say why')
+    # A clause may be checked by a test of the source tree instead (CHK requirements).
+    broken("test-file", lambda m: one(m)[1].update(tests=["tests/nope.py:test_x"]) or
+           one(m)[1].pop("gap"), 'TEST-ONE-001 clause "it holds everywhere": test file '
+           'tests/nope.py: No such file or directory')
+    broken("test-name", lambda m: one(m)[1].update(tests=["in.frames:test_nope"]) or
+           one(m)[1].pop("gap"), 'TEST-ONE-001 clause "it holds everywhere": no test test_nope '
+           'in in.frames')
+    broken("test-and-gap", lambda m: one(m)[1].update(tests=["in.frames"]),
+           "a clause with checks is not a gap")
     broken("gap-with-checks", lambda m: one(m)[0].update(gap="x"),
            "a clause with checks is not a gap")
     broken("unknown-key", lambda m: one(m)[0].update(cases=["decoder.x.one"]),
            'unknown key "cases"')
+    m = copy.deepcopy(CLAUSES)
+    one(m)[1].pop("gap")
+    one(m)[1]["tests"] = ["in.frames", "SPEC.md:thing", "SPEC.md:Another"]
+    p = lint_tree(t, "cl-tests", [CASE, two], clauses=m)
+    check(p.returncode == 0 and "2 checked by a case or test, 0 known gaps" in p.stdout,
+          f"test references resolve: {p.stdout}{p.stderr}")
+    one(m)[1]["tests"] = ["SPEC.md:Anoth"]
+    p = lint_tree(t, "cl-tests2", [CASE, two], clauses=m)
+    check(p.returncode == 1 and "no test Anoth in SPEC.md" in p.stderr, f"whole names: {p.stderr}")
     p = lint_tree(t, "cl-absent", [CASE, two], clauses=False)
     check(p.returncode == 1 and "clauses.json" in p.stderr, f"no map is a finding: {p.stderr}")
     # Check paths: an object key may hold dots, arrays take [N], steps by name or index.
