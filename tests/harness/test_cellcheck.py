@@ -396,9 +396,9 @@ FAULTS = [{"name": "decode.x", "component": "decoder", "kind": "env",
            "requirements": ["TEST-TWO-001"], "description": "y"}]
 
 
-def lint_tree(t, name, cases, clauses=None):
+def lint_tree(t, name, cases, clauses=None, spec=SPEC, profile=None, args=()):
     """clauses: the map to write; None: CLAUSES checked by the first case naming TEST-ONE-001
-    (every case when none does); False: no map."""
+    (every case when none does); False: no map. profile: a second profile to write."""
     root = t.path(name, "x")
     root = os.path.dirname(root)
     for i, c in enumerate(cases):
@@ -412,15 +412,48 @@ def lint_tree(t, name, cases, clauses=None):
         t.write_json(f"{name}/fixtures/clauses.json", clauses)
     t.write_json(f"{name}/fixtures/faults.json", FAULTS)
     with open(os.path.join(root, "SPEC.md"), "w") as f:
-        f.write(SPEC)
+        f.write(spec)
     with open(os.path.join(root, "in.frames"), "w") as f:
         f.write("")
     os.makedirs(os.path.join(root, "profiles"), exist_ok=True)
     t.write_json(f"{name}/profiles/p.json", {"profileVersion": 1, "name": "p",
                                              "components": {"decoder": {"argv": ["/bin/true"]}}})
+    if profile is not None:
+        t.write_json(f"{name}/profiles/q.json", profile)
     env = dict(os.environ, CELLCHECK_SRCDIR=root)
     return cc("lint", "--cases", os.path.join(root, "cases"), "--spec",
-              os.path.join(root, "SPEC.md"), "--profiles", os.path.join(root, "profiles"), env=env)
+              os.path.join(root, "SPEC.md"), "--profiles", os.path.join(root, "profiles"),
+              *args, env=env)
+
+
+def test_lint_spec_and_profiles(t):
+    """CHK-CLI-005, CHK-PROF-001: lint's findings about SPEC.md's index, coverage and profiles."""
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    spec = SPEC.replace("| TEST-OLD-001 |", "| TEST-IDX-001 | MUST | nowhere | unit |\n"
+                        "| TEST-OLD-001 |") + "\n**TEST-BODY-001** A body thing MAY hold.\n"
+    p = lint_tree(t, "sp-index", [CASE, two], spec=spec)
+    check(p.returncode == 1, f"index findings exit 1: {p.stdout}{p.stderr}")
+    check("TEST-BODY-001 is defined but missing from Appendix C" in p.stderr, p.stderr)
+    check("TEST-IDX-001 is in Appendix C but defined nowhere" in p.stderr, p.stderr)
+
+    spec = SPEC.replace("| TEST-OLD-001 |", "| TEST-THREE-001 | MAY | c | unit |\n"
+                        "| TEST-OLD-001 |") + "\n**TEST-THREE-001** A third thing MAY hold.\n"
+    p = lint_tree(t, "sp-cover", [CASE, two], spec=spec)
+    check(p.returncode == 1 and "TEST-THREE-001 (MAY) has no case\n" in p.stderr,
+          f"an uncovered requirement is a finding: {p.stderr}")
+    check("1 without a case (0 of them not required by --require)" in p.stdout, p.stdout)
+    p = lint_tree(t, "sp-cover-req", [CASE, two], spec=spec, args=("--require", "TEST-ONE"))
+    check(p.returncode == 0 and "TEST-THREE-001 (MAY) has no case (not required yet)" in p.stderr,
+          f"--require TEST-ONE leaves TEST-THREE pending: {p.stdout}{p.stderr}")
+    p = lint_tree(t, "sp-cover-req3", [CASE, two], spec=spec, args=("--require", "TEST-THREE"))
+    check(p.returncode == 1, f"--require TEST-THREE makes it a finding: {p.stderr}")
+
+    p = lint_tree(t, "sp-profile", [CASE, two],
+                  profile={"profileVersion": 1, "name": "q", "components": {"decoder": {
+                      "argv": ["/bin/true"], "redy": "fd"}}})
+    check(p.returncode == 1 and re.search(r"q\.json: \$\.components\.decoder\.redy: unknown key",
+                                          p.stderr), f"a bad profile is a finding: {p.stderr}")
 
 
 def test_lint(t):
