@@ -15,6 +15,7 @@
 #include <dirent.h>
 
 #include "hcase.h"
+#include "hclause.h"
 #include "hmatrix.h"
 #include "hprobe.h"
 #include "hprof.h"
@@ -48,8 +49,11 @@ static const char USAGE[] =
 	"  list [--cases DIR] [--filter GLOB]...\n"
 	"      One line per case, tab-separated: id, component, requirement IDs, level, title.\n"
 	"  lint [--cases DIR] [--spec SPEC.md] [--profiles DIR] [--require PREFIX]...\n"
+	"      [--clauses FILE] [--faults FILE]\n"
 	"      Validate every case file and profile; cross-check requirement IDs with SPEC.md.\n"
 	"      With --require (FLOW, DNS, SUP...), only IDs of those prefixes must have a case.\n"
+	"      The clause map (fixtures/clauses.json) must split every MUST requirement into\n"
+	"      clauses, each checked by a named case or test or listed as a known gap.\n"
 	"  manifest [--write | --check]\n"
 	"      The conformance manifest (SPEC.md Appendix D): every requirement, its level and the\n"
 	"      cases covering it. --write regenerates it in SPEC.md; --check exits 1 if it is stale.\n"
@@ -69,6 +73,7 @@ static const char USAGE[] =
 	"  help, --help; version, --version\n"
 	"\n"
 	"Defaults: --cases SRCDIR/cases, --spec SRCDIR/SPEC.md, --profiles SRCDIR/fixtures/profiles,\n"
+	"--clauses SRCDIR/fixtures/clauses.json, --faults SRCDIR/fixtures/faults.json,\n"
 	"where SRCDIR is $CELLCHECK_SRCDIR or the source tree cellcheck was built from.\n"
 	"\n"
 	"Exit status:\n"
@@ -226,6 +231,49 @@ static size_t lint_file(const struct hcase *k, const char *what, const char *rel
 	return 1;
 }
 
+static void print_clause(bool finding, const char *path, const char *msg, void *userdata)
+{
+	const char *file = userdata;
+
+	fprintf(stderr, "%s: %s: %s%s\n", file, path, finding ? "" : "warning: ", msg);
+}
+
+/*
+ * The clause map (SPEC CHK-CASE-007): every MUST requirement split into clauses, each checked
+ * by a case or listed as a known gap. Returns the number of findings; an unreadable map or
+ * fault registry is one.
+ */
+static size_t lint_clauses(const char *map_path, const char *faults_path, const struct hspec *sp,
+			   const struct hcase_set *set, struct hclause_stats *st)
+{
+	json_auto_t *map = NULL;
+	json_auto_t *faults = NULL;
+	struct hjson_err err = { 0 };
+	size_t extra = 0;
+	int r;
+
+	r = hclause_load(map_path, &map, &err);
+	if (r < 0) {
+		if (err.msg[0])
+			fprintf(stderr, "%s: %s: %s\n", map_path, err.path, err.msg);
+		else
+			fprintf(stderr, "%s: %s\n", map_path, strerror(-r));
+		return 1;
+	}
+	memset(&err, 0, sizeof(err));
+	r = hjson_load_file(faults_path, &faults, &err);
+	if (r < 0 || !json_is_array(faults)) {
+		fprintf(stderr, "%s: %s: %s\n", faults_path, err.msg[0] ? err.path : "$",
+			err.msg[0] ? err.msg
+			: r < 0	   ? strerror(-r)
+				   : "expected an array of faults");
+		json_decref(TAKE_PTR(faults));
+		extra++;
+	}
+	hclause_lint(map, sp, set, faults, srcdir(), print_clause, (void *)map_path, st);
+	return st->findings + extra;
+}
+
 /* Files a case names are relative to the source tree and must exist there. */
 static size_t lint_case_files(const struct hcase *k)
 {
@@ -249,16 +297,20 @@ static int cmd_lint(int argc, char **argv)
 					      { "spec", required_argument, NULL, 's' },
 					      { "profiles", required_argument, NULL, 'p' },
 					      { "require", required_argument, NULL, 'r' },
+					      { "clauses", required_argument, NULL, 'C' },
+					      { "faults", required_argument, NULL, 'F' },
 					      {} };
-	_cleanup_free_ char *cases_dir = NULL, *spec_path = NULL, *prof_dir = NULL;
-	const char *cases = NULL, *spec = NULL, *profiles = NULL;
+	_cleanup_free_ char *cases_dir = NULL, *spec_path = NULL, *prof_dir = NULL,
+			    *clauses_path = NULL, *faults_path = NULL;
+	const char *cases = NULL, *spec = NULL, *profiles = NULL, *clauses = NULL, *faults = NULL;
 	/* --require PREFIX: only those IDs must have a case; the others are listed as pending. */
 	const char *require[16];
 	size_t n_require = 0, pending = 0;
 	struct hcase_set set = { 0 };
 	struct hspec *sp = NULL;
 	size_t errors = 0, case_errors = 0, n_profiles = 0, unknown = 0, uncovered = 0, active = 0,
-	       mismatched = 0;
+	       mismatched = 0, clause_errors;
+	struct hclause_stats cst = { 0 };
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -270,6 +322,10 @@ static int cmd_lint(int argc, char **argv)
 			profiles = optarg;
 		else if (c == 'r' && n_require < sizeof(require) / sizeof(require[0]))
 			require[n_require++] = optarg;
+		else if (c == 'C')
+			clauses = optarg;
+		else if (c == 'F')
+			faults = optarg;
 		else
 			return usage_error("%s", "lint: bad option");
 	}
@@ -278,7 +334,9 @@ static int cmd_lint(int argc, char **argv)
 	cases_dir = default_path(cases, "cases");
 	spec_path = default_path(spec, "SPEC.md");
 	prof_dir = default_path(profiles, "fixtures/profiles");
-	if (!cases_dir || !spec_path || !prof_dir)
+	clauses_path = default_path(clauses, "fixtures/clauses.json");
+	faults_path = default_path(faults, "fixtures/faults.json");
+	if (!cases_dir || !spec_path || !prof_dir || !clauses_path || !faults_path)
 		return EXIT_USAGE;
 	r = hspec_load(spec_path, &sp);
 	if (r < 0) {
@@ -367,11 +425,16 @@ static int cmd_lint(int argc, char **argv)
 		}
 	}
 	errors += unknown + uncovered + mismatched;
+	clause_errors = lint_clauses(clauses_path, faults_path, sp, &set, &cst);
+	errors += clause_errors;
 	printf("lint: %zu cases (%zu invalid case files), %zu profiles; SPEC.md: %zu requirements, "
 	       "%zu covered, %zu without a case (%zu of them not required by --require); %zu case "
-	       "references SPEC.md lacks, %zu level mismatches; %zu problems\n",
+	       "references SPEC.md lacks, %zu level mismatches; clause map: %zu MUST requirements, "
+	       "%zu mapped, %zu clauses, %zu checked by a case or test, %zu known gaps, %zu without "
+	       "a check or a reason, %zu clause map problems; %zu problems\n",
 	       set.n, case_errors, n_profiles, active, active - uncovered - pending,
-	       uncovered + pending, pending, unknown, mismatched, errors);
+	       uncovered + pending, pending, unknown, mismatched, cst.reqs, cst.mapped, cst.clauses,
+	       cst.checked, cst.gaps, cst.clauses - cst.checked - cst.gaps, clause_errors, errors);
 	hcase_set_free(&set);
 	hspec_free(sp);
 	return errors ? EXIT_FAILED : 0;

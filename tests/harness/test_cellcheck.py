@@ -386,21 +386,74 @@ across lines.
 """
 
 
-def lint_tree(t, name, cases):
+# The clause map of the test SPEC (SPEC CHK-CASE-007): TEST-ONE-001 is its only MUST requirement.
+CLAUSES = {"clauseMapVersion": 1, "requirements": {"TEST-ONE-001": [
+    {"clause": "a thing holds", "checks": ["decoder.x.one#expect.stdout.regex"], "fault": "decode.x"},
+    {"clause": "it holds everywhere", "checks": [], "gap": "no case looks everywhere"}]}}
+FAULTS = [{"name": "decode.x", "component": "decoder", "kind": "env",
+           "requirements": ["TEST-ONE-001"], "description": "x"},
+          {"name": "decode.y", "component": "decoder", "kind": "env",
+           "requirements": ["TEST-TWO-001"], "description": "y"}]
+
+
+def lint_tree(t, name, cases, clauses=None, spec=SPEC, profile=None, args=()):
+    """clauses: the map to write; None: CLAUSES checked by the first case naming TEST-ONE-001
+    (every case when none does); False: no map. profile: a second profile to write."""
     root = t.path(name, "x")
     root = os.path.dirname(root)
     for i, c in enumerate(cases):
         t.write_json(f"{name}/cases/f{i}.json", c)
+    if clauses is None:
+        clauses = copy.deepcopy(CLAUSES)
+        ids = [c["id"] for c in cases if any(r["id"] == "TEST-ONE-001"
+                                              for r in c.get("requirements", []))]
+        clauses["requirements"]["TEST-ONE-001"][0]["checks"] = ids[:1]
+    if clauses is not False:
+        t.write_json(f"{name}/fixtures/clauses.json", clauses)
+    t.write_json(f"{name}/fixtures/faults.json", FAULTS)
     with open(os.path.join(root, "SPEC.md"), "w") as f:
-        f.write(SPEC)
+        f.write(spec)
     with open(os.path.join(root, "in.frames"), "w") as f:
         f.write("")
     os.makedirs(os.path.join(root, "profiles"), exist_ok=True)
     t.write_json(f"{name}/profiles/p.json", {"profileVersion": 1, "name": "p",
                                              "components": {"decoder": {"argv": ["/bin/true"]}}})
+    if profile is not None:
+        t.write_json(f"{name}/profiles/q.json", profile)
     env = dict(os.environ, CELLCHECK_SRCDIR=root)
     return cc("lint", "--cases", os.path.join(root, "cases"), "--spec",
-              os.path.join(root, "SPEC.md"), "--profiles", os.path.join(root, "profiles"), env=env)
+              os.path.join(root, "SPEC.md"), "--profiles", os.path.join(root, "profiles"),
+              *args, env=env)
+
+
+def test_lint_spec_and_profiles(t):
+    """CHK-CLI-005, CHK-PROF-001: lint's findings about SPEC.md's index, coverage and profiles."""
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    spec = SPEC.replace("| TEST-OLD-001 |", "| TEST-IDX-001 | MUST | nowhere | unit |\n"
+                        "| TEST-OLD-001 |") + "\n**TEST-BODY-001** A body thing MAY hold.\n"
+    p = lint_tree(t, "sp-index", [CASE, two], spec=spec)
+    check(p.returncode == 1, f"index findings exit 1: {p.stdout}{p.stderr}")
+    check("TEST-BODY-001 is defined but missing from Appendix C" in p.stderr, p.stderr)
+    check("TEST-IDX-001 is in Appendix C but defined nowhere" in p.stderr, p.stderr)
+
+    spec = SPEC.replace("| TEST-OLD-001 |", "| TEST-THREE-001 | MAY | c | unit |\n"
+                        "| TEST-OLD-001 |") + "\n**TEST-THREE-001** A third thing MAY hold.\n"
+    p = lint_tree(t, "sp-cover", [CASE, two], spec=spec)
+    check(p.returncode == 1 and "TEST-THREE-001 (MAY) has no case\n" in p.stderr,
+          f"an uncovered requirement is a finding: {p.stderr}")
+    check("1 without a case (0 of them not required by --require)" in p.stdout, p.stdout)
+    p = lint_tree(t, "sp-cover-req", [CASE, two], spec=spec, args=("--require", "TEST-ONE"))
+    check(p.returncode == 0 and "TEST-THREE-001 (MAY) has no case (not required yet)" in p.stderr,
+          f"--require TEST-ONE leaves TEST-THREE pending: {p.stdout}{p.stderr}")
+    p = lint_tree(t, "sp-cover-req3", [CASE, two], spec=spec, args=("--require", "TEST-THREE"))
+    check(p.returncode == 1, f"--require TEST-THREE makes it a finding: {p.stderr}")
+
+    p = lint_tree(t, "sp-profile", [CASE, two],
+                  profile={"profileVersion": 1, "name": "q", "components": {"decoder": {
+                      "argv": ["/bin/true"], "redy": "fd"}}})
+    check(p.returncode == 1 and re.search(r"q\.json: \$\.components\.decoder\.redy: unknown key",
+                                          p.stderr), f"a bad profile is a finding: {p.stderr}")
 
 
 def test_lint(t):
@@ -434,6 +487,93 @@ def test_lint(t):
     dup = copy.deepcopy(CASE)
     p = lint_tree(t, "dup", [CASE, two, dup])
     check(p.returncode == 1 and "already defined" in p.stderr, p.stderr)
+
+
+def test_lint_clauses(t):
+    """CHK-CASE-007: every MUST requirement split into clauses, each checked by a case or a gap."""
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    p = lint_tree(t, "cl-ok", [CASE, two], clauses=CLAUSES)
+    check(p.returncode == 0, f"a complete map with a known gap exits 0: {p.stdout}{p.stderr}")
+    check("clause map: 1 MUST requirements, 1 mapped, 2 clauses, 1 checked by a case or test, "
+          "1 known gaps, 0 without a check or a reason" in p.stdout, p.stdout)
+    check(re.search(r"warning: TEST-ONE-001 clause \"it holds everywhere\" has no check "
+                    r"\(known gap: no case looks everywhere\)", p.stderr), p.stderr)
+
+    def broken(name, mutate, *want):
+        m = copy.deepcopy(CLAUSES)
+        mutate(m)
+        p = lint_tree(t, "cl-" + name, [CASE, two], clauses=m)
+        check(p.returncode == 1, f"{name}: exits 1, got {p.returncode}: {p.stderr}")
+        for w in want:
+            check(w in p.stderr, f"{name}: stderr names {w!r}: {p.stderr}")
+        check("0 clause map problems" not in p.stdout, f"{name}: counted: {p.stdout}")
+
+    reqs = lambda m: m["requirements"]
+    one = lambda m: m["requirements"]["TEST-ONE-001"]
+    broken("missing", lambda m: reqs(m).pop("TEST-ONE-001"),
+           "TEST-ONE-001 (MUST, SPEC.md line 2) has no entry in the clause map")
+    broken("empty", lambda m: reqs(m).update({"TEST-ONE-001": []}),
+           "TEST-ONE-001 has an entry without a clause")
+    broken("unknown-req", lambda m: reqs(m).update({"TEST-NEW-001": one(m)}),
+           "TEST-NEW-001 is not a requirement of SPEC.md")
+    broken("should-req", lambda m: reqs(m).update({"TEST-TWO-001": one(m)}),
+           "TEST-TWO-001 is not a MUST requirement")
+    broken("unknown-case", lambda m: one(m)[0].update(checks=["decoder.x.nope"]),
+           '$.requirements.TEST-ONE-001[0].checks[0]',
+           'TEST-ONE-001 clause "a thing holds": no case decoder.x.nope in the catalogue')
+    broken("case-not-listing", lambda m: one(m)[0].update(checks=["decoder.x.two"], fault=None)
+           or one(m)[0].pop("fault"),
+           'TEST-ONE-001 clause "a thing holds": case decoder.x.two does not list '
+           'TEST-ONE-001 in its requirements')
+    broken("no-check-path", lambda m: one(m)[0].update(checks=["decoder.x.one#expect.events"]),
+           'TEST-ONE-001 clause "a thing holds": case decoder.x.one has no check expect.events')
+    broken("unknown-fault", lambda m: one(m)[0].update(fault="decode.nope"),
+           'TEST-ONE-001 clause "a thing holds": no fault decode.nope in fixtures/faults.json')
+    broken("fault-elsewhere", lambda m: one(m)[0].update(fault="decode.y"),
+           'fault decode.y neither lists TEST-ONE-001 nor is the fault of a case the clause names')
+    broken("no-reason", lambda m: one(m)[1].pop("gap"),
+           'TEST-ONE-001 clause "it holds everywhere" names no case and no test; name one, or '
+           'say why')
+    # A clause may be checked by a test of the source tree instead (CHK requirements).
+    broken("test-file", lambda m: one(m)[1].update(tests=["tests/nope.py:test_x"]) or
+           one(m)[1].pop("gap"), 'TEST-ONE-001 clause "it holds everywhere": test file '
+           'tests/nope.py: No such file or directory')
+    broken("test-name", lambda m: one(m)[1].update(tests=["in.frames:test_nope"]) or
+           one(m)[1].pop("gap"), 'TEST-ONE-001 clause "it holds everywhere": no test test_nope '
+           'in in.frames')
+    broken("test-and-gap", lambda m: one(m)[1].update(tests=["in.frames"]),
+           "a clause with checks is not a gap")
+    broken("gap-with-checks", lambda m: one(m)[0].update(gap="x"),
+           "a clause with checks is not a gap")
+    broken("unknown-key", lambda m: one(m)[0].update(cases=["decoder.x.one"]),
+           'unknown key "cases"')
+    m = copy.deepcopy(CLAUSES)
+    one(m)[1].pop("gap")
+    one(m)[1]["tests"] = ["in.frames", "SPEC.md:thing", "SPEC.md:Another"]
+    p = lint_tree(t, "cl-tests", [CASE, two], clauses=m)
+    check(p.returncode == 0 and "2 checked by a case or test, 0 known gaps" in p.stdout,
+          f"test references resolve: {p.stdout}{p.stderr}")
+    one(m)[1]["tests"] = ["SPEC.md:Anoth"]
+    p = lint_tree(t, "cl-tests2", [CASE, two], clauses=m)
+    check(p.returncode == 1 and "no test Anoth in SPEC.md" in p.stderr, f"whole names: {p.stderr}")
+    p = lint_tree(t, "cl-absent", [CASE, two], clauses=False)
+    check(p.returncode == 1 and "clauses.json" in p.stderr, f"no map is a finding: {p.stderr}")
+    # Check paths: an object key may hold dots, arrays take [N], steps by name or index.
+    c = copy.deepcopy(CASE)
+    c["expect"] = {"events": {"match": [{"type": "x", "fields": {"data.a.b": {"exact": 1}}}]},
+                   "counts": {"var:upstream.id_distinct": 3}}
+    m = copy.deepcopy(CLAUSES)
+    one(m)[0]["checks"] = ["decoder.x.one#expect.events.match[0].fields.data.a.b.exact",
+                           "decoder.x.one#expect.counts.var:upstream.id_distinct",
+                           "decoder.x.one#steps.d", "decoder.x.one#steps[1].expect_exit"]
+    p = lint_tree(t, "cl-paths", [c, two], clauses=m)
+    check(p.returncode == 0, f"check paths resolve: {p.stderr}")
+    for bad in ("expect.events.match[1]", "expect.events.match[0].fields.data",
+                "steps.d.expect_exit", "steps.e", "steps[2]", "stdout"):
+        one(m)[0]["checks"] = ["decoder.x.one#" + bad]
+        p = lint_tree(t, "cl-badpath", [c, two], clauses=m)
+        check(p.returncode == 1 and f"has no check {bad}" in p.stderr, f"{bad}: {p.stderr}")
 
 
 def test_lint_positive(t):
