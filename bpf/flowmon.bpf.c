@@ -13,7 +13,12 @@
  * without a wakeup unless the ring is filling up: userspace drains on a short timer, which keeps
  * the per-packet cost near 100 ns instead of a wakeup per new flow.
  *
- * Observability only: every packet leaves with TC_ACT_OK.
+ * A packet the classifier does not consider (not IPv4 TCP/UDP/ICMP with its L4 header) is never
+ * invisible: it bumps the FLOW_STATS slot of its class (non-IP, IPv6, other protocol, fragment,
+ * malformed), so nothing leaves a cell uncounted.
+ *
+ * Observability only: every packet leaves with TC_ACT_OK, except that with drop_unconsidered
+ * set the unconsidered ones are dropped (TC_ACT_SHOT) after being counted.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -36,6 +41,8 @@
 const volatile __u32 l2_len = ETH_HLEN;
 /* Wake the consumer only once this many bytes wait in the ring. */
 const volatile __u64 wakeup_bytes = 64 * 1024;
+/* Set by the loader: drop what the classifier does not consider instead of passing it. */
+const volatile __u32 drop_unconsidered = 0;
 
 /*
  * Puts struct flowrec_v1 into the object's BTF (records are only ever locals, which BTF omits),
@@ -78,16 +85,17 @@ static __always_inline void stat_inc(__u32 slot)
 		*v += 1; /* per-CPU slot: no atomics needed */
 }
 
+/* 0 when the packet is considered (key filled but ports), else its FLOW_STATS class. */
 static __always_inline int key_from(struct flowrec_key *key, const struct iphdr *iph)
 {
 	if (iph->version != 4 || iph->ihl < 5)
-		return -1;
+		return FLOWREC_STAT_MALFORMED;
 	/* A non-first fragment has no L4 header to key on. */
 	if (iph->frag_off & bpf_htons(IP_OFFSET_MASK))
-		return -1;
+		return FLOWREC_STAT_FRAGMENT;
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP &&
 	    iph->protocol != IPPROTO_ICMP)
-		return -1;
+		return FLOWREC_STAT_OTHER_PROTO;
 	key->src_ip = bpf_ntohl(iph->saddr);
 	key->dst_ip = bpf_ntohl(iph->daddr);
 	key->proto = iph->protocol;
@@ -100,22 +108,24 @@ static __always_inline void ports_from(struct flowrec_key *key, const __u16 *por
 	key->dst_port = bpf_ntohs(ports[1]);
 }
 
+/* 0 with the key filled for a considered packet, else the class it is counted in. */
 static __always_inline int parse(struct __sk_buff *skb, struct flowrec_key *key)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct iphdr *iph = data + l2_len, copy;
 	__u16 ports[2], *p;
 	__u32 l4;
+	int cls;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return -1;
+		return skb->protocol == bpf_htons(ETH_P_IPV6) ? FLOWREC_STAT_IPV6
+							      : FLOWREC_STAT_NON_IP;
 
 	/* Fast path: headers in the linear area, read in place. */
 	if ((void *)(iph + 1) <= end) {
-		if (key_from(key, iph) < 0)
-			return -1;
-		if (key->proto == IPPROTO_ICMP)
-			return 0;
+		cls = key_from(key, iph);
+		if (cls || key->proto == IPPROTO_ICMP)
+			return cls;
 		p = (void *)iph + (iph->ihl & 0xF) * 4;
 		if ((void *)(p + 2) <= end) {
 			ports_from(key, p);
@@ -123,16 +133,27 @@ static __always_inline int parse(struct __sk_buff *skb, struct flowrec_key *key)
 		}
 	}
 
-	/* Slow path: headers split across fragments of the skb. */
-	if (bpf_skb_load_bytes(skb, l2_len, &copy, sizeof(copy)) < 0 || key_from(key, &copy) < 0)
-		return -1;
-	if (key->proto == IPPROTO_ICMP)
-		return 0;
+	/* Slow path: headers split across fragments of the skb, or a packet cut short. */
+	if (bpf_skb_load_bytes(skb, l2_len, &copy, sizeof(copy)) < 0)
+		return FLOWREC_STAT_MALFORMED;
+	cls = key_from(key, &copy);
+	if (cls || key->proto == IPPROTO_ICMP)
+		return cls;
 	l4 = l2_len + (copy.ihl & 0xF) * 4;
 	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
-		return -1;
+		return FLOWREC_STAT_MALFORMED;
 	ports_from(key, ports);
 	return 0;
+}
+
+/* Counted in its class, then passed, or dropped in drop mode (FLOW-MON-026, FLOW-MON-027). */
+static __always_inline int unconsidered(int cls)
+{
+	if (!FAULT_ON(FLOWMON_FAULT_UNCONSIDERED_UNCOUNTED))
+		stat_inc(cls);
+	if (drop_unconsidered && !FAULT_ON(FLOWMON_FAULT_UNCONSIDERED_PASS))
+		return TC_ACT_SHOT;
+	return TC_ACT_OK;
 }
 
 static __always_inline void submit(const struct flowrec_key *key, const struct flowrec_state *st)
@@ -190,9 +211,11 @@ int flowmon_egress(struct __sk_buff *skb)
 	struct flowrec_key key = {};
 	struct flowrec_state fresh = {}, *st;
 	long err;
+	int cls;
 
-	if (parse(skb, &key) < 0)
-		return TC_ACT_OK;
+	cls = parse(skb, &key);
+	if (cls)
+		return unconsidered(cls);
 	stat_inc(FLOWREC_STAT_PACKETS);
 
 	st = bpf_map_lookup_elem(&FLOWS, &key);

@@ -72,8 +72,18 @@ enum flowrec_stat {
 	FLOWREC_STAT_LOST = 1,	     /* new flows whose record could not be reserved */
 	FLOWREC_STAT_PACKETS = 2,    /* IPv4 TCP/UDP/ICMP packets seen */
 	FLOWREC_STAT_TABLE_FULL = 3, /* new flows the FLOWS table could not take */
-	FLOWREC_STAT_MAX = 4,
+	/* Packets the classifier did not consider, by class (FLOW-MON-026): */
+	FLOWREC_STAT_NON_IP = 4,      /* skb protocol neither IPv4 nor IPv6 (ARP, ...) */
+	FLOWREC_STAT_IPV6 = 5,	      /* IPv6: no v1 record can carry it */
+	FLOWREC_STAT_OTHER_PROTO = 6, /* IPv4, protocol not TCP, UDP or ICMP */
+	FLOWREC_STAT_FRAGMENT = 7,    /* IPv4 non-first fragment: no L4 header */
+	FLOWREC_STAT_MALFORMED = 8,   /* IPv4 header or ports not readable, version or IHL wrong */
+	FLOWREC_STAT_MAX = 9,
 };
+
+/* The first unconsidered class and how many there are, in slot order. */
+#define FLOWREC_STAT_UNCONSIDERED_FIRST FLOWREC_STAT_NON_IP
+#define FLOWREC_STAT_UNCONSIDERED_N	(FLOWREC_STAT_MAX - FLOWREC_STAT_UNCONSIDERED_FIRST)
 
 #define FLOWREC_ASSERT_OFF(field, off)                                        \
 	_Static_assert(__builtin_offsetof(struct flowrec_v1, field) == (off), \

@@ -384,6 +384,42 @@ static int sync_carrier(struct cellnet *cn, bool bridge)
 	return r;
 }
 
+/*
+ * IPv6 off on the cell end before it goes up (SUP-NET-010): no link-local address, so no DAD,
+ * MLD or router solicitation, and nothing a workload sends over IPv6 leaves the cell. A v1 flow
+ * record cannot carry IPv6 (the classifier only counts it), so IPv6 on would be egress nobody
+ * records. rtnetlink cannot set it (IFLA_INET6_CONF is read-only), so it is the cell netns's
+ * sysctl, which /proc/sys/net shows to a thread inside that netns. A kernel without IPv6
+ * (CONFIG_IPV6=n, ipv6.disable=1) has no such file and nothing to turn off. Part of the step
+ * cell_up; it lives on the veth, so there is nothing to undo.
+ */
+static int cell_ipv6_off(int cell_netns_fd, const char *ifname)
+{
+	_cleanup_close_ int home = -1;
+	char path[64 + IFNAMSIZ];
+	int fd, r;
+
+	if (FAULT("sup.ipv6_left_on"))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (home < 0)
+		return -errno;
+	r = netcfg_enter_netns(cell_netns_fd);
+	if (r < 0)
+		return r;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		r = errno == ENOENT ? 0 : -errno;
+	else if (write(fd, "1", 1) != 1)
+		r = -errno ?: -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (netcfg_enter_netns(home) < 0)
+		abort(); /* this thread would stay in the cell's namespace: nothing safe remains */
+	return r;
+}
+
 /* Fault site first, then the step: `r = r ?: STEP("x") ?: do_x();` */
 #define STEP(s) (step = (s), FAULT("cellnet." s) ? -EIO : 0)
 
@@ -431,6 +467,7 @@ static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 	r = r ?: STEP("cell_addr") ?:
 		  on_veth(cn, step,
 			  netcfg_addr_add(cn->cell, cn->cell_ifindex, cfg->cell_ip, cfg->prefixlen));
+	r = r ?: (step = "cell_up", cell_ipv6_off(cell_netns_fd, cfg->cell_if));
 	r = r ?: STEP("cell_up") ?: on_veth(cn, step, netcfg_link_set_up(cn->cell, cn->cell_ifindex));
 	r = r ?: sync_carrier(cn, bridge);
 	r = r ?: STEP("cell_route") ?: on_veth(cn, step, netcfg_route_add(cn->cell, &cell_route));

@@ -1115,8 +1115,11 @@ static int parse_user(struct ctx *c, const json_t *o, struct cellspec *s)
 
 static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 {
-	static const char *const known[] = { "enabled", "ringbufBytes", "tableEntries", NULL };
+	static const char *const known[] = { "enabled", "ringbufBytes", "tableEntries",
+					     "unconsidered", NULL };
 	int r = check_object(c, o, known);
+	const char *t = NULL;
+	char d[DESC_MAX];
 
 	s->flows_enabled = true;
 	if (r >= 0)
@@ -1125,8 +1128,17 @@ static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 		r = get_u32(c, o, "ringbufBytes", 4096, 1u << 30, false, &s->flows_ringbuf_bytes);
 	if (r >= 0)
 		r = get_u32(c, o, "tableEntries", 1, 1u << 22, false, &s->flows_table_entries);
+	/* sup.spec_unconsidered_ignored: the negative control of SUP-FLOW-003 (any value, count).
+	 */
+	if (r >= 0 && !FAULT("sup.spec_unconsidered_ignored"))
+		r = get_string(c, o, "unconsidered", &t);
 	if (r < 0)
 		return r;
+	if (t && strcmp(t, "drop") == 0)
+		s->flows_drop_unconsidered = true;
+	else if (t && strcmp(t, "count") != 0)
+		return fail_key(c, "unconsidered", "expected \"count\" or \"drop\", got %s",
+				quote(t, d));
 	/* The kernel takes a power of two, whole pages; saying so here beats an EINVAL later. */
 	if (s->flows_ringbuf_bytes & (s->flows_ringbuf_bytes - 1))
 		return fail_key(c, "ringbufBytes", "expected a power of two in 4096..1073741824");

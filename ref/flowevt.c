@@ -105,3 +105,17 @@ void flowevt_write_tally(struct jw *w, const struct flowevt *e, const struct flo
 	jw_kv_str(w, "observedAt", m->observed_at);
 	jw_obj_close(w);
 }
+
+void flowevt_write_unconsidered(struct jw *w, const uint64_t counts[FLOWREC_STAT_UNCONSIDERED_N])
+{
+	/* Slot order of enum flowrec_stat; the names are SPEC.md 7.4's. */
+	static const char *const names[FLOWREC_STAT_UNCONSIDERED_N] = {
+		"nonIp", "ipv6", "otherProto", "fragment", "malformed",
+	};
+
+	jw_key(w, "unconsidered");
+	jw_obj_open(w);
+	for (unsigned int i = 0; i < FLOWREC_STAT_UNCONSIDERED_N; i++)
+		jw_kv_u64(w, names[i], counts[i]);
+	jw_obj_close(w);
+}

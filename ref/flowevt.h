@@ -53,6 +53,12 @@ void flowevt_write_flow_members(struct jw *w, const struct flowevt *e);
 void flowevt_write_decision(struct jw *w, const struct flowevt *e, const struct flowevt_meta *m);
 void flowevt_write_tally(struct jw *w, const struct flowevt *e, const struct flowevt_meta *m);
 
+/*
+ * The summary's `unconsidered` member: counts[] in FLOW_STATS slot order from
+ * FLOWREC_STAT_NON_IP (nonIp, ipv6, otherProto, fragment, malformed).
+ */
+void flowevt_write_unconsidered(struct jw *w, const uint64_t counts[FLOWREC_STAT_UNCONSIDERED_N]);
+
 /* uniqueFlowCount is a u32 on the wire: saturate, never wrap. */
 static inline uint32_t flowevt_saturate_u32(uint64_t v)
 {

@@ -33,6 +33,8 @@ static uint32_t fault_bits(void)
 		{ "flow.first_seen_skew", FLOWMON_FAULT_FIRST_SEEN_SKEW },
 		{ "flow.verdict_drop", FLOWMON_FAULT_VERDICT_DROP },
 		{ "flow.icmp_proto_zero", FLOWMON_FAULT_ICMP_PROTO_ZERO },
+		{ "flow.unconsidered_uncounted", FLOWMON_FAULT_UNCONSIDERED_UNCOUNTED },
+		{ "flow.unconsidered_pass", FLOWMON_FAULT_UNCONSIDERED_PASS },
 	};
 	uint32_t bits = 0;
 
@@ -140,6 +142,7 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 		goto fail;
 	}
 	m->skel->rodata->l2_len = o->l2_len;
+	m->skel->rodata->drop_unconsidered = o->drop_unconsidered;
 #ifdef CELLREF_FAULTS
 	m->skel->rodata->cellref_faults = fault_bits();
 #endif
@@ -302,6 +305,8 @@ int flowmon_read_stats(struct flowmon *m, struct flowmon_stats *ret)
 		.packets = sums[FLOWREC_STAT_PACKETS],
 		.table_full = sums[FLOWREC_STAT_TABLE_FULL],
 	};
+	for (uint32_t i = 0; i < FLOWREC_STAT_UNCONSIDERED_N; i++)
+		ret->unconsidered[i] = sums[FLOWREC_STAT_UNCONSIDERED_FIRST + i];
 	return 0;
 }
 

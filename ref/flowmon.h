@@ -27,6 +27,7 @@ struct flowmon_opts {
 	unsigned int l2_len;	/* link-layer header bytes before the IPv4 header */
 	uint32_t ringbuf_bytes; /* power of two, multiple of the page size */
 	uint32_t table_entries;
+	bool drop_unconsidered; /* drop, not pass, what the classifier does not consider */
 	/* Called for each drained record with its raw bytes; return < 0 to stop the drain. */
 	int (*on_record)(void *ctx, const void *data, size_t len);
 	void *ctx;
@@ -37,6 +38,8 @@ struct flowmon_stats {
 	uint64_t lost;	  /* could not be reserved */
 	uint64_t packets;
 	uint64_t table_full;
+	/* Packets not considered, by class: FLOWREC_STAT_NON_IP.. minus FLOWREC_STAT_NON_IP. */
+	uint64_t unconsidered[FLOWREC_STAT_UNCONSIDERED_N];
 };
 
 /*

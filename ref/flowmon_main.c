@@ -54,6 +54,7 @@ struct mon {
 	uint32_t table_entries;
 	uint32_t drain_ms;
 	uint32_t wait_ifname_ms; /* a supervisor starts us while it still builds the link */
+	bool drop_unconsidered;
 
 	/* state */
 	int netns_fd;
@@ -76,7 +77,7 @@ static void usage(FILE *f)
 	fputs("usage: cellref flow-monitor --ifname IF --events PATH|- [--netns PATH] [--ready-fd N]\n"
 	      "         [--cell-id ID] [--run-id ID] [--records PATH] [--ringbuf-bytes N]\n"
 	      "         [--flow-table-entries N] [--drain-interval-ms N] [--traceparent TP]\n"
-	      "         [--wait-ifname-ms N]\n"
+	      "         [--wait-ifname-ms N] [--drop-unconsidered]\n"
 	      "Attaches the eBPF egress classifier to IF (inside the netns at PATH) and writes one\n"
 	      "network_flow_decision event per new flow until SIGTERM or SIGINT. See SPEC.md ch. 6.\n",
 	      f);
@@ -242,6 +243,7 @@ static void emit_started(struct mon *m, int ifindex)
 	jw_kv_u64(w, "flowTableEntries", m->table_entries);
 	jw_kv_u64(w, "drainIntervalMs", m->drain_ms);
 	jw_kv_bool(w, "qdiscCreated", flowmon_qdisc_created(m->fm));
+	jw_kv_str(w, "unconsidered", m->drop_unconsidered ? "drop" : "count");
 	kv_now(w);
 	jw_obj_close(w);
 	emit(m, "flow_monitor_started");
@@ -268,6 +270,7 @@ static void emit_summary(struct mon *m, const struct flowmon_stats *st)
 	jw_kv_u64(w, "tableFull", st->table_full);
 	jw_kv_u64(w, "decodeErrors", m->decode_errors);
 	jw_kv_u64(w, "flowsTallied", m->tallied);
+	flowevt_write_unconsidered(w, st->unconsidered);
 	/* The summary cannot count its own loss; everything before it is counted here. */
 	jw_kv_u64(w, "eventsDropped", evt_sink_dropped(m->sink));
 	jw_kv_u64(w, "durationMs", dur);
@@ -365,6 +368,7 @@ static void *monitor_thread(void *arg)
 		.l2_len = l2,
 		.ringbuf_bytes = m->ringbuf_bytes,
 		.table_entries = m->table_entries,
+		.drop_unconsidered = m->drop_unconsidered,
 		.on_record = on_record,
 		.ctx = m,
 	};
@@ -470,6 +474,7 @@ static int parse_args(struct mon *m, int argc, char **argv)
 		{ "drain-interval-ms", required_argument, NULL, 'd' },
 		{ "wait-ifname-ms", required_argument, NULL, 'W' },
 		{ "traceparent", required_argument, NULL, 'T' },
+		{ "drop-unconsidered", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -535,6 +540,9 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			break;
 		case 'T':
 			m->traceparent = optarg;
+			break;
+		case 'D':
+			m->drop_unconsidered = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -716,10 +716,13 @@ static int start_flows(struct run *r, int *ready_rd)
 			       "--ringbuf-bytes",
 			       r->ringbuf_text,
 			       "--flow-table-entries",
-			       r->table_text };
+			       r->table_text,
+			       "--drop-unconsidered" };
+	/* The last one only with flows.unconsidered "drop" (SUP-FLOW-003). */
+	size_t n = ARRAY_SIZE(args) - !r->spec->flows_drop_unconsidered;
 
-	return start_worker(r, "flow-monitor", args, ARRAY_SIZE(args), &r->netns_fd, 1, &r->flows,
-			    &r->flows_relay, ready_rd);
+	return start_worker(r, "flow-monitor", args, n, &r->netns_fd, 1, &r->flows, &r->flows_relay,
+			    ready_rd);
 }
 
 static int start_dns(struct run *r, int *ready_rd)

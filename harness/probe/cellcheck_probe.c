@@ -21,6 +21,12 @@
  *     connect=HOST:PORT    resolve HOST when it is a name, then a TCP connect (then close)
  *     udp=IP:PORT:N[:SPORT] N datagrams from N sockets (from ports SPORT.. if given)
  *     ls=DIR               the names in DIR, sorted (leases left behind)
+ *     ipv6=IF              IPv6 on link IF: disable_ipv6, its addresses, and what a UDP
+ *                          sendto(2) to ff02::1%IF returns (what a workload can send)
+ *     frames=IF:KINDS[:N]  N (1) raw Ethernet frames of each kind (comma-separated: ipv6-udp,
+ *                          ether, gre, fragment, truncated) out of IF with AF_PACKET: what an
+ *                          egress classifier must count without considering it; sent, and
+ *                          dropped (ENOBUFS: a tc filter or qdisc dropped it on the way out)
  *     proc=PID             another process: cmdline, environ, AT_EXECFN, exe, every thread's
  *                          ids, groups, no_new_privs, capabilities and netns, every fd (memfd:
  *                          seals and content; socket: family, type, address, netns)
@@ -55,6 +61,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
@@ -751,6 +759,209 @@ static void cmd_udp(const char *arg)
 	printf("{\"probe\":\"udp\",\"dst\":");
 	jstr(arg);
 	printf(",\"sent\":%u", sent);
+	end_line();
+}
+
+/* Addresses of IF in /proc/net/if_inet6 (absent: a kernel without IPv6), as a JSON array. */
+static void ipv6_addrs(const char *ifname)
+{
+	size_t n;
+	char *text = slurp("/proc/net/if_inet6", &n), *save = NULL;
+	bool first = true;
+
+	putchar('[');
+	for (char *l = text ? strtok_r(text, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char hex[33], dev[IFNAMSIZ + 1], txt[INET6_ADDRSTRLEN];
+		unsigned int idx, plen, scope, flags;
+		struct in6_addr a;
+
+		if (sscanf(l, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, dev) !=
+			    6 ||
+		    strcmp(dev, ifname) != 0)
+			continue;
+		for (int i = 0; i < 16; i++)
+			sscanf(hex + 2 * i, "%2hhx", &a.s6_addr[i]);
+		inet_ntop(AF_INET6, &a, txt, sizeof(txt));
+		printf("%s\"%s/%u\"", first ? "" : ",", txt, plen);
+		first = false;
+	}
+	putchar(']');
+}
+
+static void cmd_ipv6(const char *ifname)
+{
+	char path[128], val[16] = "";
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+	size_t n;
+	char *text;
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	text = slurp(path, &n);
+	if (text)
+		snprintf(val, sizeof(val), "%.*s", (int)strcspn(text, "\n"), text);
+	printf("{\"probe\":\"ipv6\",\"ifname\":");
+	jstr(ifname);
+	printf(",\"disable_ipv6\":");
+	if (text)
+		jstr(val);
+	else
+		fputs("null", stdout);
+	printf(",\"addrs\":");
+	ipv6_addrs(ifname);
+	/* All nodes on the link: needs no route and no address of ours but the link-local. */
+	inet_pton(AF_INET6, "ff02::1", &sa.sin6_addr);
+	sa.sin6_scope_id = if_nametoindex(ifname);
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, "cellcheck", 9, 0, (struct sockaddr *)&sa, sizeof(sa)) != 9)
+		e = errno ?: EIO;
+	if (fd >= 0)
+		close(fd);
+	printf(",\"sendto\":");
+	jstr(e ? strerrorname_np(e) ?: "?" : "ok");
+	end_line();
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		sum += (uint32_t)p[n - 1] << 8;
+	return sum;
+}
+
+/* An IPv4 header of 20 bytes (checksummed) for len bytes of payload. */
+static void ipv4_header(uint8_t *ip, uint8_t proto, uint16_t frag, size_t len)
+{
+	static const uint8_t src[4] = { 192, 0, 2, 2 }, dst[4] = { 192, 0, 2, 1 };
+	uint16_t tot = (uint16_t)(20 + len), sum;
+
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[2] = tot >> 8;
+	ip[3] = tot & 0xff;
+	ip[4] = 0x12; /* id */
+	ip[6] = frag >> 8;
+	ip[7] = frag & 0xff;
+	ip[8] = 64;
+	ip[9] = proto;
+	memcpy(ip + 12, src, 4);
+	memcpy(ip + 16, dst, 4);
+	sum = csum_fold(csum_add(0, ip, 20));
+	ip[10] = sum >> 8;
+	ip[11] = sum & 0xff;
+}
+
+/* The frame of one kind after the 14-byte Ethernet header; its length and ethertype. */
+static size_t frame_body(const char *kind, uint8_t *b, uint16_t *ethertype)
+{
+	static const uint8_t payload[8] = "cellchek";
+
+	*ethertype = ETH_P_IP;
+	if (strcmp(kind, "ipv6-udp") == 0) {
+		/* fe80::2 -> ff02::1, UDP 40000 -> 9, 8 bytes. */
+		uint8_t *u = b + 40;
+		uint32_t sum;
+
+		*ethertype = ETH_P_IPV6;
+		memset(b, 0, 40);
+		b[0] = 0x60;
+		b[5] = 16; /* payload length */
+		b[6] = 17; /* next header: UDP */
+		b[7] = 64;
+		b[8] = 0xfe, b[9] = 0x80, b[23] = 2;
+		b[24] = 0xff, b[25] = 0x02, b[39] = 1;
+		u[0] = 40000 >> 8, u[1] = 40000 & 0xff, u[2] = 0, u[3] = 9, u[4] = 0, u[5] = 16;
+		u[6] = u[7] = 0;
+		memcpy(u + 8, payload, 8);
+		sum = csum_add(0, b + 8, 32) + 16 + 17;
+		sum = csum_fold(csum_add(sum, u, 16));
+		u[6] = sum >> 8, u[7] = sum & 0xff;
+		return 56;
+	}
+	if (strcmp(kind, "ether") == 0) {
+		*ethertype = 0x88b5; /* IEEE 802 local experimental */
+		memset(b, 0, 46);
+		memcpy(b, payload, 8);
+		return 46; /* the minimum Ethernet payload, zero padded */
+	}
+	if (strcmp(kind, "gre") == 0) {
+		ipv4_header(b, 47, 0, 4);
+		b[20] = b[21] = 0, b[22] = 0x08, b[23] = 0x00; /* GRE, carries IPv4 (none) */
+		return 24;
+	}
+	if (strcmp(kind, "fragment") == 0) {
+		/* The last piece of a UDP datagram: offset 1480 bytes (185 units), MF clear. */
+		ipv4_header(b, 17, 185, 8);
+		memcpy(b + 20, payload, 8);
+		return 28;
+	}
+	if (strcmp(kind, "truncated") == 0) {
+		/* Ethertype IPv4, 10 bytes: not even a whole IPv4 header. */
+		ipv4_header(b, 17, 0, 8);
+		return 10;
+	}
+	return 0;
+}
+
+static void cmd_frames(const char *arg)
+{
+	char ifname[IFNAMSIZ] = "", kinds[256] = "", *save = NULL;
+	unsigned int count = 1, sent = 0, dropped = 0;
+	uint8_t frame[128];
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_halen = 6 };
+	int fd = -1, e = 0;
+
+	if (sscanf(arg, "%15[^:]:%255[^:]:%u", ifname, kinds, &count) < 2 || count > 10000)
+		e = EINVAL;
+	sll.sll_ifindex = e ? 0 : (int)if_nametoindex(ifname);
+	if (!e && !sll.sll_ifindex)
+		e = errno ?: ENODEV;
+	if (!e && (fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0)) < 0)
+		e = errno;
+	memset(sll.sll_addr, 0xff, 6);
+	for (char *k = e ? NULL : strtok_r(kinds, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+		uint16_t type;
+		size_t len = frame_body(k, frame + 14, &type);
+
+		if (!len) {
+			e = EINVAL;
+			break;
+		}
+		memset(frame, 0xff, 6); /* broadcast: the peer takes it whatever its MAC */
+		memset(frame + 6, 0x02, 6);
+		frame[12] = type >> 8;
+		frame[13] = type & 0xff;
+		/* sll_protocol becomes skb->protocol, which is what a tc classifier reads. */
+		sll.sll_protocol = htons(type);
+		for (unsigned int i = 0; i < count; i++) {
+			if (sendto(fd, frame, 14 + len, 0, (struct sockaddr *)&sll, sizeof(sll)) ==
+			    (ssize_t)(14 + len))
+				sent++;
+			else if (errno == ENOBUFS)
+				dropped++; /* NET_XMIT_DROP: a qdisc or tc filter dropped it */
+			else
+				e = errno;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	printf("{\"probe\":\"frames\",\"arg\":");
+	jstr(arg);
+	printf(",\"sent\":%u,\"dropped\":%u,\"error\":", sent, dropped);
+	if (e)
+		jstr(strerrorname_np(e) ?: "?");
+	else
+		fputs("null", stdout);
 	end_line();
 }
 
@@ -1679,6 +1890,10 @@ int main(int argc, char **argv)
 			cmd_ls(v);
 		} else if (strncmp(a, "udp=", 4) == 0) {
 			cmd_udp(v);
+		} else if (strncmp(a, "ipv6=", 5) == 0) {
+			cmd_ipv6(v);
+		} else if (strncmp(a, "frames=", 7) == 0) {
+			cmd_frames(v);
 		} else if (strncmp(a, "proc=", 5) == 0) {
 			print_proc("proc", (pid_t)atoi(v));
 		} else if (strncmp(a, "children=", 9) == 0 || strncmp(a, "workers=", 8) == 0) {

@@ -574,7 +574,8 @@ static const char EV_SUMMARY_OK[] =
 	"\"datacontenttype\":\"application/json\",\"data\":{\"schemaVersion\":\"1.0.0\","
 	"\"cellId\":\"c\",\"runId\":\"r\",\"recordsSeen\":1,\"recordsLost\":0,"
 	"\"uniqueFlowCount\":1,\"packetsSeen\":3,\"tableFull\":0,\"decodeErrors\":0,"
-	"\"flowsTallied\":0,\"eventsDropped\":0,\"durationMs\":5,"
+	"\"flowsTallied\":0,\"unconsidered\":{\"nonIp\":0,\"ipv6\":0,\"otherProto\":0,"
+	"\"fragment\":0,\"malformed\":0},\"eventsDropped\":0,\"durationMs\":5,"
 	"\"observedAt\":\"2026-01-01T00:00:00Z\"}}\n";
 
 TEST_TIMEOUT(events_schema, 60)
