@@ -1045,15 +1045,21 @@ static int setup(struct run *r)
 		err = lease_acquire(r->state_dir, s->subnet, s->prefixlen, s->gateway, s->address,
 				    addr_in_use, r->host_nc, &r->lease);
 		if (err) {
-			char ip[INET_ADDRSTRLEN] = "allocate";
+			char ip[INET_ADDRSTRLEN], pool[INET_ADDRSTRLEN + 4], detail[96];
 
+			/* The object is the address asked for, or the pool it was to come from. */
+			format_ip(s->subnet, ip);
+			snprintf(pool, sizeof(pool), "%s/%u", ip, s->prefixlen);
 			if (s->address)
 				format_ip(s->address, ip);
-			return setup_failed(r, "lease", ip, err, CELLREF_EXIT_LEASE,
-					    err == -EADDRINUSE ? "address already leased or in use"
-					    : err == -EADDRNOTAVAIL
-						    ? "no free address in the subnet"
+			snprintf(detail, sizeof(detail), "%s",
+				 err == -EADDRINUSE ? "address already leased or in use"
 						    : "cannot take a lease");
+			if (err == -EADDRNOTAVAIL)
+				snprintf(detail, sizeof(detail), "no free address in the subnet %s",
+					 pool);
+			return setup_failed(r, "lease", s->address ? ip : pool, err,
+					    CELLREF_EXIT_LEASE, detail);
 		}
 		r->leased = true;
 		/*
