@@ -556,7 +556,9 @@ int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen
 				continue;
 			while (i < n && ips[i] < h)
 				i++;
-			if (i < n && ips[i] == h) {
+			/* sup.lease_ignores_leases: only the host's addresses count, not the leases
+			 */
+			if (i < n && ips[i] == h && !FAULT("sup.lease_ignores_leases")) {
 				r = slot_free(dfd, h);
 				if (r < 0)
 					return r;
@@ -568,6 +570,12 @@ int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen
 			l.ip = h;
 			found = true;
 			break;
+		}
+		/* sup.lease_pool_overcommit: a full pool hands out its last address again */
+		if (!found && FAULT("sup.lease_pool_overcommit") && bcast - 1 != gateway &&
+		    bcast - 1 > net) {
+			l.ip = bcast - 1;
+			found = true;
 		}
 		if (!found)
 			return -EADDRNOTAVAIL;
