@@ -1249,12 +1249,22 @@ static void upstream_stats(struct run *r, const char *log)
 {
 	_cleanup_free_ uint32_t *ids = NULL, *ports = NULL, *deltas = NULL;
 	size_t n = 0, cap = 0, ones[16] = { 0 }, bmin = SIZE_MAX, bmax = 0, top = 0;
+	size_t emin = SIZE_MAX, emax = 0;
 
 	for (const char *l = log; l && *l;) {
 		const char *nl = strchr(l, '\n');
 		size_t len = nl ? (size_t)(nl - l) : strlen(l);
 		json_t *j = json_loadb(l, len, 0, NULL);
 		json_t *id = json_object_get(j, "id"), *sp = json_object_get(j, "sport");
+		json_t *es = json_object_get(j, "edns_udp_size");
+
+		/* The EDNS sizes the upstream received: a forwarder must not rewrite them. */
+		if (json_is_integer(es)) {
+			size_t v = (size_t)json_integer_value(es);
+
+			emin = v < emin ? v : emin;
+			emax = v > emax ? v : emax;
+		}
 
 		if (json_is_integer(id) && json_is_integer(sp) &&
 		    !json_object_get(j, "malformed")) {
@@ -1280,6 +1290,10 @@ static void upstream_stats(struct run *r, const char *log)
 		l = nl ? nl + 1 : l + len;
 	}
 	set_num_var(r->vars, "upstream.logged", n);
+	if (emax) {
+		set_num_var(r->vars, "upstream.edns_udp_size_min", emin);
+		set_num_var(r->vars, "upstream.edns_udp_size_max", emax);
+	}
 	if (!n)
 		return;
 	deltas = calloc(n, sizeof(*deltas));

@@ -43,7 +43,8 @@ Ready once unbound answers a probe query (which is not counted).
 
 --log FILE: one JSON line per received message, written before any reply is sent:
   {"t" (CLOCK_MONOTONIC seconds), "t_ns", "transport", "src", "sport", "len", "query_hex",
-   "id", "qname" (presentation form, trailing dot), "qtype" (name or TYPEn), "action"
+   "id", "qname" (presentation form, trailing dot), "qtype" (name or TYPEn),
+   "edns_udp_size" (the OPT record's UDP size, null without one), "action"
    ("answer", "drop", "truncate", "forge", "icmp-unreach", "refused"), "rule" (index or
    null), "forge" (kind), "reply_hex" (the first reply sent, absent when none),
    "then_hex" (the genuine answer after a forgery)}
@@ -474,6 +475,38 @@ def parse_query(msg):
     return qid, flags, labels, qtype, qclass
 
 
+def skip_name(msg, off):
+    """Offset just past the (possibly compressed) name at off; raises Malformed."""
+    for _ in range(128):
+        if off >= len(msg):
+            raise Malformed("truncated name")
+        n = msg[off]
+        if n & 0xC0 == 0xC0:
+            return off + 2
+        if n == 0:
+            return off + 1
+        off += 1 + n
+    raise Malformed("name too long")
+
+
+def edns_udp_size(msg):
+    """The UDP payload size of the query's OPT record (RFC 6891), None without one."""
+    try:
+        qd, an, ns, ar = struct.unpack_from("!HHHH", msg, 4)
+        off = 12
+        for _ in range(qd):
+            off = skip_name(msg, off) + 4
+        for i in range(an + ns + ar):
+            off = skip_name(msg, off)
+            rtype, rclass, _ttl, rdlen = struct.unpack_from("!HHIH", msg, off)
+            if rtype == 41 and i >= an + ns:
+                return rclass
+            off += 10 + rdlen
+    except (struct.error, Malformed):
+        pass
+    return None
+
+
 def build_reply(qid, qflags, qlabels, qtype, qclass, *, rcode=0, aa=True, tc=False,
                 records=(), forged_a=False, qname_override=None):
     flags = 0x8000 | (qflags & 0x7800) | (0x0400 if aa else 0) | (0x0200 if tc else 0) | \
@@ -637,7 +670,8 @@ class Fake:
             self.log.message(e)
             return None, []
         ql = lower_labels(qlabels)
-        e.update(id=qid, qname=name_text(qlabels), qtype=type_text(qtype))
+        e.update(id=qid, qname=name_text(qlabels), qtype=type_text(qtype),
+                 edns_udp_size=edns_udp_size(msg))
         rule = next((r for r in self.up.rules if r.matches(ql, qtype)), None)
         q = (qid, qflags, qlabels, qtype, qclass)
         out = []
