@@ -36,12 +36,15 @@
 
 #include <bpf/btf.h>
 
+#include "hdnsmsg.h"
 #include "hrecord.h"
 #include "util.h"
 
 extern char **environ;
 
 #define SHOW_MAX      200	  /* observed values in messages are cut here */
+#define LONG_VALUE    80	  /* a longer string is named by its first difference */
+#define WINDOW	      100	  /* bytes of a long value shown around its difference */
 #define LINE_MAX_LEN  (16u << 20) /* a longer JSONL line is a FAIL, not a giant allocation */
 #define JSON_DEPTH    128
 #define SCHEMA_OUTPUT 65536 /* validator output kept for the message */
@@ -992,6 +995,7 @@ struct xctx {
 	struct arena a;	     /* scratch for values built from the case and the runner */
 	uint64_t last_count; /* the counter count_is() last read (for sums) */
 	bool last_count_ok;
+	char *full_exp, *full_got; /* both sides in full for the next problem (result.json) */
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct xctx *x, int r, const char *fmt, ...)
@@ -1024,6 +1028,9 @@ static int push_problem(struct xctx *x, int r)
 	np = m ? realloc(x->probs, (x->n_probs + 1) * sizeof(*np)) : NULL;
 	if (!np) {
 		free(m);
+		free(x->full_exp);
+		free(x->full_got);
+		x->full_exp = x->full_got = NULL;
 		x->probs_oom = true;
 		return r;
 	}
@@ -1032,7 +1039,10 @@ static int push_problem(struct xctx *x, int r)
 		if (*s == '\n' || *s == '\r')
 			*s = ' ';
 	x->probs = np;
-	x->probs[x->n_probs++] = (struct hexp_problem){ .r = r, .msg = m };
+	x->probs[x->n_probs++] = (struct hexp_problem){
+		.r = r, .msg = m, .expected = x->full_exp, .got = x->full_got
+	};
+	x->full_exp = x->full_got = NULL;
 	return r;
 }
 
@@ -1159,13 +1169,398 @@ static void show_bound(struct xctx *x, struct sbuf *b, json_t *jb)
 		show(b, &v);
 }
 
-/* "expected exact 5, got 7" */
-static void mt_explain(struct xctx *x, json_t *m, const struct xv *got)
+/* ---- both sides in full, and long values named by their first difference ---------------------
+ */
+
+/* A value rendered in full (escaped like a message, never cut); malloc'd, NULL on ENOMEM. */
+static char *render_full(const struct xv *v)
+{
+	struct sbuf t = { 0 };
+
+	if (!v)
+		return strdup("nothing");
+	xv_render(&t, v);
+	if (t.oom) {
+		free(t.p);
+		return NULL;
+	}
+	return t.p ?: strdup("");
+}
+
+static char *bytes_full(const char *s, size_t n)
+{
+	struct sbuf t = { 0 };
+
+	sb_puts(&t, "\"");
+	sb_esc(&t, s, n);
+	sb_puts(&t, "\"");
+	if (t.oom) {
+		free(t.p);
+		return NULL;
+	}
+	return t.p;
+}
+
+/* Keep both sides in full for the problem about to be pushed (they go to result.json). */
+static void keep_full(struct xctx *x, char *e, char *g)
+{
+	free(x->full_exp);
+	free(x->full_got);
+	x->full_exp = e;
+	x->full_got = g;
+}
+
+static size_t common_prefix(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t k = 0;
+
+	while (k < an && k < bn && a[k] == b[k])
+		k++;
+	return k;
+}
+
+/* s quoted: whole when short, else about WINDOW bytes around byte at, "..." where cut. */
+static void show_around(struct sbuf *b, const char *s, size_t n, size_t at)
+{
+	size_t start = 0;
+	struct sbuf t = { .limit = SHOW_MAX };
+
+	if (n > SHOW_MAX) {
+		t.limit = WINDOW;
+		start = at > WINDOW / 3 ? at - WINDOW / 3 : 0;
+		while (start > 0 && ((unsigned char)s[start] & 0xC0) == 0x80)
+			start--;
+	}
+	sb_puts(b, "\"");
+	if (start)
+		sb_puts(b, "...");
+	sb_esc(&t, s + start, n - start);
+	sb_append_cut(b, &t);
+	free(t.p);
+	sb_puts(b, "\"");
+}
+
+/* Text of our own making (a decoded field), escaped and cut at SHOW_MAX, unquoted. */
+static void show_plain(struct sbuf *b, const char *s)
+{
+	struct sbuf t = { .limit = SHOW_MAX };
+
+	sb_esc(&t, s, strlen(s));
+	sb_append_cut(b, &t);
+	free(t.p);
+}
+
+/* The line starting at off: its length without the LF; false when s ends before it. */
+static bool line_at(const char *s, size_t n, size_t off, size_t *ret_len)
+{
+	const char *nl;
+
+	if (off >= n)
+		return false;
+	nl = memchr(s + off, '\n', n - off);
+	*ret_len = nl ? (size_t)(nl - s) - off : n - off;
+	return true;
+}
+
+/* What ends a line at byte k: "a line end", "the end of text". */
+static const char *line_end(const char *s, size_t n, size_t k)
+{
+	return k >= n ? "the end of text" : s[k] == '\n' ? "a line end" : "more";
+}
+
+static size_t count_lines(const char *s, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += s[i] == '\n';
+	return c + (n > 0 && s[n - 1] != '\n');
+}
+
+/*
+ * Two texts that differ, after the caller wrote the check's name: with lines, " line L:
+ * expected "...", got "..."" (the two lines, each cut around the difference, "(byte K)" when
+ * cut); on one line, ": differs at byte K: expected "...", got "..."".
+ */
+static void text_explain(struct xctx *x, const char *e, size_t en, const char *g, size_t gn)
 {
 	struct sbuf *b = &x->msg;
-	json_t *val;
-	const char *key;
+	size_t k = common_prefix(e, en, g, gn), line = 0, ls = 0;
 
+	if (!memchr(e, '\n', en) && !memchr(g, '\n', gn)) {
+		sb_printf(b, ": differs at byte %zu: expected ", k);
+		if (k == en)
+			sb_printf(b, "the value to end there (%zu bytes)", en);
+		else
+			show_around(b, e, en, k);
+		sb_puts(b, ", got ");
+		if (k == gn)
+			sb_printf(b, "its end (%zu bytes)", gn);
+		else
+			show_around(b, g, gn, k);
+		return;
+	}
+	for (size_t i = 0; i < k; i++)
+		if (e[i] == '\n') {
+			line++;
+			ls = i + 1;
+		}
+	{
+		size_t el = 0, gl = 0;
+		bool he = line_at(e, en, ls, &el), hg = line_at(g, gn, ls, &gl);
+
+		sb_printf(b, " line %zu", line + 1);
+		if ((he && el > SHOW_MAX) || (hg && gl > SHOW_MAX))
+			sb_printf(b, " (byte %zu)", k);
+		sb_puts(b, ": expected ");
+		if (he)
+			show_around(b, e + ls, el, k - ls);
+		else
+			sb_printf(b, "end of text (%zu lines)", count_lines(e, en));
+		/* The same text on both sides: they differ in how the line ends. */
+		if (he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0)
+			sb_printf(b, " then %s", line_end(e, en, k));
+		sb_puts(b, ", got ");
+		if (hg)
+			show_around(b, g + ls, gl, k - ls);
+		else
+			sb_printf(b, "end of text (%zu lines)", count_lines(g, gn));
+		if (he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0)
+			sb_printf(b, " then %s", line_end(g, gn, k));
+	}
+}
+
+static bool xv_is_hex(const struct xv *v)
+{
+	if (!v || v->t != XV_STR || v->n == 0 || v->n % 2)
+		return false;
+	for (size_t i = 0; i < v->n; i++)
+		if (hexval(v->s[i]) < 0)
+			return false;
+	return true;
+}
+
+/* "first differing byte at offset 2: expected 0x85, got 0x81" */
+static void byte_diff(struct sbuf *b, const uint8_t *e, size_t en, const uint8_t *g, size_t gn)
+{
+	size_t k = 0;
+
+	while (k < en && k < gn && e[k] == g[k])
+		k++;
+	sb_printf(b, "first differing byte at offset %zu: expected ", k);
+	if (k < en)
+		sb_printf(b, "0x%02x", e[k]);
+	else
+		sb_printf(b, "the end (%zu bytes)", en);
+	sb_puts(b, ", got ");
+	if (k < gn)
+		sb_printf(b, "0x%02x", g[k]);
+	else
+		sb_printf(b, "the end (%zu bytes)", gn);
+}
+
+/* Two DNS messages decoded, the first differing field named; the bytes when one does not decode. */
+static int dns_explain(struct xctx *x, const uint8_t *e, size_t en, const uint8_t *g, size_t gn)
+{
+	struct sbuf *b = &x->msg;
+	struct hdns_msg me, mg;
+	struct hdns_diff d;
+	char why_e[160], why_g[160];
+	int re, rg, r = 0;
+
+	re = hdns_decode(e, en, &me, why_e, sizeof(why_e));
+	rg = hdns_decode(g, gn, &mg, why_g, sizeof(why_g));
+	if (re == -ENOMEM || rg == -ENOMEM) {
+		r = -ENOMEM;
+	} else if (re < 0) {
+		sb_puts(b, "the expected message does not decode as DNS (");
+		sb_esc(b, why_e, strlen(why_e));
+		sb_puts(b, "); ");
+	} else if (rg < 0) {
+		sb_puts(b, "got a message that does not decode as DNS (");
+		sb_esc(b, why_g, strlen(why_g));
+		sb_puts(b, "); ");
+	} else {
+		r = hdns_diff(&me, &mg, &d);
+		if (r == 1) {
+			sb_printf(b, "differs at %s: expected ", d.field);
+			show_plain(b, d.expected);
+			sb_puts(b, ", got ");
+			show_plain(b, d.got);
+			hdns_diff_free(&d);
+		} else if (r == 0) {
+			sb_puts(b, "every decoded field is equal (name compression differs?); ");
+		}
+	}
+	if (r == 0)
+		byte_diff(b, e, en, g, gn);
+	hdns_msg_free(&me);
+	hdns_msg_free(&mg);
+	return r < 0 ? r : 0;
+}
+
+/* A TCP byte stream of length-prefixed messages (RFC 1035 4.2.2): the frames, if it is one. */
+static bool frames_split(const uint8_t *p, size_t n, size_t *off, size_t *len, size_t max,
+			 size_t *ret_n)
+{
+	size_t k = 0, o = 0;
+
+	while (o < n) {
+		size_t l;
+
+		if (n - o < 2 || k == max)
+			return false;
+		l = (size_t)p[o] << 8 | p[o + 1];
+		if (l > n - o - 2)
+			return false;
+		off[k] = o + 2;
+		len[k++] = l;
+		o += 2 + l;
+	}
+	*ret_n = k;
+	return k > 0;
+}
+
+/*
+ * Hex strings holding DNS messages (a response's raw_hex, a reply's or a frame's hex; a TCP
+ * stream when stream): ": differs at header.rcode: expected 2 (SERVFAIL), got 0 (NOERROR)".
+ * Both hex dumps go in full to the problem (result.json), never to the message.
+ */
+static int hex_explain(struct xctx *x, const struct xv *ev, const struct xv *gv, bool stream)
+{
+	_cleanup_free_ uint8_t *e = NULL, *g = NULL;
+	size_t en, gn, eo[64], el[64], go[64], gl[64], ne, ng;
+	int r;
+
+	r = hdns_unhex(ev->s, ev->n, &e, &en);
+	r = r ?: hdns_unhex(gv->s, gv->n, &g, &gn);
+	if (r < 0)
+		return r;
+	sb_puts(&x->msg, ": ");
+	keep_full(x, strndup(ev->s, ev->n), strndup(gv->s, gv->n));
+	if (!stream)
+		return dns_explain(x, e, en, g, gn);
+	if (!frames_split(e, en, eo, el, ARRAY_SIZE(eo), &ne) ||
+	    !frames_split(g, gn, go, gl, ARRAY_SIZE(go), &ng)) {
+		sb_puts(&x->msg, "not both streams of length-prefixed messages; ");
+		byte_diff(&x->msg, e, en, g, gn);
+		return 0;
+	}
+	for (size_t i = 0; i < ne && i < ng; i++) {
+		if (el[i] == gl[i] && memcmp(e + eo[i], g + go[i], el[i]) == 0)
+			continue;
+		sb_printf(&x->msg, "frame[%zu] ", i);
+		return dns_explain(x, e + eo[i], el[i], g + go[i], gl[i]);
+	}
+	sb_printf(&x->msg, "expected %zu frame%s, got %zu", ne, ne == 1 ? "" : "s", ng);
+	return 0;
+}
+
+/* The last dotted segment of a field path. */
+static const char *last_segment(const char *key)
+{
+	const char *dot = strrchr(key, '.');
+
+	return dot ? dot + 1 : key;
+}
+
+/*
+ * An exact value that differs, after the caller wrote the field's name: DNS messages decoded,
+ * long or multi-line strings by their first differing line or byte, arrays and objects by their
+ * first differing member. 1: explained; 0: left to the plain "expected exact X, got Y".
+ */
+static int exact_explain(struct xctx *x, const char *key, const struct xv *e, const struct xv *g)
+{
+	const char *seg = last_segment(key);
+	struct sbuf path = { 0 };
+	const struct xv *de, *dg;
+	int r = 1;
+
+	if ((strcmp(seg, "raw_hex") == 0 || strcmp(seg, "hex") == 0) && xv_is_hex(e) &&
+	    xv_is_hex(g)) {
+		/* A tcp_send result's "hex" is the byte stream; anywhere else one message. */
+		r = hex_explain(x, e, g, strcmp(key, "hex") == 0);
+		return r < 0 ? r : 1;
+	}
+	if (e->t == XV_STR && g->t == XV_STR &&
+	    (e->n > LONG_VALUE || g->n > LONG_VALUE || memchr(e->s, '\n', e->n) ||
+	     memchr(g->s, '\n', g->n))) {
+		text_explain(x, e->s, e->n, g->s, g->n);
+		keep_full(x, render_full(e), render_full(g));
+		return 1;
+	}
+	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
+		return 0;
+	if (xv_diff(e, g, &path, &de, &dg)) {
+		free(path.p);
+		return 0;
+	}
+	if (path.len && path.p[0] != '[')
+		sb_puts(&x->msg, ".");
+	sb_put(&x->msg, path.p ?: "", path.len);
+	free(path.p);
+	keep_full(x, render_full(e), render_full(g));
+	if (de && dg && strcmp(seg, "frames") == 0 && xv_is_hex(de) && xv_is_hex(dg)) {
+		char *fe = x->full_exp, *fg = x->full_got;
+
+		/* Keep the whole arrays, not only the frame that differs. */
+		x->full_exp = x->full_got = NULL;
+		r = hex_explain(x, de, dg, false);
+		keep_full(x, fe, fg);
+		return r < 0 ? r : 1;
+	}
+	if (de && dg && de->t == XV_STR && dg->t == XV_STR &&
+	    (de->n > LONG_VALUE || dg->n > LONG_VALUE || memchr(de->s, '\n', de->n) ||
+	     memchr(dg->s, '\n', dg->n))) {
+		text_explain(x, de->s, de->n, dg->s, dg->n);
+		return 1;
+	}
+	if (e->t == XV_ARR && (!de || !dg)) {
+		sb_printf(&x->msg, ": expected %zu item%s, got %zu (%s: ", e->n,
+			  e->n == 1 ? "" : "s", g->n, de ? "missing" : "extra");
+		show(&x->msg, de ?: dg);
+		sb_puts(&x->msg, ")");
+		return 1;
+	}
+	/* A member only one side has: "expected absent, got 5", "expected 5, got nothing". */
+	sb_puts(&x->msg, ": expected ");
+	if (de)
+		show(&x->msg, de);
+	else
+		sb_puts(&x->msg, "absent");
+	sb_puts(&x->msg, ", got ");
+	show(&x->msg, dg);
+	return 1;
+}
+
+/*
+ * "KEY: expected exact 5, got 7" (KEY NULL: the caller named the check). An exact value is
+ * explained by its first difference (exact_explain); both sides go in full to result.json.
+ */
+static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct xv *got)
+{
+	struct sbuf *b = &x->msg;
+	json_t *val, *ex = json_object_get(m, "exact");
+	const char *key;
+	size_t mark = b->len;
+
+	if (fkey)
+		sb_esc(b, fkey, strlen(fkey));
+	if (fkey && ex && json_object_size(m) == 1 && got) {
+		struct xv e;
+		int r = xv_from_json(&x->a, ex, &e);
+
+		r = r ?: exact_explain(x, fkey, &e, got);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		/* Not explained: start again from the plain form. */
+		b->len = mark;
+		if (b->p)
+			b->p[mark] = '\0';
+		sb_esc(b, fkey, strlen(fkey));
+	}
+	if (fkey)
+		sb_puts(b, ": ");
 	sb_puts(b, "expected ");
 	json_object_foreach(m, key, val)
 	{
@@ -1189,6 +1584,8 @@ static void mt_explain(struct xctx *x, json_t *m, const struct xv *got)
 	}
 	sb_puts(b, ", got ");
 	show(b, got);
+	keep_full(x, json_dumps(m, JSON_COMPACT | JSON_ENSURE_ASCII), render_full(got));
+	return 0;
 }
 
 /* ---- which process ------------------------------------------------------------------------------
@@ -1366,6 +1763,8 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 				show(&x->msg, de);
 				sb_puts(&x->msg, ", got ");
 				show(&x->msg, dg);
+				keep_full(x, bytes_full(le.p[i], le.n[i]),
+					  bytes_full(lg.p[i], lg.n[i]));
 				r = 1;
 			}
 			if (r == 0 && i == lg.count - 1 && lg.unterminated)
@@ -1397,18 +1796,26 @@ static int bytes_compare(struct xctx *x, const char *where, const char *file, co
 	sb_printf(&x->msg, "%s: differs from ", where);
 	sb_esc(&x->msg, file, strlen(file));
 	sb_printf(&x->msg, " at byte %zu (line %zu): expected ", k, line);
+	/* The line on each side with its LF, cut around the difference when long; in full in
+	 * result.json. */
 	if (k < exp_len) {
 		const char *nl = memchr(exp + ls, '\n', exp_len - ls);
+		size_t n = nl ? (size_t)(nl - exp - ls) + 1 : exp_len - ls;
 
-		show_bytes(&x->msg, exp + ls, nl ? (size_t)(nl - exp - ls) + 1 : exp_len - ls);
+		show_around(&x->msg, exp + ls, n, k - ls);
+		free(x->full_exp);
+		x->full_exp = bytes_full(exp + ls, n);
 	} else {
 		sb_puts(&x->msg, "end of output");
 	}
 	sb_puts(&x->msg, ", got ");
 	if (k < got_len) {
 		const char *nl = memchr(got + ls, '\n', got_len - ls);
+		size_t n = nl ? (size_t)(nl - got - ls) + 1 : got_len - ls;
 
-		show_bytes(&x->msg, got + ls, nl ? (size_t)(nl - got - ls) + 1 : got_len - ls);
+		show_around(&x->msg, got + ls, n, k - ls);
+		free(x->full_got);
+		x->full_got = bytes_full(got + ls, n);
 	} else {
 		sb_puts(&x->msg, "end of output");
 	}
@@ -1442,6 +1849,7 @@ static int check_output(struct xctx *x, const char *key)
 			return 0;
 		sb_printf(&x->msg, "%s: expected empty, got %zu bytes: ", where, len);
 		show_bytes(&x->msg, data, len);
+		keep_full(x, strdup("\"\""), bytes_full(data, len));
 		return 1;
 	}
 	if (re) {
@@ -1454,6 +1862,8 @@ static int check_output(struct xctx *x, const char *key)
 		show_bytes(&x->msg, json_string_value(re) ?: "", json_string_length(re));
 		sb_puts(&x->msg, ", got ");
 		show_bytes(&x->msg, data, len);
+		keep_full(x, bytes_full(json_string_value(re) ?: "", json_string_length(re)),
+			  bytes_full(data, len));
 		return 1;
 	}
 	if (file) {
@@ -1684,10 +2094,7 @@ static int explain_miss(struct xctx *x, const struct cand *c, size_t i, const ch
 	r = cand_field(x, c, i, key, json_object_get(fields, key), &tmp, &v);
 	if (r < 0)
 		return r;
-	sb_esc(&x->msg, key, strlen(key));
-	sb_puts(&x->msg, ": ");
-	mt_explain(x, json_object_get(fields, key), v);
-	return 0;
+	return mt_explain(x, key, json_object_get(fields, key), v);
 }
 
 static void item_where(char *buf, size_t len, const char *kind, size_t i, const char *type)
@@ -2098,6 +2505,7 @@ static int check_responses(struct xctx *x)
 				return r;
 			sb_printf(&x->msg, "%s: expected no response, got ", where);
 			show(&x->msg, &v);
+			keep_full(x, strdup("no response"), render_full(&v));
 			push_problem(x, 1);
 			continue;
 		}
@@ -2126,17 +2534,20 @@ static int check_responses(struct xctx *x)
 			if (ok)
 				continue;
 			sb_printf(&x->msg, "%s: ", where);
-			sb_esc(&x->msg, key, strlen(key));
-			sb_puts(&x->msg, ": ");
-			mt_explain(x, m, fv);
+			r = mt_explain(x, key, m, fv);
+			if (r == -ENOMEM)
+				return r;
 			push_problem(x, 1);
 		}
 		if (x->n_probs > before && json_is_true(json_object_get(resp->result, "none"))) {
 			/* The driver got no answer: one problem for it, not one per field. */
 			const char *e = json_string_value(json_object_get(resp->result, "error"));
 
-			for (size_t k = before; k < x->n_probs; k++)
+			for (size_t k = before; k < x->n_probs; k++) {
 				free(x->probs[k].msg);
+				free(x->probs[k].expected);
+				free(x->probs[k].got);
+			}
 			x->n_probs = before;
 			sb_printf(&x->msg, "%s: expected a response with", where);
 			json_object_foreach(fields, key, m) sb_printf(&x->msg, " %s", key);
@@ -2169,8 +2580,7 @@ static int count_is(struct xctx *x, const char *key, json_t *want, const struct 
 	r = mt_eval(x, where, m, got, &ok);
 	if (r == 0 && !ok) {
 		sb_printf(&x->msg, "%s: ", where);
-		mt_explain(x, m, got);
-		r = 1;
+		r = mt_explain(x, NULL, m, got) ?: 1;
 	}
 	if (m != want)
 		json_decref(m);
@@ -2401,8 +2811,11 @@ out:
 
 void hexp_problems_free(struct hexp_problem *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(p[i].msg);
+		free(p[i].expected);
+		free(p[i].got);
+	}
 	free(p);
 }
 
@@ -2430,6 +2843,8 @@ int hexp_check_all(const struct hcase *c, const struct hobs *o, struct hexp_prob
 			push_problem(&x, r);
 	}
 	free(x.msg.p);
+	free(x.full_exp);
+	free(x.full_got);
 	arena_free(&x.a);
 	if (x.probs_oom) {
 		hexp_problems_free(x.probs, x.n_probs);

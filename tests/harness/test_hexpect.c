@@ -346,7 +346,10 @@ TEST(matchers)
 		 "data.latencyUs: expected exact 1500.0, got 1500", __LINE__);
 	ev_match(&f, "{\"data.answers\": {\"exact\": [\"192.0.2.1\"]}}", 0, NULL, __LINE__);
 	ev_match(&f, "{\"data.answers.0\": {\"exact\": \"192.0.2.1\"}}", 0, NULL, __LINE__);
-	ev_match(&f, "{\"data\": {\"exact\": {}}}", 1, "data: expected exact {}, got {\"answers\"",
+	/* A container is named by its first differing member. */
+	ev_match(&f, "{\"data\": {\"exact\": {}}}", 1,
+		 "expect.events.match[0] (dns_query): data.answers: expected absent, got "
+		 "[\"192.0.2.1\"]",
 		 __LINE__);
 	/* The subject has a NUL inside: matched by length, not as a C string. */
 	ev_match(&f, "{\"data.nul\": {\"regex\": \"y$\"}}", 0, NULL, __LINE__);
@@ -777,6 +780,234 @@ TEST(responses)
 		"expect.responses[0] (q1): expected a response with rcode dns.ancount, got none "
 		"(ETIMEDOUT)");
 	json_decref(f.resps[0].result);
+	fx_done(&f);
+}
+
+/* ---- DNS messages compared after decoding, long values by their first difference ---------- */
+
+/* a.example.test A, ID 0x4a21, QR RD RA, one answer: 60 IN A 192.0.2.1. */
+#define DNS_HDR	 "4a21858000010001"
+#define DNS_Q	 "000000000161076578616d706c6504746573740000010001"
+#define DNS_AN1	 "c00c000100010000003c0004c0000201"
+#define DNS_RESP DNS_HDR DNS_Q DNS_AN1
+
+/* One response q1 with this result, checked against one field's exact value. */
+static bool resp_exact(const char *file, int line, struct fx *f, json_t *result, const char *key,
+		       const char *want_json, const char *want_msg)
+{
+	_cleanup_free_ char *expect = NULL;
+	bool ok;
+
+	f->resps[0].step = "q1";
+	f->resps[0].result = result;
+	f->o.n_resps = 1;
+	if (asprintf(&expect,
+		     "{\"responses\": [{\"step\": \"q1\", \"fields\": {\"%s\": {\"exact\": %s}}}]}",
+		     key, want_json) < 0)
+		return false;
+	ok = outcome(file, line, NULL, expect, f, 1, want_msg, true);
+	json_decref(result);
+	f->resps[0].result = NULL;
+	return ok;
+}
+
+#define RAW_DIFF(f, got, want_msg)                                                       \
+	resp_exact(__FILE__, __LINE__, f, json_pack("{s:s}", "raw_hex", got), "raw_hex", \
+		   "\"" DNS_RESP "\"", want_msg)
+
+TEST(responses_dns_decoded)
+{
+	struct fx f;
+
+	fx_init(&f);
+	RAW_DIFF(
+		&f, "4a22858000010001" DNS_Q DNS_AN1,
+		"expect.responses[0] (q1): raw_hex: differs at header.id: expected 18977 (0x4a21), "
+		"got 18978 (0x4a22)");
+	RAW_DIFF(
+		&f, "4a21858200010001" DNS_Q DNS_AN1,
+		"expect.responses[0] (q1): raw_hex: differs at header.rcode: expected 0 (NOERROR), "
+		"got 2 (SERVFAIL)");
+	RAW_DIFF(
+		&f, DNS_HDR DNS_Q "c00c0001000100000d050004c0000201",
+		"expect.responses[0] (q1): raw_hex: differs at answer[0].ttl: expected 60, got 3333");
+	RAW_DIFF(
+		&f, DNS_HDR DNS_Q "c00c000100010000003c0004c0000209",
+		"expect.responses[0] (q1): raw_hex: differs at answer[0].rdata: expected 192.0.2.1, "
+		"got 192.0.2.9");
+	/* The client's case is kept by a forwarder (0x20): names compare byte for byte. */
+	RAW_DIFF(&f, DNS_HDR "000000000161076578616d706c6504544553540000010001" DNS_AN1,
+		 "expect.responses[0] (q1): raw_hex: differs at question[0].name: expected "
+		 "a.example.test., got a.example.TEST.");
+	RAW_DIFF(&f, "4a21858000010002" DNS_Q DNS_AN1 "c00c000100010000003c0004c0000202",
+		 "expect.responses[0] (q1): raw_hex: differs at answer: expected 1 record, got 2 "
+		 "records (answer[1]: a.example.test. 60 IN A 192.0.2.2)");
+	/* An EDNS OPT the expected message does not have, then one with another UDP size. */
+	RAW_DIFF(&f,
+		 "4a21858000010001000000010161076578616d706c6504746573740000010001" DNS_AN1
+		 "0000290fa0000000000000",
+		 "expect.responses[0] (q1): raw_hex: differs at additional: expected 0 records, "
+		 "got 1 record (additional[0]: . OPT udp_size 4000 ext_rcode 0 version 0 do 0 "
+		 "rdata )");
+	/* A side that does not decode: said so, then the first differing byte. */
+	RAW_DIFF(&f, "4a2185800001000100",
+		 "expect.responses[0] (q1): raw_hex: got a message that does not decode as DNS (9 "
+		 "bytes, shorter than the 12-byte header); first differing byte at offset 9: "
+		 "expected 0x00, got the end (9 bytes)");
+	RAW_DIFF(&f, DNS_HDR DNS_Q "c00c000100010000003c0009c0000201",
+		 "expect.responses[0] (q1): raw_hex: got a message that does not decode as DNS "
+		 "(answer[0]: rdata: 9 bytes, 4 left); first differing byte at offset 43: expected "
+		 "0x04, got 0x09");
+	/* Equal when decoded (the answer's owner written out instead of a pointer). */
+	RAW_DIFF(&f,
+		 DNS_HDR DNS_Q "0161076578616d706c6504746573740000010001"
+			       "0000003c0004c0000201",
+		 "expect.responses[0] (q1): raw_hex: every decoded field is equal (name "
+		 "compression differs?); first differing byte at offset 32: expected 0xc0, got "
+		 "0x01");
+	fx_done(&f);
+}
+
+TEST(responses_dns_edns_frames_and_streams)
+{
+	static const char opt_1232[] =
+		"\"4a21000000010000000000010141074578616d706c650454455354000001"
+		"000100002904d0000000000000\"";
+	struct fx f;
+
+	fx_init(&f);
+	/* The client's EDNS UDP size (1232) rewritten to 4000 by a forwarder. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:s}", "raw_hex",
+			     "4a21000000010000000000010141074578616d706c650454455354000001"
+			     "00010000290fa0000000000000"),
+		   "raw_hex", opt_1232,
+		   "expect.responses[0] (q1): raw_hex: differs at edns.udp_size: expected 1232, "
+		   "got 4000");
+	/* frames: the array's item, then the message inside it. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:[s,s]}", "frames", DNS_RESP, "4a21858500010001" DNS_Q DNS_AN1),
+		   "frames", "[\"" DNS_RESP "\", \"" DNS_RESP "\"]",
+		   "expect.responses[0] (q1): frames[1]: differs at header.rcode: expected 0 "
+		   "(NOERROR), got 5 (REFUSED)");
+	/* A tcp_send result's hex is the stream: frame by frame. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:s}", "hex",
+			     "0030" DNS_RESP "0030" DNS_HDR DNS_Q
+			     "c00c000100010000003c0004c0000202"),
+		   "hex", "\"0030" DNS_RESP "0030" DNS_RESP "\"",
+		   "expect.responses[0] (q1): hex: frame[1] differs at answer[0].rdata: expected "
+		   "192.0.2.1, got 192.0.2.2");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "hex", "0030" DNS_RESP), "hex",
+		   "\"0030" DNS_RESP "0030" DNS_RESP "\"",
+		   "expect.responses[0] (q1): hex: expected 2 frames, got 1");
+	fx_done(&f);
+}
+
+/* Both sides in full go with the problem (result.json), whatever the message shows. */
+TEST(problems_carry_both_values_in_full)
+{
+	_cleanup_free_ char *text = NULL, *big = NULL, *big2 = NULL;
+	struct hexp_problem *p = NULL;
+	struct hjson_err err = { 0 };
+	struct hcase *c = NULL;
+	size_t n = 0;
+	json_t *doc;
+	struct fx f;
+
+	fx_init(&f);
+	big = malloc(1001);
+	big2 = malloc(1001);
+	memset(big, 'a', 1000);
+	big[1000] = '\0';
+	memcpy(big2, big, 1001);
+	big2[700] = 'b';
+	f.resps[0].step = "q1";
+	f.resps[0].result =
+		json_pack("{s:s, s:s}", "raw_hex", "4a21858200010001" DNS_Q DNS_AN1, "long", big2);
+	f.o.n_resps = 1;
+	ASSERT_TRUE(asprintf(&text,
+			     "{\"id\": \"t.full\", \"title\": \"t\", \"component\": \"dns-proxy\","
+			     " \"uses\": [\"dns-proxy\"],"
+			     " \"requirements\": [{\"id\": \"DNS-FWD-001\", \"level\": \"MUST\"}],"
+			     " \"fault\": \"dns.x\", \"topology\": {\"namespaces\": [\"cell\"]},"
+			     " \"steps\": %s, \"expect\": {\"responses\": [{\"step\": \"q1\","
+			     " \"fields\": {\"raw_hex\": {\"exact\": \"%s\"},"
+			     " \"long\": {\"exact\": \"%s\"}}}]}}",
+			     DEFAULT_STEPS, DNS_RESP, big) >= 0);
+	doc = json_loads(text, 0, NULL);
+	ASSERT_TRUE(doc);
+	if (!ASSERT_OK(hcase_from_json(doc, "mem.json", "$", &c, &err)))
+		tap_diag("%s: %s", err.path, err.msg);
+	json_decref(doc);
+	ASSERT_EQ(hexp_check_all(c, &f.o, &p, &n), 1);
+	if (ASSERT_EQ(n, 2)) {
+		/* In the case's order: raw_hex, then long. */
+		ASSERT_TRUE(strstr(p[0].msg, "differs at header.rcode"));
+		ASSERT_FALSE(strstr(p[0].msg, DNS_Q));
+		ASSERT_TRUE(p[0].expected && strcmp(p[0].expected, DNS_RESP) == 0);
+		ASSERT_TRUE(p[0].got && strcmp(p[0].got, "4a21858200010001" DNS_Q DNS_AN1) == 0);
+		ASSERT_TRUE(strstr(p[1].msg, "long: differs at byte 700: expected \"...aaaa"));
+		ASSERT_LE(strlen(p[1].msg), 300);
+		ASSERT_TRUE(p[1].expected && strlen(p[1].expected) == 1002);
+		ASSERT_TRUE(p[1].got && strlen(p[1].got) == 1002 && p[1].got[701] == 'b');
+	}
+	hexp_problems_free(p, n);
+	hcase_free(c);
+	json_decref(f.resps[0].result);
+	fx_done(&f);
+}
+
+TEST(long_values_named_by_first_difference)
+{
+	char exp[400], got[400], want[600], want2[400];
+	struct fx f;
+	int o;
+
+	fx_init(&f);
+	/* A client's stdout: the line that differs, not the whole text. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:i, s:s}", "exit", 0, "stdout", "ok\nname: a\nttl: 300\nend\n"),
+		   "stdout", "\"ok\\nname: a\\nttl: 3333\\nend\\n\"",
+		   "expect.responses[0] (q1): stdout line 3: expected \"ttl: 3333\", got \"ttl: "
+		   "300\"");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "stdout", "ok\n"), "stdout",
+		   "\"ok\\nmore\\n\"",
+		   "expect.responses[0] (q1): stdout line 2: expected \"more\", got end of text (1 "
+		   "lines)");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "stdout", "ok"), "stdout",
+		   "\"ok\\n\"",
+		   "expect.responses[0] (q1): stdout line 1: expected \"ok\" then a line end, got "
+		   "\"ok\" then the end of text");
+	/* One long line: cut around the difference, its offset named. */
+	memset(exp, 'x', 300);
+	exp[300] = '\0';
+	memcpy(got, exp, 301);
+	got[250] = 'Y';
+	snprintf(want, sizeof(want), "\"%s\"", exp);
+	/* From a third of the window before the difference (byte 217) to the end. */
+	o = snprintf(want2, sizeof(want2),
+		     "expect.responses[0] (q1): text: differs at byte 250: expected \"...%.83s\", "
+		     "got \"...",
+		     exp);
+	snprintf(want2 + o, sizeof(want2) - (size_t)o, "%.83s\"", got + 217);
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "text", got), "text", want, want2);
+	/* Arrays and objects: the first differing member by its path. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:[s,s]}", "answers", "a.example.test. 60 IN A 192.0.2.1",
+			     "a.example.test. 300 IN A 192.0.2.2"),
+		   "answers",
+		   "[\"a.example.test. 60 IN A 192.0.2.1\", \"a.example.test. 60 IN A 192.0.2.2\"]",
+		   "expect.responses[0] (q1): answers[1]: expected \"a.example.test. 60 IN A "
+		   "192.0.2.2\", got \"a.example.test. 300 IN A 192.0.2.2\"");
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:[s]}", "answers", "a.example.test. 60 IN A 192.0.2.1"), "answers",
+		   "[\"a.example.test. 60 IN A 192.0.2.1\", \"a.example.test. 60 IN A 192.0.2.2\"]",
+		   "expect.responses[0] (q1): answers[1]: expected 2 items, got 1 (missing: "
+		   "\"a.example.test. 60 IN A 192.0.2.2\")");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:{s:{s:i}}}", "edns", "opt", "udp", 1232),
+		   "edns", "{\"opt\": {\"udp\": 4000}}",
+		   "expect.responses[0] (q1): edns.opt.udp: expected 4000, got 1232");
 	fx_done(&f);
 }
 
