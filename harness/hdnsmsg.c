@@ -651,7 +651,8 @@ static int diff_rr(const struct hdns_msg *e, const struct hdns_msg *g, enum hdns
 
 		ds_rdata(&de, e, a);
 		ds_rdata(&dg, g, b);
-		if (de.oom || dg.oom || !de.p || !dg.p || strcmp(de.p, dg.p) != 0)
+		/* Empty rdata (a TXT of no strings) renders as nothing: NULL. */
+		if (de.oom || dg.oom || strcmp(de.p ?: "", dg.p ?: "") != 0)
 			return differ(ret, &de, &dg, "%s.rdata", field);
 		free(de.p);
 		free(dg.p);
