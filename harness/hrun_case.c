@@ -102,6 +102,7 @@ struct run {
 	size_t n_probs;
 	bool timeout_noted; /* the TIMEOUT problem is listed once */
 	uint64_t drv_log_off;
+	json_t *full; /* problem index -> {"expected", "got"} in full, for result.json */
 };
 
 void hrun_result_clear(struct hrun_result *r)
@@ -2005,10 +2006,20 @@ static void step_start(struct run *r, const struct hcase_step *st)
 				pf[0].revents = last.revents;
 		}
 		if (n == 0) {
-			if (!timed_out(r))
-				verdict(r, HREP_FAIL, "start %s: %s within %d ms", st->name,
-					st->expect_no_ready ? "ready fd not closed" : "not ready",
-					ms);
+			char tail[320];
+
+			if (timed_out(r))
+				;
+			else if (st->expect_no_ready)
+				verdict(r, HREP_FAIL,
+					"start %s: ready fd neither written nor closed within %d ms, "
+					"expected it closed without a byte; stderr ends: %s",
+					st->name, ms, file_tail(p->err_path, tail, sizeof(tail)));
+			else
+				verdict(r, HREP_FAIL,
+					"start %s: not ready within %d ms, expected a byte on the "
+					"ready fd; stderr ends: %s",
+					st->name, ms, file_tail(p->err_path, tail, sizeof(tail)));
 		} else if (n > 0 &&
 			   (!(pf[0].revents & (POLLIN | POLLHUP)) || read(rp[0], &b, 1) != 1)) {
 			char got[80], tail[320];
@@ -2052,21 +2063,32 @@ out:
 	rvars_free(&rv);
 }
 
+/*
+ * Every stop message says what was expected and what happened, with the end of the process's
+ * stderr: why it exited 1, or what it was doing when it would not end.
+ */
 static void step_stop(struct run *r, const struct hcase_step *st)
 {
 	struct proc *p = find_proc(r, st->target);
-	char got[80], want[96];
+	char got[80], want[96], tail[320], sig[48];
 	uint32_t cap;
 	int ms;
 
 	if (p)
 		drain_start(r, p);
-	if (!p || !p->running) {
-		if (p)
-			sink_finish(r, p);
-		if (p && st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
-			verdict(r, HREP_FAIL, "stop %s: %s, expected %s", st->target,
-				status_text(p->status, got), expected_text(st->expect_exit, want));
+	if (!p) {
+		verdict(r, HREP_ERROR, "stop %s: no process was started under that name",
+			st->target);
+		return;
+	}
+	if (!p->running) {
+		sink_finish(r, p);
+		if (st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
+			verdict(r, HREP_FAIL,
+				"stop %s: %s before the stop, expected %s; stderr ends: %s",
+				st->target, status_text(p->status, got),
+				expected_text(st->expect_exit, want),
+				file_tail(p->err_path, tail, sizeof(tail)));
 		return;
 	}
 	cap = st->timeout_ms ?: r->j->prof->comp[p->comp].stop_timeout_ms;
@@ -2074,21 +2096,26 @@ static void step_stop(struct run *r, const struct hcase_step *st)
 		kill(p->pid, st->signo);
 	ms = remaining_ms(r, cap ?: 10000);
 	if (!wait_exit(p->pid, ms, &p->status)) {
+		if (st->signo)
+			snprintf(sig, sizeof(sig), "signal %d (SIG%s)", st->signo,
+				 sigabbrev_np(st->signo) ?: "?");
 		if (!timed_out(r))
-			verdict(r, HREP_FAIL, "stop %s: still running %d ms after %s, expected %s",
-				st->target, ms,
-				st->signo ? strsignal(st->signo)
-					  : "waiting for it to end by itself",
+			verdict(r, HREP_FAIL,
+				"stop %s: still running %d ms after %s, expected %s by then; "
+				"stderr ends: %s",
+				st->target, ms, st->signo ? sig : "waiting for it to end by itself",
 				st->expect_exit >= 0 ? expected_text(st->expect_exit, want)
-						     : "it to end");
+						     : "it to end",
+				file_tail(p->err_path, tail, sizeof(tail)));
 		return;
 	}
 	p->running = false;
 	p->exited = true;
 	sink_finish(r, p);
 	if (st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
-		verdict(r, HREP_FAIL, "stop %s: %s, expected %s", st->target,
-			status_text(p->status, got), expected_text(st->expect_exit, want));
+		verdict(r, HREP_FAIL, "stop %s: %s, expected %s; stderr ends: %s", st->target,
+			status_text(p->status, got), expected_text(st->expect_exit, want),
+			file_tail(p->err_path, tail, sizeof(tail)));
 }
 
 static void add_resp(struct run *r, const char *name, json_t *result)
@@ -2209,9 +2236,16 @@ static void step_client(struct run *r, const struct hcase_step *st)
 		return;
 	}
 	if (!wait_exit(pid, remaining_ms(r, st->timeout_ms), &status)) {
+		char want[96], tail[320];
+
 		if (!timed_out(r))
-			verdict(r, HREP_FAIL, "client %s: still running after %u ms", nm,
-				scaled(r, st->timeout_ms));
+			verdict(r, HREP_FAIL,
+				"client %s (%s): still running after %u ms, expected %s by then; "
+				"stderr ends: %s",
+				nm, st->argv[0], scaled(r, st->timeout_ms),
+				st->expect_exit >= 0 ? expected_text(st->expect_exit, want)
+						     : "it to end",
+				file_tail(errp, tail, sizeof(tail)));
 		return;
 	}
 	data = slurp(out, &len);
@@ -2630,10 +2664,18 @@ static void write_result_json(const struct run *r, const char *path)
 
 	if (!doc)
 		return;
-	for (size_t i = 0; i < r->n_probs; i++)
-		json_array_append_new(pa, json_pack("{s:s, s:s}", "status",
-						    hrep_status_names[r->probs[i].status],
-						    "message", r->probs[i].message ?: ""));
+	for (size_t i = 0; i < r->n_probs; i++) {
+		json_t *po =
+			json_pack("{s:s, s:s}", "status", hrep_status_names[r->probs[i].status],
+				  "message", r->probs[i].message ?: "");
+		char idx[24];
+
+		/* Both sides of an expectation in full (both hex dumps of a DNS message). */
+		snprintf(idx, sizeof(idx), "%zu", i);
+		if (po && json_object_get(r->full, idx))
+			json_object_update(po, json_object_get(r->full, idx));
+		json_array_append_new(pa, po);
+	}
 	for (size_t i = 0; i < r->n_procs; i++) {
 		const struct proc *p = &r->procs[i];
 		char got[80];
@@ -2969,6 +3011,17 @@ end:
 					xp[i].msg ?: util_errno_name(-xp[i].r));
 			else
 				verdict(&r, HREP_FAIL, "%s", xp[i].msg ?: "expectation not met");
+			/* The message may cut long values; result.json has them whole. */
+			if (xp[i].expected || xp[i].got) {
+				char idx[24];
+
+				snprintf(idx, sizeof(idx), "%zu", r.n_probs - 1);
+				if (!r.full)
+					r.full = json_object();
+				json_object_set_new(r.full, idx,
+						    json_pack("{s:s?, s:s?}", "expected",
+							      xp[i].expected, "got", xp[i].got));
+			}
 		}
 		hexp_problems_free(xp, n_xp);
 	}
@@ -3064,5 +3117,6 @@ free:
 	free(r.probs);
 	free(inos);
 	json_decref(r.vars);
+	json_decref(r.full);
 	return 0;
 }
