@@ -1087,7 +1087,8 @@ static int regex_match(struct xctx *x, const char *where, const char *re_text, c
 	int rc;
 
 	if (n > INT32_MAX) /* regoff_t is an int */
-		return fail(x, 1, "%s: %zu bytes are too many to match a regex against", where, n);
+		return fail(x, 1, "%s: expected at most %d bytes to match a regex against, got %zu",
+			    where, INT32_MAX, n);
 	rc = regcomp(&re, re_text, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0)
 		return fail(x, -EINVAL, "%s: regex does not compile", where);
@@ -1744,13 +1745,15 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 			sb_printf(&x->msg, ", got end of output (%zu lines)", lg.count);
 			r = 1;
 		} else if (r == 0 && lg.n[i] > LINE_MAX_LEN) {
-			r = fail(x, 1, "%s: line %zu is longer than %u bytes", where, i + 1,
-				 LINE_MAX_LEN);
+			r = fail(x, 1, "%s: line %zu: expected at most %u bytes, got %zu", where,
+				 i + 1, LINE_MAX_LEN, lg.n[i]);
 		} else if (r == 0) {
 			r = xv_parse(&a, lg.p[i], lg.n[i], &vg, why, sizeof(why));
 			if (r == -EBADMSG) {
-				sb_printf(&x->msg, "%s: line %zu is not JSON (%s): ", where, i + 1,
-					  why);
+				sb_printf(
+					&x->msg,
+					"%s: line %zu: expected JSON, got text that is not (%s): ",
+					where, i + 1, why);
 				show_bytes(&x->msg, lg.p[i], lg.n[i]);
 				r = 1;
 			} else if (r == 0 && !xv_diff(&ve, &vg, &path, &de, &dg)) {
@@ -1768,8 +1771,10 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 				r = 1;
 			}
 			if (r == 0 && i == lg.count - 1 && lg.unterminated)
-				r = fail(x, 1, "%s: line %zu is not terminated by LF", where,
-					 i + 1);
+				r = fail(x, 1,
+					 "%s: line %zu: expected a terminating LF, got the end of "
+					 "output",
+					 where, i + 1);
 		}
 		free(path.p);
 		arena_free(&a);
@@ -1932,7 +1937,8 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 
 	memset(ret, 0, sizeof(*ret));
 	if (!p->events)
-		return fail(x, 1, "%s: start step \"%s\" has no event stream", where, p->name);
+		return fail(x, 1, "%s: expected an event stream from start step \"%s\", got none",
+			    where, p->name);
 	r = split_lines(p->events, p->events_len, &l);
 	if (r < 0)
 		return r;
@@ -1946,13 +1952,15 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 		char why[96];
 
 		if (l.n[i] > LINE_MAX_LEN) {
-			r = fail(x, 1, "%s: line %zu is longer than %u bytes", where, i + 1,
-				 LINE_MAX_LEN);
+			r = fail(x, 1, "%s: line %zu: expected at most %u bytes, got %zu", where,
+				 i + 1, LINE_MAX_LEN, l.n[i]);
 			goto out;
 		}
 		r = xv_parse(&ret->a, l.p[i], l.n[i], &ret->ev[i], why, sizeof(why));
 		if (r == -EBADMSG) {
-			sb_printf(&x->msg, "%s: line %zu is not JSON (%s): ", where, i + 1, why);
+			sb_printf(&x->msg,
+				  "%s: line %zu: expected JSON, got text that is not (%s): ", where,
+				  i + 1, why);
 			show_bytes(&x->msg, l.p[i], l.n[i]);
 			r = 1;
 		}
@@ -1962,14 +1970,16 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 		t = ev_type(&ret->ev[i]);
 		if (ret->ev[i].t != XV_OBJ || !t || t->t != XV_STR) {
 			sb_printf(&x->msg,
-				  "%s: line %zu is not an event with a string \"type\": ", where,
-				  i + 1);
+				  "%s: line %zu: expected an event with a string \"type\", got ",
+				  where, i + 1);
 			show(&x->msg, &ret->ev[i]);
 			r = 1;
 			goto out;
 		}
 		if (i == l.count - 1 && l.unterminated) {
-			r = fail(x, 1, "%s: line %zu is not terminated by LF", where, i + 1);
+			r = fail(x, 1,
+				 "%s: line %zu: expected a terminating LF, got the end of output",
+				 where, i + 1);
 			goto out;
 		}
 	}
@@ -1987,7 +1997,8 @@ static int records_load(struct xctx *x, const char *where, const struct hobs_pro
 	int r;
 
 	if (!p->records)
-		return fail(x, 1, "%s: start step \"%s\" has no record stream", where, p->name);
+		return fail(x, 1, "%s: expected a record stream from start step \"%s\", got none",
+			    where, p->name);
 	r = hrec_parse(p->records, p->records_len, ret, ret_n, why, sizeof(why));
 	if (r == -EBADMSG)
 		return fail(x, 1, "%s: %s", where, why);
@@ -2147,11 +2158,16 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 		sb_printf(&x->msg, "%s: ", where);
 		if (n_type == 0) {
 			if (type) {
-				sb_printf(&x->msg, "no ");
+				sb_puts(&x->msg, "expected ");
+				if (jcount)
+					sb_printf(&x->msg, "%zu ", want);
+				else
+					sb_puts(&x->msg, "a ");
 				sb_esc(&x->msg, type, strlen(type));
-				sb_printf(&x->msg, " event among %zu events", c->n);
+				sb_printf(&x->msg, " event%s, got none among %zu events",
+					  jcount && want != 1 ? "s" : "", c->n);
 			} else {
-				sb_printf(&x->msg, "expected %zu matching %ss, the stream is empty",
+				sb_printf(&x->msg, "expected %zu matching %ss, got an empty stream",
 					  want, c->noun);
 			}
 		} else if (matched == 0) {
@@ -2253,7 +2269,10 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 			}
 			if (any)
 				continue;
-			sb_printf(&x->msg, "expect.%s.exhaustive: ", kind);
+			sb_printf(&x->msg,
+				  "expect.%s.exhaustive: expected every %s to match an item of "
+				  "expect.%s.match, got ",
+				  kind, c->noun, kind);
 			cand_where(c, j, &x->msg);
 			if (c->ev) {
 				const struct xv *t = ev_type(&c->ev->ev[j]);
@@ -2262,7 +2281,7 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 				sb_esc(&x->msg, t->s, t->n);
 				sb_puts(&x->msg, ")");
 			}
-			sb_printf(&x->msg, " matches no item of expect.%s.match", kind);
+			sb_puts(&x->msg, " matching none");
 			return 1;
 		}
 	}
@@ -2436,7 +2455,8 @@ static int check_records(struct xctx *x)
 
 			if (off < 0)
 				continue;
-			sb_printf(&x->msg, "expect.records.pad_zero: record %zu: %s is", i,
+			sb_printf(&x->msg,
+				  "expect.records.pad_zero: record %zu: %s: expected zeros, got", i,
 				  pad_names[off >= 16]);
 			for (int k = 0; k < len; k++)
 				sb_printf(&x->msg, " %02x", rec[i].raw[start + k]);
@@ -2457,10 +2477,12 @@ static int check_records(struct xctx *x)
 					    "record field",
 					    name);
 			if (b < a)
-				return fail(x, 1,
-					    "expect.records.monotonic: %s decreases at record %zu: "
-					    "%llu after %llu",
-					    name, k, (unsigned long long)b, (unsigned long long)a);
+				return fail(
+					x, 1,
+					"expect.records.monotonic: record %zu: expected %s %llu or "
+					"more (record %zu's), got %llu",
+					k, name, (unsigned long long)a, k - 1,
+					(unsigned long long)b);
 		}
 	}
 	c = (struct cand){ .n = n, .noun = "record", .rec = rec };
@@ -2510,7 +2532,10 @@ static int check_responses(struct xctx *x)
 			continue;
 		}
 		if (!resp || !resp->result) {
-			push_problem(x, fail(x, 1, "%s: no response", where));
+			push_problem(x, fail(x, 1,
+					     "%s: expected a response, got none (the step did not "
+					     "record one)",
+					     where));
 			continue;
 		}
 		r = xv_from_json(&x->a, resp->result, &v);
@@ -2613,7 +2638,8 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 		unsigned long long u;
 
 		if (!val)
-			return fail(x, 1, "%s: the runner has no value %s", where, key + 4);
+			return fail(x, 1, "%s: expected the runner's value %s, got none", where,
+				    key + 4);
 		errno = 0;
 		u = strtoull(val, &end, 10);
 		if (errno || end == val || *end)
@@ -2658,9 +2684,11 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 		} else {
 			found = xv_path(found, "data.recordsLost");
 			if (!xv_is_num(found)) {
-				sb_printf(&x->msg,
-					  "%s: data.recordsLost of flow_monitor_summary is ",
-					  where);
+				sb_printf(
+					&x->msg,
+					"%s: expected data.recordsLost of flow_monitor_summary to be a "
+					"number, got ",
+					where);
 				show(&x->msg, found);
 				r = 1;
 			} else {
@@ -2751,7 +2779,7 @@ static int check_btf(struct xctx *x)
 			    strerror(errno));
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
 	if (id < 0) {
-		r = fail(x, 1, "expect.btf: struct %s: not in the BTF of %s", name,
+		r = fail(x, 1, "expect.btf: expected struct %s in the BTF of %s, got none", name,
 			 x->o->bpf_object);
 		goto out;
 	}

@@ -251,12 +251,12 @@ TEST(output_jsonl_order_free_and_exact)
 	FAILS(expect, &f, "expected end of output (47 lines), got \"{}\"");
 	changed[strlen(text) - 1] = '\0';
 	set_out(&f, changed);
-	FAILS(expect, &f, "line 47 is not terminated by LF");
+	FAILS(expect, &f, "line 47: expected a terminating LF, got the end of output");
 	free(changed);
 	ASSERT_TRUE(asprintf(&changed, "{\"ok\":tru\xff}\n") > 0);
 	set_out(&f, changed);
 	FAILS(expect, &f,
-	      "expect.stdout: line 1 is not JSON (unexpected character at byte 6): "
+	      "expect.stdout: line 1: expected JSON, got text that is not (unexpected character at byte 6): "
 	      "\"{\\\"ok\\\":tru\\xff}\"");
 	fx_done(&f);
 }
@@ -426,8 +426,10 @@ TEST(events_unordered_counts_and_closest_miss)
 		&f,
 		"expect.events.match[0] (network_flow_decision): expected 3 matching events, "
 		"got 2");
-	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"dns_query\"}]}}", &f,
-		    "expect.events.match[0] (dns_query): no dns_query event among 4 events");
+	FAILS_EXACT(
+		"{\"events\": {\"match\": [{\"type\": \"dns_query\"}]}}", &f,
+		"expect.events.match[0] (dns_query): expected a dns_query event, got none among 4 "
+		"events");
 	/* Fewer than wanted: the closest miss is the candidate with most fields right. */
 	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"count\": 2,"
 		    " \"fields\": {\"data.dstPort\": {\"range\": [1, 100]}}}]}}",
@@ -516,8 +518,8 @@ TEST(events_exhaustive)
 		" {\"type\": \"flow_monitor_started\"}, {\"type\": \"flow_monitor_summary\"},"
 		" {\"type\": \"network_flow_decision\", \"fields\": {\"data.dstPort\": {\"exact\": 53}}}]}}",
 		&f,
-		"expect.events.exhaustive: line 3 (" NS "network_flow_decision) matches no item "
-		"of expect.events.match");
+		"expect.events.exhaustive: expected every event to match an item of "
+		"expect.events.match, got line 3 (" NS "network_flow_decision) matching none");
 	/* Not exhaustive: the extra events are fine. */
 	PASS("{\"events\": {\"match\": [{\"type\": \"flow_monitor_started\"}]}}", &f);
 	fx_done(&f);
@@ -530,22 +532,24 @@ TEST(events_hostile_streams)
 	struct fx f;
 
 	fx_init(&f);
-	FAILS_EXACT(expect, &f, "expect.events: start step \"p\" has no event stream");
+	FAILS_EXACT(expect, &f,
+		    "expect.events: expected an event stream from start step \"p\", got none");
 	set_events(&f, "");
 	PASS(expect, &f);
 	set_events(&f, EV("a", "") "{\"type\":\"x\",\"data\":{\"s\":\"\xc0\xaf\"}}\n");
-	FAILS(expect, &f, "expect.events: line 2 is not JSON (invalid UTF-8 at byte 25)");
+	FAILS(expect, &f,
+	      "expect.events: line 2: expected JSON, got text that is not (invalid UTF-8 at byte 25)");
 	set_events(&f, "{\"type\":5}\n");
 	FAILS(expect, &f,
-	      "expect.events: line 1 is not an event with a string \"type\": {\"type\":5}");
+	      "expect.events: line 1: expected an event with a string \"type\", got {\"type\":5}");
 	set_events(&f, "[1,2]\n");
-	FAILS(expect, &f, "line 1 is not an event");
+	FAILS(expect, &f, "line 1: expected an event with a string \"type\", got [1,2]");
 	set_events(&f, "{\"type\":\"x\"}");
-	FAILS(expect, &f, "line 1 is not terminated by LF");
+	FAILS(expect, &f, "line 1: expected a terminating LF, got the end of output");
 	set_events(&f, "{\"type\":\"x\",\"d\":\"\\ud800\"}\n");
 	FAILS(expect, &f, "lone high surrogate");
 	set_events(&f, "{\"type\":\"x\",\"d\":[1,]}\n");
-	FAILS(expect, &f, "line 1 is not JSON");
+	FAILS(expect, &f, "line 1: expected JSON, got text that is not (bad number");
 	set_events(&f, "{\"type\":\"x\",\"d\":\"abc\\");
 	FAILS(expect, &f, "unterminated string");
 	/* Deep nesting is a FAIL, not a stack overflow. */
@@ -566,7 +570,7 @@ TEST(events_hostile_streams)
 	huge[(17u << 20) + 1] = '\0';
 	f.procs[0].events = huge;
 	f.procs[0].events_len = (17u << 20) + 1;
-	FAILS(expect, &f, "expect.events: line 1 is longer than 16777216 bytes");
+	FAILS(expect, &f, "expect.events: line 1: expected at most 16777216 bytes, got 17825792");
 	free(huge);
 	fx_done(&f);
 }
@@ -647,12 +651,11 @@ TEST(records_match_pad_monotonic)
 
 	fx_init(&f);
 	FAILS("{\"records\": {\"pad_zero\": true}}", &f,
-	      "expect.records: start step \"p\" has no "
-	      "record stream");
+	      "expect.records: expected a record stream from start step \"p\", got none");
 	set_records(&f, &rb);
 	PASS("{\"records\": {\"pad_zero\": true, \"match\": [{\"count\": 0}]}}", &f);
 	FAILS_EXACT("{\"records\": {\"match\": [{\"count\": 1}]}}", &f,
-		    "expect.records.match[0]: expected 1 matching records, the stream is empty");
+		    "expect.records.match[0]: expected 1 matching records, got an empty stream");
 	put_rec(&rb, 0x0A630002, 0x0A630001, 40000, 5353, 17, 3, 1000, 1);
 	put_rec(&rb, 0x0A630002, 0x0A630001, 40001, 443, 6, UINT64_MAX, 2000, 1);
 	set_records(&f, &rb);
@@ -684,19 +687,22 @@ TEST(records_match_pad_monotonic)
 	FAILS_EXACT("{\"records\": {\"exhaustive\": true, \"match\": ["
 		    " {\"fields\": {\"dst_port\": {\"exact\": 443}}}]}}",
 		    &f,
-		    "expect.records.exhaustive: record 0 matches no item of expect.records.match");
+		    "expect.records.exhaustive: expected every record to match an item of "
+		    "expect.records.match, got record 0 matching none");
 
 	/* first_seen_ns going backwards, then one padding byte set. */
 	put_rec(&rb, 1, 2, 3, 4, 1, 1, 1500, 0);
 	set_records(&f, &rb);
-	FAILS_EXACT("{\"records\": {\"monotonic\": [\"pkt_count\", \"first_seen_ns\"]}}", &f,
-		    "expect.records.monotonic: pkt_count decreases at record 2: 1 after "
-		    "18446744073709551615");
+	FAILS_EXACT(
+		"{\"records\": {\"monotonic\": [\"pkt_count\", \"first_seen_ns\"]}}", &f,
+		"expect.records.monotonic: record 2: expected pkt_count 18446744073709551615 or "
+		"more (record 1's), got 1");
 	PASS("{\"records\": {\"pad_zero\": true, \"monotonic\": [\"pad0\"]}}", &f);
 	rb.b[44 + 4 + 35] = 0xAA;
 	set_records(&f, &rb);
-	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
-		    "expect.records.pad_zero: record 1: pad1 is 00 00 aa 00 00 00 00");
+	FAILS_EXACT(
+		"{\"records\": {\"pad_zero\": true}}", &f,
+		"expect.records.pad_zero: record 1: pad1: expected zeros, got 00 00 aa 00 00 00 00");
 	FAILS("{\"records\": {\"match\": [{\"fields\": {\"pad1\": {\"exact\": 0}}, \"count\": 3}]}}",
 	      &f,
 	      "expected 3 matching records, got 2; closest miss (record 1): pad1: expected exact 0, got 730144440320");
@@ -706,7 +712,7 @@ TEST(records_match_pad_monotonic)
 	rb.b[4 + 15] = 0xAA;
 	set_records(&f, &rb);
 	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
-		    "expect.records.pad_zero: record 0: pad0 is aa aa aa");
+		    "expect.records.pad_zero: record 0: pad0: expected zeros, got aa aa aa");
 	fx_done(&f);
 }
 
@@ -748,7 +754,8 @@ TEST(responses)
 	PASS("{\"responses\": [{\"step\": \"q1\", \"none\": true}]}", &f);
 	FAILS_EXACT(
 		"{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"present\": true}}}]}",
-		&f, "expect.responses[0] (q1): no response");
+		&f,
+		"expect.responses[0] (q1): expected a response, got none (the step did not record one)");
 	f.resps[0].step = "q1";
 	f.resps[0].result =
 		json_pack("{s:s,s:[],s:{s:i}}", "rcode", "NOERROR", "replies", "dns", "ancount", 1);
@@ -1041,7 +1048,8 @@ TEST(counts)
 		    "expect.counts.lost: expected one flow_monitor_summary event, got 0");
 	set_events(&f, EV("flow_monitor_summary", "\"recordsLost\":\"0\""));
 	FAILS_EXACT("{\"counts\": {\"lost\": 0}}", &f,
-		    "expect.counts.lost: data.recordsLost of flow_monitor_summary is \"0\"");
+		    "expect.counts.lost: expected data.recordsLost of flow_monitor_summary to be a "
+		    "number, got \"0\"");
 	ERRORS("{\"counts\": {\"upstream_queries\": 0}}", &f, -EINVAL,
 	       "expect.counts.upstream_queries: the case has no upstream");
 	f.o.upstream_queries = 3;
@@ -1108,7 +1116,7 @@ TEST(btf_layout_of_the_bpf_object)
 	snprintf(
 		expect, sizeof(expect),
 		"{\"btf\": {\"artifact\": \"bpf_object\", \"struct\": \"nosuch\", \"members\": []}}");
-	FAILS(expect, &f, "expect.btf: struct nosuch: not in the BTF of");
+	FAILS(expect, &f, "expect.btf: expected struct nosuch in the BTF of");
 	f.o.bpf_object = NULL;
 	ERRORS(expect, &f, -ENOENT, "expect.btf: the profile names no artifacts.bpf_object");
 	fx_done(&f);
@@ -1141,7 +1149,9 @@ TEST(expectations_read_the_named_step)
 	free(msg);
 	r = check_case(steps, "{\"counts\": {\"events\": 0}}", &f, &msg);
 	ASSERT_EQ(r, 1);
-	ASSERT_STREQ(msg, "expect.counts.events: start step \"mon\" has no event stream");
+	ASSERT_STREQ(
+		msg,
+		"expect.counts.events: expected an event stream from start step \"mon\", got none");
 	free(msg);
 	f.o.n_procs = 1;
 	r = check_case(steps, "{\"stdout\": {\"step\": \"mon\", \"empty\": true}}", &f, &msg);
