@@ -2370,8 +2370,10 @@ static void step_feed(struct run *r, const struct hcase_step *st)
 		signal(SIGPIPE, SIG_IGN);
 		e = util_write_all(p->stdin_w, data, len);
 		if (e < 0)
-			verdict(r, HREP_FAIL, "feed %s: write: %s", st->target,
-				util_errno_name(-e));
+			verdict(r, HREP_FAIL,
+				"feed %s: writing %s (%zu bytes) to its stdin: %s, expected it to "
+				"read them all",
+				st->target, st->file, len, util_errno_name(-e));
 	}
 	if (st->close_stdin) {
 		close(p->stdin_w);
