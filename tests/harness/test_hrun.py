@@ -228,9 +228,9 @@ def test_process_messages(t):
     the end of the process's stderr (why it failed, what it was doing)."""
     mark = MARK + "7"
 
-    def run_one(name, argv, steps):
+    def run_one(name, argv, steps, ready="none"):
         prof = t.write(f"pm/{name}.json", {"profileVersion": 1, "name": name, "components": {
-            "decoder": {"argv": argv, "ready": "none", "stop_timeout_ms": 400}}})
+            "decoder": {"argv": argv, "ready": ready, "stop_timeout_ms": 400}}})
         case = decoder_case(f"decoder.test.{name}", {"stdout": {"empty": True}}, sleeper=True)
         case["steps"] = [{"action": "start", "name": "decoder"}] + steps
         t.write(f"pm/{name}/cases/x.json", case)
@@ -242,8 +242,10 @@ def test_process_messages(t):
         return c["problems"][0]["message"]
 
     # A stop that does not end it: the signal, the expected outcome, what it was doing.
-    m = run_one("stuck", ["/bin/sh", "-c", f"trap '' TERM; echo draining >&2; sleep {mark}"],
-                [{"action": "stop", "target": "decoder", "expect_exit": 2}])
+    # Ready only once SIGTERM is ignored, so the stop cannot come first.
+    m = run_one("stuck", ["/bin/sh", "-c", "trap '' TERM; echo draining >&2; echo >&$0; "
+                          f"exec /bin/sleep {mark}", "{ready_fd}"],
+                [{"action": "stop", "target": "decoder", "expect_exit": 2}], ready="fd")
     check(m.startswith("stop decoder: still running ") and
           "ms after signal 15 (SIGTERM), expected exit status 2 by then; "
           'stderr ends: "draining"' in m, m)
