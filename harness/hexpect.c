@@ -1331,6 +1331,130 @@ static void text_explain(struct xctx *x, const char *e, size_t en, const char *g
 	}
 }
 
+/*
+ * The literal runs a regex needs wherever it matches (POSIX ERE): text outside brackets and
+ * groups, escapes unescaped, a character under a quantifier dropped. Calls fn on each run of 3
+ * bytes or more, in order, until it returns true. None when the regex has a top-level "|".
+ */
+static void re_literals(const char *re, bool (*fn)(const char *run, size_t n, void *arg), void *arg)
+{
+	char run[256];
+	size_t n = 0;
+	int depth = 0;
+
+	for (const char *p = re; *p; p++)
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (*p == '|' && depth == 0)
+			return;
+	for (const char *p = re;; p++) {
+		bool lit = false, quant = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		char c = *p;
+
+		if (*p == '\\' && p[1]) {
+			c = *++p;
+			/* \w, \d and the like are classes in glibc's ERE, not letters. */
+			lit = depth == 0 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+					      (c >= '0' && c <= '9'));
+		} else if (*p && !strchr(".[]()*+?{}|^$", *p)) {
+			lit = depth == 0;
+		}
+		if (lit && n < sizeof(run)) {
+			run[n++] = c;
+			continue;
+		}
+		if (quant && n > 0)
+			n--; /* "ab*": only the "a" is sure */
+		if (n >= 3 && fn(run, n, arg))
+			return;
+		n = 0;
+		if (!*p)
+			return;
+		if (*p == '(') {
+			depth++;
+		} else if (*p == ')' && depth > 0) {
+			depth--;
+		} else if (*p == '[') {
+			/* A bracket expression: "]" first (after an optional "^") is a member,
+			 * and so is anything in "[:alpha:]", "[.x.]", "[=x=]". */
+			p += 1 + (p[1] == '^');
+			p += *p == ']';
+			while (*p && *p != ']') {
+				const char *close;
+
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
+				    (close = strchr(p + 2, ']')))
+					p = close;
+				p++;
+			}
+			if (!*p)
+				return;
+		} else if (*p == '{') {
+			while (p[1] && *p != '}')
+				p++;
+		}
+	}
+}
+
+struct re_miss {
+	const char *s;
+	size_t n;
+	char run[256];
+	size_t run_n;
+	bool found; /* a run the subject lacks */
+};
+
+static bool re_first_missing(const char *run, size_t n, void *arg)
+{
+	struct re_miss *m = arg;
+
+	if (memmem(m->s, m->n, run, n))
+		return false;
+	memcpy(m->run, run, n);
+	m->run_n = n;
+	m->found = true;
+	return true;
+}
+
+/*
+ * What a regex did not find in a long subject, after ", got ": the first literal the regex needs
+ * that the subject lacks, and the subject around the longest start of that literal it has
+ * ("1843 bytes without "\"nonewprivs\":1"; at byte 812: "...\"nonewprivs\":0..."). The subject
+ * itself, cut, when it is short or no literal is missing.
+ */
+static void show_regex_got(struct sbuf *b, const char *re, const char *s, size_t n)
+{
+	struct re_miss m = { .s = s, .n = n };
+	size_t best = 0, at = 0;
+
+	if (n > SHOW_MAX && re)
+		re_literals(re, re_first_missing, &m);
+	if (!m.found) {
+		show_bytes(b, s, n);
+		return;
+	}
+	for (size_t k = m.run_n - 1; k >= 1 && !best; k--) {
+		const char *hit = memmem(s, n, m.run, k);
+
+		if (hit) {
+			best = k;
+			at = (size_t)(hit - s);
+		}
+	}
+	sb_printf(b, "%zu bytes without ", n);
+	show_bytes(b, m.run, m.run_n);
+	if (best >= 3) {
+		sb_printf(b, "; its start ");
+		show_bytes(b, m.run, best);
+		sb_printf(b, " is at byte %zu: ", at);
+		show_around(b, s, n, at + best);
+	}
+}
+
 static bool xv_is_hex(const struct xv *v)
 {
 	if (!v || v->t != XV_STR || v->n == 0 || v->n % 2)
@@ -1584,7 +1708,11 @@ static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct 
 		}
 	}
 	sb_puts(b, ", got ");
-	show(b, got);
+	if (json_object_size(m) == 1 && json_is_string(json_object_get(m, "regex")) && got &&
+	    got->t == XV_STR)
+		show_regex_got(b, json_string_value(json_object_get(m, "regex")), got->s, got->n);
+	else
+		show(b, got);
 	keep_full(x, json_dumps(m, JSON_COMPACT | JSON_ENSURE_ASCII), render_full(got));
 	return 0;
 }
@@ -1866,7 +1994,7 @@ static int check_output(struct xctx *x, const char *key)
 		sb_printf(&x->msg, "%s: expected regex ", where);
 		show_bytes(&x->msg, json_string_value(re) ?: "", json_string_length(re));
 		sb_puts(&x->msg, ", got ");
-		show_bytes(&x->msg, data, len);
+		show_regex_got(&x->msg, json_string_value(re), data, len);
 		keep_full(x, bytes_full(json_string_value(re) ?: "", json_string_length(re)),
 			  bytes_full(data, len));
 		return 1;

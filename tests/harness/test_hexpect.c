@@ -1018,6 +1018,49 @@ TEST(long_values_named_by_first_difference)
 	fx_done(&f);
 }
 
+/* A regex over a long output: the first literal it needs that is not there, and where its start is.
+ */
+TEST(regex_over_long_output_names_what_is_missing)
+{
+	static const char re[] = "^\\\\{\\\"probe\\\":\\\"proc\\\",.*\\\"threads\\\":\\\\[\\\\{"
+				 "\\\"tid\\\":[0-9]+,[^{}]*\\\"nonewprivs\\\":1,[^{}]*\\\\}";
+	_cleanup_free_ char *out = NULL, *expect = NULL;
+	char pad[301];
+	struct fx f;
+
+	fx_init(&f);
+	memset(pad, 'x', 300);
+	pad[300] = '\0';
+	ASSERT_TRUE(
+		asprintf(
+			&out,
+			"{\"probe\":\"proc\",\"pid\":1,\"cmdline\":[\"%s\"],\"threads\":[{\"tid\":7,"
+			"\"uid\":[0,0,0],\"nonewprivs\":0,\"seccomp\":2}],\"fds\":[]}\n",
+			pad) > 0);
+	set_out(&f, out);
+	ASSERT_TRUE(asprintf(&expect, "{\"stdout\": {\"regex\": \"%s\"}}", re) > 0);
+	FAILS(expect, &f,
+	      ", got 412 bytes without \"\\\"nonewprivs\\\":1,\"; its start "
+	      "\"\\\"nonewprivs\\\":\" is at byte 373: \"...id\\\":7,");
+	FAILS(expect, &f, "\\\"nonewprivs\\\":0,\\\"seccomp\\\":2}],\\\"fds\\\":[]}\\n\"");
+	/* Literals under a quantifier, in brackets, groups or alternatives are not required. */
+	static const char *const odd[] = {
+		"absentx*",	    "[]absent]{2}qqq", "[[:alpha:]absent]zzz$",
+		"(absent)?nothere", "nope|absent",     "x{1,2}yabsent"
+	};
+	static const char *const miss[] = {
+		"without \"absent\"",  "without \"qqq\"", "without \"zzz\"",
+		"without \"nothere\"", "got \"{",	  "without \"yabsent\""
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(odd); i++) {
+		free(expect);
+		ASSERT_TRUE(asprintf(&expect, "{\"stdout\": {\"regex\": \"%s\"}}", odd[i]) > 0);
+		FAILS(expect, &f, miss[i]);
+	}
+	fx_done(&f);
+}
+
 /* ---- counts
  * ----------------------------------------------------------------------------------------- */
 
