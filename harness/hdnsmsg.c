@@ -468,6 +468,33 @@ char *hdns_rr_text(const struct hdns_msg *m, enum hdns_section s, size_t i)
 	return ds_take(&d);
 }
 
+char *hdns_summary(const struct hdns_msg *m)
+{
+	unsigned int rcode = m->flags & 0xf;
+	struct dstr d = { 0 };
+
+	ds_printf(&d, "%s ID %u (0x%04x) ", m->flags & 0x8000 ? "response" : "query", m->id, m->id);
+	if (hdns_rcode_name(rcode))
+		ds_printf(&d, "%s, ", hdns_rcode_name(rcode));
+	else
+		ds_printf(&d, "RCODE%u, ", rcode);
+	if (m->count[HDNS_QD]) {
+		char *q = hdns_rr_text(m, HDNS_QD, 0);
+
+		if (!q) {
+			free(d.p);
+			return NULL;
+		}
+		ds_printf(&d, "%s, ", q);
+		free(q);
+	} else {
+		ds_printf(&d, "no question, ");
+	}
+	ds_printf(&d, "%u answer%s, %u authority, %u additional", m->count[HDNS_AN],
+		  m->count[HDNS_AN] == 1 ? "" : "s", m->count[HDNS_NS], m->count[HDNS_AR]);
+	return ds_take(&d);
+}
+
 /* ---- the first difference ---- */
 
 void hdns_diff_free(struct hdns_diff *d)

@@ -66,6 +66,10 @@ size_t hdns_name_text(const uint8_t *name, size_t len, char *out, size_t out_siz
 /* "a.example.test. 60 IN A 192.0.2.1" (malloc'd, NULL on ENOMEM); questions without TTL/rdata. */
 char *hdns_rr_text(const struct hdns_msg *m, enum hdns_section s, size_t i);
 
+/* "response ID 4369 (0x1111) NOERROR, fast.example.test. IN A, 1 answer, 0 authority, 0
+ * additional" (malloc'd, NULL on ENOMEM). */
+char *hdns_summary(const struct hdns_msg *m);
+
 /* "SERVFAIL", "A", "IN", "QUERY"; NULL for a number without a name. */
 const char *hdns_rcode_name(unsigned int rcode);
 const char *hdns_type_name(unsigned int type);

@@ -931,15 +931,18 @@ static bool xv_equal(const struct xv *a, const struct xv *b)
 
 /*
  * First difference between expected and observed: fills path (dotted, "[i]" for items) and
- * the two values there (NULL: absent). Returns true when equal.
+ * the two values there (NULL: absent). When an item is missing or extra, *ae and *ag (if given)
+ * are the two arrays, else NULL. Returns true when equal.
  */
 static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, const struct xv **de,
-		    const struct xv **dg)
+		    const struct xv **dg, const struct xv **ae, const struct xv **ag)
 {
 	size_t base = path->len;
 
 	*de = e;
 	*dg = g;
+	if (ae && ag)
+		*ae = *ag = NULL;
 	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
 		return xv_equal(e, g);
 	if (e->t == XV_ARR) {
@@ -948,9 +951,11 @@ static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, c
 			if (i >= e->n || i >= g->n) {
 				*de = i < e->n ? &e->items[i] : NULL;
 				*dg = i < g->n ? &g->items[i] : NULL;
+				if (ae && ag)
+					*ae = e, *ag = g;
 				return false;
 			}
-			if (!xv_diff(&e->items[i], &g->items[i], path, de, dg))
+			if (!xv_diff(&e->items[i], &g->items[i], path, de, dg, ae, ag))
 				return false;
 			path->len = base;
 		}
@@ -972,7 +977,7 @@ static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, c
 			*dg = c > 0 ? &m->v : NULL;
 			return false;
 		}
-		if (!xv_diff(&e->mem[i].v, &g->mem[k].v, path, de, dg))
+		if (!xv_diff(&e->mem[i].v, &g->mem[k].v, path, de, dg, ae, ag))
 			return false;
 		path->len = base;
 		i++, k++;
@@ -1524,6 +1529,35 @@ static int dns_explain(struct xctx *x, const uint8_t *e, size_t en, const uint8_
 	return r < 0 ? r : 0;
 }
 
+/* A hex DNS message in a few words: "a DNS response ID 4369 (0x1111) NOERROR, ...". */
+static int dns_summary(struct xctx *x, const struct xv *hex)
+{
+	_cleanup_free_ uint8_t *b = NULL;
+	_cleanup_free_ char *sum = NULL;
+	struct hdns_msg m;
+	char why[160];
+	size_t n;
+	int r;
+
+	r = hdns_unhex(hex->s, hex->n, &b, &n);
+	r = r ?: hdns_decode(b, n, &m, why, sizeof(why));
+	if (r == -EBADMSG) {
+		sb_printf(&x->msg, "%zu bytes that do not decode as DNS (", n);
+		sb_esc(&x->msg, why, strlen(why));
+		sb_puts(&x->msg, ")");
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	sum = hdns_summary(&m);
+	hdns_msg_free(&m);
+	if (!sum)
+		return -ENOMEM;
+	sb_puts(&x->msg, "a DNS ");
+	sb_esc(&x->msg, sum, strlen(sum));
+	return 0;
+}
+
 /* A TCP byte stream of length-prefixed messages (RFC 1035 4.2.2): the frames, if it is one. */
 static bool frames_split(const uint8_t *p, size_t n, size_t *off, size_t *len, size_t max,
 			 size_t *ret_n)
@@ -1563,6 +1597,14 @@ static int hex_explain(struct xctx *x, const struct xv *ev, const struct xv *gv,
 		return r;
 	sb_puts(&x->msg, ": ");
 	keep_full(x, strndup(ev->s, ev->n), strndup(gv->s, gv->n));
+	if (gn == 0) {
+		sb_puts(&x->msg, "expected ");
+		r = stream ? 0 : dns_summary(x, ev);
+		if (stream)
+			sb_printf(&x->msg, "%zu bytes", en);
+		sb_puts(&x->msg, ", got nothing (0 bytes)");
+		return r;
+	}
 	if (!stream)
 		return dns_explain(x, e, en, g, gn);
 	if (!frames_split(e, en, eo, el, ARRAY_SIZE(eo), &ne) ||
@@ -1598,11 +1640,11 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
 {
 	const char *seg = last_segment(key);
 	struct sbuf path = { 0 };
-	const struct xv *de, *dg;
+	const struct xv *de, *dg, *ae, *ag;
 	int r = 1;
 
 	if ((strcmp(seg, "raw_hex") == 0 || strcmp(seg, "hex") == 0) && xv_is_hex(e) &&
-	    xv_is_hex(g)) {
+	    (xv_is_hex(g) || (g->t == XV_STR && g->n == 0))) {
 		/* A tcp_send result's "hex" is the byte stream; anywhere else one message. */
 		r = hex_explain(x, e, g, strcmp(key, "hex") == 0);
 		return r < 0 ? r : 1;
@@ -1616,9 +1658,16 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
 	}
 	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
 		return 0;
-	if (xv_diff(e, g, &path, &de, &dg)) {
+	if (xv_diff(e, g, &path, &de, &dg, &ae, &ag)) {
 		free(path.p);
 		return 0;
+	}
+	/* An item only one side has is named by its array: "answers: expected 2 items, got 1". */
+	if (ae && path.len && path.p[path.len - 1] == ']') {
+		char *open = strrchr(path.p, '[');
+
+		if (open)
+			path.len = (size_t)(open - path.p);
 	}
 	if (path.len && path.p[0] != '[')
 		sb_puts(&x->msg, ".");
@@ -1640,12 +1689,17 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
 		text_explain(x, de->s, de->n, dg->s, dg->n);
 		return 1;
 	}
-	if (e->t == XV_ARR && (!de || !dg)) {
-		sb_printf(&x->msg, ": expected %zu item%s, got %zu (%s: ", e->n,
-			  e->n == 1 ? "" : "s", g->n, de ? "missing" : "extra");
-		show(&x->msg, de ?: dg);
+	if (ae) {
+		size_t n = ae->n < ag->n ? ae->n : ag->n;
+
+		sb_printf(&x->msg, ": expected %zu item%s, got %zu (%s [%zu]: ", ae->n,
+			  ae->n == 1 ? "" : "s", ag->n, de ? "missing" : "extra", n);
+		if (strcmp(seg, "frames") == 0 && xv_is_hex(de ?: dg))
+			r = dns_summary(x, de ?: dg);
+		else
+			show(&x->msg, de ?: dg);
 		sb_puts(&x->msg, ")");
-		return 1;
+		return r < 0 ? r : 1;
 	}
 	/* A member only one side has: "expected absent, got 5", "expected 5, got nothing". */
 	sb_puts(&x->msg, ": expected ");
@@ -1884,7 +1938,7 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 					where, i + 1, why);
 				show_bytes(&x->msg, lg.p[i], lg.n[i]);
 				r = 1;
-			} else if (r == 0 && !xv_diff(&ve, &vg, &path, &de, &dg)) {
+			} else if (r == 0 && !xv_diff(&ve, &vg, &path, &de, &dg, NULL, NULL)) {
 				sb_printf(&x->msg, "%s: line %zu: ", where, i + 1);
 				if (path.len) {
 					sb_put(&x->msg, path.p, path.len);

@@ -16,14 +16,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_one(const struct hdns_msg *m)
 {
-	char text[HDNS_NAME_TEXT];
+	char text[HDNS_NAME_TEXT], *t;
 	struct hdns_diff d;
 
 	for (int s = 0; s < HDNS_N_SECTIONS; s++)
 		for (size_t i = 0; i < m->count[s]; i++) {
 			const struct hdns_rr *rr = &m->rr[s][i];
 			size_t n = hdns_name_text(rr->name, rr->name_len, text, sizeof(text));
-			char *t;
 
 			if (rr->name_len == 0 || rr->name_len > HDNS_MAX_NAME || n == 0 ||
 			    n != strlen(text) || text[n - 1] != '.')
@@ -37,6 +36,10 @@ static void check_one(const struct hdns_msg *m)
 		}
 	if (m->trailing > m->len)
 		abort();
+	t = hdns_summary(m);
+	if (!t || !strstr(t, "ID "))
+		abort();
+	free(t);
 	if (hdns_diff(m, m, &d) != 0)
 		abort();
 }

@@ -908,6 +908,22 @@ TEST(responses_dns_edns_frames_and_streams)
 	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "hex", "0030" DNS_RESP), "hex",
 		   "\"0030" DNS_RESP "0030" DNS_RESP "\"",
 		   "expect.responses[0] (q1): hex: expected 2 frames, got 1");
+	/* A frame or a message that never came: what it would have been, in a few words. */
+	resp_exact(
+		__FILE__, __LINE__, &f, json_pack("{s:[]}", "frames"), "frames",
+		"[\"" DNS_RESP "\"]",
+		"expect.responses[0] (q1): frames: expected 1 item, got 0 (missing [0]: a DNS "
+		"response ID 18977 (0x4a21) NOERROR, a.example.test. IN A, 1 answer, 0 authority, "
+		"0 additional)");
+	resp_exact(
+		__FILE__, __LINE__, &f, json_pack("{s:s}", "raw_hex", ""), "raw_hex",
+		"\"" DNS_RESP "\"",
+		"expect.responses[0] (q1): raw_hex: expected a DNS response ID 18977 (0x4a21) "
+		"NOERROR, a.example.test. IN A, 1 answer, 0 authority, 0 additional, got nothing "
+		"(0 bytes)");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "hex", ""), "hex",
+		   "\"0030" DNS_RESP "\"",
+		   "expect.responses[0] (q1): hex: expected 50 bytes, got nothing (0 bytes)");
 	fx_done(&f);
 }
 
@@ -1010,7 +1026,7 @@ TEST(long_values_named_by_first_difference)
 	resp_exact(__FILE__, __LINE__, &f,
 		   json_pack("{s:[s]}", "answers", "a.example.test. 60 IN A 192.0.2.1"), "answers",
 		   "[\"a.example.test. 60 IN A 192.0.2.1\", \"a.example.test. 60 IN A 192.0.2.2\"]",
-		   "expect.responses[0] (q1): answers[1]: expected 2 items, got 1 (missing: "
+		   "expect.responses[0] (q1): answers: expected 2 items, got 1 (missing [1]: "
 		   "\"a.example.test. 60 IN A 192.0.2.2\")");
 	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:{s:{s:i}}}", "edns", "opt", "udp", 1232),
 		   "edns", "{\"opt\": {\"udp\": 4000}}",
