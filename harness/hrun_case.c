@@ -381,7 +381,7 @@ static const char *file_tail(const char *path, char *buf, size_t size)
 	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	char raw[256];
 	off_t end = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
-	ssize_t n;
+	ssize_t n, start = 0;
 	size_t o = 0;
 
 	if (end <= 0) {
@@ -392,7 +392,15 @@ static const char *file_tail(const char *path, char *buf, size_t size)
 	while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
 		n--;
 	buf[o++] = '"';
-	for (ssize_t i = 0; i < n && o + 5 < size; i++) {
+	/* Cut in the middle of the file: from the first whole line ("..." says so). */
+	if (end > (off_t)sizeof(raw) && n > 0) {
+		char *nl = memchr(raw, '\n', (size_t)n);
+
+		if (nl && nl + 1 < raw + n)
+			start = nl + 1 - raw;
+		o += (size_t)snprintf(buf + o, size - o, "...");
+	}
+	for (ssize_t i = start; i < n && o + 5 < size; i++) {
 		unsigned char c = (unsigned char)raw[i];
 
 		if (c == '\n') {
@@ -2229,12 +2237,12 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	o.out_path = out;
 	o.err_path = errp;
 	e = spawn(r, &o, &pid);
+	if (e < 0) /* the path it tried, placeholders filled ({probe}) */
+		verdict(r, HREP_ERROR, "client %s: cannot execute %s: %s", nm,
+			argv[0] ?: st->argv[0], util_errno_name(-e));
 	hjson_strv_free(argv);
-	if (e < 0) {
-		verdict(r, HREP_ERROR, "client %s: cannot execute %s: %s", nm, st->argv[0],
-			util_errno_name(-e));
+	if (e < 0)
 		return;
-	}
 	if (!wait_exit(pid, remaining_ms(r, st->timeout_ms), &status)) {
 		char want[96], tail[320];
 
