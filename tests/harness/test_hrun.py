@@ -230,7 +230,8 @@ def test_process_messages(t):
 
     def run_one(name, argv, steps, ready="none"):
         prof = t.write(f"pm/{name}.json", {"profileVersion": 1, "name": name, "components": {
-            "decoder": {"argv": argv, "ready": ready, "stop_timeout_ms": 400}}})
+            "decoder": {"argv": argv, "ready": ready, "stop_timeout_ms": 400,
+                        "start_timeout_ms": 1500}}})
         case = decoder_case(f"decoder.test.{name}", {"stdout": {"empty": True}}, sleeper=True)
         case["steps"] = [{"action": "start", "name": "decoder"}] + steps
         t.write(f"pm/{name}/cases/x.json", case)
@@ -261,6 +262,19 @@ def test_process_messages(t):
                  {"action": "stop", "target": "decoder", "expect_exit": 143}])
     check(m.startswith("client cat (/bin/cat): exit status 1, expected exit status 0; "
                        "stderr ends: ") and "No such file or directory" in m, m)
+    # A client that does not end in its time.
+    m = run_one("client-hung", ["/bin/sleep", mark],
+                [{"action": "client", "name": "hang", "timeout_ms": 1500,
+                  "argv": ["/bin/sh", "-c", f"echo waiting for a peer >&2; exec /bin/sleep {mark}"],
+                  "expect_exit": 0},
+                 {"action": "stop", "target": "decoder", "expect_exit": 143}])
+    check(m == "client hang (/bin/sh): still running after 1500 ms, expected exit status 0 by "
+          'then; stderr ends: "waiting for a peer"', m)
+    # No ready byte: what was expected, and what the IUT was saying.
+    m = run_one("not-ready", ["/bin/sh", "-c", f"echo still loading >&2; exec /bin/sleep {mark}",
+                              "{ready_fd}"], [], ready="fd")
+    check(m == "start decoder: not ready within 1500 ms, expected a byte on the ready fd; "
+          'stderr ends: "still loading"', m)
     check(not procs_with(f"sleep {mark}"), "sleep left behind")
 
 
