@@ -6,6 +6,9 @@
  * stay as their text; integers compare as decimal strings, never through a double.
  *
  * Every check returns 0 (holds), 1 (FAIL, message in x->msg) or -errno (ERROR, message too).
+ * A message names what was expected and what was seen, on one line; a long value is named by
+ * its first difference (exact_explain: a DNS message decoded by hdnsmsg.c, a text's line, a
+ * JSON member), and both values go whole with the problem for result.json (keep_full).
  *
  * Semantics the README leaves open, decided here:
  * - match items: with "count", exactly that many events (records) satisfy the item; without,
