@@ -1923,11 +1923,13 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 			sb_printf(&x->msg, "%s: line %zu: expected end of output (%zu lines), got ",
 				  where, i + 1, le.count);
 			show_bytes(&x->msg, lg.p[i], lg.n[i]);
+			keep_full(x, strdup("end of output"), bytes_full(lg.p[i], lg.n[i]));
 			r = 1;
 		} else if (r == 0 && i >= lg.count) {
 			sb_printf(&x->msg, "%s: line %zu: expected ", where, i + 1);
 			show(&x->msg, &ve);
 			sb_printf(&x->msg, ", got end of output (%zu lines)", lg.count);
+			keep_full(x, bytes_full(le.p[i], le.n[i]), strdup("end of output"));
 			r = 1;
 		} else if (r == 0 && lg.n[i] > LINE_MAX_LEN) {
 			r = fail(x, 1, "%s: line %zu: expected at most %u bytes, got %zu", where,
