@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hcase.h"
+#include "hdnsmsg.h"
 #include "hexpect.h"
 #include "tap.h"
 #include "util.h"
@@ -925,6 +926,61 @@ TEST(responses_dns_edns_frames_and_streams)
 		   "\"0030" DNS_RESP "\"",
 		   "expect.responses[0] (q1): hex: expected 50 bytes, got nothing (0 bytes)");
 	fx_done(&f);
+}
+
+/* The decoder's text of each record type it knows, names through compression pointers. */
+TEST(dns_records_as_text)
+{
+	static const char hex[] =
+		"1234818000010006000000000174076578616d706c650000ff0001"
+		"c00c000f00010000012c0007000a026d78c00e"
+		"c00c000600010000012c0020026e73c00e04686f7374c00e0000000100000e100000070800093a80"
+		"0000003c"
+		"c00c001000010000012c000d0568656c6c6f06776f22726c64"
+		"c00c001c00010000012c001020010db8000000000000000000000001"
+		"c00c002100010000012c000b000a00140035027376c00e"
+		"c00cff0000010000012c0003010203";
+	static const char *const want[] = {
+		"t.example. 300 IN MX 10 mx.example.",
+		"t.example. 300 IN SOA ns.example. host.example. 1 3600 1800 604800 60",
+		"t.example. 300 IN TXT \"hello\" \"wo\\\"rld\"",
+		"t.example. 300 IN AAAA 2001:db8::1",
+		"t.example. 300 IN SRV 10 20 53 sv.example.",
+		"t.example. 300 IN TYPE65280 \\# 3 010203",
+	};
+	_cleanup_free_ uint8_t *b = NULL;
+	struct hdns_msg m;
+	struct hdns_diff d;
+	char why[160];
+	size_t n;
+
+	ASSERT_OK(hdns_unhex(hex, strlen(hex), &b, &n));
+	if (!ASSERT_OK(hdns_decode(b, n, &m, why, sizeof(why))))
+		tap_diag("%s", why);
+	ASSERT_EQ(m.count[HDNS_AN], ARRAY_SIZE(want));
+	for (size_t i = 0; i < ARRAY_SIZE(want) && i < m.count[HDNS_AN]; i++) {
+		_cleanup_free_ char *t = hdns_rr_text(&m, HDNS_AN, i);
+
+		if (!ASSERT_TRUE(t && strcmp(t, want[i]) == 0))
+			tap_diag("answer[%zu]: \"%s\", want \"%s\"", i, t, want[i]);
+	}
+	{
+		_cleanup_free_ char *q = hdns_rr_text(&m, HDNS_QD, 0);
+
+		ASSERT_TRUE(q && strcmp(q, "t.example. IN ANY") == 0);
+	}
+	ASSERT_EQ(hdns_diff(&m, &m, &d), 0);
+	hdns_msg_free(&m);
+	/* A pointer loop and a pointer past the end do not decode, and say where. */
+	ASSERT_LE(n, 255);
+	b[n - 15] = 0xc0, b[n - 14] = (uint8_t)(n - 15); /* the last owner points at itself */
+	ASSERT_EQ(hdns_decode(b, n, &m, why, sizeof(why)), -EBADMSG);
+	ASSERT_TRUE(strstr(why, "answer[5]: name: pointer loop at byte"));
+	b[n - 14] = 0xff; /* past the end */
+	ASSERT_EQ(hdns_decode(b, n, &m, why, sizeof(why)), -EBADMSG);
+	ASSERT_TRUE(strstr(why, "answer[5]: name: message ends at byte"));
+	ASSERT_EQ(hdns_unhex("0g", 2, &b, &n), -EINVAL);
+	ASSERT_EQ(hdns_unhex("abc", 3, &b, &n), -EINVAL);
 }
 
 /* Both sides in full go with the problem (result.json), whatever the message shows. */
