@@ -1340,6 +1340,25 @@ static void text_explain(struct xctx *x, const char *e, size_t en, const char *g
 }
 
 /*
+ * At the "[" of a bracket expression: where its closing "]" is, or NULL. A "]" first (after an
+ * optional "^") is a member, and so is anything in "[:alpha:]", "[.x.]", "[=x=]".
+ */
+static const char *re_bracket_end(const char *p)
+{
+	p += 1 + (p[1] == '^');
+	p += *p == ']';
+	while (*p && *p != ']') {
+		const char *close;
+
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
+		    (close = strchr(p + 2, ']')))
+			p = close;
+		p++;
+	}
+	return *p ? p : NULL;
+}
+
+/*
  * The literal runs a regex needs wherever it matches (POSIX ERE): text outside brackets and
  * groups, escapes unescaped, a character under a quantifier dropped. Calls fn on each run of 3
  * bytes or more, in order, until it returns true. None when the regex has a top-level "|".
@@ -1387,19 +1406,8 @@ static void re_literals(const char *re, bool (*fn)(const char *run, size_t n, vo
 		} else if (*p == ')' && depth > 0) {
 			depth--;
 		} else if (*p == '[') {
-			/* A bracket expression: "]" first (after an optional "^") is a member,
-			 * and so is anything in "[:alpha:]", "[.x.]", "[=x=]". */
-			p += 1 + (p[1] == '^');
-			p += *p == ']';
-			while (*p && *p != ']') {
-				const char *close;
-
-				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
-				    (close = strchr(p + 2, ']')))
-					p = close;
-				p++;
-			}
-			if (!*p)
+			p = re_bracket_end(p);
+			if (!p)
 				return;
 		} else if (*p == '{') {
 			while (p[1] && *p != '}')
@@ -1429,6 +1437,90 @@ static bool re_first_missing(const char *run, size_t n, void *arg)
 }
 
 /*
+ * The regex's top-level atoms, each with its quantifiers: their end offsets in ends[]. 0 when
+ * it has a top-level "|" (no atom is then needed), more than max atoms, or does not parse.
+ */
+static size_t re_atoms(const char *re, size_t *ends, size_t max)
+{
+	const char *p = re;
+	size_t n = 0;
+
+	while (*p) {
+		if (n == max || *p == '|')
+			return 0;
+		if (*p == '\\') {
+			p += p[1] ? 2 : 1;
+		} else if (*p == '[') {
+			p = re_bracket_end(p);
+			if (!p)
+				return 0;
+			p++;
+		} else if (*p == '(') {
+			int depth = 1;
+
+			for (p++; *p && depth; p++)
+				if (*p == '\\' && p[1])
+					p++;
+				else if (*p == '[' && !(p = re_bracket_end(p)))
+					return 0;
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')')
+					depth--;
+			if (depth)
+				return 0;
+		} else {
+			p++;
+		}
+		while (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+			const char *close = *p == '{' ? strchr(p, '}') : p;
+
+			if (!close)
+				return 0;
+			p = close + 1;
+		}
+		ends[n++] = (size_t)(p - re);
+	}
+	return n;
+}
+
+/*
+ * Where a regex that does not match stops matching: the most top-level atoms from its start
+ * that still match (a concatenation that matches has every prefix matching), where that match
+ * ends, and the atom that fails there. false when even the first atom does not match.
+ */
+static bool re_stop(const char *re, const char *s, size_t n, size_t *ret_from, size_t *ret_to,
+		    size_t *ret_at)
+{
+	size_t ends[128], na = re_atoms(re, ends, ARRAY_SIZE(ends)), best = 0, at = 0;
+
+	for (size_t k = 1; k < na; k++) {
+		regmatch_t pm = { .rm_so = 0, .rm_eo = (regoff_t)n };
+		char *pre = strndup(re, ends[k - 1]);
+		regex_t rx;
+		int rc;
+
+		if (!pre || regcomp(&rx, pre, REG_EXTENDED) != 0) {
+			free(pre);
+			break;
+		}
+		rc = regexec(&rx, s, 1, &pm, REG_STARTEND);
+		regfree(&rx);
+		free(pre);
+		if (rc != 0)
+			break;
+		best = k;
+		at = (size_t)pm.rm_eo;
+	}
+	if (!best)
+		return false;
+	*ret_from = ends[best - 1];
+	*ret_to = ends[best];
+	*ret_at = at;
+	return true;
+}
+
+/*
  * What a regex did not find in a long subject, after ", got ": the first literal the regex needs
  * that the subject lacks, and the subject around the longest start of that literal it has
  * ("1843 bytes without "\"nonewprivs\":1"; at byte 812: "...\"nonewprivs\":0..."). The subject
@@ -1439,12 +1531,24 @@ static void show_regex_got(struct sbuf *b, const char *re, const char *s, size_t
 	struct re_miss m = { .s = s, .n = n };
 	size_t best = 0, at = 0;
 
-	if (n > SHOW_MAX && re)
+	size_t from, to;
+
+	if (n > SHOW_MAX && re && n <= INT32_MAX)
 		re_literals(re, re_first_missing, &m);
+	/* Every literal is there: where the regex stops matching, and what it wants there. */
+	if (!m.found && n > SHOW_MAX && re && n <= INT32_MAX &&
+	    re_stop(re, s, n, &from, &to, &at)) {
+		sb_printf(b, "%zu bytes; the regex matches up to byte %zu, then expects ", n, at);
+		show_bytes(b, re + from, to - from);
+		sb_puts(b, ", where the output reads ");
+		show_around(b, s, n, at);
+		return;
+	}
 	if (!m.found) {
 		show_bytes(b, s, n);
 		return;
 	}
+	at = 0;
 	for (size_t k = m.run_n - 1; k >= 1 && !best; k--) {
 		const char *hit = memmem(s, n, m.run, k);
 

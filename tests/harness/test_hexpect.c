@@ -1125,6 +1125,24 @@ TEST(regex_over_long_output_names_what_is_missing)
 		"without \"nothere\"", "got \"{",	  "without \"yabsent\""
 	};
 
+	/* Every literal is there: where it stops matching (the second thread), what it wants. */
+	free(expect);
+	free(out);
+	ASSERT_TRUE(asprintf(&out,
+			     "{\"probe\":\"proc\",\"cmdline\":[\"%s\"],\"threads\":[{\"tid\":7,"
+			     "\"CapInh\":\"0000000000000000\",\"x\":1},{\"tid\":8,\"CapInh\":"
+			     "\"0000000000000400\",\"x\":1}],\"fds\":[]}\n",
+			     pad) > 0);
+	set_out(&f, out);
+	ASSERT_TRUE(asprintf(&expect,
+			     "{\"stdout\": {\"regex\": \"^\\\\{.*\\\"threads\\\":\\\\[\\\\{"
+			     "\\\"tid\\\":[0-9]+,\\\"CapInh\\\":\\\"0{16}\\\",[^{}]*\\\\}"
+			     "(,\\\\{\\\"tid\\\":[0-9]+,\\\"CapInh\\\":\\\"0{16}\\\",[^{}]*\\\\})*"
+			     "\\\\],\\\"fds\\\":\"}}") > 0);
+	FAILS(expect, &f,
+	      ", got 441 bytes; the regex matches up to byte 385, then expects \"\\\\]\", "
+	      "where the output reads \"...");
+	FAILS(expect, &f, "{\\\"tid\\\":8,\\\"CapInh\\\":\\\"0000000000000400\\\"");
 	for (size_t i = 0; i < ARRAY_SIZE(odd); i++) {
 		free(expect);
 		ASSERT_TRUE(asprintf(&expect, "{\"stdout\": {\"regex\": \"%s\"}}", odd[i]) > 0);
