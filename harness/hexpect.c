@@ -1535,8 +1535,9 @@ static void show_regex_got(struct sbuf *b, const char *re, const char *s, size_t
 
 	if (n > SHOW_MAX && re && n <= INT32_MAX)
 		re_literals(re, re_first_missing, &m);
-	/* Every literal is there: where the regex stops matching, and what it wants there. */
-	if (!m.found && n > SHOW_MAX && re && n <= INT32_MAX &&
+	/* Every literal is there: where the regex stops matching, and what it wants there (a
+	 * regexec per atom, so not over megabytes). */
+	if (!m.found && n > SHOW_MAX && re && n <= (1u << 20) &&
 	    re_stop(re, s, n, &from, &to, &at)) {
 		sb_printf(b, "%zu bytes; the regex matches up to byte %zu, then expects ", n, at);
 		show_bytes(b, re + from, to - from);
