@@ -6,6 +6,9 @@
  * stay as their text; integers compare as decimal strings, never through a double.
  *
  * Every check returns 0 (holds), 1 (FAIL, message in x->msg) or -errno (ERROR, message too).
+ * A message names what was expected and what was seen, on one line; a long value is named by
+ * its first difference (exact_explain: a DNS message decoded by hdnsmsg.c, a text's line, a
+ * JSON member), and both values go whole with the problem for result.json (keep_full).
  *
  * Semantics the README leaves open, decided here:
  * - match items: with "count", exactly that many events (records) satisfy the item; without,
@@ -36,12 +39,15 @@
 
 #include <bpf/btf.h>
 
+#include "hdnsmsg.h"
 #include "hrecord.h"
 #include "util.h"
 
 extern char **environ;
 
 #define SHOW_MAX      200	  /* observed values in messages are cut here */
+#define LONG_VALUE    80	  /* a longer string is named by its first difference */
+#define WINDOW	      100	  /* bytes of a long value shown around its difference */
 #define LINE_MAX_LEN  (16u << 20) /* a longer JSONL line is a FAIL, not a giant allocation */
 #define JSON_DEPTH    128
 #define SCHEMA_OUTPUT 65536 /* validator output kept for the message */
@@ -928,15 +934,18 @@ static bool xv_equal(const struct xv *a, const struct xv *b)
 
 /*
  * First difference between expected and observed: fills path (dotted, "[i]" for items) and
- * the two values there (NULL: absent). Returns true when equal.
+ * the two values there (NULL: absent). When an item is missing or extra, *ae and *ag (if given)
+ * are the two arrays, else NULL. Returns true when equal.
  */
 static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, const struct xv **de,
-		    const struct xv **dg)
+		    const struct xv **dg, const struct xv **ae, const struct xv **ag)
 {
 	size_t base = path->len;
 
 	*de = e;
 	*dg = g;
+	if (ae && ag)
+		*ae = *ag = NULL;
 	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
 		return xv_equal(e, g);
 	if (e->t == XV_ARR) {
@@ -945,9 +954,11 @@ static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, c
 			if (i >= e->n || i >= g->n) {
 				*de = i < e->n ? &e->items[i] : NULL;
 				*dg = i < g->n ? &g->items[i] : NULL;
+				if (ae && ag)
+					*ae = e, *ag = g;
 				return false;
 			}
-			if (!xv_diff(&e->items[i], &g->items[i], path, de, dg))
+			if (!xv_diff(&e->items[i], &g->items[i], path, de, dg, ae, ag))
 				return false;
 			path->len = base;
 		}
@@ -969,7 +980,7 @@ static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, c
 			*dg = c > 0 ? &m->v : NULL;
 			return false;
 		}
-		if (!xv_diff(&e->mem[i].v, &g->mem[k].v, path, de, dg))
+		if (!xv_diff(&e->mem[i].v, &g->mem[k].v, path, de, dg, ae, ag))
 			return false;
 		path->len = base;
 		i++, k++;
@@ -992,6 +1003,7 @@ struct xctx {
 	struct arena a;	     /* scratch for values built from the case and the runner */
 	uint64_t last_count; /* the counter count_is() last read (for sums) */
 	bool last_count_ok;
+	char *full_exp, *full_got; /* both sides in full for the next problem (result.json) */
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct xctx *x, int r, const char *fmt, ...)
@@ -1024,6 +1036,9 @@ static int push_problem(struct xctx *x, int r)
 	np = m ? realloc(x->probs, (x->n_probs + 1) * sizeof(*np)) : NULL;
 	if (!np) {
 		free(m);
+		free(x->full_exp);
+		free(x->full_got);
+		x->full_exp = x->full_got = NULL;
 		x->probs_oom = true;
 		return r;
 	}
@@ -1032,7 +1047,10 @@ static int push_problem(struct xctx *x, int r)
 		if (*s == '\n' || *s == '\r')
 			*s = ' ';
 	x->probs = np;
-	x->probs[x->n_probs++] = (struct hexp_problem){ .r = r, .msg = m };
+	x->probs[x->n_probs++] = (struct hexp_problem){
+		.r = r, .msg = m, .expected = x->full_exp, .got = x->full_got
+	};
+	x->full_exp = x->full_got = NULL;
 	return r;
 }
 
@@ -1077,7 +1095,8 @@ static int regex_match(struct xctx *x, const char *where, const char *re_text, c
 	int rc;
 
 	if (n > INT32_MAX) /* regoff_t is an int */
-		return fail(x, 1, "%s: %zu bytes are too many to match a regex against", where, n);
+		return fail(x, 1, "%s: expected at most %d bytes to match a regex against, got %zu",
+			    where, INT32_MAX, n);
 	rc = regcomp(&re, re_text, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0)
 		return fail(x, -EINVAL, "%s: regex does not compile", where);
@@ -1159,13 +1178,676 @@ static void show_bound(struct xctx *x, struct sbuf *b, json_t *jb)
 		show(b, &v);
 }
 
-/* "expected exact 5, got 7" */
-static void mt_explain(struct xctx *x, json_t *m, const struct xv *got)
+/* ---- both sides in full, and long values named by their first difference ---------------------
+ */
+
+/* A value rendered in full (escaped like a message, never cut); malloc'd, NULL on ENOMEM. */
+static char *render_full(const struct xv *v)
+{
+	struct sbuf t = { 0 };
+
+	if (!v)
+		return strdup("nothing");
+	xv_render(&t, v);
+	if (t.oom) {
+		free(t.p);
+		return NULL;
+	}
+	return t.p ?: strdup("");
+}
+
+static char *bytes_full(const char *s, size_t n)
+{
+	struct sbuf t = { 0 };
+
+	sb_puts(&t, "\"");
+	sb_esc(&t, s, n);
+	sb_puts(&t, "\"");
+	if (t.oom) {
+		free(t.p);
+		return NULL;
+	}
+	return t.p;
+}
+
+/* Keep both sides in full for the problem about to be pushed (they go to result.json). */
+static void keep_full(struct xctx *x, char *e, char *g)
+{
+	free(x->full_exp);
+	free(x->full_got);
+	x->full_exp = e;
+	x->full_got = g;
+}
+
+static size_t common_prefix(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t k = 0;
+
+	while (k < an && k < bn && a[k] == b[k])
+		k++;
+	return k;
+}
+
+/* s quoted: whole when short, else about WINDOW bytes around byte at, "..." where cut. */
+static void show_around(struct sbuf *b, const char *s, size_t n, size_t at)
+{
+	size_t start = 0;
+	struct sbuf t = { .limit = SHOW_MAX };
+
+	if (n > SHOW_MAX) {
+		t.limit = WINDOW;
+		start = at > WINDOW / 3 ? at - WINDOW / 3 : 0;
+		while (start > 0 && ((unsigned char)s[start] & 0xC0) == 0x80)
+			start--;
+	}
+	sb_puts(b, "\"");
+	if (start)
+		sb_puts(b, "...");
+	sb_esc(&t, s + start, n - start);
+	sb_append_cut(b, &t);
+	free(t.p);
+	sb_puts(b, "\"");
+}
+
+/* Text of our own making (a decoded field), escaped and cut at SHOW_MAX, unquoted. */
+static void show_plain(struct sbuf *b, const char *s)
+{
+	struct sbuf t = { .limit = SHOW_MAX };
+
+	sb_esc(&t, s, strlen(s));
+	sb_append_cut(b, &t);
+	free(t.p);
+}
+
+/* The line starting at off: its length without the LF; false when s ends before it. */
+static bool line_at(const char *s, size_t n, size_t off, size_t *ret_len)
+{
+	const char *nl;
+
+	if (off >= n)
+		return false;
+	nl = memchr(s + off, '\n', n - off);
+	*ret_len = nl ? (size_t)(nl - s) - off : n - off;
+	return true;
+}
+
+/* What ends a line at byte k: "a line end", "the end of text". */
+static const char *line_end(const char *s, size_t n, size_t k)
+{
+	return k >= n ? "the end of text" : s[k] == '\n' ? "a line end" : "more";
+}
+
+static size_t count_lines(const char *s, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += s[i] == '\n';
+	return c + (n > 0 && s[n - 1] != '\n');
+}
+
+/*
+ * Two texts that differ, after the caller wrote the check's name: with lines, " line L:
+ * expected "...", got "..."" (the two lines, each cut around the difference, "(byte K)" when
+ * cut); on one line, ": differs at byte K: expected "...", got "..."".
+ */
+static void text_explain(struct xctx *x, const char *e, size_t en, const char *g, size_t gn)
 {
 	struct sbuf *b = &x->msg;
-	json_t *val;
-	const char *key;
+	size_t k = common_prefix(e, en, g, gn), line = 0, ls = 0;
 
+	if (!memchr(e, '\n', en) && !memchr(g, '\n', gn)) {
+		sb_printf(b, ": differs at byte %zu: expected ", k);
+		if (k == en)
+			sb_printf(b, "the value to end there (%zu bytes)", en);
+		else
+			show_around(b, e, en, k);
+		sb_puts(b, ", got ");
+		if (k == gn)
+			sb_printf(b, "its end (%zu bytes)", gn);
+		else
+			show_around(b, g, gn, k);
+		return;
+	}
+	for (size_t i = 0; i < k; i++)
+		if (e[i] == '\n') {
+			line++;
+			ls = i + 1;
+		}
+	{
+		size_t el = 0, gl = 0;
+		bool he = line_at(e, en, ls, &el), hg = line_at(g, gn, ls, &gl);
+
+		sb_printf(b, " line %zu", line + 1);
+		if ((he && el > SHOW_MAX) || (hg && gl > SHOW_MAX))
+			sb_printf(b, " (byte %zu)", k);
+		sb_puts(b, ": expected ");
+		if (he)
+			show_around(b, e + ls, el, k - ls);
+		else
+			sb_printf(b, "end of text (%zu lines)", count_lines(e, en));
+		/* The same text on both sides: they differ in how the line ends. */
+		if (he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0)
+			sb_printf(b, " then %s", line_end(e, en, k));
+		sb_puts(b, ", got ");
+		if (hg)
+			show_around(b, g + ls, gl, k - ls);
+		else
+			sb_printf(b, "end of text (%zu lines)", count_lines(g, gn));
+		if (he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0)
+			sb_printf(b, " then %s", line_end(g, gn, k));
+	}
+}
+
+/*
+ * At the "[" of a bracket expression: where its closing "]" is, or NULL. A "]" first (after an
+ * optional "^") is a member, and so is anything in "[:alpha:]", "[.x.]", "[=x=]".
+ */
+static const char *re_bracket_end(const char *p)
+{
+	p += 1 + (p[1] == '^');
+	p += *p == ']';
+	while (*p && *p != ']') {
+		const char *close;
+
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
+		    (close = strchr(p + 2, ']')))
+			p = close;
+		p++;
+	}
+	return *p ? p : NULL;
+}
+
+/*
+ * The literal runs a regex needs wherever it matches (POSIX ERE): text outside brackets and
+ * groups, escapes unescaped, a character under a quantifier dropped. Calls fn on each run of 3
+ * bytes or more, in order, until it returns true. None when the regex has a top-level "|".
+ */
+static void re_literals(const char *re, bool (*fn)(const char *run, size_t n, void *arg), void *arg)
+{
+	char run[256];
+	size_t n = 0;
+	int depth = 0;
+
+	for (const char *p = re; *p; p++)
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (*p == '|' && depth == 0)
+			return;
+	for (const char *p = re;; p++) {
+		bool lit = false, quant = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		char c = *p;
+
+		if (*p == '\\' && p[1]) {
+			c = *++p;
+			/* \w, \d and the like are classes in glibc's ERE, not letters. */
+			lit = depth == 0 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+					      (c >= '0' && c <= '9'));
+		} else if (*p && !strchr(".[]()*+?{}|^$", *p)) {
+			lit = depth == 0;
+		}
+		if (lit && n < sizeof(run)) {
+			run[n++] = c;
+			continue;
+		}
+		if (quant && n > 0)
+			n--; /* "ab*": only the "a" is sure */
+		if (n >= 3 && fn(run, n, arg))
+			return;
+		n = 0;
+		if (!*p)
+			return;
+		if (*p == '(') {
+			depth++;
+		} else if (*p == ')' && depth > 0) {
+			depth--;
+		} else if (*p == '[') {
+			p = re_bracket_end(p);
+			if (!p)
+				return;
+		} else if (*p == '{') {
+			while (p[1] && *p != '}')
+				p++;
+		}
+	}
+}
+
+struct re_miss {
+	const char *s;
+	size_t n;
+	char run[256];
+	size_t run_n;
+	bool found; /* a run the subject lacks */
+};
+
+static bool re_first_missing(const char *run, size_t n, void *arg)
+{
+	struct re_miss *m = arg;
+
+	if (memmem(m->s, m->n, run, n))
+		return false;
+	memcpy(m->run, run, n);
+	m->run_n = n;
+	m->found = true;
+	return true;
+}
+
+/*
+ * The regex's top-level atoms, each with its quantifiers: their end offsets in ends[]. 0 when
+ * it has a top-level "|" (no atom is then needed), more than max atoms, or does not parse.
+ */
+static size_t re_atoms(const char *re, size_t *ends, size_t max)
+{
+	const char *p = re;
+	size_t n = 0;
+
+	while (*p) {
+		if (n == max || *p == '|')
+			return 0;
+		if (*p == '\\') {
+			p += p[1] ? 2 : 1;
+		} else if (*p == '[') {
+			p = re_bracket_end(p);
+			if (!p)
+				return 0;
+			p++;
+		} else if (*p == '(') {
+			int depth = 1;
+
+			for (p++; *p && depth; p++)
+				if (*p == '\\' && p[1])
+					p++;
+				else if (*p == '[' && !(p = re_bracket_end(p)))
+					return 0;
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')')
+					depth--;
+			if (depth)
+				return 0;
+		} else {
+			p++;
+		}
+		while (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+			const char *close = *p == '{' ? strchr(p, '}') : p;
+
+			if (!close)
+				return 0;
+			p = close + 1;
+		}
+		ends[n++] = (size_t)(p - re);
+	}
+	return n;
+}
+
+/*
+ * Where a regex that does not match stops matching: the most top-level atoms from its start
+ * that still match (a concatenation that matches has every prefix matching), where that match
+ * ends, and the atom that fails there. false when even the first atom does not match.
+ */
+static bool re_stop(const char *re, const char *s, size_t n, size_t *ret_from, size_t *ret_to,
+		    size_t *ret_at)
+{
+	size_t ends[128], na = re_atoms(re, ends, ARRAY_SIZE(ends)), best = 0, at = 0;
+
+	for (size_t k = 1; k < na; k++) {
+		regmatch_t pm = { .rm_so = 0, .rm_eo = (regoff_t)n };
+		char *pre = strndup(re, ends[k - 1]);
+		regex_t rx;
+		int rc;
+
+		if (!pre || regcomp(&rx, pre, REG_EXTENDED) != 0) {
+			free(pre);
+			break;
+		}
+		rc = regexec(&rx, s, 1, &pm, REG_STARTEND);
+		regfree(&rx);
+		free(pre);
+		if (rc != 0)
+			break;
+		best = k;
+		at = (size_t)pm.rm_eo;
+	}
+	if (!best)
+		return false;
+	*ret_from = ends[best - 1];
+	*ret_to = ends[best];
+	*ret_at = at;
+	return true;
+}
+
+/*
+ * What a regex did not find in a long subject, after ", got ": the first literal the regex needs
+ * that the subject lacks, and the subject around the longest start of that literal it has
+ * ("1843 bytes without "\"nonewprivs\":1"; at byte 812: "...\"nonewprivs\":0..."). The subject
+ * itself, cut, when it is short or no literal is missing.
+ */
+static void show_regex_got(struct sbuf *b, const char *re, const char *s, size_t n)
+{
+	struct re_miss m = { .s = s, .n = n };
+	size_t best = 0, at = 0;
+
+	size_t from, to;
+
+	if (n > SHOW_MAX && re && n <= INT32_MAX)
+		re_literals(re, re_first_missing, &m);
+	/* Every literal is there: where the regex stops matching, and what it wants there (a
+	 * regexec per atom, so not over megabytes). */
+	if (!m.found && n > SHOW_MAX && re && n <= (1u << 20) &&
+	    re_stop(re, s, n, &from, &to, &at)) {
+		sb_printf(b, "%zu bytes; the regex matches up to byte %zu, then expects ", n, at);
+		show_bytes(b, re + from, to - from);
+		sb_puts(b, ", where the output reads ");
+		show_around(b, s, n, at);
+		return;
+	}
+	if (!m.found) {
+		show_bytes(b, s, n);
+		return;
+	}
+	at = 0;
+	for (size_t k = m.run_n - 1; k >= 1 && !best; k--) {
+		const char *hit = memmem(s, n, m.run, k);
+
+		if (hit) {
+			best = k;
+			at = (size_t)(hit - s);
+		}
+	}
+	sb_printf(b, "%zu bytes without ", n);
+	show_bytes(b, m.run, m.run_n);
+	if (best >= 3) {
+		sb_printf(b, "; its start ");
+		show_bytes(b, m.run, best);
+		sb_printf(b, " is at byte %zu: ", at);
+		show_around(b, s, n, at + best);
+	}
+}
+
+static bool xv_is_hex(const struct xv *v)
+{
+	if (!v || v->t != XV_STR || v->n == 0 || v->n % 2)
+		return false;
+	for (size_t i = 0; i < v->n; i++)
+		if (hexval(v->s[i]) < 0)
+			return false;
+	return true;
+}
+
+/* "first differing byte at offset 2: expected 0x85, got 0x81" */
+static void byte_diff(struct sbuf *b, const uint8_t *e, size_t en, const uint8_t *g, size_t gn)
+{
+	size_t k = 0;
+
+	while (k < en && k < gn && e[k] == g[k])
+		k++;
+	sb_printf(b, "first differing byte at offset %zu: expected ", k);
+	if (k < en)
+		sb_printf(b, "0x%02x", e[k]);
+	else
+		sb_printf(b, "the end (%zu bytes)", en);
+	sb_puts(b, ", got ");
+	if (k < gn)
+		sb_printf(b, "0x%02x", g[k]);
+	else
+		sb_printf(b, "the end (%zu bytes)", gn);
+}
+
+/* Two DNS messages decoded, the first differing field named; the bytes when one does not decode. */
+static int dns_explain(struct xctx *x, const uint8_t *e, size_t en, const uint8_t *g, size_t gn)
+{
+	struct sbuf *b = &x->msg;
+	struct hdns_msg me, mg;
+	struct hdns_diff d;
+	char why_e[160], why_g[160];
+	int re, rg, r = 0;
+
+	re = hdns_decode(e, en, &me, why_e, sizeof(why_e));
+	rg = hdns_decode(g, gn, &mg, why_g, sizeof(why_g));
+	if (re == -ENOMEM || rg == -ENOMEM) {
+		r = -ENOMEM;
+	} else if (re < 0) {
+		sb_puts(b, "the expected message does not decode as DNS (");
+		sb_esc(b, why_e, strlen(why_e));
+		sb_puts(b, "); ");
+	} else if (rg < 0) {
+		sb_puts(b, "got a message that does not decode as DNS (");
+		sb_esc(b, why_g, strlen(why_g));
+		sb_puts(b, "); ");
+	} else {
+		r = hdns_diff(&me, &mg, &d);
+		if (r == 1) {
+			sb_printf(b, "differs at %s: expected ", d.field);
+			show_plain(b, d.expected);
+			sb_puts(b, ", got ");
+			show_plain(b, d.got);
+			hdns_diff_free(&d);
+		} else if (r == 0) {
+			sb_puts(b, "every decoded field is equal (name compression differs?); ");
+		}
+	}
+	if (r == 0)
+		byte_diff(b, e, en, g, gn);
+	hdns_msg_free(&me);
+	hdns_msg_free(&mg);
+	return r < 0 ? r : 0;
+}
+
+/* A hex DNS message in a few words: "a DNS response ID 4369 (0x1111) NOERROR, ...". */
+static int dns_summary(struct xctx *x, const struct xv *hex)
+{
+	_cleanup_free_ uint8_t *b = NULL;
+	_cleanup_free_ char *sum = NULL;
+	struct hdns_msg m;
+	char why[160];
+	size_t n;
+	int r;
+
+	r = hdns_unhex(hex->s, hex->n, &b, &n);
+	r = r ?: hdns_decode(b, n, &m, why, sizeof(why));
+	if (r == -EBADMSG) {
+		sb_printf(&x->msg, "%zu bytes that do not decode as DNS (", n);
+		sb_esc(&x->msg, why, strlen(why));
+		sb_puts(&x->msg, ")");
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	sum = hdns_summary(&m);
+	hdns_msg_free(&m);
+	if (!sum)
+		return -ENOMEM;
+	sb_puts(&x->msg, "a DNS ");
+	sb_esc(&x->msg, sum, strlen(sum));
+	return 0;
+}
+
+/* A TCP byte stream of length-prefixed messages (RFC 1035 4.2.2): the frames, if it is one. */
+static bool frames_split(const uint8_t *p, size_t n, size_t *off, size_t *len, size_t max,
+			 size_t *ret_n)
+{
+	size_t k = 0, o = 0;
+
+	while (o < n) {
+		size_t l;
+
+		if (n - o < 2 || k == max)
+			return false;
+		l = (size_t)p[o] << 8 | p[o + 1];
+		if (l > n - o - 2)
+			return false;
+		off[k] = o + 2;
+		len[k++] = l;
+		o += 2 + l;
+	}
+	*ret_n = k;
+	return k > 0;
+}
+
+/*
+ * Hex strings holding DNS messages (a response's raw_hex, a reply's or a frame's hex; a TCP
+ * stream when stream): ": differs at header.rcode: expected 2 (SERVFAIL), got 0 (NOERROR)".
+ * Both hex dumps go in full to the problem (result.json), never to the message.
+ */
+static int hex_explain(struct xctx *x, const struct xv *ev, const struct xv *gv, bool stream)
+{
+	_cleanup_free_ uint8_t *e = NULL, *g = NULL;
+	size_t en, gn, eo[64], el[64], go[64], gl[64], ne, ng;
+	int r;
+
+	r = hdns_unhex(ev->s, ev->n, &e, &en);
+	r = r ?: hdns_unhex(gv->s, gv->n, &g, &gn);
+	if (r < 0)
+		return r;
+	sb_puts(&x->msg, ": ");
+	keep_full(x, strndup(ev->s, ev->n), strndup(gv->s, gv->n));
+	if (gn == 0) {
+		sb_puts(&x->msg, "expected ");
+		r = stream ? 0 : dns_summary(x, ev);
+		if (stream)
+			sb_printf(&x->msg, "%zu bytes", en);
+		sb_puts(&x->msg, ", got nothing (0 bytes)");
+		return r;
+	}
+	if (!stream)
+		return dns_explain(x, e, en, g, gn);
+	if (!frames_split(e, en, eo, el, ARRAY_SIZE(eo), &ne) ||
+	    !frames_split(g, gn, go, gl, ARRAY_SIZE(go), &ng)) {
+		sb_puts(&x->msg, "not both streams of length-prefixed messages; ");
+		byte_diff(&x->msg, e, en, g, gn);
+		return 0;
+	}
+	for (size_t i = 0; i < ne && i < ng; i++) {
+		if (el[i] == gl[i] && memcmp(e + eo[i], g + go[i], el[i]) == 0)
+			continue;
+		sb_printf(&x->msg, "frame[%zu] ", i);
+		return dns_explain(x, e + eo[i], el[i], g + go[i], gl[i]);
+	}
+	sb_printf(&x->msg, "expected %zu frame%s, got %zu", ne, ne == 1 ? "" : "s", ng);
+	return 0;
+}
+
+/* The last dotted segment of a field path. */
+static const char *last_segment(const char *key)
+{
+	const char *dot = strrchr(key, '.');
+
+	return dot ? dot + 1 : key;
+}
+
+/*
+ * An exact value that differs, after the caller wrote the field's name: DNS messages decoded,
+ * long or multi-line strings by their first differing line or byte, arrays and objects by their
+ * first differing member. 1: explained; 0: left to the plain "expected exact X, got Y".
+ */
+static int exact_explain(struct xctx *x, const char *key, const struct xv *e, const struct xv *g)
+{
+	const char *seg = last_segment(key);
+	struct sbuf path = { 0 };
+	const struct xv *de, *dg, *ae, *ag;
+	int r = 1;
+
+	if ((strcmp(seg, "raw_hex") == 0 || strcmp(seg, "hex") == 0) && xv_is_hex(e) &&
+	    (xv_is_hex(g) || (g->t == XV_STR && g->n == 0))) {
+		/* A tcp_send result's "hex" is the byte stream; anywhere else one message. */
+		r = hex_explain(x, e, g, strcmp(key, "hex") == 0);
+		return r < 0 ? r : 1;
+	}
+	if (e->t == XV_STR && g->t == XV_STR &&
+	    (e->n > LONG_VALUE || g->n > LONG_VALUE || memchr(e->s, '\n', e->n) ||
+	     memchr(g->s, '\n', g->n))) {
+		text_explain(x, e->s, e->n, g->s, g->n);
+		keep_full(x, render_full(e), render_full(g));
+		return 1;
+	}
+	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
+		return 0;
+	if (xv_diff(e, g, &path, &de, &dg, &ae, &ag)) {
+		free(path.p);
+		return 0;
+	}
+	/* An item only one side has is named by its array: "answers: expected 2 items, got 1". */
+	if (ae && path.len && path.p[path.len - 1] == ']') {
+		char *open = strrchr(path.p, '[');
+
+		if (open)
+			path.len = (size_t)(open - path.p);
+	}
+	if (path.len && path.p[0] != '[')
+		sb_puts(&x->msg, ".");
+	sb_put(&x->msg, path.p ?: "", path.len);
+	free(path.p);
+	keep_full(x, render_full(e), render_full(g));
+	if (de && dg && strcmp(seg, "frames") == 0 && xv_is_hex(de) && xv_is_hex(dg)) {
+		char *fe = x->full_exp, *fg = x->full_got;
+
+		/* Keep the whole arrays, not only the frame that differs. */
+		x->full_exp = x->full_got = NULL;
+		r = hex_explain(x, de, dg, false);
+		keep_full(x, fe, fg);
+		return r < 0 ? r : 1;
+	}
+	if (de && dg && de->t == XV_STR && dg->t == XV_STR &&
+	    (de->n > LONG_VALUE || dg->n > LONG_VALUE || memchr(de->s, '\n', de->n) ||
+	     memchr(dg->s, '\n', dg->n))) {
+		text_explain(x, de->s, de->n, dg->s, dg->n);
+		return 1;
+	}
+	if (ae) {
+		size_t n = ae->n < ag->n ? ae->n : ag->n;
+
+		sb_printf(&x->msg, ": expected %zu item%s, got %zu (%s [%zu]: ", ae->n,
+			  ae->n == 1 ? "" : "s", ag->n, de ? "missing" : "extra", n);
+		if (strcmp(seg, "frames") == 0 && xv_is_hex(de ?: dg))
+			r = dns_summary(x, de ?: dg);
+		else
+			show(&x->msg, de ?: dg);
+		sb_puts(&x->msg, ")");
+		return r < 0 ? r : 1;
+	}
+	/* A member only one side has: "expected absent, got 5", "expected 5, got nothing". */
+	sb_puts(&x->msg, ": expected ");
+	if (de)
+		show(&x->msg, de);
+	else
+		sb_puts(&x->msg, "absent");
+	sb_puts(&x->msg, ", got ");
+	show(&x->msg, dg);
+	return 1;
+}
+
+/*
+ * "KEY: expected exact 5, got 7" (KEY NULL: the caller named the check). An exact value is
+ * explained by its first difference (exact_explain); both sides go in full to result.json.
+ */
+static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct xv *got)
+{
+	struct sbuf *b = &x->msg;
+	json_t *val, *ex = json_object_get(m, "exact");
+	const char *key;
+	size_t mark = b->len;
+
+	if (fkey)
+		sb_esc(b, fkey, strlen(fkey));
+	if (fkey && ex && json_object_size(m) == 1 && got) {
+		struct xv e;
+		int r = xv_from_json(&x->a, ex, &e);
+
+		r = r ?: exact_explain(x, fkey, &e, got);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		/* Not explained: start again from the plain form. */
+		b->len = mark;
+		if (b->p)
+			b->p[mark] = '\0';
+		sb_esc(b, fkey, strlen(fkey));
+	}
+	if (fkey)
+		sb_puts(b, ": ");
 	sb_puts(b, "expected ");
 	json_object_foreach(m, key, val)
 	{
@@ -1188,7 +1870,13 @@ static void mt_explain(struct xctx *x, json_t *m, const struct xv *got)
 		}
 	}
 	sb_puts(b, ", got ");
-	show(b, got);
+	if (json_object_size(m) == 1 && json_is_string(json_object_get(m, "regex")) && got &&
+	    got->t == XV_STR)
+		show_regex_got(b, json_string_value(json_object_get(m, "regex")), got->s, got->n);
+	else
+		show(b, got);
+	keep_full(x, json_dumps(m, JSON_COMPACT | JSON_ENSURE_ASCII), render_full(got));
+	return 0;
 }
 
 /* ---- which process ------------------------------------------------------------------------------
@@ -1340,23 +2028,27 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 			sb_printf(&x->msg, "%s: line %zu: expected end of output (%zu lines), got ",
 				  where, i + 1, le.count);
 			show_bytes(&x->msg, lg.p[i], lg.n[i]);
+			keep_full(x, strdup("end of output"), bytes_full(lg.p[i], lg.n[i]));
 			r = 1;
 		} else if (r == 0 && i >= lg.count) {
 			sb_printf(&x->msg, "%s: line %zu: expected ", where, i + 1);
 			show(&x->msg, &ve);
 			sb_printf(&x->msg, ", got end of output (%zu lines)", lg.count);
+			keep_full(x, bytes_full(le.p[i], le.n[i]), strdup("end of output"));
 			r = 1;
 		} else if (r == 0 && lg.n[i] > LINE_MAX_LEN) {
-			r = fail(x, 1, "%s: line %zu is longer than %u bytes", where, i + 1,
-				 LINE_MAX_LEN);
+			r = fail(x, 1, "%s: line %zu: expected at most %u bytes, got %zu", where,
+				 i + 1, LINE_MAX_LEN, lg.n[i]);
 		} else if (r == 0) {
 			r = xv_parse(&a, lg.p[i], lg.n[i], &vg, why, sizeof(why));
 			if (r == -EBADMSG) {
-				sb_printf(&x->msg, "%s: line %zu is not JSON (%s): ", where, i + 1,
-					  why);
+				sb_printf(
+					&x->msg,
+					"%s: line %zu: expected JSON, got text that is not (%s): ",
+					where, i + 1, why);
 				show_bytes(&x->msg, lg.p[i], lg.n[i]);
 				r = 1;
-			} else if (r == 0 && !xv_diff(&ve, &vg, &path, &de, &dg)) {
+			} else if (r == 0 && !xv_diff(&ve, &vg, &path, &de, &dg, NULL, NULL)) {
 				sb_printf(&x->msg, "%s: line %zu: ", where, i + 1);
 				if (path.len) {
 					sb_put(&x->msg, path.p, path.len);
@@ -1366,11 +2058,15 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 				show(&x->msg, de);
 				sb_puts(&x->msg, ", got ");
 				show(&x->msg, dg);
+				keep_full(x, bytes_full(le.p[i], le.n[i]),
+					  bytes_full(lg.p[i], lg.n[i]));
 				r = 1;
 			}
 			if (r == 0 && i == lg.count - 1 && lg.unterminated)
-				r = fail(x, 1, "%s: line %zu is not terminated by LF", where,
-					 i + 1);
+				r = fail(x, 1,
+					 "%s: line %zu: expected a terminating LF, got the end of "
+					 "output",
+					 where, i + 1);
 		}
 		free(path.p);
 		arena_free(&a);
@@ -1397,18 +2093,26 @@ static int bytes_compare(struct xctx *x, const char *where, const char *file, co
 	sb_printf(&x->msg, "%s: differs from ", where);
 	sb_esc(&x->msg, file, strlen(file));
 	sb_printf(&x->msg, " at byte %zu (line %zu): expected ", k, line);
+	/* The line on each side with its LF, cut around the difference when long; in full in
+	 * result.json. */
 	if (k < exp_len) {
 		const char *nl = memchr(exp + ls, '\n', exp_len - ls);
+		size_t n = nl ? (size_t)(nl - exp - ls) + 1 : exp_len - ls;
 
-		show_bytes(&x->msg, exp + ls, nl ? (size_t)(nl - exp - ls) + 1 : exp_len - ls);
+		show_around(&x->msg, exp + ls, n, k - ls);
+		free(x->full_exp);
+		x->full_exp = bytes_full(exp + ls, n);
 	} else {
 		sb_puts(&x->msg, "end of output");
 	}
 	sb_puts(&x->msg, ", got ");
 	if (k < got_len) {
 		const char *nl = memchr(got + ls, '\n', got_len - ls);
+		size_t n = nl ? (size_t)(nl - got - ls) + 1 : got_len - ls;
 
-		show_bytes(&x->msg, got + ls, nl ? (size_t)(nl - got - ls) + 1 : got_len - ls);
+		show_around(&x->msg, got + ls, n, k - ls);
+		free(x->full_got);
+		x->full_got = bytes_full(got + ls, n);
 	} else {
 		sb_puts(&x->msg, "end of output");
 	}
@@ -1442,6 +2146,7 @@ static int check_output(struct xctx *x, const char *key)
 			return 0;
 		sb_printf(&x->msg, "%s: expected empty, got %zu bytes: ", where, len);
 		show_bytes(&x->msg, data, len);
+		keep_full(x, strdup("\"\""), bytes_full(data, len));
 		return 1;
 	}
 	if (re) {
@@ -1453,7 +2158,9 @@ static int check_output(struct xctx *x, const char *key)
 		sb_printf(&x->msg, "%s: expected regex ", where);
 		show_bytes(&x->msg, json_string_value(re) ?: "", json_string_length(re));
 		sb_puts(&x->msg, ", got ");
-		show_bytes(&x->msg, data, len);
+		show_regex_got(&x->msg, json_string_value(re), data, len);
+		keep_full(x, bytes_full(json_string_value(re) ?: "", json_string_length(re)),
+			  bytes_full(data, len));
 		return 1;
 	}
 	if (file) {
@@ -1522,7 +2229,8 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 
 	memset(ret, 0, sizeof(*ret));
 	if (!p->events)
-		return fail(x, 1, "%s: start step \"%s\" has no event stream", where, p->name);
+		return fail(x, 1, "%s: expected an event stream from start step \"%s\", got none",
+			    where, p->name);
 	r = split_lines(p->events, p->events_len, &l);
 	if (r < 0)
 		return r;
@@ -1536,13 +2244,15 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 		char why[96];
 
 		if (l.n[i] > LINE_MAX_LEN) {
-			r = fail(x, 1, "%s: line %zu is longer than %u bytes", where, i + 1,
-				 LINE_MAX_LEN);
+			r = fail(x, 1, "%s: line %zu: expected at most %u bytes, got %zu", where,
+				 i + 1, LINE_MAX_LEN, l.n[i]);
 			goto out;
 		}
 		r = xv_parse(&ret->a, l.p[i], l.n[i], &ret->ev[i], why, sizeof(why));
 		if (r == -EBADMSG) {
-			sb_printf(&x->msg, "%s: line %zu is not JSON (%s): ", where, i + 1, why);
+			sb_printf(&x->msg,
+				  "%s: line %zu: expected JSON, got text that is not (%s): ", where,
+				  i + 1, why);
 			show_bytes(&x->msg, l.p[i], l.n[i]);
 			r = 1;
 		}
@@ -1552,14 +2262,16 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 		t = ev_type(&ret->ev[i]);
 		if (ret->ev[i].t != XV_OBJ || !t || t->t != XV_STR) {
 			sb_printf(&x->msg,
-				  "%s: line %zu is not an event with a string \"type\": ", where,
-				  i + 1);
+				  "%s: line %zu: expected an event with a string \"type\", got ",
+				  where, i + 1);
 			show(&x->msg, &ret->ev[i]);
 			r = 1;
 			goto out;
 		}
 		if (i == l.count - 1 && l.unterminated) {
-			r = fail(x, 1, "%s: line %zu is not terminated by LF", where, i + 1);
+			r = fail(x, 1,
+				 "%s: line %zu: expected a terminating LF, got the end of output",
+				 where, i + 1);
 			goto out;
 		}
 	}
@@ -1577,7 +2289,8 @@ static int records_load(struct xctx *x, const char *where, const struct hobs_pro
 	int r;
 
 	if (!p->records)
-		return fail(x, 1, "%s: start step \"%s\" has no record stream", where, p->name);
+		return fail(x, 1, "%s: expected a record stream from start step \"%s\", got none",
+			    where, p->name);
 	r = hrec_parse(p->records, p->records_len, ret, ret_n, why, sizeof(why));
 	if (r == -EBADMSG)
 		return fail(x, 1, "%s: %s", where, why);
@@ -1684,10 +2397,7 @@ static int explain_miss(struct xctx *x, const struct cand *c, size_t i, const ch
 	r = cand_field(x, c, i, key, json_object_get(fields, key), &tmp, &v);
 	if (r < 0)
 		return r;
-	sb_esc(&x->msg, key, strlen(key));
-	sb_puts(&x->msg, ": ");
-	mt_explain(x, json_object_get(fields, key), v);
-	return 0;
+	return mt_explain(x, key, json_object_get(fields, key), v);
 }
 
 static void item_where(char *buf, size_t len, const char *kind, size_t i, const char *type)
@@ -1740,11 +2450,16 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 		sb_printf(&x->msg, "%s: ", where);
 		if (n_type == 0) {
 			if (type) {
-				sb_printf(&x->msg, "no ");
+				sb_puts(&x->msg, "expected ");
+				if (jcount)
+					sb_printf(&x->msg, "%zu ", want);
+				else
+					sb_puts(&x->msg, "a ");
 				sb_esc(&x->msg, type, strlen(type));
-				sb_printf(&x->msg, " event among %zu events", c->n);
+				sb_printf(&x->msg, " event%s, got none among %zu events",
+					  jcount && want != 1 ? "s" : "", c->n);
 			} else {
-				sb_printf(&x->msg, "expected %zu matching %ss, the stream is empty",
+				sb_printf(&x->msg, "expected %zu matching %ss, got an empty stream",
 					  want, c->noun);
 			}
 		} else if (matched == 0) {
@@ -1846,7 +2561,10 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 			}
 			if (any)
 				continue;
-			sb_printf(&x->msg, "expect.%s.exhaustive: ", kind);
+			sb_printf(&x->msg,
+				  "expect.%s.exhaustive: expected every %s to match an item of "
+				  "expect.%s.match, got ",
+				  kind, c->noun, kind);
 			cand_where(c, j, &x->msg);
 			if (c->ev) {
 				const struct xv *t = ev_type(&c->ev->ev[j]);
@@ -1855,7 +2573,7 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 				sb_esc(&x->msg, t->s, t->n);
 				sb_puts(&x->msg, ")");
 			}
-			sb_printf(&x->msg, " matches no item of expect.%s.match", kind);
+			sb_puts(&x->msg, " matching none");
 			return 1;
 		}
 	}
@@ -2029,7 +2747,8 @@ static int check_records(struct xctx *x)
 
 			if (off < 0)
 				continue;
-			sb_printf(&x->msg, "expect.records.pad_zero: record %zu: %s is", i,
+			sb_printf(&x->msg,
+				  "expect.records.pad_zero: record %zu: %s: expected zeros, got", i,
 				  pad_names[off >= 16]);
 			for (int k = 0; k < len; k++)
 				sb_printf(&x->msg, " %02x", rec[i].raw[start + k]);
@@ -2050,10 +2769,12 @@ static int check_records(struct xctx *x)
 					    "record field",
 					    name);
 			if (b < a)
-				return fail(x, 1,
-					    "expect.records.monotonic: %s decreases at record %zu: "
-					    "%llu after %llu",
-					    name, k, (unsigned long long)b, (unsigned long long)a);
+				return fail(
+					x, 1,
+					"expect.records.monotonic: record %zu: expected %s %llu or "
+					"more (record %zu's), got %llu",
+					k, name, (unsigned long long)a, k - 1,
+					(unsigned long long)b);
 		}
 	}
 	c = (struct cand){ .n = n, .noun = "record", .rec = rec };
@@ -2098,11 +2819,15 @@ static int check_responses(struct xctx *x)
 				return r;
 			sb_printf(&x->msg, "%s: expected no response, got ", where);
 			show(&x->msg, &v);
+			keep_full(x, strdup("no response"), render_full(&v));
 			push_problem(x, 1);
 			continue;
 		}
 		if (!resp || !resp->result) {
-			push_problem(x, fail(x, 1, "%s: no response", where));
+			push_problem(x, fail(x, 1,
+					     "%s: expected a response, got none (the step did not "
+					     "record one)",
+					     where));
 			continue;
 		}
 		r = xv_from_json(&x->a, resp->result, &v);
@@ -2126,17 +2851,20 @@ static int check_responses(struct xctx *x)
 			if (ok)
 				continue;
 			sb_printf(&x->msg, "%s: ", where);
-			sb_esc(&x->msg, key, strlen(key));
-			sb_puts(&x->msg, ": ");
-			mt_explain(x, m, fv);
+			r = mt_explain(x, key, m, fv);
+			if (r == -ENOMEM)
+				return r;
 			push_problem(x, 1);
 		}
 		if (x->n_probs > before && json_is_true(json_object_get(resp->result, "none"))) {
 			/* The driver got no answer: one problem for it, not one per field. */
 			const char *e = json_string_value(json_object_get(resp->result, "error"));
 
-			for (size_t k = before; k < x->n_probs; k++)
+			for (size_t k = before; k < x->n_probs; k++) {
 				free(x->probs[k].msg);
+				free(x->probs[k].expected);
+				free(x->probs[k].got);
+			}
 			x->n_probs = before;
 			sb_printf(&x->msg, "%s: expected a response with", where);
 			json_object_foreach(fields, key, m) sb_printf(&x->msg, " %s", key);
@@ -2169,8 +2897,7 @@ static int count_is(struct xctx *x, const char *key, json_t *want, const struct 
 	r = mt_eval(x, where, m, got, &ok);
 	if (r == 0 && !ok) {
 		sb_printf(&x->msg, "%s: ", where);
-		mt_explain(x, m, got);
-		r = 1;
+		r = mt_explain(x, NULL, m, got) ?: 1;
 	}
 	if (m != want)
 		json_decref(m);
@@ -2203,7 +2930,8 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 		unsigned long long u;
 
 		if (!val)
-			return fail(x, 1, "%s: the runner has no value %s", where, key + 4);
+			return fail(x, 1, "%s: expected the runner's value %s, got none", where,
+				    key + 4);
 		errno = 0;
 		u = strtoull(val, &end, 10);
 		if (errno || end == val || *end)
@@ -2248,9 +2976,11 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 		} else {
 			found = xv_path(found, "data.recordsLost");
 			if (!xv_is_num(found)) {
-				sb_printf(&x->msg,
-					  "%s: data.recordsLost of flow_monitor_summary is ",
-					  where);
+				sb_printf(
+					&x->msg,
+					"%s: expected data.recordsLost of flow_monitor_summary to be a "
+					"number, got ",
+					where);
 				show(&x->msg, found);
 				r = 1;
 			} else {
@@ -2341,7 +3071,7 @@ static int check_btf(struct xctx *x)
 			    strerror(errno));
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
 	if (id < 0) {
-		r = fail(x, 1, "expect.btf: struct %s: not in the BTF of %s", name,
+		r = fail(x, 1, "expect.btf: expected struct %s in the BTF of %s, got none", name,
 			 x->o->bpf_object);
 		goto out;
 	}
@@ -2401,8 +3131,11 @@ out:
 
 void hexp_problems_free(struct hexp_problem *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(p[i].msg);
+		free(p[i].expected);
+		free(p[i].got);
+	}
 	free(p);
 }
 
@@ -2430,6 +3163,8 @@ int hexp_check_all(const struct hcase *c, const struct hobs *o, struct hexp_prob
 			push_problem(&x, r);
 	}
 	free(x.msg.p);
+	free(x.full_exp);
+	free(x.full_got);
 	arena_free(&x.a);
 	if (x.probs_oom) {
 		hexp_problems_free(x.probs, x.n_probs);

@@ -54,7 +54,9 @@ struct hobs {
 /* One expectation that does not hold: 1 (a FAIL) or -errno (the check could not run). */
 struct hexp_problem {
 	int r;
-	char *msg; /* one line: the check's path, expected and observed */
+	char *msg;	/* one line: the check's path, expected and observed (long values cut) */
+	char *expected; /* what was expected, in full (never cut), or NULL */
+	char *got;	/* what was observed, in full, or NULL */
 };
 
 void hexp_problems_free(struct hexp_problem *p, size_t n);

@@ -102,6 +102,7 @@ struct run {
 	size_t n_probs;
 	bool timeout_noted; /* the TIMEOUT problem is listed once */
 	uint64_t drv_log_off;
+	json_t *full; /* problem index -> {"expected", "got"} in full, for result.json */
 };
 
 void hrun_result_clear(struct hrun_result *r)
@@ -380,7 +381,7 @@ static const char *file_tail(const char *path, char *buf, size_t size)
 	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	char raw[256];
 	off_t end = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
-	ssize_t n;
+	ssize_t n, start = 0;
 	size_t o = 0;
 
 	if (end <= 0) {
@@ -391,7 +392,15 @@ static const char *file_tail(const char *path, char *buf, size_t size)
 	while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
 		n--;
 	buf[o++] = '"';
-	for (ssize_t i = 0; i < n && o + 5 < size; i++) {
+	/* Cut in the middle of the file: from the first whole line ("..." says so). */
+	if (end > (off_t)sizeof(raw) && n > 0) {
+		char *nl = memchr(raw, '\n', (size_t)n);
+
+		if (nl && nl + 1 < raw + n)
+			start = nl + 1 - raw;
+		o += (size_t)snprintf(buf + o, size - o, "...");
+	}
+	for (ssize_t i = start; i < n && o + 5 < size; i++) {
 		unsigned char c = (unsigned char)raw[i];
 
 		if (c == '\n') {
@@ -2028,10 +2037,20 @@ static void step_start(struct run *r, const struct hcase_step *st)
 				pf[0].revents = last.revents;
 		}
 		if (n == 0) {
-			if (!timed_out(r))
-				verdict(r, HREP_FAIL, "start %s: %s within %d ms", st->name,
-					st->expect_no_ready ? "ready fd not closed" : "not ready",
-					ms);
+			char tail[320];
+
+			if (timed_out(r))
+				;
+			else if (st->expect_no_ready)
+				verdict(r, HREP_FAIL,
+					"start %s: ready fd neither written nor closed within %d ms, "
+					"expected it closed without a byte; stderr ends: %s",
+					st->name, ms, file_tail(p->err_path, tail, sizeof(tail)));
+			else
+				verdict(r, HREP_FAIL,
+					"start %s: not ready within %d ms, expected a byte on the "
+					"ready fd; stderr ends: %s",
+					st->name, ms, file_tail(p->err_path, tail, sizeof(tail)));
 		} else if (n > 0 &&
 			   (!(pf[0].revents & (POLLIN | POLLHUP)) || read(rp[0], &b, 1) != 1)) {
 			char got[80], tail[320];
@@ -2075,21 +2094,32 @@ out:
 	rvars_free(&rv);
 }
 
+/*
+ * Every stop message says what was expected and what happened, with the end of the process's
+ * stderr: why it exited 1, or what it was doing when it would not end.
+ */
 static void step_stop(struct run *r, const struct hcase_step *st)
 {
 	struct proc *p = find_proc(r, st->target);
-	char got[80], want[96];
+	char got[80], want[96], tail[320], sig[48];
 	uint32_t cap;
 	int ms;
 
 	if (p)
 		drain_start(r, p);
-	if (!p || !p->running) {
-		if (p)
-			sink_finish(r, p);
-		if (p && st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
-			verdict(r, HREP_FAIL, "stop %s: %s, expected %s", st->target,
-				status_text(p->status, got), expected_text(st->expect_exit, want));
+	if (!p) {
+		verdict(r, HREP_ERROR, "stop %s: no process was started under that name",
+			st->target);
+		return;
+	}
+	if (!p->running) {
+		sink_finish(r, p);
+		if (st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
+			verdict(r, HREP_FAIL,
+				"stop %s: %s before the stop, expected %s; stderr ends: %s",
+				st->target, status_text(p->status, got),
+				expected_text(st->expect_exit, want),
+				file_tail(p->err_path, tail, sizeof(tail)));
 		return;
 	}
 	cap = st->timeout_ms ?: r->j->prof->comp[p->comp].stop_timeout_ms;
@@ -2097,21 +2127,26 @@ static void step_stop(struct run *r, const struct hcase_step *st)
 		kill(p->pid, st->signo);
 	ms = remaining_ms(r, cap ?: 10000);
 	if (!wait_exit(p->pid, ms, &p->status)) {
+		if (st->signo)
+			snprintf(sig, sizeof(sig), "signal %d (SIG%s)", st->signo,
+				 sigabbrev_np(st->signo) ?: "?");
 		if (!timed_out(r))
-			verdict(r, HREP_FAIL, "stop %s: still running %d ms after %s, expected %s",
-				st->target, ms,
-				st->signo ? strsignal(st->signo)
-					  : "waiting for it to end by itself",
+			verdict(r, HREP_FAIL,
+				"stop %s: still running %d ms after %s, expected %s by then; "
+				"stderr ends: %s",
+				st->target, ms, st->signo ? sig : "waiting for it to end by itself",
 				st->expect_exit >= 0 ? expected_text(st->expect_exit, want)
-						     : "it to end");
+						     : "it to end",
+				file_tail(p->err_path, tail, sizeof(tail)));
 		return;
 	}
 	p->running = false;
 	p->exited = true;
 	sink_finish(r, p);
 	if (st->expect_exit >= 0 && status_code(p->status) != st->expect_exit)
-		verdict(r, HREP_FAIL, "stop %s: %s, expected %s", st->target,
-			status_text(p->status, got), expected_text(st->expect_exit, want));
+		verdict(r, HREP_FAIL, "stop %s: %s, expected %s; stderr ends: %s", st->target,
+			status_text(p->status, got), expected_text(st->expect_exit, want),
+			file_tail(p->err_path, tail, sizeof(tail)));
 }
 
 static void add_resp(struct run *r, const char *name, json_t *result)
@@ -2225,16 +2260,23 @@ static void step_client(struct run *r, const struct hcase_step *st)
 	o.out_path = out;
 	o.err_path = errp;
 	e = spawn(r, &o, &pid);
+	if (e < 0) /* the path it tried, placeholders filled ({probe}) */
+		verdict(r, HREP_ERROR, "client %s: cannot execute %s: %s", nm,
+			argv[0] ?: st->argv[0], util_errno_name(-e));
 	hjson_strv_free(argv);
-	if (e < 0) {
-		verdict(r, HREP_ERROR, "client %s: cannot execute %s: %s", nm, st->argv[0],
-			util_errno_name(-e));
+	if (e < 0)
 		return;
-	}
 	if (!wait_exit(pid, remaining_ms(r, st->timeout_ms), &status)) {
+		char want[96], tail[320];
+
 		if (!timed_out(r))
-			verdict(r, HREP_FAIL, "client %s: still running after %u ms", nm,
-				scaled(r, st->timeout_ms));
+			verdict(r, HREP_FAIL,
+				"client %s (%s): still running after %u ms, expected %s by then; "
+				"stderr ends: %s",
+				nm, st->argv[0], scaled(r, st->timeout_ms),
+				st->expect_exit >= 0 ? expected_text(st->expect_exit, want)
+						     : "it to end",
+				file_tail(errp, tail, sizeof(tail)));
 		return;
 	}
 	data = slurp(out, &len);
@@ -2365,8 +2407,10 @@ static void step_feed(struct run *r, const struct hcase_step *st)
 		signal(SIGPIPE, SIG_IGN);
 		e = util_write_all(p->stdin_w, data, len);
 		if (e < 0)
-			verdict(r, HREP_FAIL, "feed %s: write: %s", st->target,
-				util_errno_name(-e));
+			verdict(r, HREP_FAIL,
+				"feed %s: writing %s (%zu bytes) to its stdin: %s, expected it to "
+				"read them all",
+				st->target, st->file, len, util_errno_name(-e));
 	}
 	if (st->close_stdin) {
 		close(p->stdin_w);
@@ -2766,10 +2810,18 @@ static void write_result_json(const struct run *r, const char *path)
 
 	if (!doc)
 		return;
-	for (size_t i = 0; i < r->n_probs; i++)
-		json_array_append_new(pa, json_pack("{s:s, s:s}", "status",
-						    hrep_status_names[r->probs[i].status],
-						    "message", r->probs[i].message ?: ""));
+	for (size_t i = 0; i < r->n_probs; i++) {
+		json_t *po =
+			json_pack("{s:s, s:s}", "status", hrep_status_names[r->probs[i].status],
+				  "message", r->probs[i].message ?: "");
+		char idx[24];
+
+		/* Both sides of an expectation in full (both hex dumps of a DNS message). */
+		snprintf(idx, sizeof(idx), "%zu", i);
+		if (po && json_object_get(r->full, idx))
+			json_object_update(po, json_object_get(r->full, idx));
+		json_array_append_new(pa, po);
+	}
 	for (size_t i = 0; i < r->n_procs; i++) {
 		const struct proc *p = &r->procs[i];
 		char got[80];
@@ -3105,6 +3157,17 @@ end:
 					xp[i].msg ?: util_errno_name(-xp[i].r));
 			else
 				verdict(&r, HREP_FAIL, "%s", xp[i].msg ?: "expectation not met");
+			/* The message may cut long values; result.json has them whole. */
+			if (xp[i].expected || xp[i].got) {
+				char idx[24];
+
+				snprintf(idx, sizeof(idx), "%zu", r.n_probs - 1);
+				if (!r.full)
+					r.full = json_object();
+				json_object_set_new(r.full, idx,
+						    json_pack("{s:s?, s:s?}", "expected",
+							      xp[i].expected, "got", xp[i].got));
+			}
 		}
 		hexp_problems_free(xp, n_xp);
 	}
@@ -3200,5 +3263,6 @@ free:
 	free(r.probs);
 	free(inos);
 	json_decref(r.vars);
+	json_decref(r.full);
 	return 0;
 }

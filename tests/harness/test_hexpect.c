@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hcase.h"
+#include "hdnsmsg.h"
 #include "hexpect.h"
 #include "tap.h"
 #include "util.h"
@@ -251,12 +252,12 @@ TEST(output_jsonl_order_free_and_exact)
 	FAILS(expect, &f, "expected end of output (47 lines), got \"{}\"");
 	changed[strlen(text) - 1] = '\0';
 	set_out(&f, changed);
-	FAILS(expect, &f, "line 47 is not terminated by LF");
+	FAILS(expect, &f, "line 47: expected a terminating LF, got the end of output");
 	free(changed);
 	ASSERT_TRUE(asprintf(&changed, "{\"ok\":tru\xff}\n") > 0);
 	set_out(&f, changed);
 	FAILS(expect, &f,
-	      "expect.stdout: line 1 is not JSON (unexpected character at byte 6): "
+	      "expect.stdout: line 1: expected JSON, got text that is not (unexpected character at byte 6): "
 	      "\"{\\\"ok\\\":tru\\xff}\"");
 	fx_done(&f);
 }
@@ -346,7 +347,10 @@ TEST(matchers)
 		 "data.latencyUs: expected exact 1500.0, got 1500", __LINE__);
 	ev_match(&f, "{\"data.answers\": {\"exact\": [\"192.0.2.1\"]}}", 0, NULL, __LINE__);
 	ev_match(&f, "{\"data.answers.0\": {\"exact\": \"192.0.2.1\"}}", 0, NULL, __LINE__);
-	ev_match(&f, "{\"data\": {\"exact\": {}}}", 1, "data: expected exact {}, got {\"answers\"",
+	/* A container is named by its first differing member. */
+	ev_match(&f, "{\"data\": {\"exact\": {}}}", 1,
+		 "expect.events.match[0] (dns_query): data.answers: expected absent, got "
+		 "[\"192.0.2.1\"]",
 		 __LINE__);
 	/* The subject has a NUL inside: matched by length, not as a C string. */
 	ev_match(&f, "{\"data.nul\": {\"regex\": \"y$\"}}", 0, NULL, __LINE__);
@@ -423,8 +427,10 @@ TEST(events_unordered_counts_and_closest_miss)
 		&f,
 		"expect.events.match[0] (network_flow_decision): expected 3 matching events, "
 		"got 2");
-	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"dns_query\"}]}}", &f,
-		    "expect.events.match[0] (dns_query): no dns_query event among 4 events");
+	FAILS_EXACT(
+		"{\"events\": {\"match\": [{\"type\": \"dns_query\"}]}}", &f,
+		"expect.events.match[0] (dns_query): expected a dns_query event, got none among 4 "
+		"events");
 	/* Fewer than wanted: the closest miss is the candidate with most fields right. */
 	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"network_flow_decision\", \"count\": 2,"
 		    " \"fields\": {\"data.dstPort\": {\"range\": [1, 100]}}}]}}",
@@ -513,8 +519,8 @@ TEST(events_exhaustive)
 		" {\"type\": \"flow_monitor_started\"}, {\"type\": \"flow_monitor_summary\"},"
 		" {\"type\": \"network_flow_decision\", \"fields\": {\"data.dstPort\": {\"exact\": 53}}}]}}",
 		&f,
-		"expect.events.exhaustive: line 3 (" NS "network_flow_decision) matches no item "
-		"of expect.events.match");
+		"expect.events.exhaustive: expected every event to match an item of "
+		"expect.events.match, got line 3 (" NS "network_flow_decision) matching none");
 	/* Not exhaustive: the extra events are fine. */
 	PASS("{\"events\": {\"match\": [{\"type\": \"flow_monitor_started\"}]}}", &f);
 	fx_done(&f);
@@ -527,22 +533,24 @@ TEST(events_hostile_streams)
 	struct fx f;
 
 	fx_init(&f);
-	FAILS_EXACT(expect, &f, "expect.events: start step \"p\" has no event stream");
+	FAILS_EXACT(expect, &f,
+		    "expect.events: expected an event stream from start step \"p\", got none");
 	set_events(&f, "");
 	PASS(expect, &f);
 	set_events(&f, EV("a", "") "{\"type\":\"x\",\"data\":{\"s\":\"\xc0\xaf\"}}\n");
-	FAILS(expect, &f, "expect.events: line 2 is not JSON (invalid UTF-8 at byte 25)");
+	FAILS(expect, &f,
+	      "expect.events: line 2: expected JSON, got text that is not (invalid UTF-8 at byte 25)");
 	set_events(&f, "{\"type\":5}\n");
 	FAILS(expect, &f,
-	      "expect.events: line 1 is not an event with a string \"type\": {\"type\":5}");
+	      "expect.events: line 1: expected an event with a string \"type\", got {\"type\":5}");
 	set_events(&f, "[1,2]\n");
-	FAILS(expect, &f, "line 1 is not an event");
+	FAILS(expect, &f, "line 1: expected an event with a string \"type\", got [1,2]");
 	set_events(&f, "{\"type\":\"x\"}");
-	FAILS(expect, &f, "line 1 is not terminated by LF");
+	FAILS(expect, &f, "line 1: expected a terminating LF, got the end of output");
 	set_events(&f, "{\"type\":\"x\",\"d\":\"\\ud800\"}\n");
 	FAILS(expect, &f, "lone high surrogate");
 	set_events(&f, "{\"type\":\"x\",\"d\":[1,]}\n");
-	FAILS(expect, &f, "line 1 is not JSON");
+	FAILS(expect, &f, "line 1: expected JSON, got text that is not (bad number");
 	set_events(&f, "{\"type\":\"x\",\"d\":\"abc\\");
 	FAILS(expect, &f, "unterminated string");
 	/* Deep nesting is a FAIL, not a stack overflow. */
@@ -563,7 +571,7 @@ TEST(events_hostile_streams)
 	huge[(17u << 20) + 1] = '\0';
 	f.procs[0].events = huge;
 	f.procs[0].events_len = (17u << 20) + 1;
-	FAILS(expect, &f, "expect.events: line 1 is longer than 16777216 bytes");
+	FAILS(expect, &f, "expect.events: line 1: expected at most 16777216 bytes, got 17825792");
 	free(huge);
 	fx_done(&f);
 }
@@ -645,12 +653,11 @@ TEST(records_match_pad_monotonic)
 
 	fx_init(&f);
 	FAILS("{\"records\": {\"pad_zero\": true}}", &f,
-	      "expect.records: start step \"p\" has no "
-	      "record stream");
+	      "expect.records: expected a record stream from start step \"p\", got none");
 	set_records(&f, &rb);
 	PASS("{\"records\": {\"pad_zero\": true, \"match\": [{\"count\": 0}]}}", &f);
 	FAILS_EXACT("{\"records\": {\"match\": [{\"count\": 1}]}}", &f,
-		    "expect.records.match[0]: expected 1 matching records, the stream is empty");
+		    "expect.records.match[0]: expected 1 matching records, got an empty stream");
 	put_rec(&rb, 0x0A630002, 0x0A630001, 40000, 5353, 17, 3, 1000, 1);
 	put_rec(&rb, 0x0A630002, 0x0A630001, 40001, 443, 6, UINT64_MAX, 2000, 1);
 	set_records(&f, &rb);
@@ -682,19 +689,22 @@ TEST(records_match_pad_monotonic)
 	FAILS_EXACT("{\"records\": {\"exhaustive\": true, \"match\": ["
 		    " {\"fields\": {\"dst_port\": {\"exact\": 443}}}]}}",
 		    &f,
-		    "expect.records.exhaustive: record 0 matches no item of expect.records.match");
+		    "expect.records.exhaustive: expected every record to match an item of "
+		    "expect.records.match, got record 0 matching none");
 
 	/* first_seen_ns going backwards, then one padding byte set. */
 	put_rec(&rb, 1, 2, 3, 4, 1, 1, 1500, 0);
 	set_records(&f, &rb);
-	FAILS_EXACT("{\"records\": {\"monotonic\": [\"pkt_count\", \"first_seen_ns\"]}}", &f,
-		    "expect.records.monotonic: pkt_count decreases at record 2: 1 after "
-		    "18446744073709551615");
+	FAILS_EXACT(
+		"{\"records\": {\"monotonic\": [\"pkt_count\", \"first_seen_ns\"]}}", &f,
+		"expect.records.monotonic: record 2: expected pkt_count 18446744073709551615 or "
+		"more (record 1's), got 1");
 	PASS("{\"records\": {\"pad_zero\": true, \"monotonic\": [\"pad0\"]}}", &f);
 	rb.b[44 + 4 + 35] = 0xAA;
 	set_records(&f, &rb);
-	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
-		    "expect.records.pad_zero: record 1: pad1 is 00 00 aa 00 00 00 00");
+	FAILS_EXACT(
+		"{\"records\": {\"pad_zero\": true}}", &f,
+		"expect.records.pad_zero: record 1: pad1: expected zeros, got 00 00 aa 00 00 00 00");
 	FAILS("{\"records\": {\"match\": [{\"fields\": {\"pad1\": {\"exact\": 0}}, \"count\": 3}]}}",
 	      &f,
 	      "expected 3 matching records, got 2; closest miss (record 1): pad1: expected exact 0, got 730144440320");
@@ -704,7 +714,7 @@ TEST(records_match_pad_monotonic)
 	rb.b[4 + 15] = 0xAA;
 	set_records(&f, &rb);
 	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
-		    "expect.records.pad_zero: record 0: pad0 is aa aa aa");
+		    "expect.records.pad_zero: record 0: pad0: expected zeros, got aa aa aa");
 	fx_done(&f);
 }
 
@@ -746,7 +756,8 @@ TEST(responses)
 	PASS("{\"responses\": [{\"step\": \"q1\", \"none\": true}]}", &f);
 	FAILS_EXACT(
 		"{\"responses\": [{\"step\": \"q1\", \"fields\": {\"rcode\": {\"present\": true}}}]}",
-		&f, "expect.responses[0] (q1): no response");
+		&f,
+		"expect.responses[0] (q1): expected a response, got none (the step did not record one)");
 	f.resps[0].step = "q1";
 	f.resps[0].result =
 		json_pack("{s:s,s:[],s:{s:i}}", "rcode", "NOERROR", "replies", "dns", "ancount", 1);
@@ -781,6 +792,366 @@ TEST(responses)
 	fx_done(&f);
 }
 
+/* ---- DNS messages compared after decoding, long values by their first difference ---------- */
+
+/* a.example.test A, ID 0x4a21, QR RD RA, one answer: 60 IN A 192.0.2.1. */
+#define DNS_HDR	 "4a21858000010001"
+#define DNS_Q	 "000000000161076578616d706c6504746573740000010001"
+#define DNS_AN1	 "c00c000100010000003c0004c0000201"
+#define DNS_RESP DNS_HDR DNS_Q DNS_AN1
+
+/* One response q1 with this result, checked against one field's exact value. */
+static bool resp_exact(const char *file, int line, struct fx *f, json_t *result, const char *key,
+		       const char *want_json, const char *want_msg)
+{
+	_cleanup_free_ char *expect = NULL;
+	bool ok;
+
+	f->resps[0].step = "q1";
+	f->resps[0].result = result;
+	f->o.n_resps = 1;
+	if (asprintf(&expect,
+		     "{\"responses\": [{\"step\": \"q1\", \"fields\": {\"%s\": {\"exact\": %s}}}]}",
+		     key, want_json) < 0)
+		return false;
+	ok = outcome(file, line, NULL, expect, f, 1, want_msg, true);
+	json_decref(result);
+	f->resps[0].result = NULL;
+	return ok;
+}
+
+#define RAW_DIFF(f, got, want_msg)                                                       \
+	resp_exact(__FILE__, __LINE__, f, json_pack("{s:s}", "raw_hex", got), "raw_hex", \
+		   "\"" DNS_RESP "\"", want_msg)
+
+TEST(responses_dns_decoded)
+{
+	struct fx f;
+
+	fx_init(&f);
+	RAW_DIFF(
+		&f, "4a22858000010001" DNS_Q DNS_AN1,
+		"expect.responses[0] (q1): raw_hex: differs at header.id: expected 18977 (0x4a21), "
+		"got 18978 (0x4a22)");
+	RAW_DIFF(
+		&f, "4a21858200010001" DNS_Q DNS_AN1,
+		"expect.responses[0] (q1): raw_hex: differs at header.rcode: expected 0 (NOERROR), "
+		"got 2 (SERVFAIL)");
+	RAW_DIFF(
+		&f, DNS_HDR DNS_Q "c00c0001000100000d050004c0000201",
+		"expect.responses[0] (q1): raw_hex: differs at answer[0].ttl: expected 60, got 3333");
+	RAW_DIFF(
+		&f, DNS_HDR DNS_Q "c00c000100010000003c0004c0000209",
+		"expect.responses[0] (q1): raw_hex: differs at answer[0].rdata: expected 192.0.2.1, "
+		"got 192.0.2.9");
+	/* The client's case is kept by a forwarder (0x20): names compare byte for byte. */
+	RAW_DIFF(&f, DNS_HDR "000000000161076578616d706c6504544553540000010001" DNS_AN1,
+		 "expect.responses[0] (q1): raw_hex: differs at question[0].name: expected "
+		 "a.example.test., got a.example.TEST.");
+	RAW_DIFF(&f, "4a21858000010002" DNS_Q DNS_AN1 "c00c000100010000003c0004c0000202",
+		 "expect.responses[0] (q1): raw_hex: differs at answer: expected 1 record, got 2 "
+		 "records (answer[1]: a.example.test. 60 IN A 192.0.2.2)");
+	/* An EDNS OPT the expected message does not have, then one with another UDP size. */
+	RAW_DIFF(&f,
+		 "4a21858000010001000000010161076578616d706c6504746573740000010001" DNS_AN1
+		 "0000290fa0000000000000",
+		 "expect.responses[0] (q1): raw_hex: differs at additional: expected 0 records, "
+		 "got 1 record (additional[0]: . OPT udp_size 4000 ext_rcode 0 version 0 do 0 "
+		 "rdata )");
+	/* A side that does not decode: said so, then the first differing byte. */
+	RAW_DIFF(&f, "4a2185800001000100",
+		 "expect.responses[0] (q1): raw_hex: got a message that does not decode as DNS (9 "
+		 "bytes, shorter than the 12-byte header); first differing byte at offset 9: "
+		 "expected 0x00, got the end (9 bytes)");
+	RAW_DIFF(&f, DNS_HDR DNS_Q "c00c000100010000003c0009c0000201",
+		 "expect.responses[0] (q1): raw_hex: got a message that does not decode as DNS "
+		 "(answer[0]: rdata: 9 bytes, 4 left); first differing byte at offset 43: expected "
+		 "0x04, got 0x09");
+	/* Equal when decoded (the answer's owner written out instead of a pointer). */
+	RAW_DIFF(&f,
+		 DNS_HDR DNS_Q "0161076578616d706c6504746573740000010001"
+			       "0000003c0004c0000201",
+		 "expect.responses[0] (q1): raw_hex: every decoded field is equal (name "
+		 "compression differs?); first differing byte at offset 32: expected 0xc0, got "
+		 "0x01");
+	fx_done(&f);
+}
+
+TEST(responses_dns_edns_frames_and_streams)
+{
+	static const char opt_1232[] =
+		"\"4a21000000010000000000010141074578616d706c650454455354000001"
+		"000100002904d0000000000000\"";
+	struct fx f;
+
+	fx_init(&f);
+	/* The client's EDNS UDP size (1232) rewritten to 4000 by a forwarder. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:s}", "raw_hex",
+			     "4a21000000010000000000010141074578616d706c650454455354000001"
+			     "00010000290fa0000000000000"),
+		   "raw_hex", opt_1232,
+		   "expect.responses[0] (q1): raw_hex: differs at edns.udp_size: expected 1232, "
+		   "got 4000");
+	/* frames: the array's item, then the message inside it. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:[s,s]}", "frames", DNS_RESP, "4a21858500010001" DNS_Q DNS_AN1),
+		   "frames", "[\"" DNS_RESP "\", \"" DNS_RESP "\"]",
+		   "expect.responses[0] (q1): frames[1]: differs at header.rcode: expected 0 "
+		   "(NOERROR), got 5 (REFUSED)");
+	/* A tcp_send result's hex is the stream: frame by frame. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:s}", "hex",
+			     "0030" DNS_RESP "0030" DNS_HDR DNS_Q
+			     "c00c000100010000003c0004c0000202"),
+		   "hex", "\"0030" DNS_RESP "0030" DNS_RESP "\"",
+		   "expect.responses[0] (q1): hex: frame[1] differs at answer[0].rdata: expected "
+		   "192.0.2.1, got 192.0.2.2");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "hex", "0030" DNS_RESP), "hex",
+		   "\"0030" DNS_RESP "0030" DNS_RESP "\"",
+		   "expect.responses[0] (q1): hex: expected 2 frames, got 1");
+	/* A frame or a message that never came: what it would have been, in a few words. */
+	resp_exact(
+		__FILE__, __LINE__, &f, json_pack("{s:[]}", "frames"), "frames",
+		"[\"" DNS_RESP "\"]",
+		"expect.responses[0] (q1): frames: expected 1 item, got 0 (missing [0]: a DNS "
+		"response ID 18977 (0x4a21) NOERROR, a.example.test. IN A, 1 answer, 0 authority, "
+		"0 additional)");
+	resp_exact(
+		__FILE__, __LINE__, &f, json_pack("{s:s}", "raw_hex", ""), "raw_hex",
+		"\"" DNS_RESP "\"",
+		"expect.responses[0] (q1): raw_hex: expected a DNS response ID 18977 (0x4a21) "
+		"NOERROR, a.example.test. IN A, 1 answer, 0 authority, 0 additional, got nothing "
+		"(0 bytes)");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "hex", ""), "hex",
+		   "\"0030" DNS_RESP "\"",
+		   "expect.responses[0] (q1): hex: expected 50 bytes, got nothing (0 bytes)");
+	fx_done(&f);
+}
+
+/* The decoder's text of each record type it knows, names through compression pointers. */
+TEST(dns_records_as_text)
+{
+	static const char hex[] =
+		"1234818000010006000000000174076578616d706c650000ff0001"
+		"c00c000f00010000012c0007000a026d78c00e"
+		"c00c000600010000012c0020026e73c00e04686f7374c00e0000000100000e100000070800093a80"
+		"0000003c"
+		"c00c001000010000012c000d0568656c6c6f06776f22726c64"
+		"c00c001c00010000012c001020010db8000000000000000000000001"
+		"c00c002100010000012c000b000a00140035027376c00e"
+		"c00cff0000010000012c0003010203";
+	static const char *const want[] = {
+		"t.example. 300 IN MX 10 mx.example.",
+		"t.example. 300 IN SOA ns.example. host.example. 1 3600 1800 604800 60",
+		"t.example. 300 IN TXT \"hello\" \"wo\\\"rld\"",
+		"t.example. 300 IN AAAA 2001:db8::1",
+		"t.example. 300 IN SRV 10 20 53 sv.example.",
+		"t.example. 300 IN TYPE65280 \\# 3 010203",
+	};
+	_cleanup_free_ uint8_t *b = NULL;
+	struct hdns_msg m;
+	struct hdns_diff d;
+	char why[160];
+	size_t n;
+
+	ASSERT_OK(hdns_unhex(hex, strlen(hex), &b, &n));
+	if (!ASSERT_OK(hdns_decode(b, n, &m, why, sizeof(why))))
+		tap_diag("%s", why);
+	ASSERT_EQ(m.count[HDNS_AN], ARRAY_SIZE(want));
+	for (size_t i = 0; i < ARRAY_SIZE(want) && i < m.count[HDNS_AN]; i++) {
+		_cleanup_free_ char *t = hdns_rr_text(&m, HDNS_AN, i);
+
+		if (!ASSERT_TRUE(t && strcmp(t, want[i]) == 0))
+			tap_diag("answer[%zu]: \"%s\", want \"%s\"", i, t, want[i]);
+	}
+	{
+		_cleanup_free_ char *q = hdns_rr_text(&m, HDNS_QD, 0);
+
+		ASSERT_TRUE(q && strcmp(q, "t.example. IN ANY") == 0);
+	}
+	ASSERT_EQ(hdns_diff(&m, &m, &d), 0);
+	hdns_msg_free(&m);
+	/* A pointer loop and a pointer past the end do not decode, and say where. */
+	ASSERT_LE(n, 255);
+	b[n - 15] = 0xc0, b[n - 14] = (uint8_t)(n - 15); /* the last owner points at itself */
+	ASSERT_EQ(hdns_decode(b, n, &m, why, sizeof(why)), -EBADMSG);
+	ASSERT_TRUE(strstr(why, "answer[5]: name: pointer loop at byte"));
+	b[n - 14] = 0xff; /* past the end */
+	ASSERT_EQ(hdns_decode(b, n, &m, why, sizeof(why)), -EBADMSG);
+	ASSERT_TRUE(strstr(why, "answer[5]: name: message ends at byte"));
+	ASSERT_EQ(hdns_unhex("0g", 2, &b, &n), -EINVAL);
+	ASSERT_EQ(hdns_unhex("abc", 3, &b, &n), -EINVAL);
+}
+
+/* Both sides in full go with the problem (result.json), whatever the message shows. */
+TEST(problems_carry_both_values_in_full)
+{
+	_cleanup_free_ char *text = NULL, *big = NULL, *big2 = NULL;
+	struct hexp_problem *p = NULL;
+	struct hjson_err err = { 0 };
+	struct hcase *c = NULL;
+	size_t n = 0;
+	json_t *doc;
+	struct fx f;
+
+	fx_init(&f);
+	big = malloc(1001);
+	big2 = malloc(1001);
+	memset(big, 'a', 1000);
+	big[1000] = '\0';
+	memcpy(big2, big, 1001);
+	big2[700] = 'b';
+	f.resps[0].step = "q1";
+	f.resps[0].result =
+		json_pack("{s:s, s:s}", "raw_hex", "4a21858200010001" DNS_Q DNS_AN1, "long", big2);
+	f.o.n_resps = 1;
+	ASSERT_TRUE(asprintf(&text,
+			     "{\"id\": \"t.full\", \"title\": \"t\", \"component\": \"dns-proxy\","
+			     " \"uses\": [\"dns-proxy\"],"
+			     " \"requirements\": [{\"id\": \"DNS-FWD-001\", \"level\": \"MUST\"}],"
+			     " \"fault\": \"dns.x\", \"topology\": {\"namespaces\": [\"cell\"]},"
+			     " \"steps\": %s, \"expect\": {\"responses\": [{\"step\": \"q1\","
+			     " \"fields\": {\"raw_hex\": {\"exact\": \"%s\"},"
+			     " \"long\": {\"exact\": \"%s\"}}}]}}",
+			     DEFAULT_STEPS, DNS_RESP, big) >= 0);
+	doc = json_loads(text, 0, NULL);
+	ASSERT_TRUE(doc);
+	if (!ASSERT_OK(hcase_from_json(doc, "mem.json", "$", &c, &err)))
+		tap_diag("%s: %s", err.path, err.msg);
+	json_decref(doc);
+	ASSERT_EQ(hexp_check_all(c, &f.o, &p, &n), 1);
+	if (ASSERT_EQ(n, 2)) {
+		/* In the case's order: raw_hex, then long. */
+		ASSERT_TRUE(strstr(p[0].msg, "differs at header.rcode"));
+		ASSERT_FALSE(strstr(p[0].msg, DNS_Q));
+		ASSERT_TRUE(p[0].expected && strcmp(p[0].expected, DNS_RESP) == 0);
+		ASSERT_TRUE(p[0].got && strcmp(p[0].got, "4a21858200010001" DNS_Q DNS_AN1) == 0);
+		ASSERT_TRUE(strstr(p[1].msg, "long: differs at byte 700: expected \"...aaaa"));
+		ASSERT_LE(strlen(p[1].msg), 300);
+		ASSERT_TRUE(p[1].expected && strlen(p[1].expected) == 1002);
+		ASSERT_TRUE(p[1].got && strlen(p[1].got) == 1002 && p[1].got[701] == 'b');
+	}
+	hexp_problems_free(p, n);
+	hcase_free(c);
+	json_decref(f.resps[0].result);
+	fx_done(&f);
+}
+
+TEST(long_values_named_by_first_difference)
+{
+	char exp[400], got[400], want[600], want2[400];
+	struct fx f;
+	int o;
+
+	fx_init(&f);
+	/* A client's stdout: the line that differs, not the whole text. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:i, s:s}", "exit", 0, "stdout", "ok\nname: a\nttl: 300\nend\n"),
+		   "stdout", "\"ok\\nname: a\\nttl: 3333\\nend\\n\"",
+		   "expect.responses[0] (q1): stdout line 3: expected \"ttl: 3333\", got \"ttl: "
+		   "300\"");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "stdout", "ok\n"), "stdout",
+		   "\"ok\\nmore\\n\"",
+		   "expect.responses[0] (q1): stdout line 2: expected \"more\", got end of text (1 "
+		   "lines)");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "stdout", "ok"), "stdout",
+		   "\"ok\\n\"",
+		   "expect.responses[0] (q1): stdout line 1: expected \"ok\" then a line end, got "
+		   "\"ok\" then the end of text");
+	/* One long line: cut around the difference, its offset named. */
+	memset(exp, 'x', 300);
+	exp[300] = '\0';
+	memcpy(got, exp, 301);
+	got[250] = 'Y';
+	snprintf(want, sizeof(want), "\"%s\"", exp);
+	/* From a third of the window before the difference (byte 217) to the end. */
+	o = snprintf(want2, sizeof(want2),
+		     "expect.responses[0] (q1): text: differs at byte 250: expected \"...%.83s\", "
+		     "got \"...",
+		     exp);
+	snprintf(want2 + o, sizeof(want2) - (size_t)o, "%.83s\"", got + 217);
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:s}", "text", got), "text", want, want2);
+	/* Arrays and objects: the first differing member by its path. */
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:[s,s]}", "answers", "a.example.test. 60 IN A 192.0.2.1",
+			     "a.example.test. 300 IN A 192.0.2.2"),
+		   "answers",
+		   "[\"a.example.test. 60 IN A 192.0.2.1\", \"a.example.test. 60 IN A 192.0.2.2\"]",
+		   "expect.responses[0] (q1): answers[1]: expected \"a.example.test. 60 IN A "
+		   "192.0.2.2\", got \"a.example.test. 300 IN A 192.0.2.2\"");
+	resp_exact(__FILE__, __LINE__, &f,
+		   json_pack("{s:[s]}", "answers", "a.example.test. 60 IN A 192.0.2.1"), "answers",
+		   "[\"a.example.test. 60 IN A 192.0.2.1\", \"a.example.test. 60 IN A 192.0.2.2\"]",
+		   "expect.responses[0] (q1): answers: expected 2 items, got 1 (missing [1]: "
+		   "\"a.example.test. 60 IN A 192.0.2.2\")");
+	resp_exact(__FILE__, __LINE__, &f, json_pack("{s:{s:{s:i}}}", "edns", "opt", "udp", 1232),
+		   "edns", "{\"opt\": {\"udp\": 4000}}",
+		   "expect.responses[0] (q1): edns.opt.udp: expected 4000, got 1232");
+	fx_done(&f);
+}
+
+/* A regex over a long output: the first literal it needs that is not there, and where its start is.
+ */
+TEST(regex_over_long_output_names_what_is_missing)
+{
+	static const char re[] = "^\\\\{\\\"probe\\\":\\\"proc\\\",.*\\\"threads\\\":\\\\[\\\\{"
+				 "\\\"tid\\\":[0-9]+,[^{}]*\\\"nonewprivs\\\":1,[^{}]*\\\\}";
+	_cleanup_free_ char *out = NULL, *expect = NULL;
+	char pad[301];
+	struct fx f;
+
+	fx_init(&f);
+	memset(pad, 'x', 300);
+	pad[300] = '\0';
+	ASSERT_TRUE(
+		asprintf(
+			&out,
+			"{\"probe\":\"proc\",\"pid\":1,\"cmdline\":[\"%s\"],\"threads\":[{\"tid\":7,"
+			"\"uid\":[0,0,0],\"nonewprivs\":0,\"seccomp\":2}],\"fds\":[]}\n",
+			pad) > 0);
+	set_out(&f, out);
+	ASSERT_TRUE(asprintf(&expect, "{\"stdout\": {\"regex\": \"%s\"}}", re) > 0);
+	FAILS(expect, &f,
+	      ", got 412 bytes without \"\\\"nonewprivs\\\":1,\"; its start "
+	      "\"\\\"nonewprivs\\\":\" is at byte 373: \"...id\\\":7,");
+	FAILS(expect, &f, "\\\"nonewprivs\\\":0,\\\"seccomp\\\":2}],\\\"fds\\\":[]}\\n\"");
+	/* Literals under a quantifier, in brackets, groups or alternatives are not required. */
+	static const char *const odd[] = {
+		"absentx*",	    "[]absent]{2}qqq", "[[:alpha:]absent]zzz$",
+		"(absent)?nothere", "nope|absent",     "x{1,2}yabsent"
+	};
+	static const char *const miss[] = {
+		"without \"absent\"",  "without \"qqq\"", "without \"zzz\"",
+		"without \"nothere\"", "got \"{",	  "without \"yabsent\""
+	};
+
+	/* Every literal is there: where it stops matching (the second thread), what it wants. */
+	free(expect);
+	free(out);
+	ASSERT_TRUE(asprintf(&out,
+			     "{\"probe\":\"proc\",\"cmdline\":[\"%s\"],\"threads\":[{\"tid\":7,"
+			     "\"CapInh\":\"0000000000000000\",\"x\":1},{\"tid\":8,\"CapInh\":"
+			     "\"0000000000000400\",\"x\":1}],\"fds\":[]}\n",
+			     pad) > 0);
+	set_out(&f, out);
+	ASSERT_TRUE(asprintf(&expect,
+			     "{\"stdout\": {\"regex\": \"^\\\\{.*\\\"threads\\\":\\\\[\\\\{"
+			     "\\\"tid\\\":[0-9]+,\\\"CapInh\\\":\\\"0{16}\\\",[^{}]*\\\\}"
+			     "(,\\\\{\\\"tid\\\":[0-9]+,\\\"CapInh\\\":\\\"0{16}\\\",[^{}]*\\\\})*"
+			     "\\\\],\\\"fds\\\":\"}}") > 0);
+	FAILS(expect, &f,
+	      ", got 441 bytes; the regex matches up to byte 385, then expects \"\\\\]\", "
+	      "where the output reads \"...");
+	FAILS(expect, &f, "{\\\"tid\\\":8,\\\"CapInh\\\":\\\"0000000000000400\\\"");
+	for (size_t i = 0; i < ARRAY_SIZE(odd); i++) {
+		free(expect);
+		ASSERT_TRUE(asprintf(&expect, "{\"stdout\": {\"regex\": \"%s\"}}", odd[i]) > 0);
+		FAILS(expect, &f, miss[i]);
+	}
+	fx_done(&f);
+}
+
 /* ---- counts
  * ----------------------------------------------------------------------------------------- */
 
@@ -811,7 +1182,8 @@ TEST(counts)
 		    "expect.counts.lost: expected one flow_monitor_summary event, got 0");
 	set_events(&f, EV("flow_monitor_summary", "\"recordsLost\":\"0\""));
 	FAILS_EXACT("{\"counts\": {\"lost\": 0}}", &f,
-		    "expect.counts.lost: data.recordsLost of flow_monitor_summary is \"0\"");
+		    "expect.counts.lost: expected data.recordsLost of flow_monitor_summary to be a "
+		    "number, got \"0\"");
 	ERRORS("{\"counts\": {\"upstream_queries\": 0}}", &f, -EINVAL,
 	       "expect.counts.upstream_queries: the case has no upstream");
 	f.o.upstream_queries = 3;
@@ -878,7 +1250,7 @@ TEST(btf_layout_of_the_bpf_object)
 	snprintf(
 		expect, sizeof(expect),
 		"{\"btf\": {\"artifact\": \"bpf_object\", \"struct\": \"nosuch\", \"members\": []}}");
-	FAILS(expect, &f, "expect.btf: struct nosuch: not in the BTF of");
+	FAILS(expect, &f, "expect.btf: expected struct nosuch in the BTF of");
 	f.o.bpf_object = NULL;
 	ERRORS(expect, &f, -ENOENT, "expect.btf: the profile names no artifacts.bpf_object");
 	fx_done(&f);
@@ -911,7 +1283,9 @@ TEST(expectations_read_the_named_step)
 	free(msg);
 	r = check_case(steps, "{\"counts\": {\"events\": 0}}", &f, &msg);
 	ASSERT_EQ(r, 1);
-	ASSERT_STREQ(msg, "expect.counts.events: start step \"mon\" has no event stream");
+	ASSERT_STREQ(
+		msg,
+		"expect.counts.events: expected an event stream from start step \"mon\", got none");
 	free(msg);
 	f.o.n_procs = 1;
 	r = check_case(steps, "{\"stdout\": {\"step\": \"mon\", \"empty\": true}}", &f, &msg);

@@ -223,6 +223,61 @@ def test_ready_exit(t):
     check(not procs_with(f"sleep {mark}"), "sleep left behind")
 
 
+def test_process_messages(t):
+    """Issue 11: every process message names the expected outcome and what was seen, with
+    the end of the process's stderr (why it failed, what it was doing)."""
+    mark = MARK + "7"
+
+    def run_one(name, argv, steps, ready="none"):
+        prof = t.write(f"pm/{name}.json", {"profileVersion": 1, "name": name, "components": {
+            "decoder": {"argv": argv, "ready": ready, "stop_timeout_ms": 400,
+                        "start_timeout_ms": 1500}}})
+        case = decoder_case(f"decoder.test.{name}", {"stdout": {"empty": True}}, sleeper=True)
+        case["steps"] = [{"action": "start", "name": "decoder"}] + steps
+        t.write(f"pm/{name}/cases/x.json", case)
+        out = t.path("pm", name, "out")
+        cc("run", "--profile", prof, "--cases", t.path("pm", name, "cases"), "--report-dir",
+           out, "--time-scale", "1")
+        c = report(out)["cases"][0]
+        check(c["status"] == "FAIL", c)
+        return c["problems"][0]["message"]
+
+    # A stop that does not end it: the signal, the expected outcome, what it was doing.
+    # Ready only once SIGTERM is ignored, so the stop cannot come first.
+    m = run_one("stuck", ["/bin/sh", "-c", "trap '' TERM; echo draining >&2; echo >&$0; "
+                          f"exec /bin/sleep {mark}", "{ready_fd}"],
+                [{"action": "stop", "target": "decoder", "expect_exit": 2}], ready="fd")
+    check(m.startswith("stop decoder: still running ") and
+          "ms after signal 15 (SIGTERM), expected exit status 2 by then; "
+          'stderr ends: "draining"' in m, m)
+    # An exit status that is not the expected one: why, from its stderr.
+    m = run_one("exit1", ["/bin/sh", "-c", "echo 'cannot open /x/events.jsonl' >&2; exit 1"],
+                [{"action": "stop", "target": "decoder", "signal": "none", "expect_exit": 0}])
+    check(m.startswith("stop decoder: exit status 1") and
+          'expected exit status 0; stderr ends: "cannot open /x/events.jsonl"' in m, m)
+    # A client: its argv[0], the outcome, the expected one, its stderr.
+    m = run_one("client", ["/bin/sleep", mark],
+                [{"action": "client", "name": "cat", "argv": ["/bin/cat", t.path("pm/none")],
+                  "expect_exit": 0},
+                 {"action": "stop", "target": "decoder", "expect_exit": 143}])
+    check(m.startswith("client cat (/bin/cat): exit status 1, expected exit status 0; "
+                       "stderr ends: ") and "No such file or directory" in m, m)
+    # A client that does not end in its time.
+    m = run_one("client-hung", ["/bin/sleep", mark],
+                [{"action": "client", "name": "hang", "timeout_ms": 1500,
+                  "argv": ["/bin/sh", "-c", f"echo waiting for a peer >&2; exec /bin/sleep {mark}"],
+                  "expect_exit": 0},
+                 {"action": "stop", "target": "decoder", "expect_exit": 143}])
+    check(m == "client hang (/bin/sh): still running after 1500 ms, expected exit status 0 by "
+          'then; stderr ends: "waiting for a peer"', m)
+    # No ready byte: what was expected, and what the IUT was saying.
+    m = run_one("not-ready", ["/bin/sh", "-c", f"echo still loading >&2; exec /bin/sleep {mark}",
+                              "{ready_fd}"], [], ready="fd")
+    check(m == "start decoder: not ready within 1500 ms, expected a byte on the ready fd; "
+          'stderr ends: "still loading"', m)
+    check(not procs_with(f"sleep {mark}"), "sleep left behind")
+
+
 def test_leftover_keeps_fail(t):
     """CHK-AUDIT-001: a leftover is an ERROR that keeps the case's other problems."""
     prof = sleeper_profile(t, "leakfail", ["/bin/sh", "-c",
@@ -494,6 +549,7 @@ def main():
              ("every problem listed, worst status", test_problems, None),
              ("signal death vs exit status", test_signal_death, None),
              ("death before the ready byte: at once, with stderr", test_ready_exit, None),
+             ("process messages: expected, seen, stderr", test_process_messages, None),
              ("a leftover keeps the FAIL's problems", test_leftover_keeps_fail, None),
              ("known issues: XFAIL, XPASS, expired", test_known_issues, None),
              ("shards merged equal the whole", test_shards, None),
