@@ -53,7 +53,7 @@ static const struct driver_op driver_ops[] = {
 	{ "udp_send", { "dst", "src_port", "payload_hex", "count", "wait_ms", "replies", NULL } },
 	{ "tcp_send",
 	  { "dst", "payload_hex", "segments", "half_close", "wait_ms", "replies", "keep_open",
-	    "payload_parts", "capture", NULL } },
+	    "payload_parts", "capture", "rcvbuf", NULL } },
 	{ "dns_query",
 	  { "dst", "transport", "qname", "qtype", "qclass", "txid", "rd", "count", "raw_hex",
 	    "wait_ms", NULL } },

@@ -604,7 +604,19 @@ static int spawn(struct run *r, const struct spawn_opts *o, pid_t *ret)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
+		/*
+		 * What the harness ignores or blocks (SIGPIPE here; SIGHUP under nohup or a CI
+		 * runner) is not the IUT's business: every process it starts gets the defaults.
+		 */
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		{
+			sigset_t none;
+
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+		}
 		/* Before close_range: the namespace fd is one of those it closes. */
 		if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
 			goto fail;

@@ -237,13 +237,19 @@ __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c,
 
 	if (!eof_runs && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fatal(CELL_STEP_SYNC, errno);
-	/* The supervisor blocks the signals it forwards and ignores SIGPIPE: the workload must not.
+	/*
+	 * The supervisor blocks the signals it forwards and ignores SIGPIPE, and whoever started it
+	 * may have ignored others (nohup: SIGHUP): an ignored signal survives exec, so every
+	 * disposition goes back to the default and the workload starts as a fresh process would.
 	 */
 	sigset_t none;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);
 	if (read(sync_fd, &go, 1) != 1) {
 		if (!eof_runs)

@@ -405,11 +405,14 @@ def recv_exact(s, n, clock):
     return buf
 
 
-def tcp_open(fam, dst, clock, nodelay=False):
+def tcp_open(fam, dst, clock, nodelay=False, rcvbuf=0):
     s = socket.socket(fam, socket.SOCK_STREAM)
     try:
         if nodelay:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if rcvbuf:
+            # Before connect, so the window it announces is small and autotuning stays off.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.settimeout(max(clock.left(), 0.001))
         s.connect(dst)
         return s
@@ -579,11 +582,12 @@ def op_tcp_send(a, clock, worker):
     wait_ms = a.int("wait_ms", 1000, 0, 600000)
     keep_open = a.bool("keep_open", False)
     capture = a.bool("capture", False)
+    rcvbuf = a.int("rcvbuf", 0, 0, 1 << 26)
     res = {"connected": False, "sent": 0, "segments": 0, "hex": "", "received": 0,
            "eof": False}
     tap = SegmentTap() if capture else None
     try:
-        s = tcp_open(fam, dst, clock, nodelay=True)
+        s = tcp_open(fam, dst, clock, nodelay=True, rcvbuf=rcvbuf)
     except OSError as e:
         res["error"] = errname(e)
         if tap:
@@ -986,7 +990,7 @@ def op_sleep(a, clock, worker):
 OPS = {
     "udp_send": (op_udp_send, ("dst", "src_port", "payload_hex", "count", "wait_ms", "replies")),
     "tcp_send": (op_tcp_send, ("dst", "payload_hex", "payload_parts", "segments", "half_close",
-                               "wait_ms", "replies", "keep_open", "capture")),
+                               "wait_ms", "replies", "keep_open", "capture", "rcvbuf")),
     "fuzz_send": (op_fuzz_send, ("dst", "seed", "udp_count", "tcp_count", "wait_ms")),
     "dns_query": (op_dns_query, ("dst", "transport", "qname", "qtype", "qclass", "txid", "rd",
                                  "count", "raw_hex", "wait_ms")),

@@ -201,6 +201,30 @@ def test_signal_death(t):
           c)
 
 
+def test_signal_defaults(t):
+    """CHK-PROF-006: an IUT starts with every signal default and none blocked, whatever the
+    harness inherited (here SIGHUP and SIGUSR1 ignored, SIGUSR2 blocked, as under nohup)."""
+    prof = t.write("sd.json", {"profileVersion": 1, "name": "sd", "components": {
+        "decoder": {"argv": ["/bin/sh", "-c",
+                             "grep -E '^Sig(Ign|Blk):' /proc/self/status"],
+                    "ready": "none", "stop_timeout_ms": 3000}}})
+    # A fresh sh ignores nothing and blocks nothing by itself. /proc lists SigBlk first.
+    t.write("sd/cases/x.json", decoder_case(
+        "decoder.test.sd", {"stdout": {"regex": "^SigBlk:\t0{16}\nSigIgn:\t0{16}\n$"}},
+        stop_exit=0, sleeper=True))
+    out = t.path("sd", "out")
+
+    def pre():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    r = subprocess.run([CELLCHECK, "run", "--profile", prof, "--cases", t.path("sd", "cases"),
+                        "--report-dir", out], capture_output=True, text=True, timeout=120,
+                       preexec_fn=pre)
+    c = report(out)["cases"][0]
+    check(r.returncode == 0 and c["status"] == "PASS", (r.stdout, r.stderr, c))
+
+
 def test_ready_exit(t):
     """An IUT that dies before its ready byte is reported at once, with status and stderr."""
     mark = MARK + "5"
@@ -548,6 +572,7 @@ def main():
              ("escaped process: ERROR", test_escape, None),
              ("every problem listed, worst status", test_problems, None),
              ("signal death vs exit status", test_signal_death, None),
+             ("an IUT starts with default signals", test_signal_defaults, None),
              ("death before the ready byte: at once, with stderr", test_ready_exit, None),
              ("process messages: expected, seen, stderr", test_process_messages, None),
              ("a leftover keeps the FAIL's problems", test_leftover_keeps_fail, None),
