@@ -37,8 +37,9 @@ void hrep_now(char buf[32])
 }
 
 /*
- * The message prefixes of harness/hrun_case.c (verdict()), hrun.c and hexpect.c, by category.
- * "link end " is covered by "link ", "wait:" by "wait"; "temp dir:" is the case's own setup.
+ * The message prefixes of the runner's rooms (run_verdict(), hrun_int.h), hrun.c and hexpect.c,
+ * by category. "link end " is covered by "link ", "wait:" by "wait"; "temp dir:" is the case's own
+ * setup.
  */
 static const struct {
 	const char *prefix;

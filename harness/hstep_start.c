@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The start step (hrun_int.h): a component from the profile's argv template (or the step's own
+ * argv or a profile command), its placeholders filled, its sink, listeners and stdin prepared,
+ * started in a process group of its own, then waited for on its ready fd. The longest step:
+ * each preparation is a function of its own, in the order the start needs them.
+ */
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <ctype.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "hrun_int.h"
+
+static int add_var(struct hprof_var *v, size_t *n, const char *name, const char *value)
+{
+	v[*n].name = name;
+	v[*n].value = value;
+	(*n)++;
+	return 0;
+}
+
+static bool argv_mentions(char **argv, const char *ph)
+{
+	for (; argv && *argv; argv++)
+		if (strstr(*argv, ph))
+			return true;
+	return false;
+}
+
+/* A socket bound (and listening, for TCP) on IP:PORT inside the step's namespace. */
+static int listener_in_ns(struct run *r, const struct hcase_step *st, const char *hostport,
+			  int type)
+{
+	_cleanup_close_ int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char ip[64];
+	const char *colon = strrchr(hostport, ':');
+	int nfd = htopo_step_ns_fd(r, st), fd = -1, one = 1, e = 0;
+
+	if (!colon || (size_t)(colon - hostport) >= sizeof(ip) || self < 0)
+		return -EINVAL;
+	memcpy(ip, hostport, (size_t)(colon - hostport));
+	ip[colon - hostport] = '\0';
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return -EAFNOSUPPORT;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (nfd >= 0 && setns(nfd, CLONE_NEWNET) < 0)
+		return -errno;
+	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    (type == SOCK_STREAM &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0))
+		e = -errno;
+	/* The runner's own namespace back before anything else happens. */
+	if (nfd >= 0 && setns(self, CLONE_NEWNET) < 0 && !e)
+		e = -errno;
+	if (e < 0) {
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/*
+ * A start step's "vars" value that is an object (an inline cell spec) is written to
+ * CASE_DIR/STEP.VAR.json and the placeholder names that file; the supervisor's "spec" given as
+ * a relative path is relative to the source tree.
+ */
+static char *var_value(struct run *r, const struct hcase_step *st, const struct hrvars *rv,
+		       const char *k, json_t *v)
+{
+	char *p = NULL;
+
+	if (json_is_object(v)) {
+		if (asprintf(&p, "%s/%s.%s.json", r->dir, st->name, k) < 0)
+			return NULL;
+		if (json_dump_file(v, p, JSON_COMPACT) < 0 ||
+		    (st->has_user && chown(p, st->uid, st->gid) < 0)) {
+			free(p);
+			return NULL;
+		}
+		return p;
+	}
+	/* Expanded first: "{case_dir}/spec.json" (a spec a file step wrote) is absolute. */
+	p = hrvars_expand(rv, json_string_value(v));
+	if (p && st->component == HCASE_SUPERVISOR && strcmp(k, "spec") == 0 && p[0] != '/') {
+		char *q = NULL;
+
+		if (asprintf(&q, "%s/%s", r->ctx->srcdir, p) < 0)
+			q = NULL;
+		free(p);
+		return q;
+	}
+	return p;
+}
+
+/*
+ * {hex:HH...} in a start step's args becomes those bytes, before the other placeholders: the
+ * only way a case (JSON, so UTF-8) can hand a program an argument that is not UTF-8.
+ */
+static char **args_unhex(char *const *args)
+{
+	size_t n = 0;
+	char **out;
+
+	while (args && args[n])
+		n++;
+	out = calloc(n + 1, sizeof(*out));
+	for (size_t i = 0; out && i < n; i++) {
+		const char *a = args[i];
+		char *o = malloc(strlen(a) + 1), *w = o;
+
+		if (!o) {
+			hjson_strv_free(out);
+			return NULL;
+		}
+		out[i] = o;
+		while (*a) {
+			unsigned int b;
+
+			if (strncmp(a, "{hex:", 5) != 0) {
+				*w++ = *a++;
+				continue;
+			}
+			a += 5;
+			while (isxdigit((unsigned char)a[0]) && isxdigit((unsigned char)a[1]) &&
+			       sscanf(a, "%2x", &b) == 1) {
+				*w++ = (char)b;
+				a += 2;
+			}
+			if (*a == '}')
+				a++;
+		}
+		*w = '\0';
+	}
+	return out;
+}
+
+void hstep_start(struct run *r, const struct hcase_step *st)
+{
+	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
+	struct hprof_var vars[128];
+	struct hrvars rv;
+	size_t nv = 0;
+	_cleanup_free_ char *nsp = htopo_netns_path(r, st), *missing = NULL, *stdin_path = NULL;
+	char **argv = NULL, **env = NULL, **args = args_unhex(st->args), **mnt_src = NULL,
+	     **mnt_tgt = NULL;
+	char ready_s[8], cell_id[96];
+	struct proc *p = &r->procs[r->n_procs];
+	int rp[2] = { -1, -1 }, ip[2] = { -1, -1 }, lis[2] = { -1, -1 }, e;
+	bool want_ready = pc->ready_fd && !st->argv && !st->command;
+	const char *k, *listen = json_string_value(json_object_get(st->vars, "listen"));
+	json_t *v;
+	char *owned[64] = { 0 };
+	size_t n_owned = 0, n_env = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->st = st;
+	p->comp = st->component;
+	p->stdin_w = -1;
+	p->sink_fd = -1;
+	p->busy_fd = -1;
+	hrvars_build(r, st, &rv);
+	if (asprintf(&p->out_path, "%s/%s.stdout", r->dir, st->name) < 0 ||
+	    asprintf(&p->err_path, "%s/%s.stderr", r->dir, st->name) < 0 ||
+	    asprintf(&p->ev_path, "%s/%s.events.jsonl", r->dir, st->name) < 0 ||
+	    asprintf(&p->rec_path, "%s/%s.records", r->dir, st->name) < 0 || !nsp) {
+		run_verdict(r, HREP_ERROR, "start %s: out of memory", st->name);
+		hrvars_free(&rv);
+		return;
+	}
+	r->n_procs++;
+	snprintf(ready_s, sizeof(ready_s), "%d", READY_FD);
+	snprintf(cell_id, sizeof(cell_id), "cc-%s", r->c->id);
+	/* The case's vars first: a case may name its own {events} (a file it planted, "-"). */
+	json_object_foreach(st->vars, k, v)
+	{
+		if (nv >= ARRAY_SIZE(vars) - ARRAY_SIZE(rv.names) - 12 ||
+		    n_owned >= ARRAY_SIZE(owned) - 4)
+			break;
+		owned[n_owned] = var_value(r, st, &rv, k, v);
+		if (!owned[n_owned]) {
+			run_verdict(r, HREP_ERROR, "start %s: vars.%s: cannot prepare its value",
+				    st->name, k);
+			goto out;
+		}
+		add_var(vars, &nv, k, owned[n_owned++]);
+	}
+	for (size_t i = 0; i < rv.n; i++)
+		add_var(vars, &nv, rv.names[i], rv.values[i]);
+	if (r->c->upstream && !json_object_get(st->vars, "upstream"))
+		add_var(vars, &nv, "upstream",
+			json_string_value(json_object_get(r->c->upstream, "listen")));
+	if (st->sink == HCASE_SINK_STALLED && (e = hsink_stalled(r, p)) < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: stalled sink: %s", st->name,
+			    util_errno_name(-e));
+		goto out;
+	}
+	if (st->sink == HCASE_SINK_SHARED &&
+	    (p->noise_pid = hsink_noise_start(r, p->ev_path)) < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: shared sink writer: %s", st->name,
+			    util_errno_name(errno));
+		goto out;
+	}
+	/*
+	 * A step run as another user must reach what it is given: the case dir is searchable,
+	 * its event file (made here) and inline vars files (var_value) are that user's.
+	 */
+	if (st->has_user) {
+		_cleanup_close_ int efd =
+			open(p->ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (chmod(r->ctx->run_dir, 0711) < 0 || chmod(r->dir, 0711) < 0 || efd < 0 ||
+		    fchown(efd, st->uid, st->gid) < 0) {
+			run_verdict(r, HREP_ERROR, "start %s: files for user %u: %s", st->name,
+				    st->uid, util_errno_name(errno));
+			goto out;
+		}
+	}
+	/* A sink that fails every write (ENOSPC), for the failing-sink cases. */
+	add_var(vars, &nv, "events",
+		st->sink == HCASE_SINK_FULL	 ? "/dev/full"
+		: st->sink == HCASE_SINK_STALLED ? p->fifo_path
+						 : p->ev_path);
+	add_var(vars, &nv, "records", p->rec_path);
+	add_var(vars, &nv, "netns", nsp);
+	add_var(vars, &nv, "ready_fd", ready_s);
+	add_var(vars, &nv, "cell_id", cell_id);
+	add_var(vars, &nv, "run_id", r->ctx->run_id);
+	add_var(vars, &nv, "udp_fd", "4");
+	add_var(vars, &nv, "tcp_fd", "5");
+	if (st->argv) {
+		size_t n = 0;
+
+		while (st->argv[n])
+			n++;
+		argv = calloc(n + 1, sizeof(*argv));
+		for (size_t i = 0; argv && i < n; i++)
+			if (hprof_expand(st->argv[i], vars, nv, &argv[i], &missing) < 0) {
+				e = -ENOENT;
+				break;
+			}
+		e = !argv ? -ENOMEM : missing ? -ENOENT : 0;
+	} else if (st->command) {
+		e = hprof_cmd_argv(r->j->prof, st->component, st->command, vars, nv, args, &argv,
+				   &missing);
+	} else {
+		e = hprof_argv(r->j->prof, st->component, vars, nv, args, &argv, &missing);
+	}
+	if (e < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: argv template: %s%s%s%s", st->name,
+			    util_errno_name(-e), missing ? ": no value for {" : "", missing ?: "",
+			    missing ? "}" : "");
+		goto out;
+	}
+	if (st->mount_ns) {
+		size_t n = 0;
+
+		while (st->mount_target[n])
+			n++;
+		mnt_src = calloc(n + 1, sizeof(*mnt_src));
+		mnt_tgt = calloc(n + 1, sizeof(*mnt_tgt));
+		for (size_t i = 0; mnt_src && mnt_tgt && i < n; i++) {
+			mnt_src[i] = hrvars_expand(&rv, st->mount_source[i]);
+			mnt_tgt[i] = hrvars_expand(&rv, st->mount_target[i]);
+		}
+	}
+	if (st->env) {
+		env = calloc(json_object_size(st->env) + 1, sizeof(*env));
+		json_object_foreach(env ? st->env : NULL, k, v)
+		{
+			_cleanup_free_ char *val = NULL;
+
+			if (hprof_expand(json_string_value(v), vars, nv, &val, &missing) < 0 ||
+			    asprintf(&env[n_env], "%s=%s", k, val) < 0) {
+				run_verdict(r, HREP_ERROR,
+					    "start %s: env.%s: cannot prepare its value", st->name,
+					    k);
+				goto out;
+			}
+			n_env++;
+		}
+	}
+	for (int t = 0; t < 2; t++) {
+		bool want = t == 0 ? st->lis_udp : st->lis_tcp;
+
+		if (want && (lis[t] = listener_in_ns(r, st, listen,
+						     t == 0 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
+			run_verdict(r, HREP_ERROR, "start %s: %s listener on %s: %s", st->name,
+				    t == 0 ? "UDP" : "TCP", listen, util_errno_name(-lis[t]));
+			goto out;
+		}
+	}
+	if (st->lis_tcp_busy && (p->busy_fd = listener_in_ns(r, st, listen, SOCK_STREAM)) < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: busy TCP listener on %s: %s", st->name,
+			    listen, util_errno_name(-p->busy_fd));
+		p->busy_fd = -1;
+		goto out;
+	}
+	if (st->stdin_file && asprintf(&stdin_path, "%s/%s", r->ctx->srcdir, st->stdin_file) < 0)
+		goto out;
+	if (want_ready && st->ready && pipe2(rp, O_CLOEXEC) < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
+		goto out;
+	}
+	/* Not waited for: {ready_fd} still names an open fd (a sink), as the option demands. */
+	if (want_ready && !st->ready && (rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: /dev/null: %s", st->name,
+			    util_errno_name(errno));
+		goto out;
+	}
+	if (st->stdin_pipe && pipe2(ip, O_CLOEXEC) < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
+		goto out;
+	}
+	{
+		/* The profile passes the netns as {netns}; one that does not gets it by setns. */
+		struct hproc_spawn_opts o = {
+			.argv = argv,
+			.netns_fd = !st->argv && !st->command && argv_mentions(pc->argv, "{netns}")
+					    ? -1
+					    : htopo_step_ns_fd(r, st),
+			.stdin_path = stdin_path,
+			.stdin_fd = ip[0],
+			.out_path = p->out_path,
+			.err_path = p->err_path,
+			.ready_wfd = rp[1],
+			.lis_fd = { lis[0], lis[1] },
+			.fault = r->j->fault,
+			.env = env,
+			.has_user = st->has_user,
+			.mnt_fd = -1,
+			.cap_inh = st->cap_inh,
+			.mount_ns = st->mount_ns,
+			.mount_shared = st->mount_shared,
+			.mount_type = st->mount_type,
+			.mount_source = mnt_src,
+			.mount_target = mnt_tgt,
+			.groups = st->groups,
+			.n_groups = st->n_groups,
+			.has_groups = st->has_groups,
+			.uid = st->uid,
+			.gid = st->gid,
+		};
+
+		e = hproc_spawn(r, &o, &p->pid);
+	}
+	if (rp[1] >= 0)
+		close(rp[1]);
+	if (ip[0] >= 0)
+		close(ip[0]);
+	/* Kept (close-on-exec) for the feed steps; closed at the latest with the case. */
+	p->stdin_w = ip[1];
+	if (e < 0) {
+		run_verdict(r, HREP_ERROR, "start %s: cannot execute %s: %s", st->name, argv[0],
+			    util_errno_name(-e));
+		goto out;
+	}
+	p->running = true;
+	if (rp[0] >= 0) {
+		uint32_t cap = st->timeout_ms ?: pc->start_timeout_ms;
+		_cleanup_close_ int pidfd = hproc_pidfd_open(p->pid);
+		/* The process's death ends the wait too: its ready fd may live on in a child. */
+		struct pollfd pf[2] = { { .fd = rp[0], .events = POLLIN },
+					{ .fd = pidfd, .events = POLLIN } };
+		int ms = run_remaining_ms(r, cap), n;
+		char b;
+
+		n = poll(pf, pidfd >= 0 ? 2 : 1, ms);
+		if (n > 0 && !(pf[0].revents & (POLLIN | POLLHUP))) {
+			/* Exited: a byte written just before the end is still in the pipe. */
+			struct pollfd last = { .fd = rp[0], .events = POLLIN };
+
+			if (poll(&last, 1, 0) == 1)
+				pf[0].revents = last.revents;
+		}
+		if (n == 0) {
+			char tail[320];
+
+			if (run_timed_out(r))
+				;
+			else if (st->expect_no_ready)
+				run_verdict(
+					r, HREP_FAIL,
+					"start %s: ready fd neither written nor closed within %d ms, "
+					"expected it closed without a byte; stderr ends: %s",
+					st->name, ms, hfile_tail(p->err_path, tail, sizeof(tail)));
+			else
+				run_verdict(
+					r, HREP_FAIL,
+					"start %s: not ready within %d ms, expected a byte on the "
+					"ready fd; stderr ends: %s",
+					st->name, ms, hfile_tail(p->err_path, tail, sizeof(tail)));
+		} else if (n > 0 &&
+			   (!(pf[0].revents & (POLLIN | POLLHUP)) || read(rp[0], &b, 1) != 1)) {
+			char got[80], tail[320];
+			int status = -1;
+
+			if (hproc_wait_exit(p->pid, (int)run_scaled(r, 1000), &status)) {
+				p->running = false;
+				p->exited = true;
+				p->status = status;
+			}
+			if (!st->expect_no_ready)
+				run_verdict(
+					r, HREP_FAIL,
+					"start %s: ended before its ready byte (%s), expected a byte "
+					"on the ready fd; stderr ends: %s",
+					st->name, hproc_status_text(status, got),
+					hfile_tail(p->err_path, tail, sizeof(tail)));
+		} else if (n > 0 && st->expect_no_ready) {
+			run_verdict(r, HREP_FAIL, "start %s: wrote a ready byte, expected none",
+				    st->name);
+		} else if (n > 0) {
+			/* What the sink held when the byte came: ready.STEP.events. */
+			char name[160];
+
+			snprintf(name, sizeof(name), "ready.%s.events", st->name);
+			run_set_num(r->vars, name, hfile_lines(p->ev_path));
+		}
+	}
+out:
+	for (int t = 0; t < 2; t++)
+		if (lis[t] >= 0)
+			close(lis[t]);
+	if (rp[0] >= 0)
+		close(rp[0]);
+	hjson_strv_free(argv);
+	hjson_strv_free(env);
+	hjson_strv_free(args);
+	hjson_strv_free(mnt_src);
+	hjson_strv_free(mnt_tgt);
+	for (size_t i = 0; i < n_owned; i++)
+		free(owned[i]);
+	hrvars_free(&rv);
+}
