@@ -12,7 +12,7 @@
 
 #include "hrun_int.h"
 
-size_t haudit_fd_snapshot(int *fds, size_t max)
+static size_t fd_snapshot(int *fds, size_t max)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -27,7 +27,7 @@ size_t haudit_fd_snapshot(int *fds, size_t max)
 	return n;
 }
 
-bool haudit_fd_in(const int *fds, size_t n, int fd)
+static bool fd_in(const int *fds, size_t n, int fd)
 {
 	for (size_t i = 0; i < n; i++)
 		if (fds[i] == fd)
@@ -35,7 +35,7 @@ bool haudit_fd_in(const int *fds, size_t n, int fd)
 	return false;
 }
 
-bool haudit_ns_alive(ino_t ino)
+static bool ns_inode_alive(ino_t ino)
 {
 	char want[64], buf[64], path[300], line[1024];
 	_cleanup_fclose_ FILE *mi = fopen("/proc/self/mountinfo", "re");
@@ -70,7 +70,7 @@ bool haudit_ns_alive(ino_t ino)
  * subreaper, once their parent is gone: any child but the driver is a leftover. Killed and
  * reaped so the next case starts clean.
  */
-void haudit_children(struct run *r)
+static void leftover_children(struct run *r)
 {
 	pid_t self = getpid(), drv = r->w->drv ? hdrv_pid(r->w->drv) : 0;
 	DIR *d = opendir("/proc");
@@ -231,7 +231,7 @@ static bool id_in(const uint32_t *ids, size_t n, uint32_t id)
  * Programs made after the mark and still there, unless another process holds them; cgroup
  * programs are the init system's.
  */
-void haudit_collect_bpf(struct hrun_result *res, uint32_t prog_mark, uint32_t link_mark)
+static void collect_bpf(struct hrun_result *res, uint32_t prog_mark, uint32_t link_mark)
 {
 	_cleanup_free_ uint32_t *foreign = NULL;
 	size_t n_foreign = foreign_bpf(&foreign);
@@ -280,7 +280,7 @@ void haudit_collect_bpf(struct hrun_result *res, uint32_t prog_mark, uint32_t li
 }
 
 /* Interface names in the worker's own namespace, "lo eth0 ... ": links a case must not add. */
-char *haudit_host_links(void)
+static char *host_links(void)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/net/dev", "re");
 	char line[512], name[64], *out = NULL;
@@ -296,9 +296,9 @@ char *haudit_host_links(void)
 	return out;
 }
 
-void haudit_host_links_check(struct run *r, const char *before)
+static void audit_host_links(struct run *r, const char *before)
 {
-	_cleanup_free_ char *after = haudit_host_links();
+	_cleanup_free_ char *after = host_links();
 	char *save = NULL, key[80];
 
 	if (!before || !after)
@@ -309,4 +309,72 @@ void haudit_host_links_check(struct run *r, const char *before)
 			run_verdict(r, HREP_ERROR, "leftover: link %s in the harness's namespace",
 				    n);
 	}
+}
+
+int haudit_alloc(struct haudit *a, size_t n_ns)
+{
+	a->fds_before = calloc(MAX_FDS, sizeof(int));
+	a->fds_after = calloc(MAX_FDS, sizeof(int));
+	a->inos = calloc(n_ns + 1, sizeof(*a->inos));
+	return a->fds_before && a->fds_after && a->inos ? 0 : -ENOMEM;
+}
+
+void haudit_begin(struct haudit *a)
+{
+	a->n_before = fd_snapshot(a->fds_before, MAX_FDS);
+	a->links_before = host_links();
+	hrun_bpf_marks(&a->prog_mark, &a->link_mark);
+}
+
+/* An fd the worker holds now and did not before the case. */
+static void audit_fds(struct run *r, struct haudit *a)
+{
+	size_t n_after = fd_snapshot(a->fds_after, MAX_FDS);
+
+	for (size_t i = 0; i < n_after; i++)
+		if (!fd_in(a->fds_before, a->n_before, a->fds_after[i])) {
+			char p[64], t[256] = "?";
+			ssize_t n;
+
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", a->fds_after[i]);
+			n = readlink(p, t, sizeof(t) - 1);
+			t[n > 0 ? n : 1] = '\0';
+			run_verdict(r, HREP_ERROR, "leftover: harness fd %d (%s)", a->fds_after[i],
+				    t);
+		}
+}
+
+void haudit_end(struct run *r, struct haudit *a, struct hrun_result *ret)
+{
+	const struct hcase *c = r->c;
+
+	leftover_children(r);
+	audit_host_links(r, a->links_before);
+	for (size_t i = 0; i < r->n_pgids; i++)
+		if (kill(-r->pgids[i], 0) == 0)
+			run_verdict(r, HREP_ERROR, "leftover: process group %d still has processes",
+				    r->pgids[i]);
+	for (size_t i = 0; i < c->topo.n_ns; i++)
+		if (a->inos[i] && ns_inode_alive(a->inos[i]))
+			run_verdict(r, HREP_ERROR,
+				    "leftover: network namespace %s (inode %lu) lives on",
+				    c->topo.ns[i], (unsigned long)a->inos[i]);
+	audit_fds(r, a);
+	collect_bpf(ret, a->prog_mark, a->link_mark);
+	/* A closed netns is torn down by a kernel work queue: its filters' programs go a little
+	 * later. Alone on the machine, wait for that; with concurrent cases the parent does. */
+	for (int i = 0; r->ctx->settle_bpf && ret->n_bpf_ids && i < 1000; i++) {
+		usleep(2000);
+		ret->n_bpf_ids = 0;
+		collect_bpf(ret, a->prog_mark, a->link_mark);
+	}
+}
+
+void haudit_free(struct haudit *a)
+{
+	free(a->fds_before);
+	free(a->fds_after);
+	free(a->links_before);
+	free(a->inos);
+	memset(a, 0, sizeof(*a));
 }

@@ -301,6 +301,167 @@ static void event_count_vars(json_t *vars, const struct hobs_proc *op, size_t n)
 	}
 }
 
+/* Whatever still runs had to be killed (that is what hobs_proc.exited tells), then the upstream
+ * stops and every group the case started goes. The upstream's query count, or UINT64_MAX. */
+static uint64_t run_stop_all(struct run *r)
+{
+	uint64_t upstream_queries;
+
+	for (size_t i = 0; i < r->n_procs; i++)
+		if (r->procs[i].running) {
+			int st;
+
+			r->procs[i].status = HSTATUS_SIGNALED | SIGKILL;
+			hproc_kill_group(r->procs[i].pid);
+			if (hproc_wait_exit(r->procs[i].pid, 100, &st))
+				r->procs[i].status = st;
+			r->procs[i].running = false;
+		}
+	upstream_queries = hupstream_stop(r);
+	for (size_t i = 0; i < r->n_pgids; i++)
+		hproc_kill_group(r->pgids[i]);
+	return upstream_queries;
+}
+
+/* What every process left (malloc'd, one per process; NULL when out of memory), its values. */
+static struct hobs_proc *run_collect(struct run *r)
+{
+	struct hobs_proc *op = calloc(r->n_procs + 1, sizeof(*op));
+
+	if (!op)
+		run_verdict(r, HREP_ERROR, "out of memory");
+	else
+		collect(r, op);
+	if (op) {
+		probe_vars(r->vars, op, r->n_procs);
+		event_count_vars(r->vars, op, r->n_procs);
+	}
+	for (size_t i = 0; i < r->n_procs; i++) {
+		if (r->procs[i].sink_fd >= 0)
+			close(r->procs[i].sink_fd);
+		if (r->procs[i].busy_fd >= 0)
+			close(r->procs[i].busy_fd);
+		r->procs[i].sink_fd = r->procs[i].busy_fd = -1;
+	}
+	return op;
+}
+
+/* Every expectation that can still be judged: a failed step does not hide them. */
+static void run_expectations(struct run *r, const struct hobs_proc *op, uint64_t upstream_queries)
+{
+	const struct hcase *c = r->c;
+	struct hobs o = { .procs = op,
+			  .n_procs = r->n_procs,
+			  .resps = r->resps,
+			  .n_resps = r->n_resps,
+			  .vars = r->vars,
+			  .upstream_queries = upstream_queries,
+			  .srcdir = r->ctx->srcdir,
+			  /* For an artifact fault, the variant's object (selftest). */
+			  .bpf_object = r->j->prof->comp[c->component].bpf_object };
+	struct hexp_problem *xp = NULL;
+	size_t n_xp = 0;
+	int e = hexp_check_all(c, &o, &xp, &n_xp);
+
+	if (e == -ENOMEM && !n_xp)
+		run_verdict(r, HREP_ERROR, "expectations could not be checked: out of memory");
+	for (size_t i = 0; i < n_xp; i++) {
+		if (xp[i].r < 0)
+			run_verdict(r, HREP_ERROR, "expectations could not be checked: %s",
+				    xp[i].msg ?: util_errno_name(-xp[i].r));
+		else
+			run_verdict(r, HREP_FAIL, "%s", xp[i].msg ?: "expectation not met");
+		/* The message may cut long values; result.json has them whole. */
+		if (xp[i].expected || xp[i].got) {
+			char idx[24];
+
+			snprintf(idx, sizeof(idx), "%zu", r->n_probs - 1);
+			if (!r->full)
+				r->full = json_object();
+			json_object_set_new(r->full, idx,
+					    json_pack("{s:s?, s:s?}", "expected", xp[i].expected,
+						      "got", xp[i].got));
+		}
+	}
+	hexp_problems_free(xp, n_xp);
+}
+
+/* The case's arrays, sized by its topology and steps; -ENOMEM. */
+static int run_alloc(struct run *r)
+{
+	const struct hcase *c = r->c;
+
+	r->ns_fd = calloc(c->topo.n_ns + 1, sizeof(int));
+	r->procs = calloc(c->n_steps + 1, sizeof(*r->procs));
+	r->cap_fd = calloc(2 * c->topo.n_links + c->topo.n_ns + 1, sizeof(int));
+	r->vars = json_object();
+	if (!r->ns_fd || !r->procs || !r->vars || !r->cap_fd)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->topo.n_ns; i++)
+		r->ns_fd[i] = -1;
+	for (size_t i = 0; i < 2 * c->topo.n_links + c->topo.n_ns; i++)
+		r->cap_fd[i] = -1;
+	return 0;
+}
+
+/* The case's outcome: its status, the first problem's message, every problem, artifacts. */
+static void run_result(struct run *r, struct hrun_result *ret, uint64_t t0)
+{
+	if ((r->status == HREP_FAIL || r->status == HREP_ERROR) && r->dir)
+		ret->artifacts = hartifact_keep(r);
+	ret->status = r->status;
+	if (r->n_probs > 1) {
+		if (asprintf(&ret->message, "%s (and %zu more)", first_message(r) ?: "",
+			     r->n_probs - 1) < 0)
+			ret->message = NULL;
+	} else if (r->n_probs == 1) {
+		ret->message = r->probs[0].message ? strdup(r->probs[0].message) : NULL;
+	}
+	ret->problems = TAKE_PTR(r->probs);
+	ret->n_problems = r->n_probs;
+	r->n_probs = 0;
+	ret->duration_ms = (run_now_ns() - t0) / 1000000;
+}
+
+static void run_free(struct run *r)
+{
+	if (r->dir)
+		hrun_rmtree(r->dir);
+	free(r->dir);
+	for (size_t i = 0; i < r->n_procs; i++) {
+		struct proc *p = &r->procs[i];
+
+		if (p->stdin_w >= 0)
+			close(p->stdin_w);
+		free(p->fifo_path);
+		free(p->out_path);
+		free(p->err_path);
+		free(p->ev_path);
+		free(p->rec_path);
+		free(p->out);
+		free(p->err);
+		free(p->ev);
+		free(p->rec);
+	}
+	for (size_t i = 0; i < r->n_resps; i++)
+		json_decref(r->resps[i].result);
+	free(r->resps);
+	free(r->procs);
+	free(r->pgids);
+	free(r->ns_fd);
+	free(r->cap_fd);
+	free(r->upstream_log);
+	for (size_t i = 0; i < r->n_probs; i++)
+		free(r->probs[i].message);
+	free(r->probs);
+	json_decref(r->vars);
+	json_decref(r->full);
+}
+
+/*
+ * One case: its topology, capture and upstream, the steps, everything stopped, the
+ * expectations, then the audit (whatever happened before) and the result.
+ */
 int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const struct hrun_job *j,
 		   struct hrun_result *ret)
 {
@@ -308,13 +469,9 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 	uint64_t t0 = run_now_ns();
 	struct run r = { .ctx = ctx, .w = w, .j = j, .c = c, .status = HREP_PASS };
 	_cleanup_free_ struct hobs_proc *op = NULL;
-	_cleanup_free_ int *fds_before = NULL, *fds_after = NULL;
-	_cleanup_free_ char *links_before = NULL;
-	size_t n_before, n_after;
-	uint32_t prog_mark, link_mark;
-	uint64_t upstream_queries = UINT64_MAX;
+	struct haudit a = { 0 };
+	uint64_t upstream_queries;
 	bool steps_ran = false;
-	ino_t *inos = NULL;
 	struct stat sb;
 	char tmpl[4096];
 
@@ -329,22 +486,12 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 			break; /* the step reports it */
 	if (w->drv_log && stat(w->drv_log, &sb) == 0)
 		r.drv_log_off = (uint64_t)sb.st_size;
-	fds_before = calloc(MAX_FDS, sizeof(int));
-	fds_after = calloc(MAX_FDS, sizeof(int));
-	r.ns_fd = calloc(c->topo.n_ns + 1, sizeof(int));
-	inos = calloc(c->topo.n_ns + 1, sizeof(*inos));
-	r.procs = calloc(c->n_steps + 1, sizeof(*r.procs));
-	r.cap_fd = calloc(2 * c->topo.n_links + c->topo.n_ns + 1, sizeof(int));
-	r.vars = json_object();
-	if (!fds_before || !fds_after || !r.ns_fd || !inos || !r.procs || !r.vars || !r.cap_fd)
-		goto oom;
-	n_before = haudit_fd_snapshot(fds_before, MAX_FDS);
-	links_before = haudit_host_links();
-	hrun_bpf_marks(&prog_mark, &link_mark);
-	for (size_t i = 0; i < c->topo.n_ns; i++)
-		r.ns_fd[i] = -1;
-	for (size_t i = 0; i < 2 * c->topo.n_links + c->topo.n_ns; i++)
-		r.cap_fd[i] = -1;
+	if (haudit_alloc(&a, c->topo.n_ns) < 0 || run_alloc(&r) < 0) {
+		ret->status = HREP_ERROR;
+		ret->message = strdup("out of memory");
+		goto free;
+	}
+	haudit_begin(&a);
 
 	snprintf(tmpl, sizeof(tmpl), "%s/case.XXXXXX", ctx->run_dir);
 	if (!mkdtemp(tmpl)) {
@@ -364,169 +511,17 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 end:
 	run_set_num(r.vars, "case.end_ns", run_now_ns());
 	htopo_link_counters(&r);
-	/* Whatever still runs had to be killed: that is what hobs_proc.exited tells. */
-	for (size_t i = 0; i < r.n_procs; i++)
-		if (r.procs[i].running) {
-			int st;
-
-			r.procs[i].status = HSTATUS_SIGNALED | SIGKILL;
-			hproc_kill_group(r.procs[i].pid);
-			if (hproc_wait_exit(r.procs[i].pid, 100, &st))
-				r.procs[i].status = st;
-			r.procs[i].running = false;
-		}
-	upstream_queries = hupstream_stop(&r);
-	for (size_t i = 0; i < r.n_pgids; i++)
-		hproc_kill_group(r.pgids[i]);
-	op = calloc(r.n_procs + 1, sizeof(*op));
-	if (!op)
-		run_verdict(&r, HREP_ERROR, "out of memory");
-	else
-		collect(&r, op);
-	if (op) {
-		probe_vars(r.vars, op, r.n_procs);
-		event_count_vars(r.vars, op, r.n_procs);
-	}
-	for (size_t i = 0; i < r.n_procs; i++) {
-		if (r.procs[i].sink_fd >= 0)
-			close(r.procs[i].sink_fd);
-		if (r.procs[i].busy_fd >= 0)
-			close(r.procs[i].busy_fd);
-		r.procs[i].sink_fd = r.procs[i].busy_fd = -1;
-	}
-
-	/* Every expectation that can still be judged: a failed step does not hide them. */
-	if (steps_ran) {
-		struct hobs o = { .procs = op,
-				  .n_procs = r.n_procs,
-				  .resps = r.resps,
-				  .n_resps = r.n_resps,
-				  .vars = r.vars,
-				  .upstream_queries = upstream_queries,
-				  .srcdir = ctx->srcdir,
-				  /* For an artifact fault, the variant's object (selftest). */
-				  .bpf_object = j->prof->comp[c->component].bpf_object };
-		struct hexp_problem *xp = NULL;
-		size_t n_xp = 0;
-		int e = hexp_check_all(c, &o, &xp, &n_xp);
-
-		if (e == -ENOMEM && !n_xp)
-			run_verdict(&r, HREP_ERROR,
-				    "expectations could not be checked: out of memory");
-		for (size_t i = 0; i < n_xp; i++) {
-			if (xp[i].r < 0)
-				run_verdict(&r, HREP_ERROR, "expectations could not be checked: %s",
-					    xp[i].msg ?: util_errno_name(-xp[i].r));
-			else
-				run_verdict(&r, HREP_FAIL, "%s",
-					    xp[i].msg ?: "expectation not met");
-			/* The message may cut long values; result.json has them whole. */
-			if (xp[i].expected || xp[i].got) {
-				char idx[24];
-
-				snprintf(idx, sizeof(idx), "%zu", r.n_probs - 1);
-				if (!r.full)
-					r.full = json_object();
-				json_object_set_new(r.full, idx,
-						    json_pack("{s:s?, s:s?}", "expected",
-							      xp[i].expected, "got", xp[i].got));
-			}
-		}
-		hexp_problems_free(xp, n_xp);
-	}
+	upstream_queries = run_stop_all(&r);
+	op = run_collect(&r);
+	if (steps_ran)
+		run_expectations(&r, op, upstream_queries);
 audit:
 	hcapture_stop(&r);
-	for (size_t i = 0; i < c->topo.n_ns; i++)
-		if (r.ns_fd[i] >= 0) {
-			if (fstat(r.ns_fd[i], &sb) == 0)
-				inos[i] = sb.st_ino;
-			close(r.ns_fd[i]);
-			r.ns_fd[i] = -1;
-		}
-	for (size_t i = 0; i < r.n_aux_ns; i++)
-		close(r.aux_ns[i]);
-	r.n_aux_ns = 0;
-	haudit_children(&r);
-	haudit_host_links_check(&r, links_before);
-	for (size_t i = 0; i < r.n_pgids; i++)
-		if (kill(-r.pgids[i], 0) == 0)
-			run_verdict(&r, HREP_ERROR,
-				    "leftover: process group %d still has processes", r.pgids[i]);
-	for (size_t i = 0; i < c->topo.n_ns; i++)
-		if (inos[i] && haudit_ns_alive(inos[i]))
-			run_verdict(&r, HREP_ERROR,
-				    "leftover: network namespace %s (inode %lu) lives on",
-				    c->topo.ns[i], (unsigned long)inos[i]);
-	n_after = haudit_fd_snapshot(fds_after, MAX_FDS);
-	for (size_t i = 0; i < n_after; i++)
-		if (!haudit_fd_in(fds_before, n_before, fds_after[i])) {
-			char p[64], t[256] = "?";
-			ssize_t n;
-
-			snprintf(p, sizeof(p), "/proc/self/fd/%d", fds_after[i]);
-			n = readlink(p, t, sizeof(t) - 1);
-			t[n > 0 ? n : 1] = '\0';
-			run_verdict(&r, HREP_ERROR, "leftover: harness fd %d (%s)", fds_after[i],
-				    t);
-		}
-	haudit_collect_bpf(ret, prog_mark, link_mark);
-	/* A closed netns is torn down by a kernel work queue: its filters' programs go a little
-	 * later. Alone on the machine, wait for that; with concurrent cases the parent does. */
-	for (int i = 0; ctx->settle_bpf && ret->n_bpf_ids && i < 1000; i++) {
-		usleep(2000);
-		ret->n_bpf_ids = 0;
-		haudit_collect_bpf(ret, prog_mark, link_mark);
-	}
-	if ((r.status == HREP_FAIL || r.status == HREP_ERROR) && r.dir)
-		ret->artifacts = hartifact_keep(&r);
-	ret->status = r.status;
-	if (r.n_probs > 1) {
-		if (asprintf(&ret->message, "%s (and %zu more)", first_message(&r) ?: "",
-			     r.n_probs - 1) < 0)
-			ret->message = NULL;
-	} else if (r.n_probs == 1) {
-		ret->message = r.probs[0].message ? strdup(r.probs[0].message) : NULL;
-	}
-	ret->problems = TAKE_PTR(r.probs);
-	ret->n_problems = r.n_probs;
-	r.n_probs = 0;
-	ret->duration_ms = (run_now_ns() - t0) / 1000000;
-	goto free;
-oom:
-	ret->status = HREP_ERROR;
-	ret->message = strdup("out of memory");
+	htopo_down(&r, a.inos);
+	haudit_end(&r, &a, ret);
+	run_result(&r, ret, t0);
 free:
-	if (r.dir)
-		hrun_rmtree(r.dir);
-	free(r.dir);
-	for (size_t i = 0; i < r.n_procs; i++) {
-		struct proc *p = &r.procs[i];
-
-		if (p->stdin_w >= 0)
-			close(p->stdin_w);
-		free(p->fifo_path);
-		free(p->out_path);
-		free(p->err_path);
-		free(p->ev_path);
-		free(p->rec_path);
-		free(p->out);
-		free(p->err);
-		free(p->ev);
-		free(p->rec);
-	}
-	for (size_t i = 0; i < r.n_resps; i++)
-		json_decref(r.resps[i].result);
-	free(r.resps);
-	free(r.procs);
-	free(r.pgids);
-	free(r.ns_fd);
-	free(r.cap_fd);
-	free(r.upstream_log);
-	for (size_t i = 0; i < r.n_probs; i++)
-		free(r.probs[i].message);
-	free(r.probs);
-	free(inos);
-	json_decref(r.vars);
-	json_decref(r.full);
+	run_free(&r);
+	haudit_free(&a);
 	return 0;
 }

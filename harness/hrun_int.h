@@ -173,6 +173,8 @@ int htopo_step_ns_fd(struct run *r, const struct hcase_step *st);
 char *htopo_netns_path(struct run *r, const struct hcase_step *st);
 /* Namespaces, links, routes; an ERROR problem names what failed. */
 int htopo_up(struct run *r);
+/* Close the case's namespaces, noting each one's inode for the audit (inos[i], 0: none). */
+void htopo_down(struct run *r, ino_t *inos);
 /* link.NS.IF.rx_packets / tx_packets of every link end, as runner values. */
 void htopo_link_counters(struct run *r);
 
@@ -219,13 +221,21 @@ void hstep_run_all(struct run *r);
 
 /* ---- audit (haudit.c) ---- */
 
-size_t haudit_fd_snapshot(int *fds, size_t max);
-bool haudit_fd_in(const int *fds, size_t n, int fd);
-bool haudit_ns_alive(ino_t ino);
-void haudit_children(struct run *r);
-void haudit_collect_bpf(struct hrun_result *res, uint32_t prog_mark, uint32_t link_mark);
-char *haudit_host_links(void);
-void haudit_host_links_check(struct run *r, const char *before);
+/* What the worker held before the case, to compare with after it. */
+struct haudit {
+	int *fds_before, *fds_after;
+	size_t n_before;
+	char *links_before; /* " lo eth0 ... " */
+	uint32_t prog_mark, link_mark;
+	ino_t *inos; /* the case's namespaces as they closed (htopo_down) */
+};
+
+int haudit_alloc(struct haudit *a, size_t n_ns);
+/* The fds, links and BPF ids before the case. */
+void haudit_begin(struct haudit *a);
+/* Every leftover an ERROR naming it; BPF ids made during the case into ret->bpf_ids. */
+void haudit_end(struct run *r, struct haudit *a, struct hrun_result *ret);
+void haudit_free(struct haudit *a);
 
 /* ---- artifacts (hartifact.c) ---- */
 

@@ -367,6 +367,59 @@ static void step_wait_lines(struct run *r, const struct hcase_step *st)
 	}
 }
 
+/* Start reading a start step's stalled sink (cases/README.md "drain"). */
+static void step_drain(struct run *r, const struct hcase_step *st)
+{
+	hsink_drain(r, hproc_find(r, st->target));
+}
+
+static void step_signal(struct run *r, const struct hcase_step *st)
+{
+	struct proc *p = hproc_find(r, st->target);
+
+	if (p && p->running)
+		kill(p->pid, st->signo);
+}
+
+/* A wait for stdout lines, or a sleep or a wait for events. */
+static void step_wait_any(struct run *r, const struct hcase_step *st)
+{
+	if (st->stdout_lines)
+		step_wait_lines(r, st);
+	else
+		step_wait(r, st);
+}
+
+/*
+ * The operations: one run function per step kind, by the kind hcase.c read from the step's
+ * "action" (hcase_action_names). A new kind is a function here and a row.
+ */
+typedef void (*step_run_fn)(struct run *r, const struct hcase_step *st);
+
+static const step_run_fn step_ops[_HCASE_ACT_MAX] = {
+	[HCASE_ACT_START] = hstep_start,  [HCASE_ACT_DRIVER] = step_driver,
+	[HCASE_ACT_CLIENT] = step_client, [HCASE_ACT_WAIT] = step_wait_any,
+	[HCASE_ACT_SIGNAL] = step_signal, [HCASE_ACT_STOP] = step_stop,
+	[HCASE_ACT_FEED] = step_feed,	  [HCASE_ACT_DRAIN] = step_drain,
+	[HCASE_ACT_FILE] = step_file,
+};
+
+/* A TIMEOUT found during step i says which step it interrupted. */
+static void timeout_names_step(struct run *r, size_t i, const struct hcase_step *st)
+{
+	struct hrep_problem *last = r->n_probs ? &r->probs[r->n_probs - 1] : NULL;
+	char *m = NULL;
+
+	if (!last || last->status != HREP_ERROR || !last->message ||
+	    strncmp(last->message, "TIMEOUT", 7) || strstr(last->message, "(in step "))
+		return;
+	if (asprintf(&m, "%s (in step %zu, %s)", last->message, i,
+		     hcase_action_names[st->action]) >= 0) {
+		free(last->message);
+		last->message = m;
+	}
+}
+
 void hstep_run_all(struct run *r)
 {
 	for (size_t i = 0; i < r->c->n_steps && r->status == HREP_PASS; i++) {
@@ -374,55 +427,10 @@ void hstep_run_all(struct run *r)
 
 		if (run_timed_out(r))
 			break;
-		switch (st->action) {
-		case HCASE_ACT_START:
-			hstep_start(r, st);
-			break;
-		case HCASE_ACT_DRIVER:
-			step_driver(r, st);
-			break;
-		case HCASE_ACT_CLIENT:
-			step_client(r, st);
-			break;
-		case HCASE_ACT_WAIT:
-			if (st->stdout_lines)
-				step_wait_lines(r, st);
-			else
-				step_wait(r, st);
-			break;
-		case HCASE_ACT_FILE:
-			step_file(r, st);
-			break;
-		case HCASE_ACT_DRAIN:
-			hsink_drain(r, hproc_find(r, st->target));
-			break;
-		case HCASE_ACT_FEED:
-			step_feed(r, st);
-			break;
-		case HCASE_ACT_SIGNAL: {
-			struct proc *p = hproc_find(r, st->target);
-
-			if (p && p->running)
-				kill(p->pid, st->signo);
-			break;
-		}
-		case HCASE_ACT_STOP:
-			step_stop(r, st);
-			break;
-		default:
+		if ((unsigned int)st->action < _HCASE_ACT_MAX && step_ops[st->action])
+			step_ops[st->action](r, st);
+		else
 			run_verdict(r, HREP_ERROR, "step %zu: unknown action", i);
-		}
-		struct hrep_problem *last = r->n_probs ? &r->probs[r->n_probs - 1] : NULL;
-
-		if (last && last->status == HREP_ERROR && last->message &&
-		    !strncmp(last->message, "TIMEOUT", 7) && !strstr(last->message, "(in step ")) {
-			char *m = NULL;
-
-			if (asprintf(&m, "%s (in step %zu, %s)", last->message, i,
-				     hcase_action_names[st->action]) >= 0) {
-				free(last->message);
-				last->message = m;
-			}
-		}
+		timeout_names_step(r, i, st);
 	}
 }

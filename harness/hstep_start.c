@@ -143,23 +143,31 @@ static char **args_unhex(char *const *args)
 	return out;
 }
 
-void hstep_start(struct run *r, const struct hcase_step *st)
-{
-	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
+/* What a start step prepares, in the order it needs it; freed by start_free. */
+struct start {
+	struct run *r;
+	const struct hcase_step *st;
+	const struct hprof_comp *pc;
+	struct proc *p;
 	struct hprof_var vars[128];
+	size_t nv;
 	struct hrvars rv;
-	size_t nv = 0;
-	_cleanup_free_ char *nsp = htopo_netns_path(r, st), *missing = NULL, *stdin_path = NULL;
-	char **argv = NULL, **env = NULL, **args = args_unhex(st->args), **mnt_src = NULL,
-	     **mnt_tgt = NULL;
+	char *owned[64]; /* values of the case's vars */
+	size_t n_owned;
+	char *nsp, *missing, *stdin_path;
+	char **argv, **env, **args, **mnt_src, **mnt_tgt;
 	char ready_s[8], cell_id[96];
-	struct proc *p = &r->procs[r->n_procs];
-	int rp[2] = { -1, -1 }, ip[2] = { -1, -1 }, lis[2] = { -1, -1 }, e;
-	bool want_ready = pc->ready_fd && !st->argv && !st->command;
-	const char *k, *listen = json_string_value(json_object_get(st->vars, "listen"));
-	json_t *v;
-	char *owned[64] = { 0 };
-	size_t n_owned = 0, n_env = 0;
+	int rp[2], ip[2], lis[2]; /* ready pipe, stdin pipe, listeners handed over */
+	bool want_ready;
+	const char *listen;
+};
+
+/* The process's slot and its files; false (a problem noted) when out of memory. */
+static bool start_proc(struct start *s)
+{
+	struct run *r = s->r;
+	const struct hcase_step *st = s->st;
+	struct proc *p = s->p;
 
 	memset(p, 0, sizeof(*p));
 	p->st = st;
@@ -167,52 +175,70 @@ void hstep_start(struct run *r, const struct hcase_step *st)
 	p->stdin_w = -1;
 	p->sink_fd = -1;
 	p->busy_fd = -1;
-	hrvars_build(r, st, &rv);
+	hrvars_build(r, st, &s->rv);
 	if (asprintf(&p->out_path, "%s/%s.stdout", r->dir, st->name) < 0 ||
 	    asprintf(&p->err_path, "%s/%s.stderr", r->dir, st->name) < 0 ||
 	    asprintf(&p->ev_path, "%s/%s.events.jsonl", r->dir, st->name) < 0 ||
-	    asprintf(&p->rec_path, "%s/%s.records", r->dir, st->name) < 0 || !nsp) {
+	    asprintf(&p->rec_path, "%s/%s.records", r->dir, st->name) < 0 || !s->nsp) {
 		run_verdict(r, HREP_ERROR, "start %s: out of memory", st->name);
-		hrvars_free(&rv);
-		return;
+		hrvars_free(&s->rv);
+		return false;
 	}
 	r->n_procs++;
-	snprintf(ready_s, sizeof(ready_s), "%d", READY_FD);
-	snprintf(cell_id, sizeof(cell_id), "cc-%s", r->c->id);
-	/* The case's vars first: a case may name its own {events} (a file it planted, "-"). */
-	json_object_foreach(st->vars, k, v)
+	snprintf(s->ready_s, sizeof(s->ready_s), "%d", READY_FD);
+	snprintf(s->cell_id, sizeof(s->cell_id), "cc-%s", r->c->id);
+	return true;
+}
+
+/* The case's vars first: a case may name its own {events} (a file it planted, "-"). */
+static int start_case_vars(struct start *s)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(s->st->vars, k, v)
 	{
-		if (nv >= ARRAY_SIZE(vars) - ARRAY_SIZE(rv.names) - 12 ||
-		    n_owned >= ARRAY_SIZE(owned) - 4)
+		if (s->nv >= ARRAY_SIZE(s->vars) - ARRAY_SIZE(s->rv.names) - 12 ||
+		    s->n_owned >= ARRAY_SIZE(s->owned) - 4)
 			break;
-		owned[n_owned] = var_value(r, st, &rv, k, v);
-		if (!owned[n_owned]) {
-			run_verdict(r, HREP_ERROR, "start %s: vars.%s: cannot prepare its value",
-				    st->name, k);
-			goto out;
+		s->owned[s->n_owned] = var_value(s->r, s->st, &s->rv, k, v);
+		if (!s->owned[s->n_owned]) {
+			run_verdict(s->r, HREP_ERROR, "start %s: vars.%s: cannot prepare its value",
+				    s->st->name, k);
+			return -EINVAL;
 		}
-		add_var(vars, &nv, k, owned[n_owned++]);
+		add_var(s->vars, &s->nv, k, s->owned[s->n_owned++]);
 	}
-	for (size_t i = 0; i < rv.n; i++)
-		add_var(vars, &nv, rv.names[i], rv.values[i]);
-	if (r->c->upstream && !json_object_get(st->vars, "upstream"))
-		add_var(vars, &nv, "upstream",
-			json_string_value(json_object_get(r->c->upstream, "listen")));
+	for (size_t i = 0; i < s->rv.n; i++)
+		add_var(s->vars, &s->nv, s->rv.names[i], s->rv.values[i]);
+	if (s->r->c->upstream && !json_object_get(s->st->vars, "upstream"))
+		add_var(s->vars, &s->nv, "upstream",
+			json_string_value(json_object_get(s->r->c->upstream, "listen")));
+	return 0;
+}
+
+/*
+ * The sink, and a step run as another user must reach what it is given: the case dir is
+ * searchable, its event file (made here) and inline vars files (var_value) are that user's.
+ */
+static int start_sink(struct start *s)
+{
+	struct run *r = s->r;
+	const struct hcase_step *st = s->st;
+	struct proc *p = s->p;
+	int e;
+
 	if (st->sink == HCASE_SINK_STALLED && (e = hsink_stalled(r, p)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: stalled sink: %s", st->name,
 			    util_errno_name(-e));
-		goto out;
+		return e;
 	}
 	if (st->sink == HCASE_SINK_SHARED &&
 	    (p->noise_pid = hsink_noise_start(r, p->ev_path)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: shared sink writer: %s", st->name,
 			    util_errno_name(errno));
-		goto out;
+		return -EIO;
 	}
-	/*
-	 * A step run as another user must reach what it is given: the case dir is searchable,
-	 * its event file (made here) and inline vars files (var_value) are that user's.
-	 */
 	if (st->has_user) {
 		_cleanup_close_ int efd =
 			open(p->ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -221,223 +247,311 @@ void hstep_start(struct run *r, const struct hcase_step *st)
 		    fchown(efd, st->uid, st->gid) < 0) {
 			run_verdict(r, HREP_ERROR, "start %s: files for user %u: %s", st->name,
 				    st->uid, util_errno_name(errno));
-			goto out;
+			return -EPERM;
 		}
 	}
+	return 0;
+}
+
+/* The runner's own values, then the argv: the step's, a profile command's or the template. */
+static int start_argv(struct start *s)
+{
+	struct run *r = s->r;
+	const struct hcase_step *st = s->st;
+	struct proc *p = s->p;
+	int e;
+
 	/* A sink that fails every write (ENOSPC), for the failing-sink cases. */
-	add_var(vars, &nv, "events",
+	add_var(s->vars, &s->nv, "events",
 		st->sink == HCASE_SINK_FULL	 ? "/dev/full"
 		: st->sink == HCASE_SINK_STALLED ? p->fifo_path
 						 : p->ev_path);
-	add_var(vars, &nv, "records", p->rec_path);
-	add_var(vars, &nv, "netns", nsp);
-	add_var(vars, &nv, "ready_fd", ready_s);
-	add_var(vars, &nv, "cell_id", cell_id);
-	add_var(vars, &nv, "run_id", r->ctx->run_id);
-	add_var(vars, &nv, "udp_fd", "4");
-	add_var(vars, &nv, "tcp_fd", "5");
+	add_var(s->vars, &s->nv, "records", p->rec_path);
+	add_var(s->vars, &s->nv, "netns", s->nsp);
+	add_var(s->vars, &s->nv, "ready_fd", s->ready_s);
+	add_var(s->vars, &s->nv, "cell_id", s->cell_id);
+	add_var(s->vars, &s->nv, "run_id", r->ctx->run_id);
+	add_var(s->vars, &s->nv, "udp_fd", "4");
+	add_var(s->vars, &s->nv, "tcp_fd", "5");
 	if (st->argv) {
 		size_t n = 0;
 
 		while (st->argv[n])
 			n++;
-		argv = calloc(n + 1, sizeof(*argv));
-		for (size_t i = 0; argv && i < n; i++)
-			if (hprof_expand(st->argv[i], vars, nv, &argv[i], &missing) < 0) {
+		s->argv = calloc(n + 1, sizeof(*s->argv));
+		for (size_t i = 0; s->argv && i < n; i++)
+			if (hprof_expand(st->argv[i], s->vars, s->nv, &s->argv[i], &s->missing) <
+			    0) {
 				e = -ENOENT;
 				break;
 			}
-		e = !argv ? -ENOMEM : missing ? -ENOENT : 0;
+		e = !s->argv ? -ENOMEM : s->missing ? -ENOENT : 0;
 	} else if (st->command) {
-		e = hprof_cmd_argv(r->j->prof, st->component, st->command, vars, nv, args, &argv,
-				   &missing);
+		e = hprof_cmd_argv(r->j->prof, st->component, st->command, s->vars, s->nv, s->args,
+				   &s->argv, &s->missing);
 	} else {
-		e = hprof_argv(r->j->prof, st->component, vars, nv, args, &argv, &missing);
+		e = hprof_argv(r->j->prof, st->component, s->vars, s->nv, s->args, &s->argv,
+			       &s->missing);
 	}
-	if (e < 0) {
+	if (e < 0)
 		run_verdict(r, HREP_ERROR, "start %s: argv template: %s%s%s%s", st->name,
-			    util_errno_name(-e), missing ? ": no value for {" : "", missing ?: "",
-			    missing ? "}" : "");
-		goto out;
-	}
+			    util_errno_name(-e), s->missing ? ": no value for {" : "",
+			    s->missing ?: "", s->missing ? "}" : "");
+	return e;
+}
+
+/* Mount sources and targets with placeholders filled, and the environment the step adds. */
+static int start_mounts_env(struct start *s)
+{
+	const struct hcase_step *st = s->st;
+	size_t n_env = 0;
+	const char *k;
+	json_t *v;
+
 	if (st->mount_ns) {
 		size_t n = 0;
 
 		while (st->mount_target[n])
 			n++;
-		mnt_src = calloc(n + 1, sizeof(*mnt_src));
-		mnt_tgt = calloc(n + 1, sizeof(*mnt_tgt));
-		for (size_t i = 0; mnt_src && mnt_tgt && i < n; i++) {
-			mnt_src[i] = hrvars_expand(&rv, st->mount_source[i]);
-			mnt_tgt[i] = hrvars_expand(&rv, st->mount_target[i]);
+		s->mnt_src = calloc(n + 1, sizeof(*s->mnt_src));
+		s->mnt_tgt = calloc(n + 1, sizeof(*s->mnt_tgt));
+		for (size_t i = 0; s->mnt_src && s->mnt_tgt && i < n; i++) {
+			s->mnt_src[i] = hrvars_expand(&s->rv, st->mount_source[i]);
+			s->mnt_tgt[i] = hrvars_expand(&s->rv, st->mount_target[i]);
 		}
 	}
-	if (st->env) {
-		env = calloc(json_object_size(st->env) + 1, sizeof(*env));
-		json_object_foreach(env ? st->env : NULL, k, v)
-		{
-			_cleanup_free_ char *val = NULL;
+	if (!st->env)
+		return 0;
+	s->env = calloc(json_object_size(st->env) + 1, sizeof(*s->env));
+	json_object_foreach(s->env ? st->env : NULL, k, v)
+	{
+		_cleanup_free_ char *val = NULL;
 
-			if (hprof_expand(json_string_value(v), vars, nv, &val, &missing) < 0 ||
-			    asprintf(&env[n_env], "%s=%s", k, val) < 0) {
-				run_verdict(r, HREP_ERROR,
-					    "start %s: env.%s: cannot prepare its value", st->name,
-					    k);
-				goto out;
-			}
-			n_env++;
+		if (hprof_expand(json_string_value(v), s->vars, s->nv, &val, &s->missing) < 0 ||
+		    asprintf(&s->env[n_env], "%s=%s", k, val) < 0) {
+			run_verdict(s->r, HREP_ERROR, "start %s: env.%s: cannot prepare its value",
+				    st->name, k);
+			return -EINVAL;
 		}
+		n_env++;
 	}
+	return 0;
+}
+
+/* Listeners handed over as fds 4 and 5, a busy one the harness keeps, and the pipes. */
+static int start_fds(struct start *s)
+{
+	struct run *r = s->r;
+	const struct hcase_step *st = s->st;
+	struct proc *p = s->p;
+
 	for (int t = 0; t < 2; t++) {
 		bool want = t == 0 ? st->lis_udp : st->lis_tcp;
 
-		if (want && (lis[t] = listener_in_ns(r, st, listen,
-						     t == 0 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
+		if (want && (s->lis[t] = listener_in_ns(r, st, s->listen,
+							t == 0 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
 			run_verdict(r, HREP_ERROR, "start %s: %s listener on %s: %s", st->name,
-				    t == 0 ? "UDP" : "TCP", listen, util_errno_name(-lis[t]));
-			goto out;
+				    t == 0 ? "UDP" : "TCP", s->listen, util_errno_name(-s->lis[t]));
+			return -EIO;
 		}
 	}
-	if (st->lis_tcp_busy && (p->busy_fd = listener_in_ns(r, st, listen, SOCK_STREAM)) < 0) {
+	if (st->lis_tcp_busy && (p->busy_fd = listener_in_ns(r, st, s->listen, SOCK_STREAM)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: busy TCP listener on %s: %s", st->name,
-			    listen, util_errno_name(-p->busy_fd));
+			    s->listen, util_errno_name(-p->busy_fd));
 		p->busy_fd = -1;
-		goto out;
+		return -EIO;
 	}
-	if (st->stdin_file && asprintf(&stdin_path, "%s/%s", r->ctx->srcdir, st->stdin_file) < 0)
-		goto out;
-	if (want_ready && st->ready && pipe2(rp, O_CLOEXEC) < 0) {
+	if (st->stdin_file && asprintf(&s->stdin_path, "%s/%s", r->ctx->srcdir, st->stdin_file) < 0)
+		return -ENOMEM;
+	if (s->want_ready && st->ready && pipe2(s->rp, O_CLOEXEC) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
-		goto out;
+		return -EIO;
 	}
 	/* Not waited for: {ready_fd} still names an open fd (a sink), as the option demands. */
-	if (want_ready && !st->ready && (rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+	if (s->want_ready && !st->ready &&
+	    (s->rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: /dev/null: %s", st->name,
 			    util_errno_name(errno));
-		goto out;
+		return -EIO;
 	}
-	if (st->stdin_pipe && pipe2(ip, O_CLOEXEC) < 0) {
+	if (st->stdin_pipe && pipe2(s->ip, O_CLOEXEC) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
-		goto out;
+		return -EIO;
 	}
-	{
-		/* The profile passes the netns as {netns}; one that does not gets it by setns. */
-		struct hproc_spawn_opts o = {
-			.argv = argv,
-			.netns_fd = !st->argv && !st->command && argv_mentions(pc->argv, "{netns}")
-					    ? -1
-					    : htopo_step_ns_fd(r, st),
-			.stdin_path = stdin_path,
-			.stdin_fd = ip[0],
-			.out_path = p->out_path,
-			.err_path = p->err_path,
-			.ready_wfd = rp[1],
-			.lis_fd = { lis[0], lis[1] },
-			.fault = r->j->fault,
-			.env = env,
-			.has_user = st->has_user,
-			.mnt_fd = -1,
-			.cap_inh = st->cap_inh,
-			.mount_ns = st->mount_ns,
-			.mount_shared = st->mount_shared,
-			.mount_type = st->mount_type,
-			.mount_source = mnt_src,
-			.mount_target = mnt_tgt,
-			.groups = st->groups,
-			.n_groups = st->n_groups,
-			.has_groups = st->has_groups,
-			.uid = st->uid,
-			.gid = st->gid,
-		};
+	return 0;
+}
 
-		e = hproc_spawn(r, &o, &p->pid);
-	}
-	if (rp[1] >= 0)
-		close(rp[1]);
-	if (ip[0] >= 0)
-		close(ip[0]);
+static int start_spawn(struct start *s)
+{
+	struct run *r = s->r;
+	const struct hcase_step *st = s->st;
+	struct proc *p = s->p;
+	/* The profile passes the netns as {netns}; one that does not gets it by setns. */
+	struct hproc_spawn_opts o = {
+		.argv = s->argv,
+		.netns_fd = !st->argv && !st->command && argv_mentions(s->pc->argv, "{netns}")
+				    ? -1
+				    : htopo_step_ns_fd(r, st),
+		.stdin_path = s->stdin_path,
+		.stdin_fd = s->ip[0],
+		.out_path = p->out_path,
+		.err_path = p->err_path,
+		.ready_wfd = s->rp[1],
+		.lis_fd = { s->lis[0], s->lis[1] },
+		.fault = r->j->fault,
+		.env = s->env,
+		.has_user = st->has_user,
+		.mnt_fd = -1,
+		.cap_inh = st->cap_inh,
+		.mount_ns = st->mount_ns,
+		.mount_shared = st->mount_shared,
+		.mount_type = st->mount_type,
+		.mount_source = s->mnt_src,
+		.mount_target = s->mnt_tgt,
+		.groups = st->groups,
+		.n_groups = st->n_groups,
+		.has_groups = st->has_groups,
+		.uid = st->uid,
+		.gid = st->gid,
+	};
+	int e = hproc_spawn(r, &o, &p->pid);
+
+	if (s->rp[1] >= 0)
+		close(s->rp[1]);
+	if (s->ip[0] >= 0)
+		close(s->ip[0]);
 	/* Kept (close-on-exec) for the feed steps; closed at the latest with the case. */
-	p->stdin_w = ip[1];
+	p->stdin_w = s->ip[1];
 	if (e < 0) {
-		run_verdict(r, HREP_ERROR, "start %s: cannot execute %s: %s", st->name, argv[0],
+		run_verdict(r, HREP_ERROR, "start %s: cannot execute %s: %s", st->name, s->argv[0],
 			    util_errno_name(-e));
-		goto out;
+		return e;
 	}
 	p->running = true;
-	if (rp[0] >= 0) {
-		uint32_t cap = st->timeout_ms ?: pc->start_timeout_ms;
-		_cleanup_close_ int pidfd = hproc_pidfd_open(p->pid);
-		/* The process's death ends the wait too: its ready fd may live on in a child. */
-		struct pollfd pf[2] = { { .fd = rp[0], .events = POLLIN },
-					{ .fd = pidfd, .events = POLLIN } };
-		int ms = run_remaining_ms(r, cap), n;
-		char b;
+	return 0;
+}
 
-		n = poll(pf, pidfd >= 0 ? 2 : 1, ms);
-		if (n > 0 && !(pf[0].revents & (POLLIN | POLLHUP))) {
-			/* Exited: a byte written just before the end is still in the pipe. */
-			struct pollfd last = { .fd = rp[0], .events = POLLIN };
+/*
+ * The wait for the ready byte: n is poll's answer over the ready pipe (pf[0]) and the process
+ * (its pidfd): nothing in time, an end without the byte, the byte, or the byte where the step
+ * expected none.
+ */
+static void start_ready_judge(struct start *s, int n, int ms, const struct pollfd *pf)
+{
+	struct run *r = s->r;
+	const struct hcase_step *st = s->st;
+	struct proc *p = s->p;
+	char b;
 
-			if (poll(&last, 1, 0) == 1)
-				pf[0].revents = last.revents;
+	if (n == 0) {
+		char tail[320];
+
+		if (run_timed_out(r))
+			;
+		else if (st->expect_no_ready)
+			run_verdict(r, HREP_FAIL,
+				    "start %s: ready fd neither written nor closed within %d ms, "
+				    "expected it closed without a byte; stderr ends: %s",
+				    st->name, ms, hfile_tail(p->err_path, tail, sizeof(tail)));
+		else
+			run_verdict(r, HREP_FAIL,
+				    "start %s: not ready within %d ms, expected a byte on the "
+				    "ready fd; stderr ends: %s",
+				    st->name, ms, hfile_tail(p->err_path, tail, sizeof(tail)));
+	} else if (n > 0 && (!(pf[0].revents & (POLLIN | POLLHUP)) || read(s->rp[0], &b, 1) != 1)) {
+		char got[80], tail[320];
+		int status = -1;
+
+		if (hproc_wait_exit(p->pid, (int)run_scaled(r, 1000), &status)) {
+			p->running = false;
+			p->exited = true;
+			p->status = status;
 		}
-		if (n == 0) {
-			char tail[320];
+		if (!st->expect_no_ready)
+			run_verdict(r, HREP_FAIL,
+				    "start %s: ended before its ready byte (%s), expected a byte "
+				    "on the ready fd; stderr ends: %s",
+				    st->name, hproc_status_text(status, got),
+				    hfile_tail(p->err_path, tail, sizeof(tail)));
+	} else if (n > 0 && st->expect_no_ready) {
+		run_verdict(r, HREP_FAIL, "start %s: wrote a ready byte, expected none", st->name);
+	} else if (n > 0) {
+		/* What the sink held when the byte came: ready.STEP.events. */
+		char name[160];
 
-			if (run_timed_out(r))
-				;
-			else if (st->expect_no_ready)
-				run_verdict(
-					r, HREP_FAIL,
-					"start %s: ready fd neither written nor closed within %d ms, "
-					"expected it closed without a byte; stderr ends: %s",
-					st->name, ms, hfile_tail(p->err_path, tail, sizeof(tail)));
-			else
-				run_verdict(
-					r, HREP_FAIL,
-					"start %s: not ready within %d ms, expected a byte on the "
-					"ready fd; stderr ends: %s",
-					st->name, ms, hfile_tail(p->err_path, tail, sizeof(tail)));
-		} else if (n > 0 &&
-			   (!(pf[0].revents & (POLLIN | POLLHUP)) || read(rp[0], &b, 1) != 1)) {
-			char got[80], tail[320];
-			int status = -1;
-
-			if (hproc_wait_exit(p->pid, (int)run_scaled(r, 1000), &status)) {
-				p->running = false;
-				p->exited = true;
-				p->status = status;
-			}
-			if (!st->expect_no_ready)
-				run_verdict(
-					r, HREP_FAIL,
-					"start %s: ended before its ready byte (%s), expected a byte "
-					"on the ready fd; stderr ends: %s",
-					st->name, hproc_status_text(status, got),
-					hfile_tail(p->err_path, tail, sizeof(tail)));
-		} else if (n > 0 && st->expect_no_ready) {
-			run_verdict(r, HREP_FAIL, "start %s: wrote a ready byte, expected none",
-				    st->name);
-		} else if (n > 0) {
-			/* What the sink held when the byte came: ready.STEP.events. */
-			char name[160];
-
-			snprintf(name, sizeof(name), "ready.%s.events", st->name);
-			run_set_num(r->vars, name, hfile_lines(p->ev_path));
-		}
+		snprintf(name, sizeof(name), "ready.%s.events", st->name);
+		run_set_num(r->vars, name, hfile_lines(p->ev_path));
 	}
-out:
+}
+
+static void start_wait_ready(struct start *s)
+{
+	uint32_t cap = s->st->timeout_ms ?: s->pc->start_timeout_ms;
+	_cleanup_close_ int pidfd = hproc_pidfd_open(s->p->pid);
+	/* The process's death ends the wait too: its ready fd may live on in a child. */
+	struct pollfd pf[2] = { { .fd = s->rp[0], .events = POLLIN },
+				{ .fd = pidfd, .events = POLLIN } };
+	int ms = run_remaining_ms(s->r, cap), n;
+
+	n = poll(pf, pidfd >= 0 ? 2 : 1, ms);
+	if (n > 0 && !(pf[0].revents & (POLLIN | POLLHUP))) {
+		/* Exited: a byte written just before the end is still in the pipe. */
+		struct pollfd last = { .fd = s->rp[0], .events = POLLIN };
+
+		if (poll(&last, 1, 0) == 1)
+			pf[0].revents = last.revents;
+	}
+	start_ready_judge(s, n, ms, pf);
+}
+
+static void start_free(struct start *s)
+{
 	for (int t = 0; t < 2; t++)
-		if (lis[t] >= 0)
-			close(lis[t]);
-	if (rp[0] >= 0)
-		close(rp[0]);
-	hjson_strv_free(argv);
-	hjson_strv_free(env);
-	hjson_strv_free(args);
-	hjson_strv_free(mnt_src);
-	hjson_strv_free(mnt_tgt);
-	for (size_t i = 0; i < n_owned; i++)
-		free(owned[i]);
-	hrvars_free(&rv);
+		if (s->lis[t] >= 0)
+			close(s->lis[t]);
+	if (s->rp[0] >= 0)
+		close(s->rp[0]);
+	hjson_strv_free(s->argv);
+	hjson_strv_free(s->env);
+	hjson_strv_free(s->args);
+	hjson_strv_free(s->mnt_src);
+	hjson_strv_free(s->mnt_tgt);
+	for (size_t i = 0; i < s->n_owned; i++)
+		free(s->owned[i]);
+	hrvars_free(&s->rv);
+	free(s->nsp);
+	free(s->missing);
+	free(s->stdin_path);
+}
+
+/* Each preparation reports its own problem, and the start stops there. */
+void hstep_start(struct run *r, const struct hcase_step *st)
+{
+	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
+	struct start s = {
+		.r = r,
+		.st = st,
+		.pc = pc,
+		.p = &r->procs[r->n_procs],
+		.nsp = htopo_netns_path(r, st),
+		.args = args_unhex(st->args),
+		.rp = { -1, -1 },
+		.ip = { -1, -1 },
+		.lis = { -1, -1 },
+		.want_ready = pc->ready_fd && !st->argv && !st->command,
+		.listen = json_string_value(json_object_get(st->vars, "listen")),
+	};
+
+	if (!start_proc(&s)) {
+		hjson_strv_free(s.args);
+		free(s.nsp);
+		return;
+	}
+	if (start_case_vars(&s) < 0 || start_sink(&s) < 0 || start_argv(&s) < 0 ||
+	    start_mounts_env(&s) < 0 || start_fds(&s) < 0 || start_spawn(&s) < 0)
+		goto out;
+	if (s.rp[0] >= 0)
+		start_wait_ready(&s);
+out:
+	start_free(&s);
 }

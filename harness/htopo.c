@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/mount.h>
 
@@ -297,4 +298,21 @@ void htopo_link_counters(struct run *r)
 		if (setns(r->w->home_ns, CLONE_NEWNET) < 0)
 			_exit(125);
 	}
+}
+
+/* Close the case's namespaces, noting each one's inode for the audit (inos[i], 0: none). */
+void htopo_down(struct run *r, ino_t *inos)
+{
+	struct stat sb;
+
+	for (size_t i = 0; i < r->c->topo.n_ns; i++)
+		if (r->ns_fd[i] >= 0) {
+			if (fstat(r->ns_fd[i], &sb) == 0)
+				inos[i] = sb.st_ino;
+			close(r->ns_fd[i]);
+			r->ns_fd[i] = -1;
+		}
+	for (size_t i = 0; i < r->n_aux_ns; i++)
+		close(r->aux_ns[i]);
+	r->n_aux_ns = 0;
 }
