@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Expectation checking (hexpect.h). Observed text comes from the implementation under test and
- * may be anything, so it is parsed here by a strict JSON reader of our own rather than jansson:
- * jansson cannot hold integers above INT64_MAX, and EVT-ENV-014 asks for exact u64. Numbers
- * stay as their text; integers compare as decimal strings, never through a double.
+ * may be anything, so it is parsed by a strict JSON reader of our own (hxv.h) rather than
+ * jansson: jansson cannot hold integers above INT64_MAX, and EVT-ENV-014 asks for exact u64.
+ * Numbers stay as their text; integers compare as decimal strings, never through a double.
  *
  * Every check returns 0 (holds), 1 (FAIL, message in x->msg) or -errno (ERROR, message too).
  * A message names what was expected and what was seen, on one line; a long value is named by
@@ -40,6 +40,7 @@
 #include <bpf/btf.h>
 
 #include "hdnsmsg.h"
+#include "hxv.h"
 #include "hrecord.h"
 #include "util.h"
 
@@ -49,8 +50,7 @@ extern char **environ;
 #define LONG_VALUE    80	  /* a longer string is named by its first difference */
 #define WINDOW	      100	  /* bytes of a long value shown around its difference */
 #define LINE_MAX_LEN  (16u << 20) /* a longer JSONL line is a FAIL, not a giant allocation */
-#define JSON_DEPTH    128
-#define SCHEMA_OUTPUT 65536 /* validator output kept for the message */
+#define SCHEMA_OUTPUT 65536	  /* validator output kept for the message */
 
 /* ---- message buffer ---------------------------------------------------------------------- */
 
@@ -143,34 +143,6 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, cons
 	free(big);
 }
 
-/* Length of the valid UTF-8 sequence (RFC 3629) at p, within n bytes; 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	uint32_t cp, min;
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xE0) == 0xC0)
-		len = 2, cp = p[0] & 0x1F, min = 0x80;
-	else if ((p[0] & 0xF0) == 0xE0)
-		len = 3, cp = p[0] & 0x0F, min = 0x800;
-	else if ((p[0] & 0xF8) == 0xF0)
-		len = 4, cp = p[0] & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 /* Bytes from the outside, escaped so that the message stays one line of valid UTF-8. */
 static void sb_esc(struct sbuf *b, const char *s, size_t n)
 {
@@ -178,7 +150,7 @@ static void sb_esc(struct sbuf *b, const char *s, size_t n)
 
 	for (size_t i = 0; i < n && !b->cut;) {
 		char tmp[8];
-		size_t l = utf8_len(p + i, n - i);
+		size_t l = hxv_utf8_len(p + i, n - i);
 
 		if (p[i] == '"' || p[i] == '\\') {
 			tmp[0] = '\\', tmp[1] = (char)p[i];
@@ -212,607 +184,28 @@ static void sb_append_cut(struct sbuf *b, const struct sbuf *src)
 		sb_puts(b, "...");
 }
 
-/* ---- arena and JSON values ----------------------------------------------------------------- */
-
-struct ablk {
-	struct ablk *next;
-	size_t used, cap;
-	max_align_t data[];
-};
-
-struct arena {
-	struct ablk *head;
-};
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-	struct ablk *b = a->head;
-	void *p;
-
-	n = (n + 15) & ~(size_t)15;
-	if (!b || b->cap - b->used < n) {
-		size_t cap = n > 65536 ? n : 65536;
-
-		b = malloc(sizeof(*b) + cap);
-		if (!b)
-			return NULL;
-		b->next = a->head;
-		b->used = 0;
-		b->cap = cap;
-		a->head = b;
-	}
-	p = (char *)b->data + b->used;
-	b->used += n;
-	return p;
-}
-
-static char *arena_strndup(struct arena *a, const char *s, size_t n)
-{
-	char *p = arena_alloc(a, n + 1);
-
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
-static void arena_free(struct arena *a)
-{
-	while (a->head) {
-		struct ablk *n = a->head->next;
-
-		free(a->head);
-		a->head = n;
-	}
-}
-
-enum xv_type { XV_NULL, XV_FALSE, XV_TRUE, XV_INT, XV_REAL, XV_STR, XV_ARR, XV_OBJ };
-
-struct xmem;
-
-/* A JSON value. Numbers keep their text (NUL-terminated); objects are sorted by key. */
-struct xv {
-	enum xv_type t;
-	size_t n; /* STR, INT, REAL: bytes of s; ARR: items; OBJ: members */
-	union {
-		const char *s;
-		struct xv *items;
-		struct xmem *mem;
-	};
-};
-
-struct xmem {
-	const char *key;
-	size_t klen;
-	struct xv v;
-};
-
-static int key_cmp(const char *a, size_t an, const char *b, size_t bn)
-{
-	int r = memcmp(a, b, an < bn ? an : bn);
-
-	return r ? r : (an > bn) - (an < bn);
-}
-
-static int mem_cmp(const void *x, const void *y)
-{
-	const struct xmem *a = x, *b = y;
-
-	return key_cmp(a->key, a->klen, b->key, b->klen);
-}
-
-static const struct xv *xv_get(const struct xv *o, const char *key, size_t klen)
-{
-	size_t lo = 0, hi;
-
-	if (!o || o->t != XV_OBJ)
-		return NULL;
-	hi = o->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = key_cmp(o->mem[mid].key, o->mem[mid].klen, key, klen);
-
-		if (c == 0)
-			return &o->mem[mid].v;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-/* Dotted path: object members, or array indexes where a segment is all digits. */
-static const struct xv *xv_path(const struct xv *v, const char *path)
-{
-	while (v && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-
-		if (v->t == XV_ARR && n > 0 && strspn(path, "0123456789") >= n) {
-			unsigned long long i;
-			char idx[24];
-
-			if (n >= sizeof(idx))
-				return NULL;
-			memcpy(idx, path, n);
-			idx[n] = '\0';
-			if (util_parse_u64(idx, 0, SIZE_MAX, &i) < 0 || i >= v->n)
-				return NULL;
-			v = &v->items[i];
-		} else {
-			v = xv_get(v, path, n);
-		}
-		path += n + (dot != NULL);
-	}
-	return v;
-}
-
-/* Strict RFC 8259 reader over a buffer that need not be NUL-terminated. */
-struct jp {
-	const char *start, *p, *end;
-	struct arena *a;
-	int depth;
-	char err[96];
-};
-
-static int jp_fail(struct jp *j, const char *what)
-{
-	snprintf(j->err, sizeof(j->err), "%s at byte %zu", what, (size_t)(j->p - j->start));
-	return -EBADMSG;
-}
-
-static void jp_ws(struct jp *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int jp_hex4(struct jp *j, const char *p, uint32_t *ret)
-{
-	uint32_t v = 0;
-
-	if (j->end - p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
-
-		if (h < 0)
-			return -1;
-		v = v << 4 | (uint32_t)h;
-	}
-	*ret = v;
-	return 0;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xC0 | cp >> 6);
-		o[1] = (char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | cp >> 12);
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	o[0] = (char)(0xF0 | cp >> 18);
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-	o[3] = (char)(0x80 | (cp & 0x3F));
-	return 4;
-}
-
-/* At the opening quote. Escapes only shrink, so the raw length bounds the decoded one. */
-static int jp_string(struct jp *j, const char **ret, size_t *ret_n)
-{
-	const char *q = j->p + 1, *close;
-	char *out;
-	size_t o = 0;
-
-	for (close = q; close < j->end && *close != '"'; close++)
-		if (*close == '\\' && ++close == j->end)
-			break;
-	if (close >= j->end)
-		return jp_fail(j, "unterminated string");
-	out = arena_alloc(j->a, (size_t)(close - q) + 1);
-	if (!out)
-		return -ENOMEM;
-	while (q < close) {
-		unsigned char c = (unsigned char)*q;
-
-		j->p = q;
-		if (c == '\\') {
-			uint32_t cp, lo;
-
-			switch (q[1]) {
-			case '"':
-			case '\\':
-			case '/':
-				out[o++] = q[1];
-				q += 2;
-				continue;
-			case 'b':
-				out[o++] = '\b';
-				q += 2;
-				continue;
-			case 'f':
-				out[o++] = '\f';
-				q += 2;
-				continue;
-			case 'n':
-				out[o++] = '\n';
-				q += 2;
-				continue;
-			case 'r':
-				out[o++] = '\r';
-				q += 2;
-				continue;
-			case 't':
-				out[o++] = '\t';
-				q += 2;
-				continue;
-			case 'u':
-				if (jp_hex4(j, q + 2, &cp) < 0)
-					return jp_fail(j, "bad \\u escape");
-				q += 6;
-				if (cp >= 0xDC00 && cp <= 0xDFFF)
-					return jp_fail(j, "lone low surrogate");
-				if (cp >= 0xD800 && cp <= 0xDBFF) {
-					if (close - q < 6 || q[0] != '\\' || q[1] != 'u' ||
-					    jp_hex4(j, q + 2, &lo) < 0 || lo < 0xDC00 ||
-					    lo > 0xDFFF)
-						return jp_fail(j, "lone high surrogate");
-					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-					q += 6;
-				}
-				o += put_utf8(out + o, cp);
-				continue;
-			default:
-				return jp_fail(j, "bad escape");
-			}
-		}
-		if (c < 0x20)
-			return jp_fail(j, "control character in string");
-		{
-			size_t l = utf8_len((const unsigned char *)q, (size_t)(close - q));
-
-			if (l == 0)
-				return jp_fail(j, "invalid UTF-8");
-			memcpy(out + o, q, l);
-			o += l;
-			q += l;
-		}
-	}
-	out[o] = '\0';
-	j->p = close + 1;
-	*ret = out;
-	*ret_n = o;
-	return 0;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int jp_number(struct jp *j, struct xv *v)
-{
-	const char *s = j->p, *p = s;
-	bool integer = true;
-
-	if (p < j->end && *p == '-')
-		p++;
-	if (p >= j->end || !is_digit(*p))
-		return jp_fail(j, "bad number");
-	if (*p == '0')
-		p++;
-	else
-		while (p < j->end && is_digit(*p))
-			p++;
-	if (p < j->end && *p == '.') {
-		integer = false;
-		if (++p >= j->end || !is_digit(*p))
-			return jp_fail(j, "bad number");
-		while (p < j->end && is_digit(*p))
-			p++;
-	}
-	if (p < j->end && (*p == 'e' || *p == 'E')) {
-		integer = false;
-		p++;
-		if (p < j->end && (*p == '+' || *p == '-'))
-			p++;
-		if (p >= j->end || !is_digit(*p))
-			return jp_fail(j, "bad number");
-		while (p < j->end && is_digit(*p))
-			p++;
-	}
-	v->t = integer ? XV_INT : XV_REAL;
-	v->n = (size_t)(p - s);
-	v->s = arena_strndup(j->a, s, v->n);
-	j->p = p;
-	return v->s ? 0 : -ENOMEM;
-}
-
-static int jp_value(struct jp *j, struct xv *v);
-
-static int jp_container(struct jp *j, struct xv *v, bool obj)
-{
-	struct xmem *mv = NULL;
-	struct xv *iv = NULL;
-	size_t n = 0, cap = 0;
-	int r = 0;
-
-	if (++j->depth > JSON_DEPTH)
-		return jp_fail(j, "nested too deep");
-	j->p++;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
-		j->p++;
-		goto done;
-	}
-	for (;;) {
-		struct xmem m = { 0 };
-
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			void *np =
-				obj ? realloc(mv, nc * sizeof(*mv)) : realloc(iv, nc * sizeof(*iv));
-
-			if (!np) {
-				r = -ENOMEM;
-				goto out;
-			}
-			if (obj)
-				mv = np;
-			else
-				iv = np;
-			cap = nc;
-		}
-		jp_ws(j);
-		if (obj) {
-			if (j->p >= j->end || *j->p != '"') {
-				r = jp_fail(j, "expected a member name");
-				goto out;
-			}
-			r = jp_string(j, &m.key, &m.klen);
-			if (r < 0)
-				goto out;
-			jp_ws(j);
-			if (j->p >= j->end || *j->p != ':') {
-				r = jp_fail(j, "expected ':'");
-				goto out;
-			}
-			j->p++;
-		}
-		r = jp_value(j, &m.v);
-		if (r < 0)
-			goto out;
-		if (obj)
-			mv[n++] = m;
-		else
-			iv[n++] = m.v;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
-			j->p++;
-			break;
-		}
-		r = jp_fail(j, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-		goto out;
-	}
-done:
-	v->t = obj ? XV_OBJ : XV_ARR;
-	v->n = n;
-	if (n) {
-		size_t sz = obj ? sizeof(*mv) : sizeof(*iv);
-		void *dst = arena_alloc(j->a, n * sz);
-
-		if (!dst) {
-			r = -ENOMEM;
-			goto out;
-		}
-		memcpy(dst, obj ? (void *)mv : (void *)iv, n * sz);
-		if (obj) {
-			v->mem = dst;
-			/* Sorted: member order is free, and duplicates (EVT-ENV-003) sit side by
-			 * side. */
-			qsort(v->mem, n, sizeof(*mv), mem_cmp);
-			for (size_t i = 1; i < n; i++)
-				if (mem_cmp(&v->mem[i - 1], &v->mem[i]) == 0) {
-					r = jp_fail(j, "duplicate member name");
-					goto out;
-				}
-		} else {
-			v->items = dst;
-		}
-	}
-	j->depth--;
-out:
-	free(mv);
-	free(iv);
-	return r;
-}
-
-static int jp_lit(struct jp *j, const char *lit, enum xv_type t, struct xv *v)
-{
-	size_t n = strlen(lit);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
-		return jp_fail(j, "unexpected character");
-	j->p += n;
-	v->t = t;
-	return 0;
-}
-
-static int jp_value(struct jp *j, struct xv *v)
-{
-	memset(v, 0, sizeof(*v));
-	jp_ws(j);
-	if (j->p >= j->end)
-		return jp_fail(j, "unexpected end");
-	switch (*j->p) {
-	case '{':
-		return jp_container(j, v, true);
-	case '[':
-		return jp_container(j, v, false);
-	case '"':
-		v->t = XV_STR;
-		return jp_string(j, &v->s, &v->n);
-	case 't':
-		return jp_lit(j, "true", XV_TRUE, v);
-	case 'f':
-		return jp_lit(j, "false", XV_FALSE, v);
-	case 'n':
-		return jp_lit(j, "null", XV_NULL, v);
-	default:
-		return jp_number(j, v);
-	}
-}
-
-/* One whole JSON text. -EBADMSG with why[] set, or -ENOMEM. */
-static int xv_parse(struct arena *a, const char *s, size_t n, struct xv *v, char *why,
-		    size_t why_len)
-{
-	struct jp j = { .start = s, .p = s, .end = s + n, .a = a };
-	int r;
-
-	r = jp_value(&j, v);
-	if (r == 0) {
-		jp_ws(&j);
-		if (j.p != j.end)
-			r = jp_fail(&j, "trailing data");
-	}
-	if (r == -EBADMSG)
-		snprintf(why, why_len, "%s", j.err);
-	return r;
-}
-
-static int xv_from_json(struct arena *a, json_t *js, struct xv *v)
-{
-	char num[64];
-
-	memset(v, 0, sizeof(*v));
-	switch (json_typeof(js)) {
-	case JSON_NULL:
-		v->t = XV_NULL;
-		return 0;
-	case JSON_TRUE:
-		v->t = XV_TRUE;
-		return 0;
-	case JSON_FALSE:
-		v->t = XV_FALSE;
-		return 0;
-	case JSON_INTEGER:
-		v->t = XV_INT;
-		v->n = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-					json_integer_value(js));
-		v->s = arena_strndup(a, num, v->n);
-		return v->s ? 0 : -ENOMEM;
-	case JSON_REAL:
-		v->t = XV_REAL;
-		v->n = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(js));
-		/* Shown as a real, so "expected 1500.0, got 1500" says why they differ. */
-		if (!strpbrk(num, ".eEni"))
-			v->n += (size_t)snprintf(num + v->n, sizeof(num) - v->n, ".0");
-		v->s = arena_strndup(a, num, v->n);
-		return v->s ? 0 : -ENOMEM;
-	case JSON_STRING:
-		v->t = XV_STR;
-		v->n = json_string_length(js);
-		v->s = arena_strndup(a, json_string_value(js), v->n);
-		return v->s ? 0 : -ENOMEM;
-	case JSON_ARRAY: {
-		json_t *e;
-		size_t i;
-
-		v->t = XV_ARR;
-		v->n = json_array_size(js);
-		v->items = arena_alloc(a, (v->n ?: 1) * sizeof(*v->items));
-		if (!v->items)
-			return -ENOMEM;
-		json_array_foreach(js, i, e)
-		{
-			int r = xv_from_json(a, e, &v->items[i]);
-
-			if (r < 0)
-				return r;
-		}
-		return 0;
-	}
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *e;
-		size_t i = 0;
-
-		v->t = XV_OBJ;
-		v->n = json_object_size(js);
-		v->mem = arena_alloc(a, (v->n ?: 1) * sizeof(*v->mem));
-		if (!v->mem)
-			return -ENOMEM;
-		json_object_foreach(js, k, e)
-		{
-			int r;
-
-			v->mem[i].klen = strlen(k);
-			v->mem[i].key = arena_strndup(a, k, v->mem[i].klen);
-			if (!v->mem[i].key)
-				return -ENOMEM;
-			r = xv_from_json(a, e, &v->mem[i].v);
-			if (r < 0)
-				return r;
-			i++;
-		}
-		qsort(v->mem, v->n, sizeof(*v->mem), mem_cmp);
-		return 0;
-	}
-	}
-	return -EINVAL;
-}
-
-static void xv_render(struct sbuf *b, const struct xv *v)
+static void xv_render(struct sbuf *b, const struct hxv *v)
 {
 	switch (v->t) {
-	case XV_NULL:
+	case HXV_NULL:
 		sb_puts(b, "null");
 		break;
-	case XV_TRUE:
+	case HXV_TRUE:
 		sb_puts(b, "true");
 		break;
-	case XV_FALSE:
+	case HXV_FALSE:
 		sb_puts(b, "false");
 		break;
-	case XV_INT:
-	case XV_REAL:
+	case HXV_INT:
+	case HXV_REAL:
 		sb_put(b, v->s, v->n);
 		break;
-	case XV_STR:
+	case HXV_STR:
 		sb_whole(b, "\"", 1);
 		sb_esc(b, v->s, v->n);
 		sb_whole(b, "\"", 1);
 		break;
-	case XV_ARR:
+	case HXV_ARR:
 		sb_whole(b, "[", 1);
 		for (size_t i = 0; i < v->n && !b->cut; i++) {
 			if (i)
@@ -821,7 +214,7 @@ static void xv_render(struct sbuf *b, const struct xv *v)
 		}
 		sb_whole(b, "]", 1);
 		break;
-	case XV_OBJ:
+	case HXV_OBJ:
 		sb_whole(b, "{", 1);
 		for (size_t i = 0; i < v->n && !b->cut; i++) {
 			if (i)
@@ -837,7 +230,7 @@ static void xv_render(struct sbuf *b, const struct xv *v)
 }
 
 /* A value for a message: escaped, cut at SHOW_MAX bytes; NULL reads "nothing". */
-static void show(struct sbuf *b, const struct xv *v)
+static void show(struct sbuf *b, const struct hxv *v)
 {
 	struct sbuf t = { .limit = SHOW_MAX };
 
@@ -861,84 +254,14 @@ static void show_bytes(struct sbuf *b, const char *s, size_t n)
 	sb_put(b, "\"", 1);
 }
 
-/* ---- numbers --------------------------------------------------------------------------------- */
-
-static const char *int_digits(const char *s, bool *neg)
-{
-	*neg = s[0] == '-';
-	s += *neg;
-	if (strcmp(s, "0") == 0)
-		*neg = false; /* -0 is 0 */
-	return s;
-}
-
-/* -1, 0, 1. Integers exactly, as decimal strings; anything with a fraction as long double. */
-static int num_cmp(const struct xv *a, const struct xv *b)
-{
-	long double x, y;
-
-	if (a->t == XV_INT && b->t == XV_INT) {
-		bool na, nb;
-		const char *da = int_digits(a->s, &na), *db = int_digits(b->s, &nb);
-		size_t la = strlen(da), lb = strlen(db);
-		int c;
-
-		if (na != nb)
-			return na ? -1 : 1;
-		c = la != lb ? (la < lb ? -1 : 1) : strcmp(da, db);
-		c = c < 0 ? -1 : c > 0;
-		return na ? -c : c;
-	}
-	/* A double's text goes through strtod, so that 0.1 compares as the double 0.1. */
-	x = a->t == XV_INT ? strtold(a->s, NULL) : (long double)strtod(a->s, NULL);
-	y = b->t == XV_INT ? strtold(b->s, NULL) : (long double)strtod(b->s, NULL);
-	return (x > y) - (x < y);
-}
-
-static bool xv_is_num(const struct xv *v)
-{
-	return v && (v->t == XV_INT || v->t == XV_REAL);
-}
-
-/* JSON value equality: member order free, integers exact, an integer never equals a real. */
-static bool xv_equal(const struct xv *a, const struct xv *b)
-{
-	if (a->t != b->t)
-		return false;
-	switch (a->t) {
-	case XV_INT:
-		return num_cmp(a, b) == 0;
-	case XV_REAL:
-		return strtod(a->s, NULL) == strtod(b->s, NULL);
-	case XV_STR:
-		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
-	case XV_ARR:
-		if (a->n != b->n)
-			return false;
-		for (size_t i = 0; i < a->n; i++)
-			if (!xv_equal(&a->items[i], &b->items[i]))
-				return false;
-		return true;
-	case XV_OBJ:
-		if (a->n != b->n)
-			return false;
-		for (size_t i = 0; i < a->n; i++)
-			if (key_cmp(a->mem[i].key, a->mem[i].klen, b->mem[i].key, b->mem[i].klen) ||
-			    !xv_equal(&a->mem[i].v, &b->mem[i].v))
-				return false;
-		return true;
-	default:
-		return true;
-	}
-}
-
 /*
  * First difference between expected and observed: fills path (dotted, "[i]" for items) and
  * the two values there (NULL: absent). When an item is missing or extra, *ae and *ag (if given)
  * are the two arrays, else NULL. Returns true when equal.
  */
-static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, const struct xv **de,
-		    const struct xv **dg, const struct xv **ae, const struct xv **ag)
+static bool xv_diff(const struct hxv *e, const struct hxv *g, struct sbuf *path,
+		    const struct hxv **de, const struct hxv **dg, const struct hxv **ae,
+		    const struct hxv **ag)
 {
 	size_t base = path->len;
 
@@ -946,9 +269,9 @@ static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, c
 	*dg = g;
 	if (ae && ag)
 		*ae = *ag = NULL;
-	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
-		return xv_equal(e, g);
-	if (e->t == XV_ARR) {
+	if (e->t != g->t || (e->t != HXV_ARR && e->t != HXV_OBJ))
+		return hxv_equal(e, g);
+	if (e->t == HXV_ARR) {
 		for (size_t i = 0; i < e->n || i < g->n; i++) {
 			sb_printf(path, "[%zu]", i);
 			if (i >= e->n || i >= g->n) {
@@ -968,9 +291,9 @@ static bool xv_diff(const struct xv *e, const struct xv *g, struct sbuf *path, c
 	for (size_t i = 0, k = 0; i < e->n || k < g->n;) {
 		int c = i >= e->n   ? 1
 			: k >= g->n ? -1
-				    : key_cmp(e->mem[i].key, e->mem[i].klen, g->mem[k].key,
-					      g->mem[k].klen);
-		const struct xmem *m = c <= 0 ? &e->mem[i] : &g->mem[k];
+				    : hxv_key_cmp(e->mem[i].key, e->mem[i].klen, g->mem[k].key,
+						  g->mem[k].klen);
+		const struct hxv_mem *m = c <= 0 ? &e->mem[i] : &g->mem[k];
 
 		if (base)
 			sb_puts(path, ".");
@@ -1000,7 +323,7 @@ struct xctx {
 	struct hexp_problem *probs; /* problems pushed so far (hexp_check_all) */
 	size_t n_probs;
 	bool probs_oom;
-	struct arena a;	     /* scratch for values built from the case and the runner */
+	struct hxv_arena a;  /* scratch for values built from the case and the runner */
 	uint64_t last_count; /* the counter count_is() last read (for sums) */
 	bool last_count_ok;
 	char *full_exp, *full_got; /* both sides in full for the next problem (result.json) */
@@ -1055,7 +378,7 @@ static int push_problem(struct xctx *x, int r)
 }
 
 /* A range bound: a number, or "{name}" looked up in the runner's variables. */
-static int bound(struct xctx *x, const char *where, json_t *b, struct xv *ret)
+static int bound(struct xctx *x, const char *where, json_t *b, struct hxv *ret)
 {
 	const char *s = json_string_value(b);
 	char why[96], name[128];
@@ -1064,7 +387,7 @@ static int bound(struct xctx *x, const char *where, json_t *b, struct xv *ret)
 	int r;
 
 	if (!s)
-		return xv_from_json(&x->a, b, ret);
+		return hxv_from_json(&x->a, b, ret);
 	n = strlen(s);
 	if (n < 3 || n - 2 >= sizeof(name))
 		return fail(x, -EINVAL, "%s: range bound \"%s\" is not a {variable}", where, s);
@@ -1075,14 +398,14 @@ static int bound(struct xctx *x, const char *where, json_t *b, struct xv *ret)
 		return fail(x, -ENOENT, "%s: range bound {%s}: no such runner variable", where,
 			    name);
 	if (json_is_integer(val) || json_is_real(val))
-		return xv_from_json(&x->a, val, ret);
+		return hxv_from_json(&x->a, val, ret);
 	r = -EBADMSG;
 	if (json_is_string(val))
-		r = xv_parse(&x->a, json_string_value(val), json_string_length(val), ret, why,
-			     sizeof(why));
+		r = hxv_parse(&x->a, json_string_value(val), json_string_length(val), ret, why,
+			      sizeof(why));
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0 || !xv_is_num(ret))
+	if (r < 0 || !hxv_is_num(ret))
 		return fail(x, -EINVAL, "%s: runner variable {%s} is not a number", where, name);
 	return 0;
 }
@@ -1108,7 +431,7 @@ static int regex_match(struct xctx *x, const char *where, const char *re_text, c
 }
 
 /* Evaluate one matcher against v (NULL: the path is absent). 0 with *ok, or -errno. */
-static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct xv *v, bool *ok)
+static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct hxv *v, bool *ok)
 {
 	json_t *val;
 	const char *key;
@@ -1121,29 +444,29 @@ static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct xv
 		} else if (strcmp(key, "absent") == 0) {
 			*ok = v == NULL;
 		} else if (strcmp(key, "exact") == 0) {
-			struct xv e;
+			struct hxv e;
 			int r;
 
 			if (!v)
 				return 0;
-			r = xv_from_json(&x->a, val, &e);
+			r = hxv_from_json(&x->a, val, &e);
 			if (r < 0)
 				return r;
-			*ok = xv_equal(&e, v);
+			*ok = hxv_equal(&e, v);
 		} else if (strcmp(key, "regex") == 0) {
 			if (!v || !json_is_string(val) ||
-			    (v->t != XV_STR && v->t != XV_INT && v->t != XV_REAL))
+			    (v->t != HXV_STR && v->t != HXV_INT && v->t != HXV_REAL))
 				return 0;
 			return regex_match(x, where, json_string_value(val), v->s, v->n, ok);
 		} else if (strcmp(key, "range") == 0) {
-			struct xv lo, hi;
+			struct hxv lo, hi;
 			int r;
 
 			r = bound(x, where, json_array_get(val, 0), &lo);
 			r = r ?: bound(x, where, json_array_get(val, 1), &hi);
 			if (r < 0)
 				return r;
-			*ok = xv_is_num(v) && num_cmp(&lo, v) <= 0 && num_cmp(v, &hi) <= 0;
+			*ok = hxv_is_num(v) && hxv_num_cmp(&lo, v) <= 0 && hxv_num_cmp(v, &hi) <= 0;
 		} else {
 			return fail(x, -EINVAL, "%s: unknown matcher \"%s\"", where, key);
 		}
@@ -1154,7 +477,7 @@ static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct xv
 static void show_bound(struct xctx *x, struct sbuf *b, json_t *jb)
 {
 	const char *s = json_string_value(jb);
-	struct xv v;
+	struct hxv v;
 
 	if (s) {
 		json_t *val;
@@ -1167,14 +490,14 @@ static void show_bound(struct xctx *x, struct sbuf *b, json_t *jb)
 			if (json_is_string(val)) {
 				sb_puts(b, "=");
 				sb_esc(b, json_string_value(val), json_string_length(val));
-			} else if (val && xv_from_json(&x->a, val, &v) == 0) {
+			} else if (val && hxv_from_json(&x->a, val, &v) == 0) {
 				sb_puts(b, "=");
 				show(b, &v);
 			}
 		}
 		return;
 	}
-	if (xv_from_json(&x->a, jb, &v) == 0)
+	if (hxv_from_json(&x->a, jb, &v) == 0)
 		show(b, &v);
 }
 
@@ -1182,7 +505,7 @@ static void show_bound(struct xctx *x, struct sbuf *b, json_t *jb)
  */
 
 /* A value rendered in full (escaped like a message, never cut); malloc'd, NULL on ENOMEM. */
-static char *render_full(const struct xv *v)
+static char *render_full(const struct hxv *v)
 {
 	struct sbuf t = { 0 };
 
@@ -1568,16 +891,6 @@ static void show_regex_got(struct sbuf *b, const char *re, const char *s, size_t
 	}
 }
 
-static bool xv_is_hex(const struct xv *v)
-{
-	if (!v || v->t != XV_STR || v->n == 0 || v->n % 2)
-		return false;
-	for (size_t i = 0; i < v->n; i++)
-		if (hexval(v->s[i]) < 0)
-			return false;
-	return true;
-}
-
 /* "first differing byte at offset 2: expected 0x85, got 0x81" */
 static void byte_diff(struct sbuf *b, const uint8_t *e, size_t en, const uint8_t *g, size_t gn)
 {
@@ -1638,7 +951,7 @@ static int dns_explain(struct xctx *x, const uint8_t *e, size_t en, const uint8_
 }
 
 /* A hex DNS message in a few words: "a DNS response ID 4369 (0x1111) NOERROR, ...". */
-static int dns_summary(struct xctx *x, const struct xv *hex)
+static int dns_summary(struct xctx *x, const struct hxv *hex)
 {
 	_cleanup_free_ uint8_t *b = NULL;
 	_cleanup_free_ char *sum = NULL;
@@ -1693,7 +1006,7 @@ static bool frames_split(const uint8_t *p, size_t n, size_t *off, size_t *len, s
  * stream when stream): ": differs at header.rcode: expected 2 (SERVFAIL), got 0 (NOERROR)".
  * Both hex dumps go in full to the problem (result.json), never to the message.
  */
-static int hex_explain(struct xctx *x, const struct xv *ev, const struct xv *gv, bool stream)
+static int hex_explain(struct xctx *x, const struct hxv *ev, const struct hxv *gv, bool stream)
 {
 	_cleanup_free_ uint8_t *e = NULL, *g = NULL;
 	size_t en, gn, eo[64], el[64], go[64], gl[64], ne, ng;
@@ -1744,27 +1057,27 @@ static const char *last_segment(const char *key)
  * long or multi-line strings by their first differing line or byte, arrays and objects by their
  * first differing member. 1: explained; 0: left to the plain "expected exact X, got Y".
  */
-static int exact_explain(struct xctx *x, const char *key, const struct xv *e, const struct xv *g)
+static int exact_explain(struct xctx *x, const char *key, const struct hxv *e, const struct hxv *g)
 {
 	const char *seg = last_segment(key);
 	struct sbuf path = { 0 };
-	const struct xv *de, *dg, *ae, *ag;
+	const struct hxv *de, *dg, *ae, *ag;
 	int r = 1;
 
-	if ((strcmp(seg, "raw_hex") == 0 || strcmp(seg, "hex") == 0) && xv_is_hex(e) &&
-	    (xv_is_hex(g) || (g->t == XV_STR && g->n == 0))) {
+	if ((strcmp(seg, "raw_hex") == 0 || strcmp(seg, "hex") == 0) && hxv_is_hex(e) &&
+	    (hxv_is_hex(g) || (g->t == HXV_STR && g->n == 0))) {
 		/* A tcp_send result's "hex" is the byte stream; anywhere else one message. */
 		r = hex_explain(x, e, g, strcmp(key, "hex") == 0);
 		return r < 0 ? r : 1;
 	}
-	if (e->t == XV_STR && g->t == XV_STR &&
+	if (e->t == HXV_STR && g->t == HXV_STR &&
 	    (e->n > LONG_VALUE || g->n > LONG_VALUE || memchr(e->s, '\n', e->n) ||
 	     memchr(g->s, '\n', g->n))) {
 		text_explain(x, e->s, e->n, g->s, g->n);
 		keep_full(x, render_full(e), render_full(g));
 		return 1;
 	}
-	if (e->t != g->t || (e->t != XV_ARR && e->t != XV_OBJ))
+	if (e->t != g->t || (e->t != HXV_ARR && e->t != HXV_OBJ))
 		return 0;
 	if (xv_diff(e, g, &path, &de, &dg, &ae, &ag)) {
 		free(path.p);
@@ -1782,7 +1095,7 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
 	sb_put(&x->msg, path.p ?: "", path.len);
 	free(path.p);
 	keep_full(x, render_full(e), render_full(g));
-	if (de && dg && strcmp(seg, "frames") == 0 && xv_is_hex(de) && xv_is_hex(dg)) {
+	if (de && dg && strcmp(seg, "frames") == 0 && hxv_is_hex(de) && hxv_is_hex(dg)) {
 		char *fe = x->full_exp, *fg = x->full_got;
 
 		/* Keep the whole arrays, not only the frame that differs. */
@@ -1791,7 +1104,7 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
 		keep_full(x, fe, fg);
 		return r < 0 ? r : 1;
 	}
-	if (de && dg && de->t == XV_STR && dg->t == XV_STR &&
+	if (de && dg && de->t == HXV_STR && dg->t == HXV_STR &&
 	    (de->n > LONG_VALUE || dg->n > LONG_VALUE || memchr(de->s, '\n', de->n) ||
 	     memchr(dg->s, '\n', dg->n))) {
 		text_explain(x, de->s, de->n, dg->s, dg->n);
@@ -1802,7 +1115,7 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
 
 		sb_printf(&x->msg, ": expected %zu item%s, got %zu (%s [%zu]: ", ae->n,
 			  ae->n == 1 ? "" : "s", ag->n, de ? "missing" : "extra", n);
-		if (strcmp(seg, "frames") == 0 && xv_is_hex(de ?: dg))
+		if (strcmp(seg, "frames") == 0 && hxv_is_hex(de ?: dg))
 			r = dns_summary(x, de ?: dg);
 		else
 			show(&x->msg, de ?: dg);
@@ -1824,7 +1137,7 @@ static int exact_explain(struct xctx *x, const char *key, const struct xv *e, co
  * "KEY: expected exact 5, got 7" (KEY NULL: the caller named the check). An exact value is
  * explained by its first difference (exact_explain); both sides go in full to result.json.
  */
-static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct xv *got)
+static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct hxv *got)
 {
 	struct sbuf *b = &x->msg;
 	json_t *val, *ex = json_object_get(m, "exact");
@@ -1834,8 +1147,8 @@ static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct 
 	if (fkey)
 		sb_esc(b, fkey, strlen(fkey));
 	if (fkey && ex && json_object_size(m) == 1 && got) {
-		struct xv e;
-		int r = xv_from_json(&x->a, ex, &e);
+		struct hxv e;
+		int r = hxv_from_json(&x->a, ex, &e);
 
 		r = r ?: exact_explain(x, fkey, &e, got);
 		if (r != 0)
@@ -1853,10 +1166,10 @@ static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct 
 	{
 		sb_esc(b, key, strlen(key));
 		if (strcmp(key, "exact") == 0) {
-			struct xv e;
+			struct hxv e;
 
 			sb_puts(b, " ");
-			if (xv_from_json(&x->a, val, &e) == 0)
+			if (hxv_from_json(&x->a, val, &e) == 0)
 				show(b, &e);
 		} else if (strcmp(key, "regex") == 0 && json_is_string(val)) {
 			sb_puts(b, " ");
@@ -1871,7 +1184,7 @@ static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct 
 	}
 	sb_puts(b, ", got ");
 	if (json_object_size(m) == 1 && json_is_string(json_object_get(m, "regex")) && got &&
-	    got->t == XV_STR)
+	    got->t == HXV_STR)
 		show_regex_got(b, json_string_value(json_object_get(m, "regex")), got->s, got->n);
 	else
 		show(b, got);
@@ -2012,14 +1325,14 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 		return r;
 	}
 	for (i = 0; r == 0 && (i < le.count || i < lg.count); i++) {
-		struct arena a = { 0 };
+		struct hxv_arena a = { 0 };
 		struct sbuf path = { 0 };
-		const struct xv *de, *dg;
-		struct xv ve, vg;
+		const struct hxv *de, *dg;
+		struct hxv ve, vg;
 		char why[96];
 
 		if (i < le.count) {
-			r = xv_parse(&a, le.p[i], le.n[i], &ve, why, sizeof(why));
+			r = hxv_parse(&a, le.p[i], le.n[i], &ve, why, sizeof(why));
 			if (r == -EBADMSG)
 				r = fail(x, -EINVAL, "%s: %s line %zu is not JSON: %s", where, file,
 					 i + 1, why);
@@ -2040,7 +1353,7 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 			r = fail(x, 1, "%s: line %zu: expected at most %u bytes, got %zu", where,
 				 i + 1, LINE_MAX_LEN, lg.n[i]);
 		} else if (r == 0) {
-			r = xv_parse(&a, lg.p[i], lg.n[i], &vg, why, sizeof(why));
+			r = hxv_parse(&a, lg.p[i], lg.n[i], &vg, why, sizeof(why));
 			if (r == -EBADMSG) {
 				sb_printf(
 					&x->msg,
@@ -2069,7 +1382,7 @@ static int jsonl_compare(struct xctx *x, const char *where, const char *file, co
 					 where, i + 1);
 		}
 		free(path.p);
-		arena_free(&a);
+		hxv_arena_free(&a);
 	}
 	lines_free(&le);
 	lines_free(&lg);
@@ -2192,28 +1505,28 @@ static int check_stderr(struct xctx *x)
  */
 
 struct events {
-	struct arena a;
-	struct xv *ev; /* one object per line */
+	struct hxv_arena a;
+	struct hxv *ev; /* one object per line */
 	size_t n;
 };
 
 static void events_free(struct events *e)
 {
 	free(e->ev);
-	arena_free(&e->a);
+	hxv_arena_free(&e->a);
 }
 
-static const struct xv *ev_type(const struct xv *ev)
+static const struct hxv *ev_type(const struct hxv *ev)
 {
-	return xv_get(ev, "type", 4);
+	return hxv_get(ev, "type", 4);
 }
 
 /* "dns_query" names dev.cellos.events.cell.observability.v1.dns_query; so does the full type. */
-static bool type_is(const struct xv *t, const char *want)
+static bool type_is(const struct hxv *t, const char *want)
 {
 	size_t wl = strlen(want);
 
-	if (!t || t->t != XV_STR)
+	if (!t || t->t != HXV_STR)
 		return false;
 	if (t->n == wl)
 		return memcmp(t->s, want, wl) == 0;
@@ -2240,7 +1553,7 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 		goto out;
 	}
 	for (size_t i = 0; i < l.count; i++) {
-		const struct xv *t;
+		const struct hxv *t;
 		char why[96];
 
 		if (l.n[i] > LINE_MAX_LEN) {
@@ -2248,7 +1561,7 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 				 i + 1, LINE_MAX_LEN, l.n[i]);
 			goto out;
 		}
-		r = xv_parse(&ret->a, l.p[i], l.n[i], &ret->ev[i], why, sizeof(why));
+		r = hxv_parse(&ret->a, l.p[i], l.n[i], &ret->ev[i], why, sizeof(why));
 		if (r == -EBADMSG) {
 			sb_printf(&x->msg,
 				  "%s: line %zu: expected JSON, got text that is not (%s): ", where,
@@ -2260,7 +1573,7 @@ static int events_load(struct xctx *x, const char *where, const struct hobs_proc
 			goto out;
 		ret->n = i + 1;
 		t = ev_type(&ret->ev[i]);
-		if (ret->ev[i].t != XV_OBJ || !t || t->t != XV_STR) {
+		if (ret->ev[i].t != HXV_OBJ || !t || t->t != HXV_STR) {
 			sb_printf(&x->msg,
 				  "%s: line %zu: expected an event with a string \"type\", got ",
 				  where, i + 1);
@@ -2320,7 +1633,7 @@ static void cand_where(const struct cand *c, size_t i, struct sbuf *b)
 
 /* The value at a field path; records give numbers, addresses dotted for string matchers. */
 static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char *path, json_t *m,
-		      struct xv *tmp, const struct xv **ret)
+		      struct hxv *tmp, const struct hxv **ret)
 {
 	const struct hrec *r;
 	char buf[32];
@@ -2328,7 +1641,7 @@ static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char
 	size_t n;
 
 	if (c->ev) {
-		*ret = xv_path(&c->ev->ev[i], path);
+		*ret = hxv_path(&c->ev->ev[i], path);
 		return 0;
 	}
 	r = &c->rec[i];
@@ -2337,13 +1650,13 @@ static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char
 	if ((strcmp(path, "src_ip") == 0 || strcmp(path, "dst_ip") == 0) &&
 	    (json_is_string(json_object_get(m, "exact")) || json_object_get(m, "regex"))) {
 		hrec_ip_str((uint32_t)u, buf);
-		tmp->t = XV_STR;
+		tmp->t = HXV_STR;
 	} else {
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
-		tmp->t = XV_INT;
+		tmp->t = HXV_INT;
 	}
 	n = strlen(buf);
-	tmp->s = arena_strndup(&x->a, buf, n);
+	tmp->s = hxv_arena_strndup(&x->a, buf, n);
 	tmp->n = n;
 	*ret = tmp;
 	return tmp->s ? 0 : -ENOMEM;
@@ -2363,8 +1676,8 @@ static int cand_match(struct xctx *x, const struct cand *c, size_t i, const char
 	*n_ok = 0;
 	json_object_foreach(fields, key, m)
 	{
-		const struct xv *v;
-		struct xv tmp;
+		const struct hxv *v;
+		struct hxv tmp;
 		int r;
 
 		r = cand_field(x, c, i, key, m, &tmp, &v);
@@ -2385,8 +1698,8 @@ static int explain_miss(struct xctx *x, const struct cand *c, size_t i, const ch
 			json_t *fields)
 {
 	const char *key = NULL;
-	const struct xv *v;
-	struct xv tmp;
+	const struct hxv *v;
+	struct hxv tmp;
 	size_t n_ok;
 	bool ok;
 	int r;
@@ -2567,7 +1880,7 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 				  kind, c->noun, kind);
 			cand_where(c, j, &x->msg);
 			if (c->ev) {
-				const struct xv *t = ev_type(&c->ev->ev[j]);
+				const struct hxv *t = ev_type(&c->ev->ev[j]);
 
 				sb_puts(&x->msg, " (");
 				sb_esc(&x->msg, t->s, t->n);
@@ -2805,7 +2118,7 @@ static int check_responses(struct xctx *x)
 		const struct hobs_resp *resp = NULL;
 		const char *key;
 		char where[160];
-		struct xv v;
+		struct hxv v;
 
 		snprintf(where, sizeof(where), "expect.responses[%zu] (%s)", i, step ?: "?");
 		for (size_t k = 0; step && k < x->o->n_resps; k++)
@@ -2814,7 +2127,7 @@ static int check_responses(struct xctx *x)
 		if (json_is_true(json_object_get(item, "none"))) {
 			if (resp_none(resp))
 				continue;
-			r = xv_from_json(&x->a, resp->result, &v);
+			r = hxv_from_json(&x->a, resp->result, &v);
 			if (r < 0)
 				return r;
 			sb_printf(&x->msg, "%s: expected no response, got ", where);
@@ -2830,7 +2143,7 @@ static int check_responses(struct xctx *x)
 					     where));
 			continue;
 		}
-		r = xv_from_json(&x->a, resp->result, &v);
+		r = hxv_from_json(&x->a, resp->result, &v);
 		if (r < 0)
 			return r;
 		/* Every field of every response: a wrong RCODE does not hide a wrong ID. */
@@ -2838,7 +2151,7 @@ static int check_responses(struct xctx *x)
 
 		json_object_foreach(fields, key, m)
 		{
-			const struct xv *fv = xv_path(&v, key);
+			const struct hxv *fv = hxv_path(&v, key);
 			bool ok;
 
 			r = mt_eval(x, where, m, fv, &ok);
@@ -2877,7 +2190,7 @@ static int check_responses(struct xctx *x)
 }
 
 /* A counter against a bare integer or a matcher. */
-static int count_is(struct xctx *x, const char *key, json_t *want, const struct xv *got)
+static int count_is(struct xctx *x, const char *key, json_t *want, const struct hxv *got)
 {
 	char where[160];
 	json_t *m = want;
@@ -2904,13 +2217,13 @@ static int count_is(struct xctx *x, const char *key, json_t *want, const struct 
 	return r;
 }
 
-static int u64_xv(struct xctx *x, uint64_t u, struct xv *v)
+static int u64_xv(struct xctx *x, uint64_t u, struct hxv *v)
 {
 	char buf[24];
 
-	v->t = XV_INT;
+	v->t = HXV_INT;
 	v->n = (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
-	v->s = arena_strndup(&x->a, buf, v->n);
+	v->s = hxv_arena_strndup(&x->a, buf, v->n);
 	return v->s ? 0 : -ENOMEM;
 }
 
@@ -2919,7 +2232,7 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 	json_t *ex = x->c->expect;
 	const struct hobs_proc *p;
 	char where[160];
-	struct xv got;
+	struct hxv got;
 	int r;
 
 	snprintf(where, sizeof(where), "expect.counts.%s", key);
@@ -2950,7 +2263,7 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 		r = r ?: records_load(x, where, p, &rec, &n);
 		r = r ?: u64_xv(x, n, &got);
 	} else {
-		const struct xv *found = NULL;
+		const struct hxv *found = NULL;
 		struct events ev;
 		size_t n = 0;
 
@@ -2959,7 +2272,7 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 		if (r != 0)
 			return r;
 		for (size_t i = 0; i < ev.n; i++) {
-			const struct xv *t = ev_type(&ev.ev[i]);
+			const struct hxv *t = ev_type(&ev.ev[i]);
 
 			if (strcmp(key, "lost") == 0	      ? type_is(t, "flow_monitor_summary")
 			    : strncmp(key, "events:", 7) == 0 ? type_is(t, key + 7)
@@ -2974,8 +2287,8 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 			r = fail(x, 1, "%s: expected one flow_monitor_summary event, got %zu",
 				 where, n);
 		} else {
-			found = xv_path(found, "data.recordsLost");
-			if (!xv_is_num(found)) {
+			found = hxv_path(found, "data.recordsLost");
+			if (!hxv_is_num(found)) {
 				sb_printf(
 					&x->msg,
 					"%s: expected data.recordsLost of flow_monitor_summary to be a "
@@ -2986,7 +2299,7 @@ static int count_one(struct xctx *x, const char *key, json_t *want)
 			} else {
 				/* Copied out: the events arena goes away before the comparison. */
 				got = *found;
-				got.s = arena_strndup(&x->a, found->s, found->n);
+				got.s = hxv_arena_strndup(&x->a, found->s, found->n);
 				r = got.s ? 0 : -ENOMEM;
 			}
 		}
@@ -3002,7 +2315,7 @@ static int count_sum(struct xctx *x, const char *key, json_t *want)
 {
 	char where[160], term[64];
 	uint64_t sum = 0;
-	struct xv got;
+	struct hxv got;
 	int r;
 
 	snprintf(where, sizeof(where), "expect.counts.%s", key);
@@ -3165,7 +2478,7 @@ int hexp_check_all(const struct hcase *c, const struct hobs *o, struct hexp_prob
 	free(x.msg.p);
 	free(x.full_exp);
 	free(x.full_got);
-	arena_free(&x.a);
+	hxv_arena_free(&x.a);
 	if (x.probs_oom) {
 		hexp_problems_free(x.probs, x.n_probs);
 		return -ENOMEM;
