@@ -792,28 +792,357 @@ static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hca
 	return 0;
 }
 
+/* A start step: the component, its argv, sink, user, mounts, listeners (hcase.h). */
+static int parse_step_start(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			    struct hcase_step *s)
+{
+	int comp = (int)v->c->component;
+	const char *key;
+	json_t *val;
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	s->ready = true;
+	r = hjson_enum(e, pi, "component", false, hcase_component_names, &comp, v->err);
+	r = r ?: hjson_strv(e, pi, "args", false, false, &s->args, NULL, v->err);
+	r = r ?: hjson_obj(e, pi, "vars", false, &s->vars, v->err);
+	/* Owned from here on: hcase_free() drops it whatever fails below. */
+	json_incref(s->vars);
+	r = r ?: dup_str(e, pi, "stdin", false, &s->stdin_file, v->err);
+	r = r ?: hjson_bool(e, pi, "ready", false, &s->ready, v->err);
+	if (r < 0)
+		return r;
+	{
+		static const char *const sinks[] = { "file", "full", "stalled", "shared", NULL };
+		static const char *const readies[] = { "byte", "none", NULL };
+		int sink = 0, rdy = 0;
+
+		r = hjson_enum(e, pi, "events_sink", false, sinks, &sink, v->err);
+		r = r ?: hjson_enum(e, pi, "expect_ready", false, readies, &rdy, v->err);
+		if (r < 0)
+			return r;
+		s->sink = sink;
+		s->expect_no_ready = rdy == 1;
+	}
+	r = hjson_bool(e, pi, "stdin_pipe", false, &s->stdin_pipe, v->err);
+	r = r ?: hjson_bool(e, pi, "prefill", false, &s->prefill, v->err);
+	r = r ?: dup_str(e, pi, "command", false, &s->command, v->err);
+	r = r ?: hjson_strv(e, pi, "argv", false, true, &s->argv, NULL, v->err);
+	r = r ?: hjson_obj(e, pi, "env", false, &s->env, v->err);
+	json_incref(s->env);
+	r = r ?: parse_user(v, e, pi, s);
+	r = r ?: parse_groups(v, e, pi, s);
+	r = r ?: parse_mount_ns(v, e, pi, s);
+	r = r ?: parse_caps(v, e, pi, s);
+	r = r ?: parse_listeners(v, e, pi, s);
+	if (r < 0)
+		return r;
+	if (s->prefill && s->sink != HCASE_SINK_STALLED)
+		return hjson_fail(v->err, pi, "\"prefill\" goes with \"events_sink\": \"stalled\"");
+	if (s->command && strcmp(s->command, "cleanup") != 0) {
+		hjson_path_key(pk, pi, "command");
+		return hjson_fail(v->err, pk, "unknown command \"%s\" (known: cleanup)",
+				  s->command);
+	}
+	if (s->command && s->argv)
+		return hjson_fail(v->err, pi, "\"command\" and \"argv\" exclude each other");
+	if (s->env) {
+		hjson_path_key(pk, pi, "env");
+		json_object_foreach(s->env, key, val)
+		{
+			char pv[HJSON_PATH_MAX];
+
+			hjson_path_key(pv, pk, key);
+			if (!json_is_string(val) || !key[0] || strchr(key, '='))
+				return hjson_fail(v->err, pv,
+						  "expected NAME (no '=') with a string value");
+		}
+	}
+	if (s->stdin_pipe && s->stdin_file)
+		return hjson_fail(v->err, pi, "\"stdin\" and \"stdin_pipe\" exclude each other");
+	s->component = comp;
+	if (!(v->c->uses & (1u << comp))) {
+		hjson_path_key(pk, pi, "component");
+		return hjson_fail(
+			v->err, pk,
+			"component \"%s\" is neither the case's component nor in \"uses\"",
+			hcase_component_names[comp]);
+	}
+	if (!s->name)
+		return hjson_fail(v->err, pi,
+				  "a start step needs a \"name\" (stop and "
+				  "expectations refer to it)");
+	if (s->vars) {
+		hjson_path_key(pk, pi, "vars");
+		json_object_foreach(s->vars, key, val)
+		{
+			char pv[HJSON_PATH_MAX];
+
+			hjson_path_key(pv, pk, key);
+			/* An object is written to a file whose path fills the
+			 * placeholder (an inline cell spec). */
+			if (!json_is_string(val) && !json_is_object(val))
+				return hjson_fail(v->err, pv, "expected a string or an object");
+		}
+	}
+	return 0;
+}
+
+/* A driver step: a known operation of the scapy driver, its args and destination. */
+static int parse_step_driver(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			     struct hcase_step *s)
+{
+	const struct driver_op *op = NULL;
+	char pa[HJSON_PATH_MAX];
+	const char *dst = NULL;
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	r = dup_str(e, pi, "op", true, &s->op, v->err);
+	r = r ?: hjson_obj(e, pi, "args", true, &s->op_args, v->err);
+	json_incref(s->op_args);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(driver_ops); i++)
+		if (strcmp(driver_ops[i].name, s->op) == 0)
+			op = &driver_ops[i];
+	if (!op) {
+		hjson_path_key(pk, pi, "op");
+		return hjson_fail(v->err, pk, "unknown driver operation \"%s\"", s->op);
+	}
+	hjson_path_key(pa, pi, "args");
+	r = hjson_only_keys(s->op_args, pa, op->keys, v->err);
+	r = r ?: hjson_str(s->op_args, pa, op->keys[0], true, &dst, v->err);
+	if (r < 0)
+		return r;
+	hjson_path_key(pk, pa, op->keys[0]);
+	if (strcmp(s->op, "icmp_echo") == 0 ? !ip_valid(dst) && dst[0] != '{'
+					    : !hostport_valid(dst))
+		return hjson_fail(v->err, pk, "\"%s\" is not a destination", dst);
+	if (!s->ns)
+		return hjson_fail(v->err, pi, "a driver step needs \"ns\"");
+	return 0;
+}
+
+/* A client step: a real program run to its end, optionally in a start step's mounts. */
+static int parse_step_client(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			     struct hcase_step *s)
+{
+	uint32_t code;
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	r = hjson_strv(e, pi, "argv", true, true, &s->argv, NULL, v->err);
+	r = r ?: dup_str(e, pi, "mnt_of", false, &s->mnt_of, v->err);
+	if (r < 0)
+		return r;
+	if (s->mnt_of) {
+		const struct hcase_step *t = find_step(v->c, idx, s->mnt_of);
+
+		hjson_path_key(pk, pi, "mnt_of");
+		if (!t || t->action != HCASE_ACT_START)
+			return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
+					  s->mnt_of);
+	}
+	if (json_object_get(e, "expect_exit")) {
+		r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
+		if (r < 0)
+			return r;
+		s->expect_exit = (int)code;
+	}
+	return 0;
+}
+
+/* A file step: a file planted below {case_dir}/. */
+static int parse_step_file(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			   struct hcase_step *s)
+{
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	r = dup_str(e, pi, "path", true, &s->path, v->err);
+	r = r ?: dup_str(e, pi, "content", true, &s->content, v->err);
+	if (r < 0)
+		return r;
+	hjson_path_key(pk, pi, "path");
+	if (strncmp(s->path, "{case_dir}/", 11) != 0 || strstr(s->path, "/../"))
+		return hjson_fail(v->err, pk, "a file step writes below {case_dir}/ only");
+	return 0;
+}
+
+/* A drain step: reading an earlier start step's stalled sink. */
+static int parse_step_drain(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			    struct hcase_step *s)
+{
+	const struct hcase_step *t;
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	r = dup_str(e, pi, "target", true, &s->target, v->err);
+	if (r < 0)
+		return r;
+	t = find_step(v->c, idx, s->target);
+	hjson_path_key(pk, pi, "target");
+	if (!t || t->action != HCASE_ACT_START || t->sink != HCASE_SINK_STALLED)
+		return hjson_fail(v->err, pk,
+				  "\"%s\" names no earlier start step with a stalled sink",
+				  s->target);
+	return 0;
+}
+
+/* A feed step: a file to an earlier start step's stdin pipe, or its close. */
+static int parse_step_feed(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			   struct hcase_step *s)
+{
+	const struct hcase_step *t;
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	r = dup_str(e, pi, "target", true, &s->target, v->err);
+	r = r ?: dup_str(e, pi, "file", false, &s->file, v->err);
+	r = r ?: hjson_bool(e, pi, "close", false, &s->close_stdin, v->err);
+	if (r < 0)
+		return r;
+	if (!s->file && !s->close_stdin)
+		return hjson_fail(v->err, pi, "a feed step writes a \"file\", closes, or both");
+	t = find_step(v->c, idx, s->target);
+	hjson_path_key(pk, pi, "target");
+	if (!t || t->action != HCASE_ACT_START || !t->stdin_pipe)
+		return hjson_fail(v->err, pk,
+				  "\"%s\" names no earlier start step with \"stdin_pipe\"",
+				  s->target);
+	return 0;
+}
+
+/* A wait step: a sleep, events of a type, or lines on a start step's stdout. */
+static int parse_step_wait(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			   struct hcase_step *s)
+{
+	bool has_ms = json_object_get(e, "ms"), has_ev = json_object_get(e, "event");
+	bool has_lines = json_object_get(e, "stdout_lines");
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	if (has_lines) {
+		const struct hcase_step *t;
+
+		if (has_ms || has_ev)
+			return hjson_fail(v->err, pi,
+					  "\"stdout_lines\" excludes \"ms\" and \"event\"");
+		r = dup_str(e, pi, "target", true, &s->target, v->err);
+		r = r
+			    ?: hjson_u32(e, pi, "stdout_lines", true, 1, 1000000, &s->stdout_lines,
+					 v->err);
+		if (r < 0)
+			return r;
+		t = find_step(v->c, idx, s->target);
+		hjson_path_key(pk, pi, "target");
+		if (!t || t->action != HCASE_ACT_START)
+			return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
+					  s->target);
+		return 0;
+	}
+	if (json_object_get(e, "target")) {
+		hjson_path_key(pk, pi, "target");
+		return hjson_fail(v->err, pk, "\"target\" goes with \"stdout_lines\"");
+	}
+	if (has_ms == has_ev)
+		return hjson_fail(v->err, pi,
+				  "a wait step has \"ms\", \"event\" or \"stdout_lines\"");
+	s->count = 1;
+	r = hjson_u32(e, pi, "ms", false, 1, 600000, &s->ms, v->err);
+	r = r ?: dup_str(e, pi, "event", false, &s->event_type, v->err);
+	r = r ?: hjson_u32(e, pi, "count", false, 1, 1000000, &s->count, v->err);
+	if (r < 0)
+		return r;
+	if (has_ms && json_object_get(e, "count")) {
+		hjson_path_key(pk, pi, "count");
+		return hjson_fail(v->err, pk, "\"count\" goes with \"event\"");
+	}
+	if (json_object_get(e, "scaled")) {
+		hjson_path_key(pk, pi, "scaled");
+		if (!has_ms)
+			return hjson_fail(v->err, pk, "\"scaled\" goes with \"ms\"");
+		r = hjson_bool(e, pi, "scaled", false, &s->scaled, v->err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A signal or stop step: a signal (SIGTERM by default; "none" for a stop) to an earlier start step.
+ */
+static int parse_step_signal_stop(struct vctx *v, json_t *e, const char *pi, size_t idx,
+				  struct hcase_step *s)
+{
+	const struct hcase_step *t;
+	char pk[HJSON_PATH_MAX];
+	const char *str = NULL;
+	int r;
+
+	s->signo = SIGTERM;
+	r = dup_str(e, pi, "target", true, &s->target, v->err);
+	r = r ?: hjson_str(e, pi, "signal", s->action == HCASE_ACT_SIGNAL, &str, v->err);
+	if (r < 0)
+		return r;
+	hjson_path_key(pk, pi, "signal");
+	if (str &&
+	    (parse_signal(str, &s->signo) < 0 || (s->action == HCASE_ACT_SIGNAL && s->signo == 0)))
+		return hjson_fail(v->err, pk, "\"%s\" is not a signal name%s", str,
+				  s->action == HCASE_ACT_STOP ? " or \"none\"" : "");
+	if (s->action == HCASE_ACT_STOP && json_object_get(e, "expect_exit")) {
+		uint32_t code;
+
+		r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
+		if (r < 0)
+			return r;
+		s->expect_exit = (int)code;
+	}
+	t = find_step(v->c, idx, s->target);
+	hjson_path_key(pk, pi, "target");
+	if (!t || t->action != HCASE_ACT_START)
+		return hjson_fail(v->err, pk, "\"%s\" names no earlier start step", s->target);
+	return 0;
+}
+
+/*
+ * The step kinds, by the action hcase_action_names reads: the keys each takes besides the common
+ * ones, and its parser. The runner's table (harness/hstep.c) holds what each kind does.
+ */
+typedef int (*step_parse_fn)(struct vctx *v, json_t *e, const char *pi, size_t idx,
+			     struct hcase_step *s);
+
+static const struct {
+	const char *const keys[20];
+	step_parse_fn parse;
+} step_kinds[_HCASE_ACT_MAX] = {
+	[HCASE_ACT_START] = { .keys = { "component", "args", "vars", "stdin", "ready",
+					"events_sink", "stdin_pipe", "command", "argv", "user",
+					"env", "listeners", "expect_ready", "prefill", "groups",
+					"mount_ns", "cap_inheritable", NULL },
+			      .parse = parse_step_start },
+	[HCASE_ACT_DRAIN] = { .keys = { "target", NULL }, .parse = parse_step_drain },
+	[HCASE_ACT_FILE] = { .keys = { "path", "content", NULL }, .parse = parse_step_file },
+	[HCASE_ACT_FEED] = { .keys = { "target", "file", "close", NULL },
+			     .parse = parse_step_feed },
+	[HCASE_ACT_DRIVER] = { .keys = { "op", "args", NULL }, .parse = parse_step_driver },
+	[HCASE_ACT_CLIENT] = { .keys = { "argv", "expect_exit", "mnt_of", NULL },
+			       .parse = parse_step_client },
+	[HCASE_ACT_WAIT] = { .keys = { "ms", "scaled", "event", "count", "target", "stdout_lines",
+				       NULL },
+			     .parse = parse_step_wait },
+	[HCASE_ACT_SIGNAL] = { .keys = { "target", "signal", NULL },
+			       .parse = parse_step_signal_stop },
+	[HCASE_ACT_STOP] = { .keys = { "target", "signal", "expect_exit", NULL },
+			     .parse = parse_step_signal_stop },
+};
+
 static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 {
 	static const char *const common[] = { "action", "name", "ns", "timeout_ms" };
-	static const char *const per_action[_HCASE_ACT_MAX][20] = {
-		[HCASE_ACT_START] = { "component", "args", "vars", "stdin", "ready", "events_sink",
-				      "stdin_pipe", "command", "argv", "user", "env", "listeners",
-				      "expect_ready", "prefill", "groups", "mount_ns",
-				      "cap_inheritable", NULL },
-		[HCASE_ACT_DRAIN] = { "target", NULL },
-		[HCASE_ACT_FILE] = { "path", "content", NULL },
-		[HCASE_ACT_FEED] = { "target", "file", "close", NULL },
-		[HCASE_ACT_DRIVER] = { "op", "args", NULL },
-		[HCASE_ACT_CLIENT] = { "argv", "expect_exit", "mnt_of", NULL },
-		[HCASE_ACT_WAIT] = { "ms", "scaled", "event", "count", "target", "stdout_lines",
-				     NULL },
-		[HCASE_ACT_SIGNAL] = { "target", "signal", NULL },
-		[HCASE_ACT_STOP] = { "target", "signal", "expect_exit", NULL },
-	};
 	struct hcase_step *s = &v->c->steps[idx];
 	const char *keys[24];
 	char pk[HJSON_PATH_MAX];
-	const char *str = NULL;
 	int action = 0, r;
 	size_t nk = 0;
 
@@ -823,8 +1152,8 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 	s->action = action;
 	for (size_t i = 0; i < ARRAY_SIZE(common); i++)
 		keys[nk++] = common[i];
-	for (size_t i = 0; per_action[action][i]; i++)
-		keys[nk++] = per_action[action][i];
+	for (size_t i = 0; step_kinds[action].keys[i]; i++)
+		keys[nk++] = step_kinds[action].keys[i];
 	keys[nk] = NULL;
 	r = hjson_only_keys(e, pi, keys, v->err);
 	r = r ?: dup_str(e, pi, "name", false, &s->name, v->err);
@@ -841,282 +1170,7 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 			return hjson_fail(v->err, pk, "step name \"%s\" used twice", s->name);
 	}
 	s->expect_exit = -1;
-
-	switch (s->action) {
-	case HCASE_ACT_START: {
-		int comp = (int)v->c->component;
-		const char *key;
-		json_t *val;
-
-		s->ready = true;
-		r = hjson_enum(e, pi, "component", false, hcase_component_names, &comp, v->err);
-		r = r ?: hjson_strv(e, pi, "args", false, false, &s->args, NULL, v->err);
-		r = r ?: hjson_obj(e, pi, "vars", false, &s->vars, v->err);
-		/* Owned from here on: hcase_free() drops it whatever fails below. */
-		json_incref(s->vars);
-		r = r ?: dup_str(e, pi, "stdin", false, &s->stdin_file, v->err);
-		r = r ?: hjson_bool(e, pi, "ready", false, &s->ready, v->err);
-		if (r < 0)
-			return r;
-		{
-			static const char *const sinks[] = { "file", "full", "stalled", "shared",
-							     NULL };
-			static const char *const readies[] = { "byte", "none", NULL };
-			int sink = 0, rdy = 0;
-
-			r = hjson_enum(e, pi, "events_sink", false, sinks, &sink, v->err);
-			r = r ?: hjson_enum(e, pi, "expect_ready", false, readies, &rdy, v->err);
-			if (r < 0)
-				return r;
-			s->sink = sink;
-			s->expect_no_ready = rdy == 1;
-		}
-		r = hjson_bool(e, pi, "stdin_pipe", false, &s->stdin_pipe, v->err);
-		r = r ?: hjson_bool(e, pi, "prefill", false, &s->prefill, v->err);
-		r = r ?: dup_str(e, pi, "command", false, &s->command, v->err);
-		r = r ?: hjson_strv(e, pi, "argv", false, true, &s->argv, NULL, v->err);
-		r = r ?: hjson_obj(e, pi, "env", false, &s->env, v->err);
-		json_incref(s->env);
-		r = r ?: parse_user(v, e, pi, s);
-		r = r ?: parse_groups(v, e, pi, s);
-		r = r ?: parse_mount_ns(v, e, pi, s);
-		r = r ?: parse_caps(v, e, pi, s);
-		r = r ?: parse_listeners(v, e, pi, s);
-		if (r < 0)
-			return r;
-		if (s->prefill && s->sink != HCASE_SINK_STALLED)
-			return hjson_fail(v->err, pi,
-					  "\"prefill\" goes with \"events_sink\": \"stalled\"");
-		if (s->command && strcmp(s->command, "cleanup") != 0) {
-			hjson_path_key(pk, pi, "command");
-			return hjson_fail(v->err, pk, "unknown command \"%s\" (known: cleanup)",
-					  s->command);
-		}
-		if (s->command && s->argv)
-			return hjson_fail(v->err, pi,
-					  "\"command\" and \"argv\" exclude each other");
-		if (s->env) {
-			hjson_path_key(pk, pi, "env");
-			json_object_foreach(s->env, key, val)
-			{
-				char pv[HJSON_PATH_MAX];
-
-				hjson_path_key(pv, pk, key);
-				if (!json_is_string(val) || !key[0] || strchr(key, '='))
-					return hjson_fail(
-						v->err, pv,
-						"expected NAME (no '=') with a string value");
-			}
-		}
-		if (s->stdin_pipe && s->stdin_file)
-			return hjson_fail(v->err, pi,
-					  "\"stdin\" and \"stdin_pipe\" exclude each other");
-		s->component = comp;
-		if (!(v->c->uses & (1u << comp))) {
-			hjson_path_key(pk, pi, "component");
-			return hjson_fail(
-				v->err, pk,
-				"component \"%s\" is neither the case's component nor in \"uses\"",
-				hcase_component_names[comp]);
-		}
-		if (!s->name)
-			return hjson_fail(v->err, pi,
-					  "a start step needs a \"name\" (stop and "
-					  "expectations refer to it)");
-		if (s->vars) {
-			hjson_path_key(pk, pi, "vars");
-			json_object_foreach(s->vars, key, val)
-			{
-				char pv[HJSON_PATH_MAX];
-
-				hjson_path_key(pv, pk, key);
-				/* An object is written to a file whose path fills the
-				 * placeholder (an inline cell spec). */
-				if (!json_is_string(val) && !json_is_object(val))
-					return hjson_fail(v->err, pv,
-							  "expected a string or an object");
-			}
-		}
-		break;
-	}
-	case HCASE_ACT_DRIVER: {
-		const struct driver_op *op = NULL;
-		char pa[HJSON_PATH_MAX];
-		const char *dst = NULL;
-
-		r = dup_str(e, pi, "op", true, &s->op, v->err);
-		r = r ?: hjson_obj(e, pi, "args", true, &s->op_args, v->err);
-		json_incref(s->op_args);
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < ARRAY_SIZE(driver_ops); i++)
-			if (strcmp(driver_ops[i].name, s->op) == 0)
-				op = &driver_ops[i];
-		if (!op) {
-			hjson_path_key(pk, pi, "op");
-			return hjson_fail(v->err, pk, "unknown driver operation \"%s\"", s->op);
-		}
-		hjson_path_key(pa, pi, "args");
-		r = hjson_only_keys(s->op_args, pa, op->keys, v->err);
-		r = r ?: hjson_str(s->op_args, pa, op->keys[0], true, &dst, v->err);
-		if (r < 0)
-			return r;
-		hjson_path_key(pk, pa, op->keys[0]);
-		if (strcmp(s->op, "icmp_echo") == 0 ? !ip_valid(dst) && dst[0] != '{'
-						    : !hostport_valid(dst))
-			return hjson_fail(v->err, pk, "\"%s\" is not a destination", dst);
-		if (!s->ns)
-			return hjson_fail(v->err, pi, "a driver step needs \"ns\"");
-		break;
-	}
-	case HCASE_ACT_CLIENT: {
-		uint32_t code;
-
-		r = hjson_strv(e, pi, "argv", true, true, &s->argv, NULL, v->err);
-		r = r ?: dup_str(e, pi, "mnt_of", false, &s->mnt_of, v->err);
-		if (r < 0)
-			return r;
-		if (s->mnt_of) {
-			const struct hcase_step *t = find_step(v->c, idx, s->mnt_of);
-
-			hjson_path_key(pk, pi, "mnt_of");
-			if (!t || t->action != HCASE_ACT_START)
-				return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
-						  s->mnt_of);
-		}
-		if (json_object_get(e, "expect_exit")) {
-			r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
-			if (r < 0)
-				return r;
-			s->expect_exit = (int)code;
-		}
-		break;
-	}
-	case HCASE_ACT_FILE:
-		r = dup_str(e, pi, "path", true, &s->path, v->err);
-		r = r ?: dup_str(e, pi, "content", true, &s->content, v->err);
-		if (r < 0)
-			return r;
-		hjson_path_key(pk, pi, "path");
-		if (strncmp(s->path, "{case_dir}/", 11) != 0 || strstr(s->path, "/../"))
-			return hjson_fail(v->err, pk, "a file step writes below {case_dir}/ only");
-		break;
-	case HCASE_ACT_DRAIN: {
-		const struct hcase_step *t;
-
-		r = dup_str(e, pi, "target", true, &s->target, v->err);
-		if (r < 0)
-			return r;
-		t = find_step(v->c, idx, s->target);
-		hjson_path_key(pk, pi, "target");
-		if (!t || t->action != HCASE_ACT_START || t->sink != HCASE_SINK_STALLED)
-			return hjson_fail(v->err, pk,
-					  "\"%s\" names no earlier start step with a stalled sink",
-					  s->target);
-		break;
-	}
-	case HCASE_ACT_FEED: {
-		const struct hcase_step *t;
-
-		r = dup_str(e, pi, "target", true, &s->target, v->err);
-		r = r ?: dup_str(e, pi, "file", false, &s->file, v->err);
-		r = r ?: hjson_bool(e, pi, "close", false, &s->close_stdin, v->err);
-		if (r < 0)
-			return r;
-		if (!s->file && !s->close_stdin)
-			return hjson_fail(v->err, pi,
-					  "a feed step writes a \"file\", closes, or both");
-		t = find_step(v->c, idx, s->target);
-		hjson_path_key(pk, pi, "target");
-		if (!t || t->action != HCASE_ACT_START || !t->stdin_pipe)
-			return hjson_fail(v->err, pk,
-					  "\"%s\" names no earlier start step with \"stdin_pipe\"",
-					  s->target);
-		break;
-	}
-	case HCASE_ACT_WAIT: {
-		bool has_ms = json_object_get(e, "ms"), has_ev = json_object_get(e, "event");
-		bool has_lines = json_object_get(e, "stdout_lines");
-
-		if (has_lines) {
-			const struct hcase_step *t;
-
-			if (has_ms || has_ev)
-				return hjson_fail(v->err, pi,
-						  "\"stdout_lines\" excludes \"ms\" and \"event\"");
-			r = dup_str(e, pi, "target", true, &s->target, v->err);
-			r = r
-				    ?: hjson_u32(e, pi, "stdout_lines", true, 1, 1000000,
-						 &s->stdout_lines, v->err);
-			if (r < 0)
-				return r;
-			t = find_step(v->c, idx, s->target);
-			hjson_path_key(pk, pi, "target");
-			if (!t || t->action != HCASE_ACT_START)
-				return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
-						  s->target);
-			break;
-		}
-		if (json_object_get(e, "target")) {
-			hjson_path_key(pk, pi, "target");
-			return hjson_fail(v->err, pk, "\"target\" goes with \"stdout_lines\"");
-		}
-		if (has_ms == has_ev)
-			return hjson_fail(v->err, pi,
-					  "a wait step has \"ms\", \"event\" or \"stdout_lines\"");
-		s->count = 1;
-		r = hjson_u32(e, pi, "ms", false, 1, 600000, &s->ms, v->err);
-		r = r ?: dup_str(e, pi, "event", false, &s->event_type, v->err);
-		r = r ?: hjson_u32(e, pi, "count", false, 1, 1000000, &s->count, v->err);
-		if (r < 0)
-			return r;
-		if (has_ms && json_object_get(e, "count")) {
-			hjson_path_key(pk, pi, "count");
-			return hjson_fail(v->err, pk, "\"count\" goes with \"event\"");
-		}
-		if (json_object_get(e, "scaled")) {
-			hjson_path_key(pk, pi, "scaled");
-			if (!has_ms)
-				return hjson_fail(v->err, pk, "\"scaled\" goes with \"ms\"");
-			r = hjson_bool(e, pi, "scaled", false, &s->scaled, v->err);
-			if (r < 0)
-				return r;
-		}
-		break;
-	}
-	case HCASE_ACT_SIGNAL:
-	case HCASE_ACT_STOP: {
-		const struct hcase_step *t;
-
-		s->signo = SIGTERM;
-		r = dup_str(e, pi, "target", true, &s->target, v->err);
-		r = r ?: hjson_str(e, pi, "signal", s->action == HCASE_ACT_SIGNAL, &str, v->err);
-		if (r < 0)
-			return r;
-		hjson_path_key(pk, pi, "signal");
-		if (str && (parse_signal(str, &s->signo) < 0 ||
-			    (s->action == HCASE_ACT_SIGNAL && s->signo == 0)))
-			return hjson_fail(v->err, pk, "\"%s\" is not a signal name%s", str,
-					  s->action == HCASE_ACT_STOP ? " or \"none\"" : "");
-		if (s->action == HCASE_ACT_STOP && json_object_get(e, "expect_exit")) {
-			uint32_t code;
-
-			r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
-			if (r < 0)
-				return r;
-			s->expect_exit = (int)code;
-		}
-		t = find_step(v->c, idx, s->target);
-		hjson_path_key(pk, pi, "target");
-		if (!t || t->action != HCASE_ACT_START)
-			return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
-					  s->target);
-		break;
-	}
-	default:
-		break;
-	}
-	return 0;
+	return step_kinds[s->action].parse(v, e, pi, idx, s);
 }
 
 static int parse_steps(struct vctx *v, json_t *obj, const char *path)
