@@ -1226,6 +1226,193 @@ static bool fault_targets(const struct fault *f, const struct hcase *c, const st
 	return false;
 }
 
+/* Faults the selected cases name, with their registry entry when there is one; their count. */
+static size_t selftest_faults_named(struct setup *s, json_t *reg, char *variant_obj,
+				    struct fault *faults)
+{
+	size_t n_faults = 0, idx;
+	json_t *e;
+	int r;
+
+	for (size_t i = 0; i < s->n_sel; i++) {
+		struct fault *f = NULL;
+
+		for (size_t k = 0; k < n_faults && !f; k++)
+			if (strcmp(faults[k].name, s->sel[i]->fault) == 0)
+				f = &faults[k];
+		if (f)
+			continue;
+		f = &faults[n_faults++];
+		f->name = s->sel[i]->fault;
+		f->component = (int)s->sel[i]->component;
+		json_array_foreach(reg, idx, e)
+		{
+			const char *kind = json_string_value(json_object_get(e, "kind"));
+
+			if (strcmp(json_string_value(json_object_get(e, "name")) ?: "", f->name))
+				continue;
+			f->reqs = json_object_get(e, "requirements");
+			f->artifact = kind && strcmp(kind, "artifact") == 0;
+			r = hcase_component_from_name(
+				json_string_value(json_object_get(e, "component")) ?: "");
+			if (r >= 0)
+				f->component = r;
+		}
+		f->variant = *s->prof;
+		if (f->artifact)
+			f->variant.comp[f->component].bpf_object = variant_obj;
+	}
+	return n_faults;
+}
+
+/*
+ * Registry faults no selected case names still run against the cases of their component: they
+ * must stay targeted too, and one that breaks nothing is a gap. The new count of faults.
+ */
+static size_t selftest_faults_other(struct setup *s, json_t *reg, char *variant_obj,
+				    struct fault *faults, size_t n_faults)
+{
+	size_t idx;
+	json_t *e;
+
+	json_array_foreach(reg, idx, e)
+	{
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *kind = json_string_value(json_object_get(e, "kind"));
+		int comp = hcase_component_from_name(
+			json_string_value(json_object_get(e, "component")) ?: "");
+		bool have = false, used = false;
+
+		for (size_t k = 0; name && k < n_faults && !have; k++)
+			have = strcmp(faults[k].name, name) == 0;
+		for (size_t i = 0; comp >= 0 && i < s->n_sel && !used; i++)
+			used = (int)s->sel[i]->component == comp;
+		if (!name || have || !used)
+			continue;
+		faults[n_faults] = (struct fault){ .name = name,
+						   .component = comp,
+						   .artifact = kind && !strcmp(kind, "artifact"),
+						   .reqs = json_object_get(e, "requirements"),
+						   .variant = *s->prof };
+		if (faults[n_faults].artifact)
+			faults[n_faults].variant.comp[comp].bpf_object = variant_obj;
+		n_faults++;
+	}
+	return n_faults;
+}
+
+/* Jobs: each case plain and under its own fault, then every fault on the others. */
+static size_t selftest_jobs(const struct setup *s, const struct fault *faults, size_t n_faults,
+			    struct hrun_job *jobs)
+{
+	size_t n_jobs = 0;
+
+	for (size_t i = 0; i < s->n_sel; i++) {
+		const struct fault *f = NULL;
+
+		for (size_t k = 0; k < n_faults; k++)
+			if (strcmp(faults[k].name, s->sel[i]->fault) == 0)
+				f = &faults[k];
+		if (!f)
+			continue; /* cannot happen: every selected case's fault was added above */
+		jobs[n_jobs++] = (struct hrun_job){ .c = s->sel[i], .prof = s->prof };
+		jobs[n_jobs++] =
+			(struct hrun_job){ .c = s->sel[i], .prof = &f->variant, .fault = f->name };
+	}
+	for (size_t k = 0; k < n_faults && !s->o.own_only; k++)
+		for (size_t i = 0; i < s->n_sel; i++)
+			if ((int)s->sel[i]->component == faults[k].component &&
+			    strcmp(s->sel[i]->fault, faults[k].name) != 0)
+				jobs[n_jobs++] = (struct hrun_job){ .c = s->sel[i],
+								    .prof = &faults[k].variant,
+								    .fault = faults[k].name };
+	return n_jobs;
+}
+
+/* Plain must PASS, own fault must fail; the number of problems (printed). */
+static size_t selftest_verdicts(const struct setup *s, const struct selftest *t)
+{
+	const struct hrun_job *jobs = t->jobs;
+	size_t problems = 0;
+
+	for (size_t j = 0; j < 2 * s->n_sel; j += 2) {
+		const char *id = jobs[j].c->id;
+
+		if (t->st[j] == HREP_SKIP)
+			continue;
+		if (t->st[j] != HREP_PASS) {
+			printf("problem: %s fails without a fault: %s %s\n", id,
+			       hrep_status_names[t->st[j]], t->msg[j] ?: "");
+			problems++;
+		}
+		if (t->st[j + 1] == HREP_PASS) {
+			printf("problem: %s passes under its own fault %s\n", id,
+			       jobs[j + 1].fault);
+			problems++;
+		}
+	}
+	return problems;
+}
+
+/*
+ * The matrix: rows faults, columns cases (numbered; the legend follows). Other faults fail only
+ * where targeted; the number of untargeted failures (each printed as a problem).
+ */
+static size_t selftest_matrix(const struct setup *s, const struct selftest *t,
+			      const struct fault *faults, size_t n_faults, size_t n_jobs)
+{
+	const struct hrun_job *jobs = t->jobs;
+	size_t problems = 0;
+
+	printf("\nfault x case matrix (F: fails under its own fault, x: fails, targeted, "
+	       "!: fails, untargeted, P: passes under its own fault, .: passes, s: skip, "
+	       "blank: other component)\n");
+	printf("%-28s", "");
+	for (size_t i = 0; i < s->n_sel; i++)
+		printf("%zu", (i + 1) % 10);
+	printf("\n");
+	for (size_t k = 0; k < n_faults; k++) {
+		size_t caught = 0;
+
+		printf("%-28s", faults[k].name);
+		for (size_t i = 0; i < s->n_sel; i++) {
+			char ch = ' ';
+
+			for (size_t j = 0; j < n_jobs; j++) {
+				if (jobs[j].c != s->sel[i] || !jobs[j].fault ||
+				    strcmp(jobs[j].fault, faults[k].name) != 0)
+					continue;
+				if (t->st[j] == HREP_SKIP)
+					ch = 's';
+				else if (strcmp(s->sel[i]->fault, faults[k].name) == 0)
+					ch = t->st[j] == HREP_PASS ? 'P' : 'F';
+				else if (t->st[j] == HREP_PASS)
+					ch = '.';
+				else if (fault_targets(&faults[k], s->sel[i], s))
+					ch = 'x';
+				else
+					ch = '!';
+				if (ch == '!') {
+					problems++;
+					fprintf(stderr,
+						"problem: fault %s is untargeted: it breaks %s (%s), "
+						"none of whose requirements it names: %s\n",
+						faults[k].name, s->sel[i]->id,
+						hrep_status_names[t->st[j]], t->msg[j] ?: "");
+				}
+			}
+			putchar(ch);
+			caught += ch == 'F' || ch == 'x' || ch == '!';
+		}
+		putchar('\n');
+		/* Only over the whole catalogue: a filtered run leaves most faults uncaught. */
+		if (!caught && !s->o.n_globs && !s->o.cases && !s->o.own_only)
+			fprintf(stderr, "warning: fault %s makes no selected case fail\n",
+				faults[k].name);
+	}
+	return problems;
+}
+
 int hrun_cmd_selftest(int argc, char **argv)
 {
 	struct setup s = { 0 };
@@ -1233,9 +1420,9 @@ int hrun_cmd_selftest(int argc, char **argv)
 	_cleanup_free_ struct hrun_job *jobs = NULL;
 	_cleanup_free_ struct fault *faults = NULL;
 	_cleanup_free_ char *reg_path = NULL, *variant_obj = NULL;
-	json_t *reg = NULL, *e;
+	json_t *reg = NULL;
 	struct hjson_err err = { 0 };
-	size_t n_faults = 0, n_jobs = 0, problems = 0, idx;
+	size_t n_faults = 0, n_jobs = 0, problems = 0;
 	int status = EXIT_USAGE, r;
 	const char *fb = getenv("CELLCHECK_FAULTS_BUILD");
 
@@ -1265,83 +1452,13 @@ int hrun_cmd_selftest(int argc, char **argv)
 	faults = calloc(json_array_size(reg) + s.n_sel + 1, sizeof(*faults));
 	if (!faults)
 		goto out;
-	/* Faults the selected cases name, with their registry entry when there is one. */
-	for (size_t i = 0; i < s.n_sel; i++) {
-		struct fault *f = NULL;
-
-		for (size_t k = 0; k < n_faults && !f; k++)
-			if (strcmp(faults[k].name, s.sel[i]->fault) == 0)
-				f = &faults[k];
-		if (f)
-			continue;
-		f = &faults[n_faults++];
-		f->name = s.sel[i]->fault;
-		f->component = (int)s.sel[i]->component;
-		json_array_foreach(reg, idx, e)
-		{
-			const char *kind = json_string_value(json_object_get(e, "kind"));
-
-			if (strcmp(json_string_value(json_object_get(e, "name")) ?: "", f->name))
-				continue;
-			f->reqs = json_object_get(e, "requirements");
-			f->artifact = kind && strcmp(kind, "artifact") == 0;
-			r = hcase_component_from_name(
-				json_string_value(json_object_get(e, "component")) ?: "");
-			if (r >= 0)
-				f->component = r;
-		}
-		f->variant = *s.prof;
-		if (f->artifact)
-			f->variant.comp[f->component].bpf_object = variant_obj;
-	}
-	/* Registry faults no selected case names still run against the cases of their
-	 * component: they must stay targeted too, and one that breaks nothing is a gap. */
-	json_array_foreach(s.o.own_only ? NULL : reg, idx, e)
-	{
-		const char *name = json_string_value(json_object_get(e, "name"));
-		const char *kind = json_string_value(json_object_get(e, "kind"));
-		int comp = hcase_component_from_name(
-			json_string_value(json_object_get(e, "component")) ?: "");
-		bool have = false, used = false;
-
-		for (size_t k = 0; name && k < n_faults && !have; k++)
-			have = strcmp(faults[k].name, name) == 0;
-		for (size_t i = 0; comp >= 0 && i < s.n_sel && !used; i++)
-			used = (int)s.sel[i]->component == comp;
-		if (!name || have || !used)
-			continue;
-		faults[n_faults] = (struct fault){ .name = name,
-						   .component = comp,
-						   .artifact = kind && !strcmp(kind, "artifact"),
-						   .reqs = json_object_get(e, "requirements"),
-						   .variant = *s.prof };
-		if (faults[n_faults].artifact)
-			faults[n_faults].variant.comp[comp].bpf_object = variant_obj;
-		n_faults++;
-	}
-	/* Jobs: each case plain and under its own fault, then every fault on the others. */
+	n_faults = selftest_faults_named(&s, reg, variant_obj, faults);
+	if (!s.o.own_only)
+		n_faults = selftest_faults_other(&s, reg, variant_obj, faults, n_faults);
 	jobs = calloc(s.n_sel * (2 + n_faults) + 1, sizeof(*jobs));
 	if (!jobs)
 		goto out;
-	for (size_t i = 0; i < s.n_sel; i++) {
-		const struct fault *f = NULL;
-
-		for (size_t k = 0; k < n_faults; k++)
-			if (strcmp(faults[k].name, s.sel[i]->fault) == 0)
-				f = &faults[k];
-		if (!f)
-			continue; /* cannot happen: every selected case's fault was added above */
-		jobs[n_jobs++] = (struct hrun_job){ .c = s.sel[i], .prof = s.prof };
-		jobs[n_jobs++] =
-			(struct hrun_job){ .c = s.sel[i], .prof = &f->variant, .fault = f->name };
-	}
-	for (size_t k = 0; k < n_faults && !s.o.own_only; k++)
-		for (size_t i = 0; i < s.n_sel; i++)
-			if ((int)s.sel[i]->component == faults[k].component &&
-			    strcmp(s.sel[i]->fault, faults[k].name) != 0)
-				jobs[n_jobs++] = (struct hrun_job){ .c = s.sel[i],
-								    .prof = &faults[k].variant,
-								    .fault = faults[k].name };
+	n_jobs = selftest_jobs(&s, faults, n_faults, jobs);
 	t.jobs = jobs;
 	t.st = calloc(n_jobs + 1, sizeof(*t.st));
 	t.msg = calloc(n_jobs + 1, sizeof(*t.msg));
@@ -1357,71 +1474,9 @@ int hrun_cmd_selftest(int argc, char **argv)
 		goto out;
 	}
 
-	/* Verdicts: plain must PASS, own fault must fail, other faults only where targeted. */
 	printf("\nselftest: %zu cases, %zu faults, %zu runs\n", s.n_sel, n_faults, n_jobs);
-	for (size_t j = 0; j < 2 * s.n_sel; j += 2) {
-		const char *id = jobs[j].c->id;
-
-		if (t.st[j] == HREP_SKIP)
-			continue;
-		if (t.st[j] != HREP_PASS) {
-			printf("problem: %s fails without a fault: %s %s\n", id,
-			       hrep_status_names[t.st[j]], t.msg[j] ?: "");
-			problems++;
-		}
-		if (t.st[j + 1] == HREP_PASS) {
-			printf("problem: %s passes under its own fault %s\n", id,
-			       jobs[j + 1].fault);
-			problems++;
-		}
-	}
-	/* The matrix: rows faults, columns cases (numbered; the legend follows). */
-	printf("\nfault x case matrix (F: fails under its own fault, x: fails, targeted, "
-	       "!: fails, untargeted, P: passes under its own fault, .: passes, s: skip, "
-	       "blank: other component)\n");
-	printf("%-28s", "");
-	for (size_t i = 0; i < s.n_sel; i++)
-		printf("%zu", (i + 1) % 10);
-	printf("\n");
-	for (size_t k = 0; k < n_faults; k++) {
-		size_t caught = 0;
-
-		printf("%-28s", faults[k].name);
-		for (size_t i = 0; i < s.n_sel; i++) {
-			char ch = ' ';
-
-			for (size_t j = 0; j < n_jobs; j++) {
-				if (jobs[j].c != s.sel[i] || !jobs[j].fault ||
-				    strcmp(jobs[j].fault, faults[k].name) != 0)
-					continue;
-				if (t.st[j] == HREP_SKIP)
-					ch = 's';
-				else if (strcmp(s.sel[i]->fault, faults[k].name) == 0)
-					ch = t.st[j] == HREP_PASS ? 'P' : 'F';
-				else if (t.st[j] == HREP_PASS)
-					ch = '.';
-				else if (fault_targets(&faults[k], s.sel[i], &s))
-					ch = 'x';
-				else
-					ch = '!';
-				if (ch == '!') {
-					problems++;
-					fprintf(stderr,
-						"problem: fault %s is untargeted: it breaks %s (%s), "
-						"none of whose requirements it names: %s\n",
-						faults[k].name, s.sel[i]->id,
-						hrep_status_names[t.st[j]], t.msg[j] ?: "");
-				}
-			}
-			putchar(ch);
-			caught += ch == 'F' || ch == 'x' || ch == '!';
-		}
-		putchar('\n');
-		/* Only over the whole catalogue: a filtered run leaves most faults uncaught. */
-		if (!caught && !s.o.n_globs && !s.o.cases && !s.o.own_only)
-			fprintf(stderr, "warning: fault %s makes no selected case fail\n",
-				faults[k].name);
-	}
+	problems += selftest_verdicts(&s, &t);
+	problems += selftest_matrix(&s, &t, faults, n_faults, n_jobs);
 	printf("\ncases:\n");
 	for (size_t i = 0; i < s.n_sel; i++)
 		printf("%4zu %s (%s)\n", i + 1, s.sel[i]->id, s.sel[i]->fault);
