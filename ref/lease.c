@@ -425,15 +425,115 @@ static bool record_parse(json_t *o, uint32_t ip, struct lease *l)
 }
 
 /*
+ * The text record_write makes, read without building a JSON tree: every run reads every record
+ * (SUP-LEASE-004), so this is the hot path of a host with hundreds of cells. It takes only what
+ * jansson's compact dump of record_write's object looks like, members in that order, strings of
+ * printable ASCII without escapes, integers without sign, fraction or leading zero, and returns
+ * false for anything else, which record_parse then judges: both give the same lease or the same
+ * verdict for every text this one accepts.
+ */
+struct cursor {
+	const char *p, *end;
+};
+
+static bool fast_lit(struct cursor *c, const char *s)
+{
+	size_t n = strlen(s);
+
+	if ((size_t)(c->end - c->p) < n || memcmp(c->p, s, n) != 0)
+		return false;
+	c->p += n;
+	return true;
+}
+
+static bool fast_str(struct cursor *c, const char *key, char *dst, size_t size)
+{
+	const char *s, *q;
+
+	if (!fast_lit(c, key) || c->p == c->end || *c->p != '"')
+		return false;
+	s = q = c->p + 1;
+	while (q < c->end && *q != '"') {
+		unsigned char ch = (unsigned char)*q;
+
+		if (ch < 0x20 || ch > 0x7e || ch == '\\')
+			return false;
+		q++;
+	}
+	if (q == c->end || (size_t)(q - s) >= size)
+		return false;
+	memcpy(dst, s, (size_t)(q - s));
+	dst[q - s] = '\0';
+	c->p = q + 1;
+	return true;
+}
+
+static bool fast_int(struct cursor *c, const char *key, long long max, long long *ret)
+{
+	long long x = 0;
+	int digits = 0;
+
+	if (!fast_lit(c, key))
+		return false;
+	/* 18 digits cannot overflow; a longer number is left to jansson. */
+	while (c->p < c->end && *c->p >= '0' && *c->p <= '9' && digits < 18) {
+		if (digits == 1 && x == 0)
+			return false; /* a leading zero */
+		x = x * 10 + (*c->p++ - '0');
+		digits++;
+	}
+	if (!digits || x > max || (c->p < c->end && *c->p >= '0' && *c->p <= '9'))
+		return false;
+	*ret = x;
+	return true;
+}
+
+static bool record_parse_fast(const char *buf, size_t n, uint32_t ip, struct lease *l)
+{
+	struct cursor c = { .p = buf, .end = buf + n };
+	char ipstr[INET_ADDRSTRLEN + 1], name[INET_ADDRSTRLEN];
+	long long owner_pid, owner_start, cell_pid, cell_start;
+	bool bc;
+
+	ip_name(ip, name);
+	if (!fast_str(&c, "{\"ip\":", ipstr, sizeof(ipstr)) || strcmp(ipstr, name) != 0 ||
+	    !fast_str(&c, ",\"cellId\":", l->cell_id, sizeof(l->cell_id)) ||
+	    !fast_str(&c, ",\"runId\":", l->run_id, sizeof(l->run_id)) || !l->run_id[0] ||
+	    !fast_int(&c, ",\"ownerPid\":", INT_MAX, &owner_pid) || owner_pid < 1 ||
+	    !fast_int(&c, ",\"ownerStart\":", LLONG_MAX, &owner_start) ||
+	    !fast_str(&c, ",\"hostIf\":", l->host_if, sizeof(l->host_if)) ||
+	    !fast_str(&c, ",\"bridge\":", l->bridge, sizeof(l->bridge)))
+		return false;
+	if (fast_lit(&c, ",\"bridgeCreated\":true"))
+		bc = true;
+	else if (fast_lit(&c, ",\"bridgeCreated\":false"))
+		bc = false;
+	else
+		return false;
+	if (!fast_str(&c, ",\"cgroup\":", l->cgroup, sizeof(l->cgroup)) ||
+	    !fast_int(&c, ",\"cellPid\":", INT_MAX, &cell_pid) ||
+	    !fast_int(&c, ",\"cellStart\":", LLONG_MAX, &cell_start) || !fast_lit(&c, "}"))
+		return false;
+	/* jansson takes any whitespace after the object; the writer puts one newline. */
+	if (c.p != c.end && !(c.end - c.p == 1 && *c.p == '\n'))
+		return false;
+	l->bridge_created = bc;
+	l->owner_pid = (pid_t)owner_pid;
+	l->owner_start = (unsigned long long)owner_start;
+	l->cell_pid = (pid_t)cell_pid;
+	l->cell_start = (unsigned long long)cell_start;
+	return true;
+}
+
+/*
  * Read the record of ip. 0; -ENOENT when there is none; -EBADMSG when it is corrupt (*ret then
  * holds only the ip and corrupt = true); another -errno when it could not be read.
  */
 static int record_read(int dfd, uint32_t ip, struct lease *ret)
 {
 	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL;
 	json_auto_t *o = NULL;
-	char name[INET_ADDRSTRLEN];
+	char name[INET_ADDRSTRLEN], buf[LEASE_FILE_MAX + 1];
 	struct lease l = { .ip = ip };
 	struct stat st;
 	ssize_t n;
@@ -448,17 +548,17 @@ static int record_read(int dfd, uint32_t ip, struct lease *ret)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || st.st_size > LEASE_FILE_MAX)
 		return -EBADMSG;
-	buf = malloc(LEASE_FILE_MAX + 1);
-	if (!buf)
-		return -ENOMEM;
-	n = util_read_full(fd, buf, LEASE_FILE_MAX + 1);
+	n = util_read_full(fd, buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;
 	if (n > LEASE_FILE_MAX)
 		return -EBADMSG;
-	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-	if (!o || !record_parse(o, ip, &l))
-		return -EBADMSG;
+	if (!record_parse_fast(buf, (size_t)n, ip, &l)) {
+		l = (struct lease){ .ip = ip };
+		o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+		if (!o || !record_parse(o, ip, &l))
+			return -EBADMSG;
+	}
 	*ret = l;
 	return 0;
 }
@@ -488,13 +588,126 @@ static int slot_free(int dfd, uint32_t ip)
 	return !owner_alive(&cur);
 }
 
+/* --- one scan under the lock --- */
+
+/* What a scan found at one address: slot_free's answer (1 free, 0 taken, or -errno). */
+struct slot {
+	uint32_t ip;
+	int free;
+};
+
+struct scan {
+	struct slot *slots; /* sorted by ip */
+	size_t n;
+	int removed, first_err;
+	bool called; /* a reap callback ran: it may have changed the store */
+};
+
+static void scan_done(struct scan *s)
+{
+	free(s->slots);
+}
+
+/*
+ * Under the lock: read every record once and judge its owner once. With reap, every stale lease
+ * is handed to fn (may be NULL) and removed unless fn fails (lease_reap's contract); without,
+ * stale leases stay and their addresses count as free (lease_acquire takes them over).
+ */
+static int scan_records(int dfd, bool reap, int (*fn)(void *ctx, const struct lease *l), void *ctx,
+			struct scan *ret)
+{
+	_cleanup_free_ uint32_t *ips = NULL;
+	size_t n = 0;
+	int r;
+
+	*ret = (struct scan){ 0 };
+	/* Under the lock no record is being written: temp files are a crashed writer's. */
+	r = dir_ips(dfd, true, &ips, &n);
+	if (r < 0)
+		return r;
+	ret->slots = calloc(n ? n : 1, sizeof(*ret->slots));
+	if (!ret->slots)
+		return -ENOMEM;
+	ret->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct slot *sl = &ret->slots[i];
+		char name[INET_ADDRSTRLEN];
+		struct lease l;
+
+		sl->ip = ips[i];
+		r = record_read(dfd, ips[i], &l);
+		if (r == -ENOENT) { /* a callback released it */
+			sl->free = 1;
+			continue;
+		}
+		if (r == -EBADMSG) {
+			/* Its owner is unknown: kept, and kept off. The fault takes it for stale.
+			 */
+			sl->free = 0;
+			if (reap && FAULT("sup.cleanup_removes_corrupt")) {
+				ip_name(ips[i], name);
+				(void)unlinkat(dfd, name, 0);
+				sl->free = 1;
+			}
+			continue;
+		}
+		if (r < 0) {
+			sl->free = r;
+			continue;
+		}
+		sl->free = !owner_alive(&l);
+		if (!sl->free || !reap)
+			continue;
+		if (fn) {
+			ret->called = true;
+			r = fn(ctx, &l);
+			if (r < 0) {
+				/* Its leftovers are still there: the lease stays (still stale). */
+				if (!ret->first_err)
+					ret->first_err = r;
+				continue;
+			}
+		}
+		ip_name(ips[i], name);
+		/* ENOENT: the callback released it itself. */
+		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
+			if (!ret->first_err)
+				ret->first_err = -errno;
+			continue;
+		}
+		ret->removed++;
+	}
+	return 0;
+}
+
+/* What the scan knew of ip (1 when it had no record); a callback may have changed it since. */
+static int scan_free(int dfd, const struct scan *s, uint32_t ip)
+{
+	size_t lo = 0, hi = s->n;
+
+	if (s->called)
+		return slot_free(dfd, ip);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->slots[mid].ip == ip)
+			return s->slots[mid].free;
+		if (s->slots[mid].ip < ip)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 1;
+}
+
 /* --- API --- */
 
-int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen, uint32_t gateway,
-		  uint32_t want, bool (*in_use)(void *ctx, uint32_t ip), void *ctx,
-		  struct lease *rec)
+int lease_acquire_reaped(const char *state_dir, uint32_t subnet, unsigned int prefixlen,
+			 uint32_t gateway, uint32_t want, bool (*in_use)(void *ctx, uint32_t ip),
+			 void *ctx, struct lease_reaper *reap, struct lease *rec)
 {
 	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_(scan_done) struct scan sc = { 0 };
 	_cleanup_close_ int dfd = -1;
 	uint32_t mask, net, bcast;
 	struct lease l;
@@ -529,37 +742,40 @@ int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen
 	r = lock_take(dfd, &lk);
 	if (r < 0)
 		return r;
+	/*
+	 * One read of the records serves both the reaping and the choice (SUP-LEASE-004, 007):
+	 * every run reads every record, so a second pass would double the work done under the
+	 * lock that every starting run waits for.
+	 */
+	r = scan_records(dfd, reap && !FAULT("sup.lease_no_reap"), reap ? reap->fn : NULL,
+			 reap ? reap->ctx : NULL, &sc);
+	if (r < 0)
+		return r;
+	if (reap)
+		reap->result = sc.first_err ? sc.first_err : sc.removed;
 
 	if (want) {
 		if (want == gateway)
 			return -EADDRINUSE;
-		r = slot_free(dfd, want);
+		r = scan_free(dfd, &sc, want);
 		if (r < 0)
 			return r;
 		if (r == 0 || (in_use && in_use(ctx, want)))
 			return -EADDRINUSE;
 		l.ip = want;
 	} else {
-		_cleanup_free_ uint32_t *ips = NULL;
-		size_t n = 0, i = 0;
 		bool found = false;
 
 		/* /31 and /32 have no address besides network and broadcast by this rule. */
 		if (prefixlen > 30)
 			return -EADDRNOTAVAIL;
-		/* One directory scan instead of probing a file per candidate. */
-		r = dir_ips(dfd, false, &ips, &n);
-		if (r < 0)
-			return r;
 		for (uint32_t h = net + 1; h < bcast; h++) {
 			if (h == gateway)
 				continue;
-			while (i < n && ips[i] < h)
-				i++;
 			/* sup.lease_ignores_leases: only the host's addresses count, not the leases
 			 */
-			if (i < n && ips[i] == h && !FAULT("sup.lease_ignores_leases")) {
-				r = slot_free(dfd, h);
+			if (!FAULT("sup.lease_ignores_leases")) {
+				r = scan_free(dfd, &sc, h);
 				if (r < 0)
 					return r;
 				if (r == 0)
@@ -586,6 +802,24 @@ int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen
 		return r;
 	*rec = l;
 	return 0;
+}
+
+int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen, uint32_t gateway,
+		  uint32_t want, bool (*in_use)(void *ctx, uint32_t ip), void *ctx,
+		  struct lease *rec)
+{
+	return lease_acquire_reaped(state_dir, subnet, prefixlen, gateway, want, in_use, ctx, NULL,
+				    rec);
+}
+
+static bool lease_same(const struct lease *a, const struct lease *b)
+{
+	return a->ip == b->ip && strcmp(a->cell_id, b->cell_id) == 0 &&
+	       strcmp(a->run_id, b->run_id) == 0 && a->owner_pid == b->owner_pid &&
+	       a->owner_start == b->owner_start && a->cell_pid == b->cell_pid &&
+	       a->cell_start == b->cell_start && strcmp(a->host_if, b->host_if) == 0 &&
+	       strcmp(a->bridge, b->bridge) == 0 && a->bridge_created == b->bridge_created &&
+	       strcmp(a->cgroup, b->cgroup) == 0;
 }
 
 int lease_update(const char *state_dir, const struct lease *rec)
@@ -618,6 +852,9 @@ int lease_update(const char *state_dir, const struct lease *rec)
 	r = record_check(&l);
 	if (r < 0)
 		return r;
+	/* Nothing new (the setup steps update after each step that may add something). */
+	if (lease_same(&l, &cur))
+		return 0;
 	return record_write(dfd, &l);
 }
 
@@ -694,10 +931,9 @@ int lease_list(const char *state_dir, bool locked, int (*fn)(void *ctx, const st
 int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l), void *ctx)
 {
 	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_(scan_done) struct scan sc = { 0 };
 	_cleanup_close_ int dfd = -1;
-	_cleanup_free_ uint32_t *ips = NULL;
-	size_t n = 0;
-	int r, first_err = 0, removed = 0;
+	int r;
 
 	if (!state_dir)
 		return -EINVAL;
@@ -711,40 +947,8 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 	r = lock_take(dfd, &lk);
 	if (r < 0)
 		return r;
-	r = dir_ips(dfd, true, &ips, &n);
+	r = scan_records(dfd, true, fn, ctx, &sc);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		char name[INET_ADDRSTRLEN];
-		struct lease l;
-
-		r = record_read(dfd, ips[i], &l);
-		if (r < 0) {
-			/* The fault takes a corrupt record for a stale one and drops it. */
-			if (FAULT("sup.cleanup_removes_corrupt") && r == -EBADMSG) {
-				ip_name(ips[i], name);
-				(void)unlinkat(dfd, name, 0);
-			}
-			continue;
-		}
-		if (owner_alive(&l))
-			continue;
-		if (fn) {
-			r = fn(ctx, &l);
-			if (r < 0) {
-				if (!first_err)
-					first_err = r;
-				continue;
-			}
-		}
-		ip_name(ips[i], name);
-		/* ENOENT: the callback released it itself. */
-		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
-			if (!first_err)
-				first_err = -errno;
-			continue;
-		}
-		removed++;
-	}
-	return first_err ? first_err : removed;
+	return sc.first_err ? sc.first_err : sc.removed;
 }

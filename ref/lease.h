@@ -12,7 +12,7 @@
  * that a recycled pid is not mistaken for the owner. A lease whose owner is gone is stale:
  * lease_reap removes it and lease_acquire may take its address over. Taking over overwrites the
  * record, so what the stale lease named (links, cgroup) is then no longer findable: a supervisor
- * should run lease_reap with its cleanup callback before it acquires.
+ * should reap with its cleanup callback as it acquires (lease_acquire_reaped).
  *
  * Liveness is judged from this process's /proc: owners must live in the same pid namespace.
  *
@@ -70,9 +70,27 @@ int lease_acquire(const char *state_dir, uint32_t subnet, unsigned int prefixlen
 		  uint32_t want, bool (*in_use)(void *ctx, uint32_t ip), void *ctx,
 		  struct lease *rec);
 
+/* What lease_acquire_reaped does with the stale leases it finds (lease_reap's fn and ctx). */
+struct lease_reaper {
+	int (*fn)(void *ctx, const struct lease *l); /* may be NULL */
+	void *ctx;
+	int result; /* out: what lease_reap would have returned */
+};
+
+/*
+ * lease_reap and then lease_acquire, in one hold of the lock and from one read of the records
+ * (each record read and its owner judged once): every stale lease is handed to reap->fn and
+ * removed (reap->result as lease_reap returns it; a failed reap does not fail the acquire, and
+ * the address of a stale lease kept that way may be taken over), then the address is chosen as
+ * lease_acquire does. reap NULL: stale leases are only taken over, as by lease_acquire.
+ */
+int lease_acquire_reaped(const char *state_dir, uint32_t subnet, unsigned int prefixlen,
+			 uint32_t gateway, uint32_t want, bool (*in_use)(void *ctx, uint32_t ip),
+			 void *ctx, struct lease_reaper *reap, struct lease *rec);
+
 /* Rewrite the record of rec->ip (to add host_if, cell_pid... after they exist); owner_pid 0 keeps
- * the recorded owner. -ENOENT if not leased, -EPERM if leased by another run_id, -EBADMSG if the
- * current record is corrupt. */
+ * the recorded owner; a record that would not change is not written again. -ENOENT if not leased,
+ * -EPERM if leased by another run_id, -EBADMSG if the current record is corrupt. */
 int lease_update(const char *state_dir, const struct lease *rec);
 
 /* Remove the lease of ip; -ENOENT when there is none. Only removes it if run_id matches (NULL:

@@ -1055,14 +1055,17 @@ static int setup(struct run *r)
 		if (err)
 			return setup_failed(r, "netlink", "rtnetlink", err, CELLREF_EXIT_NETWORK,
 					    NULL);
-		/* What dead runs left goes first, so their addresses and names are free again. */
+		/*
+		 * What dead runs left goes first, so their addresses and names are free again: in
+		 * the same hold of the lock and the same read of the records as the allocation.
+		 */
 		struct reap_ctx rc = { .nc = r->host_nc };
+		struct lease_reaper reaper = { .fn = reap_stale, .ctx = &rc };
 
-		(void)lease_reap(r->state_dir, reap_stale, &rc);
 		snprintf(r->lease.cell_id, sizeof(r->lease.cell_id), "%s", s->cell_id);
 		snprintf(r->lease.run_id, sizeof(r->lease.run_id), "%s", r->run_id);
-		err = lease_acquire(r->state_dir, s->subnet, s->prefixlen, s->gateway, s->address,
-				    addr_in_use, r->host_nc, &r->lease);
+		err = lease_acquire_reaped(r->state_dir, s->subnet, s->prefixlen, s->gateway,
+					   s->address, addr_in_use, r->host_nc, &reaper, &r->lease);
 		if (err) {
 			char ip[INET_ADDRSTRLEN], pool[INET_ADDRSTRLEN + 4], detail[96];
 

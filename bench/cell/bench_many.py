@@ -16,7 +16,8 @@ For each N (at once: N processes spawned back to back, none waited for):
            what a user scripts instead, with no network, DNS or flow monitor at all.
 Reported: how many started (stamp printed), failures (exit status, no DNS answer), cells
 started per second (N / (last stamp - first spawn)), spawn -> exec p50/p99 per cell under that
-concurrency, memory per idle cell once all are up (PSS from /proc/PID/smaps_rollup of every
+concurrency, CPU per cell (user + system of each run and of everything it waited for, from
+wait4 once it returns: less sensitive to the other load on the machine than the rate), memory per idle cell once all are up (PSS from /proc/PID/smaps_rollup of every
 process of the cell but the workload: supervisor + DNS proxy + flow monitor for cellref, the
 bwrap process for bwrap), then, once every stdin is closed and every run has returned,
 whether anything is left: host ends of veths, leases, processes.
@@ -120,6 +121,7 @@ class Cell:
             self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=o, stderr=e)
         self.stamp = self.dns = None
         self.rc = None
+        self.cpu_ms = None
 
     def poll_out(self):
         if self.stamp is not None and self.dns is not None:
@@ -171,7 +173,13 @@ def end_all(cells):
         except OSError:
             pass
     for c in cells:
-        c.rc = c.p.wait()
+        if c.p.returncode is not None:  # reaped by a poll: its CPU time is not known
+            c.rc = c.p.returncode
+            continue
+        # wait4: the CPU time of the run and of everything it waited for (its cell, workers).
+        _, status, ru = os.wait4(c.p.pid, 0)
+        c.rc = c.p.returncode = os.waitstatus_to_exitcode(status)
+        c.cpu_ms = (ru.ru_utime + ru.ru_stime) * 1e3
 
 
 def leases(tmp):
@@ -233,6 +241,8 @@ def measure(kind, n, cellref, probe, tmp, pool):
         res.update(pool_check(cells, cellref, probe, tmp, n))
     end_all(cells)
     res["exit_nonzero"] = sum(1 for c in cells if c.rc != 0)
+    cpu = [c.cpu_ms for c in cells[:n] if c.cpu_ms is not None]
+    res["cpu_ms"] = sum(cpu) / len(cpu) if cpu else float("nan")
     # The kernel frees the namespaces (and the veths with them) asynchronously.
     t_ret = time.monotonic()
     while time.monotonic() - t_ret < 30:
@@ -293,21 +303,23 @@ def inner(cellref, probe, counts, bwrap, pool):
         ub.terminate()
         ub.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%-8s %5s %7s %6s %9s %9s %9s %9s %8s %s" % (
-        "peer", "N", "started", "failed", "cells/s", "p50 ms", "p99 ms", "PSS KiB", "clean s",
-        "left"))
+    print("%-8s %5s %7s %6s %9s %9s %9s %9s %9s %8s %s" % (
+        "peer", "N", "started", "failed", "cells/s", "p50 ms", "p99 ms", "CPU ms", "PSS KiB",
+        "clean s", "left"))
     for r in rows:
         failed = r["exit_nonzero"] + r.get("dns_failed", 0) + (r["n"] - r["started"])
         left = len(r["links_left"]) + len(r["leases_left"]) + len(r["procs_left"])
-        print("%-8s %5d %7d %6d %9.1f %9.1f %9.1f %9.0f %8.2f %s" % (
+        print("%-8s %5d %7d %6d %9.1f %9.1f %9.1f %9.2f %9.0f %8.2f %s" % (
             r["kind"], r["n"], r["started"], failed, r["rate"], r["p50_ms"], r["p99_ms"],
-            r["pss_kb"], r["clean_s"], "nothing" if not left else left))
+            r["cpu_ms"], r["pss_kb"], r["clean_s"], "nothing" if not left else left))
     by = {(r["kind"], r["n"]): r for r in rows}
     for n in counts:
         if ("bwrap", n) in by:
             a, b = by[("cellref", n)], by[("bwrap", n)]
-            print("N=%d: cellref/bwrap cells per second %.2f (goal >= 0.33); PSS per idle cell "
-                  "%.1fx bwrap's" % (n, a["rate"] / b["rate"], a["pss_kb"] / b["pss_kb"]))
+            print("N=%d: cellref/bwrap cells per second %.2f (goal >= 0.33); CPU per cell "
+                  "bwrap/cellref %.2f (the rate ratio when both are CPU-bound); PSS per idle "
+                  "cell %.1fx bwrap's" % (n, a["rate"] / b["rate"], b["cpu_ms"] / a["cpu_ms"],
+                                          a["pss_kb"] / b["pss_kb"]))
     for r in rows:
         if "refused_rc" in r:
             print("pool: %d leases held, the next run: exit %d, %s" % (

@@ -1561,6 +1561,22 @@ static void cmd_children(const char *arg)
 		print_proc("child", kids[i]);
 }
 
+/* Whether pid has ended: no such process, or a zombie its parent has not reaped yet. */
+static bool proc_ended(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	bool ended = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+		ended = p[2] == 'Z' || p[2] == 'X';
+	if (f)
+		fclose(f);
+	return ended;
+}
+
 /* PID's TracerPid (0: none, -1: PID is gone). */
 static int tracer_of(pid_t pid)
 {
@@ -1588,7 +1604,7 @@ static void cmd_await(const char *arg)
 	char what[32] = "";
 	int pid = 0, ms = 20000, want = -1, seen = 0;
 	int kids[256];
-	bool ok = false;
+	bool ok = false, gone = false;
 	uint64_t deadline;
 
 	if (sscanf(arg, "%d:%31[^:]:%d", &pid, what, &ms) < 2 || pid <= 0) {
@@ -1601,13 +1617,16 @@ static void cmd_await(const char *arg)
 	for (;;) {
 		seen = want < 0 ? tracer_of(pid) : (int)proc_children(pid, kids, 256);
 		ok = want < 0 ? seen > 0 : seen >= want;
-		if (ok || mono_ns() >= deadline)
+		/* A process that ended will never get there: say so now, not at the deadline. */
+		gone = !ok && proc_ended(pid);
+		if (ok || gone || mono_ns() >= deadline)
 			break;
 		usleep(1000);
 	}
 	printf("{\"probe\":\"await\",\"pid\":%d,\"what\":", pid);
 	jstr(what);
-	printf(",\"seen\":%d,\"ok\":%s", seen, ok ? "true" : "false");
+	printf(",\"seen\":%d,\"ok\":%s,\"gone\":%s", seen, ok ? "true" : "false",
+	       gone ? "true" : "false");
 	end_line();
 	if (!ok) {
 		fflush(stdout);

@@ -856,12 +856,13 @@ static void timing(const struct cellnet_cfg *cfg, const char *what, int n, bool 
 			 what, n, pct(su, n, 50) / 1e6, pct(su, n, 99) / 1e6, pct(td, n, 50) / 1e6,
 			 pct(td, n, 99) / 1e6, pct(both, n, 50) / 1e6, pct(both, n, 99) / 1e6);
 		/*
-		 * Sanity bounds for a shared 2-core machine, not a benchmark: 50 ms for our part
-		 * (setup); the kernel's unregister path alone can take that long under load.
+		 * Sanity bounds, not a benchmark (bench/ has those): on the median, which a loaded
+		 * shared machine moves far less than the tail (p99 went from 8 to 145 ms beside a
+		 * TCG guest while p50 stayed at 2 ms); 25 and 10 times what a quiet machine needs.
 		 */
 		if (bound) {
-			ASSERT_LE(pct(su, n, 99), 50ULL * 1000 * 1000);
-			ASSERT_LE(pct(both, n, 99), 250ULL * 1000 * 1000);
+			ASSERT_LE(pct(su, n, 50), 50ULL * 1000 * 1000);
+			ASSERT_LE(pct(both, n, 50), 250ULL * 1000 * 1000);
 		}
 	}
 out:

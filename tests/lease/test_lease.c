@@ -789,6 +789,250 @@ TEST(reap_calls_back_in_order_before_removing)
 	ASSERT_TRUE(lease_file_exists(&f, "10.52.0.4"));
 }
 
+/* The supervisor's path: many leases, live, stale and corrupt ones mixed, reaped in the same scan
+ * that chooses the address. */
+TEST(acquire_reaped_many_in_one_scan)
+{
+	FIXTURE(f);
+	_cleanup_free_ struct seen *s = NULL;
+	CHILD(live);
+	CHILD(gone);
+	struct reap_ctx rc = { .f = &f };
+	struct lease_reaper reaper = { .fn = reap_cb, .ctx = &rc };
+	struct lease l;
+	size_t n_live = 0;
+
+	if (!ASSERT_TRUE(child_start(&live, NULL)) || !ASSERT_TRUE(child_start(&gone, NULL)))
+		return;
+	/* 10.53.0.0/24, gateway .1: .2-.181 leased, every 30th (.2, .32, ... .152) stale. */
+	for (unsigned int h = 2; h <= 181; h++) {
+		struct child *o = (h - 2) % 30 == 0 ? &gone : &live;
+
+		l = rec((h - 2) % 30 == 0 ? "crashed" : "held");
+		l.owner_pid = o->pid;
+		l.owner_start = o->start;
+		if (!ASSERT_OK(lease_acquire(f.state, IP(10, 53, 0, 0), 24, IP(10, 53, 0, 1),
+					     IP(10, 53, 0, h), NULL, NULL, &l)))
+			return;
+	}
+	ASSERT_TRUE(write_file(&f, "10.53.0.200", "{\"ip\":"));
+	child_end(&gone);
+	/* The first stale one's leftovers cannot be removed: it stays, and stays stale. */
+	rc.fail_ip = IP(10, 53, 0, 2);
+
+	l = rec("new");
+	if (!ASSERT_OK(lease_acquire_reaped(f.state, IP(10, 53, 0, 0), 24, IP(10, 53, 0, 1), 0,
+					    NULL, NULL, &reaper, &l)))
+		return;
+	/* Every stale one seen, in order, while its file still existed; all but .2 removed. */
+	ASSERT_ERR(reaper.result, -EIO);
+	if (ASSERT_EQ(rc.n, 6)) {
+		for (size_t i = 0; i < 6; i++) {
+			ASSERT_EQ(rc.order[i], IP(10, 53, 0, 2 + 30 * i));
+			ASSERT_TRUE(rc.existed[i]);
+		}
+	}
+	/* The lowest address free after the reap: .2's lease was kept but its owner is dead. */
+	ASSERT_EQ(l.ip, IP(10, 53, 0, 2));
+	s = list_all(&f);
+	if (!ASSERT_TRUE(s))
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		uint32_t h = s->l[i].ip & 255;
+
+		if (h == 2) {
+			ASSERT_STREQ(s->l[i].run_id, "new");
+		} else if (h == 200) {
+			ASSERT_TRUE(s->l[i].corrupt);
+		} else if (!ASSERT_TRUE(h <= 181 && (h - 2) % 30 != 0) ||
+			   !ASSERT_STREQ(s->l[i].run_id, "held")) {
+			tap_diag("lease %u", h);
+			break;
+		} else {
+			n_live++;
+		}
+	}
+	ASSERT_EQ(n_live, 174);
+	ASSERT_EQ(s->n, 176);
+
+	/* Next: the lowest reaped address; nothing stale is left to report. */
+	rc = (struct reap_ctx){ .f = &f };
+	reaper.result = -1;
+	l = rec("next");
+	ASSERT_OK(lease_acquire_reaped(f.state, IP(10, 53, 0, 0), 24, IP(10, 53, 0, 1), 0, NULL,
+				       NULL, &reaper, &l));
+	ASSERT_EQ(l.ip, IP(10, 53, 0, 32));
+	ASSERT_EQ(reaper.result, 0);
+	ASSERT_EQ(rc.n, 0);
+	/* A wanted address: a live one is refused, the corrupt one too, after the same reap. */
+	l = rec("want");
+	ASSERT_ERR(lease_acquire_reaped(f.state, IP(10, 53, 0, 0), 24, IP(10, 53, 0, 1),
+					IP(10, 53, 0, 3), NULL, NULL, &reaper, &l),
+		   -EADDRINUSE);
+	ASSERT_ERR(lease_acquire_reaped(f.state, IP(10, 53, 0, 0), 24, IP(10, 53, 0, 1),
+					IP(10, 53, 0, 200), NULL, NULL, &reaper, &l),
+		   -EADDRINUSE);
+	ASSERT_OK(lease_acquire_reaped(f.state, IP(10, 53, 0, 0), 24, IP(10, 53, 0, 1),
+				       IP(10, 53, 0, 62), NULL, NULL, &reaper, &l));
+}
+
+struct grab_ctx {
+	const char *state;
+	uint32_t got;
+};
+
+/* A reap callback that takes an address itself (reentrant): it must not be handed out twice. */
+static int grab_cb(void *ctx, const struct lease *l)
+{
+	struct grab_ctx *g = ctx;
+	struct lease m = rec("grabbed");
+
+	if (lease_acquire(g->state, IP(10, 54, 0, 0), 24, IP(10, 54, 0, 1), 0, NULL, NULL, &m) == 0)
+		g->got = m.ip;
+	return 0;
+}
+
+TEST(acquire_reaped_callback_changes_the_store)
+{
+	FIXTURE(f);
+	CHILD(gone);
+	struct grab_ctx g = { .state = f.state };
+	struct lease_reaper reaper = { .fn = grab_cb, .ctx = &g };
+	struct lease l;
+
+	if (!ASSERT_TRUE(child_start(&gone, NULL)))
+		return;
+	l = rec("crashed");
+	l.owner_pid = gone.pid;
+	l.owner_start = gone.start;
+	ASSERT_OK(lease_acquire(f.state, IP(10, 54, 0, 0), 24, IP(10, 54, 0, 1), IP(10, 54, 0, 9),
+				NULL, NULL, &l));
+	child_end(&gone);
+	l = rec("mine");
+	ASSERT_OK(lease_acquire_reaped(f.state, IP(10, 54, 0, 0), 24, IP(10, 54, 0, 1), 0, NULL,
+				       NULL, &reaper, &l));
+	/* The callback took .2 while the scan had seen it free; the run gets .3. */
+	ASSERT_EQ(g.got, IP(10, 54, 0, 2));
+	ASSERT_EQ(l.ip, IP(10, 54, 0, 3));
+	ASSERT_EQ(reaper.result, 1);
+	ASSERT_FALSE(lease_file_exists(&f, "10.54.0.9"));
+}
+
+/* Records are read by a fast path for the writer's own form and by jansson for anything else:
+ * both must give the same lease or the same verdict. */
+TEST(record_forms_read_alike)
+{
+	FIXTURE(f);
+	_cleanup_free_ struct seen *s = NULL;
+	struct lease l = rec("r");
+	unsigned long long me;
+	char text[1024];
+	const char *tail[] = {
+		/* 2: the writer's form */
+		"\"cgroup\":\"\",\"cellPid\":0,\"cellStart\":0}\n",
+		/* 3: trailing whitespace of any kind is JSON's */
+		"\"cgroup\":\"\",\"cellPid\":0,\"cellStart\":0} \r\n\t\n",
+		/* 4: something after the object */
+		"\"cgroup\":\"\",\"cellPid\":0,\"cellStart\":0}x",
+		/* 5: a leading zero */
+		"\"cgroup\":\"\",\"cellPid\":07,\"cellStart\":0}\n",
+		/* 6: a cell PID out of range */
+		"\"cgroup\":\"\",\"cellPid\":2147483648,\"cellStart\":0}\n",
+		/* 7: escapes and non-ASCII, valid */
+		"\"cgroup\":\"/a\\\"b\\u00e9\\/c\",\"cellPid\":12,\"cellStart\":34}\n",
+		/* 8: a real number */
+		"\"cgroup\":\"\",\"cellPid\":1.0,\"cellStart\":0}\n",
+		/* 9: a start time of 19 digits, in range */
+		"\"cgroup\":\"\",\"cellPid\":0,\"cellStart\":1234567890123456789}\n",
+		/* 10: 20 digits: out of range */
+		"\"cgroup\":\"\",\"cellPid\":0,\"cellStart\":12345678901234567890}\n",
+		/* 11: members in another order, one of them twice */
+		"\"cellStart\":0,\"cgroup\":\"\",\"cellPid\":0,\"cellPid\":1}\n",
+		/* 12: a negative number */
+		"\"cgroup\":\"\",\"cellPid\":-1,\"cellStart\":0}\n",
+	};
+	const bool corrupt[] = { false, false, true, true, true, false,
+				 true,	false, true, true, true };
+
+	ASSERT_OK(lease_acquire(f.state, IP(10, 41, 0, 0), 24, IP(10, 41, 0, 1), IP(10, 41, 0, 250),
+				NULL, NULL, &l));
+	if (!ASSERT_OK(lease_proc_start(getpid(), &me)))
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(tail); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "10.41.0.%zu", i + 2);
+		snprintf(text, sizeof(text),
+			 "{\"ip\":\"%s\",\"cellId\":\"c\",\"runId\":\"r%zu\",\"ownerPid\":%d,"
+			 "\"ownerStart\":%llu,\"hostIf\":\"h\",\"bridge\":\"b\","
+			 "\"bridgeCreated\":true,%s",
+			 name, i + 2, (int)getpid(), me, tail[i]);
+		ASSERT_TRUE(write_file(&f, name, text));
+	}
+	s = list_all(&f);
+	if (!ASSERT_TRUE(s) || !ASSERT_EQ(s->n, ARRAY_SIZE(tail) + 1))
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(tail); i++) {
+		if (!ASSERT_EQ(s->l[i].ip, IP(10, 41, 0, 2 + i)) ||
+		    !ASSERT_EQ(s->l[i].corrupt, corrupt[i]))
+			tap_diag("record %zu: %s", i + 2, tail[i]);
+		if (corrupt[i])
+			continue;
+		ASSERT_EQ(s->l[i].owner_pid, getpid());
+		ASSERT_EQ(s->l[i].owner_start, me);
+		ASSERT_STREQ(s->l[i].host_if, "h");
+		ASSERT_STREQ(s->l[i].bridge, "b");
+		ASSERT_TRUE(s->l[i].bridge_created);
+	}
+	ASSERT_STREQ(s->l[5].cgroup, "/a\"b\xc3\xa9/c");
+	ASSERT_EQ(s->l[5].cell_pid, 12);
+	ASSERT_EQ(s->l[5].cell_start, 34);
+	ASSERT_EQ(s->l[7].cell_start, 1234567890123456789ull);
+	/* The writer's own form of every field comes back as written. */
+	l = rec("round");
+	snprintf(l.host_if, sizeof(l.host_if), "cr0a290002beef");
+	snprintf(l.bridge, sizeof(l.bridge), "cbr0");
+	snprintf(l.cgroup, sizeof(l.cgroup), "/sys/fs/cgroup/cellref/x y");
+	l.cell_pid = 2147483647;
+	l.cell_start = 9223372036854775807ull;
+	ASSERT_OK(lease_acquire(f.state, IP(10, 41, 0, 0), 24, IP(10, 41, 0, 1), IP(10, 41, 0, 100),
+				NULL, NULL, &l));
+	free(s);
+	s = list_all(&f);
+	if (!ASSERT_TRUE(s) || !ASSERT_EQ(s->n, ARRAY_SIZE(tail) + 2))
+		return;
+	ASSERT_FALSE(s->l[ARRAY_SIZE(tail)].corrupt);
+	ASSERT_STREQ(s->l[ARRAY_SIZE(tail)].cgroup, "/sys/fs/cgroup/cellref/x y");
+	ASSERT_EQ(s->l[ARRAY_SIZE(tail)].cell_pid, 2147483647);
+	ASSERT_EQ(s->l[ARRAY_SIZE(tail)].cell_start, 9223372036854775807ull);
+	ASSERT_EQ(s->l[ARRAY_SIZE(tail)].owner_start, l.owner_start);
+}
+
+TEST(update_unchanged_is_not_rewritten)
+{
+	FIXTURE(f);
+	struct lease l = rec("r"), u;
+	struct stat a, b;
+	char path[192];
+
+	if (!ASSERT_OK(lease_acquire(f.state, IP(10, 42, 0, 0), 24, IP(10, 42, 0, 1), 0, NULL, NULL,
+				     &l)))
+		return;
+	snprintf(path, sizeof(path), "%s/10.42.0.2", f.leases);
+	if (!ASSERT_OK(stat(path, &a) < 0 ? -errno : 0))
+		return;
+	u = l;
+	u.owner_pid = 0;
+	ASSERT_OK(lease_update(f.state, &u));
+	ASSERT_OK(stat(path, &b) < 0 ? -errno : 0);
+	ASSERT_EQ(a.st_ino, b.st_ino);
+	/* A change is written (a new file renamed over the old one). */
+	u.cell_pid = 99;
+	ASSERT_OK(lease_update(f.state, &u));
+	ASSERT_OK(stat(path, &b) < 0 ? -errno : 0);
+	ASSERT_NE(a.st_ino, b.st_ino);
+}
+
 /* --- the lock --- */
 
 struct nest_ctx {
