@@ -1722,12 +1722,14 @@ static void item_where(char *buf, size_t len, const char *kind, size_t i, const 
 }
 
 /* Every item's count, then the order, then exhaustiveness (cases/README.md, Expectations). */
-static int check_items(struct xctx *x, const char *kind, json_t *spec, const struct cand *c)
+/*
+ * Each item's own count: with "count", exactly that many candidates of its type match it;
+ * without, at least one. 0, 1 (FAIL: the first item that does not hold), or -errno.
+ */
+static int items_counted(struct xctx *x, const char *kind, json_t *items, const struct cand *c)
 {
-	json_t *items = json_object_get(spec, "match"), *item;
-	const char *order = json_string_value(json_object_get(spec, "order"));
-	size_t i, pos = 0, prev_last = 0;
-	bool have_prev = false;
+	json_t *item;
+	size_t i;
 	int r;
 
 	json_array_foreach(items, i, item)
@@ -1798,99 +1800,126 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 		}
 		return 1;
 	}
+	return 0;
+}
 
-	if (order && strcmp(order, "ordered") == 0) {
-		/* Each item takes its matches (count, default 1) after those of the one before. */
-		json_array_foreach(items, i, item)
-		{
-			const char *type = json_string_value(json_object_get(item, "type"));
-			json_t *fields = json_object_get(item, "fields");
-			json_t *jcount = json_object_get(item, "count");
-			size_t want = jcount ? (size_t)json_integer_value(jcount) : 1, got = 0;
-			size_t j, last = pos;
-			char where[160];
+/* "ordered": each item takes its matches (count, default 1) after those of the one before. */
+static int items_ordered(struct xctx *x, const char *kind, json_t *items, const struct cand *c)
+{
+	size_t i, pos = 0, prev_last = 0;
+	bool have_prev = false;
+	json_t *item;
+	int r;
 
-			item_where(where, sizeof(where), kind, i, type);
-			for (j = pos; j < c->n && got < want; j++) {
-				const char *bad_key;
-				size_t n_ok;
-				bool ok;
+	json_array_foreach(items, i, item)
+	{
+		const char *type = json_string_value(json_object_get(item, "type"));
+		json_t *fields = json_object_get(item, "fields");
+		json_t *jcount = json_object_get(item, "count");
+		size_t want = jcount ? (size_t)json_integer_value(jcount) : 1, got = 0;
+		size_t j, last = pos;
+		char where[160];
 
-				if (!cand_type(c, j, type))
-					continue;
-				r = cand_match(x, c, j, where, fields, &ok, &bad_key, &n_ok);
-				if (r < 0)
-					return r;
-				if (ok) {
-					got++;
-					last = j;
-				}
-			}
-			if (got < want) {
-				sb_printf(&x->msg,
-					  "%s: out of order: expected %zu matching %ss after ",
-					  where, want, c->noun);
-				if (have_prev) {
-					cand_where(c, prev_last, &x->msg);
-					sb_printf(&x->msg, " (matched by match[%zu])", i - 1);
-				} else {
-					sb_puts(&x->msg, "the start");
-				}
-				sb_printf(&x->msg, ", found %zu", got);
-				return 1;
-			}
-			if (want) {
-				pos = last + 1;
-				prev_last = last;
-				have_prev = true;
+		item_where(where, sizeof(where), kind, i, type);
+		for (j = pos; j < c->n && got < want; j++) {
+			const char *bad_key;
+			size_t n_ok;
+			bool ok;
+
+			if (!cand_type(c, j, type))
+				continue;
+			r = cand_match(x, c, j, where, fields, &ok, &bad_key, &n_ok);
+			if (r < 0)
+				return r;
+			if (ok) {
+				got++;
+				last = j;
 			}
 		}
-	}
-
-	if (json_is_true(json_object_get(spec, "exhaustive"))) {
-		char ex_where[64];
-
-		snprintf(ex_where, sizeof(ex_where), "expect.%s.exhaustive", kind);
-		for (size_t j = 0; j < c->n; j++) {
-			bool any = false;
-
-			json_array_foreach(items, i, item)
-			{
-				const char *type = json_string_value(json_object_get(item, "type"));
-				const char *bad_key;
-				size_t n_ok;
-				bool ok;
-
-				if (!cand_type(c, j, type))
-					continue;
-				r = cand_match(x, c, j, ex_where, json_object_get(item, "fields"),
-					       &ok, &bad_key, &n_ok);
-				if (r < 0)
-					return r;
-				if (ok) {
-					any = true;
-					break;
-				}
+		if (got < want) {
+			sb_printf(&x->msg, "%s: out of order: expected %zu matching %ss after ",
+				  where, want, c->noun);
+			if (have_prev) {
+				cand_where(c, prev_last, &x->msg);
+				sb_printf(&x->msg, " (matched by match[%zu])", i - 1);
+			} else {
+				sb_puts(&x->msg, "the start");
 			}
-			if (any)
-				continue;
-			sb_printf(&x->msg,
-				  "expect.%s.exhaustive: expected every %s to match an item of "
-				  "expect.%s.match, got ",
-				  kind, c->noun, kind);
-			cand_where(c, j, &x->msg);
-			if (c->ev) {
-				const struct hxv *t = ev_type(&c->ev->ev[j]);
-
-				sb_puts(&x->msg, " (");
-				sb_esc(&x->msg, t->s, t->n);
-				sb_puts(&x->msg, ")");
-			}
-			sb_puts(&x->msg, " matching none");
+			sb_printf(&x->msg, ", found %zu", got);
 			return 1;
+		}
+		if (want) {
+			pos = last + 1;
+			prev_last = last;
+			have_prev = true;
 		}
 	}
 	return 0;
+}
+
+/* "exhaustive": every candidate matches some item. */
+static int items_exhaustive(struct xctx *x, const char *kind, json_t *items, const struct cand *c)
+{
+	json_t *item;
+	size_t i;
+	int r;
+
+	char ex_where[64];
+
+	snprintf(ex_where, sizeof(ex_where), "expect.%s.exhaustive", kind);
+	for (size_t j = 0; j < c->n; j++) {
+		bool any = false;
+
+		json_array_foreach(items, i, item)
+		{
+			const char *type = json_string_value(json_object_get(item, "type"));
+			const char *bad_key;
+			size_t n_ok;
+			bool ok;
+
+			if (!cand_type(c, j, type))
+				continue;
+			r = cand_match(x, c, j, ex_where, json_object_get(item, "fields"), &ok,
+				       &bad_key, &n_ok);
+			if (r < 0)
+				return r;
+			if (ok) {
+				any = true;
+				break;
+			}
+		}
+		if (any)
+			continue;
+		sb_printf(&x->msg,
+			  "expect.%s.exhaustive: expected every %s to match an item of "
+			  "expect.%s.match, got ",
+			  kind, c->noun, kind);
+		cand_where(c, j, &x->msg);
+		if (c->ev) {
+			const struct hxv *t = ev_type(&c->ev->ev[j]);
+
+			sb_puts(&x->msg, " (");
+			sb_esc(&x->msg, t->s, t->n);
+			sb_puts(&x->msg, ")");
+		}
+		sb_puts(&x->msg, " matching none");
+		return 1;
+	}
+	return 0;
+}
+
+static int check_items(struct xctx *x, const char *kind, json_t *spec, const struct cand *c)
+{
+	json_t *items = json_object_get(spec, "match");
+	const char *order = json_string_value(json_object_get(spec, "order"));
+	int r;
+
+	r = items_counted(x, kind, items, c);
+	if (r == 0 && order && strcmp(order, "ordered") == 0)
+		r = items_ordered(x, kind, items, c);
+	if (r == 0 && json_is_true(json_object_get(spec, "exhaustive")))
+		r = items_exhaustive(x, kind, items, c);
+	return r;
 }
 
 /* ---- schema validation through tests/validate_events.py
