@@ -2,9 +2,7 @@
 /*
  * Event sinks a start step may ask for besides a plain file (hrun_int.h, cases/README.md
  * "sink"): "stalled", a FIFO the harness holds open and does not read until a drain step or the
- * stop; "shared", a file another writer appends whole lines to. The other writer's lines
- * (NOISE_LINE) are removed before the expectations read the stream; anything else is parsed
- * strictly, so an IUT line that another writer's line split fails the case.
+ * stop; "shared", a file another writer appends whole lines to (NOISE_LINE).
  */
 #include <string.h>
 #include <sys/mount.h>
