@@ -32,14 +32,8 @@ enum flowrec_verdict {
 struct flowrec_v1 {
 	__u32 src_ip; /* IPv4, host order: 10.0.0.1 == 0x0A000001 */
 	__u32 dst_ip;
-#ifndef CELLREF_FAULT_LAYOUT
 	__u16 src_port;
 	__u16 dst_port;
-#else
-	/* Fault build only (flowmon_fault_layout.bpf.o): the negative control of FLOW-REC-007. */
-	__u16 dst_port;
-	__u16 src_port;
-#endif
 	__u8 proto;
 	__u8 pad0[3]; /* producer zeroes, decoder ignores */
 	__u64 pkt_count;
@@ -93,13 +87,8 @@ _Static_assert(sizeof(struct flowrec_v1) == FLOWREC_V1_SIZE, "flowrec_v1 must be
 _Static_assert(_Alignof(struct flowrec_v1) == 8, "flowrec_v1 must be 8-byte aligned");
 FLOWREC_ASSERT_OFF(src_ip, 0);
 FLOWREC_ASSERT_OFF(dst_ip, 4);
-#ifndef CELLREF_FAULT_LAYOUT
 FLOWREC_ASSERT_OFF(src_port, 8);
 FLOWREC_ASSERT_OFF(dst_port, 10);
-#else
-FLOWREC_ASSERT_OFF(dst_port, 8);
-FLOWREC_ASSERT_OFF(src_port, 10);
-#endif
 FLOWREC_ASSERT_OFF(proto, 12);
 FLOWREC_ASSERT_OFF(pad0, 13);
 FLOWREC_ASSERT_OFF(pkt_count, 16);

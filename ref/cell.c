@@ -63,6 +63,31 @@ const char *cell_step_name(int step)
 
 /* ---- the child: system calls only ---------------------------------------------------------- */
 
+/*
+ * Negative controls of the child path (fault.h, fixtures/faults.json), one hook per step
+ * boundary. A step in skip_fault makes none of its system calls; a step in wrong_fault does
+ * the one wrong thing its fault describes, at the boundary where the hook stands.
+ */
+static const char *const skip_fault[CELL_STEP_COUNT_] = {
+	[CELL_STEP_MOUNT_PRIVATE] = "sup.mount_not_private", /* host's propagation */
+	[CELL_STEP_HOSTNAME] = "sup.hostname_skipped",
+	[CELL_STEP_RLIMIT] = "sup.rlimits_skipped",  /* the supervisor's limits */
+	[CELL_STEP_CAP_BOUND] = "sup.bounding_kept", /* the bounding set stays full */
+	[CELL_STEP_NO_NEW_PRIVS] = "sup.nnp_skipped",
+};
+
+static const char *const wrong_fault[CELL_STEP_COUNT_] = {
+	[CELL_STEP_SYNC] = "sup.sync_eof_runs",		 /* no guard against the parent's death */
+	[CELL_STEP_PROC_MOUNT] = "sup.proc_mount_fatal", /* fatal, not a degradation */
+	[CELL_STEP_HOSTNAME] = "sup.hostname_after_identity", /* taken after the identity */
+	[CELL_STEP_CLOSE_FDS] = "sup.fd_leak",		      /* fd 0 copied onto fd 5 */
+	[CELL_STEP_IDENTITY] = "sup.gid_not_set",	      /* no setresgid */
+	[CELL_STEP_EXEC] = "sup.exec_supervisor_path",	      /* the supervisor's PATH searched */
+};
+
+#define fault_skip(step)  FAULT_HOOK(skip_fault, step)
+#define fault_wrong(step) FAULT_HOOK(wrong_fault, step)
+
 /* The error pipe sits on fd 3 once the fds are cleaned up; before that, wherever it was. */
 static int child_report_fd;
 
@@ -80,36 +105,82 @@ __attribute__((noreturn)) static void child_fatal(int step, int err)
 	_exit(126);
 }
 
-static int child_caps(const struct cell_child_cfg *c)
+/*
+ * The supervisor blocks the signals it forwards and ignores SIGPIPE, and whoever started it may
+ * have ignored others (nohup: SIGHUP): an ignored signal survives exec, so every disposition goes
+ * back to the default and the workload starts as a fresh process would.
+ */
+static void child_default_signals(void)
 {
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-	uint32_t lo = (uint32_t)c->cap_keep, hi = (uint32_t)(c->cap_keep >> 32);
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
 
-	d[0].effective = d[0].permitted = d[0].inheritable = lo;
-	d[1].effective = d[1].permitted = d[1].inheritable = hi;
-	if (syscall(SYS_capset, &h, d) < 0)
-		return -errno;
-	/* A non-root workload keeps its capabilities across exec only as ambient ones. */
-	if (c->uid != 0) {
-		for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
-			if ((c->cap_keep >> cap) & 1 &&
-			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
-				return -errno;
-		}
-	}
-	return 0;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+}
+
+/* Wait for the release byte: 'G' to go on, 'U' to go on with the unmapped ids. */
+static char child_sync(int sync_fd)
+{
+	char go;
+
+	/* A supervisor that dies before the release (or after) takes the cell with it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fatal(CELL_STEP_SYNC, errno);
+	child_default_signals();
+	if (read(sync_fd, &go, 1) != 1)
+		_exit(125); /* the supervisor gave up on the setup: nothing to report to */
+	close(sync_fd);
+	return go;
+}
+
+/* sup.sync_eof_runs: no parent-death signal, and end of file counts as the release. */
+static char child_sync_unguarded(int sync_fd)
+{
+	char go = 'G';
+
+	child_default_signals();
+	(void)!read(sync_fd, &go, 1);
+	close(sync_fd);
+	return go;
+}
+
+static void child_cgroupns(const struct cell_child_cfg *c)
+{
+	if ((c->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		child_fatal(CELL_STEP_CGROUPNS, errno);
 }
 
 static void child_hostname(const struct cell_child_cfg *c)
 {
-	if (c->hostname && !FAULT("sup.hostname_skipped") &&
-	    sethostname(c->hostname, strlen(c->hostname)) < 0)
+	if (fault_skip(CELL_STEP_HOSTNAME))
+		return;
+	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		child_fatal(CELL_STEP_HOSTNAME, errno);
 }
 
-static void child_close_fds(int report_fd)
+static void child_rlimits(const struct cell_child_cfg *c)
 {
+	if (fault_skip(CELL_STEP_RLIMIT))
+		return;
+	for (size_t i = 0; i < c->n_rlimits; i++) {
+		struct rlimit rl = { .rlim_cur = c->rlimits[i].soft,
+				     .rlim_max = c->rlimits[i].hard };
+
+		if (setrlimit(c->rlimits[i].resource, &rl) < 0)
+			child_fatal(CELL_STEP_RLIMIT, errno);
+	}
+}
+
+static void child_close_fds(const struct cell_child_cfg *c, int report_fd)
+{
+	/* With the events on stdout, the workload writes to stderr: the JSONL stays clean. */
+	if (c->stdout_to_stderr && dup2(2, 1) < 0)
+		child_fatal(CELL_STEP_CLOSE_FDS, errno);
 	/* Park the error pipe on 3 (close-on-exec), then close everything above it. */
 	if (report_fd != 3) {
 		if (dup3(report_fd, 3, O_CLOEXEC) < 0)
@@ -122,6 +193,97 @@ static void child_close_fds(int report_fd)
 		for (int fd = 4; fd < 65536; fd++)
 			close(fd);
 	}
+}
+
+/* sup.fd_leak: a descriptor the workload inherits besides 0, 1, 2. */
+static void child_leak_fd(void)
+{
+	if (fcntl(0, F_DUPFD, 5) < 0)
+		child_fatal(CELL_STEP_CLOSE_FDS, errno);
+}
+
+static void child_setsid(void)
+{
+	if (setsid() < 0)
+		child_fatal(CELL_STEP_SETSID, errno);
+}
+
+/* Bounding set first: dropping it needs CAP_SETPCAP, which the identity change ends. */
+static void child_cap_bound(const struct cell_child_cfg *c)
+{
+	if (fault_skip(CELL_STEP_CAP_BOUND))
+		return;
+	for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+		if (!((c->cap_keep >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+		    errno != EINVAL)
+			child_fatal(CELL_STEP_CAP_BOUND, errno);
+	}
+}
+
+/*
+ * The identity step in three system calls. Raw ones: glibc's wrappers broadcast the change to
+ * every thread it knows of, and this clone of a threaded process would wait forever for threads
+ * it does not have.
+ */
+static void child_groups(const struct cell_child_cfg *c)
+{
+	/* In a user namespace setgroups is denied (we wrote "deny"): the list is already empty. */
+	if (!(c->ns_flags & CLONE_NEWUSER) && syscall(SYS_setgroups, 0, NULL) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+}
+
+static void child_gid(const struct cell_child_cfg *c)
+{
+	if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+}
+
+static void child_uid(const struct cell_child_cfg *c)
+{
+	if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+}
+
+/* A new UID clears the parent-death signal: the cell must still die with the supervisor. */
+static void child_rearm_pdeathsig(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fatal(CELL_STEP_IDENTITY, errno);
+}
+
+/* The supervisor may have died before the signal was armed again: then nobody is left. */
+static void child_check_parent(pid_t parent_at_start)
+{
+	if (getppid() != parent_at_start)
+		_exit(125);
+}
+
+static void child_caps(const struct cell_child_cfg *c)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	uint32_t lo = (uint32_t)c->cap_keep, hi = (uint32_t)(c->cap_keep >> 32);
+
+	d[0].effective = d[0].permitted = d[0].inheritable = lo;
+	d[1].effective = d[1].permitted = d[1].inheritable = hi;
+	if (syscall(SYS_capset, &h, d) < 0)
+		child_fatal(CELL_STEP_CAPS, errno);
+	/* A non-root workload keeps its capabilities across exec only as ambient ones. */
+	if (c->uid != 0) {
+		for (int cap = 0; cap <= c->cap_last && cap < 64; cap++) {
+			if ((c->cap_keep >> cap) & 1 &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+				child_fatal(CELL_STEP_CAPS, errno);
+		}
+	}
+}
+
+static void child_no_new_privs(const struct cell_child_cfg *c)
+{
+	if (fault_skip(CELL_STEP_NO_NEW_PRIVS))
+		return;
+	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fatal(CELL_STEP_NO_NEW_PRIVS, errno);
 }
 
 /*
@@ -164,6 +326,29 @@ static int child_file_mount(int fs_fd, const char *name, const char *stage, cons
 	return 0;
 }
 
+static void child_mount_private(void)
+{
+	if (fault_skip(CELL_STEP_MOUNT_PRIVATE))
+		return;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
+}
+
+/* A /proc that shows the cell's own PID namespace; without it ps lies. */
+static void child_proc(const struct cell_child_cfg *c)
+{
+	int err = cellfs_proc(c->fs);
+
+	if (!err)
+		return;
+	if (fault_wrong(CELL_STEP_PROC_MOUNT))
+		child_fatal(CELL_STEP_PROC_MOUNT, -err);
+	/* In strict mode the supervisor turns the degradation into the failure. */
+	child_report(CELL_REPORT_DEGRADED, CELL_STEP_PROC_MOUNT, -err);
+	if (c->strict)
+		_exit(126);
+}
+
 /* Steps mount_private to pivot_root: the cell's own filesystem view (cellfs.h). */
 static void child_fs(const struct cell_child_cfg *c, bool ids_mapped)
 {
@@ -171,10 +356,7 @@ static void child_fs(const struct cell_child_cfg *c, bool ids_mapped)
 	int err;
 
 	cellfs_state_init(&st);
-	/* sup.mount_not_private: the cell's mounts follow the host's propagation */
-	if (!FAULT("sup.mount_not_private") &&
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		child_fatal(CELL_STEP_MOUNT_PRIVATE, errno);
+	child_mount_private();
 	/* What the cell gets from the host is taken while the host's view is still whole. */
 	err = cellfs_clone_sources(c->fs, &st);
 	if (err)
@@ -195,20 +377,8 @@ static void child_fs(const struct cell_child_cfg *c, bool ids_mapped)
 	err = cellfs_tmpfs(c->fs, &st, ids_mapped);
 	if (err)
 		child_fatal(CELL_STEP_TMPFS, -err);
-	/* A /proc that shows the cell's own PID namespace; without it ps lies. */
-	if (c->fs->new_proc) {
-		err = cellfs_proc(c->fs);
-		if (err) {
-			/* sup.proc_mount_fatal: a failed proc mount ends the setup like other steps
-			 */
-			if (FAULT("sup.proc_mount_fatal"))
-				child_fatal(CELL_STEP_PROC_MOUNT, -err);
-			/* In strict mode the supervisor turns the degradation into the failure. */
-			child_report(CELL_REPORT_DEGRADED, CELL_STEP_PROC_MOUNT, -err);
-			if (c->strict)
-				_exit(126);
-		}
-	}
+	if (c->fs->new_proc)
+		child_proc(c);
 	err = cellfs_mask(c->fs, &st);
 	if (err)
 		child_fatal(CELL_STEP_MASKED_PATHS, -err);
@@ -223,108 +393,58 @@ static void child_fs(const struct cell_child_cfg *c, bool ids_mapped)
 	/* The fds of st go with close_fds, like every other descriptor but 0 to 2. */
 }
 
+/*
+ * The cell's process from clone to exec, one step after the other in the order of SPEC's
+ * SUP-CHILD steps; every failure is reported with its step and ends the process (child_fatal).
+ * The fault hooks stand between the steps (see skip_fault and wrong_fault above).
+ */
 __attribute__((noreturn)) static void child_main(const struct cell_child_cfg *c, int sync_fd,
 						 int report_fd)
 {
+	pid_t parent_at_start = getppid(); /* 0 inside a new PID namespace: still comparable */
 	char go;
 
-	pid_t parent_at_start = getppid(); /* 0 inside a new PID namespace: still comparable */
-
 	child_report_fd = report_fd;
-	/* A supervisor that dies before the release (or after) takes the cell with it. */
-	/* sup.sync_eof_runs: no death with the supervisor, and end of file counts as the release */
-	bool eof_runs = FAULT("sup.sync_eof_runs");
-
-	if (!eof_runs && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fatal(CELL_STEP_SYNC, errno);
-	/*
-	 * The supervisor blocks the signals it forwards and ignores SIGPIPE, and whoever started it
-	 * may have ignored others (nohup: SIGHUP): an ignored signal survives exec, so every
-	 * disposition goes back to the default and the workload starts as a fresh process would.
-	 */
-	sigset_t none;
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
-	sigaction(SIGPIPE, &dfl, NULL);
-	if (read(sync_fd, &go, 1) != 1) {
-		if (!eof_runs)
-			_exit(125); /* the supervisor gave up on the setup: nothing to report to */
-		go = 'G';
-	}
+	if (fault_wrong(CELL_STEP_SYNC))
+		go = child_sync_unguarded(sync_fd);
+	else
+		go = child_sync(sync_fd);
 	/* 'U': the id maps could not be written (a degradation): keep the unmapped ids. */
 	bool keep_ids = go == 'U';
-	close(sync_fd);
 
-	if ((c->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
-		child_fatal(CELL_STEP_CGROUPNS, errno);
+	child_cgroupns(c);
 	if (c->ns_flags & CLONE_NEWNS)
 		child_fs(c, !keep_ids);
-	/* sup.hostname_after_identity: the name is set once the ids (and privileges) changed. */
-	bool hostname_late = FAULT("sup.hostname_after_identity");
-
-	if (!hostname_late)
+	if (!fault_wrong(CELL_STEP_HOSTNAME))
 		child_hostname(c);
-	for (size_t i = 0; i < c->n_rlimits && !FAULT("sup.rlimits_skipped"); i++) {
-		struct rlimit rl = { .rlim_cur = c->rlimits[i].soft,
-				     .rlim_max = c->rlimits[i].hard };
-
-		if (setrlimit(c->rlimits[i].resource, &rl) < 0)
-			child_fatal(CELL_STEP_RLIMIT, errno);
-	}
-	/* With the events on stdout, the workload writes to stderr: the JSONL stays clean. */
-	if (c->stdout_to_stderr && dup2(2, 1) < 0)
-		child_fatal(CELL_STEP_CLOSE_FDS, errno);
-	child_close_fds(report_fd);
-	/* A descriptor the workload inherits besides 0, 1, 2. */
-	if (FAULT("sup.fd_leak") && fcntl(0, F_DUPFD, 5) < 0)
-		child_fatal(CELL_STEP_CLOSE_FDS, errno);
-	if (setsid() < 0)
-		child_fatal(CELL_STEP_SETSID, errno);
-
-	/* Bounding set first: dropping it needs CAP_SETPCAP, which the identity change ends. */
-	for (int cap = 0; cap <= c->cap_last && cap < 64 && !FAULT("sup.bounding_kept"); cap++) {
-		if (!((c->cap_keep >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
-		    errno != EINVAL)
-			child_fatal(CELL_STEP_CAP_BOUND, errno);
-	}
+	child_rlimits(c);
+	child_close_fds(c, report_fd);
+	if (fault_wrong(CELL_STEP_CLOSE_FDS))
+		child_leak_fd();
+	child_setsid();
+	child_cap_bound(c);
 	if (c->uid != 0 && c->cap_keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		child_fatal(CELL_STEP_IDENTITY, errno);
-	/* In a user namespace setgroups is denied (we wrote "deny"): the list is already empty. */
-	/*
-	 * Raw system calls: glibc's wrappers broadcast the change to every thread it knows of,
-	 * and this clone of a threaded process would wait forever for threads it does not have.
-	 */
-	if (!keep_ids && !(c->ns_flags & CLONE_NEWUSER) && syscall(SYS_setgroups, 0, NULL) < 0)
-		child_fatal(CELL_STEP_IDENTITY, errno);
-	if (!keep_ids &&
-	    ((!FAULT("sup.gid_not_set") && syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0) ||
-	     syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0))
-		child_fatal(CELL_STEP_IDENTITY, errno);
-	/* A new UID clears the parent-death signal: the cell must still die with the supervisor. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fatal(CELL_STEP_IDENTITY, errno);
-	if (getppid() != parent_at_start && !eof_runs)
-		_exit(125);
-	if (hostname_late)
+	if (!keep_ids) {
+		child_groups(c);
+		if (!fault_wrong(CELL_STEP_IDENTITY))
+			child_gid(c);
+		child_uid(c);
+	}
+	child_rearm_pdeathsig();
+	if (!fault_wrong(CELL_STEP_SYNC))
+		child_check_parent(parent_at_start);
+	if (fault_wrong(CELL_STEP_HOSTNAME))
 		child_hostname(c);
-	if (child_caps(c) < 0)
-		child_fatal(CELL_STEP_CAPS, errno);
-	if (c->no_new_privs && !FAULT("sup.nnp_skipped") &&
-	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fatal(CELL_STEP_NO_NEW_PRIVS, errno);
+	child_caps(c);
+	child_no_new_privs(c);
 
 	/*
 	 * execvpe() searches the PATH of the caller's environment, not of the one it passes on:
 	 * the command is looked up in the cell's PATH (SUP-CHILD-008). This clone has its own
 	 * copy of memory, so replacing environ touches nothing of the supervisor.
-	 * sup.exec_supervisor_path: the supervisor's PATH is searched.
 	 */
-	if (!FAULT("sup.exec_supervisor_path"))
+	if (!fault_wrong(CELL_STEP_EXEC))
 		environ = (char **)c->envp;
 	execvpe(c->argv[0], c->argv, c->envp);
 	child_report(CELL_REPORT_EXEC, CELL_STEP_EXEC, errno);
@@ -472,8 +592,9 @@ int cell_file_mount(const char *name, const char *text)
 	 * on every supported kernel (5.12+), unlike open_tree(OPEN_TREE_CLONE) before 6.15.
 	 */
 	util_closep(&file); /* an open writer makes the read-only switch EBUSY */
+	/* sup.resolv_writable: the file stays writable */
 	if (FAULT("sup.resolv_writable"))
-		ro.attr_set = 0;
+		return TAKE_FD(mnt);
 	if (mount_setattr(mnt, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
 		return -errno;
 	return TAKE_FD(mnt);
@@ -496,11 +617,20 @@ static int args_memfd(const char *const *args, size_t nargs)
 	/* The worker reads a configuration nobody can change under it. */
 	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
 
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
 	/* sup.args_unsealed: the memfd goes to the worker without any seal */
-	if ((!FAULT("sup.args_unsealed") && fcntl(fd, F_ADD_SEALS, seals) < 0) ||
-	    lseek(fd, 0, SEEK_SET) < 0)
+	if (FAULT("sup.args_unsealed"))
+		return TAKE_FD(fd);
+	if (fcntl(fd, F_ADD_SEALS, seals) < 0)
 		return -errno;
 	return TAKE_FD(fd);
+}
+
+static void worker_pdeathsig(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		_exit(126);
 }
 
 int cell_worker_spawn(int exe_fd, const char *subcommand, const char *const *args, size_t nargs,
@@ -541,8 +671,8 @@ int cell_worker_spawn(int exe_fd, const char *subcommand, const char *const *arg
 		size_t n = 0;
 
 		/* sup.worker_no_pdeathsig: a worker outlives a supervisor that dies */
-		if (!FAULT("sup.worker_no_pdeathsig") && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-			_exit(126);
+		if (!FAULT("sup.worker_no_pdeathsig"))
+			worker_pdeathsig();
 		/*
 		 * Move every inherited fd above the target range first, so dup2 into 3.. never
 		 * clobbers a source that happens to sit there.

@@ -221,9 +221,7 @@ int cellfs_dev_skeleton(void)
 int cellfs_dev(const struct cellfs_cfg *c, struct cellfs_state *st)
 {
 	const char *const pts_opts[] = { "ptmxmode", "0666", "mode", "0620", NULL };
-	const char *const shm_opts[] = { "mode", "1777",
-					 FAULT("sup.tmpfs_size_ignored") ? NULL : "size",
-					 c->tmpfs_size[CELLSPEC_DEV_SHM], NULL };
+	const char *shm_opts[] = { "mode", "1777", "size", c->tmpfs_size[CELLSPEC_DEV_SHM], NULL };
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 	int tgt, dev = c->dev_fd, err;
 
@@ -246,6 +244,9 @@ int cellfs_dev(const struct cellfs_cfg *c, struct cellfs_state *st)
 		close(st->dev_fd[i]);
 		st->dev_fd[i] = -1;
 	}
+	/* sup.tmpfs_size_ignored: the kernel's default size (half of RAM) */
+	if (FAULT("sup.tmpfs_size_ignored"))
+		shm_opts[2] = NULL;
 	/* A devpts instance of its own: the host's terminals are not in it. */
 	err = fs_mount_at(dev, "pts", "devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
 	if (!err)
@@ -270,23 +271,25 @@ int cellfs_tmpfs(const struct cellfs_cfg *c, struct cellfs_state *st, bool ids_m
 	for (size_t i = 0; i < ARRAY_SIZE(places); i++) {
 		/* Unmapped ids (a failed map) cannot own anything: root's /run then. */
 		bool owned = places[i].owned && ids_mapped;
-		/* sup.tmpfs_size_ignored: the kernel's default size (half of RAM) everywhere */
-		bool sized = !FAULT("sup.tmpfs_size_ignored");
-		const char *const opts[] = { "mode",
-					     places[i].mode,
-					     sized ? "size" : "mode",
-					     sized ? c->tmpfs_size[places[i].place]
-						   : places[i].mode,
-					     owned ? "uid" : NULL,
-					     c->uid_text,
-					     "gid",
-					     c->gid_text,
-					     NULL };
+		const char *opts[] = { "mode",
+				       places[i].mode,
+				       "size",
+				       c->tmpfs_size[places[i].place],
+				       owned ? "uid" : NULL,
+				       c->uid_text,
+				       "gid",
+				       c->gid_text,
+				       NULL };
 		int err;
 
 		/* sup.tmp_shared: the cell's /tmp is the host's */
 		if (places[i].place == CELLSPEC_TMP && FAULT("sup.tmp_shared"))
 			continue;
+		/* sup.tmpfs_size_ignored: the kernel's default size (half of RAM) everywhere */
+		if (FAULT("sup.tmpfs_size_ignored")) {
+			opts[2] = "mode";
+			opts[3] = places[i].mode;
+		}
 		err = fs_mount_at(st->root_fd, places[i].rel, "tmpfs", opts,
 				  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 		/* An image without the place has nothing there to protect. */
@@ -419,16 +422,24 @@ out:
 	return err;
 }
 
+/* Fault only (sup.bind_rw): the read-only flag taken off again. */
+static int bind_writable(int mount_fd)
+{
+	struct mount_attr a = { .attr_clr = MOUNT_ATTR_RDONLY };
+
+	if (mount_setattr(mount_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0)
+		return -errno;
+	return 0;
+}
+
 int cellfs_binds(const struct cellfs_cfg *c, struct cellfs_state *st)
 {
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		const struct cellfs_mount *m = &c->mounts[i];
-		/* sup.bind_rw: every bind mount writable, whatever the spec says */
-		bool rw = m->rw || FAULT("sup.bind_rw");
 		struct mount_attr a = {
-			.attr_set =
-				MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (rw ? 0 : MOUNT_ATTR_RDONLY),
-			.attr_clr = rw ? MOUNT_ATTR_RDONLY : 0,
+			.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+				    (m->rw ? 0 : MOUNT_ATTR_RDONLY),
+			.attr_clr = m->rw ? MOUNT_ATTR_RDONLY : 0,
 		};
 		struct stat sst;
 		int tgt;
@@ -437,6 +448,13 @@ int cellfs_binds(const struct cellfs_cfg *c, struct cellfs_state *st)
 				  sizeof(a)) < 0 ||
 		    fstat(st->mount_fd[i], &sst) < 0)
 			return -errno;
+		/* sup.bind_rw: every bind mount writable, whatever the spec says */
+		if (FAULT("sup.bind_rw")) {
+			int err = bind_writable(st->mount_fd[i]);
+
+			if (err)
+				return err;
+		}
 		tgt = at_root(st->root_fd, m->target, 0);
 		if (tgt == -ENOENT) {
 			/* A missing target is made where the cell can write (its private places).

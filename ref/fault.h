@@ -19,4 +19,17 @@ bool fault_active(const char *name);
 #define FAULTS_BUILT 0
 #endif
 
+/*
+ * Hook tables, for a path with many negative controls (the cell's child in cell.c): a table
+ * indexed by step names the fault acting at that step's boundary, and the path asks
+ * FAULT_HOOK(table, step) there, as a statement of its own. The steps themselves carry no
+ * fault: no FAULT() inside a system call's expression, a control variable or a loop condition.
+ * In a normal build the hook is false and the table is only referenced.
+ */
+#ifdef CELLREF_FAULTS
+#define FAULT_HOOK(table, step) ((table)[step] && fault_active((table)[step]))
+#else
+#define FAULT_HOOK(table, step) ((void)(table), false)
+#endif
+
 #endif

@@ -847,6 +847,25 @@ static int setup_flows(struct run *r)
 }
 
 /*
+ * Fault only, sup.release_before_network: a cell with a user namespace is released right after
+ * the ids, cgroup and affinity steps, before its network and workers exist. The pause gives its
+ * workload time to run into their absence, so the negative control fails the same way on a quiet
+ * host and on a loaded one.
+ */
+static int fault_release_early(struct run *r)
+{
+	int err;
+
+	if (!(r->spec->ns_flags & CLONE_NEWUSER))
+		return 0;
+	err = cell_release(&r->cell, r->ids_unmapped);
+	if (err)
+		return setup_failed(r, "sync", "sync pipe", err, CELLREF_EXIT_CELL_SETUP, NULL);
+	usleep(300000);
+	return 0;
+}
+
+/*
  * The DNS proxy starts as soon as the cell's netns exists: its exec and startup overlap the
  * ids, cgroup and network steps (it binds on the cell's lo, which bind_thread brings up). The
  * flow monitor starts once the network is built (setup_flows), when the link it watches
@@ -1132,14 +1151,8 @@ static int setup(struct run *r)
 	}
 	if (setup_workers_early(r) || setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
 		return -1;
-	/* A cell with a user namespace goes before its network and workers exist (and sees it). */
-	if ((s->ns_flags & CLONE_NEWUSER) && FAULT("sup.release_before_network")) {
-		err = cell_release(&r->cell, r->ids_unmapped);
-		if (err)
-			return setup_failed(r, "sync", "sync pipe", err, CELLREF_EXIT_CELL_SETUP,
-					    NULL);
-		usleep(300000);
-	}
+	if (FAULT("sup.release_before_network") && fault_release_early(r))
+		return -1;
 	if (r->leased) {
 		(void)lease_update(r->state_dir, &r->lease);
 		if (setup_network(r))
