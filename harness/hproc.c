@@ -146,7 +146,10 @@ static int mount_ns_make(const struct hproc_spawn_opts *o)
 
 /*
  * fork+exec in a process group of its own. An exec failure comes back over a CLOEXEC pipe
- * as an errno, so "no such binary" is reported as such, not as a strange exit status.
+ * as an errno, so "no such binary" is reported as such, not as a strange exit status. One
+ * function on purpose: the child's path from fork to exec is a single sequence (signals,
+ * namespaces, fds, environment, ids, capabilities) whose first failure goes back over the pipe,
+ * and it reads best top to bottom, as bubblewrap's does.
  */
 int hproc_spawn(struct run *r, const struct hproc_spawn_opts *o, pid_t *ret)
 {

@@ -165,7 +165,49 @@ static int dummy_up(struct run *r, const struct hcase_link *l)
 	return e;
 }
 
-int htopo_up(struct run *r)
+/* A veth pair between two namespaces, each end with its alias, addresses, up. */
+static int veth_up(struct run *r, const struct hcase_link *l)
+{
+	_cleanup_(netcfg_freep) struct netcfg *nc0 = NULL, *nc1 = NULL;
+	int a = htopo_ns_index(r->c, l->end[0].ns), b, e;
+	struct netcfg_veth_opts vo;
+	struct netcfg *ncs[2];
+
+	b = htopo_ns_index(r->c, l->end[1].ns);
+	vo = (struct netcfg_veth_opts){ .name = l->end[0].ifname,
+					.peer = l->end[1].ifname,
+					.peer_netns_fd = r->ns_fd[b],
+					.mtu = l->mtu,
+					.alias = l->end[0].alias };
+	e = netcfg_open(r->ns_fd[a], &nc0);
+	e = e ?: netcfg_open(r->ns_fd[b], &nc1);
+	e = e ?: netcfg_veth_add_ex(nc0, &vo, NULL);
+	if (e < 0) {
+		run_verdict(r, HREP_ERROR, "link %s/%s-%s/%s: %s", l->end[0].ns, l->end[0].ifname,
+			    l->end[1].ns, l->end[1].ifname, util_errno_name(-e));
+		return e;
+	}
+	ncs[0] = nc0;
+	ncs[1] = nc1;
+	for (int k = 0; k < 2; k++) {
+		struct netcfg_link_info li;
+
+		e = netcfg_link_get(ncs[k], l->end[k].ifname, &li);
+		if (!e && k == 1 && l->end[1].alias)
+			e = netcfg_link_set_alias(ncs[k], li.ifindex, l->end[1].alias);
+		e = e ?: addrs_add(r, ncs[k], li.ifindex, l->end[k].addrs);
+		e = e ?: netcfg_link_set_up(ncs[k], li.ifindex);
+		if (e < 0) {
+			run_verdict(r, HREP_ERROR, "link end %s/%s: %s", l->end[k].ns,
+				    l->end[k].ifname, util_errno_name(-e));
+			return e;
+		}
+	}
+	return 0;
+}
+
+/* A fresh namespace per name, its loopback up. */
+static int namespaces_up(struct run *r)
 {
 	const struct hcase_topo *t = &r->c->topo;
 	int e;
@@ -190,12 +232,17 @@ int htopo_up(struct run *r)
 			return e;
 		}
 	}
+	return 0;
+}
+
+/* Veth pairs, bridges and lone links, in the case's order (a bridge takes earlier ends). */
+static int links_up(struct run *r)
+{
+	const struct hcase_topo *t = &r->c->topo;
+	int e;
+
 	for (size_t i = 0; i < t->n_links; i++) {
 		const struct hcase_link *l = &t->links[i];
-		_cleanup_(netcfg_freep) struct netcfg *nc0 = NULL, *nc1 = NULL;
-		int a = htopo_ns_index(r->c, l->end[0].ns), b;
-		struct netcfg_veth_opts vo;
-		struct netcfg *ncs[2];
 
 		if (l->type == HCASE_LINK_BRIDGE) {
 			e = bridge_up(r, l);
@@ -209,38 +256,19 @@ int htopo_up(struct run *r)
 				return e;
 			continue;
 		}
-		b = htopo_ns_index(r->c, l->end[1].ns);
-		vo = (struct netcfg_veth_opts){ .name = l->end[0].ifname,
-						.peer = l->end[1].ifname,
-						.peer_netns_fd = r->ns_fd[b],
-						.mtu = l->mtu,
-						.alias = l->end[0].alias };
-		e = netcfg_open(r->ns_fd[a], &nc0);
-		e = e ?: netcfg_open(r->ns_fd[b], &nc1);
-		e = e ?: netcfg_veth_add_ex(nc0, &vo, NULL);
-		if (e < 0) {
-			run_verdict(r, HREP_ERROR, "link %s/%s-%s/%s: %s", l->end[0].ns,
-				    l->end[0].ifname, l->end[1].ns, l->end[1].ifname,
-				    util_errno_name(-e));
+		e = veth_up(r, l);
+		if (e < 0)
 			return e;
-		}
-		ncs[0] = nc0;
-		ncs[1] = nc1;
-		for (int k = 0; k < 2; k++) {
-			struct netcfg_link_info li;
-
-			e = netcfg_link_get(ncs[k], l->end[k].ifname, &li);
-			if (!e && k == 1 && l->end[1].alias)
-				e = netcfg_link_set_alias(ncs[k], li.ifindex, l->end[1].alias);
-			e = e ?: addrs_add(r, ncs[k], li.ifindex, l->end[k].addrs);
-			e = e ?: netcfg_link_set_up(ncs[k], li.ifindex);
-			if (e < 0) {
-				run_verdict(r, HREP_ERROR, "link end %s/%s: %s", l->end[k].ns,
-					    l->end[k].ifname, util_errno_name(-e));
-				return e;
-			}
-		}
 	}
+	return 0;
+}
+
+/* Routes, "default" or a prefix, via a gateway. */
+static int routes_up(struct run *r)
+{
+	const struct hcase_topo *t = &r->c->topo;
+	int e;
+
 	for (size_t i = 0; i < t->n_routes; i++) {
 		const struct hcase_route *rt = &t->routes[i];
 		_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
@@ -261,6 +289,12 @@ int htopo_up(struct run *r)
 		}
 	}
 	return 0;
+}
+
+/* Namespaces, links, routes; an ERROR problem names what failed. */
+int htopo_up(struct run *r)
+{
+	return namespaces_up(r) ?: links_up(r) ?: routes_up(r);
 }
 
 /* tx/rx packet counters of every link end, from /proc/self/net/dev inside each netns. */
