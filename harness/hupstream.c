@@ -242,6 +242,12 @@ static void upstream_stats(struct run *r, const char *log)
 	run_set_num(r->vars, "upstream.sport_distinct", distinct_u32(ports, n));
 }
 
+/*
+ * The peer's own stop is bounded (cellcheck_upstream.py: unbound's statistics 3 s, its exit
+ * 2 s, then SIGKILL), plus its start-up cost on a loaded machine: 10 s before scaling.
+ */
+#define UPSTREAM_STOP_MS 10000
+
 /* SIGTERM: the upstream writes its summary line; its "queries" is upstream_queries. */
 uint64_t hupstream_stop(struct run *r)
 {
@@ -255,7 +261,7 @@ uint64_t hupstream_stop(struct run *r)
 	if (r->upstream_pid <= 0)
 		return UINT64_MAX;
 	kill(r->upstream_pid, SIGTERM);
-	ended = hproc_wait_exit(r->upstream_pid, (int)run_scaled(r, 2000), &st);
+	ended = hproc_wait_exit(r->upstream_pid, (int)run_scaled(r, UPSTREAM_STOP_MS), &st);
 	if (!ended)
 		hproc_kill_group(r->upstream_pid);
 	r->upstream_pid = 0;
@@ -276,6 +282,7 @@ uint64_t hupstream_stop(struct run *r)
 			r, HREP_ERROR,
 			"upstream: no summary line at its stop (%s within %u ms of SIGTERM; see "
 			"upstream.log)",
-			ended ? "it exited" : "it did not exit, killed", run_scaled(r, 2000));
+			ended ? "it exited" : "it did not exit, killed",
+			run_scaled(r, UPSTREAM_STOP_MS));
 	return n;
 }

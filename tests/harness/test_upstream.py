@@ -144,7 +144,9 @@ class Upstream:
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
         try:
-            st = self.p.wait(5)
+            # The unbound kind's stop is bounded by 3 s of statistics and 2 s of exit, then
+            # SIGKILL: 15 s leaves room for a loaded machine (ci/load).
+            st = self.p.wait(15)
         except subprocess.TimeoutExpired:
             self.p.kill()
             st = self.p.wait()
@@ -326,16 +328,18 @@ def t_delay(ns):
                               delay_ms=300)]))
     try:
         t = time.monotonic()
-        r = udp_ask(query(1, "slow.test"), timeout=2)
+        r = udp_ask(query(1, "slow.test"), timeout=6)
         dt = time.monotonic() - t
         check(r is not None, "delayed answer arrives")
-        check(0.29 <= dt < 1.5, "delay %.3f s, want ~0.3" % dt)
+        # At least the delay; the upper bound only tells "delayed" from "never" on a loaded
+        # machine (ci/load), not how precise the timer is.
+        check(0.29 <= dt < 5, "delay %.3f s, want ~0.3" % dt)
         s = tcp_open()
         t = time.monotonic()
         s.sendall(framed(query(2, "slow.test")))
-        r = tcp_read(s, 2)
+        r = tcp_read(s, 6)
         dt = time.monotonic() - t
-        check(r is not None and 0.29 <= dt < 1.5, "TCP delay %.3f s" % dt)
+        check(r is not None and 0.29 <= dt < 5, "TCP delay %.3f s" % dt)
         s.close()
     finally:
         u.close()
