@@ -22,6 +22,7 @@ import glob
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -121,8 +122,10 @@ class Upstream:
         with open(self.json, "w") as f:
             json.dump(obj, f)
         rd, wr = os.pipe()
+        # unbound's files go into the test's own directory: removed by close() even when the
+        # peer had to be killed before it could remove them itself.
         argv = [PY, PROG, "--netns", ns.path, "--upstream-json", self.json, "--ready-fd",
-                str(wr), "--log", self.log]
+                str(wr), "--log", self.log, "--tmp-dir", self.tmp]
         if alt:
             argv += ["--alt-addr", alt]
         self.t0 = time.monotonic()
@@ -165,10 +168,7 @@ class Upstream:
             self.p.kill()
             self.p.wait()
         self.p.stderr.close()
-        for f in (self.json, self.log):
-            if os.path.exists(f):
-                os.unlink(f)
-        os.rmdir(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- DNS by hand
@@ -614,11 +614,12 @@ def t_unbound(ns):
     if not any(os.access(os.path.join(d, "unbound"), os.X_OK)
                for d in os.environ.get("PATH", "").split(":") + ["/usr/sbin"]):
         return "unbound not installed"
-    pattern = os.path.join(tempfile.gettempdir(), "cellcheck-unbound-*")
-    before = set(glob.glob(pattern))
     u = Upstream(ns, {"kind": "unbound", "ns": "peer", "listen": "%s:%d" % (LISTEN, PORT),
                       "zone": [A_RR, 'a.example.test. 60 IN TXT "hello world"',
                                "b.example.test. 60 IN AAAA 2001:db8::1"]})
+    pattern = os.path.join(u.tmp, "cellcheck-unbound-*")
+    before = set()
+    check(glob.glob(pattern), "unbound's files in --tmp-dir while it runs")
     try:
         r = udp_ask(query(0x5151, "a.example.test"), timeout=2)
         check(r is not None, "unbound answers")
