@@ -37,6 +37,11 @@ import tempfile
 import time
 
 GW = "10.88.0.1"
+
+# The same bridge, unbound and link listing as the single-cell benchmark beside it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cell import links, sh, unbound_start  # noqa: E402
+
 SUBNET = "10.88.0.0/24"
 POOL = 253
 
@@ -46,30 +51,6 @@ def pct(values, p):
         return float("nan")
     v = sorted(values)
     return v[min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))]
-
-
-def sh(cmd):
-    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
-
-
-def links():
-    out = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE, text=True).stdout
-    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
-
-
-def unbound_start(tmp):
-    conf = os.path.join(tmp, "unbound.conf")
-    with open(conf, "w") as f:
-        f.write("server:\n\tinterface: %s\n\tport: 53\n\tdo-ip6: no\n"
-                "\taccess-control: 10.88.0.0/16 allow\n\tchroot: \"\"\n\tusername: \"\"\n"
-                "\tdirectory: \"/\"\n\tpidfile: \"\"\n\tuse-syslog: no\n\tlogfile: \"\"\n"
-                "\tverbosity: 0\n\tnum-threads: 1\n"
-                "\tlocal-zone: \"example.test.\" static\n"
-                "\tlocal-data: \"www.example.test. 300 IN A %s\"\n"
-                "remote-control:\n\tcontrol-enable: no\n" % (GW, GW))
-    p = subprocess.Popen(["/usr/sbin/unbound", "-d", "-c", conf], stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return p
 
 
 def pss_kb(pid):
