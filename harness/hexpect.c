@@ -614,6 +614,18 @@ static size_t count_lines(const char *s, size_t n)
  * expected "...", got "..."" (the two lines, each cut around the difference, "(byte K)" when
  * cut); on one line, ": differs at byte K: expected "...", got "..."".
  */
+/* One side of a line difference: the line around byte k, or the end of the text. */
+static void line_side(struct sbuf *b, const char *t, size_t tn, bool has, size_t ls, size_t l,
+		      size_t k, bool same_text)
+{
+	if (has)
+		show_around(b, t + ls, l, k - ls);
+	else
+		sb_printf(b, "end of text (%zu lines)", count_lines(t, tn));
+	if (same_text)
+		sb_printf(b, " then %s", line_end(t, tn, k));
+}
+
 static void text_explain(struct xctx *x, const char *e, size_t en, const char *g, size_t gn)
 {
 	struct sbuf *b = &x->msg;
@@ -644,21 +656,13 @@ static void text_explain(struct xctx *x, const char *e, size_t en, const char *g
 		sb_printf(b, " line %zu", line + 1);
 		if ((he && el > SHOW_MAX) || (hg && gl > SHOW_MAX))
 			sb_printf(b, " (byte %zu)", k);
-		sb_puts(b, ": expected ");
-		if (he)
-			show_around(b, e + ls, el, k - ls);
-		else
-			sb_printf(b, "end of text (%zu lines)", count_lines(e, en));
 		/* The same text on both sides: they differ in how the line ends. */
-		if (he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0)
-			sb_printf(b, " then %s", line_end(e, en, k));
+		bool same = he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0;
+
+		sb_puts(b, ": expected ");
+		line_side(b, e, en, he, ls, el, k, same);
 		sb_puts(b, ", got ");
-		if (hg)
-			show_around(b, g + ls, gl, k - ls);
-		else
-			sb_printf(b, "end of text (%zu lines)", count_lines(g, gn));
-		if (he && hg && el == gl && memcmp(e + ls, g + ls, el) == 0)
-			sb_printf(b, " then %s", line_end(g, gn, k));
+		line_side(b, g, gn, hg, ls, gl, k, same);
 	}
 }
 
