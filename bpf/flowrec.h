@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Flow record wire ABI, version 1: the single source of truth for the layout shared by the
- * BPF producer (flowmon.bpf.c) and every userspace consumer. SPEC.md section 2 describes the
- * same bytes in prose; the static asserts below keep the two from drifting.
+ * Flow record wire ABI, versions 1 and 2: the single source of truth for the layouts shared by
+ * the BPF producer (flowmon.bpf.c) and every userspace consumer. SPEC.md chapter 1 describes
+ * the same bytes in prose; the static asserts below keep the two from drifting.
  *
- * Multi-byte fields are in host byte order: the producer converts from network order before
- * it writes. Padding is zeroed by the producer and ignored by decoders.
+ * Ports and counters are in host byte order: the producer converts from network order before
+ * it writes. v2 addresses are byte strings in network order (there is no "host order" of an
+ * IPv6 address). Padding is zeroed by the producer and ignored by decoders.
  *
- * Record versions are told apart by length alone (v1 is 40 bytes), so a later version must
- * have a different size; never change this struct.
+ * Record versions are told apart by length alone (v1 is 40 bytes, v2 64), so a later version
+ * must have a size of its own; never change either struct. A producer emits one version for
+ * its whole life (the loader chooses), so a v1 consumer is never handed a v2 record.
  */
 #ifndef CELLCHECK_FLOWREC_H
 #define CELLCHECK_FLOWREC_H
@@ -16,6 +18,11 @@
 #include <linux/types.h>
 
 #define FLOWREC_V1_SIZE 40
+#define FLOWREC_V2_SIZE 64
+
+/* v2 address families: the IP version, not the host's AF_* numbers. */
+#define FLOWREC_FAMILY_IPV4 4
+#define FLOWREC_FAMILY_IPV6 6
 
 /* IANA protocol numbers a v1 record may carry. */
 #define FLOWREC_PROTO_ICMP   1
@@ -42,6 +49,25 @@ struct flowrec_v1 {
 	__u8 pad1[7]; /* producer zeroes, decoder ignores */
 };
 
+/*
+ * v2: both families in one layout. An IPv4 address is written as the IPv4-mapped IPv6 address
+ * ::ffff:a.b.c.d (RFC 4291 2.5.5.2), so a consumer that ignores family still reads a correct
+ * address; family tells an IPv4 packet from an IPv6 packet that carries a mapped address.
+ */
+struct flowrec_v2 {
+	__u8 src_addr[16]; /* network order */
+	__u8 dst_addr[16];
+	__u16 src_port; /* host order; 0 for ICMP and ICMPv6 */
+	__u16 dst_port;
+	__u8 proto;   /* IANA number of the transport header (after IPv6 extension headers) */
+	__u8 family;  /* FLOWREC_FAMILY_IPV4 or FLOWREC_FAMILY_IPV6 */
+	__u8 verdict; /* enum flowrec_verdict */
+	__u8 pad0;    /* producer zeroes, decoder ignores */
+	__u64 pkt_count;
+	__u64 byte_count;    /* IP bytes (from the IP header on) of the packets in pkt_count */
+	__u64 first_seen_ns; /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+};
+
 /* Key of the FLOWS table: the 5-tuple, host order, pad zeroed so equal tuples hash equal. */
 struct flowrec_key {
 	__u32 src_ip;
@@ -50,6 +76,17 @@ struct flowrec_key {
 	__u16 dst_port;
 	__u8 proto;
 	__u8 pad[3];
+};
+
+/* Key of the v2 FLOWS table: family joins the 5-tuple; pad zeroed so equal tuples hash equal. */
+struct flowrec_key_v2 {
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
 };
 
 /* Value of the FLOWS table. pkt_count is updated atomically from every CPU. */
@@ -96,5 +133,24 @@ FLOWREC_ASSERT_OFF(first_seen_ns, 24);
 FLOWREC_ASSERT_OFF(verdict, 32);
 FLOWREC_ASSERT_OFF(pad1, 33);
 _Static_assert(sizeof(struct flowrec_key) == 16, "flowrec_key must be 16 bytes, no holes");
+
+#define FLOWREC_V2_ASSERT_OFF(field, off)                                     \
+	_Static_assert(__builtin_offsetof(struct flowrec_v2, field) == (off), \
+		       "flowrec_v2." #field " must be at offset " #off)
+
+_Static_assert(sizeof(struct flowrec_v2) == FLOWREC_V2_SIZE, "flowrec_v2 must be 64 bytes");
+_Static_assert(_Alignof(struct flowrec_v2) == 8, "flowrec_v2 must be 8-byte aligned");
+FLOWREC_V2_ASSERT_OFF(src_addr, 0);
+FLOWREC_V2_ASSERT_OFF(dst_addr, 16);
+FLOWREC_V2_ASSERT_OFF(src_port, 32);
+FLOWREC_V2_ASSERT_OFF(dst_port, 34);
+FLOWREC_V2_ASSERT_OFF(proto, 36);
+FLOWREC_V2_ASSERT_OFF(family, 37);
+FLOWREC_V2_ASSERT_OFF(verdict, 38);
+FLOWREC_V2_ASSERT_OFF(pad0, 39);
+FLOWREC_V2_ASSERT_OFF(pkt_count, 40);
+FLOWREC_V2_ASSERT_OFF(byte_count, 48);
+FLOWREC_V2_ASSERT_OFF(first_seen_ns, 56);
+_Static_assert(sizeof(struct flowrec_key_v2) == 40, "flowrec_key_v2 must be 40 bytes, no holes");
 
 #endif
