@@ -634,6 +634,56 @@ static json_t *jstr(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* One case of report.json (SPEC 10.6); NULL when out of memory. */
+static json_t *case_to_json(const struct hrep_case *c)
+{
+	json_t *o, *reqs = json_array();
+	int e = 0;
+
+	for (size_t j = 0; reqs && j < c->n_reqs; j++)
+		e |= json_array_append_new(reqs,
+					   json_pack("{s:s, s:s}", "id", c->reqs[j].id, "level",
+						     hcase_level_names[c->reqs[j].level]));
+	o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "id", c->id, "title", c->title, "component",
+		      c->component, "requirements", reqs, "status", hrep_status_names[c->status],
+		      "durationMs", (json_int_t)c->duration_ms);
+	if (!o)
+		return NULL;
+	if (c->message)
+		e |= json_object_set_new(o, "message", json_string(c->message));
+	if (c->n_problems) {
+		json_t *pa = json_array();
+
+		for (size_t j = 0; pa && j < c->n_problems; j++)
+			e |= json_array_append_new(
+				pa, json_pack("{s:s, s:s}", "status",
+					      hrep_status_names[c->problems[j].status], "message",
+					      c->problems[j].message ?: ""));
+		e |= json_object_set_new(o, "problems", pa ?: json_array());
+	}
+	if (c->category)
+		e |= json_object_set_new(o, "category", json_string(c->category));
+	if (c->reason)
+		e |= json_object_set_new(o, "reason", json_string(c->reason));
+	if (c->artifacts)
+		e |= json_object_set_new(o, "artifacts", json_string(c->artifacts));
+	if (c->reproduce)
+		e |= json_object_set_new(o, "reproduce", json_string(c->reproduce));
+	if (c->runs) {
+		e |= json_object_set_new(o, "runs", json_integer(c->runs));
+		e |= json_object_set_new(o, "flakes", json_integer(c->flakes));
+	}
+	if (c->deadline_ms) {
+		e |= json_object_set_new(o, "slowestMs", json_integer((json_int_t)c->slowest_ms));
+		e |= json_object_set_new(o, "deadlineMs", json_integer((json_int_t)c->deadline_ms));
+	}
+	if (e) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 static json_t *to_json(const struct hrep *r)
 {
 	json_t *doc, *files, *cases, *sum;
@@ -684,53 +734,10 @@ static json_t *to_json(const struct hrep *r)
 	e |= json_object_set_new(sum, "total", json_integer((json_int_t)r->n_cases));
 	e |= json_object_set_new(sum, "verdict", json_string(hrep_failed(r) ? "FAIL" : "PASS"));
 	e |= json_object_set_new(doc, "summary", sum);
-	for (size_t i = 0; i < r->n_cases; i++) {
-		const struct hrep_case *c = &r->cases[i];
-		json_t *o, *reqs = json_array();
+	for (size_t i = 0; !e && i < r->n_cases; i++) {
+		json_t *o = case_to_json(&r->cases[i]);
 
-		for (size_t j = 0; reqs && j < c->n_reqs; j++)
-			e |= json_array_append_new(
-				reqs, json_pack("{s:s, s:s}", "id", c->reqs[j].id, "level",
-						hcase_level_names[c->reqs[j].level]));
-		o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "id", c->id, "title", c->title,
-			      "component", c->component, "requirements", reqs, "status",
-			      hrep_status_names[c->status], "durationMs",
-			      (json_int_t)c->duration_ms);
-		if (!o) {
-			e = -1;
-			break;
-		}
-		if (c->message)
-			e |= json_object_set_new(o, "message", json_string(c->message));
-		if (c->n_problems) {
-			json_t *pa = json_array();
-
-			for (size_t j = 0; pa && j < c->n_problems; j++)
-				e |= json_array_append_new(
-					pa, json_pack("{s:s, s:s}", "status",
-						      hrep_status_names[c->problems[j].status],
-						      "message", c->problems[j].message ?: ""));
-			e |= json_object_set_new(o, "problems", pa ?: json_array());
-		}
-		if (c->category)
-			e |= json_object_set_new(o, "category", json_string(c->category));
-		if (c->reason)
-			e |= json_object_set_new(o, "reason", json_string(c->reason));
-		if (c->artifacts)
-			e |= json_object_set_new(o, "artifacts", json_string(c->artifacts));
-		if (c->reproduce)
-			e |= json_object_set_new(o, "reproduce", json_string(c->reproduce));
-		if (c->runs) {
-			e |= json_object_set_new(o, "runs", json_integer(c->runs));
-			e |= json_object_set_new(o, "flakes", json_integer(c->flakes));
-		}
-		if (c->deadline_ms) {
-			e |= json_object_set_new(o, "slowestMs",
-						 json_integer((json_int_t)c->slowest_ms));
-			e |= json_object_set_new(o, "deadlineMs",
-						 json_integer((json_int_t)c->deadline_ms));
-		}
-		e |= json_array_append_new(cases, o);
+		e = o ? json_array_append_new(cases, o) : -1;
 	}
 	e |= json_object_set_new(doc, "cases", cases);
 	if (r->n_titles) {
