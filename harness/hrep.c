@@ -382,6 +382,79 @@ static int get_u64(json_t *o, const char *path, const char *key, uint64_t *ret,
 	return 0;
 }
 
+/* A case's "problems": each FAIL or ERROR with a message. */
+static int load_problems(json_t *probs, const char *path, struct hrep_case *c,
+			 struct hjson_err *err)
+{
+	static const char *const prob_keys[] = { "status", "message", NULL };
+	size_t i;
+	json_t *q;
+	int r;
+
+	if (json_array_size(probs)) {
+		c->problems = calloc(json_array_size(probs), sizeof(*c->problems));
+		if (!c->problems)
+			return -ENOMEM;
+	}
+	json_array_foreach(probs, i, q)
+	{
+		char pi[HJSON_PATH_MAX], pp[HJSON_PATH_MAX];
+		int ps = 0;
+
+		hjson_path_key(pp, path, "problems");
+		hjson_path_idx(pi, pp, i);
+		c->n_problems = i + 1;
+		r = hjson_only_keys(q, pi, prob_keys, err);
+		r = r ?: hjson_enum(q, pi, "status", true, hrep_status_names, &ps, err);
+		r = r ?: get_str(q, pi, "message", true, &c->problems[i].message, err);
+		if (r < 0)
+			return r;
+		if (ps != HREP_FAIL && ps != HREP_ERROR) {
+			hjson_path_key(pp, pi, "status");
+			return hjson_fail(err, pp, "a problem is FAIL or ERROR");
+		}
+		c->problems[i].status = ps;
+	}
+	return 0;
+}
+
+/* A case's "requirements": IDs with their levels. */
+static int load_reqs(json_t *reqs, const char *path, struct hrep_case *c, struct hjson_err *err)
+{
+	static const char *const req_keys[] = { "id", "level", NULL };
+	char p[HJSON_PATH_MAX];
+	size_t i;
+	json_t *q;
+	int r;
+
+	hjson_path_key(p, path, "requirements");
+	c->reqs = calloc(json_array_size(reqs) ?: 1, sizeof(*c->reqs));
+	if (!c->reqs)
+		return -ENOMEM;
+	json_array_foreach(reqs, i, q)
+	{
+		char pi[HJSON_PATH_MAX];
+		int level = 0;
+
+		c->n_reqs = i + 1;
+		hjson_path_idx(pi, p, i);
+		r = hjson_only_keys(q, pi, req_keys, err);
+		r = r ?: get_str(q, pi, "id", true, &c->reqs[i].id, err);
+		r = r ?: hjson_enum(q, pi, "level", true, hcase_level_names, &level, err);
+		if (r < 0)
+			return r;
+		c->reqs[i].level = level;
+		if (!hcase_req_id_valid(c->reqs[i].id)) {
+			char pid[HJSON_PATH_MAX];
+
+			hjson_path_key(pid, pi, "id");
+			return hjson_fail(err, pid, "\"%s\" is not a requirement ID",
+					  c->reqs[i].id);
+		}
+	}
+	return 0;
+}
+
 static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson_err *err)
 {
 	static const char *const keys[] = { "id",	 "title",      "component", "requirements",
@@ -389,14 +462,11 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 					    "artifacts", "reproduce",  "runs",	    "flakes",
 					    "problems",	 "category",   "slowestMs", "deadlineMs",
 					    NULL };
-	static const char *const req_keys[] = { "id", "level", NULL };
-	static const char *const prob_keys[] = { "status", "message", NULL };
 	json_t *probs = NULL;
 	struct hrep_case c = { 0 };
 	char p[HJSON_PATH_MAX];
-	json_t *reqs = NULL, *q, *dur;
+	json_t *reqs = NULL, *dur;
 	int status = 0, r;
-	size_t i;
 
 	r = hjson_only_keys(o, path, keys, err);
 	r = r ?: get_str(o, path, "id", true, &c.id, err);
@@ -417,33 +487,9 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	if (r < 0)
 		goto out;
 	c.status = status;
-	if (json_array_size(probs)) {
-		c.problems = calloc(json_array_size(probs), sizeof(*c.problems));
-		if (!c.problems) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	json_array_foreach(probs, i, q)
-	{
-		char pi[HJSON_PATH_MAX], pp[HJSON_PATH_MAX];
-		int ps = 0;
-
-		hjson_path_key(pp, path, "problems");
-		hjson_path_idx(pi, pp, i);
-		c.n_problems = i + 1;
-		r = hjson_only_keys(q, pi, prob_keys, err);
-		r = r ?: hjson_enum(q, pi, "status", true, hrep_status_names, &ps, err);
-		r = r ?: get_str(q, pi, "message", true, &c.problems[i].message, err);
-		if (r < 0)
-			goto out;
-		if (ps != HREP_FAIL && ps != HREP_ERROR) {
-			hjson_path_key(pp, pi, "status");
-			r = hjson_fail(err, pp, "a problem is FAIL or ERROR");
-			goto out;
-		}
-		c.problems[i].status = ps;
-	}
+	r = load_problems(probs, path, &c, err);
+	if (r < 0)
+		goto out;
 	hjson_path_key(p, path, "id");
 	if (!hcase_id_valid(c.id)) {
 		r = hjson_fail(err, p, "\"%s\" is not a case ID", c.id);
@@ -460,33 +506,9 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 		r = hjson_fail(err, path, "\"runs\" and \"flakes\" come together, flakes <= runs");
 		goto out;
 	}
-	hjson_path_key(p, path, "requirements");
-	c.reqs = calloc(json_array_size(reqs) ?: 1, sizeof(*c.reqs));
-	if (!c.reqs) {
-		r = -ENOMEM;
+	r = load_reqs(reqs, path, &c, err);
+	if (r < 0)
 		goto out;
-	}
-	json_array_foreach(reqs, i, q)
-	{
-		char pi[HJSON_PATH_MAX];
-		int level = 0;
-
-		c.n_reqs = i + 1;
-		hjson_path_idx(pi, p, i);
-		r = hjson_only_keys(q, pi, req_keys, err);
-		r = r ?: get_str(q, pi, "id", true, &c.reqs[i].id, err);
-		r = r ?: hjson_enum(q, pi, "level", true, hcase_level_names, &level, err);
-		if (r < 0)
-			goto out;
-		c.reqs[i].level = level;
-		if (!hcase_req_id_valid(c.reqs[i].id)) {
-			char pid[HJSON_PATH_MAX];
-
-			hjson_path_key(pid, pi, "id");
-			r = hjson_fail(err, pid, "\"%s\" is not a requirement ID", c.reqs[i].id);
-			goto out;
-		}
-	}
 	if (hrep_case_find(rep, c.id)) {
 		hjson_path_key(p, path, "id");
 		r = hjson_fail(err, p, "case \"%s\" appears twice", c.id);
