@@ -1042,3 +1042,29 @@ int hrep_merge(struct hrep *const *in, size_t n, struct hrep **ret, char *errbuf
 	*ret = m;
 	return 0;
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double hrep_deadline_median(const struct hrep *r, size_t *ret_n)
+{
+	_cleanup_free_ double *v = calloc(r->n_cases ?: 1, sizeof(*v));
+	size_t n = 0;
+
+	*ret_n = 0;
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < r->n_cases; i++)
+		if (r->cases[i].deadline_ms && r->cases[i].status != HREP_SKIP)
+			v[n++] = 100.0 * (double)r->cases[i].slowest_ms /
+				 (double)r->cases[i].deadline_ms;
+	if (!n)
+		return -1;
+	qsort(v, n, sizeof(*v), cmp_double);
+	*ret_n = n;
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}

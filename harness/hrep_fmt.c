@@ -604,9 +604,13 @@ static void md_near_deadline(FILE *f, const struct hrep *r)
 
 	if (!n)
 		return;
-	fputs("## Closest to their deadline\n\n| Case | Slowest run | Deadline | Used |\n"
-	      "|---|--:|--:|--:|\n",
-	      f);
+	size_t n_all;
+	double med = hrep_deadline_median(r, &n_all);
+
+	fprintf(f,
+		"## Closest to their deadline\n\nMedian use of the deadline: %.0f%% over %zu "
+		"cases.\n\n| Case | Slowest run | Deadline | Used |\n|---|--:|--:|--:|\n",
+		med, n_all);
 	for (size_t i = 0; i < n; i++) {
 		const struct hrep_case *c = &r->cases[idx[i]];
 
@@ -1017,11 +1021,16 @@ static void html_near_deadline(FILE *f, const struct hrep *r)
 
 	if (!n)
 		return;
-	fputs("<h2 id=\"near-deadline\">Closest to their deadline</h2>\n<p>The slowest run of "
-	      "each case against its deadline (timeout times the deadline factor): a case that "
-	      "needs most of its budget fails on the next slower machine.</p>\n<table>\n"
-	      "<tr><th>Case</th><th>Slowest run</th><th>Deadline</th><th>Used</th></tr>\n",
-	      f);
+	size_t n_all;
+	double med = hrep_deadline_median(r, &n_all);
+
+	fprintf(f,
+		"<h2 id=\"near-deadline\">Closest to their deadline</h2>\n<p>The slowest run of "
+		"each case against its deadline (timeout times the deadline factor): a case that "
+		"needs most of its budget fails on the next slower machine. Median use: "
+		"<span id=\"deadline-median\">%.0f%%</span> over %zu cases.</p>\n<table>\n"
+		"<tr><th>Case</th><th>Slowest run</th><th>Deadline</th><th>Used</th></tr>\n",
+		med, n_all);
 	for (size_t i = 0; i < n; i++) {
 		const struct hrep_case *c = &r->cases[idx[i]];
 

@@ -947,10 +947,16 @@ static void summary_table(const struct hrep *rep)
 				      (double)near->slowest_ms * (double)c->deadline_ms))
 			near = c;
 	}
-	if (near)
-		printf("closest to its deadline: %s, %llu of %llu ms (%.0f%%)\n", near->id,
-		       (unsigned long long)near->slowest_ms, (unsigned long long)near->deadline_ms,
-		       100.0 * (double)near->slowest_ms / (double)near->deadline_ms);
+	if (near) {
+		size_t n;
+		double med = hrep_deadline_median(rep, &n);
+
+		printf("closest to its deadline: %s, %llu of %llu ms (%.0f%%); median %.0f%% over "
+		       "%zu cases\n",
+		       near->id, (unsigned long long)near->slowest_ms,
+		       (unsigned long long)near->deadline_ms,
+		       100.0 * (double)near->slowest_ms / (double)near->deadline_ms, med, n);
+	}
 }
 
 static void install_signals(void)
