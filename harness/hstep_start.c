@@ -407,6 +407,14 @@ static int start_fds(struct start *s)
 	return 0;
 }
 
+/* Close *fd if open and mark it closed. */
+static void close_fd_at(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 static int start_spawn(struct start *s)
 {
 	struct run *r = s->r;
@@ -442,12 +450,12 @@ static int start_spawn(struct start *s)
 	};
 	int e = hproc_spawn(r, &o, &p->pid);
 
-	if (s->rp[1] >= 0)
-		close(s->rp[1]);
-	if (s->ip[0] >= 0)
-		close(s->ip[0]);
+	/* The child's ends: only the child keeps them now. */
+	close_fd_at(&s->rp[1]);
+	close_fd_at(&s->ip[0]);
 	/* Kept (close-on-exec) for the feed steps; closed at the latest with the case. */
 	p->stdin_w = s->ip[1];
+	s->ip[1] = -1;
 	if (e < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: cannot execute %s: %s", st->name, s->argv[0],
 			    util_errno_name(-e));
@@ -530,13 +538,14 @@ static void start_wait_ready(struct start *s)
 	start_ready_judge(s, n, ms, pf);
 }
 
+/* Everything the start prepared, also when it stopped half way (fds included: none leaks). */
 static void start_free(struct start *s)
 {
-	for (int t = 0; t < 2; t++)
-		if (s->lis[t] >= 0)
-			close(s->lis[t]);
-	if (s->rp[0] >= 0)
-		close(s->rp[0]);
+	for (int t = 0; t < 2; t++) {
+		close_fd_at(&s->lis[t]);
+		close_fd_at(&s->rp[t]);
+		close_fd_at(&s->ip[t]);
+	}
 	hjson_strv_free(s->argv);
 	hjson_strv_free(s->env);
 	hjson_strv_free(s->args);
