@@ -520,20 +520,104 @@ out:
 	return r;
 }
 
+/* The profile's files: component, role, path and hash of each. */
+static int load_files(json_t *files, struct hrep *rep, struct hjson_err *err)
+{
+	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
+	size_t i;
+	json_t *e;
+	int r;
+
+	json_array_foreach(files, i, e)
+	{
+		_cleanup_free_ char *comp = NULL, *role = NULL, *fpath = NULL, *hash = NULL;
+		char pi[HJSON_PATH_MAX];
+
+		hjson_path_idx(pi, "$.profile.files", i);
+		r = hjson_only_keys(e, pi, file_keys, err);
+		r = r ?: get_str(e, pi, "component", true, &comp, err);
+		r = r ?: get_str(e, pi, "role", true, &role, err);
+		r = r ?: get_str(e, pi, "path", true, &fpath, err);
+		r = r ?: get_hash(e, pi, "sha256", &hash, err);
+		r = r ?: hrep_file_add(rep, comp, role, fpath, hash);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* "timing" (optional): the deadline factor and where it came from. */
+static int load_timing(json_t *tm, struct hrep *rep, struct hjson_err *err)
+{
+	static const char *const timing_keys[] = { "scale", "source", NULL };
+	json_t *sc = json_object_get(tm, "scale");
+	int r;
+
+	if (!tm)
+		return 0;
+	r = hjson_only_keys(tm, "$.timing", timing_keys, err);
+	r = r ?: get_str(tm, "$.timing", "source", true, &rep->time_scale_from, err);
+	if (r == 0 && (!json_is_number(sc) || json_number_value(sc) < 1.0))
+		r = hjson_fail(err, "$.timing.scale", "expected a number >= 1");
+	if (r < 0)
+		return r;
+	rep->time_scale = json_number_value(sc);
+	return 0;
+}
+
+/* "requirements" (optional): requirement ID -> title. */
+static int load_titles(json_t *titles, struct hrep *rep, struct hjson_err *err)
+{
+	const char *key;
+	json_t *e;
+	int r;
+
+	json_object_foreach(titles, key, e)
+	{
+		char pk[HJSON_PATH_MAX];
+
+		hjson_path_key(pk, "$.requirements", key);
+		if (!hcase_req_id_valid(key))
+			r = hjson_fail(err, pk, "\"%s\" is not a requirement ID", key);
+		else if (!json_is_string(e))
+			r = hjson_fail(err, pk, "expected a string");
+		else
+			r = hrep_title_set(rep, key, json_string_value(e));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* "shard" (optional): index of count. */
+static int load_shard(json_t *sh, struct hrep *rep, struct hjson_err *err)
+{
+	static const char *const shard_keys[] = { "index", "count", NULL };
+	int r;
+
+	if (!sh)
+		return 0;
+	r = hjson_only_keys(sh, "$.shard", shard_keys, err);
+	r = r ?: hjson_u32(sh, "$.shard", "count", true, 1, 100000, &rep->shard_count, err);
+	r = r
+		    ?: hjson_u32(sh, "$.shard", "index", true, 1, rep->shard_count,
+				 &rep->shard_index, err);
+	if (r < 0)
+		return r;
+	rep->has_shard = true;
+	return 0;
+}
+
 int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 {
 	static const char *const keys[] = { "reportVersion", "kernel",	"harness",	"profile",
 					    "startedAt",     "endedAt", "shard",	"summary",
 					    "cases",	     "timing",	"requirements", NULL };
-	static const char *const timing_keys[] = { "scale", "source", NULL };
 	static const char *const kernel_keys[] = { "release", "configSha256", NULL };
 	static const char *const harness_keys[] = { "version", "gitRevision", NULL };
 	static const char *const profile_keys[] = { "name", "path", "sha256", "files", NULL };
-	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
-	static const char *const shard_keys[] = { "index", "count", NULL };
 	json_t *doc = NULL, *k = NULL, *h = NULL, *pr = NULL, *sh = NULL, *files = NULL,
 	       *cases = NULL, *sum = NULL, *tm = NULL, *titles = NULL, *e;
-	const char *key;
 	struct hrep *rep = NULL;
 	uint32_t version;
 	size_t i;
@@ -582,58 +666,12 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	r = r ?: get_str(pr, "$.profile", "path", true, &rep->profile_path, err);
 	r = r ?: get_hash(pr, "$.profile", "sha256", &rep->profile_sha256, err);
 	r = r ?: hjson_arr(pr, "$.profile", "files", true, &files, err);
+	r = r ?: load_files(files, rep, err);
+	r = r ?: load_timing(tm, rep, err);
+	r = r ?: load_titles(titles, rep, err);
+	r = r ?: load_shard(sh, rep, err);
 	if (r < 0)
 		goto out;
-	json_array_foreach(files, i, e)
-	{
-		_cleanup_free_ char *comp = NULL, *role = NULL, *fpath = NULL, *hash = NULL;
-		char pi[HJSON_PATH_MAX];
-
-		hjson_path_idx(pi, "$.profile.files", i);
-		r = hjson_only_keys(e, pi, file_keys, err);
-		r = r ?: get_str(e, pi, "component", true, &comp, err);
-		r = r ?: get_str(e, pi, "role", true, &role, err);
-		r = r ?: get_str(e, pi, "path", true, &fpath, err);
-		r = r ?: get_hash(e, pi, "sha256", &hash, err);
-		r = r ?: hrep_file_add(rep, comp, role, fpath, hash);
-		if (r < 0)
-			goto out;
-	}
-	if (tm) {
-		json_t *sc = json_object_get(tm, "scale");
-
-		r = hjson_only_keys(tm, "$.timing", timing_keys, err);
-		r = r ?: get_str(tm, "$.timing", "source", true, &rep->time_scale_from, err);
-		if (r == 0 && (!json_is_number(sc) || json_number_value(sc) < 1.0))
-			r = hjson_fail(err, "$.timing.scale", "expected a number >= 1");
-		if (r < 0)
-			goto out;
-		rep->time_scale = json_number_value(sc);
-	}
-	json_object_foreach(titles, key, e)
-	{
-		char pk[HJSON_PATH_MAX];
-
-		hjson_path_key(pk, "$.requirements", key);
-		if (!hcase_req_id_valid(key))
-			r = hjson_fail(err, pk, "\"%s\" is not a requirement ID", key);
-		else if (!json_is_string(e))
-			r = hjson_fail(err, pk, "expected a string");
-		else
-			r = hrep_title_set(rep, key, json_string_value(e));
-		if (r < 0)
-			goto out;
-	}
-	if (sh) {
-		r = hjson_only_keys(sh, "$.shard", shard_keys, err);
-		r = r ?: hjson_u32(sh, "$.shard", "count", true, 1, 100000, &rep->shard_count, err);
-		r = r
-			    ?: hjson_u32(sh, "$.shard", "index", true, 1, rep->shard_count,
-					 &rep->shard_index, err);
-		if (r < 0)
-			goto out;
-		rep->has_shard = true;
-	}
 	json_array_foreach(cases, i, e)
 	{
 		char pi[HJSON_PATH_MAX];
