@@ -36,11 +36,37 @@
 #define EXIT_USAGE  2
 
 static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted_by; /* the sender's pid, 0 when the kernel sent it */
 static unsigned int worker_trouble; /* workers that ended badly between cases (ASan, ...) */
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *si, void *uc)
 {
+	if (!interrupted)
+		interrupted_by = si && si->si_code <= 0 ? si->si_pid : 0;
 	interrupted = sig;
+}
+
+/*
+ * "interrupted by SIGTERM from pid 4242 (cellref)": who sent it is the first thing to know
+ * when a run ends this way unasked (a selftest once did, and nothing said why).
+ */
+static void interrupted_note(const char *what)
+{
+	char path[64], comm[64] = "";
+	_cleanup_fclose_ FILE *f = NULL;
+
+	if (interrupted_by > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)interrupted_by);
+		f = fopen(path, "re");
+		if (!f || !fgets(comm, sizeof(comm), f))
+			snprintf(comm, sizeof(comm), "gone\n");
+		comm[strcspn(comm, "\n")] = '\0';
+		fprintf(stderr, "cellcheck: interrupted by SIG%s from pid %d (%s): %s\n",
+			sigabbrev_np(interrupted) ?: "?", (int)interrupted_by, comm, what);
+	} else {
+		fprintf(stderr, "cellcheck: interrupted by SIG%s: %s\n",
+			sigabbrev_np(interrupted) ?: "?", what);
+	}
 }
 
 __attribute__((format(printf, 1, 2))) static int setup_error(const char *fmt, ...)
@@ -961,7 +987,7 @@ static void summary_table(const struct hrep *rep)
 
 static void install_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO };
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -1095,8 +1121,7 @@ int hrun_cmd_run(int argc, char **argv)
 	if (rs.prog.tty)
 		printf("\r\033[K");
 	if (e == -EINTR) {
-		fprintf(stderr, "cellcheck: interrupted (%s): no report written\n",
-			strsignal(interrupted));
+		interrupted_note("no report written");
 		status = 128 + interrupted;
 		goto out;
 	}
@@ -1475,6 +1500,11 @@ int hrun_cmd_selftest(int argc, char **argv)
 	r = pool_run(&s.ctx, jobs, n_jobs, s.o.jobs, selftest_result, &t);
 	if (t.prog.tty)
 		printf("\r\033[K");
+	if (r == -EINTR) {
+		interrupted_note("selftest stopped, no verdict");
+		status = 128 + interrupted;
+		goto out;
+	}
 	if (r < 0) {
 		setup_error("selftest: %s", strerror(-r));
 		goto out;
