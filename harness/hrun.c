@@ -256,6 +256,33 @@ static void make_uuid(char out[40])
 		 b[13], b[14], b[15]);
 }
 
+/*
+ * A cell gets a private /tmp (and /var/tmp, /dev/shm: SPEC 9.9), so the in-cell probe next to
+ * this binary cannot run in a cell when the build tree lives there: every supervisor case that
+ * runs it would fail for the harness's placement, not the implementation's behaviour. Said
+ * once, up front, instead of as many puzzling failures.
+ */
+static void warn_private_build_dir(const struct setup *s)
+{
+	static const char *const private_dirs[] = { "/tmp/", "/var/tmp/", "/dev/shm/" };
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	bool cells = false;
+
+	for (size_t i = 0; i < s->n_sel && !cells; i++)
+		cells = s->sel[i]->component == HCASE_SUPERVISOR;
+	if (n <= 0 || !cells)
+		return;
+	exe[n] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(private_dirs); i++)
+		if (!strncmp(exe, private_dirs[i], strlen(private_dirs[i])))
+			fprintf(stderr,
+				"cellcheck: warning: %s is under %s, which every cell sees as a private "
+				"directory of its own: supervisor cases that run the probe in a cell will "
+				"fail; build outside %s\n",
+				exe, private_dirs[i], private_dirs[i]);
+}
+
 static int setup_load(struct setup *s, bool selftest)
 {
 	_cleanup_free_ char *cases_dir = NULL;
@@ -322,6 +349,7 @@ static int setup_load(struct setup *s, bool selftest)
 					   "(network namespaces); run with sudo or --filter",
 					   need);
 	}
+	warn_private_build_dir(s);
 	/* A binary the selected cases need but cannot run is a bad profile, not N errors. */
 	for (int k = 0; k < _HCASE_COMPONENT_MAX; k++) {
 		bool used = false;
