@@ -249,9 +249,16 @@ static int step_bridge(struct cellnet *cn, const struct cellnet_cfg *cfg)
 	}
 	if (r < 0)
 		return r;
-	if (strcmp(br.kind, "bridge") != 0)
+	/* sup.bridge_kind_unchecked: any link of that name is taken for the bridge */
+	if (strcmp(br.kind, "bridge") != 0 && !FAULT("sup.bridge_kind_unchecked"))
 		return -EEXIST;
 	cn->bridge_ifindex = br.ifindex;
+	/* sup.bridge_foreign_removed: a bridge found here is taken for one made here */
+	if (FAULT("sup.bridge_foreign_removed")) {
+		cn->bridge_created = true;
+		cn->bridge_op = (int)cn->nops;
+		journal(cn, "bridge", OP_BRIDGE_DEL, false, br.ifindex);
+	}
 	return 0;
 }
 
