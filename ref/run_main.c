@@ -1326,7 +1326,9 @@ static int run_loop(struct run *r)
 						(void)cell_signal(&r->cell, sig);
 					/* Stop signals get a grace period, then SIGKILL
 					 * (SUP-WAIT-003). */
-					if (!r->kill_at && sig != SIGUSR1 && sig != SIGUSR2)
+					/* sup.usr_signal_deadline: SIGUSR1/2 start it too */
+					if (!r->kill_at && ((sig != SIGUSR1 && sig != SIGUSR2) ||
+							    FAULT("sup.usr_signal_deadline")))
 						r->kill_at = util_now_monotonic_ns() +
 							     (FAULT("sup.stop_grace_short")
 								      ? 1000ULL
