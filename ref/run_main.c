@@ -1356,6 +1356,9 @@ static void stop_workers(struct run *r)
 	uint64_t deadline = util_now_monotonic_ns() + WORKER_STOP_MS * 1000000ULL;
 	siginfo_t si;
 
+	/* sup.worker_stop_slow: a stuck worker is waited for 20 s, not 3 */
+	if (FAULT("sup.worker_stop_slow"))
+		deadline += 17000 * 1000000ULL;
 	for (int i = 0; i < 2; i++) {
 		if (ws[i]->pidfd >= 0)
 			(void)cell_worker_signal(ws[i], SIGTERM);
