@@ -77,8 +77,9 @@ static const char *const skip_fault[CELL_STEP_COUNT_] = {
 };
 
 static const char *const wrong_fault[CELL_STEP_COUNT_] = {
-	[CELL_STEP_SYNC] = "sup.sync_eof_runs",		 /* no guard against the parent's death */
-	[CELL_STEP_PROC_MOUNT] = "sup.proc_mount_fatal", /* fatal, not a degradation */
+	[CELL_STEP_SYNC] = "sup.sync_eof_runs",		   /* no guard against the parent's death */
+	[CELL_STEP_PROC_MOUNT] = "sup.proc_mount_fatal",   /* fatal, not a degradation */
+	[CELL_STEP_MOUNTS] = "sup.mounts_failure_ignored", /* a failed bind mount left out */
 	[CELL_STEP_HOSTNAME] = "sup.hostname_after_identity", /* taken after the identity */
 	[CELL_STEP_CLOSE_FDS] = "sup.fd_leak",		      /* fd 0 copied onto fd 5 */
 	[CELL_STEP_IDENTITY] = "sup.gid_not_set",	      /* no setresgid */
@@ -383,6 +384,8 @@ static void child_fs(const struct cell_child_cfg *c, bool ids_mapped)
 	if (err)
 		child_fatal(CELL_STEP_MASKED_PATHS, -err);
 	err = cellfs_binds(c->fs, &st);
+	if (err && fault_wrong(CELL_STEP_MOUNTS))
+		err = 0;
 	if (err)
 		child_fatal(CELL_STEP_MOUNTS, -err);
 	if (c->fs->rootfs) {
