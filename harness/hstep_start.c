@@ -316,7 +316,8 @@ static char *start_asan_env(const struct hcase *c)
 		return NULL;
 	for (size_t i = 0; c->features && c->features[i]; i++)
 		if (!strcmp(c->features[i], "tool:strace"))
-			return asprintf(&out, "ASAN_OPTIONS=%s:detect_leaks=0", asan) < 0 ? NULL : out;
+			return asprintf(&out, "ASAN_OPTIONS=%s:detect_leaks=0", asan) < 0 ? NULL
+											  : out;
 	return NULL;
 }
 
@@ -429,6 +430,7 @@ static int start_spawn(struct start *s)
 		.mnt_fd = -1,
 		.cap_inh = st->cap_inh,
 		.mount_ns = st->mount_ns,
+		.uts_ns = st->uts_ns,
 		.mount_shared = st->mount_shared,
 		.mount_type = st->mount_type,
 		.mount_source = s->mnt_src,

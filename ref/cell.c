@@ -471,11 +471,25 @@ static pid_t clone_pidfd(unsigned long flags, int *pidfd)
 	return (pid_t)r;
 }
 
+/*
+ * Fault only (sup.hostname_on_host): whether we are in the machine's UTS namespace, whose inode
+ * is the kernel's fixed PROC_UTS_INIT_INO (include/linux/proc_ns.h).
+ */
+static bool uts_is_init(void)
+{
+	struct stat self;
+
+	return stat("/proc/self/ns/uts", &self) < 0 || self.st_ino == 0xEFFFFFFEU;
+}
+
 int cell_clone(const struct cell_child_cfg *cfg, struct cell_proc *ret)
 {
 	int sync[2], rep[2], pidfd = -1;
 	pid_t pid;
 
+	/* sup.hostname_on_host: our own namespace takes the cell's name too (never PID 1's) */
+	if (cfg->hostname && FAULT("sup.hostname_on_host") && !uts_is_init())
+		(void)sethostname(cfg->hostname, strlen(cfg->hostname));
 	if (pipe2(sync, O_CLOEXEC) < 0)
 		return -errno;
 	if (pipe2(rep, O_CLOEXEC) < 0) {
