@@ -124,6 +124,7 @@ struct hproc_spawn_opts {
 	int mnt_fd;		/* setns into this mount namespace first; -1: stay */
 	uint64_t cap_inh;	/* added to the inheritable set before exec */
 	bool mount_ns;		/* or: a mount namespace of its own, made like this */
+	bool uts_ns;		/* a UTS namespace of its own */
 	bool mount_shared;
 	char **mount_type, **mount_source, **mount_target;
 	size_t n_groups;

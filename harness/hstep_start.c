@@ -438,6 +438,7 @@ static int start_spawn(struct start *s)
 		.mnt_fd = -1,
 		.cap_inh = st->cap_inh,
 		.mount_ns = st->mount_ns,
+		.uts_ns = st->uts_ns,
 		.mount_shared = st->mount_shared,
 		.mount_type = st->mount_type,
 		.mount_source = s->mnt_src,

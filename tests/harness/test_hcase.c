@@ -327,6 +327,7 @@ TEST(topology_links_start_keys_and_file_steps)
 		     "$.steps[1].mount_ns.mounts[0]", "absolute path");
 	expect_error(LOAD, "steps/1/mount_ns", "{\"propagation\": \"slave\"}",
 		     "$.steps[1].mount_ns.propagation", "is not one of");
+	expect_error(LOAD, "steps/1/uts_ns", "1", "$.steps[1].uts_ns", "expected true or false");
 }
 
 TEST(family_loads_all_or_nothing_and_ids_are_unique)
