@@ -81,32 +81,13 @@ static void write_truncated(struct jw *w, FILE *out, uint64_t index, uint64_t ex
 	emit_line(w, out);
 }
 
-/*
- * Negative controls (ref/fault.h), each breaking one decoder rule; the monitor, which shares
- * flowrec and flowevt, is untouched because they act here only. Empty in a normal build.
- */
+/* decode.pad_checked (ref/fault.h): a 40-byte record with non-zero padding. */
 static bool fault_pad_nonzero(const unsigned char rec[FLOWREC_V1_SIZE])
 {
 	static const unsigned char zero[7];
 
 	return memcmp(rec + offsetof(struct flowrec_v1, pad0), zero, 3) != 0 ||
 	       memcmp(rec + offsetof(struct flowrec_v1, pad1), zero, 7) != 0;
-}
-
-static void fault_mangle(struct flowrec *r)
-{
-	if (FAULT("decode.port_order")) {
-		r->src_port = (uint16_t)(r->src_port << 8 | r->src_port >> 8);
-		r->dst_port = (uint16_t)(r->dst_port << 8 | r->dst_port >> 8);
-	}
-}
-
-static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
-{
-	if (r->verdict == FLOWREC_VERDICT_DROP && FAULT("decode.verdict_map"))
-		e->decision = "allow";
-	if (!e->protocol && FAULT("decode.proto_guess"))
-		e->protocol = "tcp";
 }
 
 int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
@@ -157,9 +138,7 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 			rejected = true;
 			stop = FAULT("decode.wrong_length_resync");
 		} else {
-			fault_mangle(&r);
 			flowevt_from_record(&r, &e);
-			fault_mangle_flow(&r, &e);
 			jw_kv_bool(&w, "ok", true);
 			jw_kv_u64(&w, "index", index);
 			jw_key(&w, "record");
