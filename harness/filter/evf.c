@@ -139,13 +139,24 @@ static bool value_u64(const struct line *l, const struct member *m, uint64_t *re
 	return !errno && !*end;
 }
 
+/* The line is one whole object (a line cut short, or two glued together, is left alone). */
+static bool is_object(const struct line *l)
+{
+	size_t i = skip_ws(l, 0), e;
+
+	if (i >= l->n || l->s[i] != '{')
+		return false;
+	e = value_end(l, i);
+	return e && skip_ws(l, e) == l->n;
+}
+
 /* A CloudEvent: an object with a specversion member; its type's bare name matches name. */
 static bool is_event(const struct line *l, const char *name)
 {
 	struct member m, t;
 	size_t n, p = sizeof(TYPE_PREFIX) - 1;
 
-	if (!member(l, 0, "specversion", &m))
+	if (!is_object(l) || !member(l, 0, "specversion", &m))
 		return false;
 	if (!name)
 		return true;
@@ -161,7 +172,7 @@ static bool is_decoded(const struct line *l)
 {
 	struct member m;
 
-	return member(l, 0, "ok", &m) && value_is(l, &m, "true");
+	return is_object(l) && member(l, 0, "ok", &m) && value_is(l, &m, "true");
 }
 
 /* ---- editing ----------------------------------------------------------------------------- */
@@ -360,7 +371,7 @@ static bool f_dup_member(struct evf *x, const struct line *l, struct edits *e, s
 	struct member m;
 	char dup[72] = ",";
 
-	if (!member(l, 0, "specversion", &m) || m.end - m.key >= 64)
+	if (!is_event(l, NULL) || !member(l, 0, "specversion", &m) || m.end - m.key >= 64)
 		return false;
 
 	memcpy(dup + 1, l->s + m.key, m.end - m.key);
@@ -614,6 +625,8 @@ static bool f_addr_zero_tens(struct evf *x, const struct line *l, struct edits *
 	static const char *const keys[] = { "srcAddr", "dstAddr" };
 	struct member ob, m;
 
+	if (!is_object(l))
+		return false;
 	for (int i = 0; i < 3; i++) {
 		if (!member(l, 0, objs[i], &ob) || l->s[ob.val] != '{')
 			continue;
