@@ -216,7 +216,7 @@ struct edit {
 };
 
 struct edits {
-	struct edit e[8];
+	struct edit e[8]; /* the most one fault makes is six (addr_zero_tens) */
 	size_t n;
 	const char *eol; /* a line end of the fault's, or NULL */
 };
@@ -278,7 +278,10 @@ static void apply(struct out *o, const struct line *l, struct edits *x, const ch
 
 /* ---- the faults -------------------------------------------------------------------------- */
 
-/* A fault's edits to one line; false when it leaves the line alone. */
+/*
+ * A fault on one line: false when it leaves the line alone; else its edits in e, or the whole
+ * new text (without the line end) written to o, or o->drop set to remove the line.
+ */
 typedef bool (*evf_fn)(struct evf *x, const struct line *l, struct edits *e, struct out *o);
 
 struct evf_fault {
