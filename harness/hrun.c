@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evf.h"
 #include "hrun.h"
 #include "htime.h"
 #include "hversion.h"
@@ -1237,6 +1238,7 @@ struct fault {
 	const char *name;
 	int component; /* -1: unknown */
 	bool artifact;
+	bool filter;  /* an output fault (evf.h), applied to what the runner reads */
 	json_t *reqs; /* array of requirement id strings, or NULL */
 	struct hprof variant;
 };
@@ -1312,6 +1314,7 @@ static size_t selftest_faults_named(struct setup *s, json_t *reg, char *variant_
 				continue;
 			f->reqs = json_object_get(e, "requirements");
 			f->artifact = kind && strcmp(kind, "artifact") == 0;
+			f->filter = kind && strcmp(kind, "filter") == 0;
 			r = hcase_component_from_name(
 				json_string_value(json_object_get(e, "component")) ?: "");
 			if (r >= 0)
@@ -1351,6 +1354,7 @@ static size_t selftest_faults_other(struct setup *s, json_t *reg, char *variant_
 		faults[n_faults] = (struct fault){ .name = name,
 						   .component = comp,
 						   .artifact = kind && !strcmp(kind, "artifact"),
+						   .filter = kind && !strcmp(kind, "filter"),
 						   .reqs = json_object_get(e, "requirements"),
 						   .variant = *s->prof };
 		if (faults[n_faults].artifact)
@@ -1375,8 +1379,9 @@ static size_t selftest_jobs(const struct setup *s, const struct fault *faults, s
 		if (!f)
 			continue; /* cannot happen: every selected case's fault was added above */
 		jobs[n_jobs++] = (struct hrun_job){ .c = s->sel[i], .prof = s->prof };
-		jobs[n_jobs++] =
-			(struct hrun_job){ .c = s->sel[i], .prof = &f->variant, .fault = f->name };
+		jobs[n_jobs++] = (struct hrun_job){
+			.c = s->sel[i], .prof = &f->variant, .fault = f->name, .filter = f->filter
+		};
 	}
 	for (size_t k = 0; k < n_faults && !s->o.own_only; k++)
 		for (size_t i = 0; i < s->n_sel; i++)
@@ -1384,7 +1389,8 @@ static size_t selftest_jobs(const struct setup *s, const struct fault *faults, s
 			    strcmp(s->sel[i]->fault, faults[k].name) != 0)
 				jobs[n_jobs++] = (struct hrun_job){ .c = s->sel[i],
 								    .prof = &faults[k].variant,
-								    .fault = faults[k].name };
+								    .fault = faults[k].name,
+								    .filter = faults[k].filter };
 	return n_jobs;
 }
 
@@ -1514,6 +1520,14 @@ int hrun_cmd_selftest(int argc, char **argv)
 	n_faults = selftest_faults_named(&s, reg, variant_obj, faults);
 	if (!s.o.own_only)
 		n_faults = selftest_faults_other(&s, reg, variant_obj, faults, n_faults);
+	for (size_t k = 0; k < n_faults; k++)
+		if (faults[k].filter && !evf_find(faults[k].name)) {
+			setup_error(
+				"fault registry %s: %s has kind filter but cellcheck-evfilter's "
+				"table has no such output fault",
+				reg_path, faults[k].name);
+			goto out;
+		}
 	jobs = calloc(s.n_sel * (2 + n_faults) + 1, sizeof(*jobs));
 	if (!jobs)
 		goto out;

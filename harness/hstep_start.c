@@ -432,7 +432,7 @@ static int start_spawn(struct start *s)
 		.err_path = p->err_path,
 		.ready_wfd = s->rp[1],
 		.lis_fd = { s->lis[0], s->lis[1] },
-		.fault = r->j->fault,
+		.fault = r->j->filter ? NULL : r->j->fault,
 		.env = s->env,
 		.has_user = st->has_user,
 		.mnt_fd = -1,
@@ -515,7 +515,7 @@ static void start_ready_judge(struct start *s, int n, int ms, const struct pollf
 		char name[160];
 
 		snprintf(name, sizeof(name), "ready.%s.events", st->name);
-		run_set_num(r->vars, name, hfile_lines(p->ev_path));
+		run_set_num(r->vars, name, hsink_lines(r, p->ev_path));
 	}
 }
 

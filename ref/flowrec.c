@@ -161,8 +161,7 @@ char *flowrec_addr_str(uint32_t ip, char buf[static 16])
 
 		if (o >= 100)
 			*p++ = (char)('0' + o / 100);
-		/* decode.addr_zero_tens: 100..109 lose their middle zero (105 reads "15"). */
-		if (o >= 10 && (o / 10 % 10 || o < 100 || !FAULT("decode.addr_zero_tens")))
+		if (o >= 10)
 			*p++ = (char)('0' + o / 10 % 10);
 		*p++ = (char)('0' + o % 10);
 		*p++ = shift ? '.' : '\0';

@@ -226,14 +226,12 @@ static int degraded(struct run *r, const char *step, int err, const char *what)
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err < 0 ? -err : err));
-	if (!FAULT("sup.degraded_silent")) {
-		open_event(r);
-		jw_kv_str(&r->data, "step", step);
-		kv_err(&r->data, err);
-		jw_kv_str(&r->data, "message", msg);
-		jw_kv_bool(&r->data, "strict", r->spec->strict);
-		emit(r, "cell_degraded");
-	}
+	open_event(r);
+	jw_kv_str(&r->data, "step", step);
+	kv_err(&r->data, err);
+	jw_kv_str(&r->data, "message", msg);
+	jw_kv_bool(&r->data, "strict", r->spec->strict);
+	emit(r, "cell_degraded");
 	if (!r->spec->strict || FAULT("sup.strict_ignored"))
 		return 0;
 	return setup_failed(r, step, step, err, CELLREF_EXIT_STRICT,
@@ -1246,9 +1244,9 @@ static void record_exit(struct run *r, const siginfo_t *si)
 	r->cell_alive = false;
 	if (r->status) /* exec failure or setup failure decided already */
 		return;
-	if (si->si_code == CLD_EXITED || FAULT("sup.signal_as_exit")) {
+	if (si->si_code == CLD_EXITED) {
 		r->status = "exited";
-		r->workload_status = si->si_status + (si->si_code == CLD_EXITED ? 0 : 128);
+		r->workload_status = si->si_status;
 		r->exit_code = r->workload_status;
 		/* The workload's own failure reported as the supervisor's success. */
 		if (FAULT("sup.exit_code_zero"))
@@ -1466,7 +1464,7 @@ static void emit_exited(struct run *r, uint64_t teardown_us)
 	if (r->t_exec && r->t_exit)
 		jw_kv_u64(w, "runMs", (r->t_exit - r->t_exec) / 1000000);
 	jw_kv_u64(w, "teardownUs", teardown_us);
-	if (r->unique_flows >= 0 && !FAULT("sup.exited_no_flow_count"))
+	if (r->unique_flows >= 0)
 		jw_kv_i64(w, "uniqueFlowCount", r->unique_flows);
 	jw_kv_u64(w, "relayTruncated", r->relay_truncated);
 	jw_kv_u64(w, "eventsDropped", evout_dropped(r->out));

@@ -602,6 +602,16 @@ def test_usage(t):
     env.pop("CELLCHECK_FAULTS_BUILD", None)
     r = cc("selftest", env=env)
     check(r.returncode == 2 and "-Dfaults=true" in r.stderr, r.stderr)
+    # CHK-SELF-005: a filter fault cellcheck-evfilter lacks stops selftest before any case.
+    t.write("u-sf/cases/c.json", decoder_case("decoder.sf.one"))
+    reg = t.write("u-sf/faults.json", [{"name": "decode.usage_ignored", "component": "decoder",
+                                        "kind": "filter", "requirements": ["FLOW-FRM-011"],
+                                        "description": "not an output fault"}])
+    r = cc("selftest", "--faults-build", "--own-only", "--cases", t.path("u-sf", "cases"),
+           "--faults", reg)
+    check(r.returncode == 2 and "decode.usage_ignored has kind filter but cellcheck-evfilter's "
+          "table has no such output fault" in r.stderr and "decoder.sf.one" not in r.stdout,
+          f"{r.stdout}{r.stderr}")
     r = cc("cleanup", "extra")
     check(r.returncode == 2, r.stderr)
 
