@@ -1230,7 +1230,10 @@ static bool is_var(json_t *v)
 	return n > 2 && s[0] == '{' && s[n - 1] == '}';
 }
 
-/* {"exact": V} | {"regex": ERE} | {"range": [LO, HI]} | {"present": true} | {"absent": true} */
+/*
+ * {"exact": V} | {"regex": ERE} | {"range": [LO, HI]} | {"present": true} | {"absent": true} |
+ * {"distinct": true} | {"same": true} | {"var": NAME} | {"time_range": [LO, HI]}
+ */
 static int check_matcher(struct vctx *v, json_t *m, const char *path)
 {
 	char pk[HJSON_PATH_MAX];
@@ -1240,7 +1243,7 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 	if (!json_is_object(m) || json_object_size(m) != 1)
 		return hjson_fail(v->err, path,
 				  "a matcher is an object with exactly one of exact, regex, range, "
-				  "present, absent");
+				  "present, absent, distinct, same, var, time_range");
 	json_object_foreach(m, key, val)
 	{
 		hjson_path_key(pk, path, key);
@@ -1263,7 +1266,7 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 			regfree(&re);
 			return 0;
 		}
-		if (strcmp(key, "range") == 0) {
+		if (strcmp(key, "range") == 0 || strcmp(key, "time_range") == 0) {
 			json_t *lo = json_array_get(val, 0), *hi = json_array_get(val, 1);
 
 			if (!json_is_array(val) || json_array_size(val) != 2 ||
@@ -1277,7 +1280,13 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 				return hjson_fail(v->err, pk, "LO is greater than HI");
 			return 0;
 		}
-		if (strcmp(key, "present") == 0 || strcmp(key, "absent") == 0) {
+		if (strcmp(key, "var") == 0) {
+			if (!json_is_string(val) || !*json_string_value(val))
+				return hjson_fail(v->err, pk, "expected a runner variable's name");
+			return 0;
+		}
+		if (strcmp(key, "present") == 0 || strcmp(key, "absent") == 0 ||
+		    strcmp(key, "distinct") == 0 || strcmp(key, "same") == 0) {
 			if (!json_is_true(val))
 				return hjson_fail(v->err, pk, "expected true");
 			return 0;
@@ -2012,7 +2021,10 @@ static bool matcher_demands(json_t *m)
 		return !(json_is_integer(v) && json_integer_value(v) == 0) &&
 		       !(json_is_string(v) && !*json_string_value(v)) && !json_is_null(v) &&
 		       !json_is_false(v);
-	return json_object_get(m, "present") != NULL;
+	/* distinct and same hold only for a present value, var and time_range for a value. */
+	return json_object_get(m, "present") || json_object_get(m, "distinct") ||
+	       json_object_get(m, "same") || json_object_get(m, "var") ||
+	       json_object_get(m, "time_range");
 }
 
 /* events or records: a match item that wants at least one. */
