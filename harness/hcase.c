@@ -1443,7 +1443,7 @@ static int check_stream(struct vctx *v, json_t *ex, const char *path, const char
 
 		hjson_path_idx(pi, pm, i);
 		r = hjson_only_keys(item, pi, records ? item_rec : item_ev, v->err);
-		r = r ?: hjson_str(item, pi, "type", !records, &type, v->err);
+		r = r ?: hjson_str(item, pi, "type", false, &type, v->err);
 		r = r ?: hjson_u32(item, pi, "count", false, 0, 1000000, &count, v->err);
 		r = r ?: check_fields(v, item, pi, records);
 		if (r < 0)

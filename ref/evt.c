@@ -191,7 +191,11 @@ int evt_format(struct evt_sink *s, const char *type_name, const char *data_json,
 		format_id(s->id_seed, 0, id);
 	else
 		evt_sink_new_id(s, id);
-	evt_format_time(util_now_realtime_ns(), now);
+	/* evt.time_monotonic: the wrong clock, a 1970 date (the negative control of EVT-ENV-008).
+	 */
+	evt_format_time(FAULT("evt.time_monotonic") ? util_now_monotonic_ns()
+						    : util_now_realtime_ns(),
+			now);
 	/* evt.time_offset: "+00:00" for "Z" (the negative control of EVT-ENV-008). */
 	if (FAULT("evt.time_offset"))
 		strcpy(strchr(now, 'Z'), "+00:00");
@@ -202,7 +206,17 @@ int evt_format(struct evt_sink *s, const char *type_name, const char *data_json,
 		jw_kv_str(w, "specversion", "1.0");
 	jw_kv_str(w, "id", id);
 	/* evt.source_empty: the negative control of EVT-ENV-006. */
-	jw_kv_str(w, "source", FAULT("evt.source_empty") ? "" : s->source);
+	/* evt.source_numbered: a fresh source per event (the other control of EVT-ENV-006). */
+	if (FAULT("evt.source_numbered")) {
+		static unsigned long long seq;
+		char src[256];
+
+		snprintf(src, sizeof(src), "%s/%llu", s->source,
+			 __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+		jw_kv_str(w, "source", src);
+	} else {
+		jw_kv_str(w, "source", FAULT("evt.source_empty") ? "" : s->source);
+	}
 	n = strlen(type_name);
 	if (n >= sizeof(type) - sizeof(EVT_TYPE_PREFIX))
 		return -EINVAL;

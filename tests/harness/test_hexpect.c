@@ -431,6 +431,12 @@ TEST(matchers_across_events_and_runner)
 	     "\"id\": {\"exact\": \"b\"}, \"time\": {\"same\": true}}}]}}",
 	     &f);
 
+	/* An item without a type takes every event: with exhaustive, a check of each. */
+	PASS("{\"events\": {\"exhaustive\": true, \"match\": [{\"count\": 3, \"fields\": {"
+	     "\"source\": {\"same\": true}, \"id\": {\"distinct\": true}}}]}}",
+	     &f);
+	FAILS_EXACT("{\"events\": {\"match\": [{\"count\": 2}]}}", &f,
+		    "expect.events.match[0]: expected 2 matching events, got 3 (first: line 1)");
 	ev_match(&f, "{\"data.runId\": {\"var\": \"run.id\"}}", 1,
 		 "expected 1 matching events, got 3", __LINE__);
 	PASS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 3, \"fields\": {"
