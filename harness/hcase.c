@@ -522,8 +522,8 @@ static int parse_upstream(struct vctx *v, json_t *obj, const char *path)
 	static const char *const rule_keys[] = { "match", "action", "delay_ms", "records",
 						 "forge", "rcode",  NULL };
 	static const char *const match_keys[] = { "qname", "qtype", NULL };
-	static const char *const actions[] = { "answer", "drop",	 "truncate",
-					       "forge",	 "icmp-unreach", NULL };
+	static const char *const actions[] = { "answer",       "drop",	"truncate", "forge",
+					       "icmp-unreach", "close", NULL };
 	static const char *const forges[] = { "txid", "sport", "saddr", "question", NULL };
 	char p[HJSON_PATH_MAX], pk[HJSON_PATH_MAX];
 	json_t *up = NULL, *rules = NULL, *e;

@@ -70,6 +70,7 @@ struct query {
 	int ufd; /* TCP: its own connection */
 	enum dnsp_transport transport;
 	bool in_shutdown;
+	bool late_kept; /* dns.late_reply_relayed: SERVFAIL sent, still waiting */
 	uint32_t conn_slot;
 	uint32_t conn_gen;
 	struct sockaddr_storage client;
@@ -101,6 +102,7 @@ struct conn {
 	bool used;
 	bool eof;
 	bool draining;	 /* no more queries will be read: close once answered */
+	bool late;	 /* dns.accept_in_shutdown: accepted after shutdown began */
 	uint32_t events; /* current epoll interest */
 	uint32_t inflight;
 	uint32_t total;
@@ -288,7 +290,9 @@ static void conn_update(struct dnsp *p, struct conn *c)
 {
 	uint32_t want = 0;
 
-	if (!c->eof && !c->draining && !p->stopping && c->inflight < p->c.tcp_max_inflight)
+	bool stopping = p->stopping && !c->late;
+
+	if (!c->eof && !c->draining && !stopping && c->inflight < p->c.tcp_max_inflight)
 		want |= EPOLLIN;
 	if (c->woff < c->wlen)
 		want |= EPOLLOUT;
@@ -297,8 +301,8 @@ static void conn_update(struct dnsp *p, struct conn *c)
 		ep_mod(p, c->fd, want, &c->it);
 	}
 	/* Nothing more to read, nothing in flight, everything written: done. */
-	if ((c->eof || c->draining || p->stopping) && c->inflight == 0 && c->woff == c->wlen &&
-	    (c->draining || p->stopping || !frame_ready(c)))
+	if ((c->eof || c->draining || stopping) && c->inflight == 0 && c->woff == c->wlen &&
+	    (c->draining || stopping || !frame_ready(c)))
 		conn_close(p, c);
 }
 
@@ -562,6 +566,28 @@ static void query_answer(struct dnsp *p, struct query *q, const uint8_t *resp, s
 	       q->qname_len, q->qtype, q->qclass, reason, rcode, q->recv_mono, q->recv_rt,
 	       q->mismatches);
 	query_free(p, q);
+}
+
+/*
+ * dns.late_reply_relayed: the client gets its SERVFAIL, but the query stays in flight for
+ * another timeout, so a late upstream reply is relayed too (a second response).
+ */
+__attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query *q, uint64_t now)
+{
+	struct dnswire_query pq = {
+		.id = q->client_id,
+		.flags = dnswire_get16(q->msg + 2 + 2),
+		.has_question = true,
+		.qname_len = q->qname_len,
+	};
+	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
+	size_t n = dnswire_make_response(q->msg + 2, &pq, DNSWIRE_SERVFAIL, out, sizeof(out));
+
+	udp_send(p, &q->client, q->client_len, out, n);
+	q->late_kept = true;
+	list_remove(p, q);
+	q->deadline = now + ms_to_ns(p->c.timeout_ms);
+	list_append(p, q);
 }
 
 /* SERVFAIL made by the proxy for a query it could not complete. */
@@ -887,6 +913,19 @@ static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
 	}
 }
 
+/*
+ * A TCP upstream connection refused, reset or closed before a whole reply: SERVFAIL now.
+ * dns.tcp_upstream_failure_waits: the connection is closed and the query left to time out.
+ */
+static void tcp_up_failed(struct dnsp *p, struct query *q)
+{
+	if (FAULT("dns.tcp_upstream_failure_waits")) {
+		util_closep(&q->ufd); /* closing also removes it from epoll */
+		return;
+	}
+	query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+}
+
 static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 {
 	if (q->tstate == UP_CONNECTING) {
@@ -894,7 +933,7 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 		socklen_t l = sizeof(err);
 
 		if (getsockopt(q->ufd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err) {
-			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			tcp_up_failed(p, q);
 			return;
 		}
 		q->tstate = UP_WRITING;
@@ -948,7 +987,7 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			tcp_up_failed(p, q);
 			return;
 		}
 		q->toff += (uint32_t)n;
@@ -1142,6 +1181,7 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 		c->slot = slot;
 		c->used = true;
 		c->eof = c->draining = false;
+		c->late = p->stopping;
 		c->inflight = c->total = c->rlen = c->skipped = 0;
 		c->last_active = now;
 		c->events = EPOLLIN;
@@ -1182,7 +1222,7 @@ static bool frame_ready(const struct conn *c)
 static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now_rt)
 {
 	/* dns.tcp_max_inflight_ignored: the negative control of DNS-TCP-005. */
-	while (c->used && !c->draining && !p->stopping &&
+	while (c->used && !c->draining && (!p->stopping || c->late) &&
 	       (c->inflight < p->c.tcp_max_inflight || FAULT("dns.tcp_max_inflight_ignored"))) {
 		ssize_t n;
 		uint16_t flen;
@@ -1275,7 +1315,7 @@ static void conn_backlog(struct dnsp *p, uint64_t now, uint64_t now_rt)
 	for (uint32_t i = 0; p->nconns && i < p->c.tcp_max_conns; i++) {
 		struct conn *c = p->conns[i];
 
-		if (c && c->used && !c->draining && !p->stopping && frame_ready(c) &&
+		if (c && c->used && !c->draining && (!p->stopping || c->late) && frame_ready(c) &&
 		    c->inflight < p->c.tcp_max_inflight)
 			conn_read(p, c, now, now_rt);
 	}
@@ -1304,8 +1344,9 @@ static void idle_check(struct dnsp *p, uint64_t now)
 	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
 		struct conn *c = p->conns[i];
 
-		if (c && c->used && c->inflight == 0 && c->woff == c->wlen && !frame_ready(c) &&
-		    now - c->last_active >= idle) {
+		/* dns.tcp_idle_in_flight: queries in flight do not keep a connection open. */
+		if (c && c->used && (c->inflight == 0 || FAULT("dns.tcp_idle_in_flight")) &&
+		    c->woff == c->wlen && !frame_ready(c) && now - c->last_active >= idle) {
 			p->st.tcp_idle_closed++;
 			conn_close(p, c);
 		}
@@ -1498,7 +1539,8 @@ static void begin_stop(struct dnsp *p, uint64_t now)
 	p->grace_deadline = now + ms_to_ns(grace);
 	/* No new queries from here on; what is in flight still gets its answer. */
 	(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->udp_fd, NULL);
-	if (p->tcp_fd >= 0)
+	/* dns.accept_in_shutdown: connections are still accepted, and served as before. */
+	if (p->tcp_fd >= 0 && !FAULT("dns.accept_in_shutdown"))
 		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->tcp_fd, NULL);
 	if (p->c.stop_fd >= 0)
 		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->c.stop_fd, NULL);
@@ -1590,10 +1632,17 @@ int dnsp_run(struct dnsp *p)
 			begin_stop(p, now);
 
 		now = util_now_monotonic_ns();
-		while (p->head && p->head->deadline <= now)
+		while (p->head && p->head->deadline <= now) {
+			/* dns.late_reply_relayed: SERVFAIL goes out, the query keeps waiting. */
+			if (FAULT("dns.late_reply_relayed") && !p->head->late_kept &&
+			    p->head->transport == DNSP_UDP) {
+				fault_late_keep(p, p->head, now);
+				continue;
+			}
 			query_fail(p, p->head,
 				   p->head->mismatches ? DNSP_UPSTREAM_MISMATCH
 						       : DNSP_UPSTREAM_TIMEOUT);
+		}
 		if (p->nconns && now >= p->next_idle_check) {
 			idle_check(p, now);
 			p->next_idle_check = now + IDLE_CHECK_NS;
