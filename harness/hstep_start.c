@@ -316,7 +316,8 @@ static char *start_asan_env(const struct hcase *c)
 		return NULL;
 	for (size_t i = 0; c->features && c->features[i]; i++)
 		if (!strcmp(c->features[i], "tool:strace"))
-			return asprintf(&out, "ASAN_OPTIONS=%s:detect_leaks=0", asan) < 0 ? NULL : out;
+			return asprintf(&out, "ASAN_OPTIONS=%s:detect_leaks=0", asan) < 0 ? NULL
+											  : out;
 	return NULL;
 }
 

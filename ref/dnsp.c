@@ -189,6 +189,9 @@ static uint64_t ms_to_ns(uint32_t ms)
 	return (uint64_t)ms * 1000000ULL;
 }
 
+/* dns.tcp_upstream_reused: the upstream TCP connection kept from the last query. */
+static int fault_spare_fd = -1;
+
 static int ep_add(struct dnsp *p, int fd, uint32_t events, struct item *it)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = it };
@@ -759,6 +762,16 @@ static void forward(struct dnsp *p, struct query *q)
 		/* Queries that came over TCP go upstream over TCP (they may need the size). */
 		q->it.kind = K_UP_TCP;
 		q->tstate = UP_CONNECTING;
+		/* dns.tcp_upstream_reused: the last query's connection carries this one too. */
+		if (fault_spare_fd >= 0 && FAULT("dns.tcp_upstream_reused")) {
+			q->ufd = fault_spare_fd;
+			fault_spare_fd = -1;
+			q->tstate = UP_WRITING;
+			err = ep_add(p, q->ufd, EPOLLOUT, &q->it);
+			if (err)
+				query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
 		q->ufd = upstream_socket(p, SOCK_STREAM);
 		err = q->ufd < 0 ? q->ufd : 0;
 		if (err)
@@ -979,6 +992,14 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 				p->st.upstream_mismatch++;
 				query_fail(p, q, DNSP_UPSTREAM_MISMATCH);
 				return;
+			}
+			/* dns.tcp_upstream_reused: keep the connection for the next query. */
+			if (FAULT("dns.tcp_upstream_reused")) {
+				(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, q->ufd, NULL);
+				if (fault_spare_fd >= 0)
+					close(fault_spare_fd);
+				fault_spare_fd = q->ufd;
+				q->ufd = -1;
 			}
 			relay(p, q, q->tbuf + 2, len);
 			return;
