@@ -769,7 +769,7 @@ static int parse_caps(struct vctx *v, json_t *e, const char *pi, struct hcase_st
 /* "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen. */
 static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
 {
-	static const char *const keys[] = { "udp", "tcp", "tcp_busy", NULL };
+	static const char *const keys[] = { "udp", "tcp", "tcp_busy", "udp_at", "tcp_at", NULL };
 	char pk[HJSON_PATH_MAX];
 	json_t *l = NULL, *listen;
 	int r;
@@ -782,8 +782,16 @@ static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hca
 	r = r ?: hjson_bool(l, pk, "udp", false, &s->lis_udp, v->err);
 	r = r ?: hjson_bool(l, pk, "tcp", false, &s->lis_tcp, v->err);
 	r = r ?: hjson_bool(l, pk, "tcp_busy", false, &s->lis_tcp_busy, v->err);
+	r = r ?: dup_str(l, pk, "udp_at", false, &s->lis_udp_at, v->err);
+	r = r ?: dup_str(l, pk, "tcp_at", false, &s->lis_tcp_at, v->err);
 	if (r < 0)
 		return r;
+	/* A socket bound elsewhere than --listen: the mismatches DNS-CLI-003 refuses. */
+	if ((s->lis_udp_at && !hostport_valid(s->lis_udp_at)) ||
+	    (s->lis_tcp_at && !hostport_valid(s->lis_tcp_at)))
+		return hjson_fail(v->err, pk, "\"udp_at\" and \"tcp_at\" are IP:PORT");
+	if ((s->lis_udp_at && !s->lis_udp) || (s->lis_tcp_at && !s->lis_tcp))
+		return hjson_fail(v->err, pk, "\"udp_at\" needs \"udp\", \"tcp_at\" \"tcp\"");
 	listen = json_object_get(json_object_get(e, "vars"), "listen");
 	if (!json_is_string(listen) || !hostport_valid(json_string_value(listen)))
 		return hjson_fail(v->err, pk, "listeners need \"vars\".\"listen\" as IP:PORT");
@@ -1776,6 +1784,8 @@ void hcase_free(struct hcase *c)
 		hjson_strv_free(s->args);
 		json_decref(s->vars);
 		free(s->stdin_file);
+		free(s->lis_udp_at);
+		free(s->lis_tcp_at);
 		free(s->file);
 		free(s->op);
 		json_decref(s->op_args);
