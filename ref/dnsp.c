@@ -1202,7 +1202,7 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 		c->slot = slot;
 		c->used = true;
 		c->eof = c->draining = false;
-		c->late = p->stopping;
+		c->late = p->stopping && FAULT("dns.accept_in_shutdown");
 		c->inflight = c->total = c->rlen = c->skipped = 0;
 		c->last_active = now;
 		c->events = EPOLLIN;
