@@ -523,8 +523,8 @@ static int parse_upstream(struct vctx *v, json_t *obj, const char *path)
 	static const char *const rule_keys[] = { "match", "action", "delay_ms", "records",
 						 "forge", "rcode",  NULL };
 	static const char *const match_keys[] = { "qname", "qtype", NULL };
-	static const char *const actions[] = { "answer", "drop",	 "truncate",
-					       "forge",	 "icmp-unreach", NULL };
+	static const char *const actions[] = { "answer",       "drop",	"truncate", "forge",
+					       "icmp-unreach", "close", NULL };
 	static const char *const forges[] = { "txid", "sport", "saddr", "question", NULL };
 	char p[HJSON_PATH_MAX], pk[HJSON_PATH_MAX];
 	json_t *up = NULL, *rules = NULL, *e;
@@ -770,7 +770,7 @@ static int parse_caps(struct vctx *v, json_t *e, const char *pi, struct hcase_st
 /* "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen. */
 static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
 {
-	static const char *const keys[] = { "udp", "tcp", "tcp_busy", NULL };
+	static const char *const keys[] = { "udp", "tcp", "tcp_busy", "udp_at", "tcp_at", NULL };
 	char pk[HJSON_PATH_MAX];
 	json_t *l = NULL, *listen;
 	int r;
@@ -783,8 +783,16 @@ static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hca
 	r = r ?: hjson_bool(l, pk, "udp", false, &s->lis_udp, v->err);
 	r = r ?: hjson_bool(l, pk, "tcp", false, &s->lis_tcp, v->err);
 	r = r ?: hjson_bool(l, pk, "tcp_busy", false, &s->lis_tcp_busy, v->err);
+	r = r ?: dup_str(l, pk, "udp_at", false, &s->lis_udp_at, v->err);
+	r = r ?: dup_str(l, pk, "tcp_at", false, &s->lis_tcp_at, v->err);
 	if (r < 0)
 		return r;
+	/* A socket bound elsewhere than --listen: the mismatches DNS-CLI-003 refuses. */
+	if ((s->lis_udp_at && !hostport_valid(s->lis_udp_at)) ||
+	    (s->lis_tcp_at && !hostport_valid(s->lis_tcp_at)))
+		return hjson_fail(v->err, pk, "\"udp_at\" and \"tcp_at\" are IP:PORT");
+	if ((s->lis_udp_at && !s->lis_udp) || (s->lis_tcp_at && !s->lis_tcp))
+		return hjson_fail(v->err, pk, "\"udp_at\" needs \"udp\", \"tcp_at\" \"tcp\"");
 	listen = json_object_get(json_object_get(e, "vars"), "listen");
 	if (!json_is_string(listen) || !hostport_valid(json_string_value(listen)))
 		return hjson_fail(v->err, pk, "listeners need \"vars\".\"listen\" as IP:PORT");
@@ -1232,7 +1240,10 @@ static bool is_var(json_t *v)
 	return n > 2 && s[0] == '{' && s[n - 1] == '}';
 }
 
-/* {"exact": V} | {"regex": ERE} | {"range": [LO, HI]} | {"present": true} | {"absent": true} */
+/*
+ * {"exact": V} | {"regex": ERE} | {"range": [LO, HI]} | {"present": true} | {"absent": true} |
+ * {"distinct": true} | {"same": true} | {"var": NAME} | {"time_range": [LO, HI]}
+ */
 static int check_matcher(struct vctx *v, json_t *m, const char *path)
 {
 	char pk[HJSON_PATH_MAX];
@@ -1242,7 +1253,7 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 	if (!json_is_object(m) || json_object_size(m) != 1)
 		return hjson_fail(v->err, path,
 				  "a matcher is an object with exactly one of exact, regex, range, "
-				  "present, absent");
+				  "present, absent, distinct, same, var, time_range");
 	json_object_foreach(m, key, val)
 	{
 		hjson_path_key(pk, path, key);
@@ -1265,7 +1276,7 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 			regfree(&re);
 			return 0;
 		}
-		if (strcmp(key, "range") == 0) {
+		if (strcmp(key, "range") == 0 || strcmp(key, "time_range") == 0) {
 			json_t *lo = json_array_get(val, 0), *hi = json_array_get(val, 1);
 
 			if (!json_is_array(val) || json_array_size(val) != 2 ||
@@ -1279,7 +1290,13 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 				return hjson_fail(v->err, pk, "LO is greater than HI");
 			return 0;
 		}
-		if (strcmp(key, "present") == 0 || strcmp(key, "absent") == 0) {
+		if (strcmp(key, "var") == 0) {
+			if (!json_is_string(val) || !*json_string_value(val))
+				return hjson_fail(v->err, pk, "expected a runner variable's name");
+			return 0;
+		}
+		if (strcmp(key, "present") == 0 || strcmp(key, "absent") == 0 ||
+		    strcmp(key, "distinct") == 0 || strcmp(key, "same") == 0) {
 			if (!json_is_true(val))
 				return hjson_fail(v->err, pk, "expected true");
 			return 0;
@@ -1436,7 +1453,7 @@ static int check_stream(struct vctx *v, json_t *ex, const char *path, const char
 
 		hjson_path_idx(pi, pm, i);
 		r = hjson_only_keys(item, pi, records ? item_rec : item_ev, v->err);
-		r = r ?: hjson_str(item, pi, "type", !records, &type, v->err);
+		r = r ?: hjson_str(item, pi, "type", false, &type, v->err);
 		r = r ?: hjson_u32(item, pi, "count", false, 0, 1000000, &count, v->err);
 		r = r ?: check_fields(v, item, pi, records);
 		if (r < 0)
@@ -1775,6 +1792,8 @@ void hcase_free(struct hcase *c)
 		hjson_strv_free(s->args);
 		json_decref(s->vars);
 		free(s->stdin_file);
+		free(s->lis_udp_at);
+		free(s->lis_tcp_at);
 		free(s->file);
 		free(s->op);
 		json_decref(s->op_args);
@@ -2020,7 +2039,10 @@ static bool matcher_demands(json_t *m)
 		return !(json_is_integer(v) && json_integer_value(v) == 0) &&
 		       !(json_is_string(v) && !*json_string_value(v)) && !json_is_null(v) &&
 		       !json_is_false(v);
-	return json_object_get(m, "present") != NULL;
+	/* distinct and same hold only for a present value, var and time_range for a value. */
+	return json_object_get(m, "present") || json_object_get(m, "distinct") ||
+	       json_object_get(m, "same") || json_object_get(m, "var") ||
+	       json_object_get(m, "time_range");
 }
 
 /* events or records: a match item that wants at least one. */

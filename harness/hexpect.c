@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/btf.h>
@@ -430,6 +431,111 @@ static int regex_match(struct xctx *x, const char *where, const char *re_text, c
 	return 0;
 }
 
+/*
+ * An EVT-ENV-008 timestamp as ns since the epoch, and the length of the interval its last digit
+ * stands for (1 s with no fraction, 1 us with six digits). -EINVAL when it is not that form.
+ */
+static int rfc3339_ns(const char *s, size_t n, uint64_t *ret_ns, uint64_t *ret_unit)
+{
+	unsigned yr, mo, dy, hh, mi, ss;
+	uint64_t frac = 0, unit = 1000000000u;
+	struct tm tm = { 0 };
+	char buf[40];
+	size_t i = 19;
+	time_t t;
+
+	if (n < 20 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	for (size_t k = 0; k < 19; k++)
+		if ((k == 4 || k == 7)	   ? buf[k] != '-'
+		    : k == 10		   ? buf[k] != 'T'
+		    : (k == 13 || k == 16) ? buf[k] != ':'
+					   : !(buf[k] >= '0' && buf[k] <= '9'))
+			return -EINVAL;
+	if (sscanf(buf, "%4u-%2u-%2uT%2u:%2u:%2u", &yr, &mo, &dy, &hh, &mi, &ss) != 6 || mo < 1 ||
+	    mo > 12 || dy < 1 || dy > 31 || hh > 23 || mi > 59 || ss > 60 || yr < 1970)
+		return -EINVAL;
+	if (buf[i] == '.') {
+		size_t d = 0;
+
+		for (i++; buf[i] >= '0' && buf[i] <= '9' && d < 9; i++, d++) {
+			frac = frac * 10 + (uint64_t)(buf[i] - '0');
+			unit /= 10;
+		}
+		if (d == 0)
+			return -EINVAL;
+		frac *= unit;
+	}
+	if (buf[i] != 'Z' || i + 1 != n)
+		return -EINVAL;
+	tm.tm_year = (int)yr - 1900;
+	tm.tm_mon = (int)mo - 1;
+	tm.tm_mday = (int)dy;
+	tm.tm_hour = (int)hh;
+	tm.tm_min = (int)mi;
+	tm.tm_sec = (int)ss;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ret_ns = (uint64_t)t * 1000000000u + frac;
+	*ret_unit = unit;
+	return 0;
+}
+
+static int u64_xv(struct xctx *x, uint64_t u, struct hxv *v)
+{
+	char buf[32];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
+
+	v->t = HXV_INT;
+	v->s = hxv_arena_strndup(&x->a, buf, n);
+	v->n = n;
+	return v->s ? 0 : -ENOMEM;
+}
+
+/*
+ * time_range: the instants a timestamp stands for (from it to the end of its last digit's
+ * interval, since a producer truncates) meet [LO, HI], both ns since the epoch.
+ */
+static int time_in(struct xctx *x, const char *where, json_t *val, const struct hxv *v, bool *ok)
+{
+	struct hxv lo, hi, t0, t1;
+	uint64_t ns, unit;
+	int r;
+
+	r = bound(x, where, json_array_get(val, 0), &lo);
+	r = r ?: bound(x, where, json_array_get(val, 1), &hi);
+	if (r < 0)
+		return r;
+	if (!v || v->t != HXV_STR || rfc3339_ns(v->s, v->n, &ns, &unit) < 0)
+		return 0;
+	r = u64_xv(x, ns, &t0);
+	r = r ?: u64_xv(x, ns + unit - 1, &t1);
+	if (r < 0)
+		return r;
+	*ok = hxv_num_cmp(&t0, &hi) <= 0 && hxv_num_cmp(&lo, &t1) <= 0;
+	return 0;
+}
+
+/* var: the value is the runner variable NAME (a string, or a number as its decimal text). */
+static int var_is(struct xctx *x, const char *where, json_t *val, const struct hxv *v, bool *ok)
+{
+	const char *name = json_string_value(val);
+	json_t *jv = name ? json_object_get(x->o->vars, name) : NULL;
+
+	if (!jv)
+		return fail(x, -ENOENT, "%s: var {%s}: no such runner variable", where, name ?: "");
+	if (!v)
+		return 0;
+	/* Runner variables are strings; a number is compared as its decimal text. */
+	if (json_is_string(jv) && (v->t == HXV_STR || v->t == HXV_INT))
+		*ok = v->n == json_string_length(jv) &&
+		      memcmp(v->s, json_string_value(jv), v->n) == 0;
+	return 0;
+}
+
 /* Evaluate one matcher against v (NULL: the path is absent). 0 with *ok, or -errno. */
 static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct hxv *v, bool *ok)
 {
@@ -439,8 +545,14 @@ static int mt_eval(struct xctx *x, const char *where, json_t *m, const struct hx
 	*ok = false;
 	json_object_foreach(m, key, val)
 	{
-		if (strcmp(key, "present") == 0) {
+		if (strcmp(key, "present") == 0 || strcmp(key, "distinct") == 0 ||
+		    strcmp(key, "same") == 0) {
+			/* distinct and same compare across the item's matches: items_across. */
 			*ok = v != NULL;
+		} else if (strcmp(key, "time_range") == 0) {
+			return time_in(x, where, val, v, ok);
+		} else if (strcmp(key, "var") == 0) {
+			return var_is(x, where, val, v, ok);
 		} else if (strcmp(key, "absent") == 0) {
 			*ok = v == NULL;
 		} else if (strcmp(key, "exact") == 0) {
@@ -1178,7 +1290,17 @@ static int mt_explain(struct xctx *x, const char *fkey, json_t *m, const struct 
 		} else if (strcmp(key, "regex") == 0 && json_is_string(val)) {
 			sb_puts(b, " ");
 			show_bytes(b, json_string_value(val), json_string_length(val));
-		} else if (strcmp(key, "range") == 0) {
+		} else if (strcmp(key, "var") == 0 && json_is_string(val)) {
+			json_t *jv = json_object_get(x->o->vars, json_string_value(val));
+
+			sb_puts(b, " {");
+			sb_esc(b, json_string_value(val), json_string_length(val));
+			sb_puts(b, "}");
+			if (json_is_string(jv)) {
+				sb_puts(b, "=");
+				show_bytes(b, json_string_value(jv), json_string_length(jv));
+			}
+		} else if (strcmp(key, "range") == 0 || strcmp(key, "time_range") == 0) {
 			sb_puts(b, " [");
 			show_bound(x, b, json_array_get(val, 0));
 			sb_puts(b, ", ");
@@ -1912,6 +2034,94 @@ static int items_exhaustive(struct xctx *x, const char *kind, json_t *items, con
 	return 0;
 }
 
+/*
+ * distinct and same: over the candidates an item matches (every field), the field's values
+ * differ pairwise, or all equal the first. 0, 1 (FAIL naming both candidates), or -errno.
+ */
+static int item_across(struct xctx *x, const char *where, const char *type, json_t *fields,
+		       const char *key, bool distinct, const struct cand *c)
+{
+	_cleanup_free_ size_t *idx = calloc(c->n ? c->n : 1, sizeof(*idx));
+	const struct hxv **val = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (!idx)
+		return -ENOMEM;
+	if (!c->ev)
+		return fail(x, -EINVAL, "%s: %s: distinct and same compare event fields", where,
+			    key);
+	for (size_t j = 0; j < c->n; j++) {
+		const char *bad_key;
+		size_t n_ok;
+		bool ok;
+
+		if (!cand_type(c, j, type))
+			continue;
+		r = cand_match(x, c, j, where, fields, &ok, &bad_key, &n_ok);
+		if (r < 0)
+			return r;
+		if (ok)
+			idx[n++] = j;
+	}
+	val = calloc(n ? n : 1, sizeof(*val));
+	if (!val)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		val[k] = hxv_path(&c->ev->ev[idx[k]], key);
+	/* Quadratic, but the streams these compare hold at most a few thousand events. */
+	for (size_t k = 1; k < n && r == 0; k++)
+		for (size_t l = 0; l < (distinct ? k : 1) && r == 0; l++) {
+			if (hxv_equal(val[l], val[k]) != distinct)
+				continue;
+			sb_printf(&x->msg, "%s: ", where);
+			sb_esc(&x->msg, key, strlen(key));
+			sb_printf(&x->msg, ": expected %s across the %zu matching %ss, got ",
+				  distinct ? "distinct values" : "the same value", n, c->noun);
+			show(&x->msg, val[l]);
+			sb_puts(&x->msg, " (");
+			cand_where(c, idx[l], &x->msg);
+			sb_printf(&x->msg, ") %s ", distinct ? "and again" : "but");
+			if (!distinct)
+				show(&x->msg, val[k]);
+			sb_puts(&x->msg, distinct ? "(" : " (");
+			cand_where(c, idx[k], &x->msg);
+			sb_puts(&x->msg, ")");
+			r = 1;
+		}
+	free(val);
+	return r;
+}
+
+/* Every field of every item with a distinct or same matcher. */
+static int items_across(struct xctx *x, const char *kind, json_t *items, const struct cand *c)
+{
+	json_t *item;
+	size_t i;
+
+	json_array_foreach(items, i, item)
+	{
+		const char *type = json_string_value(json_object_get(item, "type"));
+		json_t *fields = json_object_get(item, "fields"), *m;
+		const char *key;
+		char where[160];
+
+		item_where(where, sizeof(where), kind, i, type);
+		json_object_foreach(fields, key, m)
+		{
+			bool distinct = json_object_get(m, "distinct") != NULL;
+			int r;
+
+			if (!distinct && !json_object_get(m, "same"))
+				continue;
+			r = item_across(x, where, type, fields, key, distinct, c);
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 static int check_items(struct xctx *x, const char *kind, json_t *spec, const struct cand *c)
 {
 	json_t *items = json_object_get(spec, "match");
@@ -1919,6 +2129,8 @@ static int check_items(struct xctx *x, const char *kind, json_t *spec, const str
 	int r;
 
 	r = items_counted(x, kind, items, c);
+	if (r == 0)
+		r = items_across(x, kind, items, c);
 	if (r == 0 && order && strcmp(order, "ordered") == 0)
 		r = items_ordered(x, kind, items, c);
 	if (r == 0 && json_is_true(json_object_get(spec, "exhaustive")))
@@ -2248,16 +2460,6 @@ static int count_is(struct xctx *x, const char *key, json_t *want, const struct 
 	if (m != want)
 		json_decref(m);
 	return r;
-}
-
-static int u64_xv(struct xctx *x, uint64_t u, struct hxv *v)
-{
-	char buf[24];
-
-	v->t = HXV_INT;
-	v->n = (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)u);
-	v->s = hxv_arena_strndup(&x->a, buf, v->n);
-	return v->s ? 0 : -ENOMEM;
 }
 
 static int count_one(struct xctx *x, const char *key, json_t *want)

@@ -551,12 +551,16 @@ int hrun_case_exec(const struct hrun_ctx *ctx, struct hrun_worker *w, const stru
 	if (c->upstream && hupstream_start(&r) < 0)
 		goto end;
 	run_set_num(r.vars, "case.start_ns", run_now_ns());
+	run_set_num(r.vars, "case.start_unix_ns", run_wall_ns());
+	json_object_set_new(r.vars, "run.id", json_string(ctx->run_id));
 	steps_ran = true;
 	hstep_run_all(&r);
 end:
 	run_set_num(r.vars, "case.end_ns", run_now_ns());
 	htopo_link_counters(&r);
 	upstream_queries = run_stop_all(&r);
+	/* After the stop: a producer's last events (its summary) are written while it stops. */
+	run_set_num(r.vars, "case.end_unix_ns", run_wall_ns());
 	op = run_collect(&r);
 	if (steps_ran)
 		run_expectations(&r, op, upstream_queries);

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "hexpect.h"
 #include "hrun.h"
@@ -84,6 +85,15 @@ struct run {
 static inline uint64_t run_now_ns(void)
 {
 	return util_now_monotonic_ns();
+}
+
+/* CLOCK_REALTIME in ns: the window an event's time must fall in (EVT-ENV-008). */
+static inline uint64_t run_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /*

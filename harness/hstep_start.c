@@ -373,11 +373,12 @@ static int start_fds(struct start *s)
 
 	for (int t = 0; t < 2; t++) {
 		bool want = t == 0 ? st->lis_udp : st->lis_tcp;
+		const char *at = (t == 0 ? st->lis_udp_at : st->lis_tcp_at) ?: s->listen;
 
-		if (want && (s->lis[t] = listener_in_ns(r, st, s->listen,
+		if (want && (s->lis[t] = listener_in_ns(r, st, at,
 							t == 0 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
 			run_verdict(r, HREP_ERROR, "start %s: %s listener on %s: %s", st->name,
-				    t == 0 ? "UDP" : "TCP", s->listen, util_errno_name(-s->lis[t]));
+				    t == 0 ? "UDP" : "TCP", at, util_errno_name(-s->lis[t]));
 			return -EIO;
 		}
 	}

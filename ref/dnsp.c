@@ -70,6 +70,7 @@ struct query {
 	int ufd; /* TCP: its own connection */
 	enum dnsp_transport transport;
 	bool in_shutdown;
+	bool late_kept; /* dns.late_reply_relayed: SERVFAIL sent, still waiting */
 	uint32_t conn_slot;
 	uint32_t conn_gen;
 	struct sockaddr_storage client;
@@ -101,6 +102,7 @@ struct conn {
 	bool used;
 	bool eof;
 	bool draining;	 /* no more queries will be read: close once answered */
+	bool late;	 /* dns.accept_in_shutdown: accepted after shutdown began */
 	uint32_t events; /* current epoll interest */
 	uint32_t inflight;
 	uint32_t total;
@@ -186,6 +188,9 @@ static uint64_t ms_to_ns(uint32_t ms)
 {
 	return (uint64_t)ms * 1000000ULL;
 }
+
+/* dns.tcp_upstream_reused: the upstream TCP connection kept from the last query. */
+static int fault_spare_fd = -1;
 
 static int ep_add(struct dnsp *p, int fd, uint32_t events, struct item *it)
 {
@@ -284,7 +289,9 @@ static void conn_update(struct dnsp *p, struct conn *c)
 {
 	uint32_t want = 0;
 
-	if (!c->eof && !c->draining && !p->stopping && c->inflight < p->c.tcp_max_inflight)
+	bool stopping = p->stopping && !c->late;
+
+	if (!c->eof && !c->draining && !stopping && c->inflight < p->c.tcp_max_inflight)
 		want |= EPOLLIN;
 	if (c->woff < c->wlen)
 		want |= EPOLLOUT;
@@ -293,8 +300,8 @@ static void conn_update(struct dnsp *p, struct conn *c)
 		ep_mod(p, c->fd, want, &c->it);
 	}
 	/* Nothing more to read, nothing in flight, everything written: done. */
-	if ((c->eof || c->draining || p->stopping) && c->inflight == 0 && c->woff == c->wlen &&
-	    (c->draining || p->stopping || !frame_ready(c)))
+	if ((c->eof || c->draining || stopping) && c->inflight == 0 && c->woff == c->wlen &&
+	    (c->draining || stopping || !frame_ready(c)))
 		conn_close(p, c);
 }
 
@@ -560,6 +567,28 @@ static void query_answer(struct dnsp *p, struct query *q, const uint8_t *resp, s
 	query_free(p, q);
 }
 
+/*
+ * dns.late_reply_relayed: the client gets its SERVFAIL, but the query stays in flight for
+ * another timeout, so a late upstream reply is relayed too (a second response).
+ */
+__attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query *q, uint64_t now)
+{
+	struct dnswire_query pq = {
+		.id = q->client_id,
+		.flags = dnswire_get16(q->msg + 2 + 2),
+		.has_question = true,
+		.qname_len = q->qname_len,
+	};
+	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
+	size_t n = dnswire_make_response(q->msg + 2, &pq, DNSWIRE_SERVFAIL, out, sizeof(out));
+
+	udp_send(p, &q->client, q->client_len, out, n);
+	q->late_kept = true;
+	list_remove(p, q);
+	q->deadline = now + ms_to_ns(p->c.timeout_ms);
+	list_append(p, q);
+}
+
 /* SERVFAIL made by the proxy for a query it could not complete. */
 static void query_fail(struct dnsp *p, struct query *q, enum dnsp_reason reason)
 {
@@ -729,6 +758,16 @@ static void forward(struct dnsp *p, struct query *q)
 		/* Queries that came over TCP go upstream over TCP (they may need the size). */
 		q->it.kind = K_UP_TCP;
 		q->tstate = UP_CONNECTING;
+		/* dns.tcp_upstream_reused: the last query's connection carries this one too. */
+		if (fault_spare_fd >= 0 && FAULT("dns.tcp_upstream_reused")) {
+			q->ufd = fault_spare_fd;
+			fault_spare_fd = -1;
+			q->tstate = UP_WRITING;
+			err = ep_add(p, q->ufd, EPOLLOUT, &q->it);
+			if (err)
+				query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			return;
+		}
 		q->ufd = upstream_socket(p, SOCK_STREAM);
 		err = q->ufd < 0 ? q->ufd : 0;
 		if (err)
@@ -883,6 +922,19 @@ static void pool_readable(struct dnsp *p, struct upsock *us, uint32_t events)
 	}
 }
 
+/*
+ * A TCP upstream connection refused, reset or closed before a whole reply: SERVFAIL now.
+ * dns.tcp_upstream_failure_waits: the connection is closed and the query left to time out.
+ */
+static void tcp_up_failed(struct dnsp *p, struct query *q)
+{
+	if (FAULT("dns.tcp_upstream_failure_waits")) {
+		util_closep(&q->ufd); /* closing also removes it from epoll */
+		return;
+	}
+	query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+}
+
 static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 {
 	if (q->tstate == UP_CONNECTING) {
@@ -890,7 +942,7 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 		socklen_t l = sizeof(err);
 
 		if (getsockopt(q->ufd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err) {
-			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			tcp_up_failed(p, q);
 			return;
 		}
 		q->tstate = UP_WRITING;
@@ -937,6 +989,14 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 				query_fail(p, q, DNSP_UPSTREAM_MISMATCH);
 				return;
 			}
+			/* dns.tcp_upstream_reused: keep the connection for the next query. */
+			if (FAULT("dns.tcp_upstream_reused")) {
+				(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, q->ufd, NULL);
+				if (fault_spare_fd >= 0)
+					close(fault_spare_fd);
+				fault_spare_fd = q->ufd;
+				q->ufd = -1;
+			}
 			relay(p, q, q->tbuf + 2, len);
 			return;
 		}
@@ -944,7 +1004,7 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			query_fail(p, q, DNSP_UPSTREAM_FAILURE);
+			tcp_up_failed(p, q);
 			return;
 		}
 		q->toff += (uint32_t)n;
@@ -1138,6 +1198,7 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 		c->slot = slot;
 		c->used = true;
 		c->eof = c->draining = false;
+		c->late = p->stopping && FAULT("dns.accept_in_shutdown");
 		c->inflight = c->total = c->rlen = c->skipped = 0;
 		c->last_active = now;
 		c->events = EPOLLIN;
@@ -1178,7 +1239,7 @@ static bool frame_ready(const struct conn *c)
 static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now_rt)
 {
 	/* dns.tcp_max_inflight_ignored: the negative control of DNS-TCP-005. */
-	while (c->used && !c->draining && !p->stopping &&
+	while (c->used && !c->draining && (!p->stopping || c->late) &&
 	       (c->inflight < p->c.tcp_max_inflight || FAULT("dns.tcp_max_inflight_ignored"))) {
 		ssize_t n;
 		uint16_t flen;
@@ -1271,7 +1332,7 @@ static void conn_backlog(struct dnsp *p, uint64_t now, uint64_t now_rt)
 	for (uint32_t i = 0; p->nconns && i < p->c.tcp_max_conns; i++) {
 		struct conn *c = p->conns[i];
 
-		if (c && c->used && !c->draining && !p->stopping && frame_ready(c) &&
+		if (c && c->used && !c->draining && (!p->stopping || c->late) && frame_ready(c) &&
 		    c->inflight < p->c.tcp_max_inflight)
 			conn_read(p, c, now, now_rt);
 	}
@@ -1300,8 +1361,9 @@ static void idle_check(struct dnsp *p, uint64_t now)
 	for (uint32_t i = 0; i < p->c.tcp_max_conns; i++) {
 		struct conn *c = p->conns[i];
 
-		if (c && c->used && c->inflight == 0 && c->woff == c->wlen && !frame_ready(c) &&
-		    now - c->last_active >= idle) {
+		/* dns.tcp_idle_in_flight: queries in flight do not keep a connection open. */
+		if (c && c->used && (c->inflight == 0 || FAULT("dns.tcp_idle_in_flight")) &&
+		    c->woff == c->wlen && !frame_ready(c) && now - c->last_active >= idle) {
 			p->st.tcp_idle_closed++;
 			conn_close(p, c);
 		}
@@ -1494,7 +1556,8 @@ static void begin_stop(struct dnsp *p, uint64_t now)
 	p->grace_deadline = now + ms_to_ns(grace);
 	/* No new queries from here on; what is in flight still gets its answer. */
 	(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->udp_fd, NULL);
-	if (p->tcp_fd >= 0)
+	/* dns.accept_in_shutdown: connections are still accepted, and served as before. */
+	if (p->tcp_fd >= 0 && !FAULT("dns.accept_in_shutdown"))
 		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->tcp_fd, NULL);
 	if (p->c.stop_fd >= 0)
 		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->c.stop_fd, NULL);
@@ -1586,10 +1649,17 @@ int dnsp_run(struct dnsp *p)
 			begin_stop(p, now);
 
 		now = util_now_monotonic_ns();
-		while (p->head && p->head->deadline <= now)
+		while (p->head && p->head->deadline <= now) {
+			/* dns.late_reply_relayed: SERVFAIL goes out, the query keeps waiting. */
+			if (FAULT("dns.late_reply_relayed") && !p->head->late_kept &&
+			    p->head->transport == DNSP_UDP) {
+				fault_late_keep(p, p->head, now);
+				continue;
+			}
 			query_fail(p, p->head,
 				   p->head->mismatches ? DNSP_UPSTREAM_MISMATCH
 						       : DNSP_UPSTREAM_TIMEOUT);
+		}
 		if (p->nconns && now >= p->next_idle_check) {
 			idle_check(p, now);
 			p->next_idle_check = now + IDLE_CHECK_NS;

@@ -153,6 +153,9 @@ bool dnspol_allows(const struct dnspol *p, const uint8_t *name, size_t name_len)
 			return true;
 		if (x->nlabels > n)
 			continue;
+		/* dns.policy_root_ignored: the suffix "." (no label) allows nothing. */
+		if (x->nlabels == 0 && FAULT("dns.policy_root_ignored"))
+			continue;
 		/* dns.policy_apex_denied: the suffix allows only names strictly below it. */
 		if (x->nlabels == n && FAULT("dns.policy_apex_denied"))
 			continue;
@@ -164,6 +167,10 @@ bool dnspol_allows(const struct dnspol *p, const uint8_t *name, size_t name_len)
 			/* dns.policy_case_sensitive: letters of the name compared as received. */
 			uint8_t c = FAULT("dns.policy_case_sensitive") ? name[start + k]
 								       : lower(name[start + k]);
+
+			/* dns.policy_high_bit_dropped: name bytes read as 7-bit ASCII. */
+			if (FAULT("dns.policy_high_bit_dropped"))
+				c = lower(c & 0x7F);
 
 			if (c != x->wire[k])
 				break;

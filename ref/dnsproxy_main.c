@@ -149,6 +149,14 @@ static void meta_ids(struct proxy *x, struct jw *w)
 {
 	jw_kv_str(w, "schemaVersion", "1.0.0");
 	jw_kv_str(w, "cellId", x->cell_id);
+	/* dns.run_id_per_event: a fresh UUID in every event, --run-id ignored. */
+	if (FAULT("dns.run_id_per_event")) {
+		char rid[EVT_ID_LEN];
+
+		evt_sink_new_id(x->sink, rid);
+		jw_kv_str(w, "runId", rid);
+		return;
+	}
 	jw_kv_str(w, "runId", x->run_id);
 }
 
@@ -176,6 +184,14 @@ static void on_result(void *ctx, const struct dnsp_result *r)
 	uint16_t port;
 
 	evt_sink_new_id(x->sink, qid);
+	/* dns.query_id_reused: every dns_query event carries the first event's queryId. */
+	if (FAULT("dns.query_id_reused")) {
+		static char first[EVT_ID_LEN];
+
+		if (!first[0])
+			memcpy(first, qid, sizeof(first));
+		memcpy(qid, first, sizeof(first));
+	}
 	jw_obj_open(w);
 	meta_ids(x, w);
 	jw_kv_str(w, "queryId", qid);

@@ -90,6 +90,7 @@ static size_t rr_name(const uint8_t *msg, size_t len, size_t off)
 enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct dnswire_query *q)
 {
 	uint16_t qd, an, ns, ar;
+	unsigned opts = 0;
 	bool truncated = false;
 	size_t off, n;
 
@@ -127,6 +128,9 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 	}
 	if (OPCODE(q->flags) != 0 && !FAULT("dns.opcode_ignored"))
 		return DNSWIRE_NOT_IMPL;
+	/* dns.ancount_unchecked: ANCOUNT and NSCOUNT are not looked at. */
+	if (FAULT("dns.ancount_unchecked"))
+		an = ns = 0;
 	if ((qd != 1 && !FAULT("dns.qdcount_unchecked")) || an != 0 || ns != 0) {
 		q->has_question = false; /* a malformed header: echo nothing */
 		return DNSWIRE_BAD;
@@ -145,11 +149,22 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 		uint16_t rdlen;
 
 		n = rr_name(msg, len, off);
+		/* dns.additional_lenient: a record that does not fit ends the section, accepted. */
+		if ((!n || off + n + 10 > len) && FAULT("dns.additional_lenient")) {
+			off = len;
+			break;
+		}
 		if (!n || off + n + 10 > len)
 			return DNSWIRE_BAD;
 		off += n;
+		/* dns.odd_query_refused counts the OPT records (TYPE 41). */
+		opts += dnswire_get16(msg + off) == 41;
 		rdlen = dnswire_get16(msg + off + 8);
 		off += 10;
+		if (off + rdlen > len && FAULT("dns.additional_lenient")) {
+			off = len;
+			break;
+		}
 		if (off + rdlen > len)
 			return DNSWIRE_BAD;
 		off += rdlen;
@@ -158,6 +173,9 @@ enum dnswire_verdict dnswire_parse_query(const uint8_t *msg, size_t len, struct 
 		return DNSWIRE_BAD; /* trailing garbage */
 	/* dns.z_bit_refused: a query with the reserved Z bit set gets FORMERR. */
 	if ((q->flags & 0x0040) && FAULT("dns.z_bit_refused"))
+		return DNSWIRE_BAD;
+	/* dns.odd_query_refused: QCLASS other than IN, a header RCODE or two OPTs get FORMERR. */
+	if ((q->qclass != 1 || (q->flags & 0xF) != 0 || opts > 1) && FAULT("dns.odd_query_refused"))
 		return DNSWIRE_BAD;
 	return DNSWIRE_QUERY;
 }
@@ -211,7 +229,11 @@ size_t dnswire_name_text(const uint8_t *name, size_t name_len, char *out, size_t
 				out[o++] = '\\';
 				out[o++] = (char)c;
 			} else if (c >= 0x21 && c <= 0x7E) {
-				out[o++] = (char)c;
+				/* dns.qname_lowercased: letters written in lowercase. */
+				out[o++] =
+					(char)(c >= 'A' && c <= 'Z' && FAULT("dns.qname_lowercased")
+						       ? c + 32
+						       : c);
 			} else {
 				out[o++] = '\\';
 				out[o++] = (char)('0' + c / 100);
@@ -221,7 +243,8 @@ size_t dnswire_name_text(const uint8_t *name, size_t name_len, char *out, size_t
 		}
 		out[o++] = '.';
 	}
-	if (o == 0)
+	/* dns.root_name_empty: the root name is written as an empty string. */
+	if (o == 0 && !FAULT("dns.root_name_empty"))
 		out[o++] = '.'; /* the root */
 	out[o] = '\0';
 	return o;

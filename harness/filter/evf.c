@@ -354,6 +354,32 @@ static bool f_time_offset(struct evf *x, const struct line *l, struct edits *e, 
 	return true;
 }
 
+/* evt.source_numbered: the source gets "/N", N counting the events (EVT-ENV-006). */
+static bool f_source_numbered(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+	char n[32];
+
+	if (!is_event(l, NULL) || !member(l, 0, "source", &m) || m.end - m.val < 2 ||
+	    l->s[m.end - 1] != '"')
+		return false;
+	snprintf(n, sizeof(n), "/%llu", x->seq++);
+	edit(e, m.end - 1, m.end - 1, n);
+	return true;
+}
+
+/* evt.time_monotonic: the right form, a date in January 1970 (EVT-ENV-008). */
+static bool f_time_monotonic(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+
+	if (!is_event(l, NULL) || !member(l, 0, "time", &m) || m.end - m.val < 12 ||
+	    l->s[m.val] != '"' || l->s[m.val + 5] != '-' || l->s[m.val + 8] != '-')
+		return false;
+	edit(e, m.val + 1, m.val + 11, "1970-01-01");
+	return true;
+}
+
 static bool f_content_type(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
 	return envelope_set(l, "datacontenttype", "\"application/cloudevents+json\"", e);
@@ -682,6 +708,8 @@ static const struct evf_fault faults[] = {
 	{ "evt.traceparent_always", f_traceparent },
 	{ "evt.ext_attribute", f_ext_attribute },
 	{ "evt.source_empty", f_source_empty },
+	{ "evt.source_numbered", f_source_numbered },
+	{ "evt.time_monotonic", f_time_monotonic },
 	{ "evt.json_quote_raw", f_json_quote_raw },
 	{ "evt.utf8_one_per_run", f_utf8_one_per_run },
 	{ "dns.failed_stage_unknown", f_failed_stage },

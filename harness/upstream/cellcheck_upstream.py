@@ -30,6 +30,7 @@ every query, "qname" matches case-insensitively (a trailing dot is optional; a f
                 sport and saddr cannot be forged: only the genuine answer (if any) is sent.
   icmp-unreach  over UDP: an ICMP(v6) port unreachable to the client quoting its datagram,
                 as the kernel would send for a closed port; over TCP: a reset.
+  close         over TCP: the connection closed (FIN) without an answer; over UDP: nothing.
   (no match)    REFUSED, question echoed.
 "delay_ms" delays whatever the rule sends. No automatic truncation: a large UDP answer is
 sent whole. Malformed messages (short header, QR set, QDCOUNT not 1, bad label, name over
@@ -341,7 +342,7 @@ def parse_listen(text):
 
 
 class Rule:
-    ACTIONS = ("answer", "drop", "truncate", "forge", "icmp-unreach")
+    ACTIONS = ("answer", "drop", "truncate", "forge", "icmp-unreach", "close")
     FORGES = ("txid", "sport", "saddr", "question")
     KEYS = {"match", "action", "delay_ms", "records", "forge", "rcode"}
 
@@ -689,6 +690,8 @@ class Fake:
                             build_reply(*q, rcode=rule.rcode, tc=True)))
             elif rule.action == "icmp-unreach":
                 out.append((d, "icmp" if transport == "udp" else "reset", b""))
+            elif rule.action == "close" and transport == "tcp":
+                out.append((d, "close", b""))
             elif rule.action == "forge":
                 e["forge"] = rule.forge
                 f = rule.forge
@@ -760,6 +763,9 @@ class Fake:
                         state["reset"] = True
                         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                         struct.pack("ii", 1, 0))
+                        conn.shutdown(socket.SHUT_RDWR)
+                    elif kind == "close":
+                        state["reset"] = True  # read nothing more, answer nothing more
                         conn.shutdown(socket.SHUT_RDWR)
                     elif not state["reset"]:
                         conn.sendall(struct.pack("!H", len(data)) + data)

@@ -82,6 +82,12 @@ static const struct row rows[] = {
 	  ENV("id-1", DNS, T "dns_query", TIME, CT, "\"reasonCode\":\"none\",", "{}"), NULL },
 	{ "evt.source_empty", EV("dns_query", "{}"),
 	  ENV("id-1", "", T "dns_query", TIME, CT, "", "{}"), NULL },
+	{ "evt.source_numbered", EV("dns_query", "{}") EV("dns_query", "{}"),
+	  ENV("id-1", DNS "/0", T "dns_query", TIME, CT, "", "{}")
+		  ENV("id-1", DNS "/1", T "dns_query", TIME, CT, "", "{}"),
+	  NULL },
+	{ "evt.time_monotonic", EV("dns_query", "{}"),
+	  ENV("id-1", DNS, T "dns_query", "1970-01-01T14:00:00.000001Z", CT, "", "{}"), NULL },
 	{ "evt.json_quote_raw", EV("dns_query", DQ("udp")),
 	  EV("dns_query", "{\"qname\":\"a\"b.example\",\"transport\":\"udp\",\"note\":\"x\"}"),
 	  EV("dns_query", "{\"qname\":\"a\\\\b\"}") },

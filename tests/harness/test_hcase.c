@@ -274,7 +274,8 @@ TEST(topology_links_start_keys_and_file_steps)
 		"    \"user\": \"65534:65534\", \"groups\": [4401], \"env\": {\"X\": \"{case_dir}\"}},"
 		"   {\"action\": \"start\", \"name\": \"p\", \"ns\": \"cell\", \"events_sink\": \"stalled\","
 		"    \"prefill\": true, \"ready\": false, \"vars\": {\"listen\": \"10.1.0.1:53\"},"
-		"    \"listeners\": {\"udp\": true, \"tcp_busy\": true}, \"expect_ready\": \"none\"},"
+		"    \"listeners\": {\"udp\": true, \"tcp_busy\": true, \"udp_at\": \"10.1.0.1:5353\"},"
+		"    \"expect_ready\": \"none\"},"
 		"   {\"action\": \"drain\", \"target\": \"p\"},"
 		"   {\"action\": \"stop\", \"target\": \"p\"}],"
 		" \"expect\": {\"counts\": {\"var:ready.p.events\": 1}}}";
@@ -295,6 +296,8 @@ TEST(topology_links_start_keys_and_file_steps)
 	ASSERT_EQ(c->steps[2].sink, HCASE_SINK_STALLED);
 	ASSERT_TRUE(c->steps[2].prefill && c->steps[2].lis_udp && c->steps[2].lis_tcp_busy &&
 		    c->steps[2].expect_no_ready);
+	ASSERT_STREQ(c->steps[2].lis_udp_at, "10.1.0.1:5353");
+	ASSERT_TRUE(c->steps[2].lis_tcp_at == NULL);
 	hcase_free(c);
 
 	expect_error(LOAD, "topology/links/2/ports/0", "\"zz0\"", "$.topology.links[2].ports",
@@ -317,6 +320,10 @@ TEST(topology_links_start_keys_and_file_steps)
 	expect_error(LOAD, "steps/2/vars", "{}", "$.steps[2].listeners", "vars");
 	expect_error(LOAD, "steps/2/listeners/tcp", "true", "$.steps[2].listeners",
 		     "exclude each other");
+	expect_error(LOAD, "steps/2/listeners/udp_at", "\"10.1.0.1\"", "$.steps[2].listeners",
+		     "are IP:PORT");
+	expect_error(LOAD, "steps/2/listeners/tcp_at", "\"10.1.0.1:54\"", "$.steps[2].listeners",
+		     "\"tcp_at\" \"tcp\"");
 	expect_error(LOAD, "steps/3/target", "\"h\"", "$.steps[3].target", "stalled sink");
 	expect_error(LOAD, "expect/counts/var", "1", "$.expect.counts.var", "unknown counter");
 	expect_error(LOAD, "steps/1/mount_ns",

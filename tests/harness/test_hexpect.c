@@ -391,6 +391,99 @@ TEST(matchers)
 	fx_done(&f);
 }
 
+/*
+ * Matchers across the events an item matches (DNS-EVT-002 queryId, DNS-EVT-003 runId,
+ * EVT-ENV-006 source) and against the runner: var (runId is --run-id) and time_range (EVT-ENV-008
+ * time within the case's wall-clock window, the timestamp standing for its last digit's interval).
+ */
+#define QE(id, src, run, time)                                                                    \
+	"{\"type\":\"" NS "dns_query\",\"id\":\"" id "\",\"source\":\"" src "\",\"time\":\"" time \
+	"\",\"data\":{\"runId\":\"" run "\",\"n\":7}}\n"
+
+TEST(matchers_across_events_and_runner)
+{
+	struct fx f;
+
+	fx_init(&f);
+	set_events(&f, QE("a", "/p", "r1", "2026-01-01T00:00:01.500000Z")
+			       QE("b", "/p", "r1", "2026-01-01T00:00:02Z")
+				       QE("c", "/p", "r1", "2026-01-01T00:00:01.9Z"));
+	/* 2026-01-01T00:00:00Z is 1767225600 s after the epoch. */
+	json_object_set_new(f.vars, "w0", json_string("1767225601000000000"));
+	json_object_set_new(f.vars, "w1", json_string("1767225602000000000"));
+	json_object_set_new(f.vars, "run.id", json_string("r1"));
+	json_object_set_new(f.vars, "seven", json_string("7"));
+
+	PASS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 3, \"fields\": {"
+	     "\"id\": {\"distinct\": true}, \"source\": {\"same\": true},"
+	     " \"data.runId\": {\"same\": true}}}]}}",
+	     &f);
+	FAILS_EXACT("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"fields\": {"
+		    "\"source\": {\"distinct\": true}}}]}}",
+		    &f,
+		    "expect.events.match[0] (dns_query): source: expected distinct values across "
+		    "the 3 matching events, got \"/p\" (line 1) and again (line 2)");
+	FAILS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"fields\": {"
+	      "\"data.bogus\": {\"same\": true}}}]}}",
+	      &f, "data.bogus: expected same, got nothing");
+	/* Only the events the item matches are compared. */
+	PASS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 1, \"fields\": {"
+	     "\"id\": {\"exact\": \"b\"}, \"time\": {\"same\": true}}}]}}",
+	     &f);
+
+	/* An item without a type takes every event: with exhaustive, a check of each. */
+	PASS("{\"events\": {\"exhaustive\": true, \"match\": [{\"count\": 3, \"fields\": {"
+	     "\"source\": {\"same\": true}, \"id\": {\"distinct\": true}}}]}}",
+	     &f);
+	FAILS_EXACT("{\"events\": {\"match\": [{\"count\": 2}]}}", &f,
+		    "expect.events.match[0]: expected 2 matching events, got 3 (first: line 1)");
+	ev_match(&f, "{\"data.runId\": {\"var\": \"run.id\"}}", 1,
+		 "expected 1 matching events, got 3", __LINE__);
+	PASS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 3, \"fields\": {"
+	     "\"data.runId\": {\"var\": \"run.id\"}, \"data.n\": {\"var\": \"seven\"}}}]}}",
+	     &f);
+	json_object_set_new(f.vars, "run.id", json_string("r2"));
+	FAILS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"fields\": {"
+	      "\"data.runId\": {\"var\": \"run.id\"}}}]}}",
+	      &f, "data.runId: expected var {run.id}=\"r2\", got \"r1\"");
+	ERRORS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"fields\": {"
+	       "\"data.runId\": {\"var\": \"nope\"}}}]}}",
+	       &f, -ENOENT, "var {nope}: no such runner variable");
+
+	/* 00:00:02Z stands for [2 s, 3 s): it meets a window ending at 2 s. */
+	PASS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 3, \"fields\": {"
+	     "\"time\": {\"time_range\": [\"{w0}\", \"{w1}\"]}}}]}}",
+	     &f);
+	json_object_set_new(f.vars, "w0", json_string("1767225601600000000"));
+	FAILS_EXACT(
+		"{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 3, \"fields\": {"
+		"\"time\": {\"time_range\": [\"{w0}\", \"{w1}\"]}}}]}}",
+		&f,
+		"expect.events.match[0] (dns_query): expected 3 matching events, got 2; "
+		"closest miss (line 1): time: expected time_range [{w0}=1767225601600000000, "
+		"{w1}=1767225602000000000], got \"2026-01-01T00:00:01.500000Z\"");
+	json_object_set_new(f.vars, "w0", json_string("1767225602000000001"));
+	json_object_set_new(f.vars, "w1", json_string("1767225609000000000"));
+	/* .9Z stands for [1.9 s, 2.0 s): after the window's start no instant of it is. */
+	FAILS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"fields\": {"
+	      "\"id\": {\"exact\": \"c\"}, \"time\": {\"time_range\": [\"{w0}\", \"{w1}\"]}}}]}}",
+	      &f, "got \"2026-01-01T00:00:01.9Z\"");
+	fx_done(&f);
+
+	/* Not the EVT-ENV-008 form: no time at all. */
+	fx_init(&f);
+	json_object_set_new(f.vars, "w0", json_string("0"));
+	json_object_set_new(f.vars, "w1", json_string("18446744073709551615"));
+	set_events(&f, QE("a", "/p", "r1", "2026-01-01T00:00:01+00:00")
+			       QE("b", "/p", "r1", "2026-01-01T00:00:01.Z")
+				       QE("c", "/p", "r1", "2026-01-01T00:00:01.1234567890Z")
+					       QE("d", "/p", "r1", "2026-13-01T00:00:01Z"));
+	PASS("{\"events\": {\"match\": [{\"type\": \"dns_query\", \"count\": 0, \"fields\": {"
+	     "\"time\": {\"time_range\": [\"{w0}\", \"{w1}\"]}}}]}}",
+	     &f);
+	fx_done(&f);
+}
+
 /* ---- events ------------------------------------------------------------------------------------
  */
 

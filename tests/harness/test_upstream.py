@@ -507,6 +507,23 @@ def t_icmp_unreach(ns):
             u.close()
 
 
+def t_close(ns):
+    """close: over TCP the query is read and the connection closed with a FIN, no answer (a
+    proxy must fail the query at once, DNS-FWD-010); over UDP nothing is sent."""
+    u = Upstream(ns, up([rule("c.test", "close"), rule("ok.test", records=[
+        "ok.test. 1 IN A 192.0.2.6"])]))
+    try:
+        check(udp_ask(query(1, "c.test"), timeout=0.5) is None, "UDP: no answer")
+        s = tcp_open((LISTEN, PORT))
+        s.sendall(framed(query(2, "c.test")))
+        s.settimeout(2)
+        eq(s.recv(10), b"", "TCP: end of file, no answer")
+        s.close()
+        check(udp_ask(query(3, "ok.test")) is not None, "still answering")
+    finally:
+        u.close()
+
+
 MALFORMED = [
     (b"", "empty message"),
     (b"\x00\x01\x01", "short header"),
@@ -656,8 +673,8 @@ def t_unbound(ns):
 
 TESTS = [t_answer_a_bytes, t_aaaa_txt_cname_rcode, t_refused_default, t_wildcard_case, t_delay,
          t_drop, t_truncate, t_half_close, t_forge_txid_question, t_forge_sport_saddr,
-         t_forge_saddr_needs_alt, t_icmp_unreach, t_malformed, t_log_and_summary, t_udp_only,
-         t_bad_config, t_unbound]
+         t_forge_saddr_needs_alt, t_icmp_unreach, t_close, t_malformed, t_log_and_summary,
+         t_udp_only, t_bad_config, t_unbound]
 
 
 def main():
