@@ -46,7 +46,7 @@ static void fill(unsigned char *buf, size_t n, int framed)
 			memcpy(p, &le, 4);
 			p += 4;
 		}
-		flowrec_encode(&r, p);
+		flowrec_encode(&r, p, FLOWREC_V1_SIZE);
 	}
 }
 

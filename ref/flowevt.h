@@ -6,6 +6,7 @@
 #ifndef CELLREF_FLOWEVT_H
 #define CELLREF_FLOWEVT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "flowrec.h"
@@ -22,13 +23,18 @@ struct flowevt {
 	const char *decision;	 /* "allow" | "deny" */
 	const char *reason_code; /* FLOWEVT_REASON_* */
 	const char *protocol;	 /* NULL when the record's number is not one SPEC names */
-	uint32_t src_ip;
+	uint32_t src_ip;	 /* host order, as struct flowrec's */
 	uint32_t dst_ip;
+	uint8_t family;	      /* as struct flowrec's; what the address text follows */
+	uint8_t src_addr[16]; /* network order; the text of events and decoder lines */
+	uint8_t dst_addr[16];
 	uint16_t src_port;
 	uint16_t dst_port;
 	uint64_t packet_count;
+	uint64_t byte_count; /* valid when has_byte_count (a v2 record) */
 	uint64_t first_seen_ns;
 	uint8_t verdict;
+	bool has_byte_count;
 };
 
 /* Who and when, stamped by the emitter; NULL optional fields are left out. */
@@ -43,9 +49,16 @@ struct flowevt_meta {
 	const char *correlation_id;
 };
 
+/*
+ * A record of version 2 gives its own family and addresses; any other (v1, or a struct built
+ * with version 0 from src_ip/dst_ip) gives family 4 and the IPv4-mapped src_ip/dst_ip.
+ */
 void flowevt_from_record(const struct flowrec *r, struct flowevt *ret);
 
-/* `cellref decode` output objects: members only, the caller opens and closes the object. */
+/*
+ * `cellref decode` output objects: members only, the caller opens and closes the object. A v2
+ * record adds family and byteCount to record, byteCount to flow (SPEC.md FLOW-FRM-012).
+ */
 void flowevt_write_record_members(struct jw *w, const struct flowrec *r);
 void flowevt_write_flow_members(struct jw *w, const struct flowevt *e);
 

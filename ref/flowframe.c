@@ -85,12 +85,27 @@ static void write_truncated(struct jw *w, FILE *out, uint64_t index, uint64_t ex
  * Negative controls (ref/fault.h), each breaking one decoder rule; the monitor, which shares
  * flowrec and flowevt, is untouched because they act here only. Empty in a normal build.
  */
-static bool fault_pad_nonzero(const unsigned char rec[FLOWREC_V1_SIZE])
+static bool fault_pad_nonzero(const unsigned char *rec, uint32_t len)
 {
 	static const unsigned char zero[7];
 
+	if (len == FLOWREC_V2_SIZE)
+		return rec[offsetof(struct flowrec_v2, pad0)] != 0;
 	return memcmp(rec + offsetof(struct flowrec_v1, pad0), zero, 3) != 0 ||
 	       memcmp(rec + offsetof(struct flowrec_v1, pad1), zero, 7) != 0;
+}
+
+/* A v2 address read as four host-order 32-bit words: each 4-byte group reversed. */
+static void fault_addr_words(uint8_t a[16])
+{
+	for (int i = 0; i < 16; i += 4) {
+		uint8_t t0 = a[i], t1 = a[i + 1];
+
+		a[i] = a[i + 3];
+		a[i + 1] = a[i + 2];
+		a[i + 2] = t1;
+		a[i + 3] = t0;
+	}
 }
 
 static void fault_mangle(struct flowrec *r)
@@ -99,6 +114,18 @@ static void fault_mangle(struct flowrec *r)
 		r->src_port = (uint16_t)(r->src_port << 8 | r->src_port >> 8);
 		r->dst_port = (uint16_t)(r->dst_port << 8 | r->dst_port >> 8);
 	}
+	if (r->version == 2 && FAULT("decode.v2_addr_words")) {
+		fault_addr_words(r->src_addr);
+		fault_addr_words(r->dst_addr);
+	}
+}
+
+/* Whether a frame of len bytes is rejected although the contract decodes it, or the reverse. */
+static bool fault_length(uint32_t len)
+{
+	if (len == FLOWREC_V2_SIZE && FAULT("decode.v2_rejected"))
+		return true; /* a v1-only decoder */
+	return false;
 }
 
 static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
@@ -107,6 +134,8 @@ static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
 		e->decision = "allow";
 	if (!e->protocol && FAULT("decode.proto_guess"))
 		e->protocol = "tcp";
+	if (FAULT("decode.byte_count_missing"))
+		e->has_byte_count = false;
 }
 
 int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
@@ -122,8 +151,8 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 	rd.out = out;
 	jw_init(&w);
 	for (;; index++) {
-		unsigned char rec[FLOWREC_V1_SIZE];
-		uint32_t le_len, len;
+		unsigned char rec[FLOWREC_V2_SIZE];
+		uint32_t le_len, len, keep;
 		struct flowrec r;
 		struct flowevt e;
 		bool stop = false;
@@ -138,8 +167,16 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 			break;
 		}
 		len = le32toh(le_len);
-		/* Only a v1-sized body is kept; any other length is skipped unbuffered. */
-		got = reader_take(&rd, len == FLOWREC_V1_SIZE ? rec : NULL, len);
+		/*
+		 * Only a body of a record length is kept; any other is skipped unbuffered.
+		 * decode.v2_prefix: a longer body keeps its first 64 bytes, decoded as v2.
+		 */
+		keep = len == FLOWREC_V1_SIZE || len == FLOWREC_V2_SIZE ? len : 0;
+		if (len > FLOWREC_V2_SIZE && FAULT("decode.v2_prefix"))
+			keep = FLOWREC_V2_SIZE;
+		got = reader_take(&rd, keep ? rec : NULL, keep);
+		if (got == keep && len > keep)
+			got += reader_take(&rd, NULL, len - keep);
 		if (got < len) {
 			if (!rd.err)
 				write_truncated(&w, out, index, len, got);
@@ -148,8 +185,8 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 		}
 
 		jw_obj_open(&w);
-		if (flowrec_decode(rec, len, &r) < 0 ||
-		    (FAULT("decode.pad_checked") && fault_pad_nonzero(rec))) {
+		if (flowrec_decode(rec, keep, &r) < 0 || fault_length(len) ||
+		    (FAULT("decode.pad_checked") && fault_pad_nonzero(rec, len))) {
 			jw_kv_bool(&w, "ok", false);
 			jw_kv_u64(&w, "index", index);
 			jw_kv_str(&w, "error", "wrong_length");

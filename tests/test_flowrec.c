@@ -99,7 +99,7 @@ TEST(encoder_zeroes_padding_and_round_trips)
 
 	ASSERT_OK(flowrec_decode(canonical, 40, &r));
 	memset(out, 0xEE, sizeof(out));
-	flowrec_encode(&r, out);
+	ASSERT_EQ(flowrec_encode(&r, out, sizeof(out)), 40);
 	ASSERT_TRUE(memcmp(out, canonical, sizeof(out)) == 0);
 	ASSERT_OK(flowrec_decode(out, 40, &back));
 	ASSERT_TRUE(same(&r, &back));
