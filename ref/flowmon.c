@@ -128,8 +128,7 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 
 	if (ret_log)
 		*ret_log = NULL;
-	if (o->ifindex <= 0 || o->ringbuf_bytes < (uint32_t)page ||
-	    o->record_version > 2 ||
+	if (o->ifindex <= 0 || o->ringbuf_bytes < (uint32_t)page || o->record_version > 2 ||
 	    (o->ringbuf_bytes & (o->ringbuf_bytes - 1)) || o->table_entries == 0)
 		return -EINVAL;
 	err = flowmon_ringbuf_supported();

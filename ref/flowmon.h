@@ -27,7 +27,7 @@ struct flowmon_opts {
 	unsigned int l2_len;	/* link-layer header bytes before the IP header */
 	uint32_t ringbuf_bytes; /* power of two, multiple of the page size */
 	uint32_t table_entries;
-	bool drop_unconsidered; /* drop, not pass, what the classifier does not consider */
+	bool drop_unconsidered;	     /* drop, not pass, what the classifier does not consider */
 	unsigned int record_version; /* 1 or 2 (0 counts as 1), for the program's whole life */
 	/* Called for each drained record with its raw bytes; return < 0 to stop the drain. */
 	int (*on_record)(void *ctx, const void *data, size_t len);

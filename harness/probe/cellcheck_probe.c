@@ -24,9 +24,10 @@
  *     ipv6=IF              IPv6 on link IF: disable_ipv6, its addresses, and what a UDP
  *                          sendto(2) to ff02::1%IF returns (what a workload can send)
  *     frames=IF:KINDS[:N]  N (1) raw Ethernet frames of each kind (comma-separated: ipv6-udp,
- *                          ether, gre, fragment, truncated) out of IF with AF_PACKET: what an
- *                          egress classifier must count without considering it; sent, and
- *                          dropped (ENOBUFS: a tc filter or qdisc dropped it on the way out)
+ *                          ether, gre, fragment, truncated, and the IPv6 kinds of frame6())
+ *                          out of IF with AF_PACKET: what an egress classifier must count or
+ *                          parse; sent, and dropped (ENOBUFS: a tc filter or qdisc dropped it
+ *                          on the way out)
  *     proc=PID             another process: cmdline, environ, AT_EXECFN, exe, every thread's
  *                          ids, groups, no_new_privs, capabilities and netns, every fd (memfd:
  *                          seals and content; socket: family, type, address, netns)
@@ -861,10 +862,126 @@ static void ipv4_header(uint8_t *ip, uint8_t proto, uint16_t frag, size_t len)
 	ip[11] = sum & 0xff;
 }
 
+/*
+ * IPv6 frames for the v2 classifier (SPEC.md FLOW-MON-029 to FLOW-MON-031), fe80::2 -> fe80::1,
+ * checksums left 0 (the peer drops them; an egress classifier never looks). Each kind: the
+ * extension headers in order (H hop-by-hop, D destination options, R routing, F first fragment,
+ * f non-first fragment, A authentication header; lowercase d a 16-byte destination options),
+ * the transport (17 UDP, 6 TCP, 58 ICMPv6, 47 GRE) and its ports. The sizes (IP bytes) are
+ * what a byte count sees: 40 + the headers + 8 (UDP, ICMPv6), 20 (TCP) or 4 (GRE) + 8 payload.
+ */
+static const struct frame6 {
+	const char *kind;
+	const char *chain;
+	uint8_t proto;
+	uint16_t sport, dport;
+	uint16_t cut; /* non-zero: only this many bytes of the IPv6 packet */
+} frames6[] = {
+	{ "ipv6-ext1", "H", 17, 40001, 9001, 0 },	  /* 64 bytes */
+	{ "ipv6-ext5", "HdRFA", 6, 40002, 9002, 0 },	  /* 124 bytes */
+	{ "ipv6-ext8", "DDDDDDDD", 17, 40008, 9008, 0 },  /* 120 bytes */
+	{ "ipv6-ext9", "DDDDDDDDD", 17, 40009, 9009, 0 }, /* 128 bytes: one too many */
+	{ "ipv6-frag1", "F", 17, 40011, 9011, 0 },	  /* 64 bytes, first fragment */
+	{ "ipv6-frag2", "f", 17, 40012, 9012, 0 },	  /* 64 bytes, offset 1480 */
+	{ "ipv6-icmp", "", 58, 0, 0, 0 },		  /* 56 bytes, echo request */
+	{ "ipv6-tcp", "", 6, 40013, 9013, 0 },		  /* 68 bytes, SYN */
+	{ "ipv6-gre", "", 47, 0, 0, 0 },		  /* 52 bytes */
+	{ "ipv6-short", "", 17, 40014, 9014, 30 },	  /* not even the IPv6 header */
+	{ "ipv6-extcut", "HD", 17, 40015, 9015, 52 },	  /* D cut off */
+	{ "ipv6-udpcut", "", 17, 40016, 9016, 42 },	  /* 2 bytes of UDP header */
+};
+
+static size_t frame6_body(const struct frame6 *f, uint8_t *b)
+{
+	static const uint8_t payload[8] = "cellchek";
+	uint8_t *nh = b + 6, *p = b + 40;
+	size_t len;
+
+	memset(b, 0, 40);
+	b[0] = 0x60;
+	b[7] = 64;
+	b[8] = 0xfe, b[9] = 0x80, b[23] = 2;
+	b[24] = 0xfe, b[25] = 0x80, b[39] = 1;
+	for (const char *c = f->chain; *c; c++) {
+		size_t hl = 8;
+
+		memset(p, 0, 16);
+		switch (*c) {
+		case 'H':
+			*nh = 0;
+			p[2] = 1, p[3] = 4; /* PadN over the rest */
+			break;
+		case 'D':
+		case 'd':
+			*nh = 60;
+			hl = *c == 'd' ? 16 : 8;
+			p[1] = (uint8_t)(hl / 8 - 1);
+			p[2] = 1, p[3] = (uint8_t)(hl - 4);
+			break;
+		case 'R':
+			*nh = 43;
+			p[2] = 4; /* segment routing, no segment left: 8 bytes */
+			break;
+		case 'F':
+			*nh = 44;
+			p[3] = 1; /* offset 0, more fragments */
+			p[7] = 0x42;
+			break;
+		case 'f':
+			*nh = 44;
+			p[2] = 1480 >> 8, p[3] = 1480 & 0xf8; /* offset 185 units, last */
+			p[7] = 0x42;
+			break;
+		case 'A':
+			*nh = 51;
+			hl = 16;
+			p[1] = 2; /* (16 / 4) - 2: SPI, sequence, 4 bytes of ICV */
+			p[7] = 1;
+			break;
+		}
+		nh = p;
+		p += hl;
+	}
+	*nh = f->proto;
+	if (f->proto == 6) {
+		p[0] = f->sport >> 8, p[1] = f->sport & 0xff, p[2] = f->dport >> 8;
+		p[3] = f->dport & 0xff;
+		memset(p + 4, 0, 16);
+		p[12] = 5 << 4;
+		p[13] = 0x02; /* SYN */
+		p[15] = 0xff;
+		p += 20;
+	} else if (f->proto == 17) {
+		p[0] = f->sport >> 8, p[1] = f->sport & 0xff, p[2] = f->dport >> 8;
+		p[3] = f->dport & 0xff, p[4] = 0, p[5] = 16, p[6] = p[7] = 0;
+		p += 8;
+	} else if (f->proto == 58) {
+		memset(p, 0, 8);
+		p[0] = 128; /* echo request */
+		p += 8;
+	} else {
+		memset(p, 0, 4);
+		p[2] = 0x86, p[3] = 0xdd;
+		p += 4;
+	}
+	memcpy(p, payload, 8);
+	p += 8;
+	len = (size_t)(p - b);
+	b[4] = (uint8_t)((len - 40) >> 8), b[5] = (uint8_t)((len - 40) & 0xff);
+	return f->cut ? f->cut : len;
+}
+
 /* The frame of one kind after the 14-byte Ethernet header; its length and ethertype. */
 static size_t frame_body(const char *kind, uint8_t *b, uint16_t *ethertype)
 {
 	static const uint8_t payload[8] = "cellchek";
+
+	for (size_t i = 0; i < sizeof(frames6) / sizeof(frames6[0]); i++) {
+		if (strcmp(kind, frames6[i].kind) == 0) {
+			*ethertype = ETH_P_IPV6;
+			return frame6_body(&frames6[i], b);
+		}
+	}
 
 	*ethertype = ETH_P_IP;
 	if (strcmp(kind, "ipv6-udp") == 0) {
@@ -917,7 +1034,7 @@ static void cmd_frames(const char *arg)
 {
 	char ifname[IFNAMSIZ] = "", kinds[256] = "", *save = NULL;
 	unsigned int count = 1, sent = 0, dropped = 0;
-	uint8_t frame[128];
+	uint8_t frame[256];
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_halen = 6 };
 	int fd = -1, e = 0;
 
