@@ -1640,7 +1640,7 @@ static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char
 		      struct hxv *tmp, const struct hxv **ret)
 {
 	const struct hrec *r;
-	char buf[32];
+	char buf[HREC_ADDR_TEXT];
 	uint64_t u;
 	size_t n;
 
@@ -1649,10 +1649,13 @@ static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char
 		return 0;
 	}
 	r = &c->rec[i];
-	if (hrec_field(r, path, &u) < 0)
-		return fail(x, -EINVAL, "records: \"%s\" is not a record field", path);
-	if ((strcmp(path, "src_ip") == 0 || strcmp(path, "dst_ip") == 0) &&
-	    (json_is_string(json_object_get(m, "exact")) || json_object_get(m, "regex"))) {
+	if (hrec_addr_text(r, path, buf) == 0) {
+		tmp->t = HXV_STR; /* v2 addresses: text only */
+	} else if (hrec_field(r, path, &u) < 0) {
+		return fail(x, -EINVAL, "records: \"%s\" is not a field of a v%d record", path,
+			    r->version);
+	} else if ((strcmp(path, "src_ip") == 0 || strcmp(path, "dst_ip") == 0) &&
+		   (json_is_string(json_object_get(m, "exact")) || json_object_get(m, "regex"))) {
 		hrec_ip_str((uint32_t)u, buf);
 		tmp->t = HXV_STR;
 	} else {
