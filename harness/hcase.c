@@ -1287,9 +1287,11 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 	return 0;
 }
 
-static const char *const record_fields[] = { "src_ip",	"dst_ip", "src_port",  "dst_port",
-					     "proto",	"pad0",	  "pkt_count", "first_seen_ns",
-					     "verdict", "pad1",	  NULL };
+/* The fields of v1 and of v2 records (a stream holds one version; hrecord.h). */
+static const char *const record_fields[] = { "src_ip",	"dst_ip",     "src_port",  "dst_port",
+					     "proto",	"pad0",	      "pkt_count", "first_seen_ns",
+					     "verdict", "pad1",	      "src_addr",  "dst_addr",
+					     "family",	"byte_count", NULL };
 
 static int check_fields(struct vctx *v, json_t *parent, const char *path, bool records)
 {
