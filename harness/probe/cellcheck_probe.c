@@ -23,6 +23,9 @@
  *     ls=DIR               the names in DIR, sorted (leases left behind)
  *     ipv6=IF              IPv6 on link IF: disable_ipv6, its addresses, and what a UDP
  *                          sendto(2) to ff02::1%IF returns (what a workload can send)
+ *     ipv6-traffic=IF:PEER:PORT  once IF's link-local address is usable: UDP to [PEER%IF]:PORT,
+ *                          a TCP connect there, an ICMPv6 echo by ping socket and by raw
+ *                          socket; each outcome (what a workload can send over IPv6)
  *     frames=IF:KINDS[:N]  N (1) raw Ethernet frames of each kind (comma-separated: ipv6-udp,
  *                          ether, gre, fragment, truncated, and the IPv6 kinds of frame6())
  *                          out of IF with AF_PACKET: what an egress classifier must count or
@@ -821,6 +824,102 @@ static void cmd_ipv6(const char *ifname)
 		close(fd);
 	printf(",\"sendto\":");
 	jstr(e ? strerrorname_np(e) ?: "?" : "ok");
+	end_line();
+}
+
+/* 1 when IF has a link-local address that is no longer tentative (/proc/net/if_inet6). */
+static int ipv6_ll_ready(const char *ifname)
+{
+	char line[256], name[IFNAMSIZ + 1];
+	unsigned int idx, plen, scope, flags;
+	FILE *f = fopen("/proc/net/if_inet6", "re");
+	int ok = 0;
+
+	if (!f)
+		return 0;
+	while (!ok && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*32s %x %x %x %x %16s", &idx, &plen, &scope, &flags, name) ==
+			    5 &&
+		    strcmp(name, ifname) == 0 && scope == 0x20 && !(flags & 0x40 /* tentative */))
+			ok = 1;
+	}
+	fclose(f);
+	return ok;
+}
+
+static void jerr(const char *key, int e)
+{
+	printf(",\"%s\":", key);
+	jstr(e ? strerrorname_np(e) ?: "?" : "ok");
+}
+
+/*
+ * ipv6-traffic=IF:PEER:PORT: what a workload without capabilities can send over IPv6 link-local,
+ * once IF's link-local address is usable (DAD done, waited for at most 5 s): a UDP datagram to
+ * [PEER%IF]:PORT, a TCP connection attempt there (ECONNREFUSED: the SYN left and the peer's
+ * RST came back), an ICMPv6 echo through a ping socket and a raw ICMPv6 socket (refused
+ * without CAP_NET_RAW or a ping_group_range that holds us; sent when allowed). Each the errno
+ * name or "ok".
+ */
+static void cmd_ipv6_traffic(const char *arg)
+{
+	char ifname[IFNAMSIZ] = "", peer[INET6_ADDRSTRLEN] = "";
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	static const uint8_t echo[8] = { 128, 0, 0, 0, 0, 1, 0, 1 };
+	unsigned int port = 0;
+	int ready = 0, fd, e;
+	const char *c1 = strchr(arg, ':'), *c2 = strrchr(arg, ':');
+
+	/* IF, then the address up to the last colon (an IPv6 address has colons), then PORT. */
+	if (c1 && c2 > c1 && (size_t)(c1 - arg) < sizeof(ifname) &&
+	    (size_t)(c2 - c1 - 1) < sizeof(peer)) {
+		memcpy(ifname, arg, (size_t)(c1 - arg));
+		memcpy(peer, c1 + 1, (size_t)(c2 - c1 - 1));
+	}
+	if (!c2 || sscanf(c2 + 1, "%u", &port) != 1 || port > 65535 ||
+	    inet_pton(AF_INET6, peer, &sa.sin6_addr) != 1) {
+		printf("{\"probe\":\"ipv6-traffic\",\"error\":\"EINVAL\"");
+		end_line();
+		return;
+	}
+	sa.sin6_port = htons((uint16_t)port);
+	sa.sin6_scope_id = if_nametoindex(ifname);
+	for (int i = 0; i < 500 && !(ready = ipv6_ll_ready(ifname)); i++)
+		usleep(10000);
+	printf("{\"probe\":\"ipv6-traffic\",\"arg\":");
+	jstr(arg);
+	printf(",\"linklocal\":%s", ready ? "true" : "false");
+
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	e = fd < 0 || sendto(fd, "cellcheck", 9, 0, (struct sockaddr *)&sa, sizeof(sa)) != 9
+		    ? errno ?: EIO
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("udp", e);
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	e = fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? errno ?: EIO : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("tcp", e);
+
+	sa.sin6_port = 0;
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	e = fd < 0 || sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0
+		    ? errno ?: EIO
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("ping", e);
+
+	fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	e = fd < 0 || sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0
+		    ? errno ?: EIO
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("raw", e);
 	end_line();
 }
 
@@ -2028,6 +2127,8 @@ int main(int argc, char **argv)
 			cmd_udp(v);
 		} else if (strncmp(a, "ipv6=", 5) == 0) {
 			cmd_ipv6(v);
+		} else if (strncmp(a, "ipv6-traffic=", 13) == 0) {
+			cmd_ipv6_traffic(v);
 		} else if (strncmp(a, "frames=", 7) == 0) {
 			cmd_frames(v);
 		} else if (strncmp(a, "proc=", 5) == 0) {
