@@ -57,8 +57,9 @@ const volatile __u32 drop_unconsidered = 0;
 const volatile __u32 record_version = 1;
 
 /*
- * Puts struct flowrec_v1 into the object's BTF (records are only ever locals, which BTF omits),
- * so that a layout check can read the record from the object (FLOW-REC-007). Never read.
+ * Puts struct flowrec_v1 and struct flowrec_v2 into the object's BTF (records are only ever
+ * locals, which BTF omits), so that a layout check can read them from the object (FLOW-REC-007,
+ * FLOW-REC-009). Never read.
  */
 const volatile struct flowrec_v1 *const flowrec_v1_btf = 0;
 const volatile struct flowrec_v2 *const flowrec_v2_btf = 0;

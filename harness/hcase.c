@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "hprobe.h"
+#include "hprof.h"
 #include "util.h"
 
 const char *const hcase_level_names[] = { "MUST", "SHOULD", "MAY", NULL };
@@ -1544,8 +1545,8 @@ static int check_counts(struct vctx *v, json_t *ex, const char *path)
 /* expect.btf: a struct's layout in the BTF of a profile artifact. */
 static int check_btf(struct vctx *v, json_t *ex, const char *path)
 {
-	static const char *const keys[] = { "artifact",	  "struct",  "size",
-					    "exhaustive", "members", NULL };
+	static const char *const keys[] = { "artifact", "struct",	  "size", "exhaustive",
+					    "members",	"record_version", NULL };
 	static const char *const mkeys[] = { "name", "offset", "size", NULL };
 	char p[HJSON_PATH_MAX];
 	json_t *o = NULL, *members, *m, *x;
@@ -1571,6 +1572,12 @@ static int check_btf(struct vctx *v, json_t *ex, const char *path)
 	x = json_object_get(o, "exhaustive");
 	if (x && !json_is_boolean(x))
 		return hjson_fail(v->err, p, "exhaustive: expected true or false");
+	x = json_object_get(o, "record_version");
+	if (x && (!json_is_integer(x) || json_integer_value(x) < HPROF_RECORD_VERSION_MIN ||
+		  json_integer_value(x) > HPROF_RECORD_VERSION_MAX))
+		return hjson_fail(v->err, p,
+				  "record_version: expected a flow record version, %d to %d",
+				  HPROF_RECORD_VERSION_MIN, HPROF_RECORD_VERSION_MAX);
 	members = json_object_get(o, "members");
 	if (!json_is_array(members))
 		return hjson_fail(v->err, p, "members: expected an array");

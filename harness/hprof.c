@@ -210,13 +210,55 @@ static int expand_strv(char **v, const struct hprof_var *vars, size_t n_vars, co
 	return 0;
 }
 
+/*
+ * record_versions (SPEC 10.2): the flow record versions the component may emit, a non-empty
+ * array of distinct known versions; absent means [1]. Kept as a bit per version.
+ */
+static int load_record_versions(json_t *o, const char *path, uint32_t *ret, struct hjson_err *err)
+{
+	char p[HJSON_PATH_MAX];
+	json_t *arr = NULL, *v;
+	uint32_t bits = 0;
+	size_t i;
+	int r;
+
+	*ret = 1u << 1;
+	r = hjson_arr(o, path, "record_versions", false, &arr, err);
+	if (r < 0 || !arr)
+		return r;
+	hjson_path_key(p, path, "record_versions");
+	if (json_array_size(arr) == 0)
+		return hjson_fail(err, p, "expected at least one record version");
+	json_array_foreach(arr, i, v)
+	{
+		json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+		char pi[HJSON_PATH_MAX];
+
+		hjson_path_idx(pi, p, i);
+		if (n < HPROF_RECORD_VERSION_MIN || n > HPROF_RECORD_VERSION_MAX)
+			return hjson_fail(err, pi, "expected a flow record version, %d to %d",
+					  HPROF_RECORD_VERSION_MIN, HPROF_RECORD_VERSION_MAX);
+		if (bits & (1u << n))
+			return hjson_fail(err, pi, "record version %lld listed twice",
+					  (long long)n);
+		bits |= 1u << n;
+	}
+	*ret = bits;
+	return 0;
+}
+
 static int load_comp(json_t *o, const char *path, struct hprof_comp *c,
 		     const struct hprof_var *vars, size_t n_vars, struct hjson_err *err)
 {
-	static const char *const keys[] = {
-		"argv",	    "ready", "artifacts", "binaries", "start_timeout_ms", "stop_timeout_ms",
-		"commands", NULL
-	};
+	static const char *const keys[] = { "argv",
+					    "ready",
+					    "artifacts",
+					    "binaries",
+					    "start_timeout_ms",
+					    "stop_timeout_ms",
+					    "commands",
+					    "record_versions",
+					    NULL };
 	static const char *const art_keys[] = { "bpf_object", NULL };
 	static const char *const cmd_keys[] = { "cleanup", NULL };
 	static const char *const readies[] = { "fd", "none", NULL };
@@ -228,6 +270,7 @@ static int load_comp(json_t *o, const char *path, struct hprof_comp *c,
 	c->start_timeout_ms = 5000;
 	c->stop_timeout_ms = 5000;
 	r = hjson_only_keys(o, path, keys, err);
+	r = r ?: load_record_versions(o, path, &c->record_versions, err);
 	r = r ?: hjson_strv(o, path, "argv", true, true, &c->argv, &c->n_argv, err);
 	r = r ?: hjson_enum(o, path, "ready", false, readies, &ready, err);
 	r = r ?: hjson_obj(o, path, "artifacts", false, &art, err);

@@ -27,6 +27,10 @@ struct hprof_var {
 	const char *value;
 };
 
+/* Flow record versions a profile may declare (record_versions, SPEC 10.2). */
+#define HPROF_RECORD_VERSION_MIN 1
+#define HPROF_RECORD_VERSION_MAX 2
+
 struct hprof_comp {
 	bool present;
 	char **argv; /* load-time placeholders filled, runtime ones kept; NULL-terminated */
@@ -34,9 +38,10 @@ struct hprof_comp {
 	char **cleanup_argv; /* commands.cleanup (supervisor): removes what dead runs left; or NULL
 			      */
 	size_t n_cleanup_argv;
-	bool ready_fd;	  /* readiness is a byte on {ready_fd}; otherwise started = ready */
-	char *bpf_object; /* artifacts.bpf_object, or NULL */
-	char **binaries;  /* files whose SHA-256 goes into reports (default: argv[0]) */
+	bool ready_fd;		  /* readiness is a byte on {ready_fd}; otherwise started = ready */
+	char *bpf_object;	  /* artifacts.bpf_object, or NULL */
+	uint32_t record_versions; /* bit N: may emit flow record version N (default: bit 1) */
+	char **binaries;	  /* files whose SHA-256 goes into reports (default: argv[0]) */
 	uint32_t start_timeout_ms; /* bound on readiness */
 	uint32_t stop_timeout_ms;  /* bound on exit after SIGTERM */
 };

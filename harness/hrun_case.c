@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <bpf/btf.h>
+
 #include "hrun_int.h"
 #include "htime.h"
 
@@ -135,6 +137,42 @@ static bool tool_on_path(const char *name)
 	return false;
 }
 
+/*
+ * expect.btf with record_version N (SPEC 10.2, record_versions): a profile that does not declare
+ * version N and whose object has no such struct is an implementation without that version, a
+ * SKIP. One that declares N, or whose BTF describes the struct anyway, is checked. An object
+ * whose BTF cannot be read is not skipped: the check reports it.
+ */
+static char *btf_version_skip(const struct hrun_job *j)
+{
+	const struct hcase *c = j->c;
+	const struct hprof_comp *pc = &j->prof->comp[c->component];
+	json_t *btf = json_object_get(c->expect, "btf");
+	json_t *ver = btf ? json_object_get(btf, "record_version") : NULL;
+	const char *name = btf ? json_string_value(json_object_get(btf, "struct")) : NULL;
+	json_int_t n = ver ? json_integer_value(ver) : 0;
+	struct btf *b;
+	char *s = NULL;
+	int id;
+
+	if (!ver || !name || !pc->bpf_object || (pc->record_versions & (1u << n)))
+		return NULL;
+	b = btf__parse_elf(pc->bpf_object, NULL);
+	if (!b)
+		return NULL;
+	id = btf__find_by_name_kind(b, name, BTF_KIND_STRUCT);
+	btf__free(b);
+	if (id >= 0)
+		return NULL;
+	if (asprintf(&s,
+		     "profile %s declares no record version %lld for component %s "
+		     "(record_versions) and the BTF of %s has no struct %s",
+		     j->prof->name, (long long)n, hcase_component_names[c->component],
+		     pc->bpf_object, name) < 0)
+		s = NULL;
+	return s ?: strdup("record version not provided");
+}
+
 /* NULL when the case can run here, else the SKIP reason (malloc'd). */
 static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 {
@@ -167,6 +205,9 @@ static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 			s = NULL;
 		return s ?: strdup("artifact missing");
 	}
+	s = btf_version_skip(j);
+	if (s)
+		return s;
 	for (char **f = c->features; f && *f; f++) {
 		int fe;
 

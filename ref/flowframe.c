@@ -136,6 +136,9 @@ static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
 		e->protocol = "tcp";
 	if (FAULT("decode.byte_count_missing"))
 		e->has_byte_count = false;
+	/* decode.family_ignored: the flow object's v2 addresses as IPv6 text, whatever family. */
+	if (r->version == 2 && FAULT("decode.family_ignored"))
+		e->family = FLOWREC_FAMILY_IPV6;
 }
 
 int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)

@@ -269,9 +269,7 @@ static char *text_ipv6(const uint8_t addr[static 16], char buf[static FLOWREC_AD
 char *flowrec_addr_text(uint8_t family, const uint8_t addr[static 16],
 			char buf[static FLOWREC_ADDR_TEXT_MAX])
 {
-	/* decode.family_ignored: every address as IPv6 text, whatever the family says. */
-	if (family == FLOWREC_FAMILY_IPV4 && flowrec_addr_is_mapped(addr) &&
-	    !FAULT("decode.family_ignored"))
+	if (family == FLOWREC_FAMILY_IPV4 && flowrec_addr_is_mapped(addr))
 		return flowrec_addr_str(addr_low_ipv4(addr), buf);
 	return text_ipv6(addr, buf);
 }

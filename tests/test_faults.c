@@ -228,8 +228,9 @@ struct btf_member_pos {
 	uint32_t bit_offset;
 };
 
-/* Members of struct flowrec_v1 in the object's BTF; their number, or -errno. */
-static int record_layout(const char *path, struct btf_member_pos *out, int max, bool *ret_knob)
+/* Members of struct NAME (flowrec_v1, flowrec_v2) in the object's BTF; their number, or -errno. */
+static int struct_layout(const char *path, const char *name, struct btf_member_pos *out, int max,
+			 bool *ret_knob)
 {
 	struct btf *btf = btf__parse(path, NULL);
 	const struct btf_member *m;
@@ -239,7 +240,7 @@ static int record_layout(const char *path, struct btf_member_pos *out, int max, 
 	if (!btf)
 		return -errno;
 	*ret_knob = btf__find_by_name_kind(btf, "cellref_faults", BTF_KIND_VAR) > 0;
-	id = btf__find_by_name_kind(btf, "flowrec_v1", BTF_KIND_STRUCT);
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
 	if (id < 0) {
 		btf__free(btf);
 		return id;
@@ -253,6 +254,11 @@ static int record_layout(const char *path, struct btf_member_pos *out, int max, 
 	}
 	btf__free(btf);
 	return n;
+}
+
+static int record_layout(const char *path, struct btf_member_pos *out, int max, bool *ret_knob)
+{
+	return struct_layout(path, "flowrec_v1", out, max, ret_knob);
 }
 
 static int member_at(const struct btf_member_pos *ms, int n, const char *name)
@@ -277,6 +283,14 @@ TEST(bpf_object_has_the_knob_only_in_a_fault_build)
 	ASSERT_EQ(member_at(ms, n, "src_port"), 8);
 	ASSERT_EQ(member_at(ms, n, "dst_port"), 10);
 	ASSERT_EQ(member_at(ms, n, "verdict"), 32);
+	/* struct flowrec_v2 too (FLOW-REC-009). */
+	n = struct_layout(env_or_skip("FLOWMON_BPF_O"), "flowrec_v2", ms, 16, &knob);
+	if (!ASSERT_OK(n))
+		return;
+	ASSERT_EQ(n, 11);
+	ASSERT_EQ(member_at(ms, n, "src_port"), 32);
+	ASSERT_EQ(member_at(ms, n, "family"), 37);
+	ASSERT_EQ(member_at(ms, n, "byte_count"), 48);
 }
 
 /* flow.btf_layout: the artifact variant differs from the real object in the two ports only. */
@@ -302,6 +316,19 @@ TEST(fault_layout_object_swaps_the_ports_and_nothing_else)
 			ASSERT_TRUE(strcmp(real[i].name, "src_port") &&
 				    strcmp(real[i].name, "dst_port"));
 	}
+	ASSERT_EQ(moved, 2);
+	/* struct flowrec_v2: the same two ports swapped, nothing else. */
+	n_real = struct_layout(env_or_skip("FLOWMON_BPF_O"), "flowrec_v2", real, 16, &knob);
+	n_bad = struct_layout(env_or_skip("FLOWMON_FAULT_LAYOUT_BPF_O"), "flowrec_v2", bad, 16,
+			      &knob);
+	if (!ASSERT_OK(n_real) || !ASSERT_OK(n_bad) || !ASSERT_EQ(n_real, n_bad))
+		return;
+	ASSERT_EQ(member_at(bad, n_bad, "dst_port"), 32);
+	ASSERT_EQ(member_at(bad, n_bad, "src_port"), 34);
+	moved = 0;
+	for (int i = 0; i < n_real; i++)
+		if (member_at(bad, n_bad, real[i].name) != (int)real[i].bit_offset / 8)
+			moved++;
 	ASSERT_EQ(moved, 2);
 }
 
@@ -667,7 +694,8 @@ TEST(decode_usage_ignored_decodes_despite_an_operand)
 TEST(decode_output_ignores_faults_it_does_not_own)
 {
 	static const char *const inputs[] = { "golden.frames", "truncated_header.frames",
-					      "huge_length.frames", "valid_only.frames" };
+					      "huge_length.frames", "valid_only.frames",
+					      "v2_golden.frames" };
 	json_t *reg = registry(), *f;
 	char list[8192] = "decode.no_such_fault";
 	size_t i;

@@ -265,7 +265,10 @@ class Checker:
             problems.append(f"line after the truncated_frame line {state['stopped']}; "
                             "decoding stops at a truncated frame")
         if obj.get("ok") is True:
-            fragment = "/$defs/ok"
+            # A v2 line carries record.family (FLOW-FRM-012); a v1 line never does.
+            record = obj.get("record")
+            v2 = isinstance(record, dict) and "family" in record
+            fragment = "/$defs/okV2" if v2 else "/$defs/ok"
         elif obj.get("error") == "wrong_length":
             fragment = "/$defs/wrongLength"
         elif obj.get("error") == "truncated_frame":
@@ -284,7 +287,7 @@ class Checker:
             exp, got = obj.get("expected"), obj.get("got")
             if not shape and got >= exp:
                 problems.append(f"/got: {got} bytes present is not fewer than expected {exp}")
-        if fragment == "/$defs/ok" and not shape:
+        if fragment in ("/$defs/ok", "/$defs/okV2") and not shape:
             problems += flow_problems(obj["record"], obj["flow"])
         return problems
 
@@ -304,6 +307,9 @@ def flow_problems(rec, flow):
                    ("firstSeenNs", "firstSeenNs")):
         if rec[rk] != flow[fk]:
             out.append(f"/flow/{fk}: {flow[fk]!r} differs from /record/{rk} {rec[rk]!r}")
+    if "byteCount" in rec and rec["byteCount"] != flow["byteCount"]:
+        out.append(f"/flow/byteCount: {flow['byteCount']!r} differs from /record/byteCount "
+                   f"{rec['byteCount']!r}")
     decision = "deny" if rec["verdict"] == 2 else "allow"
     if flow["decision"] != decision:
         out.append(f"/flow/decision: {flow['decision']!r} for verdict {rec['verdict']}, "

@@ -2,8 +2,11 @@
 /*
  * libFuzzer target: any byte stream through the framed-record decoder (SPEC.md chapter 3).
  * Checks beyond "no crash": the status is one of the documented ones, every output line is one
- * JSON object, and there are exactly as many lines as frames.
+ * JSON object, and there are exactly as many lines as frames. The first 16 input bytes also go
+ * through the v2 address text (SPEC.md FLOW-DEC-014/015): the text must parse back to the same
+ * bytes, with lowercase digits only.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -14,8 +17,29 @@
 #include <unistd.h>
 
 #include "flowframe.h"
+#include "flowrec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_addr_text(const uint8_t *data, size_t size)
+{
+	char text[FLOWREC_ADDR_TEXT_MAX];
+	uint8_t addr[16], back[16];
+	uint8_t family = size > 16 ? data[16] : 6;
+
+	if (size < 16)
+		return;
+	memcpy(addr, data, sizeof(addr));
+	flowrec_addr_text(family, addr, text);
+	if (strlen(text) >= sizeof(text) || strpbrk(text, "ABCDEF"))
+		abort();
+	if (family == 4 && flowrec_addr_is_mapped(addr)) {
+		if (inet_pton(AF_INET, text, back) != 1 || memcmp(back, addr + 12, 4) != 0)
+			abort();
+	} else if (inet_pton(AF_INET6, text, back) != 1 || memcmp(back, addr, 16) != 0) {
+		abort();
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -28,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (in < 0 || !out)
 		abort();
+	check_addr_text(data, size);
 	if (size && write(in, data, size) != (ssize_t)size)
 		abort();
 	lseek(in, 0, SEEK_SET);

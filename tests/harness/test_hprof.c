@@ -150,6 +150,36 @@ TEST(profile_errors_name_paths)
 		     "\"components\": {}}",
 		     "$.vars.a", "only {builddir}");
 	expect_error("{\"profileVersion\": 1, \"name\": \"x\",", "$", "invalid JSON at line 1");
+	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
+		     "{\"flow-monitor\": {\"argv\": [\"a\"], \"record_versions\": [1, 3]}}}",
+		     "$.components.flow-monitor.record_versions[1]", "flow record version, 1 to 2");
+	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
+		     "{\"flow-monitor\": {\"argv\": [\"a\"], \"record_versions\": [2, 2]}}}",
+		     "$.components.flow-monitor.record_versions[1]", "listed twice");
+	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
+		     "{\"flow-monitor\": {\"argv\": [\"a\"], \"record_versions\": []}}}",
+		     "$.components.flow-monitor.record_versions", "at least one");
+	expect_error("{\"profileVersion\": 1, \"name\": \"x\", \"components\": "
+		     "{\"flow-monitor\": {\"argv\": [\"a\"], \"record_versions\": [\"2\"]}}}",
+		     "$.components.flow-monitor.record_versions[0]", "flow record version");
+}
+
+/* record_versions: absent is v1 only; a list sets one bit per version (SPEC 10.2). */
+TEST(record_versions_declared)
+{
+	_cleanup_tmpdir_ char *dir = htest_mkdtemp();
+	struct hjson_err err = { 0 };
+	struct hprof *p = NULL;
+
+	if (!ASSERT_OK(load(dir,
+			    "{\"profileVersion\": 1, \"name\": \"v\", \"components\": "
+			    "{\"flow-monitor\": {\"argv\": [\"m\"], \"record_versions\": [2, 1]}, "
+			    "\"decoder\": {\"argv\": [\"d\"]}}}",
+			    &p, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_EQ(p->comp[HCASE_FLOW_MONITOR].record_versions, (1u << 1) | (1u << 2));
+	ASSERT_EQ(p->comp[HCASE_DECODER].record_versions, 1u << 1);
+	hprof_free(p);
 }
 
 TEST(expand_rules)
