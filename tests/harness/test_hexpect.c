@@ -583,7 +583,7 @@ static const char EV_SUMMARY_OK[] =
 	"\"cellId\":\"c\",\"runId\":\"r\",\"recordsSeen\":1,\"recordsLost\":0,"
 	"\"uniqueFlowCount\":1,\"packetsSeen\":3,\"tableFull\":0,\"decodeErrors\":0,"
 	"\"flowsTallied\":0,\"unconsidered\":{\"nonIp\":0,\"ipv6\":0,\"otherProto\":0,"
-	"\"fragment\":0,\"malformed\":0},\"eventsDropped\":0,\"durationMs\":5,"
+	"\"fragment\":0,\"malformed\":0,\"extChain\":0},\"eventsDropped\":0,\"durationMs\":5,"
 	"\"observedAt\":\"2026-01-01T00:00:00Z\"}}\n";
 
 TEST_TIMEOUT(events_schema, 60)
@@ -740,7 +740,7 @@ TEST(records_bad_frames)
 	set_records(&f, &rb);
 	FAILS_EXACT(expect, &f,
 		    "expect.records: frame 1 at byte 44: length 4294967295, a v1 record is 40 "
-		    "bytes");
+		    "bytes, a v2 record 64");
 	FAILS("{\"counts\": {\"records\": 1}}", &f, "expect.counts.records: frame 1 at byte 44");
 	fx_done(&f);
 }
