@@ -554,6 +554,9 @@ static int parse_args(struct mon *m, int argc, char **argv)
 		case 'V':
 			if (parse_u32("--record-version", optarg, 1, 2, &m->record_version) < 0)
 				return -EINVAL;
+			/* flow.v1_emits_v2: the negative control of FLOW-MON-028 (ref/fault.h). */
+			if (FAULT("flow.v1_emits_v2"))
+				m->record_version = 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -589,8 +592,7 @@ int cellref_flowmon_main(int argc, char **argv)
 		.ringbuf_bytes = FLOWMON_RINGBUF_DEFAULT,
 		.table_entries = FLOWMON_TABLE_DEFAULT,
 		.drain_ms = FLOWMON_DRAIN_MS_DEFAULT,
-		/* flow.v1_emits_v2: the negative control of FLOW-MON-028 (ref/fault.h). */
-		.record_version = FAULT("flow.v1_emits_v2") ? 2 : 1,
+		.record_version = 1,
 	};
 	pthread_t tid;
 	sigset_t mask;
