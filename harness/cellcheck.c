@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 
+#include "evf.h"
 #include "hcase.h"
 #include "hclause.h"
 #include "hmatrix.h"
@@ -239,6 +240,37 @@ static void print_clause(bool finding, const char *path, const char *msg, void *
 }
 
 /*
+ * SPEC 10.8: a fault's kind is env, artifact or filter, and a filter fault is in the output-fault
+ * table of cellcheck-evfilter (harness/filter/evf.c), which the selftest applies. Findings.
+ */
+static size_t lint_fault_kinds(const char *faults_path, json_t *faults)
+{
+	size_t i, n = 0;
+	json_t *f;
+
+	json_array_foreach(faults, i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "name")) ?: "?";
+		const char *kind = json_string_value(json_object_get(f, "kind")) ?: "";
+
+		if (strcmp(kind, "env") && strcmp(kind, "artifact") && strcmp(kind, "filter")) {
+			fprintf(stderr,
+				"%s: $[%zu]: fault %s: kind \"%s\" is none of env, artifact, "
+				"filter\n",
+				faults_path, i, name, kind);
+			n++;
+		} else if (!strcmp(kind, "filter") && !evf_find(name)) {
+			fprintf(stderr,
+				"%s: $[%zu]: fault %s has kind filter but cellcheck-evfilter's table "
+				"has no such output fault\n",
+				faults_path, i, name);
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
  * The clause map (SPEC CHK-CASE-007): every MUST requirement split into clauses, each checked
  * by a case or listed as a known gap. Returns the number of findings; an unreadable map or
  * fault registry is one.
@@ -271,6 +303,7 @@ static size_t lint_clauses(const char *map_path, const char *faults_path, const 
 		extra++;
 	}
 	hclause_lint(map, sp, set, faults, srcdir(), print_clause, (void *)map_path, st);
+	extra += lint_fault_kinds(faults_path, faults);
 	return st->findings + extra;
 }
 

@@ -834,6 +834,7 @@ static int parse_step_start(struct vctx *v, json_t *e, const char *pi, size_t id
 	r = r ?: parse_user(v, e, pi, s);
 	r = r ?: parse_groups(v, e, pi, s);
 	r = r ?: parse_mount_ns(v, e, pi, s);
+	r = r ?: hjson_bool(e, pi, "uts_ns", false, &s->uts_ns, v->err);
 	r = r ?: parse_caps(v, e, pi, s);
 	r = r ?: parse_listeners(v, e, pi, s);
 	if (r < 0)
@@ -1120,7 +1121,7 @@ static const struct {
 	[HCASE_ACT_START] = { .keys = { "component", "args", "vars", "stdin", "ready",
 					"events_sink", "stdin_pipe", "command", "argv", "user",
 					"env", "listeners", "expect_ready", "prefill", "groups",
-					"mount_ns", "cap_inheritable", NULL },
+					"mount_ns", "cap_inheritable", "uts_ns", NULL },
 			      .parse = parse_step_start },
 	[HCASE_ACT_DRAIN] = { .keys = { "target", NULL }, .parse = parse_step_drain },
 	[HCASE_ACT_FILE] = { .keys = { "path", "content", NULL }, .parse = parse_step_file },

@@ -121,6 +121,7 @@ struct hcase_step {
 	bool expect_no_ready;		     /* the ready fd must close without a byte */
 	/* a mount namespace of its own, prepared before exec */
 	bool mount_ns, mount_shared;
+	bool uts_ns; /* a UTS namespace of its own (a copy of the harness's host name) */
 	char **mount_type, **mount_source, **mount_target; /* NULL-terminated, same length */
 	/* client: run in the mount namespace of this start step's process */
 	char *mnt_of;

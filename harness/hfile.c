@@ -104,13 +104,3 @@ const char *hfile_tail(const char *path, char *buf, size_t size)
 	buf[o] = '\0';
 	return buf;
 }
-
-size_t hfile_lines(const char *path)
-{
-	size_t len, n = 0;
-	_cleanup_free_ char *buf = hfile_slurp(path, &len);
-
-	for (size_t i = 0; buf && i < len; i++)
-		n += buf[i] == '\n';
-	return n;
-}

@@ -628,6 +628,60 @@ static void fmt_secs(char *buf, size_t len, double s)
 		snprintf(buf, len, "%.0f s", s);
 }
 
+/* Rows of the kernels table computed per kernel into buf: NULL for an empty cell. */
+static const char *row_time(const struct hmatrix_kernel *k, char *buf, size_t size)
+{
+	fmt_secs(buf, size, k->seconds);
+	if (k->boot_seconds >= 0)
+		snprintf(buf + strlen(buf), size - strlen(buf),
+			 " (suite started at %.1f s of guest uptime)", k->boot_seconds);
+	return buf;
+}
+
+static const char *row_factor(const struct hmatrix_kernel *k, char *buf, size_t size)
+{
+	const struct hrep *r = k->rep;
+
+	if (!r || r->time_scale < 1.0)
+		return NULL;
+	snprintf(buf, size, "%.1f (%s)", r->time_scale, r->time_scale_from ?: "-");
+	return buf;
+}
+
+static const char *row_cases(const struct hmatrix_kernel *k, char *buf, size_t size)
+{
+	struct hrep_counts n;
+	size_t len;
+
+	if (!k->rep)
+		return NULL;
+	hrep_count(k->rep, NULL, -1, &n);
+	len = (size_t)snprintf(buf, size, "%zu:", n.total);
+	for (int s = 0; s < _HREP_STATUS_MAX && len < size; s++)
+		if (n.n[s])
+			len += (size_t)snprintf(buf + len, size - len, " %zu %s", n.n[s],
+						hrep_status_names[s]);
+	return buf;
+}
+
+static const char *row_regressions(const struct hmatrix_kernel *k, char *buf, size_t size)
+{
+	if (k->regressions < 0)
+		return NULL;
+	snprintf(buf, size, "%d", k->regressions);
+	return buf;
+}
+
+static const struct {
+	const char *title;
+	const char *(*value)(const struct hmatrix_kernel *k, char *buf, size_t size);
+} kernel_rows[] = {
+	{ "Time taken", row_time },
+	{ "Deadline factor", row_factor },
+	{ "Cases", row_cases },
+	{ "Regressions against the first column", row_regressions },
+};
+
 static void kernels_table(const struct out *o, const struct hmatrix *m, const char *dir)
 {
 	static const char *const head[] = { "Item" };
@@ -670,54 +724,13 @@ static void kernels_table(const struct out *o, const struct hmatrix *m, const ch
 	KROW("Accelerator", kn->accelerator);
 	KROW("Harness revision", kn->rep ? kn->rep->harness_git_revision : NULL);
 #undef KROW
-	row_start(o);
-	cell(o, NULL, "Time taken");
-	for (size_t k = 0; k < m->n_kernels; k++) {
-		fmt_secs(buf, sizeof(buf), m->kernels[k].seconds);
-		if (m->kernels[k].boot_seconds >= 0)
-			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
-				 " (suite started at %.1f s of guest uptime)",
-				 m->kernels[k].boot_seconds);
-		cell(o, NULL, buf);
+	for (size_t i = 0; i < ARRAY_SIZE(kernel_rows); i++) {
+		row_start(o);
+		cell(o, NULL, kernel_rows[i].title);
+		for (size_t k = 0; k < m->n_kernels; k++)
+			cell(o, NULL, kernel_rows[i].value(&m->kernels[k], buf, sizeof(buf)));
+		row_end(o);
 	}
-	row_end(o);
-	row_start(o);
-	cell(o, NULL, "Deadline factor");
-	for (size_t k = 0; k < m->n_kernels; k++) {
-		const struct hrep *r = m->kernels[k].rep;
-
-		snprintf(buf, sizeof(buf), "%.1f (%s)", r ? r->time_scale : 0,
-			 r && r->time_scale_from ? r->time_scale_from : "-");
-		cell(o, NULL, r && r->time_scale >= 1.0 ? buf : NULL);
-	}
-	row_end(o);
-	row_start(o);
-	cell(o, NULL, "Cases");
-	for (size_t k = 0; k < m->n_kernels; k++) {
-		const struct hrep *r = m->kernels[k].rep;
-		struct hrep_counts n;
-		size_t len = 0;
-
-		if (!r) {
-			cell(o, NULL, NULL);
-			continue;
-		}
-		hrep_count(r, NULL, -1, &n);
-		len = (size_t)snprintf(buf, sizeof(buf), "%zu:", n.total);
-		for (int s = 0; s < _HREP_STATUS_MAX && len < sizeof(buf); s++)
-			if (n.n[s])
-				len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %zu %s",
-							n.n[s], hrep_status_names[s]);
-		cell(o, NULL, buf);
-	}
-	row_end(o);
-	row_start(o);
-	cell(o, NULL, "Regressions against the first column");
-	for (size_t k = 0; k < m->n_kernels; k++) {
-		snprintf(buf, sizeof(buf), "%d", m->kernels[k].regressions);
-		cell(o, NULL, m->kernels[k].regressions >= 0 ? buf : NULL);
-	}
-	row_end(o);
 	row_start(o);
 	cell(o, NULL, "Report");
 	for (size_t k = 0; k < m->n_kernels; k++) {

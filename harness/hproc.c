@@ -192,6 +192,8 @@ int hproc_spawn(struct run *r, const struct hproc_spawn_opts *o, pid_t *ret)
 			goto fail;
 		if (o->mount_ns && mount_ns_make(o) < 0)
 			goto fail;
+		if (o->uts_ns && unshare(CLONE_NEWUTS) < 0)
+			goto fail;
 		in = o->stdin_fd >= 0 ? o->stdin_fd : open(o->stdin_path ?: "/dev/null", O_RDONLY);
 		out = open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		err = open(o->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -382,6 +382,79 @@ static int get_u64(json_t *o, const char *path, const char *key, uint64_t *ret,
 	return 0;
 }
 
+/* A case's "problems": each FAIL or ERROR with a message. */
+static int load_problems(json_t *probs, const char *path, struct hrep_case *c,
+			 struct hjson_err *err)
+{
+	static const char *const prob_keys[] = { "status", "message", NULL };
+	size_t i;
+	json_t *q;
+	int r;
+
+	if (json_array_size(probs)) {
+		c->problems = calloc(json_array_size(probs), sizeof(*c->problems));
+		if (!c->problems)
+			return -ENOMEM;
+	}
+	json_array_foreach(probs, i, q)
+	{
+		char pi[HJSON_PATH_MAX], pp[HJSON_PATH_MAX];
+		int ps = 0;
+
+		hjson_path_key(pp, path, "problems");
+		hjson_path_idx(pi, pp, i);
+		c->n_problems = i + 1;
+		r = hjson_only_keys(q, pi, prob_keys, err);
+		r = r ?: hjson_enum(q, pi, "status", true, hrep_status_names, &ps, err);
+		r = r ?: get_str(q, pi, "message", true, &c->problems[i].message, err);
+		if (r < 0)
+			return r;
+		if (ps != HREP_FAIL && ps != HREP_ERROR) {
+			hjson_path_key(pp, pi, "status");
+			return hjson_fail(err, pp, "a problem is FAIL or ERROR");
+		}
+		c->problems[i].status = ps;
+	}
+	return 0;
+}
+
+/* A case's "requirements": IDs with their levels. */
+static int load_reqs(json_t *reqs, const char *path, struct hrep_case *c, struct hjson_err *err)
+{
+	static const char *const req_keys[] = { "id", "level", NULL };
+	char p[HJSON_PATH_MAX];
+	size_t i;
+	json_t *q;
+	int r;
+
+	hjson_path_key(p, path, "requirements");
+	c->reqs = calloc(json_array_size(reqs) ?: 1, sizeof(*c->reqs));
+	if (!c->reqs)
+		return -ENOMEM;
+	json_array_foreach(reqs, i, q)
+	{
+		char pi[HJSON_PATH_MAX];
+		int level = 0;
+
+		c->n_reqs = i + 1;
+		hjson_path_idx(pi, p, i);
+		r = hjson_only_keys(q, pi, req_keys, err);
+		r = r ?: get_str(q, pi, "id", true, &c->reqs[i].id, err);
+		r = r ?: hjson_enum(q, pi, "level", true, hcase_level_names, &level, err);
+		if (r < 0)
+			return r;
+		c->reqs[i].level = level;
+		if (!hcase_req_id_valid(c->reqs[i].id)) {
+			char pid[HJSON_PATH_MAX];
+
+			hjson_path_key(pid, pi, "id");
+			return hjson_fail(err, pid, "\"%s\" is not a requirement ID",
+					  c->reqs[i].id);
+		}
+	}
+	return 0;
+}
+
 static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson_err *err)
 {
 	static const char *const keys[] = { "id",	 "title",      "component", "requirements",
@@ -389,14 +462,11 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 					    "artifacts", "reproduce",  "runs",	    "flakes",
 					    "problems",	 "category",   "slowestMs", "deadlineMs",
 					    NULL };
-	static const char *const req_keys[] = { "id", "level", NULL };
-	static const char *const prob_keys[] = { "status", "message", NULL };
 	json_t *probs = NULL;
 	struct hrep_case c = { 0 };
 	char p[HJSON_PATH_MAX];
-	json_t *reqs = NULL, *q, *dur;
+	json_t *reqs = NULL, *dur;
 	int status = 0, r;
-	size_t i;
 
 	r = hjson_only_keys(o, path, keys, err);
 	r = r ?: get_str(o, path, "id", true, &c.id, err);
@@ -417,33 +487,9 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 	if (r < 0)
 		goto out;
 	c.status = status;
-	if (json_array_size(probs)) {
-		c.problems = calloc(json_array_size(probs), sizeof(*c.problems));
-		if (!c.problems) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	json_array_foreach(probs, i, q)
-	{
-		char pi[HJSON_PATH_MAX], pp[HJSON_PATH_MAX];
-		int ps = 0;
-
-		hjson_path_key(pp, path, "problems");
-		hjson_path_idx(pi, pp, i);
-		c.n_problems = i + 1;
-		r = hjson_only_keys(q, pi, prob_keys, err);
-		r = r ?: hjson_enum(q, pi, "status", true, hrep_status_names, &ps, err);
-		r = r ?: get_str(q, pi, "message", true, &c.problems[i].message, err);
-		if (r < 0)
-			goto out;
-		if (ps != HREP_FAIL && ps != HREP_ERROR) {
-			hjson_path_key(pp, pi, "status");
-			r = hjson_fail(err, pp, "a problem is FAIL or ERROR");
-			goto out;
-		}
-		c.problems[i].status = ps;
-	}
+	r = load_problems(probs, path, &c, err);
+	if (r < 0)
+		goto out;
 	hjson_path_key(p, path, "id");
 	if (!hcase_id_valid(c.id)) {
 		r = hjson_fail(err, p, "\"%s\" is not a case ID", c.id);
@@ -460,33 +506,9 @@ static int load_case(json_t *o, const char *path, struct hrep *rep, struct hjson
 		r = hjson_fail(err, path, "\"runs\" and \"flakes\" come together, flakes <= runs");
 		goto out;
 	}
-	hjson_path_key(p, path, "requirements");
-	c.reqs = calloc(json_array_size(reqs) ?: 1, sizeof(*c.reqs));
-	if (!c.reqs) {
-		r = -ENOMEM;
+	r = load_reqs(reqs, path, &c, err);
+	if (r < 0)
 		goto out;
-	}
-	json_array_foreach(reqs, i, q)
-	{
-		char pi[HJSON_PATH_MAX];
-		int level = 0;
-
-		c.n_reqs = i + 1;
-		hjson_path_idx(pi, p, i);
-		r = hjson_only_keys(q, pi, req_keys, err);
-		r = r ?: get_str(q, pi, "id", true, &c.reqs[i].id, err);
-		r = r ?: hjson_enum(q, pi, "level", true, hcase_level_names, &level, err);
-		if (r < 0)
-			goto out;
-		c.reqs[i].level = level;
-		if (!hcase_req_id_valid(c.reqs[i].id)) {
-			char pid[HJSON_PATH_MAX];
-
-			hjson_path_key(pid, pi, "id");
-			r = hjson_fail(err, pid, "\"%s\" is not a requirement ID", c.reqs[i].id);
-			goto out;
-		}
-	}
 	if (hrep_case_find(rep, c.id)) {
 		hjson_path_key(p, path, "id");
 		r = hjson_fail(err, p, "case \"%s\" appears twice", c.id);
@@ -498,20 +520,104 @@ out:
 	return r;
 }
 
+/* The profile's files: component, role, path and hash of each. */
+static int load_files(json_t *files, struct hrep *rep, struct hjson_err *err)
+{
+	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
+	size_t i;
+	json_t *e;
+	int r;
+
+	json_array_foreach(files, i, e)
+	{
+		_cleanup_free_ char *comp = NULL, *role = NULL, *fpath = NULL, *hash = NULL;
+		char pi[HJSON_PATH_MAX];
+
+		hjson_path_idx(pi, "$.profile.files", i);
+		r = hjson_only_keys(e, pi, file_keys, err);
+		r = r ?: get_str(e, pi, "component", true, &comp, err);
+		r = r ?: get_str(e, pi, "role", true, &role, err);
+		r = r ?: get_str(e, pi, "path", true, &fpath, err);
+		r = r ?: get_hash(e, pi, "sha256", &hash, err);
+		r = r ?: hrep_file_add(rep, comp, role, fpath, hash);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* "timing" (optional): the deadline factor and where it came from. */
+static int load_timing(json_t *tm, struct hrep *rep, struct hjson_err *err)
+{
+	static const char *const timing_keys[] = { "scale", "source", NULL };
+	json_t *sc = json_object_get(tm, "scale");
+	int r;
+
+	if (!tm)
+		return 0;
+	r = hjson_only_keys(tm, "$.timing", timing_keys, err);
+	r = r ?: get_str(tm, "$.timing", "source", true, &rep->time_scale_from, err);
+	if (r == 0 && (!json_is_number(sc) || json_number_value(sc) < 1.0))
+		r = hjson_fail(err, "$.timing.scale", "expected a number >= 1");
+	if (r < 0)
+		return r;
+	rep->time_scale = json_number_value(sc);
+	return 0;
+}
+
+/* "requirements" (optional): requirement ID -> title. */
+static int load_titles(json_t *titles, struct hrep *rep, struct hjson_err *err)
+{
+	const char *key;
+	json_t *e;
+	int r;
+
+	json_object_foreach(titles, key, e)
+	{
+		char pk[HJSON_PATH_MAX];
+
+		hjson_path_key(pk, "$.requirements", key);
+		if (!hcase_req_id_valid(key))
+			r = hjson_fail(err, pk, "\"%s\" is not a requirement ID", key);
+		else if (!json_is_string(e))
+			r = hjson_fail(err, pk, "expected a string");
+		else
+			r = hrep_title_set(rep, key, json_string_value(e));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* "shard" (optional): index of count. */
+static int load_shard(json_t *sh, struct hrep *rep, struct hjson_err *err)
+{
+	static const char *const shard_keys[] = { "index", "count", NULL };
+	int r;
+
+	if (!sh)
+		return 0;
+	r = hjson_only_keys(sh, "$.shard", shard_keys, err);
+	r = r ?: hjson_u32(sh, "$.shard", "count", true, 1, 100000, &rep->shard_count, err);
+	r = r
+		    ?: hjson_u32(sh, "$.shard", "index", true, 1, rep->shard_count,
+				 &rep->shard_index, err);
+	if (r < 0)
+		return r;
+	rep->has_shard = true;
+	return 0;
+}
+
 int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 {
 	static const char *const keys[] = { "reportVersion", "kernel",	"harness",	"profile",
 					    "startedAt",     "endedAt", "shard",	"summary",
 					    "cases",	     "timing",	"requirements", NULL };
-	static const char *const timing_keys[] = { "scale", "source", NULL };
 	static const char *const kernel_keys[] = { "release", "configSha256", NULL };
 	static const char *const harness_keys[] = { "version", "gitRevision", NULL };
 	static const char *const profile_keys[] = { "name", "path", "sha256", "files", NULL };
-	static const char *const file_keys[] = { "component", "role", "path", "sha256", NULL };
-	static const char *const shard_keys[] = { "index", "count", NULL };
 	json_t *doc = NULL, *k = NULL, *h = NULL, *pr = NULL, *sh = NULL, *files = NULL,
 	       *cases = NULL, *sum = NULL, *tm = NULL, *titles = NULL, *e;
-	const char *key;
 	struct hrep *rep = NULL;
 	uint32_t version;
 	size_t i;
@@ -560,58 +666,12 @@ int hrep_load(const char *path, struct hrep **ret, struct hjson_err *err)
 	r = r ?: get_str(pr, "$.profile", "path", true, &rep->profile_path, err);
 	r = r ?: get_hash(pr, "$.profile", "sha256", &rep->profile_sha256, err);
 	r = r ?: hjson_arr(pr, "$.profile", "files", true, &files, err);
+	r = r ?: load_files(files, rep, err);
+	r = r ?: load_timing(tm, rep, err);
+	r = r ?: load_titles(titles, rep, err);
+	r = r ?: load_shard(sh, rep, err);
 	if (r < 0)
 		goto out;
-	json_array_foreach(files, i, e)
-	{
-		_cleanup_free_ char *comp = NULL, *role = NULL, *fpath = NULL, *hash = NULL;
-		char pi[HJSON_PATH_MAX];
-
-		hjson_path_idx(pi, "$.profile.files", i);
-		r = hjson_only_keys(e, pi, file_keys, err);
-		r = r ?: get_str(e, pi, "component", true, &comp, err);
-		r = r ?: get_str(e, pi, "role", true, &role, err);
-		r = r ?: get_str(e, pi, "path", true, &fpath, err);
-		r = r ?: get_hash(e, pi, "sha256", &hash, err);
-		r = r ?: hrep_file_add(rep, comp, role, fpath, hash);
-		if (r < 0)
-			goto out;
-	}
-	if (tm) {
-		json_t *sc = json_object_get(tm, "scale");
-
-		r = hjson_only_keys(tm, "$.timing", timing_keys, err);
-		r = r ?: get_str(tm, "$.timing", "source", true, &rep->time_scale_from, err);
-		if (r == 0 && (!json_is_number(sc) || json_number_value(sc) < 1.0))
-			r = hjson_fail(err, "$.timing.scale", "expected a number >= 1");
-		if (r < 0)
-			goto out;
-		rep->time_scale = json_number_value(sc);
-	}
-	json_object_foreach(titles, key, e)
-	{
-		char pk[HJSON_PATH_MAX];
-
-		hjson_path_key(pk, "$.requirements", key);
-		if (!hcase_req_id_valid(key))
-			r = hjson_fail(err, pk, "\"%s\" is not a requirement ID", key);
-		else if (!json_is_string(e))
-			r = hjson_fail(err, pk, "expected a string");
-		else
-			r = hrep_title_set(rep, key, json_string_value(e));
-		if (r < 0)
-			goto out;
-	}
-	if (sh) {
-		r = hjson_only_keys(sh, "$.shard", shard_keys, err);
-		r = r ?: hjson_u32(sh, "$.shard", "count", true, 1, 100000, &rep->shard_count, err);
-		r = r
-			    ?: hjson_u32(sh, "$.shard", "index", true, 1, rep->shard_count,
-					 &rep->shard_index, err);
-		if (r < 0)
-			goto out;
-		rep->has_shard = true;
-	}
 	json_array_foreach(cases, i, e)
 	{
 		char pi[HJSON_PATH_MAX];
@@ -632,6 +692,56 @@ out:
 static json_t *jstr(const char *s)
 {
 	return s ? json_string(s) : json_null();
+}
+
+/* One case of report.json (SPEC 10.6); NULL when out of memory. */
+static json_t *case_to_json(const struct hrep_case *c)
+{
+	json_t *o, *reqs = json_array();
+	int e = 0;
+
+	for (size_t j = 0; reqs && j < c->n_reqs; j++)
+		e |= json_array_append_new(reqs,
+					   json_pack("{s:s, s:s}", "id", c->reqs[j].id, "level",
+						     hcase_level_names[c->reqs[j].level]));
+	o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "id", c->id, "title", c->title, "component",
+		      c->component, "requirements", reqs, "status", hrep_status_names[c->status],
+		      "durationMs", (json_int_t)c->duration_ms);
+	if (!o)
+		return NULL;
+	if (c->message)
+		e |= json_object_set_new(o, "message", json_string(c->message));
+	if (c->n_problems) {
+		json_t *pa = json_array();
+
+		for (size_t j = 0; pa && j < c->n_problems; j++)
+			e |= json_array_append_new(
+				pa, json_pack("{s:s, s:s}", "status",
+					      hrep_status_names[c->problems[j].status], "message",
+					      c->problems[j].message ?: ""));
+		e |= json_object_set_new(o, "problems", pa ?: json_array());
+	}
+	if (c->category)
+		e |= json_object_set_new(o, "category", json_string(c->category));
+	if (c->reason)
+		e |= json_object_set_new(o, "reason", json_string(c->reason));
+	if (c->artifacts)
+		e |= json_object_set_new(o, "artifacts", json_string(c->artifacts));
+	if (c->reproduce)
+		e |= json_object_set_new(o, "reproduce", json_string(c->reproduce));
+	if (c->runs) {
+		e |= json_object_set_new(o, "runs", json_integer(c->runs));
+		e |= json_object_set_new(o, "flakes", json_integer(c->flakes));
+	}
+	if (c->deadline_ms) {
+		e |= json_object_set_new(o, "slowestMs", json_integer((json_int_t)c->slowest_ms));
+		e |= json_object_set_new(o, "deadlineMs", json_integer((json_int_t)c->deadline_ms));
+	}
+	if (e) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 static json_t *to_json(const struct hrep *r)
@@ -684,53 +794,10 @@ static json_t *to_json(const struct hrep *r)
 	e |= json_object_set_new(sum, "total", json_integer((json_int_t)r->n_cases));
 	e |= json_object_set_new(sum, "verdict", json_string(hrep_failed(r) ? "FAIL" : "PASS"));
 	e |= json_object_set_new(doc, "summary", sum);
-	for (size_t i = 0; i < r->n_cases; i++) {
-		const struct hrep_case *c = &r->cases[i];
-		json_t *o, *reqs = json_array();
+	for (size_t i = 0; !e && i < r->n_cases; i++) {
+		json_t *o = case_to_json(&r->cases[i]);
 
-		for (size_t j = 0; reqs && j < c->n_reqs; j++)
-			e |= json_array_append_new(
-				reqs, json_pack("{s:s, s:s}", "id", c->reqs[j].id, "level",
-						hcase_level_names[c->reqs[j].level]));
-		o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "id", c->id, "title", c->title,
-			      "component", c->component, "requirements", reqs, "status",
-			      hrep_status_names[c->status], "durationMs",
-			      (json_int_t)c->duration_ms);
-		if (!o) {
-			e = -1;
-			break;
-		}
-		if (c->message)
-			e |= json_object_set_new(o, "message", json_string(c->message));
-		if (c->n_problems) {
-			json_t *pa = json_array();
-
-			for (size_t j = 0; pa && j < c->n_problems; j++)
-				e |= json_array_append_new(
-					pa, json_pack("{s:s, s:s}", "status",
-						      hrep_status_names[c->problems[j].status],
-						      "message", c->problems[j].message ?: ""));
-			e |= json_object_set_new(o, "problems", pa ?: json_array());
-		}
-		if (c->category)
-			e |= json_object_set_new(o, "category", json_string(c->category));
-		if (c->reason)
-			e |= json_object_set_new(o, "reason", json_string(c->reason));
-		if (c->artifacts)
-			e |= json_object_set_new(o, "artifacts", json_string(c->artifacts));
-		if (c->reproduce)
-			e |= json_object_set_new(o, "reproduce", json_string(c->reproduce));
-		if (c->runs) {
-			e |= json_object_set_new(o, "runs", json_integer(c->runs));
-			e |= json_object_set_new(o, "flakes", json_integer(c->flakes));
-		}
-		if (c->deadline_ms) {
-			e |= json_object_set_new(o, "slowestMs",
-						 json_integer((json_int_t)c->slowest_ms));
-			e |= json_object_set_new(o, "deadlineMs",
-						 json_integer((json_int_t)c->deadline_ms));
-		}
-		e |= json_array_append_new(cases, o);
+		e = o ? json_array_append_new(cases, o) : -1;
 	}
 	e |= json_object_set_new(doc, "cases", cases);
 	if (r->n_titles) {
@@ -1012,4 +1079,30 @@ int hrep_merge(struct hrep *const *in, size_t n, struct hrep **ret, char *errbuf
 			}
 	*ret = m;
 	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double hrep_deadline_median(const struct hrep *r, size_t *ret_n)
+{
+	_cleanup_free_ double *v = calloc(r->n_cases ?: 1, sizeof(*v));
+	size_t n = 0;
+
+	*ret_n = 0;
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < r->n_cases; i++)
+		if (r->cases[i].deadline_ms && r->cases[i].status != HREP_SKIP)
+			v[n++] = 100.0 * (double)r->cases[i].slowest_ms /
+				 (double)r->cases[i].deadline_ms;
+	if (!n)
+		return -1;
+	qsort(v, n, sizeof(*v), cmp_double);
+	*ret_n = n;
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

@@ -169,6 +169,12 @@ void hrep_count(const struct hrep *r, const char *component, int level, struct h
 bool hrep_failed(const struct hrep *r);
 
 /*
+ * The median over the cases with a deadline (SKIP left out) of slowest run / deadline, in
+ * percent; *ret_n gets how many cases that is. -1 when there is none.
+ */
+double hrep_deadline_median(const struct hrep *r, size_t *ret_n);
+
+/*
  * Derived formats. artifacts_prefix is prepended to each case's artifacts path in links (""
  * when the output sits next to report.json).
  */

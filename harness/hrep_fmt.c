@@ -604,9 +604,13 @@ static void md_near_deadline(FILE *f, const struct hrep *r)
 
 	if (!n)
 		return;
-	fputs("## Closest to their deadline\n\n| Case | Slowest run | Deadline | Used |\n"
-	      "|---|--:|--:|--:|\n",
-	      f);
+	size_t n_all;
+	double med = hrep_deadline_median(r, &n_all);
+
+	fprintf(f,
+		"## Closest to their deadline\n\nMedian use of the deadline: %.0f%% over %zu "
+		"cases.\n\n| Case | Slowest run | Deadline | Used |\n|---|--:|--:|--:|\n",
+		med, n_all);
 	for (size_t i = 0; i < n; i++) {
 		const struct hrep_case *c = &r->cases[idx[i]];
 
@@ -618,36 +622,11 @@ static void md_near_deadline(FILE *f, const struct hrep *r)
 	fputc('\n', f);
 }
 
-int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
+/* One table of counts per component, then one per level. */
+static void md_summaries(FILE *f, const struct hrep *r)
 {
-	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
-	_cleanup_free_ struct cat_row *cats = NULL;
-	_cleanup_free_ size_t *order = NULL;
 	const char *comps[64];
-	size_t nc = components(r, comps, ARRAY_SIZE(comps)), n_rows = 0, n_fail = 0, n_bad_rows = 0,
-	       n_cats = 0;
-	struct hrep_counts all;
-
-	rows = req_rows(r, &n_rows);
-	order = case_order(r);
-	cats = cat_rows(r, &n_cats);
-	if (!rows || !order || !cats)
-		return -ENOMEM;
-	bad = req_bad_rows(rows, n_rows, &n_bad_rows);
-	if (!bad)
-		return -ENOMEM;
-	hrep_count(r, NULL, -1, &all);
-	fprintf(f, "# cellcheck report\n\n**Verdict: %s**: %zu cases",
-		hrep_failed(r) ? "FAIL" : "PASS", all.total);
-	for (int s = 0; s < _HREP_STATUS_MAX; s++)
-		fprintf(f, ", %zu %s", all.n[s], hrep_status_names[s]);
-	fputs(". Profile ", f);
-	hesc_md(f, r->profile_name ?: "-");
-	fputs(", kernel ", f);
-	hesc_md(f, r->kernel_release ?: "-");
-	fputs(".\n\n", f);
-	md_by_category(f, r, order, cats, n_cats);
-	md_by_requirement(f, r, order, bad, n_bad_rows);
+	size_t nc = components(r, comps, ARRAY_SIZE(comps));
 
 	fputs("## Summary by component\n\n", f);
 	md_counts_head(f, "Component");
@@ -666,8 +645,10 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 		md_counts_row(f, hcase_level_names[l], &n);
 	}
 	fputc('\n', f);
-	md_near_deadline(f, r);
+}
 
+static void md_environment(FILE *f, const struct hrep *r)
+{
 	fputs("## Environment\n\n| Item | Value |\n|---|---|\n", f);
 	md_env_row(f, "Kernel release", r->kernel_release);
 	md_env_row(f, "Kernel config SHA-256", r->kernel_config_sha256);
@@ -697,63 +678,61 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 	md_env_row(f, "Ended", r->ended_at);
 	if (r->has_shard)
 		fprintf(f, "| Shard | %u of %u |\n", r->shard_index, r->shard_count);
+}
 
-	fputs("\n## Failures\n\n", f);
-	for (size_t k = 0; k < r->n_cases; k++) {
-		const struct hrep_case *c = &r->cases[order[k]];
+/* One failing case: what it checks, its first cause, every problem, how to reproduce it. */
+static void md_failure(FILE *f, const struct hrep *r, const struct hrep_case *c, const char *prefix)
+{
+	fputs("### ", f);
+	hesc_md(f, c->id);
+	fprintf(f, " (%s)\n\n- Title: ", hrep_status_names[c->status]);
+	hesc_md(f, c->title);
+	fputs("\n- Component: ", f);
+	hesc_md(f, c->component);
+	fputs("\n- Requirements:", f);
+	for (size_t j = 0; j < c->n_reqs; j++) {
+		const char *t = hrep_title(r, c->reqs[j].id);
 
-		if (!is_failure(c->status))
-			continue;
-		n_fail++;
-		fputs("### ", f);
-		hesc_md(f, c->id);
-		fprintf(f, " (%s)\n\n- Title: ", hrep_status_names[c->status]);
-		hesc_md(f, c->title);
-		fputs("\n- Component: ", f);
-		hesc_md(f, c->component);
-		fputs("\n- Requirements:", f);
-		for (size_t j = 0; j < c->n_reqs; j++) {
-			const char *t = hrep_title(r, c->reqs[j].id);
-
-			fputs(j ? "; " : " ", f);
-			hesc_md(f, c->reqs[j].id);
-			fprintf(f, " (%s)", hcase_level_names[c->reqs[j].level]);
-			if (t) {
-				fputs(" ", f);
-				hesc_md(f, t);
-			}
+		fputs(j ? "; " : " ", f);
+		hesc_md(f, c->reqs[j].id);
+		fprintf(f, " (%s)", hcase_level_names[c->reqs[j].level]);
+		if (t) {
+			fputs(" ", f);
+			hesc_md(f, t);
 		}
-		if (c->category) {
-			fputs("\n- First cause: ", f);
-			hesc_md(f, c->category);
-		}
-		fputs("\n- Message: ", f);
-		hesc_md(f, c->message ?: "-");
-		if (c->n_problems > 1) {
-			fprintf(f, "\n- Problems (%zu):", c->n_problems);
-			for (size_t j = 0; j < c->n_problems; j++) {
-				fprintf(f, "\n  %zu. %s: ", j + 1,
-					hrep_status_names[c->problems[j].status]);
-				hesc_md(f, c->problems[j].message ?: "");
-			}
-		}
-		if (c->reproduce) {
-			fputs("\n- Reproduce: ", f);
-			hesc_md(f, c->reproduce);
-		}
-		if (c->artifacts) {
-			fputs("\n- Artifacts: [", f);
-			hesc_md(f, c->artifacts);
-			fputs("](./", f);
-			hesc_url(f, prefix);
-			hesc_url(f, c->artifacts);
-			fputs("/)", f);
-		}
-		fputs("\n\n", f);
 	}
-	if (!n_fail)
-		fputs("None.\n\n", f);
+	if (c->category) {
+		fputs("\n- First cause: ", f);
+		hesc_md(f, c->category);
+	}
+	fputs("\n- Message: ", f);
+	hesc_md(f, c->message ?: "-");
+	if (c->n_problems > 1) {
+		fprintf(f, "\n- Problems (%zu):", c->n_problems);
+		for (size_t j = 0; j < c->n_problems; j++) {
+			fprintf(f, "\n  %zu. %s: ", j + 1,
+				hrep_status_names[c->problems[j].status]);
+			hesc_md(f, c->problems[j].message ?: "");
+		}
+	}
+	if (c->reproduce) {
+		fputs("\n- Reproduce: ", f);
+		hesc_md(f, c->reproduce);
+	}
+	if (c->artifacts) {
+		fputs("\n- Artifacts: [", f);
+		hesc_md(f, c->artifacts);
+		fputs("](./", f);
+		hesc_url(f, prefix);
+		hesc_url(f, c->artifacts);
+		fputs("/)", f);
+	}
+	fputs("\n\n", f);
+}
 
+static void md_requirements(FILE *f, const struct hrep *r, const struct req_row *rows,
+			    size_t n_rows)
+{
 	fputs("## Requirements\n\n| Requirement | Title | Level | Cases | Result |\n"
 	      "|---|---|---|--:|---|\n",
 	      f);
@@ -765,6 +744,10 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 		fprintf(f, " | %s | %zu | %s |\n", hcase_level_names[rows[i].level],
 			rows[i].n_cases, hrep_status_names[rows[i].worst]);
 	}
+}
+
+static void md_cases(FILE *f, const struct hrep *r)
+{
 	fputs("\n## Cases\n\n| Case | Component | Level | Status | Duration (ms) | Note |\n"
 	      "|---|---|---|---|--:|---|\n",
 	      f);
@@ -783,6 +766,54 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 			fprintf(f, " (%u flaky of %u runs)", c->flakes, c->runs);
 		fputs(" |\n", f);
 	}
+}
+
+/* The verdict first, then what failed and why, then the summaries and every case. */
+int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
+{
+	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
+	_cleanup_free_ struct cat_row *cats = NULL;
+	_cleanup_free_ size_t *order = NULL;
+	size_t n_rows = 0, n_fail = 0, n_bad_rows = 0, n_cats = 0;
+	struct hrep_counts all;
+
+	rows = req_rows(r, &n_rows);
+	order = case_order(r);
+	cats = cat_rows(r, &n_cats);
+	if (!rows || !order || !cats)
+		return -ENOMEM;
+	bad = req_bad_rows(rows, n_rows, &n_bad_rows);
+	if (!bad)
+		return -ENOMEM;
+	hrep_count(r, NULL, -1, &all);
+	fprintf(f, "# cellcheck report\n\n**Verdict: %s**: %zu cases",
+		hrep_failed(r) ? "FAIL" : "PASS", all.total);
+	for (int s = 0; s < _HREP_STATUS_MAX; s++)
+		fprintf(f, ", %zu %s", all.n[s], hrep_status_names[s]);
+	fputs(". Profile ", f);
+	hesc_md(f, r->profile_name ?: "-");
+	fputs(", kernel ", f);
+	hesc_md(f, r->kernel_release ?: "-");
+	fputs(".\n\n", f);
+	md_by_category(f, r, order, cats, n_cats);
+	md_by_requirement(f, r, order, bad, n_bad_rows);
+	md_summaries(f, r);
+	md_near_deadline(f, r);
+	md_environment(f, r);
+
+	fputs("\n## Failures\n\n", f);
+	for (size_t k = 0; k < r->n_cases; k++) {
+		const struct hrep_case *c = &r->cases[order[k]];
+
+		if (!is_failure(c->status))
+			continue;
+		n_fail++;
+		md_failure(f, r, c, prefix);
+	}
+	if (!n_fail)
+		fputs("None.\n\n", f);
+	md_requirements(f, r, rows, n_rows);
+	md_cases(f, r);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -990,11 +1021,16 @@ static void html_near_deadline(FILE *f, const struct hrep *r)
 
 	if (!n)
 		return;
-	fputs("<h2 id=\"near-deadline\">Closest to their deadline</h2>\n<p>The slowest run of "
-	      "each case against its deadline (timeout times the deadline factor): a case that "
-	      "needs most of its budget fails on the next slower machine.</p>\n<table>\n"
-	      "<tr><th>Case</th><th>Slowest run</th><th>Deadline</th><th>Used</th></tr>\n",
-	      f);
+	size_t n_all;
+	double med = hrep_deadline_median(r, &n_all);
+
+	fprintf(f,
+		"<h2 id=\"near-deadline\">Closest to their deadline</h2>\n<p>The slowest run of "
+		"each case against its deadline (timeout times the deadline factor): a case that "
+		"needs most of its budget fails on the next slower machine. Median use: "
+		"<span id=\"deadline-median\">%.0f%%</span> over %zu cases.</p>\n<table>\n"
+		"<tr><th>Case</th><th>Slowest run</th><th>Deadline</th><th>Used</th></tr>\n",
+		med, n_all);
 	for (size_t i = 0; i < n; i++) {
 		const struct hrep_case *c = &r->cases[idx[i]];
 
@@ -1141,30 +1177,15 @@ static void html_case_row(FILE *f, const struct hrep_case *c)
 	fputs("</td></tr>\n", f);
 }
 
-int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
+/* The order the statuses are listed in: worst first. */
+static const enum hrep_status html_by_rank[] = { HREP_ERROR, HREP_FAIL, HREP_XPASS,
+						 HREP_XFAIL, HREP_SKIP, HREP_PASS };
+
+/* The document head, the verdict line with a link per status, and the navigation. */
+static void html_head(FILE *f, const struct hrep *r, const struct hrep_counts *all)
 {
-	/* The order the statuses are listed in: worst first. */
-	static const enum hrep_status by_rank[] = { HREP_ERROR, HREP_FAIL, HREP_XPASS,
-						    HREP_XFAIL, HREP_SKIP, HREP_PASS };
-	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
-	_cleanup_free_ struct cat_row *cats = NULL;
-	_cleanup_free_ size_t *order = NULL;
-	const char *comps[64], *levels[_HCASE_LEVEL_MAX];
-	size_t nc = components(r, comps, ARRAY_SIZE(comps)), n_rows = 0, n_bad_rows = 0, n_cats = 0;
-	struct hrep_counts all;
 	bool failed = hrep_failed(r);
 
-	rows = req_rows(r, &n_rows);
-	order = case_order(r);
-	cats = cat_rows(r, &n_cats);
-	if (!rows || !order || !cats)
-		return -ENOMEM;
-	bad = req_bad_rows(rows, n_rows, &n_bad_rows);
-	if (!bad)
-		return -ENOMEM;
-	for (int l = 0; l < _HCASE_LEVEL_MAX; l++)
-		levels[l] = hcase_level_names[l];
-	hrep_count(r, NULL, -1, &all);
 	/* The policy makes "no network, no scripts" hold even if escaping had a hole. */
 	fprintf(f,
 		"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
@@ -1175,15 +1196,15 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 	fprintf(f,
 		"<p class=\"verdict\">Verdict: <span class=\"%s\" id=\"verdict\">%s</span>, "
 		"<span data-status=\"total\">%zu</span> cases",
-		failed ? "FAIL" : "PASS", failed ? "FAIL" : "PASS", all.total);
-	for (size_t i = 0; i < ARRAY_SIZE(by_rank); i++) {
-		enum hrep_status s = by_rank[i];
+		failed ? "FAIL" : "PASS", failed ? "FAIL" : "PASS", all->total);
+	for (size_t i = 0; i < ARRAY_SIZE(html_by_rank); i++) {
+		enum hrep_status s = html_by_rank[i];
 
-		if (all.n[s])
+		if (all->n[s])
 			fprintf(f,
 				", <a href=\"#status-%s\" class=\"count\"><span data-status=\"%s\">"
 				"%zu</span> <span class=\"%s\">%s</span></a>",
-				hrep_status_names[s], hrep_status_names[s], all.n[s],
+				hrep_status_names[s], hrep_status_names[s], all->n[s],
 				hrep_status_names[s], hrep_status_names[s]);
 		else
 			fprintf(f, ", <span data-status=\"%s\">0</span> %s", hrep_status_names[s],
@@ -1207,25 +1228,22 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 	      "<a href=\"#requirements\">Requirements</a>"
 	      "<a href=\"#environment\">Environment</a></nav>\n",
 	      f);
+}
 
-	html_by_category(f, r, order, cats, n_cats);
-	html_by_requirement(f, r, order, bad, n_bad_rows);
-
-	fputs("<h2 id=\"by-component\">Summary by component</h2>\n", f);
-	html_counts_table(f, r, "Component", &all, comps, nc, true);
-	fputs("<h2 id=\"by-level\">Summary by level</h2>\n", f);
-	html_counts_table(f, r, "Level", &all, levels, _HCASE_LEVEL_MAX, false);
-	html_near_deadline(f, r);
-
+/* Worst status first; failures as folded details, passes and skips as table rows. */
+static void html_by_status(FILE *f, const struct hrep *r, const size_t *order,
+			   const struct hrep_counts *all, const char *prefix)
+{
 	fputs("<h2 id=\"by-status\">Cases by status</h2>\n", f);
-	for (size_t i = 0; i < ARRAY_SIZE(by_rank); i++) {
-		enum hrep_status s = by_rank[i];
+	for (size_t i = 0; i < ARRAY_SIZE(html_by_rank); i++) {
+		enum hrep_status s = html_by_rank[i];
 		bool rows_table = s == HREP_PASS || s == HREP_SKIP;
 
-		if (!all.n[s])
+		if (!all->n[s])
 			continue;
 		fprintf(f, "<h3 id=\"status-%s\"><span class=\"%s\">%s</span> (%zu)</h3>\n",
-			hrep_status_names[s], hrep_status_names[s], hrep_status_names[s], all.n[s]);
+			hrep_status_names[s], hrep_status_names[s], hrep_status_names[s],
+			all->n[s]);
 		if (rows_table)
 			fprintf(f,
 				"<table class=\"cases\">\n<tr><th>Case</th><th>Component</th>"
@@ -1244,7 +1262,29 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 		if (rows_table)
 			fputs("</table>\n", f);
 	}
+}
 
+static void html_component_row(FILE *f, const struct hrep_case *c)
+{
+	fputs("<tr><td>", f);
+	link_to(f, "case-", c->id, NULL);
+	fprintf(f, "</td><td>%s</td><td class=\"%s\">%s</td><td>",
+		hcase_level_names[hrep_case_level(c)], hrep_status_names[c->status],
+		hrep_status_names[c->status]);
+	if (c->category) {
+		fputs("<span class=\"cat\">", f);
+		h(f, c->category);
+		fputs("</span>", f);
+	}
+	fprintf(f, "</td><td class=\"n\">%llu</td><td class=\"note\">",
+		(unsigned long long)c->duration_ms);
+	hesc_xml(f, c->status == HREP_SKIP || c->status == HREP_XFAIL ? c->reason : c->message);
+	fputs("</td></tr>\n", f);
+}
+
+static void html_by_component(FILE *f, const struct hrep *r, const size_t *order,
+			      const char *const *comps, size_t nc)
+{
 	fputs("<h2 id=\"cases-by-component\">Cases by component</h2>\n", f);
 	for (size_t s = 0; s < nc; s++) {
 		struct hrep_counts n;
@@ -1262,27 +1302,16 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 		for (size_t k = 0; k < r->n_cases; k++) {
 			const struct hrep_case *c = &r->cases[order[k]];
 
-			if (strcmp(c->component, comps[s]) != 0)
-				continue;
-			fputs("<tr><td>", f);
-			link_to(f, "case-", c->id, NULL);
-			fprintf(f, "</td><td>%s</td><td class=\"%s\">%s</td><td>",
-				hcase_level_names[hrep_case_level(c)], hrep_status_names[c->status],
-				hrep_status_names[c->status]);
-			if (c->category) {
-				fputs("<span class=\"cat\">", f);
-				h(f, c->category);
-				fputs("</span>", f);
-			}
-			fprintf(f, "</td><td class=\"n\">%llu</td><td class=\"note\">",
-				(unsigned long long)c->duration_ms);
-			hesc_xml(f, c->status == HREP_SKIP || c->status == HREP_XFAIL ? c->reason
-										      : c->message);
-			fputs("</td></tr>\n", f);
+			if (strcmp(c->component, comps[s]) == 0)
+				html_component_row(f, c);
 		}
 		fputs("</table>\n", f);
 	}
+}
 
+static void html_requirements(FILE *f, const struct hrep *r, const struct req_row *rows,
+			      size_t n_rows)
+{
 	fputs("<h2 id=\"requirements\">Requirements</h2>\n<table>\n"
 	      "<tr><th>Requirement</th><th>Title</th><th>Level</th><th>Cases</th><th>Result</th>"
 	      "</tr>\n",
@@ -1299,7 +1328,12 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 			hcase_level_names[rows[i].level], rows[i].n_cases,
 			hrep_status_names[rows[i].worst], hrep_status_names[rows[i].worst]);
 	}
-	fputs("</table>\n<h2 id=\"environment\">Environment</h2>\n<table>\n", f);
+	fputs("</table>\n", f);
+}
+
+static void html_environment(FILE *f, const struct hrep *r)
+{
+	fputs("<h2 id=\"environment\">Environment</h2>\n<table>\n", f);
 	html_env_row(f, "Kernel release", r->kernel_release);
 	html_env_row(f, "Kernel config SHA-256", r->kernel_config_sha256);
 	if (r->time_scale >= 1.0) {
@@ -1329,7 +1363,43 @@ int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 	if (r->has_shard)
 		fprintf(f, "<tr><th>Shard</th><td>%u of %u</td></tr>\n", r->shard_index,
 			r->shard_count);
-	fputs("</table>\n</body>\n</html>\n", f);
+	fputs("</table>\n", f);
+}
+
+/* One self-contained page: what failed and why first, then summaries, every case, context. */
+int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
+{
+	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
+	_cleanup_free_ struct cat_row *cats = NULL;
+	_cleanup_free_ size_t *order = NULL;
+	const char *comps[64], *levels[_HCASE_LEVEL_MAX];
+	size_t nc = components(r, comps, ARRAY_SIZE(comps)), n_rows = 0, n_bad_rows = 0, n_cats = 0;
+	struct hrep_counts all;
+
+	rows = req_rows(r, &n_rows);
+	order = case_order(r);
+	cats = cat_rows(r, &n_cats);
+	if (!rows || !order || !cats)
+		return -ENOMEM;
+	bad = req_bad_rows(rows, n_rows, &n_bad_rows);
+	if (!bad)
+		return -ENOMEM;
+	for (int l = 0; l < _HCASE_LEVEL_MAX; l++)
+		levels[l] = hcase_level_names[l];
+	hrep_count(r, NULL, -1, &all);
+	html_head(f, r, &all);
+	html_by_category(f, r, order, cats, n_cats);
+	html_by_requirement(f, r, order, bad, n_bad_rows);
+	fputs("<h2 id=\"by-component\">Summary by component</h2>\n", f);
+	html_counts_table(f, r, "Component", &all, comps, nc, true);
+	fputs("<h2 id=\"by-level\">Summary by level</h2>\n", f);
+	html_counts_table(f, r, "Level", &all, levels, _HCASE_LEVEL_MAX, false);
+	html_near_deadline(f, r);
+	html_by_status(f, r, order, &all, prefix);
+	html_by_component(f, r, order, comps, nc);
+	html_requirements(f, r, rows, n_rows);
+	html_environment(f, r);
+	fputs("</body>\n</html>\n", f);
 	return ferror(f) ? -EIO : 0;
 }
 

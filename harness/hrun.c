@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evf.h"
 #include "hrun.h"
 #include "htime.h"
 #include "hversion.h"
@@ -36,11 +37,37 @@
 #define EXIT_USAGE  2
 
 static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted_by; /* the sender's pid, 0 when the kernel sent it */
 static unsigned int worker_trouble; /* workers that ended badly between cases (ASan, ...) */
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *si, void *uc)
 {
+	if (!interrupted)
+		interrupted_by = si && si->si_code <= 0 ? si->si_pid : 0;
 	interrupted = sig;
+}
+
+/*
+ * "interrupted by SIGTERM from pid 4242 (cellref)": who sent it is the first thing to know
+ * when a run ends this way unasked (a selftest once did, and nothing said why).
+ */
+static void interrupted_note(const char *what)
+{
+	char path[64], comm[64] = "";
+	_cleanup_fclose_ FILE *f = NULL;
+
+	if (interrupted_by > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)interrupted_by);
+		f = fopen(path, "re");
+		if (!f || !fgets(comm, sizeof(comm), f))
+			snprintf(comm, sizeof(comm), "gone\n");
+		comm[strcspn(comm, "\n")] = '\0';
+		fprintf(stderr, "cellcheck: interrupted by SIG%s from pid %d (%s): %s\n",
+			sigabbrev_np(interrupted) ?: "?", (int)interrupted_by, comm, what);
+	} else {
+		fprintf(stderr, "cellcheck: interrupted by SIG%s: %s\n",
+			sigabbrev_np(interrupted) ?: "?", what);
+	}
 }
 
 __attribute__((format(printf, 1, 2))) static int setup_error(const char *fmt, ...)
@@ -230,6 +257,33 @@ static void make_uuid(char out[40])
 		 b[13], b[14], b[15]);
 }
 
+/*
+ * A cell gets a private /tmp (and /var/tmp, /dev/shm: SPEC 9.9), so the in-cell probe next to
+ * this binary cannot run in a cell when the build tree lives there: every supervisor case that
+ * runs it would fail for the harness's placement, not the implementation's behaviour. Said
+ * once, up front, instead of as many puzzling failures.
+ */
+static void warn_private_build_dir(const struct setup *s)
+{
+	static const char *const private_dirs[] = { "/tmp/", "/var/tmp/", "/dev/shm/" };
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	bool cells = false;
+
+	for (size_t i = 0; i < s->n_sel && !cells; i++)
+		cells = s->sel[i]->component == HCASE_SUPERVISOR;
+	if (n <= 0 || !cells)
+		return;
+	exe[n] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(private_dirs); i++)
+		if (!strncmp(exe, private_dirs[i], strlen(private_dirs[i])))
+			fprintf(stderr,
+				"cellcheck: warning: %s is under %s, which every cell sees as a private "
+				"directory of its own: supervisor cases that run the probe in a cell will "
+				"fail; build outside %s\n",
+				exe, private_dirs[i], private_dirs[i]);
+}
+
 static int setup_load(struct setup *s, bool selftest)
 {
 	_cleanup_free_ char *cases_dir = NULL;
@@ -296,6 +350,7 @@ static int setup_load(struct setup *s, bool selftest)
 					   "(network namespaces); run with sudo or --filter",
 					   need);
 	}
+	warn_private_build_dir(s);
 	/* A binary the selected cases need but cannot run is a bad profile, not N errors. */
 	for (int k = 0; k < _HCASE_COMPONENT_MAX; k++) {
 		bool used = false;
@@ -947,15 +1002,21 @@ static void summary_table(const struct hrep *rep)
 				      (double)near->slowest_ms * (double)c->deadline_ms))
 			near = c;
 	}
-	if (near)
-		printf("closest to its deadline: %s, %llu of %llu ms (%.0f%%)\n", near->id,
-		       (unsigned long long)near->slowest_ms, (unsigned long long)near->deadline_ms,
-		       100.0 * (double)near->slowest_ms / (double)near->deadline_ms);
+	if (near) {
+		size_t n;
+		double med = hrep_deadline_median(rep, &n);
+
+		printf("closest to its deadline: %s, %llu of %llu ms (%.0f%%); median %.0f%% over "
+		       "%zu cases\n",
+		       near->id, (unsigned long long)near->slowest_ms,
+		       (unsigned long long)near->deadline_ms,
+		       100.0 * (double)near->slowest_ms / (double)near->deadline_ms, med, n);
+	}
 }
 
 static void install_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO };
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -1089,8 +1150,7 @@ int hrun_cmd_run(int argc, char **argv)
 	if (rs.prog.tty)
 		printf("\r\033[K");
 	if (e == -EINTR) {
-		fprintf(stderr, "cellcheck: interrupted (%s): no report written\n",
-			strsignal(interrupted));
+		interrupted_note("no report written");
 		status = 128 + interrupted;
 		goto out;
 	}
@@ -1178,6 +1238,7 @@ struct fault {
 	const char *name;
 	int component; /* -1: unknown */
 	bool artifact;
+	bool filter;  /* an output fault (evf.h), applied to what the runner reads */
 	json_t *reqs; /* array of requirement id strings, or NULL */
 	struct hprof variant;
 };
@@ -1253,6 +1314,7 @@ static size_t selftest_faults_named(struct setup *s, json_t *reg, char *variant_
 				continue;
 			f->reqs = json_object_get(e, "requirements");
 			f->artifact = kind && strcmp(kind, "artifact") == 0;
+			f->filter = kind && strcmp(kind, "filter") == 0;
 			r = hcase_component_from_name(
 				json_string_value(json_object_get(e, "component")) ?: "");
 			if (r >= 0)
@@ -1292,6 +1354,7 @@ static size_t selftest_faults_other(struct setup *s, json_t *reg, char *variant_
 		faults[n_faults] = (struct fault){ .name = name,
 						   .component = comp,
 						   .artifact = kind && !strcmp(kind, "artifact"),
+						   .filter = kind && !strcmp(kind, "filter"),
 						   .reqs = json_object_get(e, "requirements"),
 						   .variant = *s->prof };
 		if (faults[n_faults].artifact)
@@ -1316,8 +1379,9 @@ static size_t selftest_jobs(const struct setup *s, const struct fault *faults, s
 		if (!f)
 			continue; /* cannot happen: every selected case's fault was added above */
 		jobs[n_jobs++] = (struct hrun_job){ .c = s->sel[i], .prof = s->prof };
-		jobs[n_jobs++] =
-			(struct hrun_job){ .c = s->sel[i], .prof = &f->variant, .fault = f->name };
+		jobs[n_jobs++] = (struct hrun_job){
+			.c = s->sel[i], .prof = &f->variant, .fault = f->name, .filter = f->filter
+		};
 	}
 	for (size_t k = 0; k < n_faults && !s->o.own_only; k++)
 		for (size_t i = 0; i < s->n_sel; i++)
@@ -1325,7 +1389,8 @@ static size_t selftest_jobs(const struct setup *s, const struct fault *faults, s
 			    strcmp(s->sel[i]->fault, faults[k].name) != 0)
 				jobs[n_jobs++] = (struct hrun_job){ .c = s->sel[i],
 								    .prof = &faults[k].variant,
-								    .fault = faults[k].name };
+								    .fault = faults[k].name,
+								    .filter = faults[k].filter };
 	return n_jobs;
 }
 
@@ -1455,6 +1520,14 @@ int hrun_cmd_selftest(int argc, char **argv)
 	n_faults = selftest_faults_named(&s, reg, variant_obj, faults);
 	if (!s.o.own_only)
 		n_faults = selftest_faults_other(&s, reg, variant_obj, faults, n_faults);
+	for (size_t k = 0; k < n_faults; k++)
+		if (faults[k].filter && !evf_find(faults[k].name)) {
+			setup_error(
+				"fault registry %s: %s has kind filter but cellcheck-evfilter's "
+				"table has no such output fault",
+				reg_path, faults[k].name);
+			goto out;
+		}
 	jobs = calloc(s.n_sel * (2 + n_faults) + 1, sizeof(*jobs));
 	if (!jobs)
 		goto out;
@@ -1469,6 +1542,11 @@ int hrun_cmd_selftest(int argc, char **argv)
 	r = pool_run(&s.ctx, jobs, n_jobs, s.o.jobs, selftest_result, &t);
 	if (t.prog.tty)
 		printf("\r\033[K");
+	if (r == -EINTR) {
+		interrupted_note("selftest stopped, no verdict");
+		status = 128 + interrupted;
+		goto out;
+	}
 	if (r < 0) {
 		setup_error("selftest: %s", strerror(-r));
 		goto out;

@@ -59,6 +59,8 @@ struct hrun_job {
 	const struct hcase *c;
 	const struct hprof *prof; /* the profile, or a variant with a fault's BPF object */
 	const char *fault;	  /* CELLREF_FAULT for every IUT process; NULL: unset */
+	bool filter;		  /* fault is an output fault (evf.h): applied to what the runner
+				     reads, CELLREF_FAULT stays unset */
 	unsigned int rep;	  /* repetition, from 0 */
 };
 

@@ -256,6 +256,10 @@ static void collect(struct run *r, struct hobs_proc *op)
 		hsink_collect(p);
 		if (!p->ev)
 			p->ev = hfile_slurp(p->ev_path, &p->ev_len);
+		/* An output fault changes what the case reads, never what the IUT did. */
+		if (hsink_filter(r, &p->ev, &p->ev_len) < 0 ||
+		    hsink_filter(r, &p->out, &p->out_len) < 0)
+			run_verdict(r, HREP_ERROR, "output fault %s: out of memory", r->j->fault);
 		p->rec = hfile_slurp(p->rec_path, &p->rec_len);
 		op[i] = (struct hobs_proc){ .name = p->st->name,
 					    .component = p->comp,

@@ -124,6 +124,7 @@ struct hproc_spawn_opts {
 	int mnt_fd;		/* setns into this mount namespace first; -1: stay */
 	uint64_t cap_inh;	/* added to the inheritable set before exec */
 	bool mount_ns;		/* or: a mount namespace of its own, made like this */
+	bool uts_ns;		/* a UTS namespace of its own */
 	bool mount_shared;
 	char **mount_type, **mount_source, **mount_target;
 	size_t n_groups;
@@ -161,7 +162,6 @@ char *hfile_slurp(const char *path, size_t *ret_len);
 int hfile_copy(const char *from, const char *to, uint64_t offset);
 /* The last line or so of a file, quoted on one line, for a message: "(empty)" if none. */
 const char *hfile_tail(const char *path, char *buf, size_t size);
-size_t hfile_lines(const char *path);
 
 /* ---- topology (htopo.c) ---- */
 
@@ -211,6 +211,16 @@ pid_t hsink_noise_start(struct run *r, const char *path);
 void hsink_drain(struct run *r, struct proc *p);
 void hsink_finish(struct run *r, struct proc *p);
 void hsink_collect(struct proc *p);
+/*
+ * Under an output fault (selftest, fault kind "filter"), what the case reads of an IUT's events
+ * or stdout passes through the fault's line transformation (harness/filter/evf.h) first; the
+ * buffer is replaced in place. Without one, nothing changes. 0 or -ENOMEM.
+ */
+int hsink_filter(const struct run *r, char **buf, size_t *len);
+/* An event file as the case reads it (hsink_filter applied); malloc'd, or NULL. */
+char *hsink_read(const struct run *r, const char *path, size_t *ret_len);
+/* Its number of lines. */
+size_t hsink_lines(const struct run *r, const char *path);
 
 /* ---- steps (hstep.c, hstep_start.c) ---- */
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "evf.h"
 #include "hrun_int.h"
 
 /*
@@ -149,4 +150,44 @@ void hsink_collect(struct proc *p)
 	}
 	p->ev_len = (size_t)(w - p->ev);
 	*w = '\0';
+}
+
+int hsink_filter(const struct run *r, char **buf, size_t *len)
+{
+	char *out;
+	size_t n;
+	int e;
+
+	if (!r->j->filter || !r->j->fault || !*buf)
+		return 0;
+	e = evf_buffer(r->j->fault, *buf, *len, &out, &n);
+	if (e < 0)
+		return e;
+	free(*buf);
+	*buf = out;
+	*len = n;
+	return 0;
+}
+
+char *hsink_read(const struct run *r, const char *path, size_t *ret_len)
+{
+	size_t len = 0;
+	char *buf = hfile_slurp(path, &len);
+
+	if (hsink_filter(r, &buf, &len) < 0) {
+		free(buf);
+		return NULL;
+	}
+	*ret_len = len;
+	return buf;
+}
+
+size_t hsink_lines(const struct run *r, const char *path)
+{
+	size_t len = 0, n = 0;
+	_cleanup_free_ char *buf = hsink_read(r, path, &len);
+
+	for (size_t i = 0; buf && i < len; i++)
+		n += buf[i] == '\n';
+	return n;
 }

@@ -144,7 +144,7 @@ static void step_client(struct run *r, const struct hcase_step *st)
 				      .ready_wfd = -1,
 				      .lis_fd = { -1, -1 },
 				      .mnt_fd = -1,
-				      .fault = r->j->fault };
+				      .fault = r->j->filter ? NULL : r->j->fault };
 	_cleanup_close_ int mnt_fd = -1;
 
 	if (st->mnt_of) {
@@ -263,7 +263,7 @@ static uint32_t count_events(struct run *r, const char *type)
 
 	for (size_t i = 0; i < r->n_procs; i++) {
 		size_t len;
-		_cleanup_free_ char *buf = hfile_slurp(r->procs[i].ev_path, &len);
+		_cleanup_free_ char *buf = hsink_read(r, r->procs[i].ev_path, &len);
 		char *save = NULL;
 
 		for (char *l = buf ? strtok_r(buf, "\n", &save) : NULL; l;
@@ -354,7 +354,7 @@ static void step_wait_lines(struct run *r, const struct hcase_step *st)
 
 	if (!p)
 		return run_verdict(r, HREP_ERROR, "wait: no started step %s", st->target);
-	while ((n = hfile_lines(p->out_path)) < st->stdout_lines) {
+	while ((n = hsink_lines(r, p->out_path)) < st->stdout_lines) {
 		if (run_now_ns() >= until) {
 			run_verdict(r, HREP_FAIL,
 				    "wait %s: %zu lines on stdout after %llu ms, expected %u",

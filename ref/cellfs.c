@@ -252,6 +252,9 @@ int cellfs_dev(const struct cellfs_cfg *c, struct cellfs_state *st)
 	if (!err)
 		err = fs_mount_at(dev, "shm", "tmpfs", shm_opts,
 				  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	/* sup.dev_writable: the cell's /dev stays writable */
+	if (FAULT("sup.dev_writable"))
+		return err;
 	/* Nothing more is created in /dev: read-only, its submounts (pts, shm) as they are. */
 	if (!err && mount_setattr(dev, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
 		err = -errno;
@@ -282,6 +285,9 @@ int cellfs_tmpfs(const struct cellfs_cfg *c, struct cellfs_state *st, bool ids_m
 				       NULL };
 		int err;
 
+		/* sup.run_owned_by_root: /run stays root's, not the workload's */
+		if (FAULT("sup.run_owned_by_root"))
+			opts[4] = NULL;
 		/* sup.tmp_shared: the cell's /tmp is the host's */
 		if (places[i].place == CELLSPEC_TMP && FAULT("sup.tmp_shared"))
 			continue;
@@ -456,6 +462,9 @@ int cellfs_binds(const struct cellfs_cfg *c, struct cellfs_state *st)
 				return err;
 		}
 		tgt = at_root(st->root_fd, m->target, 0);
+		/* sup.bind_target_not_created: a missing target fails the step */
+		if (tgt == -ENOENT && FAULT("sup.bind_target_not_created"))
+			return tgt;
 		if (tgt == -ENOENT) {
 			/* A missing target is made where the cell can write (its private places).
 			 */

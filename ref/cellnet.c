@@ -148,8 +148,12 @@ static int undo_neigh(struct cellnet *cn, const struct op *op)
 		return 0;
 	if (r < 0)
 		return r;
+	/* sup.neigh_removed_any: the entry goes whatever it holds now */
+	if (FAULT("sup.neigh_removed_any"))
+		goto del;
 	if (!(n.state & NUD_PERMANENT) || !n.has_mac || memcmp(n.mac, op->mac, 6) != 0)
 		return 0; /* replaced since: not ours */
+del:
 	r = netcfg_neigh_del(nc, op->ifindex, op->ip);
 	return r == -ENOENT || r == -ENODEV ? 0 : r;
 }
@@ -249,9 +253,16 @@ static int step_bridge(struct cellnet *cn, const struct cellnet_cfg *cfg)
 	}
 	if (r < 0)
 		return r;
-	if (strcmp(br.kind, "bridge") != 0)
+	/* sup.bridge_kind_unchecked: any link of that name is taken for the bridge */
+	if (strcmp(br.kind, "bridge") != 0 && !FAULT("sup.bridge_kind_unchecked"))
 		return -EEXIST;
 	cn->bridge_ifindex = br.ifindex;
+	/* sup.bridge_foreign_removed: a bridge found here is taken for one made here */
+	if (FAULT("sup.bridge_foreign_removed")) {
+		cn->bridge_created = true;
+		cn->bridge_op = (int)cn->nops;
+		journal(cn, "bridge", OP_BRIDGE_DEL, false, br.ifindex);
+	}
 	return 0;
 }
 

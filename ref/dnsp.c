@@ -209,10 +209,7 @@ static void report(struct dnsp *p, enum dnsp_transport t, const struct sockaddr_
 		   uint64_t recv_rt, uint32_t mismatches)
 {
 	struct dnsp_result r = {
-		/* dns.event_transport_swapped: the negative control of DNS-EVT-004. */
-		.transport = FAULT("dns.event_transport_swapped")
-				     ? (t == DNSP_UDP ? DNSP_TCP : DNSP_UDP)
-				     : t,
+		.transport = t,
 		.client = (const struct sockaddr *)client,
 		.client_len = client_len,
 		.qname = qname,
@@ -227,8 +224,7 @@ static void report(struct dnsp *p, enum dnsp_transport t, const struct sockaddr_
 	};
 
 	p->st.queries++;
-	/* dns.stats_tcp_as_udp: the negative control of DNS-EVT-011/012. */
-	if (t == DNSP_UDP || FAULT("dns.stats_tcp_as_udp"))
+	if (t == DNSP_UDP)
 		p->st.udp_queries++;
 	else
 		p->st.tcp_queries++;

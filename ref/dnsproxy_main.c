@@ -222,8 +222,7 @@ static int fail(struct proxy *x, const char *stage, const char *object, int err,
 	cellref_report("dns-proxy", object, err, "%s", detail ? detail : "");
 	jw_obj_open(&x->data);
 	meta_ids(x, &x->data);
-	/* dns.failed_stage_unknown: the negative control of DNS-EVT-010. */
-	jw_kv_str(&x->data, "stage", FAULT("dns.failed_stage_unknown") ? "unknown" : stage);
+	jw_kv_str(&x->data, "stage", stage);
 	jw_kv_i64(&x->data, "errno", err < 0 ? -err : err);
 	jw_kv_str(&x->data, "errnoName", util_errno_name(err));
 	jw_kv_str(&x->data, "message", detail && *detail ? detail : strerror(err < 0 ? -err : err));

@@ -11,7 +11,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "fault.h"
 #include "util.h"
 
 struct evt_sink {
@@ -186,50 +185,25 @@ int evt_format(struct evt_sink *s, const char *type_name, const char *data_json,
 	char id[EVT_ID_LEN], now[EVT_TIME_LEN + 8], type[128];
 	size_t n;
 
-	/* evt.id_reused: every envelope gets the first id (the negative control of EVT-ENV-004). */
-	if (FAULT("evt.id_reused"))
-		format_id(s->id_seed, 0, id);
-	else
-		evt_sink_new_id(s, id);
+	evt_sink_new_id(s, id);
 	evt_format_time(util_now_realtime_ns(), now);
-	/* evt.time_offset: "+00:00" for "Z" (the negative control of EVT-ENV-008). */
-	if (FAULT("evt.time_offset"))
-		strcpy(strchr(now, 'Z'), "+00:00");
 	jw_obj_open(w);
 	jw_kv_str(w, "specversion", "1.0");
-	/* evt.dup_member: the negative control of EVT-ENV-003. */
-	if (FAULT("evt.dup_member"))
-		jw_kv_str(w, "specversion", "1.0");
 	jw_kv_str(w, "id", id);
-	/* evt.source_empty: the negative control of EVT-ENV-006. */
-	jw_kv_str(w, "source", FAULT("evt.source_empty") ? "" : s->source);
+	jw_kv_str(w, "source", s->source);
 	n = strlen(type_name);
 	if (n >= sizeof(type) - sizeof(EVT_TYPE_PREFIX))
 		return -EINVAL;
 	memcpy(type, EVT_TYPE_PREFIX, sizeof(EVT_TYPE_PREFIX) - 1);
 	memcpy(type + sizeof(EVT_TYPE_PREFIX) - 1, type_name, n + 1);
-	/* evt.type_short: the bare name, no prefix (the negative control of EVT-ENV-007). */
-	jw_kv_str(w, "type", FAULT("evt.type_short") ? type_name : type);
+	jw_kv_str(w, "type", type);
 	jw_kv_str(w, "time", now);
-	/* evt.content_type: the negative control of EVT-ENV-005. */
-	jw_kv_str(w, "datacontenttype",
-		  FAULT("evt.content_type") ? "application/cloudevents+json" : "application/json");
+	jw_kv_str(w, "datacontenttype", "application/json");
 	if (s->traceparent)
 		jw_kv_str(w, "traceparent", s->traceparent);
-	/* evt.traceparent_always: one though none was configured (negative control of EVT-ENV-010).
-	 */
-	else if (FAULT("evt.traceparent_always"))
-		jw_kv_str(w, "traceparent",
-			  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-	/* evt.ext_attribute: a fact as an extension attribute (negative control of EVT-ENV-011). */
-	if (FAULT("evt.ext_attribute"))
-		jw_kv_str(w, "reasonCode", "none");
 	jw_key(w, "data");
 	jw_raw(w, data_json);
 	jw_obj_close(w);
-	/* evt.crlf: lines end in CR LF (the negative control of EVT-ENV-001). */
-	if (FAULT("evt.crlf"))
-		jw_append(w, "\r", 1);
 	jw_append(w, "\n", 1);
 	return jw_error(w);
 }

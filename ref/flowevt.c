@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-#include "fault.h"
-
 /* The family and addresses a record's text follows, v1 or v2 (see flowevt_from_record). */
 static void record_addrs(const struct flowrec *r, uint8_t *ret_family, uint8_t src[16],
 			 uint8_t dst[16])
@@ -90,10 +88,10 @@ void flowevt_write_flow_members(struct jw *w, const struct flowevt *e)
 	jw_kv_u64(w, "firstSeenNs", e->first_seen_ns);
 }
 
-/* Events only: a v2 record's byte count (flow.event_byte_count_absent drops it, FLOW-EVT-010). */
+/* Events only: a v2 record's byte count (FLOW-EVT-010). */
 static void kv_byte_count(struct jw *w, const struct flowevt *e)
 {
-	if (e->has_byte_count && !FAULT("flow.event_byte_count_absent"))
+	if (e->has_byte_count)
 		jw_kv_u64(w, "byteCount", e->byte_count);
 }
 

@@ -110,10 +110,6 @@ static void fault_addr_words(uint8_t a[16])
 
 static void fault_mangle(struct flowrec *r)
 {
-	if (FAULT("decode.port_order")) {
-		r->src_port = (uint16_t)(r->src_port << 8 | r->src_port >> 8);
-		r->dst_port = (uint16_t)(r->dst_port << 8 | r->dst_port >> 8);
-	}
 	if (r->version == 2 && FAULT("decode.v2_addr_words")) {
 		fault_addr_words(r->src_addr);
 		fault_addr_words(r->dst_addr);
@@ -130,10 +126,6 @@ static bool fault_length(uint32_t len)
 
 static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
 {
-	if (r->verdict == FLOWREC_VERDICT_DROP && FAULT("decode.verdict_map"))
-		e->decision = "allow";
-	if (!e->protocol && FAULT("decode.proto_guess"))
-		e->protocol = "tcp";
 	if (FAULT("decode.byte_count_missing"))
 		e->has_byte_count = false;
 	/* decode.family_ignored: the flow object's v2 addresses as IPv6 text, whatever family. */

@@ -167,8 +167,6 @@ static int on_record(void *ctx, const void *data, size_t len)
 	if (flowacc_record(m->acc, &r, FLOWACC_OPENED) < 0)
 		return -ENOMEM;
 	flowevt_from_record(&r, &e);
-	if (FAULT("flow.event_pkt_count_zero"))
-		e.packet_count = 0; /* negative control of FLOW-EVT-007; records stay intact */
 	evt_sink_new_id(m->sink, decision_id);
 	meta = (struct flowevt_meta){
 		.cell_id = m->cell_id,
@@ -246,9 +244,7 @@ static void emit_started(struct mon *m, int ifindex)
 	jw_kv_u64(w, "drainIntervalMs", m->drain_ms);
 	jw_kv_bool(w, "qdiscCreated", flowmon_qdisc_created(m->fm));
 	jw_kv_str(w, "unconsidered", m->drop_unconsidered ? "drop" : "count");
-	/* flow.started_version_wrong: the negative control of FLOW-SUM-011 (ref/fault.h). */
-	jw_kv_u64(w, "recordVersion",
-		  FAULT("flow.started_version_wrong") ? 3 - m->record_version : m->record_version);
+	jw_kv_u64(w, "recordVersion", m->record_version);
 	kv_now(w);
 	jw_obj_close(w);
 	emit(m, "flow_monitor_started");
@@ -259,12 +255,6 @@ static void emit_summary(struct mon *m, const struct flowmon_stats *st)
 	struct jw *w = &m->data;
 	uint64_t dur = (util_now_monotonic_ns() - m->started_mono_ns) / 1000000ULL;
 	uint64_t unique = flowacc_unique(m->acc), lost = st->lost;
-
-	/* Negative controls of FLOW-SUM-007 and FLOW-SUM-005 (ref/fault.h). */
-	if (FAULT("flow.summary_miscount"))
-		unique++;
-	if (FAULT("flow.lost_uncounted"))
-		lost = 0;
 
 	jw_obj_open(w);
 	meta_ids(m, w);

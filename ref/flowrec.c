@@ -161,8 +161,7 @@ char *flowrec_addr_str(uint32_t ip, char buf[static 16])
 
 		if (o >= 100)
 			*p++ = (char)('0' + o / 100);
-		/* decode.addr_zero_tens: 100..109 lose their middle zero (105 reads "15"). */
-		if (o >= 10 && (o / 10 % 10 || o < 100 || !FAULT("decode.addr_zero_tens")))
+		if (o >= 10)
 			*p++ = (char)('0' + o / 10 % 10);
 		*p++ = (char)('0' + o % 10);
 		*p++ = shift ? '.' : '\0';
@@ -237,12 +236,15 @@ static char *text_ipv6(const uint8_t addr[static 16], char buf[static FLOWREC_AD
 	/* RFC 5952 5: the IPv4-mapped prefix is written with the dotted quad it carries. */
 	if (flowrec_addr_is_mapped(addr) && !FAULT("decode.v6_mapped_hex"))
 		n = 6;
+	/*
+	 * All eight groups take part: in a mapped address the run of groups 0-4 (five) is longer
+	 * than any run in the IPv4 part, so it is the one compressed and ends before group 5.
+	 */
 	if (FAULT("decode.v6_no_compress")) {
 		start = -1;
 		len = 0;
 	} else {
 		text_zero_run(g, &start, &len);
-		/* A mapped address's run ends at group 4: group 5 is ffff. */
 	}
 	for (int i = 0; i < n;) {
 		if (i == start) {
@@ -257,8 +259,7 @@ static char *text_ipv6(const uint8_t addr[static 16], char buf[static FLOWREC_AD
 		i++;
 	}
 	if (n == 6) {
-		if (start < 0 || start + len != 6)
-			*p++ = ':';
+		*p++ = ':'; /* after "ffff", which is never part of the run */
 		flowrec_addr_str(addr_low_ipv4(addr), p);
 		return buf;
 	}

@@ -226,14 +226,12 @@ static int degraded(struct run *r, const char *step, int err, const char *what)
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err < 0 ? -err : err));
-	if (!FAULT("sup.degraded_silent")) {
-		open_event(r);
-		jw_kv_str(&r->data, "step", step);
-		kv_err(&r->data, err);
-		jw_kv_str(&r->data, "message", msg);
-		jw_kv_bool(&r->data, "strict", r->spec->strict);
-		emit(r, "cell_degraded");
-	}
+	open_event(r);
+	jw_kv_str(&r->data, "step", step);
+	kv_err(&r->data, err);
+	jw_kv_str(&r->data, "message", msg);
+	jw_kv_bool(&r->data, "strict", r->spec->strict);
+	emit(r, "cell_degraded");
 	if (!r->spec->strict || FAULT("sup.strict_ignored"))
 		return 0;
 	return setup_failed(r, step, step, err, CELLREF_EXIT_STRICT,
@@ -256,6 +254,33 @@ static void peek_summary(struct run *r, const char *line, size_t len)
 	if (json_is_integer(v))
 		r->unique_flows = json_integer_value(v);
 	json_decref(j);
+}
+
+/* sup.relay_source_own (a negative control of SUP-EVT-004): lines go out with our source. */
+static void relay_push_own_source(struct run *r, const char *buf, size_t len)
+{
+	static const char key[] = "\"source\":\"";
+	_cleanup_free_ char *out = malloc(len + sizeof(SOURCE));
+
+	for (const char *p = buf, *e; out && p < buf + len; p = e) {
+		const char *v, *q;
+		size_t n;
+
+		e = (const char *)memchr(p, '\n', (size_t)(buf + len - p)) + 1;
+		v = memmem(p, (size_t)(e - p), key, sizeof(key) - 1);
+		q = v ? memchr(v + sizeof(key) - 1, '"', (size_t)(e - v) - (sizeof(key) - 1))
+		      : NULL;
+		if (!q) {
+			(void)evout_push(r->out, p, (size_t)(e - p));
+			continue;
+		}
+		n = (size_t)(v - p) + sizeof(key) - 1;
+		memcpy(out, p, n);
+		memcpy(out + n, SOURCE, sizeof(SOURCE) - 1);
+		n += sizeof(SOURCE) - 1;
+		memcpy(out + n, q, (size_t)(e - q));
+		(void)evout_push(r->out, out, n + (size_t)(e - q));
+	}
 }
 
 /* Read what is there; push complete lines. Returns false at EOF (or error). */
@@ -307,7 +332,9 @@ static bool relay_read(struct run *r, struct relay *rl)
 			peek_summary(r, p, (size_t)(e - p));
 			p = e + 1;
 		}
-		if (!(rl == &r->dns_relay && FAULT("sup.dns_not_relayed")))
+		if (FAULT("sup.relay_source_own"))
+			relay_push_own_source(r, rl->buf, whole);
+		else if (!(rl == &r->dns_relay && FAULT("sup.dns_not_relayed")))
 			(void)evout_push(r->out, rl->buf, whole);
 		memmove(rl->buf, rl->buf + whole, rl->len - whole);
 		rl->len -= whole;
@@ -786,7 +813,8 @@ static int start_dns(struct run *r, int *ready_rd)
 	args[n++] = "--cell-id";
 	args[n++] = s->cell_id;
 	args[n++] = "--run-id";
-	args[n++] = r->run_id;
+	/* sup.dns_run_id_other: the proxy's events carry a runId of their own */
+	args[n++] = FAULT("sup.dns_run_id_other") ? "run-of-the-proxy" : r->run_id;
 	if (!FAULT("sup.dns_args_no_user")) {
 		args[n++] = "--user";
 		args[n++] = DNS_WORKER_USER;
@@ -1223,9 +1251,9 @@ static void record_exit(struct run *r, const siginfo_t *si)
 	r->cell_alive = false;
 	if (r->status) /* exec failure or setup failure decided already */
 		return;
-	if (si->si_code == CLD_EXITED || FAULT("sup.signal_as_exit")) {
+	if (si->si_code == CLD_EXITED) {
 		r->status = "exited";
-		r->workload_status = si->si_status + (si->si_code == CLD_EXITED ? 0 : 128);
+		r->workload_status = si->si_status;
 		r->exit_code = r->workload_status;
 		/* The workload's own failure reported as the supervisor's success. */
 		if (FAULT("sup.exit_code_zero"))
@@ -1303,7 +1331,9 @@ static int run_loop(struct run *r)
 						(void)cell_signal(&r->cell, sig);
 					/* Stop signals get a grace period, then SIGKILL
 					 * (SUP-WAIT-003). */
-					if (!r->kill_at && sig != SIGUSR1 && sig != SIGUSR2)
+					/* sup.usr_signal_deadline: SIGUSR1/2 start it too */
+					if (!r->kill_at && ((sig != SIGUSR1 && sig != SIGUSR2) ||
+							    FAULT("sup.usr_signal_deadline")))
 						r->kill_at = util_now_monotonic_ns() +
 							     (FAULT("sup.stop_grace_short")
 								      ? 1000ULL
@@ -1331,6 +1361,9 @@ static void stop_workers(struct run *r)
 	uint64_t deadline = util_now_monotonic_ns() + WORKER_STOP_MS * 1000000ULL;
 	siginfo_t si;
 
+	/* sup.worker_stop_slow: a stuck worker is waited for 20 s, not 3 */
+	if (FAULT("sup.worker_stop_slow"))
+		deadline += 17000 * 1000000ULL;
 	for (int i = 0; i < 2; i++) {
 		if (ws[i]->pidfd >= 0)
 			(void)cell_worker_signal(ws[i], SIGTERM);
@@ -1438,7 +1471,7 @@ static void emit_exited(struct run *r, uint64_t teardown_us)
 	if (r->t_exec && r->t_exit)
 		jw_kv_u64(w, "runMs", (r->t_exit - r->t_exec) / 1000000);
 	jw_kv_u64(w, "teardownUs", teardown_us);
-	if (r->unique_flows >= 0 && !FAULT("sup.exited_no_flow_count"))
+	if (r->unique_flows >= 0)
 		jw_kv_i64(w, "uniqueFlowCount", r->unique_flows);
 	jw_kv_u64(w, "relayTruncated", r->relay_truncated);
 	jw_kv_u64(w, "eventsDropped", evout_dropped(r->out));
@@ -1570,8 +1603,14 @@ int cellref_run_main(int argc, char **argv)
 	if (r.spec->run_id[0]) {
 		snprintf(r.run_id, sizeof(r.run_id), "%s", r.spec->run_id);
 	}
+	/* sup.events_truncated: what the file held before the run is lost */
+	if (r.events_path && FAULT("sup.events_truncated"))
+		(void)truncate(r.events_path, 0);
 	err = r.events_path ? evt_sink_open_path(r.events_path, SOURCE, &r.sink)
 			    : evt_sink_open_path("/dev/null", SOURCE, &r.sink);
+	/* sup.events_unopenable_ignored: no sink, no events, the run goes on */
+	if (err && FAULT("sup.events_unopenable_ignored"))
+		err = evt_sink_open_path("/dev/null", SOURCE, &r.sink);
 	if (err) {
 		cellref_report("run", r.events_path, err, "cannot open the event sink");
 		run_free(&r);

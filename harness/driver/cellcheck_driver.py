@@ -68,13 +68,20 @@ def _write_line(obj):
         os._exit(0)
 
 
-def respond(rid, ok, payload):
-    """Answer a request once: a late worker loses to the watchdog's timeout answer."""
+def respond(rid, ok, payload, before=None):
+    """Answer a request once: a late worker loses to the watchdog's timeout answer.
+
+    before(), when given, runs once the answer is claimed and before it is written: the client
+    sends its next request only after reading this answer, so what before() does is in place
+    by then (the watchdog gives the namespace a fresh worker there).
+    """
     key = json.dumps(rid)
     with _out_lock:
         if key not in _pending:
             return False
         del _pending[key]
+        if before is not None:
+            before()
         obj = {"id": rid, "ok": ok}
         obj["result" if ok else "error"] = payload
         _write_line(obj)
@@ -1059,7 +1066,10 @@ class Workers:
         self.lock = threading.Lock()
         self.by_key = {}
 
-    def get(self, path):
+    def submit(self, path, item):
+        """Queue item on the namespace's live worker (started if need be). Under the lock, so
+        never on a worker that wedged() or sweep() retires at the same moment: an item queued
+        behind a retirement would never run."""
         if path is None:
             key = "self"
         else:
@@ -1071,7 +1081,7 @@ class Workers:
                 w = Worker(key, path)
                 self.by_key[key] = w
                 w.start()
-            return w
+            w.q.put(item)
 
     def release(self, path):
         """Retire the worker(s) and wait until their threads (and so their netns) are gone."""
@@ -1157,9 +1167,12 @@ def watchdog():
             late = [k for k, d in _pending.items() if d is not None and now > d + WEDGE_GRACE_S]
         for key in late:
             rid = json.loads(key)
-            if respond(rid, False, "timeout: no result within timeout_ms"):
+            # The fresh worker first, then the answer: a request sent on reading the answer
+            # must not be queued on the stuck worker after it was retired (it would be lost:
+            # seen as a 15 s ping timeout under ci/load).
+            if respond(rid, False, "timeout: no result within timeout_ms",
+                       before=lambda rid=rid: WORKERS.wedged(rid)):
                 log("request %s overran its deadline" % key)
-                WORKERS.wedged(rid)
 
 
 def handle(line):
@@ -1194,14 +1207,16 @@ def handle(line):
         return rid, "timeout_ms: expected an integer 1..600000"
     if path is not None and not isinstance(path, str):
         return rid, "netns: expected a path or null"
-    try:
-        w = WORKERS.get(path)
-    except OSError as e:
-        return rid, "netns %s: %s" % (path, e.strerror)
     deadline = time.monotonic() + tmo / 1000
+    key = json.dumps(rid)
     with _out_lock:
-        _pending[json.dumps(rid)] = deadline
-    w.q.put((rid, op, req.get("args"), deadline))
+        _pending[key] = deadline  # before the queue: a fast worker answers at once
+    try:
+        WORKERS.submit(path, (rid, op, req.get("args"), deadline))
+    except OSError as e:
+        with _out_lock:
+            _pending.pop(key, None)
+        return rid, "netns %s: %s" % (path, e.strerror)
     return rid, None
 
 

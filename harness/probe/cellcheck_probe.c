@@ -41,6 +41,7 @@
  *     watch-children=PID[:MS] pidfds on PID and its children; once PID exited, which children
  *                          still live after MS ms
  *     flock=PATH           hold an exclusive flock on PATH (created) until the probe exits
+ *     neigh-set=IF:IP:MAC  a permanent neighbour IP -> MAC on IF, replacing any entry there
  *     trace-exec=PID[:N[:MS[:SUB]]] ptrace PID and its descendants; at each exec, before the new
  *                          image runs, the same line; after N execs or MS ms the probe exits
  *     links-watch          subscribe to the link notifications (RTNLGRP_LINK) of its netns
@@ -1249,6 +1250,69 @@ static void cmd_flock(const char *path)
 	end_line();
 }
 
+/*
+ * A permanent neighbour IP -> MAC on IF in the probe's netns, replacing whatever entry is there
+ * (RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE): a case changes an entry a cell made, mid-run.
+ */
+static void cmd_neigh_set(const char *arg)
+{
+	char ifname[IF_NAMESIZE + 1] = "", ip[INET_ADDRSTRLEN] = "";
+	unsigned int m[6];
+	struct {
+		struct nlmsghdr nh;
+		struct ndmsg nd;
+		char attrs[64];
+	} req = { 0 };
+	struct {
+		struct nlmsghdr nh;
+		struct nlmsgerr err;
+	} ack;
+	struct in_addr dst;
+	struct rtattr *rta;
+	int fd = -1, e = 0;
+
+	if (sscanf(arg, "%16[^:]:%15[^:]:%x:%x:%x:%x:%x:%x", ifname, ip, &m[0], &m[1], &m[2], &m[3],
+		   &m[4], &m[5]) != 8 ||
+	    inet_pton(AF_INET, ip, &dst) != 1)
+		e = EINVAL;
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.nd));
+	req.nh.nlmsg_type = RTM_NEWNEIGH;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+	req.nd.ndm_family = AF_INET;
+	req.nd.ndm_state = NUD_PERMANENT;
+	if (!e && !(req.nd.ndm_ifindex = (int)if_nametoindex(ifname)))
+		e = errno;
+	rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+	rta->rta_type = NDA_DST;
+	rta->rta_len = RTA_LENGTH(4);
+	memcpy(RTA_DATA(rta), &dst, 4);
+	req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+	rta = (struct rtattr *)((char *)&req + req.nh.nlmsg_len);
+	rta->rta_type = NDA_LLADDR;
+	rta->rta_len = RTA_LENGTH(6);
+	for (int i = 0; i < 6; i++)
+		((unsigned char *)RTA_DATA(rta))[i] = (unsigned char)m[i];
+	req.nh.nlmsg_len += RTA_ALIGN(rta->rta_len);
+	if (!e && (fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
+		e = errno;
+	if (!e && send(fd, &req, req.nh.nlmsg_len, 0) < 0)
+		e = errno;
+	if (!e && recv(fd, &ack, sizeof(ack), 0) < (ssize_t)sizeof(ack))
+		e = errno ?: EPROTO;
+	if (!e && ack.nh.nlmsg_type == NLMSG_ERROR && ack.err.error)
+		e = -ack.err.error;
+	if (fd >= 0)
+		close(fd);
+	printf("{\"probe\":\"neigh-set\",\"arg\":");
+	jstr(arg);
+	printf(",\"error\":");
+	if (e)
+		jstr(strerrorname_np(e) ?: "?");
+	else
+		printf("null");
+	end_line();
+}
+
 /* ---- inspecting another process: proc=PID, children=PID, trace-exec=PID ------------------- */
 
 /* The whole file, malloc'ed and NUL-terminated past *ret_n, or NULL. */
@@ -2141,6 +2205,8 @@ int main(int argc, char **argv)
 			cmd_watch_children(v);
 		} else if (strncmp(a, "flock=", 6) == 0) {
 			cmd_flock(v);
+		} else if (strncmp(a, "neigh-set=", 10) == 0) {
+			cmd_neigh_set(v);
 		} else if (strncmp(a, "trace-exec=", 11) == 0) {
 			cmd_trace_exec(v);
 		} else if (strcmp(a, "links-watch") == 0) {

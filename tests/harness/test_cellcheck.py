@@ -396,9 +396,10 @@ FAULTS = [{"name": "decode.x", "component": "decoder", "kind": "env",
            "requirements": ["TEST-TWO-001"], "description": "y"}]
 
 
-def lint_tree(t, name, cases, clauses=None, spec=SPEC, profile=None, args=()):
+def lint_tree(t, name, cases, clauses=None, spec=SPEC, profile=None, args=(), faults=None):
     """clauses: the map to write; None: CLAUSES checked by the first case naming TEST-ONE-001
-    (every case when none does); False: no map. profile: a second profile to write."""
+    (every case when none does); False: no map. profile: a second profile to write. faults: the
+    fault registry (default FAULTS)."""
     root = t.path(name, "x")
     root = os.path.dirname(root)
     for i, c in enumerate(cases):
@@ -410,7 +411,7 @@ def lint_tree(t, name, cases, clauses=None, spec=SPEC, profile=None, args=()):
         clauses["requirements"]["TEST-ONE-001"][0]["checks"] = ids[:1]
     if clauses is not False:
         t.write_json(f"{name}/fixtures/clauses.json", clauses)
-    t.write_json(f"{name}/fixtures/faults.json", FAULTS)
+    t.write_json(f"{name}/fixtures/faults.json", FAULTS if faults is None else faults)
     with open(os.path.join(root, "SPEC.md"), "w") as f:
         f.write(spec)
     with open(os.path.join(root, "in.frames"), "w") as f:
@@ -487,6 +488,26 @@ def test_lint(t):
     dup = copy.deepcopy(CASE)
     p = lint_tree(t, "dup", [CASE, two, dup])
     check(p.returncode == 1 and "already defined" in p.stderr, p.stderr)
+
+
+def test_lint_fault_kinds(t):
+    """SPEC 10.8: a fault's kind is env, artifact or filter, and a filter fault is one of
+    cellcheck-evfilter's output faults (the selftest could not apply it otherwise)."""
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    out = {"name": "decode.port_order", "component": "decoder", "kind": "filter",
+           "requirements": ["TEST-ONE-001"], "description": "ports swapped in the lines"}
+    p = lint_tree(t, "fk-ok", [CASE, two], faults=FAULTS + [out])
+    check(p.returncode == 0, f"a filter fault of the table is fine: {p.stdout}{p.stderr}")
+    bad = copy.deepcopy(FAULTS)
+    bad[1]["kind"] = "filter"
+    p = lint_tree(t, "fk-missing", [CASE, two], faults=bad)
+    check(p.returncode == 1 and "fault decode.y has kind filter but cellcheck-evfilter's table "
+          "has no such output fault" in p.stderr, f"not in the table: {p.stderr}")
+    bad[1]["kind"] = "pipe"
+    p = lint_tree(t, "fk-kind", [CASE, two], faults=bad)
+    check(p.returncode == 1 and 'fault decode.y: kind "pipe" is none of env, artifact, filter'
+          in p.stderr, f"an unknown kind: {p.stderr}")
 
 
 def test_lint_clauses(t):

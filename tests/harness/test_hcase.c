@@ -225,6 +225,10 @@ TEST(types_values_and_required_keys)
 	expect_error(
 		FLOW_CASE, "expect/events/match/0/fields/data.packetCount", "{\"range\": [4, 3]}",
 		"$.expect.events.match[0].fields.data.packetCount.range", "LO is greater than HI");
+	expect_error(FLOW_CASE, "expect/btf",
+		     "{\"artifact\": \"bpf_object\", \"struct\": \"flowrec_v2\", \"members\": [],"
+		     " \"record_version\": 3}",
+		     "$.expect.btf", "record_version: expected a flow record version, 1 to 2");
 }
 
 TEST(cross_references_are_checked)
@@ -323,6 +327,7 @@ TEST(topology_links_start_keys_and_file_steps)
 		     "$.steps[1].mount_ns.mounts[0]", "absolute path");
 	expect_error(LOAD, "steps/1/mount_ns", "{\"propagation\": \"slave\"}",
 		     "$.steps[1].mount_ns.propagation", "is not one of");
+	expect_error(LOAD, "steps/1/uts_ns", "1", "$.steps[1].uts_ns", "expected true or false");
 }
 
 TEST(family_loads_all_or_nothing_and_ids_are_unique)

@@ -221,6 +221,9 @@ TEST(deadline_margin_kept_and_ranked)
 	a = strstr(md, "| a.tight | 800 ms | 1000 ms | 80% |");
 	b = strstr(md, "| a.fast | 900 ms | 10000 ms | 9% |");
 	ASSERT_TRUE(a && b && a < b);
+	/* Median of 80% and 9% (a.old has no deadline): 44.5%, printed rounded. */
+	ASSERT_TRUE(strstr(md, "Median use of the deadline: 44% over 2 cases.") ||
+		    strstr(md, "Median use of the deadline: 45% over 2 cases."));
 	/* The section ends at the next heading; a.old is not in it. */
 	a = strstr(md, "## Closest to their deadline");
 	b = a ? strstr(a + 2, "\n## ") : NULL;
@@ -230,6 +233,29 @@ TEST(deadline_margin_kept_and_ranked)
 	}
 	free(md);
 	hrep_free(back);
+	hrep_free(r);
+}
+
+TEST(deadline_median)
+{
+	struct hrep *r = hrep_new();
+	size_t n = 99;
+
+	if (!ASSERT_TRUE(r))
+		return;
+	fill(r, "k");
+	ASSERT_TRUE(hrep_deadline_median(r, &n) < 0);
+	ASSERT_EQ(n, 0);
+	add(r, "a.one", HREP_PASS, HCASE_MUST, NULL);
+	add(r, "a.two", HREP_FAIL, HCASE_MUST, NULL);
+	add(r, "a.three", HREP_PASS, HCASE_MUST, NULL);
+	add(r, "a.skip", HREP_SKIP, HCASE_MUST, NULL); /* a deadline, but skipped: left out */
+	r->cases[0].slowest_ms = 100, r->cases[0].deadline_ms = 1000; /* 10% */
+	r->cases[1].slowest_ms = 900, r->cases[1].deadline_ms = 1000; /* 90% */
+	r->cases[2].slowest_ms = 300, r->cases[2].deadline_ms = 1000; /* 30% */
+	r->cases[3].slowest_ms = 1000, r->cases[3].deadline_ms = 1000;
+	ASSERT_TRUE(hrep_deadline_median(r, &n) == 30.0);
+	ASSERT_EQ(n, 3);
 	hrep_free(r);
 }
 

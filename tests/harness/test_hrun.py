@@ -6,7 +6,8 @@ and reproduce.sh; a hung component is an ERROR (TIMEOUT) inside its bound; known
 XFAIL, XPASS and, once expired, the plain status; shards 1/2 + 2/2 merged equal the unsharded
 run; --jobs 2 equals --jobs 1; a process escaping its group is an ERROR; SIGKILL of cellcheck
 mid-run leaves no process and `cleanup` removes its temp dir; a topology case (root only) runs
-in fd-held namespaces; usage and setup errors exit 2.
+in fd-held namespaces; expect.btf.record_version SKIPs for a profile that neither declares the
+version nor has the struct; usage and setup errors exit 2.
 
 Profiles here start /bin/sleep with a unique argument so a leftover process is found by its
 command line. Usage: test_hrun.py PATH/TO/cellcheck
@@ -546,6 +547,48 @@ def test_time_scale(t):
         check(r.returncode == 2 and "--time-scale" in r.stderr, f"{bad!r}: {r.stderr}")
 
 
+def test_btf_record_version(t):
+    """expect.btf.record_version N (SPEC 10.2): an undeclared version whose struct the object
+    lacks is a SKIP naming both; declared (record_versions), the same case FAILs; a struct the
+    object has is checked whether declared or not."""
+    obj = os.path.join(os.path.dirname(CELLCHECK), "..", "bpf", "flowmon.bpf.o")
+    if not os.path.exists(obj):
+        raise AssertionError(f"{obj} missing")
+    members = [{"name": "src_addr", "offset": 0, "size": 16}]
+
+    def case(cid, struct):
+        return {"id": cid, "title": "btf " + cid, "component": "flow-monitor",
+                "requirements": [{"id": "FLOW-REC-009", "level": "MUST"}],
+                "timeout_ms": 5000, "fault": "flow.btf_layout",
+                "steps": [{"action": "wait", "ms": 1}],
+                "expect": {"btf": {"artifact": "bpf_object", "struct": struct,
+                                   "record_version": 2, "members": members}}}
+
+    cases = t.path("btfcases", "c.json")
+    with open(cases, "w") as f:
+        json.dump([case("btf.absent", "flowrec_v2_absent"), case("btf.present", "flowrec_v2")],
+                  f)
+
+    def profile(name, versions):
+        comp = {"argv": ["/bin/true"], "ready": "none", "artifacts": {"bpf_object": obj}}
+        if versions:
+            comp["record_versions"] = versions
+        return t.write(f"{name}.json", {"profileVersion": 1, "name": name,
+                                         "components": {"flow-monitor": comp}})
+
+    for name, versions, want in (("v1only", None, {"btf.absent": "SKIP", "btf.present": "PASS"}),
+                                 ("v2decl", [1, 2], {"btf.absent": "FAIL",
+                                                     "btf.present": "PASS"})):
+        out = t.path("btf-" + name)
+        r = cc("run", "--cases", os.path.dirname(cases), "--profile", profile(name, versions),
+               "--report-dir", out)
+        check(statuses(out) == want, f"{name}: {statuses(out)}, expected {want}: {r.stdout}")
+        if name == "v1only":
+            why = [c for c in report(out)["cases"] if c["id"] == "btf.absent"][0]
+            text = json.dumps(why)
+            check("declares no record version 2" in text and "flowrec_v2_absent" in text, why)
+
+
 def test_usage(t):
     r = cc("run", "--profile", t.write("badprof.json", {"profileVersion": 1}))
     check(r.returncode == 2 and "bad profile" in r.stderr, r.stderr)
@@ -559,6 +602,16 @@ def test_usage(t):
     env.pop("CELLCHECK_FAULTS_BUILD", None)
     r = cc("selftest", env=env)
     check(r.returncode == 2 and "-Dfaults=true" in r.stderr, r.stderr)
+    # CHK-SELF-005: a filter fault cellcheck-evfilter lacks stops selftest before any case.
+    t.write("u-sf/cases/c.json", decoder_case("decoder.sf.one"))
+    reg = t.write("u-sf/faults.json", [{"name": "decode.usage_ignored", "component": "decoder",
+                                        "kind": "filter", "requirements": ["FLOW-FRM-011"],
+                                        "description": "not an output fault"}])
+    r = cc("selftest", "--faults-build", "--own-only", "--cases", t.path("u-sf", "cases"),
+           "--faults", reg)
+    check(r.returncode == 2 and "decode.usage_ignored has kind filter but cellcheck-evfilter's "
+          "table has no such output fault" in r.stderr and "decoder.sf.one" not in r.stdout,
+          f"{r.stdout}{r.stderr}")
     r = cc("cleanup", "extra")
     check(r.returncode == 2, r.stderr)
 
@@ -588,6 +641,8 @@ def main():
               test_upstream, None if os.geteuid() == 0 and shutil.which("dig")
               else "needs root and dig"),
              ("--time-scale: deadlines scaled, recorded", test_time_scale, None),
+             ("expect.btf record_version: SKIP, FAIL when declared", test_btf_record_version,
+              None),
              ("usage and setup errors", test_usage, None)]
     print(f"1..{len(tests)}")
     try:
