@@ -556,6 +556,31 @@ static bool f_lost_uncounted(struct evf *x, const struct line *l, struct edits *
 	return bump_data(l, "flow_monitor_summary", "recordsLost", -1, e);
 }
 
+/* flow.event_byte_count_absent: no byteCount in decision and tally events (v2 records). */
+static bool f_byte_count_absent(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+
+	if (!(is_event(l, "network_flow_decision") || is_event(l, "network_flow_tally")) ||
+	    !member2(l, "data", "byteCount", &m))
+		return false;
+	edit_drop(e, l, &m);
+	return true;
+}
+
+/* flow.started_version_wrong: flow_monitor_started names the other record version. */
+static bool f_started_version(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+	uint64_t v;
+
+	if (!is_event(l, "flow_monitor_started") || !member2(l, "data", "recordVersion", &m) ||
+	    !value_u64(l, &m, &v))
+		return false;
+	edit(e, m.val, m.end, v == 2 ? "1" : "2");
+	return true;
+}
+
 /* sup.degraded_silent: no cell_degraded event. */
 static bool f_degraded_silent(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
@@ -718,6 +743,8 @@ static const struct evf_fault faults[] = {
 	{ "flow.event_pkt_count_zero", f_pkt_count_zero },
 	{ "flow.summary_miscount", f_summary_miscount },
 	{ "flow.lost_uncounted", f_lost_uncounted },
+	{ "flow.event_byte_count_absent", f_byte_count_absent },
+	{ "flow.started_version_wrong", f_started_version },
 	{ "sup.degraded_silent", f_degraded_silent },
 	{ "sup.exited_no_flow_count", f_no_flow_count },
 	{ "sup.signal_as_exit", f_signal_as_exit },

@@ -111,6 +111,18 @@ static const struct row rows[] = {
 	{ "flow.lost_uncounted", EV("flow_monitor_summary", SUMMARY("7", "2", "6")),
 	  EV("flow_monitor_summary", SUMMARY("7", "0", "6")),
 	  EV("network_flow_tally", "{\"recordsLost\":2}") },
+	{ "flow.event_byte_count_absent",
+	  EV("network_flow_decision", "{\"packetCount\":1,\"byteCount\":112,\"x\":1}")
+		  EV("network_flow_tally", "{\"packetCount\":3,\"byteCount\":336}"),
+	  EV("network_flow_decision", "{\"packetCount\":1,\"x\":1}")
+		  EV("network_flow_tally", "{\"packetCount\":3}"),
+	  EV("flow_monitor_summary", "{\"byteCount\":5}") },
+	{ "flow.started_version_wrong",
+	  EV("flow_monitor_started", "{\"recordVersion\":2}")
+		  EV("flow_monitor_started", "{\"recordVersion\":1}"),
+	  EV("flow_monitor_started", "{\"recordVersion\":1}")
+		  EV("flow_monitor_started", "{\"recordVersion\":2}"),
+	  EV("flow_monitor_summary", "{\"recordVersion\":2}") },
 	{ "sup.degraded_silent",
 	  EV("cell_started", "{}") EV("cell_degraded", "{\"step\":\"affinity\"}")
 		  EV("cell_exited", "{}"),
