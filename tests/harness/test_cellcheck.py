@@ -576,6 +576,41 @@ def test_lint_clauses(t):
         check(p.returncode == 1 and f"has no check {bad}" in p.stderr, f"{bad}: {p.stderr}")
 
 
+TOPO = {"namespaces": ["a", "b"], "links": [{"type": "veth", "ends": [
+    {"ns": "a", "ifname": "e0", "addrs": ["10.1.0.1/24"]},
+    {"ns": "b", "ifname": "e0", "addrs": ["10.1.0.2/24"]}]}]}
+
+
+def test_lint_topologies(t):
+    """CHK-CASE-008: named topologies are validated, loaded by name, and not written out."""
+    named = dict(TOPO, description="two namespaces",
+                 diagram=["a e0 10.1.0.1/24 <-> b e0 10.1.0.2/24"])
+    t.write_json("topo/fixtures/topologies/pair.json", named)
+    by_name = copy.deepcopy(CASE)
+    by_name["topology"] = "pair"
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    p = lint_tree(t, "topo", [by_name, two])
+    check(p.returncode == 0, f"a case naming a valid topology is clean: {p.stdout}{p.stderr}")
+    check(", 1 named topologies;" in p.stdout, p.stdout)
+
+    written = dict(copy.deepcopy(two), topology=copy.deepcopy(TOPO))
+    stale = dict(named, diagram=["a e0 <-> b e0 10.1.0.2/24"])
+    t.write_json("topo-bad/fixtures/topologies/pair.json", named)
+    t.write_json("topo-bad/fixtures/topologies/stale.json", stale)
+    unknown = copy.deepcopy(CASE)
+    unknown.update(id="decoder.x.three", topology="nope")
+    p = lint_tree(t, "topo-bad", [by_name, written, unknown])
+    check(p.returncode == 1, f"findings exit 1, got {p.returncode}: {p.stderr}")
+    err = p.stderr
+    check(re.search(r"stale\.json: \$\.diagram: the diagram does not show address "
+                    r"10\.1\.0\.1/24", err), err)
+    check(re.search(r"f1\.json: case decoder\.x\.two: its topology is the named topology pair "
+                    r"written out: say \"topology\": \"pair\"", err), err)
+    check(re.search(r"f2\.json: \$\.topology: no named topology \"nope\"", err), err)
+    check("1 invalid case files" in p.stdout and ", 1 named topologies;" in p.stdout, p.stdout)
+
+
 def test_lint_positive(t):
     """CHK-CASE-006: a case whose expectations are all absences is a lint finding."""
     two = copy.deepcopy(CASE)
