@@ -11,16 +11,16 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import jsonschema
 import yaml
+
+sys.dont_write_bytecode = True
+from taprun import Tap, check  # noqa: E402 (after the line above: no __pycache__ in the tree)
 
 CELLCHECK = sys.argv[1]
 SRCDIR = os.environ.get("CELLCHECK_SRCDIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -75,44 +75,9 @@ SAMPLE = [
 ]
 
 
-class T:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.tmp = tempfile.mkdtemp(prefix="cellcheck-test.")
-
-    def run(self, name, fn):
-        self.n += 1
-        try:
-            fn(self)
-            print(f"ok {self.n} - {name}")
-        except Exception:  # report every failure as a TAP line, then go on
-            self.failed += 1
-            print(f"not ok {self.n} - {name}")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
-
-    def path(self, *parts):
-        p = os.path.join(self.tmp, *parts)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        return p
-
-    def write_json(self, rel, obj):
-        p = self.path(rel)
-        with open(p, "w") as f:
-            json.dump(obj, f)
-        return p
-
-
 def cc(*args, env=None):
     return subprocess.run([CELLCHECK, *args], capture_output=True, text=True,
                           errors="surrogateescape", env=env, timeout=60)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 # The Jenkins junit-10.xsd (xunit plugin): attributes each element may carry, its children.
@@ -705,16 +670,15 @@ def test_probe(t):
 
 
 def main():
-    t = T()
+    t = Tap()
     tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    print("TAP version 13")
-    print(f"1..{len(tests)}")
+    t.plan(len(tests))
     try:
         for name, fn in tests:
-            t.run(name[5:], fn)
+            t.run(name[5:], fn, t)
     finally:
-        shutil.rmtree(t.tmp, ignore_errors=True)
-    return 1 if t.failed else 0
+        status = t.done()
+    return status
 
 
 if __name__ == "__main__":
