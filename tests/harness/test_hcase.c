@@ -353,22 +353,34 @@ static char *write_topo(const char *dir, const char *name, const char *key, cons
 	return text ? htest_write(dir, file, text) : NULL;
 }
 
+/* SRC/fixtures/topologies made and SRC made the source tree (each TEST runs in its own process). */
+static char *topo_dir(const char *src)
+{
+	_cleanup_free_ char *fixtures = NULL;
+	char *dir;
+
+	if (!src || asprintf(&fixtures, "%s/fixtures", src) < 0)
+		return NULL;
+	if (mkdir(fixtures, 0755) < 0 || asprintf(&dir, "%s/topologies", fixtures) < 0)
+		return NULL;
+	if (mkdir(dir, 0755) < 0 || setenv("CELLCHECK_SRCDIR", src, 1) < 0) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
 /* CHK-CASE-008: "topology": "NAME" loads the named file as if it were written inline. */
 TEST(named_topology_loads_as_inline)
 {
 	_cleanup_tmpdir_ char *src = htest_mkdtemp();
-	_cleanup_free_ char *dir = NULL, *good = NULL, *text = NULL;
+	_cleanup_free_ char *dir = topo_dir(src), *good = NULL, *text = NULL;
 	struct hjson_err err = { 0 };
 	struct hcase *inl = NULL, *named = NULL;
 	json_t *doc = json_loads(FLOW_CASE, 0, NULL);
 
-	if (!ASSERT_TRUE(src && doc) || asprintf(&dir, "%s/fixtures", src) < 0 ||
-	    mkdir(dir, 0755) < 0)
-		return (void)ASSERT_TRUE(false);
-	free(dir);
-	if (asprintf(&dir, "%s/fixtures/topologies", src) < 0 || mkdir(dir, 0755) < 0)
-		return (void)ASSERT_TRUE(false);
-	setenv("CELLCHECK_SRCDIR", src, 1);
+	if (!ASSERT_TRUE(dir && doc))
+		return;
 	good = write_topo(dir, "cell-peer", NULL, NULL);
 	ASSERT_TRUE(good != NULL);
 	ASSERT_OK(hcase_topology_check(good, &err));
@@ -397,17 +409,12 @@ TEST(named_topology_loads_as_inline)
 TEST(named_topology_errors_name_the_file)
 {
 	_cleanup_tmpdir_ char *src = htest_mkdtemp();
-	_cleanup_free_ char *dir = NULL;
+	_cleanup_free_ char *dir = topo_dir(src);
 	struct hjson_err err = { 0 };
 	char *f;
 
-	if (!ASSERT_TRUE(src) || asprintf(&dir, "%s/fixtures", src) < 0 || mkdir(dir, 0755) < 0)
-		return (void)ASSERT_TRUE(false);
-	free(dir);
-	if (asprintf(&dir, "%s/fixtures/topologies", src) < 0 || mkdir(dir, 0755) < 0)
-		return (void)ASSERT_TRUE(false);
-	setenv("CELLCHECK_SRCDIR", src, 1);
-
+	if (!ASSERT_TRUE(dir))
+		return;
 	expect_error(FLOW_CASE, "topology", "\"nope\"", "$.topology", "no named topology \"nope\"");
 	expect_error(FLOW_CASE, "topology", "\"Cell_Peer\"", "$.topology",
 		     "is not a topology name");
