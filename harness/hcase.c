@@ -513,7 +513,7 @@ static int parse_topology_obj(struct vctx *v, json_t *topo, const char *p)
 /*
  * Named topologies (cases/README.md "Named topologies"): TOPODIR/NAME.json is a topology object
  * with a "description" and a "diagram" (lines of an ASCII drawing). The diagram must show every
- * namespace, interface and address, so it cannot silently drift from the links it draws.
+ * namespace, interface, address and route gateway, so it cannot drift from what it draws.
  */
 static bool topology_name_valid(const char *s)
 {
