@@ -51,7 +51,8 @@ static const char USAGE[] =
 	"      One line per case, tab-separated: id, component, requirement IDs, level, title.\n"
 	"  lint [--cases DIR] [--spec SPEC.md] [--profiles DIR] [--require PREFIX]...\n"
 	"      [--clauses FILE] [--faults FILE]\n"
-	"      Validate every case file and profile; cross-check requirement IDs with SPEC.md.\n"
+	"      Validate every case file, named topology and profile; cross-check requirement\n"
+	"      IDs with SPEC.md; report a case that writes out a named topology.\n"
 	"      With --require (FLOW, DNS, SUP...), only IDs of those prefixes must have a case.\n"
 	"      The clause map (fixtures/clauses.json) must split every MUST requirement into\n"
 	"      clauses, each checked by a named case or test or listed as a known gap.\n"
@@ -75,7 +76,8 @@ static const char USAGE[] =
 	"\n"
 	"Defaults: --cases SRCDIR/cases, --spec SRCDIR/SPEC.md, --profiles SRCDIR/fixtures/profiles,\n"
 	"--clauses SRCDIR/fixtures/clauses.json, --faults SRCDIR/fixtures/faults.json,\n"
-	"where SRCDIR is $CELLCHECK_SRCDIR or the source tree cellcheck was built from.\n"
+	"where SRCDIR is $CELLCHECK_SRCDIR or the source tree cellcheck was built from. Named\n"
+	"topologies (\"topology\": \"NAME\" in a case) are SRCDIR/fixtures/topologies/NAME.json.\n"
 	"\n"
 	"Exit status:\n"
 	"  0  success: lint clean, no regression, reports written\n"
@@ -220,6 +222,99 @@ static int lint_profiles(const char *dir, size_t *n_profiles, size_t *errors)
 	return 0;
 }
 
+struct named_topo {
+	char *name;
+	json_t *topo; /* the file without description and diagram: what a case would write */
+};
+
+/* The inline topology of case k, from its file (doc is the loaded file); NULL: none or named. */
+static json_t *inline_topology(const struct hcase *k, json_t *doc)
+{
+	json_t *t = json_object_get(k->family ? json_array_get(doc, k->index) : doc, "topology");
+
+	return json_is_object(t) ? t : NULL;
+}
+
+/*
+ * Named topologies (SPEC CHK-CASE-008): every file of the folder is valid, and no case writes
+ * inline a topology that has a name (it says "topology": "NAME" instead, so the catalogue has
+ * one definition to read and fix). A folder that does not exist holds no topology.
+ */
+static void lint_topologies(const struct hcase_set *set, size_t *n_named, size_t *errors)
+{
+	_cleanup_free_ char *dir = hcase_topology_dir();
+	struct named_topo *named = NULL;
+	struct dirent **ents = NULL;
+	json_t *doc = NULL;
+	const char *doc_file = NULL;
+	int n;
+
+	n = dir ? scandir(dir, &ents, NULL, alphasort) : -1;
+	if (n < 0) {
+		if (!dir || errno != ENOENT) {
+			fprintf(stderr, "%s: cannot read: %s\n", dir ?: "fixtures/topologies",
+				strerror(dir ? errno : ENOMEM));
+			(*errors)++;
+		}
+		return;
+	}
+	named = calloc((size_t)n + 1, sizeof(*named));
+	if (!named) {
+		fprintf(stderr, "%s: %s\n", dir, strerror(ENOMEM));
+		(*errors)++;
+	}
+	for (int i = 0; i < n; i++) {
+		_cleanup_free_ char *path = NULL;
+		const char *name = ents[i]->d_name;
+		size_t len = strlen(name);
+		struct hjson_err err = { 0 };
+		json_t *t = NULL;
+
+		if (named && len > 5 && strcmp(name + len - 5, ".json") == 0 && name[0] != '.' &&
+		    asprintf(&path, "%s/%s", dir, name) >= 0) {
+			if (hcase_topology_check(path, &err) < 0) {
+				print_err(path, &err, errors);
+			} else if (hjson_load_file(path, &t, &err) == 0) {
+				json_object_del(t, "description");
+				json_object_del(t, "diagram");
+				named[*n_named].topo = t;
+				named[(*n_named)++].name = strndup(name, len - 5);
+			}
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	for (size_t i = 0; named && i < set->n; i++) {
+		const struct hcase *k = set->cases[i];
+		struct hjson_err err = { 0 };
+		json_t *t;
+
+		if (!doc_file || strcmp(doc_file, k->file) != 0) {
+			json_decref(doc);
+			doc = NULL;
+			doc_file = k->file;
+			if (hjson_load_file(k->file, &doc, &err) < 0)
+				continue;
+		}
+		t = inline_topology(k, doc);
+		for (size_t j = 0; t && j < *n_named; j++) {
+			if (!json_equal(t, named[j].topo))
+				continue;
+			fprintf(stderr,
+				"%s: case %s: its topology is the named topology %s written out: say "
+				"\"topology\": \"%s\" (SPEC CHK-CASE-008)\n",
+				k->file, k->id, named[j].name, named[j].name);
+			(*errors)++;
+		}
+	}
+	json_decref(doc);
+	for (size_t j = 0; named && j < *n_named; j++) {
+		free(named[j].name);
+		json_decref(named[j].topo);
+	}
+	free(named);
+}
+
 static size_t lint_file(const struct hcase *k, const char *what, const char *rel)
 {
 	_cleanup_free_ char *path = NULL;
@@ -341,8 +436,8 @@ static int cmd_lint(int argc, char **argv)
 	size_t n_require = 0, pending = 0;
 	struct hcase_set set = { 0 };
 	struct hspec *sp = NULL;
-	size_t errors = 0, case_errors = 0, n_profiles = 0, unknown = 0, uncovered = 0, active = 0,
-	       mismatched = 0, clause_errors;
+	size_t errors = 0, case_errors = 0, n_profiles = 0, n_topologies = 0, unknown = 0,
+	       uncovered = 0, active = 0, mismatched = 0, clause_errors;
 	struct hclause_stats cst = { 0 };
 	int c, r;
 
@@ -383,6 +478,7 @@ static int cmd_lint(int argc, char **argv)
 	}
 	errors += case_errors;
 	lint_profiles(prof_dir, &n_profiles, &errors);
+	lint_topologies(&set, &n_topologies, &errors);
 
 	for (size_t i = 0; i < sp->n; i++) {
 		const struct hspec_req *q = &sp->reqs[i];
@@ -460,12 +556,13 @@ static int cmd_lint(int argc, char **argv)
 	errors += unknown + uncovered + mismatched;
 	clause_errors = lint_clauses(clauses_path, faults_path, sp, &set, &cst);
 	errors += clause_errors;
-	printf("lint: %zu cases (%zu invalid case files), %zu profiles; SPEC.md: %zu requirements, "
+	printf("lint: %zu cases (%zu invalid case files), %zu profiles, %zu named topologies; "
+	       "SPEC.md: %zu requirements, "
 	       "%zu covered, %zu without a case (%zu of them not required by --require); %zu case "
 	       "references SPEC.md lacks, %zu level mismatches; clause map: %zu MUST requirements, "
 	       "%zu mapped, %zu clauses, %zu checked by a case or test, %zu known gaps, %zu without "
 	       "a check or a reason, %zu clause map problems; %zu problems\n",
-	       set.n, case_errors, n_profiles, active, active - uncovered - pending,
+	       set.n, case_errors, n_profiles, n_topologies, active, active - uncovered - pending,
 	       uncovered + pending, pending, unknown, mismatched, cst.reqs, cst.mapped, cst.clauses,
 	       cst.checked, cst.gaps, cst.clauses - cst.checked - cst.gaps, clause_errors, errors);
 	hcase_set_free(&set);

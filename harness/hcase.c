@@ -386,24 +386,19 @@ static int parse_bridge(struct vctx *v, json_t *e, const char *path, size_t idx)
 	return 0;
 }
 
-static int parse_topology(struct vctx *v, json_t *obj, const char *path)
+/* A topology object at path p (inline in a case, or a named topology's file); keys checked. */
+static int parse_topology_obj(struct vctx *v, json_t *topo, const char *p)
 {
-	static const char *const keys[] = { "namespaces", "links", "routes", NULL };
 	static const char *const link_keys[] = { "type", "ends", "mtu", NULL };
 	static const char *const route_keys[] = { "ns", "dst", "via", NULL };
 	static const char *const link_types[] = { "veth", "bridge", "dummy", NULL };
 	struct hcase_topo *t = &v->c->topo;
-	char p[HJSON_PATH_MAX], pl[HJSON_PATH_MAX];
-	json_t *topo = NULL, *arr = NULL, *e;
+	char pl[HJSON_PATH_MAX];
+	json_t *arr = NULL, *e;
 	size_t i;
 	int r;
 
-	r = hjson_obj(obj, path, "topology", false, &topo, v->err);
-	if (r < 0 || !topo)
-		return r;
-	hjson_path_key(p, path, "topology");
-	r = hjson_only_keys(topo, p, keys, v->err);
-	r = r ?: hjson_strv(topo, p, "namespaces", true, true, &t->ns, &t->n_ns, v->err);
+	r = hjson_strv(topo, p, "namespaces", true, true, &t->ns, &t->n_ns, v->err);
 	if (r < 0)
 		return r;
 	for (i = 0; i < t->n_ns; i++) {
@@ -514,6 +509,162 @@ static int parse_topology(struct vctx *v, json_t *obj, const char *path)
 			return hjson_fail(v->err, pk, "\"%s\" is not an IP address", rt->via);
 	}
 	return 0;
+}
+
+/*
+ * Named topologies (cases/README.md "Named topologies"): TOPODIR/NAME.json is a topology object
+ * with a "description" and a "diagram" (lines of an ASCII drawing). The diagram must show every
+ * namespace, interface, address and route gateway, so it cannot drift from what it draws.
+ */
+static bool topology_name_valid(const char *s)
+{
+	if (!s || !islower((unsigned char)*s) || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
+			return false;
+	return true;
+}
+
+char *hcase_topology_dir(void)
+{
+	char *d;
+
+	if (asprintf(&d, "%s/fixtures/topologies",
+		     getenv("CELLCHECK_SRCDIR") ?: CELLCHECK_SRCDIR_DEFAULT) < 0)
+		return NULL;
+	return d;
+}
+
+static int diagram_shows(json_t *diagram, const char *what, const char *s, struct hjson_err *err)
+{
+	json_t *line;
+	size_t i;
+
+	json_array_foreach(diagram, i, line)
+	{
+		if (strstr(json_string_value(line), s))
+			return 0;
+	}
+	return hjson_fail(err, "$.diagram", "the diagram does not show %s %s", what, s);
+}
+
+static int check_diagram(const struct hcase_topo *t, json_t *diagram, struct hjson_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < t->n_ns && !r; i++)
+		r = diagram_shows(diagram, "namespace", t->ns[i], err);
+	for (size_t i = 0; i < t->n_links && !r; i++)
+		for (size_t k = 0; k < 2 && !r; k++) {
+			const struct hcase_endpoint *ep = &t->links[i].end[k];
+
+			if (!ep->ns)
+				continue;
+			r = diagram_shows(diagram, "interface", ep->ifname, err);
+			for (size_t a = 0; ep->addrs && ep->addrs[a] && !r; a++)
+				r = diagram_shows(diagram, "address", ep->addrs[a], err);
+		}
+	for (size_t i = 0; i < t->n_routes && !r; i++)
+		r = diagram_shows(diagram, "route via", t->routes[i].via, err);
+	return r;
+}
+
+/* Load and check TOPODIR/NAME.json into v->c->topo; errors at paths inside that file. */
+static int load_named_topology(struct vctx *v, const char *file)
+{
+	static const char *const keys[] = { "description", "diagram", "namespaces",
+					    "links",	   "routes",  NULL };
+	const char *desc = NULL;
+	json_t *doc = NULL, *diagram = NULL, *line;
+	size_t i;
+	int r;
+
+	r = hjson_load_file(file, &doc, v->err);
+	if (r < 0)
+		return r;
+	r = hjson_only_keys(doc, "$", keys, v->err);
+	r = r ?: hjson_str(doc, "$", "description", true, &desc, v->err);
+	r = r ?: hjson_arr(doc, "$", "diagram", true, &diagram, v->err);
+	if (r < 0)
+		goto out;
+	if (!desc[0] || json_array_size(diagram) == 0) {
+		r = hjson_fail(v->err, desc[0] ? "$.diagram" : "$.description",
+			       "a named topology says what it is for and draws it");
+		goto out;
+	}
+	json_array_foreach(diagram, i, line)
+	{
+		char p[HJSON_PATH_MAX];
+
+		if (json_is_string(line))
+			continue;
+		hjson_path_idx(p, "$.diagram", i);
+		r = hjson_fail(v->err, p, "expected a string (a line of the diagram)");
+		goto out;
+	}
+	r = parse_topology_obj(v, doc, "$");
+	r = r ?: check_diagram(&v->c->topo, diagram, v->err);
+out:
+	json_decref(doc);
+	return r;
+}
+
+/* "topology": "NAME": the named topology's file, checked as if written inline. */
+static int parse_named_topology(struct vctx *v, const char *name, const char *p)
+{
+	_cleanup_free_ char *dir = NULL, *file = NULL;
+	struct hjson_err ferr = { 0 };
+	struct vctx fv = { .err = &ferr, .c = v->c };
+	int r;
+
+	if (!topology_name_valid(name))
+		return hjson_fail(v->err, p, "\"%s\" is not a topology name ([a-z][a-z0-9-]*)",
+				  name);
+	dir = hcase_topology_dir();
+	if (!dir || asprintf(&file, "%s/%s.json", dir, name) < 0)
+		return -ENOMEM;
+	if (access(file, F_OK) < 0)
+		return hjson_fail(v->err, p, "no named topology \"%s\" (%s: %s)", name, file,
+				  strerror(errno));
+	r = load_named_topology(&fv, file);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return hjson_fail(v->err, p, "topology \"%s\": %s: %s: %s", name, file, ferr.path,
+				  ferr.msg);
+	return 0;
+}
+
+static int parse_topology(struct vctx *v, json_t *obj, const char *path)
+{
+	static const char *const keys[] = { "namespaces", "links", "routes", NULL };
+	char p[HJSON_PATH_MAX];
+	json_t *topo = json_object_get(obj, "topology");
+	int r;
+
+	hjson_path_key(p, path, "topology");
+	if (json_is_string(topo))
+		return parse_named_topology(v, json_string_value(topo), p);
+	if (topo && !json_is_object(topo))
+		return hjson_fail(v->err, p, "expected an object or the name of a topology");
+	if (!topo)
+		return 0;
+	r = hjson_only_keys(topo, p, keys, v->err);
+	return r ?: parse_topology_obj(v, topo, p);
+}
+
+int hcase_topology_check(const char *file, struct hjson_err *err)
+{
+	struct hcase *c = calloc(1, sizeof(*c));
+	struct vctx v = { .err = err, .c = c };
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	r = load_named_topology(&v, file);
+	hcase_free(c);
+	return r;
 }
 
 static int parse_upstream(struct vctx *v, json_t *obj, const char *path)

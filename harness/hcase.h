@@ -201,6 +201,17 @@ int hcase_load_dir(struct hcase_set *set, const char *dir, hcase_error_fn on_err
 
 void hcase_set_free(struct hcase_set *set);
 
+/*
+ * Named topologies (cases/README.md "Named topologies"): a case's "topology" may be the name
+ * of a file NAME.json in hcase_topology_dir(), SRCDIR/fixtures/topologies (SRCDIR is
+ * $CELLCHECK_SRCDIR or the source tree cellcheck was built from); the loader reads it into
+ * the case's topology as if it were written inline. hcase_topology_dir() returns a new string
+ * (NULL: out of memory). hcase_topology_check() validates one such file the way a case naming
+ * it would (for lint): 0, or -EINVAL with *err naming the path inside the file.
+ */
+char *hcase_topology_dir(void);
+int hcase_topology_check(const char *file, struct hjson_err *err);
+
 /* Does the case match any of the globs (fnmatch on the id)? No globs matches everything. */
 bool hcase_match(const struct hcase *c, char *const *globs, size_t n_globs);
 

@@ -11,16 +11,16 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import jsonschema
 import yaml
+
+sys.dont_write_bytecode = True
+from taprun import Tap, check  # noqa: E402 (after the line above: no __pycache__ in the tree)
 
 CELLCHECK = sys.argv[1]
 SRCDIR = os.environ.get("CELLCHECK_SRCDIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -75,44 +75,9 @@ SAMPLE = [
 ]
 
 
-class T:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.tmp = tempfile.mkdtemp(prefix="cellcheck-test.")
-
-    def run(self, name, fn):
-        self.n += 1
-        try:
-            fn(self)
-            print(f"ok {self.n} - {name}")
-        except Exception:  # report every failure as a TAP line, then go on
-            self.failed += 1
-            print(f"not ok {self.n} - {name}")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
-
-    def path(self, *parts):
-        p = os.path.join(self.tmp, *parts)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        return p
-
-    def write_json(self, rel, obj):
-        p = self.path(rel)
-        with open(p, "w") as f:
-            json.dump(obj, f)
-        return p
-
-
 def cc(*args, env=None):
     return subprocess.run([CELLCHECK, *args], capture_output=True, text=True,
                           errors="surrogateescape", env=env, timeout=60)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 # The Jenkins junit-10.xsd (xunit plugin): attributes each element may carry, its children.
@@ -597,6 +562,41 @@ def test_lint_clauses(t):
         check(p.returncode == 1 and f"has no check {bad}" in p.stderr, f"{bad}: {p.stderr}")
 
 
+TOPO = {"namespaces": ["a", "b"], "links": [{"type": "veth", "ends": [
+    {"ns": "a", "ifname": "e0", "addrs": ["10.1.0.1/24"]},
+    {"ns": "b", "ifname": "e0", "addrs": ["10.1.0.2/24"]}]}]}
+
+
+def test_lint_topologies(t):
+    """CHK-CASE-008: named topologies are validated, loaded by name, and not written out."""
+    named = dict(TOPO, description="two namespaces",
+                 diagram=["a e0 10.1.0.1/24 <-> b e0 10.1.0.2/24"])
+    t.write_json("topo/fixtures/topologies/pair.json", named)
+    by_name = copy.deepcopy(CASE)
+    by_name["topology"] = "pair"
+    two = copy.deepcopy(CASE)
+    two.update(id="decoder.x.two", requirements=[{"id": "TEST-TWO-001", "level": "SHOULD"}])
+    p = lint_tree(t, "topo", [by_name, two])
+    check(p.returncode == 0, f"a case naming a valid topology is clean: {p.stdout}{p.stderr}")
+    check(", 1 named topologies;" in p.stdout, p.stdout)
+
+    written = dict(copy.deepcopy(two), topology=copy.deepcopy(TOPO))
+    stale = dict(named, diagram=["a e0 <-> b e0 10.1.0.2/24"])
+    t.write_json("topo-bad/fixtures/topologies/pair.json", named)
+    t.write_json("topo-bad/fixtures/topologies/stale.json", stale)
+    unknown = copy.deepcopy(CASE)
+    unknown.update(id="decoder.x.three", topology="nope")
+    p = lint_tree(t, "topo-bad", [by_name, written, unknown])
+    check(p.returncode == 1, f"findings exit 1, got {p.returncode}: {p.stderr}")
+    err = p.stderr
+    check(re.search(r"stale\.json: \$\.diagram: the diagram does not show address "
+                    r"10\.1\.0\.1/24", err), err)
+    check(re.search(r"f1\.json: case decoder\.x\.two: its topology is the named topology pair "
+                    r"written out: say \"topology\": \"pair\"", err), err)
+    check(re.search(r"f2\.json: \$\.topology: no named topology \"nope\"", err), err)
+    check("1 invalid case files" in p.stdout and ", 1 named topologies;" in p.stdout, p.stdout)
+
+
 def test_lint_positive(t):
     """CHK-CASE-006: a case whose expectations are all absences is a lint finding."""
     two = copy.deepcopy(CASE)
@@ -691,16 +691,15 @@ def test_probe(t):
 
 
 def main():
-    t = T()
+    t = Tap()
     tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    print("TAP version 13")
-    print(f"1..{len(tests)}")
+    t.plan(len(tests))
     try:
         for name, fn in tests:
-            t.run(name[5:], fn)
+            t.run(name[5:], fn, t)
     finally:
-        shutil.rmtree(t.tmp, ignore_errors=True)
-    return 1 if t.failed else 0
+        status = t.done()
+    return status
 
 
 if __name__ == "__main__":

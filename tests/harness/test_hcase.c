@@ -337,6 +337,121 @@ TEST(topology_links_start_keys_and_file_steps)
 	expect_error(LOAD, "steps/1/uts_ns", "1", "$.steps[1].uts_ns", "expected true or false");
 }
 
+/* FLOW_CASE's topology as a named topology file: a description and a diagram showing it. */
+static const char NAMED_TOPO[] =
+	"{\"description\": \"a cell and a peer\","
+	" \"diagram\": [\"cell eth0 10.99.0.2/24 fd00::2/64 <-> peer eth0 10.99.0.1/24\","
+	"               \"cell: default via 10.99.0.1\"],"
+	" \"namespaces\": [\"cell\", \"peer\"],"
+	" \"links\": [{\"type\": \"veth\", \"mtu\": 1500, \"ends\": ["
+	"   {\"ns\": \"cell\", \"ifname\": \"eth0\", \"addrs\": [\"10.99.0.2/24\", \"fd00::2/64\"]},"
+	"   {\"ns\": \"peer\", \"ifname\": \"eth0\", \"addrs\": [\"10.99.0.1/24\"]}]}],"
+	" \"routes\": [{\"ns\": \"cell\", \"dst\": \"default\", \"via\": \"10.99.0.1\"}]}";
+
+/* Write NAMED_TOPO with one member set to value_json (NULL: removed) as DIR/NAME.json. */
+static char *write_topo(const char *dir, const char *name, const char *key, const char *value_json)
+{
+	json_t *doc = json_loads(NAMED_TOPO, 0, NULL);
+	_cleanup_free_ char *file = NULL, *text = NULL;
+
+	if (!doc || asprintf(&file, "%s.json", name) < 0)
+		return NULL;
+	if (key && value_json)
+		json_object_set_new(doc, key, json_loads(value_json, JSON_DECODE_ANY, NULL));
+	else if (key)
+		json_object_del(doc, key);
+	text = json_dumps(doc, 0);
+	json_decref(doc);
+	return text ? htest_write(dir, file, text) : NULL;
+}
+
+/* SRC/fixtures/topologies made and SRC made the source tree (each TEST runs in its own process). */
+static char *topo_dir(const char *src)
+{
+	_cleanup_free_ char *fixtures = NULL;
+	char *dir;
+
+	if (!src || asprintf(&fixtures, "%s/fixtures", src) < 0)
+		return NULL;
+	if (mkdir(fixtures, 0755) < 0 || asprintf(&dir, "%s/topologies", fixtures) < 0)
+		return NULL;
+	if (mkdir(dir, 0755) < 0 || setenv("CELLCHECK_SRCDIR", src, 1) < 0) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+/* CHK-CASE-008: "topology": "NAME" loads the named file as if it were written inline. */
+TEST(named_topology_loads_as_inline)
+{
+	_cleanup_tmpdir_ char *src = htest_mkdtemp();
+	_cleanup_free_ char *dir = topo_dir(src), *good = NULL, *text = NULL;
+	struct hjson_err err = { 0 };
+	struct hcase *inl = NULL, *named = NULL;
+	json_t *doc = json_loads(FLOW_CASE, 0, NULL);
+
+	if (!ASSERT_TRUE(dir && doc))
+		return;
+	good = write_topo(dir, "cell-peer", NULL, NULL);
+	ASSERT_TRUE(good != NULL);
+	ASSERT_OK(hcase_topology_check(good, &err));
+
+	json_object_set_new(doc, "topology", json_string("cell-peer"));
+	text = json_dumps(doc, 0);
+	json_decref(doc);
+	if (!ASSERT_OK(load_text(text, &named, &err)))
+		return tap_diag("%s: %s", err.path, err.msg);
+	ASSERT_OK(load_text(FLOW_CASE, &inl, &err));
+	ASSERT_EQ(named->topo.n_ns, inl->topo.n_ns);
+	ASSERT_STREQ(named->topo.ns[1], "peer");
+	ASSERT_EQ(named->topo.n_links, 1);
+	ASSERT_EQ(named->topo.links[0].mtu, 1500);
+	ASSERT_STREQ(named->topo.links[0].end[0].addrs[1], "fd00::2/64");
+	ASSERT_STREQ(named->topo.links[0].end[1].ns, "peer");
+	ASSERT_EQ(named->topo.n_routes, 1);
+	ASSERT_STREQ(named->topo.routes[0].via, "10.99.0.1");
+	/* Steps name the named topology's namespaces: the cross-references still hold. */
+	ASSERT_STREQ(named->steps[0].ns, "cell");
+	hcase_free(named);
+	hcase_free(inl);
+}
+
+/* CHK-CASE-008: a missing, misnamed or invalid named topology makes the case invalid. */
+TEST(named_topology_errors_name_the_file)
+{
+	_cleanup_tmpdir_ char *src = htest_mkdtemp();
+	_cleanup_free_ char *dir = topo_dir(src);
+	struct hjson_err err = { 0 };
+	char *f;
+
+	if (!ASSERT_TRUE(dir))
+		return;
+	expect_error(FLOW_CASE, "topology", "\"nope\"", "$.topology", "no named topology \"nope\"");
+	expect_error(FLOW_CASE, "topology", "\"Cell_Peer\"", "$.topology",
+		     "is not a topology name");
+	expect_error(FLOW_CASE, "topology", "42", "$.topology",
+		     "expected an object or the name of a topology");
+
+	free(write_topo(dir, "no-desc", "description", NULL));
+	expect_error(FLOW_CASE, "topology", "\"no-desc\"", "$.topology",
+		     "no-desc.json: $.description: required key missing");
+	free(write_topo(dir, "extra", "mtu", "1500"));
+	expect_error(FLOW_CASE, "topology", "\"extra\"", "$.topology",
+		     "extra.json: $.mtu: unknown key");
+	free(write_topo(dir, "bad-link", "links", "[{\"type\": \"veth\", \"ends\": []}]"));
+	expect_error(FLOW_CASE, "topology", "\"bad-link\"", "$.topology",
+		     "bad-link.json: $.links[0].ends: a veth link has exactly 2 ends");
+	/* The diagram must show what the file builds, so it cannot drift from it. */
+	free(write_topo(dir, "stale", "diagram", "[\"cell eth0 10.99.0.2/24 <-> peer eth0\"]"));
+	expect_error(FLOW_CASE, "topology", "\"stale\"", "$.topology",
+		     "stale.json: $.diagram: the diagram does not show address fd00::2/64");
+	f = write_topo(dir, "empty", "diagram", "[]");
+	ASSERT_ERR(hcase_topology_check(f, &err), -EINVAL);
+	ASSERT_STREQ(err.path, "$.diagram");
+	free(f);
+}
+
 TEST(family_loads_all_or_nothing_and_ids_are_unique)
 {
 	_cleanup_tmpdir_ char *dir = htest_mkdtemp();

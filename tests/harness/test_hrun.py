@@ -21,9 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 import jsonschema
+
+sys.dont_write_bytecode = True
+from taprun import Tap, check  # noqa: E402 (after the line above: no __pycache__ in the tree)
 
 CELLCHECK = os.path.abspath(sys.argv[1])
 SRCDIR = os.environ.get("CELLCHECK_SRCDIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -38,11 +40,6 @@ def cc(*args, env=None, timeout=120):
                           errors="surrogateescape", env=env, timeout=timeout)
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
 def procs_with(text):
     """PIDs whose command line contains text (leftover detection)."""
     found = []
@@ -54,39 +51,6 @@ def procs_with(text):
         except OSError:
             pass
     return found
-
-
-class T:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.tmp = tempfile.mkdtemp(prefix="cellcheck-hrun-test.")
-
-    def run(self, name, fn, skip=None):
-        self.n += 1
-        if skip:
-            print(f"ok {self.n} - {name} # SKIP {skip}")
-            return
-        try:
-            fn(self)
-            print(f"ok {self.n} - {name}")
-        except Exception:  # every failure is a TAP line; go on with the next test
-            self.failed += 1
-            print(f"not ok {self.n} - {name}")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
-
-    def path(self, *parts):
-        p = os.path.join(self.tmp, *parts)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        return p
-
-    def write(self, rel, obj):
-        p = self.path(rel)
-        with open(p, "w") as f:
-            json.dump(obj, f)
-        return p
 
 
 def decoder_case(cid, expect=None, timeout_ms=5000, stop_exit=2, sleeper=False):
@@ -103,7 +67,7 @@ def decoder_case(cid, expect=None, timeout_ms=5000, stop_exit=2, sleeper=False):
 
 
 def sleeper_profile(t, name, argv, comp="decoder"):
-    return t.write(f"{name}.json", {"profileVersion": 1, "name": name, "components": {
+    return t.write_json(f"{name}.json", {"profileVersion": 1, "name": name, "components": {
         comp: {"argv": argv, "ready": "none", "stop_timeout_ms": 3000}}})
 
 
@@ -135,7 +99,7 @@ def test_decoder_pass(t):
 
 def test_failing_case(t):
     cases = t.path("fail", "cases", "x.json")
-    t.write("fail/cases/x.json", decoder_case("decoder.test.bad-expect",
+    t.write_json("fail/cases/x.json", decoder_case("decoder.test.bad-expect",
                                               {"stdout": {"regex": "^never-matches$"}}))
     out = t.path("fail", "out")
     r = cc("run", "--cases", os.path.dirname(cases), "--report-dir", out)
@@ -161,7 +125,7 @@ def test_failing_case(t):
 
 def test_problems(t):
     """CHK-RUN-004: every problem, not the first; the status is the worst."""
-    t.write("pr/cases/x.json", decoder_case("decoder.test.two-problems",
+    t.write_json("pr/cases/x.json", decoder_case("decoder.test.two-problems",
                                             {"stdout": {"regex": "^never$"},
                                              "stderr": {"regex": "^nor-this$"}}, stop_exit=3))
     out = t.path("pr", "out")
@@ -183,17 +147,17 @@ def test_problems(t):
 
 def test_signal_death(t):
     """CHK-RUN-014: death by a signal is not an exit status."""
-    prof = t.write("sig.json", {"profileVersion": 1, "name": "sig", "components": {
+    prof = t.write_json("sig.json", {"profileVersion": 1, "name": "sig", "components": {
         "decoder": {"argv": ["/bin/sh", "-c", "kill -TERM $$"], "ready": "none",
                     "stop_timeout_ms": 3000}}})
-    t.write("sig/cases/x.json", decoder_case("decoder.test.sig", {"stdout": {"empty": True}},
+    t.write_json("sig/cases/x.json", decoder_case("decoder.test.sig", {"stdout": {"empty": True}},
                                              stop_exit=0, sleeper=True))
     out = t.path("sig", "out")
     r = cc("run", "--profile", prof, "--cases", t.path("sig", "cases"), "--report-dir", out)
     c = report(out)["cases"][0]
     check(c["status"] == "FAIL" and "killed by signal 15 (SIGTERM), expected exit status 0"
           in c["message"], c)
-    prof = t.write("ex.json", {"profileVersion": 1, "name": "ex", "components": {
+    prof = t.write_json("ex.json", {"profileVersion": 1, "name": "ex", "components": {
         "decoder": {"argv": ["/bin/sh", "-c", "exit 143"], "ready": "none",
                     "stop_timeout_ms": 3000}}})
     r = cc("run", "--profile", prof, "--cases", t.path("sig", "cases"), "--report-dir", out)
@@ -205,12 +169,12 @@ def test_signal_death(t):
 def test_signal_defaults(t):
     """CHK-PROF-006: an IUT starts with every signal default and none blocked, whatever the
     harness inherited (here SIGHUP and SIGUSR1 ignored, SIGUSR2 blocked, as under nohup)."""
-    prof = t.write("sd.json", {"profileVersion": 1, "name": "sd", "components": {
+    prof = t.write_json("sd.json", {"profileVersion": 1, "name": "sd", "components": {
         "decoder": {"argv": ["/bin/sh", "-c",
                              "grep -E '^Sig(Ign|Blk):' /proc/self/status"],
                     "ready": "none", "stop_timeout_ms": 3000}}})
     # A fresh sh ignores nothing and blocks nothing by itself. /proc lists SigBlk first.
-    t.write("sd/cases/x.json", decoder_case(
+    t.write_json("sd/cases/x.json", decoder_case(
         "decoder.test.sd", {"stdout": {"regex": "^SigBlk:\t0{16}\nSigIgn:\t0{16}\n$"}},
         stop_exit=0, sleeper=True))
     out = t.path("sd", "out")
@@ -230,11 +194,11 @@ def test_ready_exit(t):
     """An IUT that dies before its ready byte is reported at once, with status and stderr."""
     mark = MARK + "5"
     # The ready fd lives on in a background child: only the death itself ends the wait.
-    prof = t.write("rd.json", {"profileVersion": 1, "name": "rd", "components": {
+    prof = t.write_json("rd.json", {"profileVersion": 1, "name": "rd", "components": {
         "decoder": {"argv": ["/bin/sh", "-c", f"/bin/sleep {mark} & echo cannot bind >&2; "
                              "exit 3", "{ready_fd}"], "start_timeout_ms": 20000,
                     "stop_timeout_ms": 3000}}})
-    t.write("rd/cases/x.json", decoder_case("decoder.test.ready", {"stdout": {"empty": True}},
+    t.write_json("rd/cases/x.json", decoder_case("decoder.test.ready", {"stdout": {"empty": True}},
                                             stop_exit=0, sleeper=True))
     out = t.path("rd", "out")
     t0 = time.monotonic()
@@ -254,12 +218,12 @@ def test_process_messages(t):
     mark = MARK + "7"
 
     def run_one(name, argv, steps, ready="none"):
-        prof = t.write(f"pm/{name}.json", {"profileVersion": 1, "name": name, "components": {
+        prof = t.write_json(f"pm/{name}.json", {"profileVersion": 1, "name": name, "components": {
             "decoder": {"argv": argv, "ready": ready, "stop_timeout_ms": 400,
                         "start_timeout_ms": 1500}}})
         case = decoder_case(f"decoder.test.{name}", {"stdout": {"empty": True}}, sleeper=True)
         case["steps"] = [{"action": "start", "name": "decoder"}] + steps
-        t.write(f"pm/{name}/cases/x.json", case)
+        t.write_json(f"pm/{name}/cases/x.json", case)
         out = t.path("pm", name, "out")
         cc("run", "--profile", prof, "--cases", t.path("pm", name, "cases"), "--report-dir",
            out, "--time-scale", "1")
@@ -307,7 +271,7 @@ def test_leftover_keeps_fail(t):
     """CHK-AUDIT-001: a leftover is an ERROR that keeps the case's other problems."""
     prof = sleeper_profile(t, "leakfail", ["/bin/sh", "-c",
                                            f"setsid /bin/sleep {MARK}6 & sleep 0.2; exit 0"])
-    t.write("lf/cases/e.json", decoder_case("decoder.test.leakfail",
+    t.write_json("lf/cases/e.json", decoder_case("decoder.test.leakfail",
                                             {"stdout": {"regex": "^never$"}},
                                             stop_exit=0, sleeper=True))
     out = t.path("lf", "out")
@@ -321,7 +285,7 @@ def test_leftover_keeps_fail(t):
 
 def test_timeout(t):
     prof = sleeper_profile(t, "sleeper", ["/bin/sleep", MARK])
-    t.write("to/cases/t.json", decoder_case("decoder.test.timeout", timeout_ms=300, stop_exit=0,
+    t.write_json("to/cases/t.json", decoder_case("decoder.test.timeout", timeout_ms=300, stop_exit=0,
                                                    sleeper=True))
     out = t.path("to", "out")
     t0 = time.monotonic()
@@ -337,7 +301,7 @@ def test_timeout(t):
 def test_escape(t):
     prof = sleeper_profile(t, "escaper", ["/bin/sh", "-c",
                                           f"setsid /bin/sleep {MARK}1 & sleep 0.2; exit 0"])
-    t.write("esc/cases/e.json", decoder_case("decoder.test.escape", stop_exit=0, sleeper=True))
+    t.write_json("esc/cases/e.json", decoder_case("decoder.test.escape", stop_exit=0, sleeper=True))
     out = t.path("esc", "out")
     r = cc("run", "--profile", prof, "--cases", t.path("esc", "cases"), "--report-dir", out)
     check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
@@ -351,11 +315,11 @@ def test_known_issues(t):
     os.makedirs(d)
     for f in glob.glob(os.path.join(SRCDIR, "cases/decoder/*.json")):
         shutil.copy(f, d)
-    t.write("ki/cases/bad.json", decoder_case("decoder.test.bad-expect",
+    t.write_json("ki/cases/bad.json", decoder_case("decoder.test.bad-expect",
                                               {"stdout": {"regex": "^never$"}}))
-    t.write("ki/cases/bad2.json", decoder_case("decoder.test.bad-expired",
+    t.write_json("ki/cases/bad2.json", decoder_case("decoder.test.bad-expired",
                                                {"stdout": {"regex": "^never$"}}))
-    ki = t.write("ki/known.json", {"issues": [
+    ki = t.write_json("ki/known.json", {"issues": [
         {"case": "decoder.test.bad-expect", "reason": "known bad", "link": "https://b/1",
          "expires": "2099-01-01"},
         {"case": "decoder.usage.operand", "reason": "thought broken"},
@@ -373,10 +337,10 @@ def test_known_issues(t):
     xf = [c for c in rep["cases"] if c["status"] == "XFAIL"][0]
     check("known bad" in xf["reason"] and "https://b/1" in xf["reason"], xf)
     # Only the XFAIL: the run passes.
-    ki2 = t.write("ki/known2.json", {"issues": [{"case": "decoder.test.bad-*", "reason": "k"}]})
+    ki2 = t.write_json("ki/known2.json", {"issues": [{"case": "decoder.test.bad-*", "reason": "k"}]})
     r = cc("run", "--cases", d, "--known-issues", ki2, "--report-dir", t.path("ki", "o2"))
     check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
-    r = cc("run", "--known-issues", t.write("ki/bad.json", {"issues": [{"case": 1}]}))
+    r = cc("run", "--known-issues", t.write_json("ki/bad.json", {"issues": [{"case": 1}]}))
     check(r.returncode == 2 and "known issues" in r.stderr, r.stderr)
 
 
@@ -427,7 +391,7 @@ def test_load(t):
 def test_sigkill(t):
     mark = MARK + "2"
     prof = sleeper_profile(t, "long", ["/bin/sleep", mark])
-    t.write("k/cases/l.json", decoder_case("decoder.test.long", timeout_ms=60000, stop_exit=0,
+    t.write_json("k/cases/l.json", decoder_case("decoder.test.long", timeout_ms=60000, stop_exit=0,
                                                 sleeper=True))
     p = subprocess.Popen([CELLCHECK, "run", "--profile", prof, "--cases", t.path("k", "cases"),
                           "--jobs", "2", "--report-dir", t.path("k", "out")],
@@ -490,7 +454,7 @@ def test_topology(t):
                           " && echo \"$ip\" | grep -q 0100610A"]},
                 {"action": "stop", "target": "mon", "signal": "TERM", "expect_exit": 143}],
             "expect": {"stderr": {"empty": True}}}
-    t.write("topo/cases/c.json", case)
+    t.write_json("topo/cases/c.json", case)
     out = t.path("topo", "out")
     r = cc("run", "--profile", prof, "--cases", t.path("topo", "cases"), "--report-dir", out)
     check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
@@ -498,7 +462,7 @@ def test_topology(t):
     check(not procs_with("sleep " + mark), "monitor left behind")
     # Failing: the artifacts hold a pcap of each link end.
     case["expect"] = {"stderr": {"regex": "never"}}
-    t.write("topo/cases/c.json", case)
+    t.write_json("topo/cases/c.json", case)
     r = cc("run", "--profile", prof, "--cases", t.path("topo", "cases"), "--report-dir", out)
     check(r.returncode == 1, f"exit {r.returncode}: {r.stdout}{r.stderr}")
     art = os.path.join(out, "artifacts", "flow.test.topology")
@@ -511,14 +475,14 @@ def test_topology(t):
 
 def test_upstream(t):
     case = json.load(open(UPSTREAM_CASE))
-    t.write("up/cases/u.json", case)
+    t.write_json("up/cases/u.json", case)
     out = t.path("up", "out")
     r = cc("run", "--cases", t.path("up", "cases"), "--report-dir", out)
     check(r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}")
     check(statuses(out) == {"dns.test.upstream": "PASS"}, statuses(out))
     # The count is exact: one query more expected fails.
     case["expect"]["counts"]["upstream_queries"] = 8
-    t.write("up/cases/u.json", case)
+    t.write_json("up/cases/u.json", case)
     r = cc("run", "--cases", t.path("up", "cases"), "--report-dir", out)
     check(r.returncode == 1 and "upstream_queries" in report(out)["cases"][0]["message"],
           report(out)["cases"][0])
@@ -527,7 +491,7 @@ def test_upstream(t):
 def test_time_scale(t):
     """CHK-RUN-013: one factor lengthens the case's deadline; report.json records it."""
     prof = sleeper_profile(t, "sleeper4", ["/bin/sleep", MARK + "4"])
-    t.write("ts/cases/t.json", decoder_case("decoder.test.timeout", timeout_ms=300, stop_exit=0,
+    t.write_json("ts/cases/t.json", decoder_case("decoder.test.timeout", timeout_ms=300, stop_exit=0,
                                                    sleeper=True))
     out = t.path("ts", "out")
     t0 = time.monotonic()
@@ -590,7 +554,7 @@ def test_btf_record_version(t):
 
 
 def test_usage(t):
-    r = cc("run", "--profile", t.write("badprof.json", {"profileVersion": 1}))
+    r = cc("run", "--profile", t.write_json("badprof.json", {"profileVersion": 1}))
     check(r.returncode == 2 and "bad profile" in r.stderr, r.stderr)
     r = cc("run", "--shard", "3/2")
     check(r.returncode == 2 and "--shard" in r.stderr, r.stderr)
@@ -617,8 +581,7 @@ def test_usage(t):
 
 
 def main():
-    t = T()
-    print("TAP version 13")
+    t = Tap(prefix="cellcheck-hrun-test.")
     tests = [("decoder cases pass, five reports", test_decoder_pass, None),
              ("failing case: FAIL, artifacts, reproduce.sh", test_failing_case, None),
              ("hung component: ERROR TIMEOUT", test_timeout, None),
@@ -644,13 +607,13 @@ def main():
              ("expect.btf record_version: SKIP, FAIL when declared", test_btf_record_version,
               None),
              ("usage and setup errors", test_usage, None)]
-    print(f"1..{len(tests)}")
+    t.plan(len(tests))
     try:
         for name, fn, skip in tests:
-            t.run(name, fn, skip)
+            t.run(name, fn, t, skip=skip)
     finally:
-        shutil.rmtree(t.tmp, ignore_errors=True)
-    return 1 if t.failed else 0
+        status = t.done()
+    return status
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ Usage: test_matrix.py PATH/TO/cellcheck
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 from html.parser import HTMLParser
+
+sys.dont_write_bytecode = True
+from taprun import Tap, check  # noqa: E402 (after the line above: no __pycache__ in the tree)
 
 CELLCHECK = sys.argv[1]
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix")
@@ -26,31 +26,6 @@ PANIC = "panic=" + os.path.join(FIX, "k-panic/report.json")  # does not exist: E
 
 def cc(*args):
     return subprocess.run([CELLCHECK, *args], capture_output=True, text=True, timeout=60)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-class T:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.tmp = tempfile.mkdtemp(prefix="cellcheck-matrix-test.")
-
-    def run(self, name, fn):
-        self.n += 1
-        out = os.path.join(self.tmp, str(self.n))
-        try:
-            fn(out)
-            print(f"ok {self.n} - {name}")
-        except Exception:  # report every failure as a TAP line, then go on
-            self.failed += 1
-            print(f"not ok {self.n} - {name}")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
 
 
 def matrix(out, *args, status):
@@ -188,7 +163,7 @@ def test_usage(out):
 
 
 def main():
-    t = T()
+    t = Tap(prefix="cellcheck-matrix-test.")
     tests = [
         ("statuses differ: failing difference first, exit 1", test_statuses_differ),
         ("a SKIP on one kernel only shows its reason", test_skip_on_one_kernel),
@@ -202,12 +177,13 @@ def main():
         ("matrix.html is self-contained and escapes messages", test_html_self_contained),
         ("usage errors exit 2", test_usage),
     ]
-    print("TAP version 13")
-    print(f"1..{len(tests)}")
-    for name, fn in tests:
-        t.run(name, fn)
-    shutil.rmtree(t.tmp, ignore_errors=True)
-    return 1 if t.failed else 0
+    t.plan(len(tests))
+    try:
+        for i, (name, fn) in enumerate(tests, 1):
+            t.run(name, fn, os.path.join(t.tmp, str(i)))
+    finally:
+        status = t.done()
+    return status
 
 
 if __name__ == "__main__":

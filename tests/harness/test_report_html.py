@@ -28,11 +28,12 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
-import traceback
 import zlib
 from collections import Counter
 from html.parser import HTMLParser
+
+sys.dont_write_bytecode = True
+from taprun import Tap, check  # noqa: E402 (after the line above: no __pycache__ in the tree)
 
 CELLCHECK = sys.argv[1]
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report", "report.json")
@@ -41,11 +42,6 @@ STATUSES = ("PASS", "FAIL", "SKIP", "ERROR", "XFAIL", "XPASS")
 WINDOW = (1280, 900)
 TIMEOUT = 180  # seconds per Chromium run, on a loaded machine
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def chromium_path():
@@ -231,25 +227,6 @@ def png_ok(path):
     return w, h, len(set(raw)) > 16
 
 
-class T:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.tmp = tempfile.mkdtemp(prefix="cellcheck-report-html-test.")
-
-    def run(self, name, fn, *args):
-        self.n += 1
-        try:
-            fn(*args)
-            print(f"ok {self.n} - {name}")
-        except Exception:  # report every failure as a TAP line, then go on
-            self.failed += 1
-            print(f"not ok {self.n} - {name}")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
-
-
 def expected(rep):
     """The counts the page must show, from report.json's cases."""
     e = {"verdict": Counter(), "component": {}, "level": {}, "category": {}, "requirement": {}}
@@ -348,9 +325,9 @@ def test_fetches_nothing(b, page, control, control_csp):
 def main():
     exe = chromium_path()
     if not exe:
-        print("1..0 # SKIP chromium is not installed (ci/setup installs Debian's chromium)")
+        Tap.skip_all("chromium is not installed (ci/setup installs Debian's chromium)")
         return 0
-    t = T()
+    t = Tap(prefix="cellcheck-report-html-test.")
     out = os.path.join(t.tmp, "out")
     try:
         with open(FIXTURE, encoding="utf-8") as f:
@@ -373,8 +350,7 @@ def main():
                     '<title>c</title></head><body>'
                     '<img src="http://127.0.0.1:9/cellcheck-csp.png"/></body></html>\n')
         b = Browser(t.tmp)
-        print("TAP version 13")
-        print("1..3")
+        t.plan(3)
         print(f"# {exe}; network namespace: "
               f"{'own' if b.flags == CLONE_NEWNET else 'own, in a user namespace' if b.flags else 'none (unshare refused)'}")
         t.run("report.html renders (a screenshot that is not blank)", test_renders, b, page)
@@ -383,8 +359,8 @@ def main():
         t.run("report.html fetches nothing (net log, CSP console, with controls)",
               test_fetches_nothing, b, page, control, control_csp)
     finally:
-        shutil.rmtree(t.tmp, ignore_errors=True)
-    return 1 if t.failed else 0
+        status = t.done()
+    return status
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.dont_write_bytecode = True
+from taprun import Tap, check  # noqa: E402 (after the line above: no __pycache__ in the tree)
 
 PROG = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "../../harness/upstream/cellcheck_upstream.py")
@@ -46,18 +46,8 @@ PORT = 53
 libc = ctypes.CDLL(None, use_errno=True)
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
 def eq(got, want, what):
-    if got != want:
-        raise Fail("%s: got %r, want %r" % (what, got, want))
+    check(got == want, "%s: got %r, want %r" % (what, got, want))
 
 
 # ---------------------------------------------------------------- fixtures
@@ -364,7 +354,7 @@ def t_drop(ns):
         s.settimeout(0.4)
         try:
             d = s.recv(100)
-            raise Fail("TCP drop: got %r, want nothing (and the connection open)" % d)
+            raise AssertionError("TCP drop: got %r, want nothing (and the connection open)" % d)
         except socket.timeout:
             pass
         s.close()
@@ -487,11 +477,11 @@ def t_icmp_unreach(ns):
                 s.send(query(1, "i.test"))
                 try:
                     s.recv(100)
-                    raise Fail("%s: an answer, want ECONNREFUSED" % listen)
+                    raise AssertionError("%s: an answer, want ECONNREFUSED" % listen)
                 except ConnectionRefusedError:
                     pass
                 except socket.timeout:
-                    raise Fail("%s: timeout, want ECONNREFUSED" % listen) from None
+                    raise AssertionError("%s: timeout, want ECONNREFUSED" % listen) from None
             check(udp_ask(query(2, "ok.test"), dst=(listen, PORT)) is not None,
                   "%s: still answering" % listen)
             s = tcp_open((listen, PORT))
@@ -553,7 +543,7 @@ def t_malformed(ns):
             for msg, _ in MALFORMED:
                 s.send(msg)
             try:
-                raise Fail("an answer to malformed input: %r" % s.recv(100))
+                raise AssertionError("an answer to malformed input: %r" % s.recv(100))
             except socket.timeout:
                 pass
         # A valid question that is a pointer into the header (offset 4 holds a 0: the root
@@ -615,7 +605,7 @@ def t_udp_only(ns):
     try:
         try:
             tcp_open().close()
-            raise Fail("TCP connected with tcp: false")
+            raise AssertionError("TCP connected with tcp: false")
         except ConnectionRefusedError:
             pass
         check(udp_ask(query(1, "a.example.test")) is not None, "UDP answers")
@@ -677,40 +667,34 @@ TESTS = [t_answer_a_bytes, t_aaaa_txt_cname_rcode, t_refused_default, t_wildcard
          t_udp_only, t_bad_config, t_unbound]
 
 
+def in_netns(test):
+    """Run test(ns) in a fresh network namespace, removed whatever happens; its skip reason."""
+    ns = Netns()
+    try:
+        return test(ns)
+    finally:
+        ns.close()
+
+
 def main():
     # meson's timeout sends SIGTERM first: unwind, so every finally removes what it made.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    print("TAP version 13")
     if os.geteuid() != 0:
-        print("1..0 # SKIP needs root (network namespaces, raw ICMP)")
+        Tap.skip_all("needs root (network namespaces, raw ICMP)")
         return 0
     try:
         Netns().close()
     except OSError as e:
-        print("1..0 # SKIP cannot make a network namespace: %s" % e)
+        Tap.skip_all("cannot make a network namespace: %s" % e)
         return 0
-    print("1..%d" % len(TESTS))
-    failed = 0
-    for i, t in enumerate(TESTS, 1):
-        name = t.__name__[2:]
-        ns = None
-        try:
-            ns = Netns()
-            skip = t(ns)
-            if skip:
-                print("ok %d - %s # SKIP %s" % (i, name, skip))
-            else:
-                print("ok %d - %s" % (i, name))
-        except Exception as e:  # noqa: BLE001 - every failure is a TAP "not ok"
-            failed += 1
-            print("not ok %d - %s" % (i, name))
-            for line in (str(e) if isinstance(e, Fail) else traceback.format_exc()).splitlines():
-                print("# " + line)
-        finally:
-            if ns:
-                ns.close()
-        sys.stdout.flush()
-    return 1 if failed else 0
+    t = Tap(prefix="test-upstream-")
+    t.plan(len(TESTS))
+    try:
+        for test in TESTS:
+            t.run(test.__name__[2:], in_netns, test)
+    finally:
+        status = t.done()
+    return status
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@
  * Errors are the kernel's own negative errno (captured from the netlink error message, not
  * libnl's lossy codes); netcfg_last_message() has the kernel's extended ack text, if any.
  */
-#ifndef CELLREF_NETCFG_H
-#define CELLREF_NETCFG_H
+#ifndef CELLLIB_NETCFG_H
+#define CELLLIB_NETCFG_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Small helpers every module uses: scope-bound cleanup of memory and fds, ownership transfer,
- * errno names for messages. Header-only so the tests can use it too.
+ * Small helpers every module of ref/ and harness/ uses (lib/, linked by both): scope-bound cleanup
+ * of memory and fds, ownership transfer, errno names for messages.
  */
-#ifndef CELLREF_UTIL_H
-#define CELLREF_UTIL_H
+#ifndef CELLLIB_UTIL_H
+#define CELLLIB_UTIL_H
 
 #include <errno.h>
 #include <stdio.h>
