@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """A scripted fake DNS upstream for the DNS proxy tests.
 
-Usage: fake_upstream.py [--addr IP] [--port N] [--alt-addr IP] [--log-fd N] [--ready-fd N]
+Usage: fake_upstream.py [--addr IP] [--port N] [--log-fd N] [--ready-fd N]
                         (--script JSON | --script-file PATH)
 
 Listens on ADDR:PORT over UDP and TCP. The script is a JSON object:
@@ -12,21 +12,13 @@ Listens on ADDR:PORT over UDP and TCP. The script is a JSON object:
              "x.example.test.": "drop"},   trailing dot (lowercase) -> behaviour
    "sequence": ["answer", "drop"]}         else the n-th such query takes sequence[n]
 
-Behaviours (over TCP the address/port forgeries make no sense and answer genuinely):
+Behaviours (forgeries, truncation and the rest are the harness's upstream, which the cases use):
   answer                  one A record 192.0.2.1, question and id echoed
   drop                    never answer (over TCP the connection is held open)
   delay MS                answer after MS milliseconds
   rcode N                 no records, that rcode
   big                     100 A records (about 1.6 kB: only TCP or a large EDNS buffer fits)
   huge                    1000 A records (about 16 kB, for TCP)
-  tc                      over UDP: TC bit set, no records; over TCP: a full answer
-  wrong_txid              a reply with another id, nothing else
-  wrong_port              a reply from ADDR but another source port
-  wrong_addr              a reply from ALT-ADDR (port 53)
-  wrong_question          a reply whose question names forged.invalid.
-  mismatch_then_answer[:KIND]
-                          a forged reply of KIND (default wrong_txid), then the genuine one
-Forged replies carry the A record 198.51.100.66, so a relayed forgery is recognisable.
 
 For every received message, one JSON line goes to the log fd (stdout by default):
   {"transport", "src", "sport", "len", "id", "qname", "qtype", "qclass", "behaviour",
@@ -52,8 +44,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dnsmsg  # noqa: E402
 
 GENUINE_ADDR = "192.0.2.1"
-FORGED_ADDR = "198.51.100.66"
-FORGED_QNAME = "forged.invalid."
 
 
 class Script:
@@ -91,45 +81,28 @@ class Log:
             os.write(self.fd, line)
 
 
-def make_reply(query, q, *, qid=None, tc=False, rcode=0, addrs=(GENUINE_ADDR,), qname=None):
-    """A reply to `query` echoing its question (or another qname) with A records."""
+def make_reply(query, q, *, rcode=0, addrs=(GENUINE_ADDR,)):
+    """A reply to `query` echoing its question with A records."""
     h = dnsmsg.header(query)
-    flags = 0x8000 | (h["opcode"] << 11) | 0x0400 | (0x0200 if tc else 0) | (h["rd"] << 8)
+    flags = 0x8000 | (h["opcode"] << 11) | 0x0400 | (h["rd"] << 8)
     flags |= 0x0080 | (rcode & 0xF)
     qbytes = bytes(query[q["start"]:q["end"]])
-    if qname is not None:
-        qbytes = dnsmsg.encode_name(qname) + struct.pack("!HH", q["qtype"], q["qclass"])
     an = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + socket.inet_aton(a)
                   for a in addrs)
-    return struct.pack("!HHHHHH", h["id"] if qid is None else qid, flags, 1, len(addrs), 0,
-                       0) + qbytes + an
+    return struct.pack("!HHHHHH", h["id"], flags, 1, len(addrs), 0, 0) + qbytes + an
 
 
 def genuine(query, q, behaviour, transport):
     """The genuine reply for a behaviour, or None when it never sends one."""
     kind = behaviour.split()[0]
-    if kind == "drop" or kind in ("wrong_txid", "wrong_port", "wrong_addr", "wrong_question"):
-        if transport == "tcp" and kind in ("wrong_port", "wrong_addr"):
-            return make_reply(query, q)
+    if kind == "drop":
         return None
     if kind == "rcode":
         return make_reply(query, q, rcode=int(behaviour.split()[1]), addrs=())
     if kind in ("big", "huge"):
         n = 100 if kind == "big" else 1000
         return make_reply(query, q, addrs=[f"192.0.2.{i % 250 + 1}" for i in range(n)])
-    if kind == "tc" and transport == "udp":
-        return make_reply(query, q, tc=True, addrs=())
     return make_reply(query, q)
-
-
-def forgery(query, q, kind):
-    h = dnsmsg.header(query)
-    if kind == "wrong_txid":
-        return make_reply(query, q, qid=(h["id"] + 0x5A5B) & 0xFFFF, addrs=(FORGED_ADDR,))
-    if kind == "wrong_question":
-        return make_reply(query, q, qname=FORGED_QNAME, addrs=(FORGED_ADDR,))
-    # wrong_port / wrong_addr: everything right except where it comes from
-    return make_reply(query, q, addrs=(FORGED_ADDR,))
 
 
 class Server:
@@ -144,10 +117,6 @@ class Server:
         self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.tcp.bind((args.addr, args.port))
         self.tcp.listen(1024)
-        self.alt = None
-        if args.alt_addr:
-            self.alt = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.alt.bind((args.alt_addr, args.port))
         self.send_lock = threading.Lock()
 
     def entry(self, transport, src, msg):
@@ -165,23 +134,9 @@ class Server:
         return e, q
 
     # --- UDP ---
-    def udp_send(self, data, dst, sock=None):
+    def udp_send(self, data, dst):
         with self.send_lock:
-            (sock or self.udp).sendto(data, dst)
-
-    def udp_forge(self, query, q, kind, src):
-        data = forgery(query, q, kind)
-        if kind == "wrong_port":
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((self.args.addr, 0))
-            s.sendto(data, src)
-            s.close()
-        elif kind == "wrong_addr":
-            if self.alt is None:
-                raise RuntimeError("wrong_addr needs --alt-addr")
-            self.udp_send(data, src, self.alt)
-        else:
-            self.udp_send(data, src)
+            self.udp.sendto(data, dst)
 
     def udp_query(self, msg, src):
         e, q = self.entry("udp", src, msg)
@@ -195,14 +150,7 @@ class Server:
             e["reply"] = reply.hex()
         self.log.write(e)
         kind = b.split()[0]
-        if kind.startswith("mismatch_then_answer"):
-            fk = kind.split(":", 1)[1] if ":" in kind else "wrong_txid"
-            self.udp_forge(msg, q, fk, src)
-            # The genuine reply a little later, so the forgery surely arrives first.
-            threading.Timer(0.02, self.udp_send, (reply, src)).start()
-        elif kind in ("wrong_txid", "wrong_port", "wrong_addr", "wrong_question"):
-            self.udp_forge(msg, q, kind, src)
-        elif kind == "delay":
+        if kind == "delay":
             threading.Timer(int(b.split()[1]) / 1000, self.udp_send, (reply, src)).start()
         elif reply is not None:
             self.udp_send(reply, src)
@@ -251,14 +199,7 @@ class Server:
             e["reply"] = reply.hex()
         self.log.write(e)
         kind = b.split()[0]
-        if kind.startswith("mismatch_then_answer"):
-            fk = kind.split(":", 1)[1] if ":" in kind else "wrong_txid"
-            if fk in ("wrong_txid", "wrong_question"):
-                send(forgery(msg, q, fk))
-            threading.Timer(0.02, send, (reply,)).start()
-        elif kind in ("wrong_txid", "wrong_question"):
-            send(forgery(msg, q, kind))
-        elif kind == "delay":
+        if kind == "delay":
             threading.Timer(int(b.split()[1]) / 1000, send, (reply,)).start()
         elif reply is not None:
             send(reply)
@@ -273,7 +214,6 @@ def main():
     ap = argparse.ArgumentParser(description="scripted fake DNS upstream")
     ap.add_argument("--addr", default="10.77.0.1")
     ap.add_argument("--port", type=int, default=53)
-    ap.add_argument("--alt-addr", default=None, help="source of wrong_addr forgeries")
     ap.add_argument("--log-fd", type=int, default=1)
     ap.add_argument("--ready-fd", type=int, default=-1)
     ap.add_argument("--script", default=None, help="the script as JSON text")
