@@ -2,14 +2,15 @@
 /*
  * cellref dns-proxy on the real kernel: what the catalogue (cases/dns) cannot check yet. Every
  * other behaviour of the proxy is a case; a test here says in a comment why it is not one.
- * A scripted fake upstream (fake_upstream.py) and a scapy client (dns_client.py) are the peers.
+ * The peers: the harness's scripted upstream (harness/upstream/) and a scapy client
+ * (dns_client.py).
  *
  *   peer netns (the test's own, fresh)              cell netns (fresh, held by t.cell_ns)
  *   +------------------------------------------+    +------------------------------------------+
  *   | fp0 10.77.0.1/24                         |    | fc0 10.77.0.2/24, lo up                  |
  *   |                                          |    |                                          |
  *   | upstream on 10.77.0.1:53 udp+tcp:        |veth| cellref dns-proxy --listen 10.77.0.2:53  |
- *   |   fake_upstream.py (scripted)            |<-->|   (its serving thread setns()es here:    |
+ *   |   cellcheck_upstream.py (scripted)       |<-->|   (its serving thread setns()es here:    |
  *   | the dns-proxy process itself (main       |    |   listeners and upstream sockets)        |
  *   |   thread; it binds nothing here)         |    | clients: dns_client.py (setns here)      |
  *   +------------------------------------------+    +------------------------------------------+
@@ -139,6 +140,7 @@ static void need_tool(const char *path, const char *package)
 		tap_skip("%s not found (install %s)", path, package);
 }
 
+/* A script of the source tree, by its path there. */
 static const char *script(const char *name)
 {
 	static char buf[4][512];
@@ -149,7 +151,7 @@ static const char *script(const char *name)
 	if (!src)
 		tap_skip("CELLCHECK_SRCDIR not set (run through meson test)");
 	need_tool(PYTHON, "python3");
-	snprintf(b, sizeof(buf[0]), "%s/tests/dns/%s", src, name);
+	snprintf(b, sizeof(buf[0]), "%s/%s", src, name);
 	return b;
 }
 
@@ -345,29 +347,57 @@ static size_t count_reason(json_t *qevs, const char *reason)
 
 /* ---- upstreams --------------------------------------------------------------------------- */
 
-/* The fake upstream in the peer netns; its stdout is the per-query log. */
-static bool fake_start(struct proc *u, const char *script_json)
+/*
+ * The harness's scripted upstream (harness/upstream/cellcheck_upstream.py, the one the cases
+ * use) on PEER:53 in this netns, with a case's "rules" (JSON); its query log is its stdout.
+ */
+static bool fake_start(struct proc *u, const char *rules_json)
 {
-	char ready_arg[16];
-	int pfd[2], r;
+	char ready_arg[16], cfg_path[64], ns_path[64], text[8192];
+	_cleanup_close_ int cfg = nstest_memfd("upstream.json", cfg_path, sizeof(cfg_path));
+	int pfd[2], r, n;
 
-	if (!ASSERT_OK(pipe2(pfd, O_CLOEXEC)))
+	n = snprintf(text, sizeof(text),
+		     "{\"kind\": \"fake\", \"listen\": \"" PEER ":53\", \"tcp\": true, "
+		     "\"rules\": %s}",
+		     rules_json ?: "[{\"action\": \"answer\"}]");
+	if (!ASSERT_OK(cfg) || !ASSERT_GT((int)sizeof(text), n) ||
+	    !ASSERT_OK(util_write_all(cfg, text, (size_t)n)) || !ASSERT_OK(pipe2(pfd, O_CLOEXEC)))
 		return false;
+	snprintf(ns_path, sizeof(ns_path), "/proc/%d/ns/net", (int)getpid());
 	snprintf(ready_arg, sizeof(ready_arg), "%d", pfd[1]);
 	r = proc_start(u, -1,
-		       (char *[]){ PYTHON, (char *)script("fake_upstream.py"), "--addr", PEER,
-				   "--ready-fd", ready_arg, "--script",
-				   (char *)(script_json ?: "{}"), NULL },
+		       (char *[]){ PYTHON, "-I",
+				   (char *)script("harness/upstream/cellcheck_upstream.py"),
+				   "--netns", ns_path, "--upstream-json", cfg_path, "--ready-fd",
+				   ready_arg, "--log", "/dev/stdout", NULL },
 		       (int[]){ pfd[1] }, 1);
 	close(pfd[1]);
 	if (r) {
 		r = nstest_wait_byte(pfd[0], 20000);
 		if (!ASSERT_OK(r))
-			proc_diag_stderr(u, "fake upstream");
+			proc_diag_stderr(u, "upstream");
 		r = r == 0;
 	}
 	close(pfd[0]);
 	return r;
+}
+
+/* Rules: big.example.test gets 100 A records (about 1.6 kB), any other name an empty NOERROR. */
+static const char *big_rules(void)
+{
+	static char rules[8192];
+	size_t o = 0;
+
+	o += (size_t)snprintf(rules + o, sizeof(rules) - o,
+			      "[{\"match\": {\"qname\": \"big.example.test\"}, "
+			      "\"action\": \"answer\", \"records\": [");
+	for (int i = 0; i < 100; i++)
+		o += (size_t)snprintf(rules + o, sizeof(rules) - o,
+				      "%s\"big.example.test. 300 IN A 192.0.2.%d\"", i ? ", " : "",
+				      i % 250 + 1);
+	snprintf(rules + o, sizeof(rules) - o, "]}, {\"action\": \"answer\"}]");
+	return rules;
 }
 
 static void upstream_stop(struct proc *u)
@@ -386,7 +416,7 @@ static bool client_start(struct proc *c, int netns, char **args, const int *keep
 	int n = 0;
 
 	argv[n++] = PYTHON;
-	argv[n++] = (char *)script("dns_client.py");
+	argv[n++] = (char *)script("tests/dns/dns_client.py");
 	for (; *args && n < MAX_ARGV - 1; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
@@ -536,7 +566,7 @@ TEST_TIMEOUT(tcp_stalled_client_does_not_delay_others, 60)
 	json_t *res, *r, *st;
 	size_t i;
 
-	if (!fake_setup(&t, &u, "{\"names\": {\"big\": \"big\"}}", &p, NULL))
+	if (!fake_setup(&t, &u, big_rules(), &p, NULL))
 		return;
 	/* About 190 kB of answers it never reads: more than the kernel takes, below 256 KiB. */
 	if (!staller_start(&staller, &t, "big.example.test", "120", "4000"))
@@ -576,8 +606,7 @@ TEST_TIMEOUT(tcp_late_reader_gets_every_answer, 60)
 	 * The idle timer (10 s by default) must not decide this on a loaded machine, where
 	 * reading 190 kB after the pause took long enough for it to close the connection.
 	 */
-	if (!fake_setup(&t, &u, "{\"names\": {\"big\": \"big\"}}", &p,
-			(char *[]){ "--tcp-idle-ms", "120000", NULL }))
+	if (!fake_setup(&t, &u, big_rules(), &p, (char *[]){ "--tcp-idle-ms", "120000", NULL }))
 		return;
 	/* 120 answers (190 kB, below 256 KiB) wait two seconds for it, then it reads them all. */
 	if (!staller_start(&staller, &t, "big.example.test", "120", "2000"))
