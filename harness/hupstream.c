@@ -160,17 +160,51 @@ static size_t distinct_u32(uint32_t *v, size_t n)
 }
 
 /*
+ * Spread of n values in log order: the rarest and the commonest 1-bit among the low `bits` bits,
+ * per mille of the values, and how often the most common difference (mod 65536) between
+ * consecutive values occurs (a counter or a fixed stride shows up as about n).
+ */
+struct spread {
+	size_t bit_min_permille, bit_max_permille, delta_top;
+};
+
+static int spread_of(const uint32_t *v, size_t n, int bits, struct spread *ret)
+{
+	_cleanup_free_ uint32_t *deltas = calloc(n, sizeof(*deltas));
+	size_t ones[32] = { 0 }, bmin = SIZE_MAX, bmax = 0, top = 0;
+
+	if (!deltas)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		for (int b = 0; b < bits; b++)
+			ones[b] += (v[i] >> b) & 1;
+		if (i)
+			deltas[i - 1] = (v[i] - v[i - 1]) & 0xffff;
+	}
+	for (int b = 0; b < bits; b++) {
+		bmin = ones[b] < bmin ? ones[b] : bmin;
+		bmax = ones[b] > bmax ? ones[b] : bmax;
+	}
+	qsort(deltas, n - 1, sizeof(*deltas), cmp_u32);
+	for (size_t i = 0, run = 0; i + 1 < n; i++) {
+		run = i && deltas[i] == deltas[i - 1] ? run + 1 : 1;
+		top = run > top ? run : top;
+	}
+	*ret = (struct spread){ bmin * 1000 / n, bmax * 1000 / n, top };
+	return 0;
+}
+
+/*
  * Statistics over the queries the upstream logged (their DNS IDs and source ports), as runner
  * values for counts "var:upstream.*": RFC 5452 asks for IDs and ports nobody can predict; a
- * counter or a fixed port shows up here. id_bit_min/max_permille: the rarest and the
- * commonest 1-bit among the 16 ID bits, per mille of queries; id_delta_top: how often the
- * most common difference between consecutive IDs occurs.
+ * counter or a fixed port shows up here (spread_of()): id_* over the 16 ID bits, sport_* over
+ * the low 10 bits of the source ports (1024 to 65535 holds each of their values 63 times).
  */
 static void upstream_stats(struct run *r, const char *log)
 {
-	_cleanup_free_ uint32_t *ids = NULL, *ports = NULL, *deltas = NULL;
-	size_t n = 0, cap = 0, ones[16] = { 0 }, bmin = SIZE_MAX, bmax = 0, top = 0;
-	size_t emin = SIZE_MAX, emax = 0;
+	_cleanup_free_ uint32_t *ids = NULL, *ports = NULL;
+	size_t n = 0, cap = 0, emin = SIZE_MAX, emax = 0, pmin = SIZE_MAX;
+	struct spread is, ps;
 
 	for (const char *l = log; l && *l;) {
 		const char *nl = strchr(l, '\n');
@@ -217,27 +251,17 @@ static void upstream_stats(struct run *r, const char *log)
 	}
 	if (!n)
 		return;
-	deltas = calloc(n, sizeof(*deltas));
-	if (!deltas)
+	if (spread_of(ids, n, 16, &is) < 0 || spread_of(ports, n, 10, &ps) < 0)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		for (int b = 0; b < 16; b++)
-			ones[b] += (ids[i] >> b) & 1;
-		if (i)
-			deltas[i - 1] = (ids[i] - ids[i - 1]) & 0xffff;
-	}
-	for (int b = 0; b < 16; b++) {
-		bmin = ones[b] < bmin ? ones[b] : bmin;
-		bmax = ones[b] > bmax ? ones[b] : bmax;
-	}
-	qsort(deltas, n - 1, sizeof(*deltas), cmp_u32);
-	for (size_t i = 0, run = 0; i + 1 < n; i++) {
-		run = i && deltas[i] == deltas[i - 1] ? run + 1 : 1;
-		top = run > top ? run : top;
-	}
-	run_set_num(r->vars, "upstream.id_bit_min_permille", bmin * 1000 / n);
-	run_set_num(r->vars, "upstream.id_bit_max_permille", bmax * 1000 / n);
-	run_set_num(r->vars, "upstream.id_delta_top", top);
+	for (size_t i = 0; i < n; i++)
+		pmin = ports[i] < pmin ? ports[i] : pmin;
+	run_set_num(r->vars, "upstream.id_bit_min_permille", is.bit_min_permille);
+	run_set_num(r->vars, "upstream.id_bit_max_permille", is.bit_max_permille);
+	run_set_num(r->vars, "upstream.id_delta_top", is.delta_top);
+	run_set_num(r->vars, "upstream.sport_bit_min_permille", ps.bit_min_permille);
+	run_set_num(r->vars, "upstream.sport_bit_max_permille", ps.bit_max_permille);
+	run_set_num(r->vars, "upstream.sport_delta_top", ps.delta_top);
+	run_set_num(r->vars, "upstream.sport_min", pmin);
 	run_set_num(r->vars, "upstream.id_distinct", distinct_u32(ids, n));
 	run_set_num(r->vars, "upstream.sport_distinct", distinct_u32(ports, n));
 }

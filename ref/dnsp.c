@@ -604,6 +604,17 @@ static void query_fail(struct dnsp *p, struct query *q, enum dnsp_reason reason)
 	query_answer(p, q, out, n, reason);
 }
 
+/* A source port drawn uniformly from 1024 to 65535 (DNS-FWD-004). */
+static uint16_t draw_port(void)
+{
+	static uint16_t fault_next;
+
+	/* dns.sport_sequential: ports counted up from 1024, the negative control of the draw. */
+	if (FAULT("dns.sport_sequential"))
+		return (uint16_t)(1024 + fault_next++ % 64512);
+	return rnd_range16(1024, 65535);
+}
+
 static int bind_random_port(struct dnsp *p, int fd)
 {
 	struct sockaddr_storage local;
@@ -615,7 +626,7 @@ static int bind_random_port(struct dnsp *p, int fd)
 					  : sizeof(struct sockaddr_in);
 	/* Our own pick from getrandom(2), not the kernel's allocator (RFC 5452 section 9.2). */
 	for (int tries = 0; tries < 8; tries++) {
-		uint16_t port = htons(rnd_range16(1024, 65535));
+		uint16_t port = htons(draw_port());
 
 		if (local.ss_family == AF_INET6)
 			((struct sockaddr_in6 *)&local)->sin6_port = port;

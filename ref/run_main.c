@@ -1438,7 +1438,9 @@ static void teardown_host(struct run *r)
 		cellnet_free(r->net);
 		r->net = NULL;
 	}
-	remove_cgroup(r);
+	/* sup.cgroup_left: the negative control of SUP-DOWN-001's cgroup removal. */
+	if (!FAULT("sup.cgroup_left"))
+		remove_cgroup(r);
 	util_closep(&r->netns_fd);
 	util_closep(&r->resolv_fd);
 	if (r->fs_strings) /* make_fs() ran: dev_fd is an fd or -1 */

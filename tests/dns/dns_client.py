@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""DNS client for the DNS proxy tests: well-formed queries (built with scapy's DNS layer), the
-TCP framing corner cases of RFC 7766, and malformed traffic (built by hand, byte by byte).
+"""DNS client for the DNS proxy tests that are not cases yet: well-formed queries (built with
+scapy's DNS layer), a TCP client that does not read, and malformed traffic (built by hand).
 
 Usage: dns_client.py [--server IP:PORT] [--timeout S] MODE [options]; run it inside the netns
 the queries should come from. Every mode prints JSON objects, one per line, and exits 0 when
@@ -11,18 +11,8 @@ is missing.
 Modes:
   queries --spec JSON   a list of {"name", "type", "tcp", "id", "edns", "rd", "opcode", "hex",
                         "timeout", "linger_ms"}: one line per query, in order
-  raw --hex H [--tcp]   send one message as is; the response as hex (and decoded)
-  pipeline --names A,B  TCP: every query back to back on one connection, then read them all
-  split-prefix          TCP_NODELAY: the 2-byte length prefix in two segments, with a pause
-  split-query           TCP_NODELAY: the query itself in three segments, with pauses
-  half-close --names    TCP: queries, shutdown(SHUT_WR), then read the answers until EOF
-  oversize-tcp --sizes N,.. --then NAME  TCP: frames of those lengths (> 4096: FORMERR), then a
-                        query for NAME, one write, on one connection; the answers read back
-  idle --wait-ms        TCP: connect (and optionally query), then wait for the server to close
   stall                 TCP: small receive buffer, send queries, never read; hold, then drain
-  conn-limit --hold K   TCP: K live connections, one more (must be closed), one after a release
   flood --count N       N malformed datagrams of varied families, then one valid query
-  burst --count N       N UDP queries r<i>.DOMAIN with a window of outstanding queries
 
 A query line: {"i", "name", "transport", "sport", "qid", "sent" (hex), "elapsedUs",
 "response" (decoded: hex, id, flags, rcode, counts, qname, answers...) or "error"
@@ -182,10 +172,6 @@ def mode_queries(args):
         emit(one_query(args, spec, i))
 
 
-def mode_raw(args):
-    emit(one_query(args, {"hex": args.hex, "tcp": args.tcp}, 0))
-
-
 def tcp_connect(args, nodelay=False, rcvbuf=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
@@ -195,21 +181,6 @@ def tcp_connect(args, nodelay=False, rcvbuf=None):
     s.settimeout(args.timeout)
     s.connect(args.server)
     return s
-
-
-def read_answers(s, want, deadline):
-    """Up to `want` frames: (list of (elapsed-free) messages, end reason or None)."""
-    got, end = [], None
-    while len(got) < want:
-        try:
-            got.append(recv_frame(s, deadline))
-        except EOFError as e:
-            end = str(e)
-            break
-        except OSError as e:
-            end = error_name(e)
-            break
-    return got, end
 
 
 def wait_eof(s, deadline):
@@ -223,115 +194,6 @@ def wait_eof(s, deadline):
             return frames, "eof"
         except OSError as e:
             return frames, error_name(e)
-
-
-def mode_pipeline(args):
-    names = args.names.split(",")
-    ids = random.sample(range(65536), len(names))
-    msgs = [build_query(n, args.type, qid)[0] for n, qid in zip(names, ids)]
-    s = tcp_connect(args)
-    t0 = now_us()
-    s.sendall(b"".join(frame(m) for m in msgs))
-    order = []
-    deadline = time.monotonic() + args.timeout
-    while len(order) < len(msgs):
-        try:
-            resp = recv_frame(s, deadline)
-        except (EOFError, OSError) as e:
-            emit({"end": str(e) if isinstance(e, EOFError) else error_name(e)})
-            break
-        d = dnsmsg.describe(resp)
-        idx = ids.index(d["id"]) if d.get("id") in ids else -1
-        order.append(idx)
-        emit({"seq": len(order) - 1, "index": idx, "elapsedUs": now_us() - t0, "response": d})
-    emit({"summary": True, "sent": len(msgs), "answered": len(order), "order": order,
-          "ids": ids, "sport": s.getsockname()[1]})
-    s.close()
-
-
-def mode_split(args, parts):
-    msg, qid = build_query(args.name, args.type)
-    data = frame(msg)
-    s = tcp_connect(args, nodelay=True)
-    out = {"transport": "tcp", "sport": s.getsockname()[1], "qid": qid, "sent": msg.hex(),
-           "name": args.name}
-    t0 = now_us()
-    cuts = [0] + [c for c in parts if c < len(data)] + [len(data)]
-    for k in range(len(cuts) - 1):
-        if k:
-            time.sleep(args.pause_ms / 1000)
-        s.send(data[cuts[k]:cuts[k + 1]])
-    try:
-        out["response"] = dnsmsg.describe(recv_frame(s, time.monotonic() + args.timeout))
-    except EOFError as e:
-        out["error"] = str(e)
-    except OSError as e:
-        out["error"] = error_name(e)
-    out["elapsedUs"] = now_us() - t0
-    out["segments"] = len(cuts) - 1
-    emit(out)
-    s.close()
-
-
-def mode_half_close(args):
-    names = args.names.split(",")
-    ids = random.sample(range(65536), len(names))
-    msgs = [build_query(n, args.type, qid)[0] for n, qid in zip(names, ids)]
-    s = tcp_connect(args)
-    s.sendall(b"".join(frame(m) for m in msgs))
-    s.shutdown(socket.SHUT_WR)
-    deadline = time.monotonic() + args.timeout
-    got, end = read_answers(s, len(msgs), deadline)
-    extra, how = wait_eof(s, deadline) if end is None else (0, end)
-    answers = [dnsmsg.describe(m) for m in got]
-    emit({"summary": True, "sent": len(msgs), "ids": ids, "answered": len(got),
-          "answerIds": [a.get("id") for a in answers], "rcodes": [a.get("rcode") for a in answers],
-          "end": how, "framesAfter": extra, "sport": s.getsockname()[1]})
-    s.close()
-
-
-def mode_oversize_tcp(args):
-    """One connection: a frame of each --sizes length (a valid question, then one additional
-    TXT record padding it to that length), then a query for --then; one write. Prints one line
-    per frame read back, then a summary."""
-    sizes = [int(x) for x in args.sizes.split(",")]
-    ids = random.sample(range(65536), len(sizes) + 1)
-    head_len = 12 + len(QUESTION) + 11
-    data = b""
-    for n, qid in zip(sizes, ids):
-        if not head_len <= n <= 65535:
-            raise SystemExit("oversize-tcp: size %d out of %d..65535" % (n, head_len))
-        msg = hdr(qid, ar=1) + QUESTION + b"\x00" + struct.pack("!HHIH", 16, 1, 0, n - head_len)
-        data += frame(msg + b"A" * (n - head_len))
-    then, _ = build_query(args.then, "A", ids[-1])
-    data += frame(then)
-    s = tcp_connect(args)
-    s.sendall(data)
-    deadline = time.monotonic() + args.timeout
-    got, end = read_answers(s, len(sizes) + 1, deadline)
-    for i, m in enumerate(got):
-        emit({"seq": i, "response": dnsmsg.describe(m)})
-    emit({"summary": True, "ids": ids, "sizes": sizes, "answered": len(got), "end": end,
-          "sentHex": (hdr(0, ar=1) + QUESTION).hex(), "sport": s.getsockname()[1]})
-    s.close()
-
-
-def mode_idle(args):
-    s = tcp_connect(args)
-    out = {"sport": s.getsockname()[1]}
-    if args.query:
-        msg, _ = build_query(args.query, "A")
-        s.sendall(frame(msg))
-        try:
-            out["response"] = dnsmsg.describe(recv_frame(s, time.monotonic() + args.timeout))
-        except (EOFError, OSError) as e:
-            out["error"] = str(e)
-    t0 = time.monotonic()
-    frames, how = wait_eof(s, t0 + args.wait_ms / 1000)
-    out.update(closed=how in ("eof", "reset"), how=how, afterMs=int((time.monotonic() - t0) * 1000),
-               framesAfter=frames)
-    emit(out)
-    s.close()
 
 
 def mode_stall(args):
@@ -362,40 +224,6 @@ def mode_stall(args):
     emit({"sport": sport, "queries": args.count, "bytesSent": sent, "bytesQueued": len(data),
           "answers": frames, "end": how, "closed": how in ("eof", "reset")})
     s.close()
-
-
-def mode_conn_limit(args):
-    msg, _ = build_query(args.name, "A")
-    held, out = [], {}
-    for _ in range(args.hold):
-        s = tcp_connect(args)
-        s.sendall(frame(msg))
-        try:
-            recv_frame(s, time.monotonic() + args.timeout)
-            held.append((s, True))
-        except (EOFError, OSError):
-            held.append((s, False))
-    out["held"] = [ok for _, ok in held]
-    t0 = time.monotonic()
-    try:
-        s = tcp_connect(args)
-        try:
-            s.sendall(frame(msg))
-        except OSError:
-            pass
-        frames, how = wait_eof(s, time.monotonic() + args.timeout)
-        out["extra"] = {"answers": frames, "end": how,
-                        "afterMs": int((time.monotonic() - t0) * 1000)}
-        s.close()
-    except OSError as e:
-        out["extra"] = {"answers": 0, "end": "connect " + error_name(e), "afterMs": 0}
-    held[0][0].close()
-    time.sleep(args.release_ms / 1000)
-    r = exchange_tcp(args.server, msg, args.timeout)
-    out["afterRelease"] = {"answered": "response" in r, "error": r.get("error")}
-    emit(out)
-    for s, _ in held[1:]:
-        s.close()
 
 
 # --- malformed traffic -----------------------------------------------------------------------
@@ -562,38 +390,6 @@ def formerr_ok(resp, msg, expect):
     return qd == 1 and resp[12:] == QUESTION
 
 
-def mode_burst(args):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-    s.connect(args.server)
-    pending = {}
-    answered = timeouts = 0
-    nxt = 0
-    t0 = time.monotonic()
-    free_ids = random.sample(range(65536), 65536)
-    while nxt < args.count or pending:
-        while nxt < args.count and len(pending) < args.window:
-            qid = free_ids.pop()
-            msg, _ = build_query(f"r{nxt}.{args.domain}", "A", qid)
-            s.send(msg)
-            pending[qid] = time.monotonic()
-            nxt += 1
-        r, _, _ = select.select([s], [], [], 0.05)
-        if r:
-            resp = s.recv(65535)
-            if len(resp) >= 2:
-                rid = struct.unpack_from("!H", resp)[0]
-                if pending.pop(rid, None) is not None:
-                    answered += 1
-        now = time.monotonic()
-        for qid, t in list(pending.items()):
-            if now - t > args.timeout:
-                del pending[qid]
-                timeouts += 1
-    emit({"sent": args.count, "answered": answered, "timeouts": timeouts,
-          "elapsedMs": int((time.monotonic() - t0) * 1000)})
-
-
 def main():
     ap = argparse.ArgumentParser(description="DNS test client")
     ap.add_argument("--server", type=addr, default=("10.77.0.2", 53))
@@ -601,24 +397,6 @@ def main():
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("queries")
     p.add_argument("--spec", required=True)
-    p = sub.add_parser("raw")
-    p.add_argument("--hex", required=True)
-    p.add_argument("--tcp", action="store_true")
-    for name in ("pipeline", "half-close"):
-        p = sub.add_parser(name)
-        p.add_argument("--names", required=True)
-        p.add_argument("--type", default="A")
-    for name in ("split-prefix", "split-query"):
-        p = sub.add_parser(name)
-        p.add_argument("--name", required=True)
-        p.add_argument("--type", default="A")
-        p.add_argument("--pause-ms", type=int, default=200)
-    p = sub.add_parser("oversize-tcp")
-    p.add_argument("--sizes", required=True)
-    p.add_argument("--then", required=True)
-    p = sub.add_parser("idle")
-    p.add_argument("--wait-ms", type=int, required=True)
-    p.add_argument("--query", default=None)
     p = sub.add_parser("stall")
     p.add_argument("--name", required=True)
     p.add_argument("--type", default="A")
@@ -626,35 +404,17 @@ def main():
     p.add_argument("--rcvbuf", type=int, default=4096)
     p.add_argument("--hold-ms", type=int, default=3000)
     p.add_argument("--ready-fd", type=int, default=-1)
-    p = sub.add_parser("conn-limit")
-    p.add_argument("--hold", type=int, required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--release-ms", type=int, default=300)
     p = sub.add_parser("flood")
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--then-name", default="after-flood.example.test")
     p.add_argument("--seed", type=int, default=3)
-    p = sub.add_parser("burst")
-    p.add_argument("--count", type=int, default=2000)
-    p.add_argument("--window", type=int, default=32)
-    p.add_argument("--domain", default="example.test")
     args = ap.parse_args()
 
     modes = {
         "queries": mode_queries,
-        "raw": mode_raw,
-        "pipeline": mode_pipeline,
-        # prefix split after its first byte; query split inside the header and the question
-        "split-prefix": lambda a: mode_split(a, [1]),
-        "split-query": lambda a: mode_split(a, [2 + 5, 2 + 19]),
-        "half-close": mode_half_close,
-        "oversize-tcp": mode_oversize_tcp,
-        "idle": mode_idle,
         "stall": mode_stall,
-        "conn-limit": mode_conn_limit,
         "flood": mode_flood,
-        "burst": mode_burst,
     }
     modes[args.mode](args)
     return 0

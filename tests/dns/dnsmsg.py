@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""DNS wire helpers shared by fake_upstream.py and dns_client.py.
+"""DNS wire helpers of dns_client.py.
 
 Written from RFC 1035 sections 3.1, 4.1 and 5.1 and the presentation rules of the DNS brief,
 never from ref/: the tests must not share a parser with the code they check. Only what the
@@ -126,10 +126,6 @@ def encode_name(text):
         raw = label.encode("ascii")
         out += bytes([len(raw)]) + raw
     return out + b"\x00"
-
-
-def encode_labels(labels):
-    return b"".join(bytes([len(l)]) + l for l in labels) + b"\x00"
 
 
 def rdata_text(rtype, msg, off, rdlen):
