@@ -537,7 +537,7 @@ def test_btf_record_version(t):
         comp = {"argv": ["/bin/true"], "ready": "none", "artifacts": {"bpf_object": obj}}
         if versions:
             comp["record_versions"] = versions
-        return t.write(f"{name}.json", {"profileVersion": 1, "name": name,
+        return t.write_json(f"{name}.json", {"profileVersion": 1, "name": name,
                                          "components": {"flow-monitor": comp}})
 
     for name, versions, want in (("v1only", None, {"btf.absent": "SKIP", "btf.present": "PASS"}),
@@ -567,8 +567,8 @@ def test_usage(t):
     r = cc("selftest", env=env)
     check(r.returncode == 2 and "-Dfaults=true" in r.stderr, r.stderr)
     # CHK-SELF-005: a filter fault cellcheck-evfilter lacks stops selftest before any case.
-    t.write("u-sf/cases/c.json", decoder_case("decoder.sf.one"))
-    reg = t.write("u-sf/faults.json", [{"name": "decode.usage_ignored", "component": "decoder",
+    t.write_json("u-sf/cases/c.json", decoder_case("decoder.sf.one"))
+    reg = t.write_json("u-sf/faults.json", [{"name": "decode.usage_ignored", "component": "decoder",
                                         "kind": "filter", "requirements": ["FLOW-FRM-011"],
                                         "description": "not an output fault"}])
     r = cc("selftest", "--faults-build", "--own-only", "--cases", t.path("u-sf", "cases"),
