@@ -622,6 +622,34 @@ static void md_near_deadline(FILE *f, const struct hrep *r)
 	fputc('\n', f);
 }
 
+/* What both the Markdown and the HTML report are built from, computed once per report. */
+struct views {
+	struct req_row *rows, *bad; /* every requirement; those with a failing case */
+	size_t n_rows, n_bad_rows;
+	struct cat_row *cats; /* failures by first cause */
+	size_t n_cats;
+	size_t *order; /* cases, failures first */
+};
+
+static void views_clear(struct views *v)
+{
+	free(v->rows);
+	free(v->bad);
+	free(v->cats);
+	free(v->order);
+}
+
+static int views_build(const struct hrep *r, struct views *v)
+{
+	v->rows = req_rows(r, &v->n_rows);
+	v->order = case_order(r);
+	v->cats = cat_rows(r, &v->n_cats);
+	if (!v->rows || !v->order || !v->cats)
+		return -ENOMEM;
+	v->bad = req_bad_rows(v->rows, v->n_rows, &v->n_bad_rows);
+	return v->bad ? 0 : -ENOMEM;
+}
+
 /* One table of counts per component, then one per level. */
 static void md_summaries(FILE *f, const struct hrep *r)
 {
@@ -771,19 +799,11 @@ static void md_cases(FILE *f, const struct hrep *r)
 /* The verdict first, then what failed and why, then the summaries and every case. */
 int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 {
-	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
-	_cleanup_free_ struct cat_row *cats = NULL;
-	_cleanup_free_ size_t *order = NULL;
-	size_t n_rows = 0, n_fail = 0, n_bad_rows = 0, n_cats = 0;
+	_cleanup_(views_clear) struct views v = { 0 };
+	size_t n_fail = 0;
 	struct hrep_counts all;
 
-	rows = req_rows(r, &n_rows);
-	order = case_order(r);
-	cats = cat_rows(r, &n_cats);
-	if (!rows || !order || !cats)
-		return -ENOMEM;
-	bad = req_bad_rows(rows, n_rows, &n_bad_rows);
-	if (!bad)
+	if (views_build(r, &v) < 0)
 		return -ENOMEM;
 	hrep_count(r, NULL, -1, &all);
 	fprintf(f, "# cellcheck report\n\n**Verdict: %s**: %zu cases",
@@ -795,15 +815,15 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 	fputs(", kernel ", f);
 	hesc_md(f, r->kernel_release ?: "-");
 	fputs(".\n\n", f);
-	md_by_category(f, r, order, cats, n_cats);
-	md_by_requirement(f, r, order, bad, n_bad_rows);
+	md_by_category(f, r, v.order, v.cats, v.n_cats);
+	md_by_requirement(f, r, v.order, v.bad, v.n_bad_rows);
 	md_summaries(f, r);
 	md_near_deadline(f, r);
 	md_environment(f, r);
 
 	fputs("\n## Failures\n\n", f);
 	for (size_t k = 0; k < r->n_cases; k++) {
-		const struct hrep_case *c = &r->cases[order[k]];
+		const struct hrep_case *c = &r->cases[v.order[k]];
 
 		if (!is_failure(c->status))
 			continue;
@@ -812,7 +832,7 @@ int hrep_write_md(const struct hrep *r, FILE *f, const char *prefix)
 	}
 	if (!n_fail)
 		fputs("None.\n\n", f);
-	md_requirements(f, r, rows, n_rows);
+	md_requirements(f, r, v.rows, v.n_rows);
 	md_cases(f, r);
 	return ferror(f) ? -EIO : 0;
 }
@@ -1369,35 +1389,27 @@ static void html_environment(FILE *f, const struct hrep *r)
 /* One self-contained page: what failed and why first, then summaries, every case, context. */
 int hrep_write_html(const struct hrep *r, FILE *f, const char *prefix)
 {
-	_cleanup_free_ struct req_row *rows = NULL, *bad = NULL;
-	_cleanup_free_ struct cat_row *cats = NULL;
-	_cleanup_free_ size_t *order = NULL;
+	_cleanup_(views_clear) struct views v = { 0 };
 	const char *comps[64], *levels[_HCASE_LEVEL_MAX];
-	size_t nc = components(r, comps, ARRAY_SIZE(comps)), n_rows = 0, n_bad_rows = 0, n_cats = 0;
+	size_t nc = components(r, comps, ARRAY_SIZE(comps));
 	struct hrep_counts all;
 
-	rows = req_rows(r, &n_rows);
-	order = case_order(r);
-	cats = cat_rows(r, &n_cats);
-	if (!rows || !order || !cats)
-		return -ENOMEM;
-	bad = req_bad_rows(rows, n_rows, &n_bad_rows);
-	if (!bad)
+	if (views_build(r, &v) < 0)
 		return -ENOMEM;
 	for (int l = 0; l < _HCASE_LEVEL_MAX; l++)
 		levels[l] = hcase_level_names[l];
 	hrep_count(r, NULL, -1, &all);
 	html_head(f, r, &all);
-	html_by_category(f, r, order, cats, n_cats);
-	html_by_requirement(f, r, order, bad, n_bad_rows);
+	html_by_category(f, r, v.order, v.cats, v.n_cats);
+	html_by_requirement(f, r, v.order, v.bad, v.n_bad_rows);
 	fputs("<h2 id=\"by-component\">Summary by component</h2>\n", f);
 	html_counts_table(f, r, "Component", &all, comps, nc, true);
 	fputs("<h2 id=\"by-level\">Summary by level</h2>\n", f);
 	html_counts_table(f, r, "Level", &all, levels, _HCASE_LEVEL_MAX, false);
 	html_near_deadline(f, r);
-	html_by_status(f, r, order, &all, prefix);
-	html_by_component(f, r, order, comps, nc);
-	html_requirements(f, r, rows, n_rows);
+	html_by_status(f, r, v.order, &all, prefix);
+	html_by_component(f, r, v.order, comps, nc);
+	html_requirements(f, r, v.rows, v.n_rows);
 	html_environment(f, r);
 	fputs("</body>\n</html>\n", f);
 	return ferror(f) ? -EIO : 0;

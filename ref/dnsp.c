@@ -567,11 +567,8 @@ static void query_answer(struct dnsp *p, struct query *q, const uint8_t *resp, s
 	query_free(p, q);
 }
 
-/*
- * dns.late_reply_relayed: the client gets its SERVFAIL, but the query stays in flight for
- * another timeout, so a late upstream reply is relayed too (a second response).
- */
-__attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query *q, uint64_t now)
+/* The proxy's own SERVFAIL for q into out (its question echoed); the length written. */
+static size_t make_servfail(const struct query *q, uint8_t *out, size_t cap)
 {
 	struct dnswire_query pq = {
 		.id = q->client_id,
@@ -579,8 +576,18 @@ __attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query
 		.has_question = true,
 		.qname_len = q->qname_len,
 	};
+
+	return dnswire_make_response(q->msg + 2, &pq, DNSWIRE_SERVFAIL, out, cap);
+}
+
+/*
+ * dns.late_reply_relayed: the client gets its SERVFAIL, but the query stays in flight for
+ * another timeout, so a late upstream reply is relayed too (a second response).
+ */
+__attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query *q, uint64_t now)
+{
 	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
-	size_t n = dnswire_make_response(q->msg + 2, &pq, DNSWIRE_SERVFAIL, out, sizeof(out));
+	size_t n = make_servfail(q, out, sizeof(out));
 
 	udp_send(p, &q->client, q->client_len, out, n);
 	q->late_kept = true;
@@ -592,14 +599,8 @@ __attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query
 /* SERVFAIL made by the proxy for a query it could not complete. */
 static void query_fail(struct dnsp *p, struct query *q, enum dnsp_reason reason)
 {
-	struct dnswire_query pq = {
-		.id = q->client_id,
-		.flags = dnswire_get16(q->msg + 2 + 2),
-		.has_question = true,
-		.qname_len = q->qname_len,
-	};
 	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
-	size_t n = dnswire_make_response(q->msg + 2, &pq, DNSWIRE_SERVFAIL, out, sizeof(out));
+	size_t n = make_servfail(q, out, sizeof(out));
 
 	query_answer(p, q, out, n, reason);
 }
