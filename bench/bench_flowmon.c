@@ -6,11 +6,19 @@
  *    with sendmmsg from the cell, rounds alternating off/on in the same run, medians compared.
  * 2. New flows per second: every datagram a new 5-tuple, as fast as this machine sends them,
  *    with the monitor draining; reports the rate and the records lost (goal: 0).
+ * 3. IPv6 (record version 2): one IPv6 UDP 5-tuple (fe80::2 -> fe80::1, one hop-by-hop header
+ *    in a second row) blasted as raw frames with AF_PACKET out of the cell end, without the
+ *    classifier and with it in v2 mode; the same for IPv4 frames in v2 mode beside it. The
+ *    topology keeps IPv6 off (nstest.h), which an AF_PACKET sender does not need; raw frames
+ *    skip the socket layer, so these ratios are harsher than the UDP-socket ones of 1.
+ * 4. New IPv6 flows per second in v2 mode (raw frames, a new source port per frame).
  *
  * usage: bench_flowmon CELLREF [seconds-per-round]
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -112,6 +120,90 @@ static double blast_new_flows(int cell_ns, unsigned int flows)
 	return (double)done / ((double)(util_now_monotonic_ns() - t0) / 1e9);
 }
 
+/* An Ethernet frame with IPv6 (hbh: one hop-by-hop header) or IPv4, UDP 40000 -> 9, 18 bytes. */
+static size_t build_frame(unsigned char *f, int v6, int hbh)
+{
+	unsigned char *ip = f + 14, *u;
+	size_t iplen;
+
+	memset(f, 0, 128);
+	memset(f, 0xff, 6); /* broadcast: the peer takes it whatever its MAC */
+	f[6] = 0x02;
+	if (v6) {
+		f[12] = 0x86, f[13] = 0xdd;
+		ip[0] = 0x60, ip[7] = 64;
+		ip[8] = 0xfe, ip[9] = 0x80, ip[23] = 2;
+		ip[24] = 0xfe, ip[25] = 0x80, ip[39] = 1;
+		ip[6] = hbh ? 0 : 17;
+		u = ip + 40;
+		if (hbh) {
+			u[0] = 17, u[2] = 1, u[3] = 4; /* next UDP, PadN */
+			u += 8;
+		}
+		iplen = (size_t)(u - ip) + 8 + 18;
+		ip[4] = (unsigned char)((iplen - 40) >> 8), ip[5] = (unsigned char)(iplen - 40);
+	} else {
+		f[12] = 0x08, f[13] = 0x00;
+		ip[0] = 0x45, ip[8] = 64, ip[9] = 17;
+		ip[12] = 10, ip[13] = 77, ip[15] = 2;
+		ip[16] = 10, ip[17] = 77, ip[19] = 1;
+		u = ip + 20;
+		iplen = 20 + 8 + 18;
+		ip[2] = (unsigned char)(iplen >> 8), ip[3] = (unsigned char)iplen;
+	}
+	u[0] = 40000 >> 8, u[1] = 40000 & 0xff, u[3] = 9, u[5] = 8 + 18;
+	memcpy(u + 8, "0123456789abcdef01", 18);
+	return 14 + iplen;
+}
+
+/*
+ * Blast raw frames out of the cell end for `secs`: frames per second. With new_flows, each frame
+ * gets the next source port (a new 5-tuple each, up to 65536); *ret_n counts the frames.
+ */
+static double blast_frames(const struct nstest_topo *t, int v6, int hbh, double secs, int new_flows,
+			   uint64_t *ret_n)
+{
+	_cleanup_close_ int s = nstest_socket_in(t->cell_ns, AF_PACKET, SOCK_RAW, 0);
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET,
+				  .sll_ifindex = t->cell_ifindex,
+				  .sll_protocol = htons(v6 ? ETH_P_IPV6 : ETH_P_IP),
+				  .sll_halen = 6 };
+	static unsigned char frames[BATCH][128];
+	struct mmsghdr msgs[BATCH];
+	struct iovec iov[BATCH];
+	size_t len = 0, sport_off = 14 + (v6 ? 40 + (hbh ? 8 : 0) : 20);
+	uint64_t sent = 0, t0, end;
+
+	if (s < 0)
+		return -1;
+	memset(ll.sll_addr, 0xff, 6);
+	memset(msgs, 0, sizeof(msgs));
+	for (int i = 0; i < BATCH; i++) {
+		len = build_frame(frames[i], v6, hbh);
+		iov[i] = (struct iovec){ .iov_base = frames[i], .iov_len = len };
+		msgs[i].msg_hdr.msg_name = &ll;
+		msgs[i].msg_hdr.msg_namelen = sizeof(ll);
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	t0 = util_now_monotonic_ns();
+	end = t0 + (uint64_t)(secs * 1e9);
+	while (util_now_monotonic_ns() < end && (!new_flows || sent < 65536)) {
+		int n;
+
+		for (int i = 0; new_flows && i < BATCH; i++) {
+			frames[i][sport_off] = (unsigned char)((sent + (uint64_t)i) >> 8);
+			frames[i][sport_off + 1] = (unsigned char)(sent + (uint64_t)i);
+		}
+		n = sendmmsg(s, msgs, BATCH, 0);
+		if (n > 0)
+			sent += (uint64_t)n;
+	}
+	if (ret_n)
+		*ret_n = sent;
+	return (double)sent / ((double)(util_now_monotonic_ns() - t0) / 1e9);
+}
+
 static char read_sysctl(const char *key)
 {
 	char path[128], c = '0';
@@ -185,6 +277,56 @@ static int start(struct nstest_mon *m, const char *cellref, const struct nstest_
 	if (r)
 		fprintf(stderr, "bench: flow-monitor did not start: %s\n", strerror(-r));
 	return r;
+}
+
+static int frame_rounds(const char *cellref, const struct nstest_topo *t, const char *what, int v6,
+			int hbh, double secs)
+{
+	double off[ROUNDS], on[ROUNDS], ratio[ROUNDS];
+
+	for (int round = 0; round < ROUNDS; round++) {
+		struct nstest_mon m;
+
+		off[round] = blast_frames(t, v6, hbh, secs, 0, NULL);
+		if (start(&m, cellref, t, (char *[]){ "--record-version", "2", NULL }))
+			return -1;
+		on[round] = blast_frames(t, v6, hbh, secs, 0, NULL);
+		nstest_mon_stop(&m, SIGTERM, 20000);
+		nstest_mon_close(&m);
+		ratio[round] = on[round] / off[round];
+	}
+	qsort(off, ROUNDS, sizeof(double), cmp);
+	qsort(on, ROUNDS, sizeof(double), cmp);
+	qsort(ratio, ROUNDS, sizeof(double), cmp);
+	printf("raw %s frames/s (v2 classifier), median of %d: without %.0f, with %.0f; median "
+	       "paired ratio %.3f\n",
+	       what, ROUNDS, off[ROUNDS / 2], on[ROUNDS / 2], ratio[ROUNDS / 2]);
+	return 0;
+}
+
+/* Up to 65536 new IPv6 5-tuples as raw frames in v2 mode: the rate, delivered and lost. */
+static int new_flow6_round(const char *cellref, const struct nstest_topo *t)
+{
+	struct nstest_mon m;
+	uint64_t n = 0;
+	json_t *sum;
+	double rate;
+
+	if (start(&m, cellref, t,
+		  (char *[]){ "--record-version", "2", "--flow-table-entries", "1048576",
+			      "--ringbuf-bytes", "4194304", NULL }))
+		return -1;
+	rate = blast_frames(t, 1, 0, 30, 1, &n);
+	nstest_mon_stop(&m, SIGTERM, 60000);
+	sum = summary_of(&m);
+	printf("new IPv6 flows (v2): %llu at %.0f flows/s, ring 4194304 bytes: delivered %lld, "
+	       "lost %lld\n",
+	       (unsigned long long)n, rate,
+	       (long long)json_integer_value(json_object_get(sum, "recordsSeen")),
+	       (long long)json_integer_value(json_object_get(sum, "recordsLost")));
+	json_decref(sum);
+	nstest_mon_close(&m);
+	return 0;
 }
 
 static int new_flow_round(const char *cellref, const struct nstest_topo *t, unsigned int flows,
@@ -266,6 +408,11 @@ int main(int argc, char **argv)
 	qsort(ratio, ROUNDS, sizeof(double), cmp);
 	printf("veth UDP pps, median of %d: without %.0f, with %.0f; median paired ratio %.3f\n",
 	       ROUNDS, off[ROUNDS / 2], on[ROUNDS / 2], ratio[ROUNDS / 2]);
+
+	frame_rounds(cellref, &t, "IPv4 UDP", 0, 0, secs);
+	frame_rounds(cellref, &t, "IPv6 UDP", 1, 0, secs);
+	frame_rounds(cellref, &t, "IPv6 hop-by-hop UDP", 1, 1, secs);
+	new_flow6_round(cellref, &t);
 
 	new_flow_round(cellref, &t, 200000, "262144");
 	new_flow_round(cellref, &t, 500000, "262144");

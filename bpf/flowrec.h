@@ -97,6 +97,15 @@ struct flowrec_state {
 	__u8 pad[7];
 };
 
+/* Value of the v2 FLOWS_V2 table: byte_count joins, updated atomically like pkt_count. */
+struct flowrec_state_v2 {
+	__u64 pkt_count;
+	__u64 byte_count;
+	__u64 first_seen_ns;
+	__u8 verdict;
+	__u8 pad[7];
+};
+
 /* Slots of the per-CPU FLOW_STATS array; userspace sums over CPUs. */
 enum flowrec_stat {
 	FLOWREC_STAT_RECORDS = 0,    /* records reserved and submitted */
@@ -105,11 +114,12 @@ enum flowrec_stat {
 	FLOWREC_STAT_TABLE_FULL = 3, /* new flows the FLOWS table could not take */
 	/* Packets the classifier did not consider, by class (FLOW-MON-026): */
 	FLOWREC_STAT_NON_IP = 4,      /* skb protocol neither IPv4 nor IPv6 (ARP, ...) */
-	FLOWREC_STAT_IPV6 = 5,	      /* IPv6: no v1 record can carry it */
-	FLOWREC_STAT_OTHER_PROTO = 6, /* IPv4, protocol not TCP, UDP or ICMP */
-	FLOWREC_STAT_FRAGMENT = 7,    /* IPv4 non-first fragment: no L4 header */
-	FLOWREC_STAT_MALFORMED = 8,   /* IPv4 header or ports not readable, version or IHL wrong */
-	FLOWREC_STAT_MAX = 9,
+	FLOWREC_STAT_IPV6 = 5,	      /* IPv6 in v1 mode: no v1 record can carry it */
+	FLOWREC_STAT_OTHER_PROTO = 6, /* transport not TCP, UDP, ICMP (IPv4) or ICMPv6 (IPv6) */
+	FLOWREC_STAT_FRAGMENT = 7,    /* non-first fragment: no L4 header */
+	FLOWREC_STAT_MALFORMED = 8,   /* a header or the ports not readable, version or IHL wrong */
+	FLOWREC_STAT_EXT_CHAIN = 9,   /* IPv6 (v2 mode) with more extension headers than followed */
+	FLOWREC_STAT_MAX = 10,
 };
 
 /* The first unconsidered class and how many there are, in slot order. */
@@ -152,5 +162,9 @@ FLOWREC_V2_ASSERT_OFF(pkt_count, 40);
 FLOWREC_V2_ASSERT_OFF(byte_count, 48);
 FLOWREC_V2_ASSERT_OFF(first_seen_ns, 56);
 _Static_assert(sizeof(struct flowrec_key_v2) == 40, "flowrec_key_v2 must be 40 bytes, no holes");
+_Static_assert(sizeof(struct flowrec_state_v2) == 32, "flowrec_state_v2 must be 32 bytes");
+
+/* v2 mode: how many IPv6 extension headers the classifier follows before the transport. */
+#define FLOWREC_IPV6_EXT_MAX 8
 
 #endif

@@ -1288,9 +1288,11 @@ static int check_matcher(struct vctx *v, json_t *m, const char *path)
 	return 0;
 }
 
-static const char *const record_fields[] = { "src_ip",	"dst_ip", "src_port",  "dst_port",
-					     "proto",	"pad0",	  "pkt_count", "first_seen_ns",
-					     "verdict", "pad1",	  NULL };
+/* The fields of v1 and of v2 records (a stream holds one version; hrecord.h). */
+static const char *const record_fields[] = { "src_ip",	"dst_ip",     "src_port",  "dst_port",
+					     "proto",	"pad0",	      "pkt_count", "first_seen_ns",
+					     "verdict", "pad1",	      "src_addr",  "dst_addr",
+					     "family",	"byte_count", NULL };
 
 static int check_fields(struct vctx *v, json_t *parent, const char *path, bool records)
 {
@@ -1630,11 +1632,10 @@ static int parse_expect(struct vctx *v, json_t *obj, const char *path)
 int hcase_from_json(json_t *obj, const char *file, const char *path, struct hcase **ret,
 		    struct hjson_err *err)
 {
-	static const char *const keys[] = { "id",	 "title",      "description",
-					    "component", "uses",       "requirements",
-					    "features",	 "timeout_ms", "fault",
-					    "topology",	 "upstream",   "steps",
-					    "expect",	 NULL };
+	static const char *const keys[] = { "id",     "title",		"description", "component",
+					    "uses",   "requirements",	"features",    "timeout_ms",
+					    "fault",  "topology",	"upstream",    "steps",
+					    "expect", "record_version", NULL };
 	struct hcase *c;
 	struct vctx v = { .err = err };
 	char p[HJSON_PATH_MAX];
@@ -1688,6 +1689,9 @@ int hcase_from_json(json_t *obj, const char *file, const char *path, struct hcas
 	r = parse_reqs(&v, obj, path);
 	r = r ?: hjson_strv(obj, path, "features", false, false, &c->features, NULL, err);
 	r = r ?: hjson_u32(obj, path, "timeout_ms", false, 1, 600000, &c->timeout_ms, err);
+	r = r
+		    ?: hjson_u32(obj, path, "record_version", false, HPROF_RECORD_VERSION_MIN,
+				 HPROF_RECORD_VERSION_MAX, &c->record_version, err);
 	r = r ?: dup_str(obj, path, "fault", true, &c->fault, err);
 	if (r < 0)
 		goto fail;

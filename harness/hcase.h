@@ -160,6 +160,8 @@ struct hcase {
 	size_t n_reqs;
 	char **features; /* NULL-terminated: probe feature names, "root", "tool:NAME" */
 	uint32_t timeout_ms;
+	/* 0, or the flow record version the case needs of its component (record_versions). */
+	uint32_t record_version;
 	char *fault; /* reference fault that must make the case fail */
 	struct hcase_topo topo;
 	json_t *upstream; /* NULL or the validated upstream script */

@@ -1640,7 +1640,7 @@ static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char
 		      struct hxv *tmp, const struct hxv **ret)
 {
 	const struct hrec *r;
-	char buf[32];
+	char buf[HREC_ADDR_TEXT];
 	uint64_t u;
 	size_t n;
 
@@ -1649,10 +1649,13 @@ static int cand_field(struct xctx *x, const struct cand *c, size_t i, const char
 		return 0;
 	}
 	r = &c->rec[i];
-	if (hrec_field(r, path, &u) < 0)
-		return fail(x, -EINVAL, "records: \"%s\" is not a record field", path);
-	if ((strcmp(path, "src_ip") == 0 || strcmp(path, "dst_ip") == 0) &&
-	    (json_is_string(json_object_get(m, "exact")) || json_object_get(m, "regex"))) {
+	if (hrec_addr_text(r, path, buf) == 0) {
+		tmp->t = HXV_STR; /* v2 addresses: text only */
+	} else if (hrec_field(r, path, &u) < 0) {
+		return fail(x, -EINVAL, "records: \"%s\" is not a field of a v%d record", path,
+			    r->version);
+	} else if ((strcmp(path, "src_ip") == 0 || strcmp(path, "dst_ip") == 0) &&
+		   (json_is_string(json_object_get(m, "exact")) || json_object_get(m, "regex"))) {
 		hrec_ip_str((uint32_t)u, buf);
 		tmp->t = HXV_STR;
 	} else {
@@ -2089,13 +2092,14 @@ static int check_records(struct xctx *x)
 	if (json_is_true(json_object_get(spec, "pad_zero")))
 		for (i = 0; i < n; i++) {
 			int off = hrec_pad_nonzero(&rec[i]);
-			int start = off < 16 ? 13 : 33, len = off < 16 ? 3 : 7;
+			bool v2 = rec[i].version == 2; /* v2: pad0 is byte 39 alone */
+			int start = v2 ? 39 : off < 16 ? 13 : 33, len = v2 ? 1 : off < 16 ? 3 : 7;
 
 			if (off < 0)
 				continue;
 			sb_printf(&x->msg,
 				  "expect.records.pad_zero: record %zu: %s: expected zeros, got", i,
-				  pad_names[off >= 16]);
+				  pad_names[!v2 && off >= 16]);
 			for (int k = 0; k < len; k++)
 				sb_printf(&x->msg, " %02x", rec[i].raw[start + k]);
 			return 1;

@@ -208,6 +208,17 @@ static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 	s = btf_version_skip(j);
 	if (s)
 		return s;
+	/* A case of a record version the profile does not declare is a feature it lacks. */
+	if (c->record_version &&
+	    !(j->prof->comp[c->component].record_versions & (1u << c->record_version))) {
+		if (asprintf(&s,
+			     "profile %s declares no record version %u for component %s "
+			     "(record_versions)",
+			     j->prof->name, c->record_version,
+			     hcase_component_names[c->component]) < 0)
+			s = NULL;
+		return s ?: strdup("record version not provided");
+	}
 	for (char **f = c->features; f && *f; f++) {
 		int fe;
 

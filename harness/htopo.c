@@ -70,6 +70,26 @@ static int parse_v4(const char *s, uint32_t *ip, unsigned int *plen)
 	return 0;
 }
 
+/* "2001:db8::1/64" (prefix 128 when absent); IPv6 addresses go on without DAD. */
+static int parse_v6(const char *s, uint8_t addr[16], unsigned int *plen)
+{
+	char buf[64];
+	char *slash;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	*plen = 128;
+	if (slash) {
+		*slash = '\0';
+		*plen = (unsigned int)atoi(slash + 1);
+	}
+	if (*plen > 128 || inet_pton(AF_INET6, buf, addr) != 1)
+		return -EINVAL;
+	return 0;
+}
+
 static int netns_new(void)
 {
 	_cleanup_close_ int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -99,9 +119,16 @@ static int addrs_add(struct run *r, struct netcfg *nc, int ifindex, char **addrs
 
 		e = parse_v4(*ad, &ip, &plen);
 		if (e == -EAFNOSUPPORT) {
-			run_verdict(r, HREP_ERROR,
-				    "address %s: only IPv4 addresses are supported yet", *ad);
-			return e;
+			uint8_t a6[16];
+
+			e = parse_v6(*ad, a6, &plen);
+			if (e) {
+				run_verdict(r, HREP_ERROR,
+					    "address %s: not an IPv4 or IPv6 address/prefix", *ad);
+				return e;
+			}
+			e = netcfg_addr6_add(nc, ifindex, a6, plen);
+			continue;
 		}
 		e = e ?: netcfg_addr_add(nc, ifindex, ip, plen);
 	}

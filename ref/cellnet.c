@@ -388,10 +388,11 @@ static int sync_carrier(struct cellnet *cn, bool bridge)
  * IPv6 off on the cell end before it goes up (SUP-NET-010): no link-local address, so no DAD,
  * MLD or router solicitation, and nothing a workload sends over IPv6 leaves the cell. A v1 flow
  * record cannot carry IPv6 (the classifier only counts it), so IPv6 on would be egress nobody
- * records. rtnetlink cannot set it (IFLA_INET6_CONF is read-only), so it is the cell netns's
- * sysctl, which /proc/sys/net shows to a thread inside that netns. A kernel without IPv6
- * (CONFIG_IPV6=n, ipv6.disable=1) has no such file and nothing to turn off. Part of the step
- * cell_up; it lives on the veth, so there is nothing to undo.
+ * records; a cell whose monitor writes v2 records keeps it (SUP-NET-011). rtnetlink cannot set it
+ * (IFLA_INET6_CONF is read-only), so it is the cell netns's sysctl, which /proc/sys/net shows to a
+ * thread inside that netns. A kernel without IPv6 (CONFIG_IPV6=n, ipv6.disable=1) has no such file
+ * and nothing to turn off. Part of the step cell_up; it lives on the veth, so there is nothing to
+ * undo.
  */
 static int cell_ipv6_off(int cell_netns_fd, const char *ifname)
 {
@@ -467,7 +468,9 @@ static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 	r = r ?: STEP("cell_addr") ?:
 		  on_veth(cn, step,
 			  netcfg_addr_add(cn->cell, cn->cell_ifindex, cfg->cell_ip, cfg->prefixlen));
-	r = r ?: (step = "cell_up", cell_ipv6_off(cell_netns_fd, cfg->cell_if));
+	/* SUP-NET-010, SUP-NET-011: IPv6 is off unless a v2 monitor observes it. */
+	if (!cfg->ipv6_on || FAULT("sup.ipv6_off_with_v2"))
+		r = r ?: (step = "cell_up", cell_ipv6_off(cell_netns_fd, cfg->cell_if));
 	r = r ?: STEP("cell_up") ?: on_veth(cn, step, netcfg_link_set_up(cn->cell, cn->cell_ifindex));
 	r = r ?: sync_carrier(cn, bridge);
 	r = r ?: STEP("cell_route") ?: on_veth(cn, step, netcfg_route_add(cn->cell, &cell_route));

@@ -34,6 +34,7 @@ struct cellnet_cfg {
 	unsigned int prefixlen; /* host byte order */
 	unsigned int mtu;	/* 0: kernel default */
 	bool static_neigh;	/* install the static neighbour entries */
+	bool ipv6_on;		/* leave IPv6 on the cell end: a v2 monitor records it */
 };
 
 struct cellnet;

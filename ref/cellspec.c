@@ -1115,8 +1115,8 @@ static int parse_user(struct ctx *c, const json_t *o, struct cellspec *s)
 
 static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 {
-	static const char *const known[] = { "enabled", "ringbufBytes", "tableEntries",
-					     "unconsidered", NULL };
+	static const char *const known[] = { "enabled",	     "ringbufBytes",  "tableEntries",
+					     "unconsidered", "recordVersion", NULL };
 	int r = check_object(c, o, known);
 	const char *t = NULL;
 	char d[DESC_MAX];
@@ -1128,6 +1128,8 @@ static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 		r = get_u32(c, o, "ringbufBytes", 4096, 1u << 30, false, &s->flows_ringbuf_bytes);
 	if (r >= 0)
 		r = get_u32(c, o, "tableEntries", 1, 1u << 22, false, &s->flows_table_entries);
+	if (r >= 0)
+		r = get_u32(c, o, "recordVersion", 1, 2, false, &s->flows_record_version);
 	/* sup.spec_unconsidered_ignored: the negative control of SUP-FLOW-003 (any value, count).
 	 */
 	if (r >= 0 && !FAULT("sup.spec_unconsidered_ignored"))
@@ -1415,6 +1417,7 @@ int cellspec_parse(const char *text, size_t len, struct cellspec **ret, char *er
 	/* A cell's flows: small maps load fast (a 65536-entry table costs milliseconds). */
 	s->flows_ringbuf_bytes = 65536;
 	s->flows_table_entries = 8192;
+	s->flows_record_version = 1;
 	r = parse_root(&c, root, s);
 	json_decref(root);
 	if (r < 0)

@@ -76,6 +76,7 @@ struct cellspec {
 	uint32_t flows_ringbuf_bytes;  /* default 65536 */
 	uint32_t flows_table_entries;  /* default 8192 */
 	bool flows_drop_unconsidered;  /* "unconsidered": "drop"; default "count" */
+	uint32_t flows_record_version; /* "recordVersion": 1 (default) or 2 */
 	uint64_t cap_keep;	       /* bit n = capability n kept */
 	char *rootfs;		       /* NULL: the host's root */
 	struct cellspec_mount *mounts; /* in the order given */

@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Open addressing with linear probing; 16-byte keys, the used flag lives beside them. */
+/*
+ * Open addressing with linear probing; the keys are v2 table keys (family and 16-byte addresses,
+ * v1 records as IPv4-mapped), so IPv6 flows that differ only in their upper address bytes stay
+ * apart; the used flag lives beside them.
+ */
 struct slot {
-	struct flowrec_key key;
+	struct flowrec_key_v2 key;
 	bool used;
 };
 
@@ -28,12 +32,14 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t key_hash(const struct flowrec_key *k)
+static uint64_t key_hash(const struct flowrec_key_v2 *k)
 {
-	uint64_t a = ((uint64_t)k->src_ip << 32) | k->dst_ip;
-	uint64_t b = ((uint64_t)k->src_port << 32) | ((uint64_t)k->dst_port << 16) | k->proto;
+	uint64_t w[sizeof(*k) / 8], h = 0;
 
-	return mix64(a ^ mix64(b));
+	memcpy(w, k, sizeof(w));
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		h = mix64(h ^ w[i]);
+	return h;
 }
 
 int flowacc_new(struct flowacc **ret)
@@ -66,7 +72,7 @@ void flowacc_freep(struct flowacc **a)
 }
 
 /* Find the slot of k: its own if present, else the empty one where it belongs. */
-static struct slot *probe(struct slot *slots, uint64_t cap, const struct flowrec_key *k)
+static struct slot *probe(struct slot *slots, uint64_t cap, const struct flowrec_key_v2 *k)
 {
 	uint64_t i = key_hash(k) & (cap - 1);
 
@@ -94,15 +100,22 @@ static int grow(struct flowacc *a)
 
 int flowacc_record(struct flowacc *a, const struct flowrec *r, enum flowacc_kind kind)
 {
-	struct flowrec_key k;
+	struct flowrec_key_v2 k;
 	struct slot *s;
 	int err;
 
 	if (kind != FLOWACC_OPENED)
 		return 0;
 	memset(&k, 0, sizeof(k));
-	k.src_ip = r->src_ip;
-	k.dst_ip = r->dst_ip;
+	if (r->version == 2) {
+		k.family = r->family;
+		memcpy(k.src_addr, r->src_addr, 16);
+		memcpy(k.dst_addr, r->dst_addr, 16);
+	} else {
+		k.family = FLOWREC_FAMILY_IPV4;
+		flowrec_addr_map_ipv4(r->src_ip, k.src_addr);
+		flowrec_addr_map_ipv4(r->dst_ip, k.dst_addr);
+	}
 	k.src_port = r->src_port;
 	k.dst_port = r->dst_port;
 	k.proto = r->proto;

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "fault.h"
+
 /* The family and addresses a record's text follows, v1 or v2 (see flowevt_from_record). */
 static void record_addrs(const struct flowrec *r, uint8_t *ret_family, uint8_t src[16],
 			 uint8_t dst[16])
@@ -88,6 +90,13 @@ void flowevt_write_flow_members(struct jw *w, const struct flowevt *e)
 	jw_kv_u64(w, "firstSeenNs", e->first_seen_ns);
 }
 
+/* Events only: a v2 record's byte count (flow.event_byte_count_absent drops it, FLOW-EVT-010). */
+static void kv_byte_count(struct jw *w, const struct flowevt *e)
+{
+	if (e->has_byte_count && !FAULT("flow.event_byte_count_absent"))
+		jw_kv_u64(w, "byteCount", e->byte_count);
+}
+
 static void write_ids(struct jw *w, const struct flowevt_meta *m)
 {
 	jw_kv_str(w, "schemaVersion", FLOWEVT_SCHEMA_VERSION);
@@ -103,11 +112,12 @@ void flowevt_write_decision(struct jw *w, const struct flowevt *e, const struct 
 	jw_kv_str(w, "direction", e->direction);
 	jw_kv_str(w, "decision", e->decision);
 	jw_kv_str(w, "reasonCode", e->reason_code);
-	/* nftRuleRef and byteCount: an eBPF v1 record has neither, so they are left out. */
+	/* nftRuleRef: the eBPF backend has none; byteCount only from a v2 record (FLOW-EVT-010). */
 	kv_addr(w, "dstAddr", e->family, e->dst_addr);
 	jw_kv_u64(w, "dstPort", e->dst_port);
 	kv_opt_str(w, "protocol", e->protocol);
 	jw_kv_u64(w, "packetCount", e->packet_count);
+	kv_byte_count(w, e);
 	kv_opt_str(w, "policyDigest", m->policy_digest);
 	kv_opt_str(w, "keysetId", m->keyset_id);
 	kv_opt_str(w, "issuerKid", m->issuer_kid);
@@ -131,6 +141,7 @@ void flowevt_write_tally(struct jw *w, const struct flowevt *e, const struct flo
 	jw_kv_u64(w, "dstPort", e->dst_port);
 	kv_opt_str(w, "protocol", e->protocol);
 	jw_kv_u64(w, "packetCount", e->packet_count);
+	kv_byte_count(w, e);
 	jw_kv_u64(w, "firstSeenNs", e->first_seen_ns);
 	jw_kv_str(w, "decision", e->decision);
 	jw_kv_str(w, "observedAt", m->observed_at);
@@ -141,7 +152,7 @@ void flowevt_write_unconsidered(struct jw *w, const uint64_t counts[FLOWREC_STAT
 {
 	/* Slot order of enum flowrec_stat; the names are SPEC.md 7.4's. */
 	static const char *const names[FLOWREC_STAT_UNCONSIDERED_N] = {
-		"nonIp", "ipv6", "otherProto", "fragment", "malformed",
+		"nonIp", "ipv6", "otherProto", "fragment", "malformed", "extChain",
 	};
 
 	jw_key(w, "unconsidered");

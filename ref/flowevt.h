@@ -68,7 +68,7 @@ void flowevt_write_tally(struct jw *w, const struct flowevt *e, const struct flo
 
 /*
  * The summary's `unconsidered` member: counts[] in FLOW_STATS slot order from
- * FLOWREC_STAT_NON_IP (nonIp, ipv6, otherProto, fragment, malformed).
+ * FLOWREC_STAT_NON_IP (nonIp, ipv6, otherProto, fragment, malformed, extChain).
  */
 void flowevt_write_unconsidered(struct jw *w, const uint64_t counts[FLOWREC_STAT_UNCONSIDERED_N]);
 

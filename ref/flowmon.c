@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "flowmon.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,12 @@ static uint32_t fault_bits(void)
 		{ "flow.icmp_proto_zero", FLOWMON_FAULT_ICMP_PROTO_ZERO },
 		{ "flow.unconsidered_uncounted", FLOWMON_FAULT_UNCONSIDERED_UNCOUNTED },
 		{ "flow.unconsidered_pass", FLOWMON_FAULT_UNCONSIDERED_PASS },
+		{ "flow.v6_unconsidered", FLOWMON_FAULT_V6_UNCONSIDERED },
+		{ "flow.v6_ext_unfollowed", FLOWMON_FAULT_V6_EXT_UNFOLLOWED },
+		{ "flow.v6_ext_limit", FLOWMON_FAULT_V6_EXT_LIMIT },
+		{ "flow.v6_first_fragment", FLOWMON_FAULT_V6_FIRST_FRAGMENT },
+		{ "flow.byte_count_l2", FLOWMON_FAULT_BYTE_COUNT_L2 },
+		{ "flow.v2_ipv4_unmapped", FLOWMON_FAULT_V2_IPV4_UNMAPPED },
 	};
 	uint32_t bits = 0;
 
@@ -116,11 +123,12 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 {
 	struct flowmon *m;
 	long page = sysconf(_SC_PAGESIZE);
+	uint32_t entries;
 	int err;
 
 	if (ret_log)
 		*ret_log = NULL;
-	if (o->ifindex <= 0 || o->ringbuf_bytes < (uint32_t)page ||
+	if (o->ifindex <= 0 || o->ringbuf_bytes < (uint32_t)page || o->record_version > 2 ||
 	    (o->ringbuf_bytes & (o->ringbuf_bytes - 1)) || o->table_entries == 0)
 		return -EINVAL;
 	err = flowmon_ringbuf_supported();
@@ -131,6 +139,8 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 	if (!m)
 		return -ENOMEM;
 	m->opts = *o;
+	if (!m->opts.record_version)
+		m->opts.record_version = 1;
 	m->log = calloc(1, VERIFIER_LOG_SIZE);
 	m->skel = flowmon_bpf__open();
 	if (!m->skel) {
@@ -143,6 +153,7 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 	}
 	m->skel->rodata->l2_len = o->l2_len;
 	m->skel->rodata->drop_unconsidered = o->drop_unconsidered;
+	m->skel->rodata->record_version = m->opts.record_version;
 #ifdef CELLREF_FAULTS
 	m->skel->rodata->cellref_faults = fault_bits();
 #endif
@@ -150,11 +161,14 @@ int flowmon_open(const struct flowmon_opts *o, struct flowmon **ret, char **ret_
 	m->skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
 	err = bpf_map__set_max_entries(m->skel->maps.FLOW_EVENTS, o->ringbuf_bytes);
 	/* flow.table_size_ignored: the negative control of FLOW-MON-010/011 (ref/fault.h). */
+	entries = FAULT("flow.table_size_ignored") ? FLOWMON_TABLE_DEFAULT : o->table_entries;
+	/* The other version's table is never touched: one entry keeps it cheap to create. */
 	err = err
 		      ?: bpf_map__set_max_entries(m->skel->maps.FLOWS,
-						  FAULT("flow.table_size_ignored")
-							  ? FLOWMON_TABLE_DEFAULT
-							  : o->table_entries);
+						  m->opts.record_version == 1 ? entries : 1);
+	err = err
+		      ?: bpf_map__set_max_entries(m->skel->maps.FLOWS_V2,
+						  m->opts.record_version == 2 ? entries : 1);
 	/* With level 0, libbpf asks for the log only when a load fails, into this buffer. */
 	err = err
 		      ?: bpf_program__set_log_buf(m->skel->progs.flowmon_egress, m->log,
@@ -310,8 +324,7 @@ int flowmon_read_stats(struct flowmon *m, struct flowmon_stats *ret)
 	return 0;
 }
 
-int flowmon_foreach_flow(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r),
-			 void *ctx)
+static int foreach_v1(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r), void *ctx)
 {
 	int fd = bpf_map__fd(m->skel->maps.FLOWS);
 	struct flowrec_key key, next;
@@ -320,22 +333,75 @@ int flowmon_foreach_flow(struct flowmon *m, int (*fn)(void *ctx, const struct fl
 	int err, r;
 
 	while ((r = bpf_map_get_next_key(fd, prev, &next)) == 0) {
+		struct flowrec rec;
+
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &st) < 0)
 			continue; /* evicted between the two calls */
-		err = fn(ctx, &(struct flowrec){
-				      .src_ip = key.src_ip,
-				      .dst_ip = key.dst_ip,
-				      .src_port = key.src_port,
-				      .dst_port = key.dst_port,
-				      .proto = key.proto,
-				      .pkt_count = st.pkt_count,
-				      .first_seen_ns = st.first_seen_ns,
-				      .verdict = st.verdict,
-			      });
+		rec = (struct flowrec){
+			.version = 1,
+			.family = FLOWREC_FAMILY_IPV4,
+			.src_ip = key.src_ip,
+			.dst_ip = key.dst_ip,
+			.src_port = key.src_port,
+			.dst_port = key.dst_port,
+			.proto = key.proto,
+			.pkt_count = st.pkt_count,
+			.first_seen_ns = st.first_seen_ns,
+			.verdict = st.verdict,
+		};
+		flowrec_addr_map_ipv4(key.src_ip, rec.src_addr);
+		flowrec_addr_map_ipv4(key.dst_ip, rec.dst_addr);
+		err = fn(ctx, &rec);
 		if (err < 0)
 			return err;
 	}
 	return r == -ENOENT ? 0 : r;
+}
+
+static int foreach_v2(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r), void *ctx)
+{
+	int fd = bpf_map__fd(m->skel->maps.FLOWS_V2);
+	struct flowrec_key_v2 key, next;
+	struct flowrec_state_v2 st;
+	void *prev = NULL;
+	int err, r;
+
+	while ((r = bpf_map_get_next_key(fd, prev, &next)) == 0) {
+		struct flowrec rec;
+		uint32_t src4, dst4;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &st) < 0)
+			continue; /* evicted between the two calls */
+		memcpy(&src4, key.src_addr + 12, 4);
+		memcpy(&dst4, key.dst_addr + 12, 4);
+		rec = (struct flowrec){
+			.version = 2,
+			.family = key.family,
+			.src_ip = ntohl(src4),
+			.dst_ip = ntohl(dst4),
+			.src_port = key.src_port,
+			.dst_port = key.dst_port,
+			.proto = key.proto,
+			.pkt_count = st.pkt_count,
+			.byte_count = st.byte_count,
+			.first_seen_ns = st.first_seen_ns,
+			.verdict = st.verdict,
+		};
+		memcpy(rec.src_addr, key.src_addr, 16);
+		memcpy(rec.dst_addr, key.dst_addr, 16);
+		err = fn(ctx, &rec);
+		if (err < 0)
+			return err;
+	}
+	return r == -ENOENT ? 0 : r;
+}
+
+int flowmon_foreach_flow(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r),
+			 void *ctx)
+{
+	return m->opts.record_version == 2 ? foreach_v2(m, fn, ctx) : foreach_v1(m, fn, ctx);
 }

@@ -24,10 +24,11 @@ struct flowmon;
 
 struct flowmon_opts {
 	int ifindex;
-	unsigned int l2_len;	/* link-layer header bytes before the IPv4 header */
+	unsigned int l2_len;	/* link-layer header bytes before the IP header */
 	uint32_t ringbuf_bytes; /* power of two, multiple of the page size */
 	uint32_t table_entries;
-	bool drop_unconsidered; /* drop, not pass, what the classifier does not consider */
+	bool drop_unconsidered;	     /* drop, not pass, what the classifier does not consider */
+	unsigned int record_version; /* 1 or 2 (0 counts as 1), for the program's whole life */
 	/* Called for each drained record with its raw bytes; return < 0 to stop the drain. */
 	int (*on_record)(void *ctx, const void *data, size_t len);
 	void *ctx;
@@ -69,7 +70,10 @@ int flowmon_consume(struct flowmon *m);
 
 int flowmon_read_stats(struct flowmon *m, struct flowmon_stats *ret);
 
-/* Visit every flow in the FLOWS table as a record with its current count. */
+/*
+ * Visit every flow in the table of the record version (FLOWS or FLOWS_V2) as a record of that
+ * version with its current counts.
+ */
 int flowmon_foreach_flow(struct flowmon *m, int (*fn)(void *ctx, const struct flowrec *r),
 			 void *ctx);
 

@@ -55,6 +55,7 @@ struct mon {
 	uint32_t drain_ms;
 	uint32_t wait_ifname_ms; /* a supervisor starts us while it still builds the link */
 	bool drop_unconsidered;
+	uint32_t record_version;
 
 	/* state */
 	int netns_fd;
@@ -77,7 +78,7 @@ static void usage(FILE *f)
 	fputs("usage: cellref flow-monitor --ifname IF --events PATH|- [--netns PATH] [--ready-fd N]\n"
 	      "         [--cell-id ID] [--run-id ID] [--records PATH] [--ringbuf-bytes N]\n"
 	      "         [--flow-table-entries N] [--drain-interval-ms N] [--traceparent TP]\n"
-	      "         [--wait-ifname-ms N] [--drop-unconsidered]\n"
+	      "         [--wait-ifname-ms N] [--drop-unconsidered] [--record-version 1|2]\n"
 	      "Attaches the eBPF egress classifier to IF (inside the netns at PATH) and writes one\n"
 	      "network_flow_decision event per new flow until SIGTERM or SIGINT. See SPEC.md ch. 6.\n",
 	      f);
@@ -137,14 +138,14 @@ static uint64_t mono_to_realtime(uint64_t mono_ns)
 
 static void write_record_frame(struct mon *m, const void *data, size_t len)
 {
-	unsigned char frame[4 + FLOWREC_V1_SIZE];
+	unsigned char frame[4 + FLOWREC_V2_SIZE];
 	uint32_t le = htole32((uint32_t)len);
 
-	if (m->records_fd < 0 || len != FLOWREC_V1_SIZE)
+	if (m->records_fd < 0 || len > FLOWREC_V2_SIZE)
 		return;
 	memcpy(frame, &le, 4);
 	memcpy(frame + 4, data, len);
-	if (util_write_all(m->records_fd, frame, sizeof(frame)) < 0)
+	if (util_write_all(m->records_fd, frame, 4 + len) < 0)
 		m->records_write_errors++;
 }
 
@@ -156,7 +157,8 @@ static int on_record(void *ctx, const void *data, size_t len)
 	struct flowrec r;
 	struct flowevt e;
 
-	if (flowrec_decode(data, len, &r) < 0) {
+	/* A sample of the other version is rejected like any other length (FLOW-EVT-001). */
+	if (flowrec_decode(data, len, &r) < 0 || r.version != m->record_version) {
 		m->decode_errors++;
 		return 0;
 	}
@@ -244,6 +246,9 @@ static void emit_started(struct mon *m, int ifindex)
 	jw_kv_u64(w, "drainIntervalMs", m->drain_ms);
 	jw_kv_bool(w, "qdiscCreated", flowmon_qdisc_created(m->fm));
 	jw_kv_str(w, "unconsidered", m->drop_unconsidered ? "drop" : "count");
+	/* flow.started_version_wrong: the negative control of FLOW-SUM-011 (ref/fault.h). */
+	jw_kv_u64(w, "recordVersion",
+		  FAULT("flow.started_version_wrong") ? 3 - m->record_version : m->record_version);
 	kv_now(w);
 	jw_obj_close(w);
 	emit(m, "flow_monitor_started");
@@ -369,6 +374,7 @@ static void *monitor_thread(void *arg)
 		.ringbuf_bytes = m->ringbuf_bytes,
 		.table_entries = m->table_entries,
 		.drop_unconsidered = m->drop_unconsidered,
+		.record_version = m->record_version,
 		.on_record = on_record,
 		.ctx = m,
 	};
@@ -475,6 +481,7 @@ static int parse_args(struct mon *m, int argc, char **argv)
 		{ "wait-ifname-ms", required_argument, NULL, 'W' },
 		{ "traceparent", required_argument, NULL, 'T' },
 		{ "drop-unconsidered", no_argument, NULL, 'D' },
+		{ "record-version", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -544,6 +551,13 @@ static int parse_args(struct mon *m, int argc, char **argv)
 		case 'D':
 			m->drop_unconsidered = true;
 			break;
+		case 'V':
+			if (parse_u32("--record-version", optarg, 1, 2, &m->record_version) < 0)
+				return -EINVAL;
+			/* flow.v1_emits_v2: the negative control of FLOW-MON-028 (ref/fault.h). */
+			if (FAULT("flow.v1_emits_v2"))
+				m->record_version = 2;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(CELLREF_EXIT_OK);
@@ -578,6 +592,7 @@ int cellref_flowmon_main(int argc, char **argv)
 		.ringbuf_bytes = FLOWMON_RINGBUF_DEFAULT,
 		.table_entries = FLOWMON_TABLE_DEFAULT,
 		.drain_ms = FLOWMON_DRAIN_MS_DEFAULT,
+		.record_version = 1,
 	};
 	pthread_t tid;
 	sigset_t mask;

@@ -596,6 +596,27 @@ int netcfg_addr_add(struct netcfg *nc, int ifindex, uint32_t ip, unsigned int pr
 	return finish(nc, rtnl_addr_add(nc->sk, a, 0));
 }
 
+int netcfg_addr6_add(struct netcfg *nc, int ifindex, const uint8_t addr[16], unsigned int prefixlen)
+{
+	_cleanup_(rtnl_addr_putp) struct rtnl_addr *a = rtnl_addr_alloc();
+	_cleanup_(nl_addr_putp) struct nl_addr *local = nl_addr_build(AF_INET6, addr, 16);
+	int r;
+
+	if (!a || !local)
+		return -ENOMEM;
+	if (prefixlen > 128)
+		return -EINVAL;
+	nl_addr_set_prefixlen(local, (int)prefixlen);
+	rtnl_addr_set_ifindex(a, ifindex);
+	/* No duplicate address detection: usable at once, not tentative for a second. */
+	rtnl_addr_set_flags(a, IFA_F_NODAD);
+	r = rtnl_addr_set_local(a, local);
+	if (r < 0)
+		return nle_to_errno(r);
+	begin(nc);
+	return finish(nc, rtnl_addr_add(nc->sk, a, 0));
+}
+
 int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip)
 {
 	_cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;

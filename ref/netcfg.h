@@ -107,6 +107,9 @@ int netcfg_link_set_alias(struct netcfg *nc, int ifindex, const char *alias);
 
 /* ip and prefix in host byte order. */
 int netcfg_addr_add(struct netcfg *nc, int ifindex, uint32_t ip, unsigned int prefixlen);
+/* An IPv6 address (network order) without duplicate address detection (IFA_F_NODAD). */
+int netcfg_addr6_add(struct netcfg *nc, int ifindex, const uint8_t addr[16],
+		     unsigned int prefixlen);
 /* 1 when ip is configured on any interface of this namespace, 0 when not, or -errno. */
 int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip);
 

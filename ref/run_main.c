@@ -585,6 +585,8 @@ static int setup_network(struct run *r)
 		.prefixlen = s->prefixlen,
 		.mtu = s->mtu,
 		.static_neigh = true,
+		/* SUP-NET-011: a v2 monitor records IPv6, so the cell end keeps it. */
+		.ipv6_on = s->flows_enabled && s->flows_record_version == 2,
 	};
 	const char *step = NULL;
 	uint64_t t0 = util_now_monotonic_ns();
@@ -703,7 +705,7 @@ static int start_flows(struct run *r, int *ready_rd)
 	 * starts (a monitor that waited a fixed 5 s for the link failed one cell in four when 260
 	 * started at once on two cores).
 	 */
-	const char *args[20] = { "--ifname",
+	const char *args[24] = { "--ifname",
 				 r->spec->ifname,
 				 "--netns",
 				 "/proc/self/fd/5",
@@ -729,6 +731,11 @@ static int start_flows(struct run *r, int *ready_rd)
 	/* Only with flows.unconsidered "drop" (SUP-FLOW-003). */
 	if (r->spec->flows_drop_unconsidered)
 		args[n++] = "--drop-unconsidered";
+	/* SUP-FLOW-004; sup.record_version_ignored leaves the monitor at v1. */
+	if (r->spec->flows_record_version == 2 && !FAULT("sup.record_version_ignored")) {
+		args[n++] = "--record-version";
+		args[n++] = "2";
+	}
 
 	return start_worker(r, "flow-monitor", args, n, &r->netns_fd, 1, &r->flows, &r->flows_relay,
 			    ready_rd);

@@ -95,3 +95,32 @@ TEST(grows_past_its_first_table)
 	}
 	ASSERT_EQ(flowacc_unique(a), n);
 }
+
+/* v2 (SPEC FLOW-SUM-007): the whole 16-byte addresses and the family make the 5-tuple. */
+TEST(v2_flows_keyed_on_full_addresses_and_family)
+{
+	_cleanup_flowacc struct flowacc *a = NULL;
+	struct flowrec r6 = key(40000, 1, 443, 17), r4 = key(40000, 1, 443, 17);
+
+	if (!ASSERT_OK(flowacc_new(&a)))
+		return;
+	r6.version = 2;
+	r6.family = FLOWREC_FAMILY_IPV6;
+	r6.src_addr[0] = 0xfd, r6.src_addr[15] = 2;
+	r6.dst_addr[0] = 0xfd, r6.dst_addr[15] = 1;
+	ASSERT_EQ(flowacc_record(a, &r6, FLOWACC_OPENED), 1);
+	/* The same low 4 bytes under another prefix: another flow. */
+	r6.dst_addr[0] = 0xfe;
+	ASSERT_EQ(flowacc_record(a, &r6, FLOWACC_OPENED), 1);
+	/* An IPv4 flow as a v1 and as a v2 record (mapped addresses, family 4): one flow. */
+	ASSERT_EQ(flowacc_record(a, &r4, FLOWACC_OPENED), 1);
+	r4.version = 2;
+	r4.family = FLOWREC_FAMILY_IPV4;
+	flowrec_addr_map_ipv4(r4.src_ip, r4.src_addr);
+	flowrec_addr_map_ipv4(r4.dst_ip, r4.dst_addr);
+	ASSERT_EQ(flowacc_record(a, &r4, FLOWACC_OPENED), 0);
+	/* The mapped address in an IPv6 packet (family 6) is not the IPv4 flow. */
+	r4.family = FLOWREC_FAMILY_IPV6;
+	ASSERT_EQ(flowacc_record(a, &r4, FLOWACC_OPENED), 1);
+	ASSERT_EQ(flowacc_unique(a), 4);
+}

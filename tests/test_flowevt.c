@@ -2,6 +2,7 @@
 /* Translation of records into flow observations and event data (SPEC.md chapters 2, 5, 7). */
 #include <jansson.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "flowevt.h"
 #include "tap.h"
@@ -101,6 +102,73 @@ TEST(decision_data_has_required_fields_and_carries_source)
 	ASSERT_TRUE(json_object_get(j, "correlationId") == NULL);
 	json_decref(j);
 out:
+	jw_free(&w);
+}
+
+/* A v2 record (FLOW-EVT-010, FLOW-SUM-012): RFC 5952 text and byteCount, decision and tally. */
+TEST(v2_events_carry_ipv6_text_and_byte_count)
+{
+	static const uint8_t src[16] = { 0xfe, 0x80, [15] = 2 }, dst[16] = { 0xfe, 0x80, [15] = 1 };
+	struct flowrec r = sample(17, 1);
+	struct flowevt e;
+	struct jw w;
+	json_t *j;
+
+	r.version = 2;
+	r.family = FLOWREC_FAMILY_IPV6;
+	memcpy(r.src_addr, src, 16);
+	memcpy(r.dst_addr, dst, 16);
+	r.byte_count = 112;
+	flowevt_from_record(&r, &e);
+	jw_init(&w);
+	flowevt_write_decision(&w, &e, &meta);
+	j = parse(&w);
+	if (ASSERT_TRUE(j)) {
+		ASSERT_STREQ(json_string_value(json_object_get(j, "srcAddr")), "fe80::2");
+		ASSERT_STREQ(json_string_value(json_object_get(j, "dstAddr")), "fe80::1");
+		ASSERT_EQ(json_integer_value(json_object_get(j, "byteCount")), 112);
+		ASSERT_EQ(json_integer_value(json_object_get(j, "packetCount")), 7);
+		json_decref(j);
+	}
+	jw_reset(&w);
+	flowevt_write_tally(&w, &e, &meta);
+	j = parse(&w);
+	if (ASSERT_TRUE(j)) {
+		ASSERT_STREQ(json_string_value(json_object_get(j, "dstAddr")), "fe80::1");
+		ASSERT_EQ(json_integer_value(json_object_get(j, "byteCount")), 112);
+		json_decref(j);
+	}
+	/* An IPv4 flow in a v2 record reads as a dotted quad, like v1. */
+	r.family = FLOWREC_FAMILY_IPV4;
+	flowrec_addr_map_ipv4(0x0A000001, r.dst_addr);
+	flowevt_from_record(&r, &e);
+	jw_reset(&w);
+	flowevt_write_decision(&w, &e, &meta);
+	j = parse(&w);
+	if (ASSERT_TRUE(j)) {
+		ASSERT_STREQ(json_string_value(json_object_get(j, "dstAddr")), "10.0.0.1");
+		json_decref(j);
+	}
+	jw_free(&w);
+}
+
+/* v1 events are byte for byte what they were before v2 (FLOW-EVT-010's note). */
+TEST(v1_decision_bytes_unchanged)
+{
+	struct flowrec r = sample(17, 1);
+	struct flowevt e;
+	struct jw w;
+
+	flowevt_from_record(&r, &e);
+	jw_init(&w);
+	flowevt_write_decision(&w, &e, &meta);
+	ASSERT_STREQ(jw_text(&w),
+		     "{\"schemaVersion\":\"1.0.0\",\"cellId\":\"cell-1\",\"runId\":\"run-1\","
+		     "\"decisionId\":\"dec-1\",\"direction\":\"egress\",\"decision\":\"allow\","
+		     "\"reasonCode\":\"ebpf_xdp_drop\",\"dstAddr\":\"10.0.0.1\",\"dstPort\":443,"
+		     "\"protocol\":\"udp\",\"packetCount\":7,"
+		     "\"observedAt\":\"2026-11-22T00:00:00.000000Z\",\"srcAddr\":\"10.0.0.2\","
+		     "\"srcPort\":40000,\"firstSeenNs\":123456789,\"verdict\":1}");
 	jw_free(&w);
 }
 

@@ -23,10 +23,14 @@
  *     ls=DIR               the names in DIR, sorted (leases left behind)
  *     ipv6=IF              IPv6 on link IF: disable_ipv6, its addresses, and what a UDP
  *                          sendto(2) to ff02::1%IF returns (what a workload can send)
+ *     ipv6-traffic=IF:PEER:PORT  once IF's link-local address is usable: UDP to [PEER%IF]:PORT,
+ *                          a TCP connect there, an ICMPv6 echo by ping socket and by raw
+ *                          socket; each outcome (what a workload can send over IPv6)
  *     frames=IF:KINDS[:N]  N (1) raw Ethernet frames of each kind (comma-separated: ipv6-udp,
- *                          ether, gre, fragment, truncated) out of IF with AF_PACKET: what an
- *                          egress classifier must count without considering it; sent, and
- *                          dropped (ENOBUFS: a tc filter or qdisc dropped it on the way out)
+ *                          ether, gre, fragment, truncated, and the IPv6 kinds of frame6())
+ *                          out of IF with AF_PACKET: what an egress classifier must count or
+ *                          parse; sent, and dropped (ENOBUFS: a tc filter or qdisc dropped it
+ *                          on the way out)
  *     proc=PID             another process: cmdline, environ, AT_EXECFN, exe, every thread's
  *                          ids, groups, no_new_privs, capabilities and netns, every fd (memfd:
  *                          seals and content; socket: family, type, address, netns)
@@ -823,6 +827,102 @@ static void cmd_ipv6(const char *ifname)
 	end_line();
 }
 
+/* 1 when IF has a link-local address that is no longer tentative (/proc/net/if_inet6). */
+static int ipv6_ll_ready(const char *ifname)
+{
+	char line[256], name[IFNAMSIZ + 1];
+	unsigned int idx, plen, scope, flags;
+	FILE *f = fopen("/proc/net/if_inet6", "re");
+	int ok = 0;
+
+	if (!f)
+		return 0;
+	while (!ok && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*32s %x %x %x %x %16s", &idx, &plen, &scope, &flags, name) ==
+			    5 &&
+		    strcmp(name, ifname) == 0 && scope == 0x20 && !(flags & 0x40 /* tentative */))
+			ok = 1;
+	}
+	fclose(f);
+	return ok;
+}
+
+static void jerr(const char *key, int e)
+{
+	printf(",\"%s\":", key);
+	jstr(e ? strerrorname_np(e) ?: "?" : "ok");
+}
+
+/*
+ * ipv6-traffic=IF:PEER:PORT: what a workload without capabilities can send over IPv6 link-local,
+ * once IF's link-local address is usable (DAD done, waited for at most 5 s): a UDP datagram to
+ * [PEER%IF]:PORT, a TCP connection attempt there (ECONNREFUSED: the SYN left and the peer's
+ * RST came back), an ICMPv6 echo through a ping socket and a raw ICMPv6 socket (refused
+ * without CAP_NET_RAW or a ping_group_range that holds us; sent when allowed). Each the errno
+ * name or "ok".
+ */
+static void cmd_ipv6_traffic(const char *arg)
+{
+	char ifname[IFNAMSIZ] = "", peer[INET6_ADDRSTRLEN] = "";
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	static const uint8_t echo[8] = { 128, 0, 0, 0, 0, 1, 0, 1 };
+	unsigned int port = 0;
+	int ready = 0, fd, e;
+	const char *c1 = strchr(arg, ':'), *c2 = strrchr(arg, ':');
+
+	/* IF, then the address up to the last colon (an IPv6 address has colons), then PORT. */
+	if (c1 && c2 > c1 && (size_t)(c1 - arg) < sizeof(ifname) &&
+	    (size_t)(c2 - c1 - 1) < sizeof(peer)) {
+		memcpy(ifname, arg, (size_t)(c1 - arg));
+		memcpy(peer, c1 + 1, (size_t)(c2 - c1 - 1));
+	}
+	if (!c2 || sscanf(c2 + 1, "%u", &port) != 1 || port > 65535 ||
+	    inet_pton(AF_INET6, peer, &sa.sin6_addr) != 1) {
+		printf("{\"probe\":\"ipv6-traffic\",\"error\":\"EINVAL\"");
+		end_line();
+		return;
+	}
+	sa.sin6_port = htons((uint16_t)port);
+	sa.sin6_scope_id = if_nametoindex(ifname);
+	for (int i = 0; i < 500 && !(ready = ipv6_ll_ready(ifname)); i++)
+		usleep(10000);
+	printf("{\"probe\":\"ipv6-traffic\",\"arg\":");
+	jstr(arg);
+	printf(",\"linklocal\":%s", ready ? "true" : "false");
+
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	e = fd < 0 || sendto(fd, "cellcheck", 9, 0, (struct sockaddr *)&sa, sizeof(sa)) != 9
+		    ? errno ?: EIO
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("udp", e);
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	e = fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? errno ?: EIO : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("tcp", e);
+
+	sa.sin6_port = 0;
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	e = fd < 0 || sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0
+		    ? errno ?: EIO
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("ping", e);
+
+	fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	e = fd < 0 || sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0
+		    ? errno ?: EIO
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	jerr("raw", e);
+	end_line();
+}
+
 static uint16_t csum_fold(uint32_t sum)
 {
 	while (sum >> 16)
@@ -861,10 +961,126 @@ static void ipv4_header(uint8_t *ip, uint8_t proto, uint16_t frag, size_t len)
 	ip[11] = sum & 0xff;
 }
 
+/*
+ * IPv6 frames for the v2 classifier (SPEC.md FLOW-MON-029 to FLOW-MON-031), fe80::2 -> fe80::1,
+ * checksums left 0 (the peer drops them; an egress classifier never looks). Each kind: the
+ * extension headers in order (H hop-by-hop, D destination options, R routing, F first fragment,
+ * f non-first fragment, A authentication header; lowercase d a 16-byte destination options),
+ * the transport (17 UDP, 6 TCP, 58 ICMPv6, 47 GRE) and its ports. The sizes (IP bytes) are
+ * what a byte count sees: 40 + the headers + 8 (UDP, ICMPv6), 20 (TCP) or 4 (GRE) + 8 payload.
+ */
+static const struct frame6 {
+	const char *kind;
+	const char *chain;
+	uint8_t proto;
+	uint16_t sport, dport;
+	uint16_t cut; /* non-zero: only this many bytes of the IPv6 packet */
+} frames6[] = {
+	{ "ipv6-ext1", "H", 17, 40001, 9001, 0 },	  /* 64 bytes */
+	{ "ipv6-ext5", "HdRFA", 6, 40002, 9002, 0 },	  /* 124 bytes */
+	{ "ipv6-ext8", "DDDDDDDD", 17, 40008, 9008, 0 },  /* 120 bytes */
+	{ "ipv6-ext9", "DDDDDDDDD", 17, 40009, 9009, 0 }, /* 128 bytes: one too many */
+	{ "ipv6-frag1", "F", 17, 40011, 9011, 0 },	  /* 64 bytes, first fragment */
+	{ "ipv6-frag2", "f", 17, 40012, 9012, 0 },	  /* 64 bytes, offset 1480 */
+	{ "ipv6-icmp", "", 58, 0, 0, 0 },		  /* 56 bytes, echo request */
+	{ "ipv6-tcp", "", 6, 40013, 9013, 0 },		  /* 68 bytes, SYN */
+	{ "ipv6-gre", "", 47, 0, 0, 0 },		  /* 52 bytes */
+	{ "ipv6-short", "", 17, 40014, 9014, 30 },	  /* not even the IPv6 header */
+	{ "ipv6-extcut", "HD", 17, 40015, 9015, 52 },	  /* D cut off */
+	{ "ipv6-udpcut", "", 17, 40016, 9016, 42 },	  /* 2 bytes of UDP header */
+};
+
+static size_t frame6_body(const struct frame6 *f, uint8_t *b)
+{
+	static const uint8_t payload[8] = "cellchek";
+	uint8_t *nh = b + 6, *p = b + 40;
+	size_t len;
+
+	memset(b, 0, 40);
+	b[0] = 0x60;
+	b[7] = 64;
+	b[8] = 0xfe, b[9] = 0x80, b[23] = 2;
+	b[24] = 0xfe, b[25] = 0x80, b[39] = 1;
+	for (const char *c = f->chain; *c; c++) {
+		size_t hl = 8;
+
+		memset(p, 0, 16);
+		switch (*c) {
+		case 'H':
+			*nh = 0;
+			p[2] = 1, p[3] = 4; /* PadN over the rest */
+			break;
+		case 'D':
+		case 'd':
+			*nh = 60;
+			hl = *c == 'd' ? 16 : 8;
+			p[1] = (uint8_t)(hl / 8 - 1);
+			p[2] = 1, p[3] = (uint8_t)(hl - 4);
+			break;
+		case 'R':
+			*nh = 43;
+			p[2] = 4; /* segment routing, no segment left: 8 bytes */
+			break;
+		case 'F':
+			*nh = 44;
+			p[3] = 1; /* offset 0, more fragments */
+			p[7] = 0x42;
+			break;
+		case 'f':
+			*nh = 44;
+			p[2] = 1480 >> 8, p[3] = 1480 & 0xf8; /* offset 185 units, last */
+			p[7] = 0x42;
+			break;
+		case 'A':
+			*nh = 51;
+			hl = 16;
+			p[1] = 2; /* (16 / 4) - 2: SPI, sequence, 4 bytes of ICV */
+			p[7] = 1;
+			break;
+		}
+		nh = p;
+		p += hl;
+	}
+	*nh = f->proto;
+	if (f->proto == 6) {
+		p[0] = f->sport >> 8, p[1] = f->sport & 0xff, p[2] = f->dport >> 8;
+		p[3] = f->dport & 0xff;
+		memset(p + 4, 0, 16);
+		p[12] = 5 << 4;
+		p[13] = 0x02; /* SYN */
+		p[15] = 0xff;
+		p += 20;
+	} else if (f->proto == 17) {
+		p[0] = f->sport >> 8, p[1] = f->sport & 0xff, p[2] = f->dport >> 8;
+		p[3] = f->dport & 0xff, p[4] = 0, p[5] = 16, p[6] = p[7] = 0;
+		p += 8;
+	} else if (f->proto == 58) {
+		memset(p, 0, 8);
+		p[0] = 128; /* echo request */
+		p += 8;
+	} else {
+		memset(p, 0, 4);
+		p[2] = 0x86, p[3] = 0xdd;
+		p += 4;
+	}
+	memcpy(p, payload, 8);
+	p += 8;
+	len = (size_t)(p - b);
+	b[4] = (uint8_t)((len - 40) >> 8), b[5] = (uint8_t)((len - 40) & 0xff);
+	return f->cut ? f->cut : len;
+}
+
 /* The frame of one kind after the 14-byte Ethernet header; its length and ethertype. */
 static size_t frame_body(const char *kind, uint8_t *b, uint16_t *ethertype)
 {
 	static const uint8_t payload[8] = "cellchek";
+
+	for (size_t i = 0; i < sizeof(frames6) / sizeof(frames6[0]); i++) {
+		if (strcmp(kind, frames6[i].kind) == 0) {
+			*ethertype = ETH_P_IPV6;
+			return frame6_body(&frames6[i], b);
+		}
+	}
 
 	*ethertype = ETH_P_IP;
 	if (strcmp(kind, "ipv6-udp") == 0) {
@@ -917,7 +1133,7 @@ static void cmd_frames(const char *arg)
 {
 	char ifname[IFNAMSIZ] = "", kinds[256] = "", *save = NULL;
 	unsigned int count = 1, sent = 0, dropped = 0;
-	uint8_t frame[128];
+	uint8_t frame[256];
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_halen = 6 };
 	int fd = -1, e = 0;
 
@@ -1911,6 +2127,8 @@ int main(int argc, char **argv)
 			cmd_udp(v);
 		} else if (strncmp(a, "ipv6=", 5) == 0) {
 			cmd_ipv6(v);
+		} else if (strncmp(a, "ipv6-traffic=", 13) == 0) {
+			cmd_ipv6_traffic(v);
 		} else if (strncmp(a, "frames=", 7) == 0) {
 			cmd_frames(v);
 		} else if (strncmp(a, "proc=", 5) == 0) {

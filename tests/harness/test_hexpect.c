@@ -5,6 +5,7 @@
  * truncated frames, huge lines) as FAILs, and ERRORs for what the check itself cannot do.
  * Cases come from JSON texts through hcase_from_json, like the runner's.
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -583,7 +584,7 @@ static const char EV_SUMMARY_OK[] =
 	"\"cellId\":\"c\",\"runId\":\"r\",\"recordsSeen\":1,\"recordsLost\":0,"
 	"\"uniqueFlowCount\":1,\"packetsSeen\":3,\"tableFull\":0,\"decodeErrors\":0,"
 	"\"flowsTallied\":0,\"unconsidered\":{\"nonIp\":0,\"ipv6\":0,\"otherProto\":0,"
-	"\"fragment\":0,\"malformed\":0},\"eventsDropped\":0,\"durationMs\":5,"
+	"\"fragment\":0,\"malformed\":0,\"extChain\":0},\"eventsDropped\":0,\"durationMs\":5,"
 	"\"observedAt\":\"2026-01-01T00:00:00Z\"}}\n";
 
 TEST_TIMEOUT(events_schema, 60)
@@ -718,6 +719,58 @@ TEST(records_match_pad_monotonic)
 	fx_done(&f);
 }
 
+/* A 64-byte v2 frame (SPEC 1.2): addresses network order, the rest host order. */
+static void put_rec_v2(struct recbuf *rb, const char *src, const char *dst, uint16_t sp,
+		       uint16_t dp, uint8_t proto, uint8_t family, uint64_t pkts, uint64_t bytes)
+{
+	unsigned char *p = rb->b + rb->len;
+
+	p[0] = 64, p[1] = p[2] = p[3] = 0;
+	p += 4;
+	memset(p, 0, 64);
+	inet_pton(AF_INET6, src, p);
+	inet_pton(AF_INET6, dst, p + 16);
+	memcpy(p + 32, &sp, 2);
+	memcpy(p + 34, &dp, 2);
+	p[36] = proto;
+	p[37] = family;
+	p[38] = 1;
+	memcpy(p + 40, &pkts, 8);
+	memcpy(p + 48, &bytes, 8);
+	rb->len += 68;
+}
+
+TEST(records_v2)
+{
+	struct recbuf rb = { 0 };
+	struct fx f;
+
+	fx_init(&f);
+	put_rec_v2(&rb, "fd00:99::2", "fd00:99::1", 40101, 7101, 17, 6, 1, 112);
+	put_rec_v2(&rb, "::ffff:10.99.0.2", "::ffff:10.99.0.1", 40141, 7141, 17, 4, 1, 37);
+	set_records(&f, &rb);
+	PASS("{\"records\": {\"pad_zero\": true, \"exhaustive\": true, \"match\": ["
+	     " {\"count\": 1, \"fields\": {\"src_addr\": {\"exact\": \"fd00:99::2\"},"
+	     "   \"dst_addr\": {\"regex\": \"^fd00:99::1$\"}, \"family\": {\"exact\": 6},"
+	     "   \"byte_count\": {\"exact\": 112}, \"src_port\": {\"exact\": 40101}}},"
+	     " {\"count\": 1, \"fields\": {\"dst_addr\": {\"exact\": \"::ffff:10.99.0.1\"},"
+	     "   \"family\": {\"exact\": 4}, \"pad0\": {\"exact\": 0}}}]}}",
+	     &f);
+	ERRORS("{\"records\": {\"match\": [{\"fields\": {\"src_ip\": {\"exact\": 1}}}]}}", &f,
+	       -EINVAL, "records: \"src_ip\" is not a field of a v2 record");
+	rb.b[4 + 39] = 0x5A;
+	set_records(&f, &rb);
+	FAILS_EXACT("{\"records\": {\"pad_zero\": true}}", &f,
+		    "expect.records.pad_zero: record 0: pad0: expected zeros, got 5a");
+	rb.b[4 + 39] = 0;
+	put_rec(&rb, 1, 2, 3, 4, 6, 1, 1, 1); /* a v1 frame after v2 frames */
+	set_records(&f, &rb);
+	FAILS_EXACT("{\"records\": {}}", &f,
+		    "expect.records: frame 2 at byte 136: length 40 after v2 records: one "
+		    "stream mixes record versions");
+	fx_done(&f);
+}
+
 TEST(records_bad_frames)
 {
 	static const char expect[] = "{\"records\": {\"pad_zero\": true}}";
@@ -740,7 +793,7 @@ TEST(records_bad_frames)
 	set_records(&f, &rb);
 	FAILS_EXACT(expect, &f,
 		    "expect.records: frame 1 at byte 44: length 4294967295, a v1 record is 40 "
-		    "bytes");
+		    "bytes, a v2 record 64");
 	FAILS("{\"counts\": {\"records\": 1}}", &f, "expect.counts.records: frame 1 at byte 44");
 	fx_done(&f);
 }
