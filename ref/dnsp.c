@@ -769,8 +769,10 @@ static bool from_upstream(const struct dnsp *p, const struct sockaddr_storage *f
 		const struct sockaddr_in6 *a = (const void *)from,
 					  *b = (const void *)&p->c.upstream;
 
+		/* dns.v6_saddr_unchecked: negative control of DNS-FWD-005 (IPv6 port only). */
 		return a->sin6_port == b->sin6_port &&
-		       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+		       (memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 ||
+			FAULT("dns.v6_saddr_unchecked"));
 	}
 }
 
