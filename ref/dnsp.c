@@ -606,7 +606,11 @@ static int bind_random_port(struct dnsp *p, int fd)
 
 static int upstream_socket(struct dnsp *p, int type)
 {
-	int fd = socket(p->c.upstream.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* dns.upstream_family_of_listen: negative control of DNS-FWD-001 (the listener's family).
+	 */
+	int fd = socket(FAULT("dns.upstream_family_of_listen") ? p->c.listen.ss_family
+							       : p->c.upstream.ss_family,
+			type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1, err;
 
 	if (fd < 0)
