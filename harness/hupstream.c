@@ -18,20 +18,29 @@
 /*
  * The upstream (harness/upstream/cellcheck_upstream.py: the scripted fake, or unbound with a
  * local zone) in the upstream's namespace. Forged replies from "another address" come from
- * listen+1, which is added to the interface holding the listen address.
+ * listen+1 (for IPv6: the last byte plus one), added to the interface holding the listen
+ * address (IPv6 without DAD, so the fake can send from it at once).
  */
-static int upstream_alt_addr(struct run *r, int nsi, const char *ip, char alt[INET_ADDRSTRLEN])
+static int upstream_alt_addr(struct run *r, int nsi, const char *ip, char alt[INET6_ADDRSTRLEN])
 {
 	const char *ns = r->c->topo.ns[nsi];
 	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
 	struct netcfg_link_info li;
 	struct in_addr a;
+	uint8_t a6[16];
+	bool v6 = false;
 	size_t iplen = strlen(ip);
 
-	if (inet_pton(AF_INET, ip, &a) != 1)
+	if (inet_pton(AF_INET, ip, &a) == 1) {
+		a.s_addr = htonl(ntohl(a.s_addr) + 1);
+		inet_ntop(AF_INET, &a, alt, INET6_ADDRSTRLEN);
+	} else if (inet_pton(AF_INET6, ip, a6) == 1) {
+		v6 = true;
+		a6[15]++;
+		inet_ntop(AF_INET6, a6, alt, INET6_ADDRSTRLEN);
+	} else {
 		return -EAFNOSUPPORT;
-	a.s_addr = htonl(ntohl(a.s_addr) + 1);
-	inet_ntop(AF_INET, &a, alt, INET_ADDRSTRLEN);
+	}
 	for (size_t l = 0; l < r->c->topo.n_links; l++) {
 		for (int e = 0; e < 2; e++) {
 			const struct hcase_endpoint *ep = &r->c->topo.links[l].end[e];
@@ -44,7 +53,12 @@ static int upstream_alt_addr(struct run *r, int nsi, const char *ip, char alt[IN
 				int err = netcfg_open(r->ns_fd[nsi], &nc);
 
 				err = err ?: netcfg_link_get(nc, ep->ifname, &li);
-				err = err ?: netcfg_addr_add(nc, li.ifindex, ntohl(a.s_addr), 32);
+				if (v6)
+					err = err ?: netcfg_addr6_add(nc, li.ifindex, a6, 128);
+				else
+					err = err
+						      ?: netcfg_addr_add(nc, li.ifindex,
+									 ntohl(a.s_addr), 32);
 				return err == -EEXIST ? 0 : err;
 			}
 		}
@@ -74,7 +88,7 @@ int hupstream_start(struct run *r)
 	int nsi = htopo_ns_index(r->c, ns), rp[2], st, err;
 	pid_t parent = getpid(), pid;
 	_cleanup_free_ char *jpath = NULL, *lpath = NULL, *script = NULL, *nspath = NULL;
-	char alt[INET_ADDRSTRLEN] = "", ip[INET6_ADDRSTRLEN];
+	char alt[INET6_ADDRSTRLEN] = "", ip[INET6_ADDRSTRLEN];
 	const char *colon = listen ? strrchr(listen, ':') : NULL;
 	struct pollfd pf;
 	char b;
@@ -84,7 +98,11 @@ int hupstream_start(struct run *r)
 	    asprintf(&script, "%s/harness/upstream/cellcheck_upstream.py", r->ctx->srcdir) < 0 ||
 	    asprintf(&nspath, "/proc/%d/fd/%d", (int)parent, r->ns_fd[nsi]) < 0)
 		return -ENOMEM;
-	snprintf(ip, sizeof(ip), "%.*s", (int)(colon - listen), listen);
+	/* "[fd00::1]:53": the address between the brackets */
+	if (listen[0] == '[' && colon > listen + 1 && colon[-1] == ']')
+		snprintf(ip, sizeof(ip), "%.*s", (int)(colon - listen - 2), listen + 1);
+	else
+		snprintf(ip, sizeof(ip), "%.*s", (int)(colon - listen), listen);
 	if (json_dump_file(r->c->upstream, jpath, JSON_COMPACT) < 0) {
 		run_verdict(r, HREP_ERROR, "upstream: cannot write %s", jpath);
 		return -EIO;

@@ -643,7 +643,11 @@ static int bind_random_port(struct dnsp *p, int fd)
 
 static int upstream_socket(struct dnsp *p, int type)
 {
-	int fd = socket(p->c.upstream.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* dns.upstream_family_of_listen: negative control of DNS-FWD-001 (the listener's family).
+	 */
+	int fd = socket(FAULT("dns.upstream_family_of_listen") ? p->c.listen.ss_family
+							       : p->c.upstream.ss_family,
+			type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1, err;
 
 	if (fd < 0)
@@ -816,8 +820,10 @@ static bool from_upstream(const struct dnsp *p, const struct sockaddr_storage *f
 		const struct sockaddr_in6 *a = (const void *)from,
 					  *b = (const void *)&p->c.upstream;
 
+		/* dns.v6_saddr_unchecked: negative control of DNS-FWD-005 (IPv6 port only). */
 		return a->sin6_port == b->sin6_port &&
-		       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+		       (memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 ||
+			FAULT("dns.v6_saddr_unchecked"));
 	}
 }
 

@@ -33,16 +33,21 @@
 #include "evt.h"
 #include "evtq.h"
 #include "fault.h"
+#include "flowrec.h"
 #include "jw.h"
 #include "netcfg.h"
 #include "util.h"
 
 #define SOURCE "/cellref/dns-proxy"
 
+/* "[" INET6 "]:65535" and its NUL */
+#define ADDR_PORT_TEXT (INET6_ADDRSTRLEN + 8)
+
 struct proxy {
 	/* options */
 	const char *listen_text;
 	const char *upstream_text;
+	char upstream_canon[ADDR_PORT_TEXT]; /* --upstream in canonical text (DNS-CLI-004) */
 	const char *netns_path;
 	const char *events_path;
 	const char *cell_id;
@@ -126,7 +131,11 @@ static int parse_addr(const char *text, struct sockaddr_storage *ret, socklen_t 
 	return -EINVAL;
 }
 
-/* Address and port of a socket address, as text and number; false for no address. */
+/*
+ * Address and port of a socket address, as text and number; false for no address. IPv6 goes
+ * through flowrec_addr_text, not inet_ntop: glibc writes ::/96 in mixed notation, which
+ * DNS-CLI-004 (by FLOW-DEC-015) does not allow.
+ */
 static bool addr_text(const struct sockaddr *sa, socklen_t len, char buf[INET6_ADDRSTRLEN],
 		      uint16_t *port)
 {
@@ -140,9 +149,26 @@ static bool addr_text(const struct sockaddr *sa, socklen_t len, char buf[INET6_A
 		const struct sockaddr_in6 *a = (const void *)sa;
 
 		*port = ntohs(a->sin6_port);
-		return inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN) != NULL;
+		/* dns.v6_text_inet_ntop: the negative control of DNS-CLI-004 (glibc's text). */
+		if (FAULT("dns.v6_text_inet_ntop"))
+			return inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN) != NULL;
+		flowrec_addr_text(6, a->sin6_addr.s6_addr, buf);
+		return true;
 	}
 	return false;
+}
+
+/* "10.0.0.1:53" or "[fd00::1]:53" (DNS-CLI-004); "" for no address. */
+static void addr_port_text(const struct sockaddr *sa, socklen_t len, char buf[ADDR_PORT_TEXT])
+{
+	char addr[INET6_ADDRSTRLEN];
+	uint16_t port;
+	/* dns.v6_port_unbracketed: negative control of DNS-CLI-004 (IPv6 IP:PORT unbracketed). */
+	bool br = sa->sa_family == AF_INET6 && !FAULT("dns.v6_port_unbracketed");
+
+	buf[0] = '\0';
+	if (addr_text(sa, len, addr, &port))
+		snprintf(buf, ADDR_PORT_TEXT, br ? "[%s]:%u" : "%s:%u", addr, port);
 }
 
 static void meta_ids(struct proxy *x, struct jw *w)
@@ -277,14 +303,13 @@ static void emit_started(struct proxy *x, struct dnsp *p)
 	struct jw *w = &x->data;
 	struct sockaddr_storage la;
 	socklen_t ll;
-	char addr[INET6_ADDRSTRLEN], listen[INET6_ADDRSTRLEN + 8];
-	uint16_t port = 0;
+	char listen[ADDR_PORT_TEXT];
 	const char *s;
 
 	listen[0] = '\0';
-	if (dnsp_local_addr(p, &la, &ll) == 0 && addr_text((struct sockaddr *)&la, ll, addr, &port))
-		snprintf(listen, sizeof(listen), la.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-			 addr, port);
+	ll = sizeof(la);
+	if (dnsp_local_addr(p, &la, &ll) == 0)
+		addr_port_text((struct sockaddr *)&la, ll, listen);
 	jw_obj_open(w);
 	meta_ids(x, w);
 	jw_kv_str(w, "listen", listen);
@@ -294,7 +319,7 @@ static void emit_started(struct proxy *x, struct dnsp *p)
 	if (dnsp_has_tcp(p))
 		jw_str(w, "tcp");
 	jw_arr_close(w);
-	jw_kv_str(w, "upstream", x->upstream_text);
+	jw_kv_str(w, "upstream", x->upstream_canon);
 	jw_kv_str(w, "upstreamResolverId", x->resolver_id);
 	jw_key(w, "allowlist");
 	jw_arr_open(w);
@@ -642,6 +667,9 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 				fprintf(stderr,
 					"cellref: dns-proxy: --upstream '%s': not IP:PORT\n",
 					optarg);
+			if (!err)
+				addr_port_text((const struct sockaddr *)&x->cfg.upstream,
+					       x->cfg.upstream_len, x->upstream_canon);
 			/* dns.upstream_port_53: the port of --upstream is ignored for 53. */
 			if (!err && FAULT("dns.upstream_port_53"))
 				((struct sockaddr_in *)&x->cfg.upstream)->sin_port = htons(53);
@@ -812,7 +840,7 @@ int cellref_dnsproxy_main(int argc, char **argv)
 	x.cfg.policy = pol;
 	x.cfg.ctx = &x;
 	if (!x.resolver_id)
-		x.resolver_id = x.upstream_text;
+		x.resolver_id = x.upstream_canon;
 
 	/* Usage errors like the others: exit 2 before the sink exists, so no event. */
 	if (check_fds(&x) < 0)
