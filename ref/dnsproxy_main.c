@@ -171,28 +171,6 @@ static void addr_port_text(const struct sockaddr *sa, socklen_t len, char buf[AD
 		snprintf(buf, ADDR_PORT_TEXT, br ? "[%s]:%u" : "%s:%u", addr, port);
 }
 
-static void meta_ids(struct proxy *x, struct jw *w)
-{
-	jw_kv_str(w, "schemaVersion", "1.0.0");
-	jw_kv_str(w, "cellId", x->cell_id);
-	/* dns.run_id_per_event: a fresh UUID in every event, --run-id ignored. */
-	if (FAULT("dns.run_id_per_event")) {
-		char rid[EVT_ID_LEN];
-
-		evt_sink_new_id(x->sink, rid);
-		jw_kv_str(w, "runId", rid);
-		return;
-	}
-	jw_kv_str(w, "runId", x->run_id);
-}
-
-static void kv_time(struct jw *w, const char *key, uint64_t realtime_ns)
-{
-	char t[EVT_TIME_LEN];
-
-	jw_kv_str(w, key, evt_format_time(realtime_ns, t));
-}
-
 /* Format the event whose data is in x->data and queue it; never blocks. */
 static void queue_event(struct proxy *x, const char *type)
 {
@@ -219,7 +197,7 @@ static void on_result(void *ctx, const struct dnsp_result *r)
 		memcpy(qid, first, sizeof(first));
 	}
 	jw_obj_open(w);
-	meta_ids(x, w);
+	evt_data_ids(w, x->cell_id, x->run_id);
 	jw_kv_str(w, "queryId", qid);
 	jw_kv_str(w, "transport", r->transport == DNSP_TCP ? "tcp" : "udp");
 	if (r->client && addr_text(r->client, r->client_len, addr, &port)) {
@@ -246,7 +224,7 @@ static void on_result(void *ctx, const struct dnsp_result *r)
 	jw_kv_u64(w, "latencyUs", r->latency_ns / 1000);
 	if (r->mismatches)
 		jw_kv_u64(w, "upstreamMismatchCount", r->mismatches);
-	kv_time(w, "observedAt", r->recv_realtime_ns);
+	evt_kv_time(w, "observedAt", r->recv_realtime_ns);
 	jw_obj_close(w);
 	queue_event(x, "dns_query");
 }
@@ -263,12 +241,12 @@ static int fail(struct proxy *x, const char *stage, const char *object, int err,
 {
 	cellref_report("dns-proxy", object, err, "%s", detail ? detail : "");
 	jw_obj_open(&x->data);
-	meta_ids(x, &x->data);
+	evt_data_ids(&x->data, x->cell_id, x->run_id);
 	jw_kv_str(&x->data, "stage", stage);
 	jw_kv_i64(&x->data, "errno", err < 0 ? -err : err);
 	jw_kv_str(&x->data, "errnoName", util_errno_name(err));
 	jw_kv_str(&x->data, "message", detail && *detail ? detail : strerror(err < 0 ? -err : err));
-	kv_time(&x->data, "observedAt", util_now_realtime_ns());
+	evt_kv_time(&x->data, "observedAt", util_now_realtime_ns());
 	jw_obj_close(&x->data);
 	queue_event(x, "dns_proxy_failed");
 	evtq_flush(x->q);
@@ -288,12 +266,12 @@ static void emit_degraded(struct proxy *x, int err)
 	snprintf(msg, sizeof(msg), "TCP listener unavailable, serving UDP only: %s",
 		 strerror(-err));
 	jw_obj_open(w);
-	meta_ids(x, w);
+	evt_data_ids(w, x->cell_id, x->run_id);
 	jw_kv_str(w, "reasonCode", "tcp_unavailable");
 	jw_kv_i64(w, "errno", -err);
 	jw_kv_str(w, "errnoName", util_errno_name(err));
 	jw_kv_str(w, "message", msg);
-	kv_time(w, "observedAt", util_now_realtime_ns());
+	evt_kv_time(w, "observedAt", util_now_realtime_ns());
 	jw_obj_close(w);
 	queue_event(x, "dns_proxy_degraded");
 }
@@ -311,7 +289,7 @@ static void emit_started(struct proxy *x, struct dnsp *p)
 	if (dnsp_local_addr(p, &la, &ll) == 0)
 		addr_port_text((struct sockaddr *)&la, ll, listen);
 	jw_obj_open(w);
-	meta_ids(x, w);
+	evt_data_ids(w, x->cell_id, x->run_id);
 	jw_kv_str(w, "listen", listen);
 	jw_key(w, "transports");
 	jw_arr_open(w);
@@ -327,7 +305,7 @@ static void emit_started(struct proxy *x, struct dnsp *p)
 		jw_str(w, s);
 	jw_arr_close(w);
 	jw_kv_u64(w, "timeoutMs", x->cfg.timeout_ms);
-	kv_time(w, "observedAt", util_now_realtime_ns());
+	evt_kv_time(w, "observedAt", util_now_realtime_ns());
 	jw_obj_close(w);
 	queue_event(x, "dns_proxy_started");
 }
@@ -337,7 +315,7 @@ static void emit_stats(struct proxy *x, const struct dnsp_stats *st)
 	struct jw *w = &x->data;
 
 	jw_obj_open(w);
-	meta_ids(x, w);
+	evt_data_ids(w, x->cell_id, x->run_id);
 	jw_kv_u64(w, "queries", st->queries);
 	jw_kv_u64(w, "udpQueries", st->udp_queries);
 	jw_kv_u64(w, "tcpQueries", st->tcp_queries);
@@ -361,7 +339,7 @@ static void emit_stats(struct proxy *x, const struct dnsp_stats *st)
 	evtq_flush(x->q);
 	jw_kv_u64(w, "eventsDropped", evtq_dropped(x->q));
 	jw_kv_u64(w, "durationMs", (util_now_monotonic_ns() - x->started_mono) / 1000000);
-	kv_time(w, "observedAt", util_now_realtime_ns());
+	evt_kv_time(w, "observedAt", util_now_realtime_ns());
 	jw_obj_close(w);
 	queue_event(x, "dns_proxy_stats");
 	evtq_flush(x->q);

@@ -240,3 +240,17 @@ uint64_t evt_sink_emitted(const struct evt_sink *s)
 {
 	return __atomic_load_n(&s->emitted, __ATOMIC_RELAXED);
 }
+
+void evt_data_ids(struct jw *w, const char *cell_id, const char *run_id)
+{
+	jw_kv_str(w, "schemaVersion", EVT_SCHEMA_VERSION);
+	jw_kv_str(w, "cellId", cell_id);
+	jw_kv_str(w, "runId", run_id);
+}
+
+void evt_kv_time(struct jw *w, const char *key, uint64_t realtime_ns)
+{
+	char t[EVT_TIME_LEN];
+
+	jw_kv_str(w, key, evt_format_time(realtime_ns ?: util_now_realtime_ns(), t));
+}

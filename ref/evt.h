@@ -55,4 +55,13 @@ void evt_sink_new_id(struct evt_sink *s, char buf[static EVT_ID_LEN]);
 /* RFC 3339 UTC with microseconds: 2026-11-22T05:05:45.123456Z. */
 char *evt_format_time(uint64_t realtime_ns, char buf[static EVT_TIME_LEN]);
 
+/* The data schema version every event of this contract carries. */
+#define EVT_SCHEMA_VERSION "1.0.0"
+
+/* The members every event's data starts with: schemaVersion, cellId, runId. */
+void evt_data_ids(struct jw *w, const char *cell_id, const char *run_id);
+
+/* key: realtime_ns (0: now) as evt_format_time text (observedAt and the like). */
+void evt_kv_time(struct jw *w, const char *key, uint64_t realtime_ns);
+
 #endif

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "evt.h"
+
 /* The family and addresses a record's text follows, v1 or v2 (see flowevt_from_record). */
 static void record_addrs(const struct flowrec *r, uint8_t *ret_family, uint8_t src[16],
 			 uint8_t dst[16])
@@ -95,17 +97,10 @@ static void kv_byte_count(struct jw *w, const struct flowevt *e)
 		jw_kv_u64(w, "byteCount", e->byte_count);
 }
 
-static void write_ids(struct jw *w, const struct flowevt_meta *m)
-{
-	jw_kv_str(w, "schemaVersion", FLOWEVT_SCHEMA_VERSION);
-	jw_kv_str(w, "cellId", m->cell_id);
-	jw_kv_str(w, "runId", m->run_id);
-}
-
 void flowevt_write_decision(struct jw *w, const struct flowevt *e, const struct flowevt_meta *m)
 {
 	jw_obj_open(w);
-	write_ids(w, m);
+	evt_data_ids(w, m->cell_id, m->run_id);
 	jw_kv_str(w, "decisionId", m->decision_id);
 	jw_kv_str(w, "direction", e->direction);
 	jw_kv_str(w, "decision", e->decision);
@@ -132,7 +127,7 @@ void flowevt_write_decision(struct jw *w, const struct flowevt *e, const struct 
 void flowevt_write_tally(struct jw *w, const struct flowevt *e, const struct flowevt_meta *m)
 {
 	jw_obj_open(w);
-	write_ids(w, m);
+	evt_data_ids(w, m->cell_id, m->run_id);
 	kv_addr(w, "srcAddr", e->family, e->src_addr);
 	jw_kv_u64(w, "srcPort", e->src_port);
 	kv_addr(w, "dstAddr", e->family, e->dst_addr);

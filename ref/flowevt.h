@@ -12,7 +12,6 @@
 #include "flowrec.h"
 #include "jw.h"
 
-#define FLOWEVT_SCHEMA_VERSION	 "1.0.0"
 #define FLOWEVT_REASON_EBPF	 "ebpf_xdp_drop"
 #define FLOWEVT_REASON_NFLOG	 "nflog_match"
 #define FLOWEVT_UNIQUE_COUNT_MAX 4294967295ULL

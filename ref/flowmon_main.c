@@ -86,20 +86,6 @@ static void usage(FILE *f)
 
 /* One line on stderr naming the object and the cause, as every cellref error is reported. */
 
-static void meta_ids(struct mon *m, struct jw *w)
-{
-	jw_kv_str(w, "schemaVersion", FLOWEVT_SCHEMA_VERSION);
-	jw_kv_str(w, "cellId", m->cell_id);
-	jw_kv_str(w, "runId", m->run_id);
-}
-
-static void kv_now(struct jw *w)
-{
-	char now[EVT_TIME_LEN];
-
-	jw_kv_str(w, "observedAt", evt_format_time(util_now_realtime_ns(), now));
-}
-
 static void emit(struct mon *m, const char *type)
 {
 	/* A failing sink is counted by the sink itself; the monitor keeps going. */
@@ -114,12 +100,12 @@ static int fail(struct mon *m, const char *stage, const char *object, int err, i
 {
 	cellref_report("flow-monitor", object, err, "%s", detail ? detail : "");
 	jw_obj_open(&m->data);
-	meta_ids(m, &m->data);
+	evt_data_ids(&m->data, m->cell_id, m->run_id);
 	jw_kv_str(&m->data, "stage", stage);
 	jw_kv_i64(&m->data, "errno", err < 0 ? -err : err);
 	jw_kv_str(&m->data, "errnoName", util_errno_name(err));
 	jw_kv_str(&m->data, "message", detail && *detail ? detail : strerror(err < 0 ? -err : err));
-	kv_now(&m->data);
+	evt_kv_time(&m->data, "observedAt", 0);
 	jw_obj_close(&m->data);
 	emit(m, "flow_monitor_failed");
 	/* flow.start_exit1: the negative control of FLOW-MON-022 (ref/fault.h). */
@@ -235,7 +221,7 @@ static void emit_started(struct mon *m, int ifindex)
 	struct jw *w = &m->data;
 
 	jw_obj_open(w);
-	meta_ids(m, w);
+	evt_data_ids(w, m->cell_id, m->run_id);
 	jw_kv_str(w, "ifname", m->ifname);
 	jw_kv_u64(w, "ifindex", (uint64_t)ifindex);
 	jw_kv_u64(w, "progId", flowmon_prog_id(m->fm));
@@ -245,7 +231,7 @@ static void emit_started(struct mon *m, int ifindex)
 	jw_kv_bool(w, "qdiscCreated", flowmon_qdisc_created(m->fm));
 	jw_kv_str(w, "unconsidered", m->drop_unconsidered ? "drop" : "count");
 	jw_kv_u64(w, "recordVersion", m->record_version);
-	kv_now(w);
+	evt_kv_time(w, "observedAt", 0);
 	jw_obj_close(w);
 	emit(m, "flow_monitor_started");
 }
@@ -257,7 +243,7 @@ static void emit_summary(struct mon *m, const struct flowmon_stats *st)
 	uint64_t unique = flowacc_unique(m->acc), lost = st->lost;
 
 	jw_obj_open(w);
-	meta_ids(m, w);
+	evt_data_ids(w, m->cell_id, m->run_id);
 	jw_kv_u64(w, "recordsSeen", m->records_seen);
 	jw_kv_u64(w, "recordsLost", lost);
 	jw_kv_u64(w, "uniqueFlowCount", flowevt_saturate_u32(unique));
@@ -269,7 +255,7 @@ static void emit_summary(struct mon *m, const struct flowmon_stats *st)
 	/* The summary cannot count its own loss; everything before it is counted here. */
 	jw_kv_u64(w, "eventsDropped", evt_sink_dropped(m->sink));
 	jw_kv_u64(w, "durationMs", dur);
-	kv_now(w);
+	evt_kv_time(w, "observedAt", 0);
 	jw_obj_close(w);
 	emit(m, "flow_monitor_summary");
 }

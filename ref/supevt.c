@@ -44,29 +44,15 @@
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
-static void meta(struct run *r, struct jw *w)
-{
-	jw_kv_str(w, "schemaVersion", "1.0.0");
-	jw_kv_str(w, "cellId", r->spec->cell_id);
-	jw_kv_str(w, "runId", r->run_id);
-}
-
-static void kv_now(struct jw *w)
-{
-	char t[EVT_TIME_LEN];
-
-	jw_kv_str(w, "observedAt", evt_format_time(util_now_realtime_ns(), t));
-}
-
 /*
- * Close r->data (opened by the caller with meta()), format and queue; lossless. With now, the
+ * Close r->data (opened by supevt_open()), format and queue; lossless. With now, the
  * line is written before this returns (cell_started: nothing may happen before it is out, and
  * nothing is queued yet, so the writer thread is idle); a failed write goes to the queue,
  * which counts it as dropped.
  */
 static void emit_now(struct run *r, const char *type, bool now)
 {
-	kv_now(&r->data);
+	evt_kv_time(&r->data, "observedAt", 0);
 	jw_obj_close(&r->data);
 	jw_reset(&r->line);
 	if (!jw_error(&r->data) && evt_format(r->sink, type, jw_text(&r->data), &r->line) == 0 &&
@@ -83,7 +69,7 @@ void supevt_emit(struct run *r, const char *type)
 void supevt_open(struct run *r)
 {
 	jw_obj_open(&r->data);
-	meta(r, &r->data);
+	evt_data_ids(&r->data, r->spec->cell_id, r->run_id);
 }
 
 void supevt_kv_err(struct jw *w, int err)
