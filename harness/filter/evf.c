@@ -526,6 +526,19 @@ static bool f_stats_tcp_as_udp(struct evf *x, const struct line *l, struct edits
 	return true;
 }
 
+/* dns.run_id_per_event: every event's data.runId a fresh UUID, --run-id ignored (DNS-EVT-003). */
+static bool f_run_id_per_event(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+	char id[48];
+
+	if (!is_event(l, NULL) || !member2(l, "data", "runId", &m))
+		return false;
+	snprintf(id, sizeof(id), "\"5e1f0000-0000-4000-8000-%012llx\"", x->seq++);
+	edit(e, m.val, m.end, id);
+	return true;
+}
+
 static bool f_pkt_count_zero(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
 	return set_data(l, "network_flow_decision", "packetCount", "0", e);
@@ -740,6 +753,7 @@ static const struct evf_fault faults[] = {
 	{ "dns.failed_stage_unknown", f_failed_stage },
 	{ "dns.event_transport_swapped", f_transport_swapped },
 	{ "dns.stats_tcp_as_udp", f_stats_tcp_as_udp },
+	{ "dns.run_id_per_event", f_run_id_per_event },
 	{ "flow.event_pkt_count_zero", f_pkt_count_zero },
 	{ "flow.summary_miscount", f_summary_miscount },
 	{ "flow.lost_uncounted", f_lost_uncounted },

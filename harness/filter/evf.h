@@ -30,7 +30,7 @@ struct evf {
 		char *source; /* the source member's value text, quotes included */
 		char *id;     /* its first id's value text */
 	} src[16];
-	unsigned long long seq; /* evt.source_numbered: events seen */
+	unsigned long long seq; /* evt.source_numbered, dns.run_id_per_event: events seen */
 };
 
 /* The fault of that name in the table, or NULL. */

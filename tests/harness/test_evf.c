@@ -88,6 +88,13 @@ static const struct row rows[] = {
 	  NULL },
 	{ "evt.time_monotonic", EV("dns_query", "{}"),
 	  ENV("id-1", DNS, T "dns_query", "1970-01-01T14:00:00.000001Z", CT, "", "{}"), NULL },
+	{ "dns.run_id_per_event",
+	  EV("dns_query", "{\"cellId\":\"c\",\"runId\":\"r-1\"}")
+		  EV("dns_proxy_stats", "{\"runId\":\"r-1\",\"x\":1}"),
+	  EV("dns_query", "{\"cellId\":\"c\",\"runId\":\"5e1f0000-0000-4000-8000-000000000000\"}")
+		  EV("dns_proxy_stats",
+		     "{\"runId\":\"5e1f0000-0000-4000-8000-000000000001\",\"x\":1}"),
+	  EV("dns_query", "{\"cellId\":\"c\"}") },
 	{ "evt.json_quote_raw", EV("dns_query", DQ("udp")),
 	  EV("dns_query", "{\"qname\":\"a\"b.example\",\"transport\":\"udp\",\"note\":\"x\"}"),
 	  EV("dns_query", "{\"qname\":\"a\\\\b\"}") },
