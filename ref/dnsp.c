@@ -1623,11 +1623,14 @@ unsigned int dnsp_listen_count(const struct dnsp *p)
 	return p->n_lsn;
 }
 
+bool dnsp_has_tcp(const struct dnsp *p, unsigned int i)
+{
+	return i < p->n_lsn && p->lsn[i].tcp_fd >= 0;
+}
+
 int dnsp_tcp_error(const struct dnsp *p, unsigned int i)
 {
-	if (i >= p->n_lsn)
-		return -EINVAL;
-	return p->lsn[i].tcp_fd >= 0 ? 0 : p->lsn[i].tcp_err;
+	return i < p->n_lsn ? p->lsn[i].tcp_err : -EINVAL;
 }
 
 int dnsp_local_addr(const struct dnsp *p, unsigned int i, struct sockaddr_storage *ret,

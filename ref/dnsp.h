@@ -118,7 +118,9 @@ void dnsp_freep(struct dnsp **p);
 
 /* The listen addresses served, 1 to DNSP_MAX_LISTEN. */
 unsigned int dnsp_listen_count(const struct dnsp *p);
-/* 0 when listen address i has its TCP listener, else the -errno that prevented it. */
+/* Whether listen address i has its TCP listener. */
+bool dnsp_has_tcp(const struct dnsp *p, unsigned int i);
+/* The -errno that prevented the TCP listener of listen address i, or 0. */
 int dnsp_tcp_error(const struct dnsp *p, unsigned int i);
 /* The UDP listener's bound address of listen address i (for inherited sockets too). */
 int dnsp_local_addr(const struct dnsp *p, unsigned int i, struct sockaddr_storage *ret,

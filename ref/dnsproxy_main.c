@@ -309,10 +309,10 @@ static void emit_started(struct proxy *x, struct dnsp *p)
 	bool tcp = true;
 	const char *s;
 
-	/* TCP is named when every address serves it (DNS-EVT-009); else the degraded events say
-	 * which. */
+	/* tcp only when every address serves it (DNS-PLC-013); the degraded events say which not.
+	 */
 	for (unsigned int i = 0; i < n; i++)
-		tcp = tcp && dnsp_tcp_error(p, i) == 0;
+		tcp = tcp && dnsp_has_tcp(p, i);
 	jw_obj_open(w);
 	evt_data_ids(w, x->cell_id, x->run_id);
 	/* The first address, as a proxy with one --listen always wrote it (DNS-EVT-016). */
