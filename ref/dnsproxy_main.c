@@ -309,8 +309,7 @@ static void emit_started(struct proxy *x, struct dnsp *p)
 	bool tcp = true;
 	const char *s;
 
-	/* tcp only when every address serves it (DNS-PLC-013); the degraded events say which not.
-	 */
+	/* tcp only when every address serves it (DNS-PLC-013). */
 	for (unsigned int i = 0; i < n; i++)
 		tcp = tcp && dnsp_has_tcp(p, i);
 	jw_obj_open(w);
@@ -416,7 +415,7 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 /*
  * DNS-CLI-003: unusable descriptors are usage errors, found before the sink exists so that no
  * event is written. Every --udp-fd is one listen address, in order; each --tcp-fd joins the
- * --udp-fd bound to its address (DNS-PLC-013). Prints why; -EINVAL.
+ * --udp-fd bound to its address (DNS-CLI-007, DNS-PLC-014). Prints why; -EINVAL.
  */
 static int check_fds(struct proxy *x)
 {
