@@ -166,7 +166,7 @@ int hproc_spawn(struct run *r, const struct hproc_spawn_opts *o, pid_t *ret)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		int in, out, err, rf, lf[2] = { -1, -1 }, e;
+		int in, out, err, rf, lf[4] = { -1, -1, -1, -1 }, e;
 
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -213,20 +213,22 @@ int hproc_spawn(struct run *r, const struct hproc_spawn_opts *o, pid_t *ret)
 		rf = o->ready_wfd >= 0 ? fcntl(o->ready_wfd, F_DUPFD, 200) : -1;
 		if (in < 0 || out < 0 || err < 0 || (o->ready_wfd >= 0 && rf < 0))
 			goto fail;
-		for (int k = 0; k < 2; k++)
+		for (int k = 0; k < 4; k++)
 			if (o->lis_fd[k] >= 0 && (lf[k] = fcntl(o->lis_fd[k], F_DUPFD, 200)) < 0)
 				goto fail;
 		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
-		    (rf >= 0 && dup2(rf, READY_FD) < 0) || (lf[0] >= 0 && dup2(lf[0], 4) < 0) ||
-		    (lf[1] >= 0 && dup2(lf[1], 5) < 0))
+		    (rf >= 0 && dup2(rf, READY_FD) < 0))
 			goto fail;
-		for (int k = 3; k < 6; k++)
-			if ((k == READY_FD && rf >= 0) || (k == 4 && lf[0] >= 0) ||
-			    (k == 5 && lf[1] >= 0))
+		/* Listener k on fd 4 + k, every other fd from 3 to 7 closed. */
+		for (int k = 0; k < 4; k++)
+			if (lf[k] >= 0 && dup2(lf[k], 4 + k) < 0)
+				goto fail;
+		for (int k = 3; k < 8; k++)
+			if ((k == READY_FD && rf >= 0) || (k >= 4 && lf[k - 4] >= 0))
 				continue;
 			else
 				close(k);
-		close_range(6, (unsigned int)ep_w - 1, 0);
+		close_range(8, (unsigned int)ep_w - 1, 0);
 		close_range((unsigned int)ep_w + 1, ~0u, 0);
 		if (o->fault)
 			setenv("CELLREF_FAULT", o->fault, 1);

@@ -539,6 +539,51 @@ static bool f_run_id_per_event(struct evf *x, const struct line *l, struct edits
 	return true;
 }
 
+/* dns.listeners_reversed: dns_proxy_started's listeners array in reverse order. */
+static bool f_listeners_reversed(struct evf *x, const struct line *l, struct edits *e,
+				 struct out *o)
+{
+	struct member m;
+	size_t from[8], to[8], n = 0, i;
+
+	if (!is_event(l, "dns_proxy_started") || !member2(l, "data", "listeners", &m) ||
+	    l->s[m.val] != '[')
+		return false;
+	for (i = skip_ws(l, m.val + 1); i < m.end && l->s[i] == '"' && n < 8;) {
+		size_t end = str_end(l, i);
+
+		if (!end || end - i >= sizeof(e->e[0].text))
+			return false;
+		from[n] = i;
+		to[n++] = end;
+		i = skip_ws(l, end);
+		if (i < m.end && l->s[i] == ',')
+			i = skip_ws(l, i + 1);
+	}
+	for (i = 0; i < n; i++) {
+		char text[sizeof(e->e[0].text)];
+		size_t k = n - 1 - i;
+
+		snprintf(text, sizeof(text), "%.*s", (int)(to[k] - from[k]), l->s + from[k]);
+		edit(e, from[i], to[i], text);
+	}
+	return n > 1;
+}
+
+/* dns.query_listen_first: every dns_query says dns_proxy_started's listen. */
+static bool f_query_listen_first(struct evf *x, const struct line *l, struct edits *e,
+				 struct out *o)
+{
+	struct member m;
+
+	if (is_event(l, "dns_proxy_started") && member2(l, "data", "listen", &m) &&
+	    m.end - m.val < sizeof(x->listen)) {
+		snprintf(x->listen, sizeof(x->listen), "%.*s", (int)(m.end - m.val), l->s + m.val);
+		return false;
+	}
+	return x->listen[0] && set_data(l, "dns_query", "listen", x->listen, e);
+}
+
 static bool f_pkt_count_zero(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
 	return set_data(l, "network_flow_decision", "packetCount", "0", e);
@@ -754,6 +799,8 @@ static const struct evf_fault faults[] = {
 	{ "dns.event_transport_swapped", f_transport_swapped },
 	{ "dns.stats_tcp_as_udp", f_stats_tcp_as_udp },
 	{ "dns.run_id_per_event", f_run_id_per_event },
+	{ "dns.listeners_reversed", f_listeners_reversed },
+	{ "dns.query_listen_first", f_query_listen_first },
 	{ "flow.event_pkt_count_zero", f_pkt_count_zero },
 	{ "flow.summary_miscount", f_summary_miscount },
 	{ "flow.lost_uncounted", f_lost_uncounted },

@@ -31,6 +31,7 @@ struct evf {
 		char *id;     /* its first id's value text */
 	} src[16];
 	unsigned long long seq; /* evt.source_numbered, dns.run_id_per_event: events seen */
+	char listen[64];	/* dns.query_listen_first: dns_proxy_started's listen, quoted */
 };
 
 /* The fault of that name in the table, or NULL. */

@@ -102,6 +102,18 @@ static const struct row rows[] = {
 	  EV("cell_started", "{\"command\":[\"a\xEF\xBF\xBD\xEF\xBF\xBDz\"]}"),
 	  EV("cell_started", "{\"command\":[\"a\xEF\xBF\xBDz\"]}"),
 	  EV("cell_started", "{\"command\":[\"a\xEF\xBF\xBDz\xEF\xBF\xBD\"]}") },
+	{ "dns.listeners_reversed",
+	  EV("dns_proxy_started",
+	     "{\"listen\":\"[fd53::10]:53\",\"listeners\":[\"[fd53::10]:53\", \"10.0.0.1:53\"]}"),
+	  EV("dns_proxy_started",
+	     "{\"listen\":\"[fd53::10]:53\",\"listeners\":[\"10.0.0.1:53\", \"[fd53::10]:53\"]}"),
+	  EV("dns_query", "{\"listeners\":[\"a\",\"b\"]}") },
+	{ "dns.query_listen_first",
+	  EV("dns_proxy_started", "{\"listen\":\"10.0.0.1:53\"}")
+		  EV("dns_query", "{\"listen\":\"[fd53::10]:53\",\"x\":1}"),
+	  EV("dns_proxy_started", "{\"listen\":\"10.0.0.1:53\"}")
+		  EV("dns_query", "{\"listen\":\"10.0.0.1:53\",\"x\":1}"),
+	  EV("dns_query", "{\"listen\":\"[fd53::10]:53\"}") },
 	{ "dns.failed_stage_unknown", EV("dns_proxy_failed", "{\"stage\":\"bind\",\"errno\":98}"),
 	  EV("dns_proxy_failed", "{\"stage\":\"unknown\",\"errno\":98}"),
 	  EV("flow_monitor_failed", "{\"stage\":\"attach\"}") },
