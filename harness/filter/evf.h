@@ -31,6 +31,11 @@ struct evf {
 		char *id;     /* its first id's value text */
 	} src[16];
 	unsigned long long seq; /* evt.source_numbered, dns.run_id_per_event: events seen */
+	/*
+	 * A value text kept from an earlier line, quotes included: dns.query_id_reused's first
+	 * queryId, dns.v6_*'s upstream, sup.relay_source_own's source of the sink's first event.
+	 */
+	char *first;
 };
 
 /* The fault of that name in the table, or NULL. */
