@@ -541,6 +541,52 @@ static bool f_run_id_per_event(struct evf *x, const struct line *l, struct edits
 	return true;
 }
 
+/* dns.qname_lowercased: the qname of dns_query with its ASCII letters lowercase (DNS-PRS-013). */
+static bool f_qname_lowercased(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+	bool changed = false;
+
+	if (!is_event(l, "dns_query") || !member2(l, "data", "qname", &m) || l->s[m.val] != '"')
+		return false;
+	/* Whole text: a name is longer than an edit. Its text has no \u escape to keep. */
+	put(o, l->s, m.val);
+	for (size_t i = m.val; i < m.end; i++) {
+		char c = l->s[i];
+
+		changed |= c >= 'A' && c <= 'Z';
+		put(o, &(char){ c >= 'A' && c <= 'Z' ? (char)(c + 32) : c }, 1);
+	}
+	put(o, l->s + m.end, l->n - m.end);
+	return changed;
+}
+
+/*
+ * dns.root_name_empty: the root name written "" instead of "." (DNS-PRS-013): the qname of
+ * dns_query, and an allowlist entry of dns_proxy_started (the same name text).
+ */
+static bool f_root_name_empty(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+
+	if (is_event(l, "dns_query") && member2(l, "data", "qname", &m) && value_is(l, &m, "\".\""))
+		edit(e, m.val, m.end, "\"\"");
+	if (is_event(l, "dns_proxy_started") && member2(l, "data", "allowlist", &m) &&
+	    l->s[m.val] == '[') {
+		for (size_t i = skip_ws(l, m.val + 1), v; i < m.end && l->s[i] != ']';) {
+			v = value_end(l, i);
+			if (!v)
+				break;
+			if (v - i == 3 && memcmp(l->s + i, "\".\"", 3) == 0)
+				edit(e, i, v, "\"\"");
+			i = skip_ws(l, v);
+			if (i < m.end && l->s[i] == ',')
+				i = skip_ws(l, i + 1);
+		}
+	}
+	return e->n > 0;
+}
+
 /* dns.query_id_reused: every dns_query event carries the first one's queryId (DNS-EVT-002). */
 static bool f_query_id_reused(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
@@ -738,6 +784,88 @@ static bool f_v6_text(struct evf *x, const struct line *l, struct edits *e, stru
 			text[0] = '"';
 			v6_text(a.s6_addr, x->f->arg, text + 1);
 			strcat(text, "\"");
+			if (!value_is(l, &m, text))
+				edit(e, m.val, m.end, text);
+		}
+	}
+	return e->n > 0;
+}
+
+/* decode.byte_count_missing: no byteCount in the flow object (FLOW-DEC-016, FLOW-FRM-012). */
+static bool f_byte_count_missing(struct evf *x, const struct line *l, struct edits *e,
+				 struct out *o)
+{
+	struct member m;
+
+	if (!is_decoded(l) || !member2(l, "flow", "byteCount", &m))
+		return false;
+	edit_drop(e, l, &m);
+	return true;
+}
+
+/* An address member's text as 16 bytes: a dotted quad as ::ffff:a.b.c.d, else IPv6 text. */
+static bool addr_bytes(const struct line *l, const struct member *m, uint8_t ret[16])
+{
+	char in[INET6_ADDRSTRLEN];
+	size_t n = m->end - m->val - 2;
+
+	if (l->s[m->val] != '"' || n < 2 || n >= sizeof(in))
+		return false;
+	memcpy(in, l->s + m->val + 1, n);
+	in[n] = '\0';
+	if (inet_pton(AF_INET, in, ret + 12) == 1) {
+		memset(ret, 0, 10);
+		ret[10] = ret[11] = 0xff;
+		return true;
+	}
+	return inet_pton(AF_INET6, in, ret) == 1;
+}
+
+/*
+ * decode.family_ignored (FLOW-DEC-014): a v2 line's flow addresses as IPv6 text whatever the
+ * family (a dotted quad of family 4 reads ::ffff:a.b.c.d); the record object keeps its own.
+ * decode.v2_addr_words (FLOW-DEC-013): every v2 address read as four host-order words, the
+ * bytes of each 4-byte group reversed, then written by the family's rule (record and flow).
+ */
+static bool f_v2_addr(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	static const char *const objs[] = { "record", "flow" };
+	static const char *const keys[] = { "srcAddr", "dstAddr" };
+	bool words = x->f->arg, v4;
+	struct member fam, ob, m;
+
+	/* v2 lines carry record.family; v1 lines have none and stay as they are. */
+	if (!is_decoded(l) || !member2(l, "record", "family", &fam))
+		return false;
+	v4 = value_is(l, &fam, "4");
+	for (int i = words ? 0 : 1; i < 2; i++) {
+		if (!member(l, 0, objs[i], &ob) || l->s[ob.val] != '{')
+			continue;
+		for (int k = 0; k < 2; k++) {
+			static const uint8_t mapped[12] = {
+				0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+			};
+			uint8_t a[16];
+			char text[96];
+
+			if (!member(l, ob.val, keys[k], &m) || !addr_bytes(l, &m, a))
+				continue;
+			for (int g = 0; words && g < 16; g += 4) {
+				uint8_t t0 = a[g], t1 = a[g + 1];
+
+				a[g] = a[g + 3];
+				a[g + 1] = a[g + 2];
+				a[g + 2] = t1;
+				a[g + 3] = t0;
+			}
+			if (words && v4 && !memcmp(a, mapped, 12))
+				snprintf(text, sizeof(text), "\"%u.%u.%u.%u\"", a[12], a[13], a[14],
+					 a[15]);
+			else {
+				text[0] = '"';
+				v6_text(a, 0, text + 1);
+				strcat(text, "\"");
+			}
 			if (!value_is(l, &m, text))
 				edit(e, m.val, m.end, text);
 		}
@@ -982,6 +1110,8 @@ static const struct evf_fault faults[] = {
 	{ "dns.stats_tcp_as_udp", f_stats_tcp_as_udp },
 	{ "dns.run_id_per_event", f_run_id_per_event },
 	{ "dns.query_id_reused", f_query_id_reused },
+	{ "dns.qname_lowercased", f_qname_lowercased },
+	{ "dns.root_name_empty", f_root_name_empty },
 	{ "dns.v6_port_unbracketed", f_dns_addr, ADDR_UNBRACKETED },
 	{ "dns.v6_text_inet_ntop", f_dns_addr, ADDR_INET_NTOP },
 	{ "flow.event_pkt_count_zero", f_pkt_count_zero },
@@ -1004,6 +1134,9 @@ static const struct evf_fault faults[] = {
 	{ "decode.v6_mapped_hex", f_v6_text, V6_MAPPED_HEX },
 	{ "decode.v6_upper", f_v6_text, V6_UPPER },
 	{ "decode.v6_leading_zeros", f_v6_text, V6_LEADING_ZEROS },
+	{ "decode.byte_count_missing", f_byte_count_missing },
+	{ "decode.family_ignored", f_v2_addr, 0 },
+	{ "decode.v2_addr_words", f_v2_addr, 1 },
 };
 
 const struct evf_fault *evf_find(const char *name)

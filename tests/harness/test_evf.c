@@ -55,6 +55,16 @@
 /* A decoded v2 line whose srcAddr (record and flow) is addr. */
 #define V6(addr) DECODED("1", "2", "1", "allow", "", addr)
 
+/* A decoded v2 line: record family, addresses of the record and of the flow, flow byteCount. */
+#define V2LINE(fam, rs, rd, fs, fd, bc)                                                         \
+	"{\"ok\":true,\"index\":0,\"record\":{\"srcAddr\":\"" rs "\",\"dstAddr\":\"" rd "\","   \
+	"\"srcPort\":1,\"dstPort\":2,\"proto\":6,\"family\":" fam ",\"pktCount\":1,"            \
+	"\"byteCount\":60,\"firstSeenNs\":5,\"verdict\":1},\"flow\":{\"direction\":\"egress\"," \
+	"\"decision\":\"allow\",\"reasonCode\":\"ebpf_xdp_drop\",\"srcAddr\":\"" fs "\","       \
+	"\"srcPort\":1,\"dstAddr\":\"" fd "\",\"dstPort\":2,\"protocol\":\"tcp\","              \
+	"\"packetCount\":1," bc "\"firstSeenNs\":5}}\n"
+#define BC "\"byteCount\":60,"
+
 struct row {
 	const char *fault;
 	const char *in, *want; /* a line (or lines) the fault targets, and what it becomes */
@@ -104,6 +114,16 @@ static const struct row rows[] = {
 		  EV("dns_proxy_stats",
 		     "{\"runId\":\"5e1f0000-0000-4000-8000-000000000001\",\"x\":1}"),
 	  EV("dns_query", "{\"cellId\":\"c\"}") },
+	{ "dns.qname_lowercased",
+	  EV("dns_query", "{\"qname\":\"WwW.Ex\\\\.ample.TEST.\",\"qtype\":1}"),
+	  EV("dns_query", "{\"qname\":\"www.ex\\\\.ample.test.\",\"qtype\":1}"),
+	  EV("dns_proxy_started", "{\"allowlist\":[\"Example.\"]}") },
+	{ "dns.root_name_empty",
+	  EV("dns_query", "{\"qname\":\".\",\"qtype\":2}")
+		  EV("dns_proxy_started", "{\"allowlist\":[\"a.\", \".\"],\"timeoutMs\":5}"),
+	  EV("dns_query", "{\"qname\":\"\",\"qtype\":2}")
+		  EV("dns_proxy_started", "{\"allowlist\":[\"a.\", \"\"],\"timeoutMs\":5}"),
+	  EV("dns_query", "{\"qname\":\"a.\"}") },
 	{ "dns.query_id_reused",
 	  EV("dns_query", "{\"queryId\":\"q-1\"}") EV("dns_query", "{\"queryId\":\"q-2\"}"),
 	  EV("dns_query", "{\"queryId\":\"q-1\"}") EV("dns_query", "{\"queryId\":\"q-1\"}"),
@@ -173,6 +193,20 @@ static const struct row rows[] = {
 	  EV("cell_exited", "{\"status\":\"exited\",\"exitCode\":137,\"workloadStatus\":137,"
 			    "\"durationMs\":5}"),
 	  EV("cell_exited", "{\"status\":\"exited\",\"exitCode\":3,\"workloadStatus\":3}") },
+	{ "decode.byte_count_missing",
+	  V2LINE("6", "2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", BC),
+	  V2LINE("6", "2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", ""),
+	  V6("2001:db8::1") },
+	{ "decode.family_ignored",
+	  V2LINE("4", "10.0.0.1", "192.0.2.1", "10.0.0.1", "192.0.2.1", BC),
+	  V2LINE("4", "10.0.0.1", "192.0.2.1", "::ffff:10.0.0.1", "::ffff:192.0.2.1", BC),
+	  V2LINE("6", "2001:db8::1", "::ffff:10.0.0.1", "2001:db8::1", "::ffff:10.0.0.1", BC) },
+	{ "decode.v2_addr_words",
+	  V2LINE("4", "10.0.0.1", "192.0.2.1", "10.0.0.1", "192.0.2.1", BC)
+		  V2LINE("6", "2001:db8::1", "::", "2001:db8::1", "::", BC),
+	  V2LINE("4", "::ffff:0:100:a", "::ffff:0:102:c0", "::ffff:0:100:a", "::ffff:0:102:c0", BC)
+		  V2LINE("6", "b80d:120::100:0", "::", "b80d:120::100:0", "::", BC),
+	  V6("2001:db8::1") },
 	{ "sup.relay_source_own",
 	  ENV("id-1", SUP, T "cell_started", TIME, CT, "", "{}")
 		  ENV("id-2", DNS, T "dns_query", TIME, CT, "", "{}"),
