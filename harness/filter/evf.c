@@ -549,7 +549,7 @@ static bool f_qname_lowercased(struct evf *x, const struct line *l, struct edits
 
 	if (!is_event(l, "dns_query") || !member2(l, "data", "qname", &m) || l->s[m.val] != '"')
 		return false;
-	/* Whole text: a name is longer than an edit. Its text has no \u escape to keep. */
+	/* The whole line: a name is longer than an edit holds. Its JSON has no \u escape. */
 	put(o, l->s, m.val);
 	for (size_t i = m.val; i < m.end; i++) {
 		char c = l->s[i];
@@ -858,10 +858,10 @@ static bool f_v2_addr(struct evf *x, const struct line *l, struct edits *e, stru
 				a[g + 2] = t1;
 				a[g + 3] = t0;
 			}
-			if (words && v4 && !memcmp(a, mapped, 12))
+			if (words && v4 && !memcmp(a, mapped, 12)) {
 				snprintf(text, sizeof(text), "\"%u.%u.%u.%u\"", a[12], a[13], a[14],
 					 a[15]);
-			else {
+			} else {
 				text[0] = '"';
 				v6_text(a, 0, text + 1);
 				strcat(text, "\"");
