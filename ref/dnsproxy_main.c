@@ -158,9 +158,6 @@ static bool addr_text(const struct sockaddr *sa, socklen_t len, char buf[INET6_A
 		const struct sockaddr_in6 *a = (const void *)sa;
 
 		*port = ntohs(a->sin6_port);
-		/* dns.v6_text_inet_ntop: the negative control of DNS-CLI-004 (glibc's text). */
-		if (FAULT("dns.v6_text_inet_ntop"))
-			return inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN) != NULL;
 		flowrec_addr_text(6, a->sin6_addr.s6_addr, buf);
 		return true;
 	}
@@ -172,8 +169,7 @@ static void addr_port_text(const struct sockaddr *sa, socklen_t len, char buf[AD
 {
 	char addr[INET6_ADDRSTRLEN];
 	uint16_t port;
-	/* dns.v6_port_unbracketed: negative control of DNS-CLI-004 (IPv6 IP:PORT unbracketed). */
-	bool br = sa->sa_family == AF_INET6 && !FAULT("dns.v6_port_unbracketed");
+	bool br = sa->sa_family == AF_INET6;
 
 	buf[0] = '\0';
 	if (addr_text(sa, len, addr, &port))
@@ -197,14 +193,6 @@ static void on_result(void *ctx, const struct dnsp_result *r)
 	uint16_t port;
 
 	evt_sink_new_id(x->sink, qid);
-	/* dns.query_id_reused: every dns_query event carries the first event's queryId. */
-	if (FAULT("dns.query_id_reused")) {
-		static char first[EVT_ID_LEN];
-
-		if (!first[0])
-			memcpy(first, qid, sizeof(first));
-		memcpy(qid, first, sizeof(first));
-	}
 	jw_obj_open(w);
 	evt_data_ids(w, x->cell_id, x->run_id);
 	jw_kv_str(w, "queryId", qid);

@@ -461,76 +461,73 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/*
- * escape: try to write in every place a workload could hope to change the host through: each
- * mount point it sees, and the usual directories and files of a system. A directory counts as
- * writable when a new file can be created in it (the file is removed at once); a file when it
- * opens for writing (nothing is written: /proc/sysrq-trigger and friends stay untouched).
- */
-static void cmd_escape(void)
-{
-	static const char *const dirs[] = {
-		"/",
-		"/bin",
-		"/boot",
-		"/dev",
-		"/dev/mqueue",
-		"/dev/pts",
-		"/dev/shm",
-		"/etc",
-		"/etc/cron.d",
-		"/etc/systemd/system",
-		"/home",
-		"/lib",
-		"/media",
-		"/mnt",
-		"/opt",
-		"/proc",
-		"/proc/sys",
-		"/proc/sys/kernel",
-		"/proc/sys/net",
-		"/root",
-		"/run",
-		"/run/cellref",
-		"/run/lock",
-		"/sbin",
-		"/srv",
-		"/sys",
-		"/sys/fs/bpf",
-		"/sys/fs/cgroup",
-		"/sys/kernel",
-		"/tmp",
-		"/usr",
-		"/usr/local",
-		"/usr/local/bin",
-		"/var",
-		"/var/cache",
-		"/var/lib",
-		"/var/log",
-		"/var/spool",
-		"/var/tmp",
-	};
-	static const char *const files[] = {
-		"/etc/passwd",
-		"/etc/shadow",
-		"/etc/resolv.conf",
-		"/etc/hostname",
-		"/proc/sys/kernel/hostname",
-		"/proc/sys/kernel/core_pattern",
-		"/proc/sys/vm/drop_caches",
-		"/proc/sysrq-trigger",
-		"/sys/kernel/uevent_helper",
-		"/sys/fs/cgroup/cgroup.procs",
-		"/sys/class/net/lo/mtu",
-	};
-	char *cand[1024], *writable[1024], *files_w[64], *mi, *save = NULL, marker[64];
-	size_t nc = 0, nw = 0, nf = 0, n;
+/* Places a workload could hope to change the host through (escape): directories, files. */
+static const char *const escape_dirs[] = {
+	"/",
+	"/bin",
+	"/boot",
+	"/dev",
+	"/dev/mqueue",
+	"/dev/pts",
+	"/dev/shm",
+	"/etc",
+	"/etc/cron.d",
+	"/etc/systemd/system",
+	"/home",
+	"/lib",
+	"/media",
+	"/mnt",
+	"/opt",
+	"/proc",
+	"/proc/sys",
+	"/proc/sys/kernel",
+	"/proc/sys/net",
+	"/root",
+	"/run",
+	"/run/cellref",
+	"/run/lock",
+	"/sbin",
+	"/srv",
+	"/sys",
+	"/sys/fs/bpf",
+	"/sys/fs/cgroup",
+	"/sys/kernel",
+	"/tmp",
+	"/usr",
+	"/usr/local",
+	"/usr/local/bin",
+	"/var",
+	"/var/cache",
+	"/var/lib",
+	"/var/log",
+	"/var/spool",
+	"/var/tmp",
+};
+static const char *const escape_files[] = {
+	"/etc/passwd",
+	"/etc/shadow",
+	"/etc/resolv.conf",
+	"/etc/hostname",
+	"/proc/sys/kernel/hostname",
+	"/proc/sys/kernel/core_pattern",
+	"/proc/sys/vm/drop_caches",
+	"/proc/sysrq-trigger",
+	"/sys/kernel/uevent_helper",
+	"/sys/fs/cgroup/cgroup.procs",
+	"/sys/class/net/lo/mtu",
+};
+#define ESCAPE_MAX 1024
 
-	snprintf(marker, sizeof(marker), ".cellcheck-escape.%d", (int)getpid());
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		cand[nc++] = strdup(dirs[i]);
+/* The directories to try, sorted (duplicates kept): the usual ones and every mount point. */
+static size_t escape_candidates(char *cand[ESCAPE_MAX])
+{
+	char *mi, *save = NULL;
+	size_t nc = 0, n;
+
+	for (size_t i = 0; i < sizeof(escape_dirs) / sizeof(escape_dirs[0]); i++)
+		cand[nc++] = strdup(escape_dirs[i]);
 	mi = slurp("/proc/self/mountinfo", &n); /* a static buffer */
-	for (char *l = mi ? strtok_r(mi, "\n", &save) : NULL; l && nc < 1024;
+	for (char *l = mi ? strtok_r(mi, "\n", &save) : NULL; l && nc < ESCAPE_MAX;
 	     l = strtok_r(NULL, "\n", &save)) {
 		char mp[4096];
 
@@ -540,50 +537,75 @@ static void cmd_escape(void)
 		}
 	}
 	qsort(cand, nc, sizeof(cand[0]), cmp_str);
+	return nc;
+}
+
+/* A new file created and written in dir, then removed: "written", or the errno's name. */
+static const char *escape_try_dir(const char *dir, const char *marker)
+{
+	char path[4200];
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", marker);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = errno;
+	} else {
+		if (write(fd, "x", 1) != 1)
+			e = errno ?: EIO;
+		close(fd);
+		unlink(path);
+	}
+	return e ? strerrorname_np(e) ?: "?" : fd >= 0 ? "written" : "?";
+}
+
+/*
+ * escape: try to write in every place a workload could hope to change the host through: each
+ * mount point it sees, and the usual directories and files of a system. A directory counts as
+ * writable when a new file can be created in it (the file is removed at once); a file when it
+ * opens for writing (nothing is written: /proc/sysrq-trigger and friends stay untouched).
+ */
+static void cmd_escape(void)
+{
+	char *cand[ESCAPE_MAX], *writable[ESCAPE_MAX], *files_w[64], marker[64];
+	size_t nc = escape_candidates(cand), nw = 0, nf = 0;
+
+	snprintf(marker, sizeof(marker), ".cellcheck-escape.%d", (int)getpid());
 	printf("{\"probe\":\"escape\",\"uid\":%d,\"places\":[", (int)geteuid());
 	size_t tried = 0;
 
 	for (size_t i = 0; i < nc; i++) {
-		char path[4200];
 		struct stat st;
-		int fd, e = 0;
+		const char *res;
 
 		if (!cand[i] || (i > 0 && cand[i - 1] && strcmp(cand[i], cand[i - 1]) == 0))
 			continue;
 		if (stat(cand[i], &st) < 0 || !S_ISDIR(st.st_mode))
 			continue; /* a file mount point (/dev/null, a masked file) is not a place */
-		snprintf(path, sizeof(path), "%s/%s", strcmp(cand[i], "/") ? cand[i] : "", marker);
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			e = errno;
-		} else {
-			if (write(fd, "x", 1) != 1)
-				e = errno ?: EIO;
-			close(fd);
-			unlink(path);
-			if (!e)
-				writable[nw++] = cand[i];
-		}
+		res = escape_try_dir(cand[i], marker);
+		if (strcmp(res, "written") == 0)
+			writable[nw++] = cand[i];
 		printf("%s{\"path\":", tried++ ? "," : "");
 		jstr(cand[i]);
 		printf(",\"result\":");
-		jstr(e ? strerrorname_np(e) ?: "?" : fd >= 0 ? "written" : "?");
+		jstr(res);
 		printf("}");
 	}
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int fd = open(files[i], O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	for (size_t i = 0; i < sizeof(escape_files) / sizeof(escape_files[0]); i++) {
+		int fd = open(escape_files[i],
+			      O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 		if (fd < 0 && errno == ENOENT)
 			continue;
 		printf(",{\"path\":");
-		jstr(files[i]);
+		jstr(escape_files[i]);
 		printf(",\"result\":");
 		jstr(fd >= 0 ? "opened" : strerrorname_np(errno) ?: "?");
 		printf("}");
 		tried++;
 		if (fd >= 0) {
 			close(fd);
-			files_w[nf++] = (char *)files[i];
+			files_w[nf++] = (char *)escape_files[i];
 		}
 	}
 	printf("],\"tried\":%zu,\"files_writable\":[", tried);
