@@ -989,8 +989,9 @@ static void ipv4_header(uint8_t *ip, uint8_t proto, uint16_t frag, size_t len)
  * checksums left 0 (the peer drops them; an egress classifier never looks). Each kind: the
  * extension headers in order (H hop-by-hop, D destination options, R routing, F first fragment,
  * f non-first fragment, A authentication header; lowercase d a 16-byte destination options),
- * the transport (17 UDP, 6 TCP, 58 ICMPv6, 47 GRE) and its ports. The sizes (IP bytes) are
- * what a byte count sees: 40 + the headers + 8 (UDP, ICMPv6), 20 (TCP) or 4 (GRE) + 8 payload.
+ * the transport (17 UDP, 136 UDP-Lite, 6 TCP, 58 ICMPv6, 47 GRE) and its ports. The sizes (IP
+ * bytes) are what a byte count sees: 40 + the headers + 8 (UDP, UDP-Lite, ICMPv6), 20 (TCP) or
+ * 4 (GRE) + 8 payload.
  */
 static const struct frame6 {
 	const char *kind;
@@ -1011,6 +1012,8 @@ static const struct frame6 {
 	{ "ipv6-short", "", 17, 40014, 9014, 30 },	  /* not even the IPv6 header */
 	{ "ipv6-extcut", "HD", 17, 40015, 9015, 52 },	  /* D cut off */
 	{ "ipv6-udpcut", "", 17, 40016, 9016, 42 },	  /* 2 bytes of UDP header */
+	{ "ipv6-udplite", "", 136, 40017, 9017, 0 },	  /* 56 bytes, UDP-Lite (RFC 3828) */
+	{ "ipv6-icmpfrag", "f", 58, 0, 0, 0 },		  /* 64 bytes, offset 1480, ICMPv6 */
 };
 
 static size_t frame6_body(const struct frame6 *f, uint8_t *b)
@@ -1073,7 +1076,8 @@ static size_t frame6_body(const struct frame6 *f, uint8_t *b)
 		p[13] = 0x02; /* SYN */
 		p[15] = 0xff;
 		p += 20;
-	} else if (f->proto == 17) {
+	} else if (f->proto == 17 || f->proto == 136) {
+		/* UDP-Lite: UDP's layout, the length field is the checksum coverage (16: all). */
 		p[0] = f->sport >> 8, p[1] = f->sport & 0xff, p[2] = f->dport >> 8;
 		p[3] = f->dport & 0xff, p[4] = 0, p[5] = 16, p[6] = p[7] = 0;
 		p += 8;
