@@ -360,21 +360,16 @@ static int parse_bridge(struct vctx *v, json_t *e, const char *path, size_t idx)
 }
 
 /* A topology object at path p (inline in a case, or a named topology's file); keys checked. */
-static int parse_topology_obj(struct vctx *v, json_t *topo, const char *p)
+/* "namespaces": names of the case's own namespaces, each valid and declared once. */
+static int parse_topo_namespaces(struct vctx *v, json_t *topo, const char *p)
 {
-	static const char *const link_keys[] = { "type", "ends", "mtu", NULL };
-	static const char *const route_keys[] = { "ns", "dst", "via", NULL };
-	static const char *const link_types[] = { "veth", "bridge", "dummy", NULL };
 	struct hcase_topo *t = &v->c->topo;
-	char pl[HJSON_PATH_MAX];
-	json_t *arr = NULL, *e;
-	size_t i;
 	int r;
 
 	r = hjson_strv(topo, p, "namespaces", true, true, &t->ns, &t->n_ns, v->err);
 	if (r < 0)
 		return r;
-	for (i = 0; i < t->n_ns; i++) {
+	for (size_t i = 0; i < t->n_ns; i++) {
 		char pn[HJSON_PATH_MAX], pi[HJSON_PATH_MAX];
 
 		hjson_path_key(pn, p, "namespaces");
@@ -388,71 +383,102 @@ static int parse_topology_obj(struct vctx *v, json_t *topo, const char *p)
 				return hjson_fail(v->err, pi, "namespace \"%s\" declared twice",
 						  t->ns[i]);
 	}
+	return 0;
+}
 
-	r = hjson_arr(topo, p, "links", false, &arr, v->err);
+/* Two interfaces of one name in one namespace cannot both exist: link i against 0..i. */
+static int check_link_ifnames(struct vctx *v, size_t i, const char *pi)
+{
+	const struct hcase_topo *t = &v->c->topo;
+	const struct hcase_link *l = &t->links[i];
+
+	for (size_t j = 0; j <= i; j++)
+		for (size_t a = 0; a < 2; a++)
+			for (size_t b = 0; b < 2; b++) {
+				const struct hcase_endpoint *x = &t->links[j].end[a];
+				const struct hcase_endpoint *y = &l->end[b];
+
+				if ((j == i && a >= b) || !x->ns || !y->ns ||
+				    strcmp(x->ns, y->ns) || strcmp(x->ifname, y->ifname))
+					continue;
+				return hjson_fail(v->err, pi, "interface %s twice in namespace %s",
+						  y->ifname, y->ns);
+			}
+	return 0;
+}
+
+/* links[i]: a veth with its two ends, or a bridge or dummy (parse_bridge). */
+static int parse_topo_link(struct vctx *v, json_t *e, const char *pi, size_t i)
+{
+	static const char *const link_keys[] = { "type", "ends", "mtu", NULL };
+	static const char *const link_types[] = { "veth", "bridge", "dummy", NULL };
+	struct hcase_link *l = &v->c->topo.links[i];
+	char pe[HJSON_PATH_MAX];
+	json_t *ends = NULL;
+	int type = 0, r;
+
+	r = hjson_enum(e, pi, "type", true, link_types, &type, v->err);
+	r = r ?: hjson_u32(e, pi, "mtu", false, 68, 65535, &l->mtu, v->err);
 	if (r < 0)
 		return r;
-	hjson_path_key(pl, p, "links");
-	if (arr) {
-		t->links = calloc(json_array_size(arr) ?: 1, sizeof(*t->links));
-		if (!t->links)
-			return -ENOMEM;
-		json_array_foreach(arr, i, e)
-		{
-			struct hcase_link *l = &t->links[i];
-			char pi[HJSON_PATH_MAX], pe[HJSON_PATH_MAX];
-			json_t *ends = NULL;
-			int type = 0;
+	l->type = type;
+	if (type != HCASE_LINK_VETH)
+		return parse_bridge(v, e, pi, i) ?: check_link_ifnames(v, i, pi);
+	r = hjson_only_keys(e, pi, link_keys, v->err);
+	r = r ?: hjson_arr(e, pi, "ends", true, &ends, v->err);
+	if (r < 0)
+		return r;
+	hjson_path_key(pe, pi, "ends");
+	if (json_array_size(ends) != 2)
+		return hjson_fail(v->err, pe, "a veth link has exactly 2 ends");
+	for (size_t k = 0; k < 2; k++) {
+		char pk[HJSON_PATH_MAX];
 
-			t->n_links = i + 1;
-			hjson_path_idx(pi, pl, i);
-			r = hjson_enum(e, pi, "type", true, link_types, &type, v->err);
-			r = r ?: hjson_u32(e, pi, "mtu", false, 68, 65535, &l->mtu, v->err);
-			if (r < 0)
-				return r;
-			l->type = type;
-			if (type != HCASE_LINK_VETH)
-				r = parse_bridge(v, e, pi, i);
-			else
-				r = hjson_only_keys(e, pi, link_keys, v->err);
-			r = r
-				    ?: type != HCASE_LINK_VETH
-				       ? 0
-				       : hjson_arr(e, pi, "ends", true, &ends, v->err);
-			if (r < 0)
-				return r;
-			hjson_path_key(pe, pi, "ends");
-			if (type == HCASE_LINK_VETH && json_array_size(ends) != 2)
-				return hjson_fail(v->err, pe, "a veth link has exactly 2 ends");
-			for (size_t k = 0; type == HCASE_LINK_VETH && k < 2; k++) {
-				char pk[HJSON_PATH_MAX];
-
-				hjson_path_idx(pk, pe, k);
-				r = parse_endpoint(v, json_array_get(ends, k), pk, &l->end[k]);
-				if (r < 0)
-					return r;
-			}
-			/* Two interfaces of one name in one namespace cannot both exist. */
-			for (size_t j = 0; j <= i; j++)
-				for (size_t a = 0; a < 2; a++)
-					for (size_t b = 0; b < 2; b++) {
-						const struct hcase_endpoint *x =
-							&t->links[j].end[a];
-						const struct hcase_endpoint *y = &l->end[b];
-
-						if ((j == i && a >= b) || !x->ns || !y->ns ||
-						    strcmp(x->ns, y->ns) ||
-						    strcmp(x->ifname, y->ifname))
-							continue;
-						return hjson_fail(
-							v->err, pi,
-							"interface %s twice in namespace %s",
-							y->ifname, y->ns);
-					}
-		}
+		hjson_path_idx(pk, pe, k);
+		r = parse_endpoint(v, json_array_get(ends, k), pk, &l->end[k]);
+		if (r < 0)
+			return r;
 	}
+	return check_link_ifnames(v, i, pi);
+}
 
-	arr = NULL;
+static int parse_topo_links(struct vctx *v, json_t *topo, const char *p)
+{
+	struct hcase_topo *t = &v->c->topo;
+	char pl[HJSON_PATH_MAX];
+	json_t *arr = NULL, *e;
+	size_t i;
+	int r;
+
+	r = hjson_arr(topo, p, "links", false, &arr, v->err);
+	if (r < 0 || !arr)
+		return r;
+	hjson_path_key(pl, p, "links");
+	t->links = calloc(json_array_size(arr) ?: 1, sizeof(*t->links));
+	if (!t->links)
+		return -ENOMEM;
+	json_array_foreach(arr, i, e)
+	{
+		char pi[HJSON_PATH_MAX];
+
+		t->n_links = i + 1;
+		hjson_path_idx(pi, pl, i);
+		r = parse_topo_link(v, e, pi, i);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_topo_routes(struct vctx *v, json_t *topo, const char *p)
+{
+	static const char *const route_keys[] = { "ns", "dst", "via", NULL };
+	struct hcase_topo *t = &v->c->topo;
+	char pl[HJSON_PATH_MAX];
+	json_t *arr = NULL, *e;
+	size_t i;
+	int r;
+
 	r = hjson_arr(topo, p, "routes", false, &arr, v->err);
 	if (r < 0 || !arr)
 		return r;
@@ -482,6 +508,12 @@ static int parse_topology_obj(struct vctx *v, json_t *topo, const char *p)
 			return hjson_fail(v->err, pk, "\"%s\" is not an IP address", rt->via);
 	}
 	return 0;
+}
+
+static int parse_topology_obj(struct vctx *v, json_t *topo, const char *p)
+{
+	return parse_topo_namespaces(v, topo, p) ?: parse_topo_links(v, topo, p)
+						   ?: parse_topo_routes(v, topo, p);
 }
 
 /*
@@ -1299,6 +1331,54 @@ static int parse_expect(struct vctx *v, json_t *obj, const char *path)
 	return 0;
 }
 
+/* "uses": the other components a case starts, beside its own. */
+static int parse_uses(struct vctx *v, char **uses, const char *path)
+{
+	struct hcase *c = v->c;
+
+	c->uses = 1u << c->component;
+	for (size_t i = 0; uses && uses[i]; i++) {
+		int u = hcase_component_from_name(uses[i]);
+
+		if (u < 0) {
+			char pu[HJSON_PATH_MAX], pi[HJSON_PATH_MAX];
+
+			hjson_path_key(pu, path, "uses");
+			hjson_path_idx(pi, pu, i);
+			return hjson_fail(v->err, pi, "\"%s\" is not a component", uses[i]);
+		}
+		c->uses |= 1u << u;
+	}
+	return 0;
+}
+
+/* Every feature one the harness can check, and the fault's name well formed. */
+static int check_features_fault(struct vctx *v, const char *path)
+{
+	const struct hcase *c = v->c;
+	char p[HJSON_PATH_MAX];
+
+	for (size_t i = 0; c->features && c->features[i]; i++) {
+		char pf[HJSON_PATH_MAX], pi[HJSON_PATH_MAX];
+
+		if (feature_valid(c->features[i]))
+			continue;
+		hjson_path_key(pf, path, "features");
+		hjson_path_idx(pi, pf, i);
+		return hjson_fail(v->err, pi,
+				  "unknown feature \"%s\" (btf, ringbuf, clsact, veth, bridge, "
+				  "userns, cgroup2, root, tool:NAME)",
+				  c->features[i]);
+	}
+	hjson_path_key(p, path, "fault");
+	for (const char *f = c->fault; *f; f++)
+		if (!(islower((unsigned char)*f) || isdigit((unsigned char)*f) || *f == '.' ||
+		      *f == '_' || *f == '-'))
+			return hjson_fail(v->err, p, "\"%s\" is not a fault name ([a-z0-9._-])",
+					  c->fault);
+	return 0;
+}
+
 int hcase_from_json(json_t *obj, const char *file, const char *path, struct hcase **ret,
 		    struct hjson_err *err)
 {
@@ -1342,52 +1422,16 @@ int hcase_from_json(json_t *obj, const char *file, const char *path, struct hcas
 		goto fail;
 	}
 	c->component = comp;
-	c->uses = 1u << comp;
-	for (size_t i = 0; uses && uses[i]; i++) {
-		int u = hcase_component_from_name(uses[i]);
-
-		if (u < 0) {
-			char pu[HJSON_PATH_MAX], pi[HJSON_PATH_MAX];
-
-			hjson_path_key(pu, path, "uses");
-			hjson_path_idx(pi, pu, i);
-			r = hjson_fail(err, pi, "\"%s\" is not a component", uses[i]);
-			goto fail;
-		}
-		c->uses |= 1u << u;
-	}
-	r = parse_reqs(&v, obj, path);
+	r = parse_uses(&v, uses, path);
+	r = r ?: parse_reqs(&v, obj, path);
 	r = r ?: hjson_strv(obj, path, "features", false, false, &c->features, NULL, err);
 	r = r ?: hjson_u32(obj, path, "timeout_ms", false, 1, 600000, &c->timeout_ms, err);
 	r = r
 		    ?: hjson_u32(obj, path, "record_version", false, HPROF_RECORD_VERSION_MIN,
 				 HPROF_RECORD_VERSION_MAX, &c->record_version, err);
 	r = r ?: dup_str(obj, path, "fault", true, &c->fault, err);
-	if (r < 0)
-		goto fail;
-	for (size_t i = 0; c->features && c->features[i]; i++) {
-		char pf[HJSON_PATH_MAX], pi[HJSON_PATH_MAX];
-
-		if (feature_valid(c->features[i]))
-			continue;
-		hjson_path_key(pf, path, "features");
-		hjson_path_idx(pi, pf, i);
-		r = hjson_fail(
-			err, pi,
-			"unknown feature \"%s\" (btf, ringbuf, clsact, veth, bridge, userns, "
-			"cgroup2, root, tool:NAME)",
-			c->features[i]);
-		goto fail;
-	}
-	hjson_path_key(p, path, "fault");
-	for (const char *f = c->fault; *f; f++)
-		if (!(islower((unsigned char)*f) || isdigit((unsigned char)*f) || *f == '.' ||
-		      *f == '_' || *f == '-')) {
-			r = hjson_fail(err, p, "\"%s\" is not a fault name ([a-z0-9._-])",
-				       c->fault);
-			goto fail;
-		}
-	r = parse_topology(&v, obj, path);
+	r = r ?: check_features_fault(&v, path);
+	r = r ?: parse_topology(&v, obj, path);
 	r = r ?: parse_upstream(&v, obj, path);
 	r = r ?: parse_steps(&v, obj, path);
 	r = r ?: parse_expect(&v, obj, path);
