@@ -24,6 +24,7 @@
 #define FLOWMON_FAULT_V6_FIRST_FRAGMENT	     (1u << 13) /* flow.v6_first_fragment */
 #define FLOWMON_FAULT_BYTE_COUNT_L2	     (1u << 14) /* flow.byte_count_l2 */
 #define FLOWMON_FAULT_V2_IPV4_UNMAPPED	     (1u << 15) /* flow.v2_ipv4_unmapped */
+#define FLOWMON_FAULT_UDPLITE6_UNCOUNTED     (1u << 16) /* flow.udplite6_uncounted */
 
 /* flow.first_seen_skew moves first_seen_ns this far into the past. */
 #define FLOWMON_FAULT_SKEW_NS 1000000000000ULL

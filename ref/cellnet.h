@@ -35,6 +35,14 @@ struct cellnet_cfg {
 	unsigned int mtu;	/* 0: kernel default */
 	bool static_neigh;	/* install the static neighbour entries */
 	bool ipv6_on;		/* leave IPv6 on the cell end: a v2 monitor records it */
+	/* Dual-stack (needs ipv6_on): the *6 steps, addresses in network byte order. */
+	bool dual;
+	uint8_t cell_ip6[16], gateway6[16];
+	unsigned int prefixlen6;
+	/* ping: the cell netns's net.ipv4.ping_group_range becomes "ping_gid ping_gid" (a GID of
+	 * the supervisor's user namespace), so that GID may open ICMP and ICMPv6 echo sockets. */
+	bool ping;
+	uint32_t ping_gid;
 };
 
 struct cellnet;

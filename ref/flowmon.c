@@ -42,6 +42,7 @@ static uint32_t fault_bits(void)
 		{ "flow.v6_first_fragment", FLOWMON_FAULT_V6_FIRST_FRAGMENT },
 		{ "flow.byte_count_l2", FLOWMON_FAULT_BYTE_COUNT_L2 },
 		{ "flow.v2_ipv4_unmapped", FLOWMON_FAULT_V2_IPV4_UNMAPPED },
+		{ "flow.udplite6_uncounted", FLOWMON_FAULT_UDPLITE6_UNCOUNTED },
 	};
 	uint32_t bits = 0;
 

@@ -51,6 +51,11 @@ static bool addr_in_use(void *ctx, uint32_t ip)
 	return netcfg_addr_in_use(ctx, ip) > 0;
 }
 
+static bool addr6_in_use(void *ctx, const uint8_t ip[16])
+{
+	return netcfg_addr6_in_use(ctx, ip) > 0;
+}
+
 static int write_file(const char *path, const char *text)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -286,6 +291,18 @@ static void fault_run_ip(void)
 }
 #endif
 
+/* The workload's GID as the supervisor's user namespace sees it (gidMap applied, if any). */
+static uint32_t outside_gid(const struct cellspec *s)
+{
+	for (size_t i = 0; i < s->n_gid_map; i++) {
+		const struct cellspec_idmap *m = &s->gid_map[i];
+
+		if (s->gid >= m->inside && s->gid - m->inside < m->count)
+			return m->outside + (s->gid - m->inside);
+	}
+	return s->gid;
+}
+
 static int setup_network(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -301,13 +318,20 @@ static int setup_network(struct run *r)
 		.prefixlen = s->prefixlen,
 		.mtu = s->mtu,
 		.static_neigh = true,
-		/* SUP-NET-011: a v2 monitor records IPv6, so the cell end keeps it. */
-		.ipv6_on = s->flows_enabled && s->flows_record_version == 2,
+		/* SUP-NET-011: a v2 monitor records IPv6, so the cell end keeps it; SUP-NET-012: a
+		 * dual-stack cell keeps it (the spec asks for v2 whenever it has flows). */
+		.ipv6_on = (s->flows_enabled && s->flows_record_version == 2) || s->ipv6,
+		.dual = s->ipv6,
+		.prefixlen6 = s->prefixlen6,
+		.ping = s->ping,
+		.ping_gid = outside_gid(s),
 	};
 	const char *step = NULL;
 	uint64_t t0 = util_now_monotonic_ns();
 	int err;
 
+	memcpy(cfg.cell_ip6, r->lease6.ip, 16);
+	memcpy(cfg.gateway6, s->gateway6, 16);
 	snprintf(alias, sizeof(alias), "cellref:%s:%s", s->cell_id, r->run_id);
 #ifdef CELLREF_FAULTS
 	if (FAULT("sup.network_by_program"))
@@ -761,6 +785,36 @@ static int reap_stale(void *ctx, const struct lease *l)
 	return cellclean_lease(rc->nc, l, &rc->st);
 }
 
+/* SUP-LEASE-010: the IPv6 address of a dual-stack cell, under the same lock as the IPv4 one. */
+static int take_lease6(struct run *r)
+{
+	static const uint8_t zero[16];
+	const struct cellspec *s = r->spec;
+	char ip[INET6_ADDRSTRLEN], pool[INET6_ADDRSTRLEN + 4], detail[96];
+	int err;
+
+	snprintf(r->lease6.cell_id, sizeof(r->lease6.cell_id), "%s", s->cell_id);
+	snprintf(r->lease6.run_id, sizeof(r->lease6.run_id), "%s", r->run_id);
+	err = lease_acquire6(r->state_dir, s->subnet6, s->prefixlen6, s->gateway6,
+			     memcmp(s->address6, zero, 16) ? s->address6 : NULL, addr6_in_use,
+			     r->host_nc, &r->lease6);
+	if (err == 0) {
+		r->leased6 = true;
+		return 0;
+	}
+	sup_format_ip6(s->subnet6, ip);
+	snprintf(pool, sizeof(pool), "%s/%u", ip, s->prefixlen6);
+	if (memcmp(s->address6, zero, 16))
+		sup_format_ip6(s->address6, ip);
+	snprintf(detail, sizeof(detail), "%s",
+		 err == -EADDRINUSE ? "IPv6 address already leased or in use"
+				    : "cannot take an IPv6 lease");
+	if (err == -EADDRNOTAVAIL)
+		snprintf(detail, sizeof(detail), "no free IPv6 address in the subnet %s", pool);
+	return supevt_setup_failed(r, "lease", memcmp(s->address6, zero, 16) ? ip : pool, err,
+				   CELLREF_EXIT_LEASE, detail);
+}
+
 extern char **environ;
 
 static char *const cell_env[] = {
@@ -828,6 +882,8 @@ int supsetup_run(struct run *r)
 						   CELLREF_EXIT_LEASE, detail);
 		}
 		r->leased = true;
+		if (s->ipv6 && take_lease6(r))
+			return -1;
 		/*
 		 * The host end's name: the address (unique among live leases) and 16 random bits,
 		 * so a veth of the previous holder that the kernel is still removing never clashes.
