@@ -48,11 +48,10 @@
 #include "util.h"
 
 const char *const cellnet_steps[] = {
-	"bridge",      "bridge_addr6", "bridge_up",	"veth",	       "host_master",
-	"host_addr",   "host_addr6",   "host_up",	"host_route",  "host_route6",
-	"cell_lo_up",  "cell_addr",    "cell_addr6",	"cell_up",     "cell_route",
-	"cell_route6", "cell_neigh",   "cell_neigh6", "host_neigh",  "host_neigh6",
-	NULL,
+	"bridge",     "bridge_addr6", "bridge_up",  "veth",	   "host_master", "host_addr",
+	"host_addr6", "host_up",      "host_route", "host_route6", "cell_lo_up",  "cell_addr",
+	"cell_addr6", "cell_up",      "cell_route", "cell_route6", "cell_neigh",  "cell_neigh6",
+	"host_neigh", "host_neigh6",  NULL,
 };
 
 enum op_kind {

@@ -931,8 +931,8 @@ static int parse_network6(struct ctx *c, const json_t *o, struct cellspec *s)
 
 static int parse_network(struct ctx *c, const json_t *o, struct cellspec *s)
 {
-	static const char *const known[] = { "mode",   "bridge", "subnet", "address", "gateway",
-					     "mtu",    "ifname", "ipv6",   "ping",    NULL };
+	static const char *const known[] = { "mode", "bridge", "subnet", "address", "gateway",
+					     "mtu",  "ifname", "ipv6",	 "ping",    NULL };
 	const char *t = NULL, *slash;
 	unsigned long long plen;
 	char d[DESC_MAX], a[INET_ADDRSTRLEN];
@@ -1285,10 +1285,11 @@ static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 	/* SUP-NET-012: a dual-stack cell's IPv6 is observed whenever its flows are. */
 	if (s->flows_enabled && s->ipv6 && s->flows_record_version != 2 &&
 	    !FAULT("sup.spec_ipv6_v1_accepted"))
-		return fail_key(c, "recordVersion",
-				"must be 2 with network.ipv6 (a version 1 record cannot carry IPv6), "
-				"got %u",
-				s->flows_record_version);
+		return fail_key(
+			c, "recordVersion",
+			"must be 2 with network.ipv6 (a version 1 record cannot carry IPv6), "
+			"got %u",
+			s->flows_record_version);
 	return 0;
 }
 

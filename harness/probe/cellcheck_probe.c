@@ -932,7 +932,8 @@ static void cmd_ipv6_traffic(const char *arg)
 	end_line();
 }
 
-/* ---- dual-stack: net6 and egress -------------------------------------------------------------- */
+/* ---- dual-stack: net6 and egress --------------------------------------------------------------
+ */
 
 /* The neighbours of family AF_INET6 on ifindex, by an RTM_GETNEIGH dump (no privilege needed). */
 static void neigh6_list(int ifindex)
@@ -940,8 +941,10 @@ static void neigh6_list(int ifindex)
 	struct {
 		struct nlmsghdr h;
 		struct ndmsg nd;
-	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETNEIGH,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+	} req = { .h = { .nlmsg_len = sizeof(req),
+			 .nlmsg_type = RTM_GETNEIGH,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			 .nlmsg_seq = 1 },
 		  .nd = { .ndm_family = AF_INET6 } };
 	static char buf[65536];
 	bool first = true, done = false;
@@ -1003,23 +1006,31 @@ static void cmd_net6(const char *ifname)
 	printf("{\"probe\":\"net6\",\"ifname\":");
 	jstr(ifname);
 	printf(",\"addrs\":[");
-	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
-		char hex[33], dev[IFNAMSIZ + 1], txt[INET6_ADDRSTRLEN];
-		unsigned int idx, plen, scope, flags;
-		struct in6_addr a;
+	/* Global addresses first, then the others: the file's order is a hash table's. */
+	for (int pass = 0; pass < 2; pass++) {
+		t = slurp("/proc/net/if_inet6", &n);
+		save = NULL;
+		for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l;
+		     l = strtok_r(NULL, "\n", &save)) {
+			char hex[33], dev[IFNAMSIZ + 1], txt[INET6_ADDRSTRLEN];
+			unsigned int idx, plen, scope, flags;
+			struct in6_addr a;
 
-		if (sscanf(l, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, dev) !=
-			    6 ||
-		    strcmp(dev, ifname) != 0)
-			continue;
-		for (int i = 0; i < 16; i++)
-			sscanf(hex + 2 * i, "%2hhx", &a.s6_addr[i]);
-		inet_ntop(AF_INET6, &a, txt, sizeof(txt));
-		printf("%s{\"addr\":\"%s/%u\",\"scope\":\"%s\",\"tentative\":%s,\"nodad\":%s}",
-		       first ? "" : ",", txt, plen,
-		       scope == 0 ? "global" : scope == 0x20 ? "link" : "other",
-		       flags & 0x40 ? "true" : "false", flags & 0x02 ? "true" : "false");
-		first = false;
+			if (sscanf(l, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags,
+				   dev) != 6 ||
+			    strcmp(dev, ifname) != 0 || (scope == 0) != (pass == 0))
+				continue;
+			for (int i = 0; i < 16; i++)
+				sscanf(hex + 2 * i, "%2hhx", &a.s6_addr[i]);
+			inet_ntop(AF_INET6, &a, txt, sizeof(txt));
+			printf("%s{\"addr\":\"%s/%u\",\"scope\":\"%s\",\"tentative\":%s,\"nodad\":%s}",
+			       first ? "" : ",", txt, plen,
+			       scope == 0      ? "global"
+			       : scope == 0x20 ? "link"
+					       : "other",
+			       flags & 0x40 ? "true" : "false", flags & 0x02 ? "true" : "false");
+			first = false;
+		}
 	}
 	/* dst plen src plen next_hop metric refcnt use flags dev; the default route: ::/0 */
 	printf("],\"default\":");

@@ -798,12 +798,12 @@ TEST(dual_stack_modes)
 			memcpy(d.gateway, GW6, 16);
 			ASSERT_ERR(netcfg_route6_add(cell, &d), -EEXIST);
 		}
-down:
+	down:
 		ASSERT_OK(cellnet_teardown(cn));
 		cellnet_free(cn);
 		after = snapshot(-1);
 		same_snapshot(before, after, m ? "host (routed)" : "host (bridge)");
-out:
+	out:
 		fx_down(&f);
 	}
 }
