@@ -622,15 +622,15 @@ static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 	r = r ?: STEP("cell_up") ?: on_veth(cn, step, netcfg_link_set_up(cn->cell, cn->cell_ifindex));
 	r = r ?: sync_carrier(cn, bridge);
 	r = r ?: STEP("cell_route") ?: on_veth(cn, step, netcfg_route_add(cn->cell, &cell_route));
-	if (dual && !FAULT("sup.cell_no_route6"))
+	if (dual)
 		r = r ?: STEP("cell_route6") ?:
 			  on_veth(cn, step, netcfg_route6_add(cn->cell, &cell_route6));
 	if (cfg->static_neigh) {
 		r = r ?: STEP("cell_neigh") ?: step_cell_neigh(cn, cfg);
-		if (dual && !FAULT("sup.neigh6_not_static"))
+		if (dual)
 			r = r ?: STEP("cell_neigh6") ?: step_cell_neigh6(cn, cfg);
 		r = r ?: STEP("host_neigh") ?: step_host_neigh(cn, cfg);
-		if (dual && !FAULT("sup.neigh6_not_static"))
+		if (dual)
 			r = r ?: STEP("host_neigh6") ?: step_host_neigh6(cn, cfg);
 	}
 	*ret_step = step;

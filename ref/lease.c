@@ -1160,7 +1160,7 @@ static int scan6(int dfd, uint8_t (**ret)[16], size_t *ret_n, int *ret_removed)
 		r = record6_read(dfd, ips[i], &l);
 		if (r == -ENOENT)
 			continue;
-		if (r == 0 && !owner6_alive(&l) && !FAULT("sup.lease6_no_reap")) {
+		if (r == 0 && !owner6_alive(&l)) {
 			ip6_name(ips[i], name);
 			if (unlinkat(dfd, name, 0) == 0) {
 				removed++;

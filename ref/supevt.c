@@ -263,7 +263,7 @@ void supevt_running(struct run *r)
 	if (r->leased) {
 		sup_format_ip(r->lease.ip, ip);
 		jw_kv_str(w, "address", ip);
-		if (r->leased6 && !FAULT("sup.ipv6_address_unreported")) {
+		if (r->leased6) {
 			char ip6[INET6_ADDRSTRLEN];
 
 			sup_format_ip6(r->lease6.ip, ip6);
