@@ -504,7 +504,7 @@ static int cell_sysctl6(int cell_netns_fd, const char *ifname, const char *name,
 }
 
 /*
- * network.ping (SUP-NET-013): ping sockets for the workload's GID, both families (the range is
+ * network.ping (SUP-NET-015): ping sockets for the workload's GID, both families (the range is
  * net.ipv4's but covers ICMPv6 echo sockets too). It lives in the cell netns: nothing to undo.
  */
 static int cell_ping(int cell_netns_fd, uint32_t gid)
@@ -535,7 +535,7 @@ static int cell_ipv6_off(int cell_netns_fd, const char *ifname)
 }
 
 /*
- * With IPv6 on (SUP-NET-012): no duplicate address detection on the cell end, so the
+ * With IPv6 on (SUP-NET-013): no duplicate address detection on the cell end, so the
  * link-local address the kernel gives it when it goes up is usable at once, as the leased one
  * (IFA_F_NODAD) is: the lease and the static neighbours already make them unique on the link,
  * and a workload released before DAD ended would meet a tentative address (EADDRNOTAVAIL).
@@ -615,7 +615,7 @@ static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 	/* SUP-NET-010, SUP-NET-011: IPv6 is off unless a v2 monitor observes it. */
 	if (!cfg->ipv6_on || FAULT("sup.ipv6_off_with_v2"))
 		r = r ?: (step = "cell_up", cell_ipv6_off(cell_netns_fd, cfg->cell_if));
-	else /* SUP-NET-012: and when it is on, no address of the cell end is ever tentative */
+	else /* SUP-NET-013: and when it is on, no address of the cell end is ever tentative */
 		r = r ?: (step = "cell_up", cell_dad_off(cell_netns_fd, cfg->cell_if));
 	if (cfg->ping)
 		r = r ?: (step = "cell_up", cell_ping(cell_netns_fd, cfg->ping_gid));

@@ -1282,7 +1282,7 @@ static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 	if (s->flows_enabled && s->net_mode == CELLSPEC_NET_NONE)
 		return fail(c, "enabled but there is no network (add \"network\" or set "
 			       "\"enabled\": false)");
-	/* SUP-NET-012: a dual-stack cell's IPv6 is observed whenever its flows are. */
+	/* SUP-SPEC-004: a dual-stack cell's IPv6 is observed whenever its flows are. */
 	if (s->flows_enabled && s->ipv6 && s->flows_record_version != 2 &&
 	    !FAULT("sup.spec_ipv6_v1_accepted"))
 		return fail_key(

@@ -957,7 +957,7 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 	return sc.first_err ? sc.first_err : sc.removed;
 }
 
-/* --- IPv6 leases (SUP-LEASE-010) --- */
+/* --- IPv6 leases (SUP-LEASE-008) --- */
 
 #define LEASE6_DIR "leases6"
 

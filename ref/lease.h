@@ -114,7 +114,7 @@ int lease_list(const char *state_dir, bool locked, int (*fn)(void *ctx, const st
 int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l), void *ctx);
 
 /*
- * IPv6 leases of dual-stack cells (SUP-LEASE-010): a namespace of their own beside the IPv4
+ * IPv6 leases of dual-stack cells (SUP-LEASE-008): a namespace of their own beside the IPv4
  * ones, under the same lock, so a run takes both in one critical section of the store:
  *
  *   <state>/leases6/fd00:88::2   one JSON record per leased address, named by its RFC 5952 text

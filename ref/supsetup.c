@@ -785,7 +785,7 @@ static int reap_stale(void *ctx, const struct lease *l)
 	return cellclean_lease(rc->nc, l, &rc->st);
 }
 
-/* SUP-LEASE-010: the IPv6 address of a dual-stack cell, under the same lock as the IPv4 one. */
+/* SUP-LEASE-008: the IPv6 address of a dual-stack cell, under the same lock as the IPv4 one. */
 static int take_lease6(struct run *r)
 {
 	static const uint8_t zero[16];

@@ -1236,7 +1236,7 @@ TEST_TIMEOUT(concurrent_processes_get_distinct_addresses, 120)
 		ASSERT_EQ(s->n, 0);
 }
 
-/* --- IPv6 leases (SUP-LEASE-010) --- */
+/* --- IPv6 leases (SUP-LEASE-008) --- */
 
 static struct lease6 rec6(const char *run)
 {
