@@ -432,7 +432,9 @@ static int step_host_neigh6(struct cellnet *cn, const struct cellnet_cfg *cfg)
 	r = netcfg_neigh6_add_excl(cn->host, ifindex, cfg->cell_ip6, cn->cell_mac);
 	if (r == -EEXIST) {
 		r = netcfg_neigh6_get(cn->host, ifindex, cfg->cell_ip6, &n);
-		if (r == 0 && (n.state & (NUD_PERMANENT | NUD_NOARP)))
+		/* sup.neigh6_replace: another cell's permanent entry is replaced */
+		if (r == 0 && (n.state & (NUD_PERMANENT | NUD_NOARP)) &&
+		    !FAULT("sup.neigh6_replace"))
 			return -EEXIST;
 		if (r == 0 || r == -ENOENT)
 			r = netcfg_neigh6_add(cn->host, ifindex, cfg->cell_ip6, cn->cell_mac);
