@@ -54,7 +54,8 @@ struct cellnet;
  *
  * Errors worth knowing: -EEXIST when host_if or cell_if is taken, when cfg->bridge names a
  * link that is not a bridge, when the host route to cell_ip exists, or when the bridge holds
- * a static neighbour entry for cell_ip already (another cell has the address).
+ * a static neighbour entry for cell_ip (or, dual-stack, cell_ip6) already (another cell has the
+ * address).
  */
 int cellnet_setup(struct netcfg *host, int cell_netns_fd, const struct cellnet_cfg *cfg,
 		  struct cellnet **ret, const char **failed_step);
