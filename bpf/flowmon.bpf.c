@@ -23,7 +23,9 @@
  * nothing leaves a cell uncounted.
  *
  * Observability only: every packet leaves with TC_ACT_OK, except that with drop_unconsidered
- * set the unconsidered ones are dropped (TC_ACT_SHOT) after being counted.
+ * set the unconsidered ones are dropped (TC_ACT_SHOT) after being counted. With record version 2
+ * a dropped packet whose addresses were parsed (other protocol, non-first fragment, too many
+ * extension headers) is also a flow of verdict drop, ports 0: a deny record, then counts.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -107,20 +109,24 @@ static __always_inline void stat_inc(__u32 slot)
 		*v += 1; /* per-CPU slot: no atomics needed */
 }
 
-/* 0 when the packet is considered (key filled but ports), else its FLOW_STATS class. */
+/*
+ * 0 when the packet is considered (key filled but ports), else its FLOW_STATS class. Addresses
+ * and protocol are filled for fragment and otherProto too: v2 drop mode records those
+ * (FLOW-MON-034).
+ */
 static __always_inline int key_from(struct flowrec_key *key, const struct iphdr *iph)
 {
 	if (iph->version != 4 || iph->ihl < 5)
 		return FLOWREC_STAT_MALFORMED;
+	key->src_ip = bpf_ntohl(iph->saddr);
+	key->dst_ip = bpf_ntohl(iph->daddr);
+	key->proto = iph->protocol;
 	/* A non-first fragment has no L4 header to key on. */
 	if (iph->frag_off & bpf_htons(IP_OFFSET_MASK))
 		return FLOWREC_STAT_FRAGMENT;
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP &&
 	    iph->protocol != IPPROTO_ICMP)
 		return FLOWREC_STAT_OTHER_PROTO;
-	key->src_ip = bpf_ntohl(iph->saddr);
-	key->dst_ip = bpf_ntohl(iph->daddr);
-	key->proto = iph->protocol;
 	return 0; /* ICMP flows are keyed by addresses only; ports stay 0 */
 }
 
@@ -293,7 +299,9 @@ static __always_inline int ip6_ext(__u8 nh)
 
 /*
  * IPv6: follows the extension header chain (at most FLOWREC_IPV6_EXT_MAX headers) to TCP, UDP
- * or ICMPv6. 0 with the key filled, else the class the packet is counted in.
+ * or ICMPv6. 0 with the key filled, else the class the packet is counted in; for fragment,
+ * otherProto and extChain the addresses and proto are filled as FLOW-MON-035 says (drop mode
+ * records them), ports stay 0.
  */
 static __always_inline int parse6(struct __sk_buff *skb, struct flowrec_key_v2 *key)
 {
@@ -318,8 +326,11 @@ static __always_inline int parse6(struct __sk_buff *skb, struct flowrec_key_v2 *
 		if (nh == IPPROTO_FRAGMENT) {
 			/* A non-first fragment has no transport header; a first one goes on. */
 			if ((ext[2] << 8 | ext[3]) & IP6_OFFSET_MASK ||
-			    FAULT_ON(FLOWMON_FAULT_V6_FIRST_FRAGMENT))
+			    FAULT_ON(FLOWMON_FAULT_V6_FIRST_FRAGMENT)) {
+				/* The fragment header's next header, as IPv4's protocol field. */
+				key->proto = ext[0];
 				return FLOWREC_STAT_FRAGMENT;
+			}
 			off += 8;
 		} else if (nh == IPPROTO_AH) {
 			off += (ext[1] + 2) * 4; /* RFC 4302: 4-byte units, minus 2 */
@@ -329,6 +340,8 @@ static __always_inline int parse6(struct __sk_buff *skb, struct flowrec_key_v2 *
 		}
 		nh = ext[0];
 	}
+	/* The next header reached: the ninth extension header's type, or the transport's. */
+	key->proto = nh;
 	if (ip6_ext(nh) && !FAULT_ON(FLOWMON_FAULT_V6_EXT_LIMIT))
 		return FLOWREC_STAT_EXT_CHAIN;
 	/* flow.udplite6_uncounted: UDP-Lite gets a class without a slot, so nothing counts it */
@@ -336,7 +349,6 @@ static __always_inline int parse6(struct __sk_buff *skb, struct flowrec_key_v2 *
 		return FLOWREC_STAT_MAX;
 	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_ICMPV6)
 		return FLOWREC_STAT_OTHER_PROTO;
-	key->proto = nh;
 	if (nh == IPPROTO_ICMPV6)
 		return 0; /* keyed by addresses only; ports stay 0 */
 	if (load(skb, off, ports, sizeof(ports)))
@@ -356,7 +368,17 @@ static __always_inline void map4(__u8 addr[16], __u32 ip)
 	__builtin_memcpy(addr + 12, &be, 4);
 }
 
-/* 0 with the v2 key filled for a considered packet, else the class it is counted in. */
+/* The classes whose packets have addresses a dropped flow is keyed on (FLOW-MON-034). */
+static __always_inline int has_addrs(int cls)
+{
+	return cls == FLOWREC_STAT_OTHER_PROTO || cls == FLOWREC_STAT_FRAGMENT ||
+	       cls == FLOWREC_STAT_EXT_CHAIN;
+}
+
+/*
+ * 0 with the v2 key filled for a considered packet, else the class it is counted in (with the
+ * key filled but ports when has_addrs(class)).
+ */
 static __always_inline int parse_v2(struct __sk_buff *skb, struct flowrec_key_v2 *key)
 {
 	struct flowrec_key k4 = {};
@@ -366,7 +388,7 @@ static __always_inline int parse_v2(struct __sk_buff *skb, struct flowrec_key_v2
 		return parse6(skb, key);
 	/* IPv4 exactly as in v1 (and non-IP, IPv6 under the fault), then mapped. */
 	cls = parse(skb, &k4);
-	if (cls)
+	if (cls && !has_addrs(cls))
 		return cls;
 	map4(key->src_addr, k4.src_ip);
 	map4(key->dst_addr, k4.dst_ip);
@@ -374,7 +396,7 @@ static __always_inline int parse_v2(struct __sk_buff *skb, struct flowrec_key_v2
 	key->dst_port = k4.dst_port;
 	key->proto = k4.proto;
 	key->family = FLOWREC_FAMILY_IPV4;
-	return 0;
+	return cls;
 }
 
 static __always_inline void submit_v2(const struct flowrec_key_v2 *key,
@@ -423,46 +445,81 @@ static __always_inline void count_v2(const struct flowrec_key_v2 *key, struct fl
 		submit_v2(key, st);
 }
 
-static __always_inline int egress_v2(struct __sk_buff *skb)
+/*
+ * A packet of the flow key (verdict included) with its IP bytes: a new flow gets a record
+ * (FLOW-MON-008 for considered flows, FLOW-MON-036 for dropped ones), a known one its counts.
+ */
+static __always_inline void track_v2(struct flowrec_key_v2 *key, __u64 bytes)
 {
-	struct flowrec_key_v2 key = {};
 	struct flowrec_state_v2 fresh = {}, *st;
-	/* IP bytes: the skb from the IP header on (a GSO skb counts all of its segments). */
-	__u64 bytes = FAULT_ON(FLOWMON_FAULT_BYTE_COUNT_L2) ? skb->len : skb->len - l2_len;
 	long err;
-	int cls;
 
-	cls = parse_v2(skb, &key);
-	if (cls)
-		return unconsidered(cls);
-	stat_inc(FLOWREC_STAT_PACKETS);
-
-	st = bpf_map_lookup_elem(&FLOWS_V2, &key);
+	st = bpf_map_lookup_elem(&FLOWS_V2, key);
 	if (st) {
-		count_v2(&key, st, bytes);
-		return TC_ACT_OK;
+		count_v2(key, st, bytes);
+		return;
 	}
 
 	fresh.pkt_count = 1;
 	fresh.byte_count = bytes;
 	fresh.first_seen_ns = bpf_ktime_get_ns();
-	fresh.verdict = FLOWREC_VERDICT_ACCEPT;
+	fresh.verdict = key->verdict;
 	if (FAULT_ON(FLOWMON_FAULT_FIRST_SEEN_SKEW))
 		fresh.first_seen_ns -= FLOWMON_FAULT_SKEW_NS;
 	if (FAULT_ON(FLOWMON_FAULT_VERDICT_DROP))
 		fresh.verdict = FLOWREC_VERDICT_DROP;
-	err = bpf_map_update_elem(&FLOWS_V2, &key, &fresh, BPF_NOEXIST);
+	err = bpf_map_update_elem(&FLOWS_V2, key, &fresh, BPF_NOEXIST);
 	if (err == -EEXIST) {
-		st = bpf_map_lookup_elem(&FLOWS_V2, &key);
+		st = bpf_map_lookup_elem(&FLOWS_V2, key);
 		if (st)
-			count_v2(&key, st, bytes);
-		return TC_ACT_OK;
+			count_v2(key, st, bytes);
+		return;
 	}
 	if (err) {
 		stat_inc(FLOWREC_STAT_TABLE_FULL);
-		return TC_ACT_OK;
+		return;
 	}
-	submit_v2(&key, &fresh);
+	submit_v2(key, &fresh);
+}
+
+/*
+ * Drop mode: a dropped packet with addresses is a flow of verdict drop, ports 0 (FLOW-MON-034,
+ * FLOW-MON-035). drop_unconsidered is a frozen knob: in count mode the verifier prunes the call.
+ */
+static __always_inline void track_dropped_v2(struct flowrec_key_v2 *key, int cls, __u64 bytes)
+{
+	/* The fault records a packet without addresses, with a zeroed key. */
+	if (FAULT_ON(FLOWMON_FAULT_DROP_RECORD_ADDRLESS) && !has_addrs(cls)) {
+		__builtin_memset(key, 0, sizeof(*key));
+		cls = FLOWREC_STAT_OTHER_PROTO;
+	}
+	if (!has_addrs(cls) || FAULT_ON(FLOWMON_FAULT_DROP_UNRECORDED))
+		return;
+	key->src_port = key->dst_port = 0;
+	key->verdict = FAULT_ON(FLOWMON_FAULT_DROP_VERDICT_ACCEPT) ? FLOWREC_VERDICT_ACCEPT
+								   : FLOWREC_VERDICT_DROP;
+	/* The fault keys it as, and so merges it into, an allowed flow of the same tuple. */
+	if (FAULT_ON(FLOWMON_FAULT_DROP_KEY_MERGED))
+		key->verdict = FLOWREC_VERDICT_ACCEPT;
+	track_v2(key, bytes);
+}
+
+static __always_inline int egress_v2(struct __sk_buff *skb)
+{
+	struct flowrec_key_v2 key = {};
+	/* IP bytes: the skb from the IP header on (a GSO skb counts all of its segments). */
+	__u64 bytes = FAULT_ON(FLOWMON_FAULT_BYTE_COUNT_L2) ? skb->len : skb->len - l2_len;
+	int cls;
+
+	cls = parse_v2(skb, &key);
+	if (cls) {
+		if (drop_unconsidered || FAULT_ON(FLOWMON_FAULT_DROP_RECORD_COUNT_MODE))
+			track_dropped_v2(&key, cls, bytes);
+		return unconsidered(cls);
+	}
+	stat_inc(FLOWREC_STAT_PACKETS);
+	key.verdict = FLOWREC_VERDICT_ACCEPT;
+	track_v2(&key, bytes);
 	return TC_ACT_OK;
 }
 

@@ -24,7 +24,12 @@
 #define FLOWMON_FAULT_V6_FIRST_FRAGMENT	     (1u << 13) /* flow.v6_first_fragment */
 #define FLOWMON_FAULT_BYTE_COUNT_L2	     (1u << 14) /* flow.byte_count_l2 */
 #define FLOWMON_FAULT_V2_IPV4_UNMAPPED	     (1u << 15) /* flow.v2_ipv4_unmapped */
-#define FLOWMON_FAULT_UDPLITE6_UNCOUNTED     (1u << 16) /* flow.udplite6_uncounted */
+#define FLOWMON_FAULT_DROP_UNRECORDED	     (1u << 16) /* flow.drop_unrecorded */
+#define FLOWMON_FAULT_DROP_VERDICT_ACCEPT    (1u << 17) /* flow.drop_verdict_accept */
+#define FLOWMON_FAULT_DROP_KEY_MERGED	     (1u << 18) /* flow.drop_key_merged */
+#define FLOWMON_FAULT_DROP_RECORD_ADDRLESS   (1u << 19) /* flow.drop_record_addrless */
+#define FLOWMON_FAULT_DROP_RECORD_COUNT_MODE (1u << 20) /* flow.drop_record_count_mode */
+#define FLOWMON_FAULT_UDPLITE6_UNCOUNTED     (1u << 21) /* flow.udplite6_uncounted */
 
 /* flow.first_seen_skew moves first_seen_ns this far into the past. */
 #define FLOWMON_FAULT_SKEW_NS 1000000000000ULL

@@ -78,7 +78,11 @@ struct flowrec_key {
 	__u8 pad[3];
 };
 
-/* Key of the v2 FLOWS table: family joins the 5-tuple; pad zeroed so equal tuples hash equal. */
+/*
+ * Key of the v2 FLOWS table: family and the verdict join the 5-tuple, so that a flow of dropped
+ * packets (drop mode, FLOW-MON-034) never merges with an allowed flow of the same 5-tuple (an
+ * ICMP echo and the non-first fragments of a larger one); pad zeroed so equal keys hash equal.
+ */
 struct flowrec_key_v2 {
 	__u8 src_addr[16];
 	__u8 dst_addr[16];
@@ -86,7 +90,8 @@ struct flowrec_key_v2 {
 	__u16 dst_port;
 	__u8 proto;
 	__u8 family;
-	__u8 pad[2];
+	__u8 verdict; /* enum flowrec_verdict: ACCEPT for considered flows, DROP for dropped ones */
+	__u8 pad;
 };
 
 /* Value of the FLOWS table. pkt_count is updated atomically from every CPU. */

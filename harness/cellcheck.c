@@ -419,6 +419,117 @@ static size_t lint_case_files(const struct hcase *k)
 	return n;
 }
 
+/*
+ * Every requirement both defined and in Appendix C; a withdrawn one keeps only its index row
+ * (SPEC 0.2). Returns the number of findings.
+ */
+static size_t lint_spec_index(const char *spec_path, const struct hspec *sp)
+{
+	size_t errors = 0;
+
+	for (size_t i = 0; i < sp->n; i++) {
+		const struct hspec_req *q = &sp->reqs[i];
+
+		if (q->in_body != q->in_index && !(q->withdrawn && q->in_index)) {
+			fprintf(stderr, "%s:%u: %s is %s\n", spec_path, q->line, q->id,
+				q->in_body ? "defined but missing from Appendix C"
+					   : "in Appendix C but defined nowhere");
+			errors++;
+		}
+	}
+	return errors;
+}
+
+/*
+ * One case: its files, a positive expectation, its requirement IDs known to SPEC.md at the
+ * level SPEC.md gives them. Returns the findings other than unknown IDs and level mismatches,
+ * which are counted in *unknown and *mismatched.
+ */
+static size_t lint_case(const struct hspec *sp, const struct hcase *k, size_t *unknown,
+			size_t *mismatched)
+{
+	size_t errors = lint_case_files(k);
+
+	if (!hcase_positive_expectation(k)) {
+		fprintf(stderr,
+			"%s: case %s: every expectation is an absence; a case needs one that "
+			"only an implementation doing the work can satisfy (SPEC CHK-CASE-006)\n",
+			k->file, k->id);
+		errors++;
+	}
+	for (size_t j = 0; j < k->n_reqs; j++) {
+		const struct hspec_req *q = hspec_find(sp, k->reqs[j].id);
+		char path[64];
+
+		if (k->family)
+			snprintf(path, sizeof(path), "$[%zu].requirements[%zu]", k->index, j);
+		else
+			snprintf(path, sizeof(path), "$.requirements[%zu]", j);
+		if (!q || q->withdrawn) {
+			fprintf(stderr, "%s: %s: case %s names %s, which SPEC.md %s\n", k->file,
+				path, k->id, k->reqs[j].id, q ? "marks withdrawn" : "lacks");
+			(*unknown)++;
+		} else if (q->level != k->reqs[j].level) {
+			fprintf(stderr, "%s: %s.level: case %s says %s for %s, SPEC.md says %s\n",
+				k->file, path, k->id, hcase_level_names[k->reqs[j].level],
+				k->reqs[j].id, hcase_level_names[q->level]);
+			(*mismatched)++;
+		}
+	}
+	return errors;
+}
+
+/* --require PREFIX: only those IDs must have a case; the others are listed as pending. */
+struct lint_require {
+	const char *prefix[16];
+	size_t n;
+};
+
+struct lint_coverage {
+	size_t active, uncovered, pending;
+};
+
+static bool lint_required(const struct lint_require *req, const char *id)
+{
+	bool required = !req->n;
+
+	for (size_t k = 0; k < req->n && !required; k++)
+		required = strncmp(id, req->prefix[k], strlen(req->prefix[k])) == 0 &&
+			   id[strlen(req->prefix[k])] == '-';
+	return required;
+}
+
+/* Every active requirement named by a case; one line for each that is not. */
+static void lint_coverage(const char *spec_path, const struct hspec *sp,
+			  const struct hcase_set *set, const struct lint_require *req,
+			  struct lint_coverage *ret)
+{
+	for (size_t i = 0; i < sp->n; i++) {
+		const struct hspec_req *q = &sp->reqs[i];
+		bool covered = false, required;
+
+		if (q->withdrawn)
+			continue;
+		/* CHK requirements bind the harness itself; its own tests verify them (SPEC 10.0).
+		 */
+		if (strncmp(q->id, "CHK-", 4) == 0 || q->consumer)
+			continue;
+		ret->active++;
+		for (size_t k = 0; k < set->n && !covered; k++)
+			for (size_t j = 0; j < set->cases[k]->n_reqs && !covered; j++)
+				covered = strcmp(set->cases[k]->reqs[j].id, q->id) == 0;
+		if (covered)
+			continue;
+		required = lint_required(req, q->id);
+		fprintf(stderr, "%s:%u: %s (%s) has no case%s\n", spec_path, q->line, q->id,
+			hcase_level_names[q->level], required ? "" : " (not required yet)");
+		if (required)
+			ret->uncovered++;
+		else
+			ret->pending++;
+	}
+}
+
 static int cmd_lint(int argc, char **argv)
 {
 	static const struct option opts[] = { { "cases", required_argument, NULL, 'c' },
@@ -431,13 +542,12 @@ static int cmd_lint(int argc, char **argv)
 	_cleanup_free_ char *cases_dir = NULL, *spec_path = NULL, *prof_dir = NULL,
 			    *clauses_path = NULL, *faults_path = NULL;
 	const char *cases = NULL, *spec = NULL, *profiles = NULL, *clauses = NULL, *faults = NULL;
-	/* --require PREFIX: only those IDs must have a case; the others are listed as pending. */
-	const char *require[16];
-	size_t n_require = 0, pending = 0;
+	struct lint_require req = { 0 };
+	struct lint_coverage cov = { 0 };
 	struct hcase_set set = { 0 };
 	struct hspec *sp = NULL;
 	size_t errors = 0, case_errors = 0, n_profiles = 0, n_topologies = 0, unknown = 0,
-	       uncovered = 0, active = 0, mismatched = 0, clause_errors;
+	       mismatched = 0, clause_errors;
 	struct hclause_stats cst = { 0 };
 	int c, r;
 
@@ -448,8 +558,8 @@ static int cmd_lint(int argc, char **argv)
 			spec = optarg;
 		else if (c == 'p')
 			profiles = optarg;
-		else if (c == 'r' && n_require < sizeof(require) / sizeof(require[0]))
-			require[n_require++] = optarg;
+		else if (c == 'r' && req.n < ARRAY_SIZE(req.prefix))
+			req.prefix[req.n++] = optarg;
 		else if (c == 'C')
 			clauses = optarg;
 		else if (c == 'F')
@@ -480,80 +590,11 @@ static int cmd_lint(int argc, char **argv)
 	lint_profiles(prof_dir, &n_profiles, &errors);
 	lint_topologies(&set, &n_topologies, &errors);
 
-	for (size_t i = 0; i < sp->n; i++) {
-		const struct hspec_req *q = &sp->reqs[i];
-
-		/* A withdrawn requirement keeps only its index row (SPEC 0.2). */
-		if (q->in_body != q->in_index && !(q->withdrawn && q->in_index)) {
-			fprintf(stderr, "%s:%u: %s is %s\n", spec_path, q->line, q->id,
-				q->in_body ? "defined but missing from Appendix C"
-					   : "in Appendix C but defined nowhere");
-			errors++;
-		}
-	}
-	for (size_t i = 0; i < set.n; i++) {
-		const struct hcase *k = set.cases[i];
-
-		errors += lint_case_files(k);
-		if (!hcase_positive_expectation(k)) {
-			fprintf(stderr,
-				"%s: case %s: every expectation is an absence; a case needs one that "
-				"only an implementation doing the work can satisfy (SPEC CHK-CASE-006)\n",
-				k->file, k->id);
-			errors++;
-		}
-		for (size_t j = 0; j < k->n_reqs; j++) {
-			const struct hspec_req *q = hspec_find(sp, k->reqs[j].id);
-			char path[64];
-
-			if (k->family)
-				snprintf(path, sizeof(path), "$[%zu].requirements[%zu]", k->index,
-					 j);
-			else
-				snprintf(path, sizeof(path), "$.requirements[%zu]", j);
-			if (!q || q->withdrawn) {
-				fprintf(stderr, "%s: %s: case %s names %s, which SPEC.md %s\n",
-					k->file, path, k->id, k->reqs[j].id,
-					q ? "marks withdrawn" : "lacks");
-				unknown++;
-			} else if (q->level != k->reqs[j].level) {
-				fprintf(stderr,
-					"%s: %s.level: case %s says %s for %s, SPEC.md says %s\n",
-					k->file, path, k->id, hcase_level_names[k->reqs[j].level],
-					k->reqs[j].id, hcase_level_names[q->level]);
-				mismatched++;
-			}
-		}
-	}
-	for (size_t i = 0; i < sp->n; i++) {
-		const struct hspec_req *q = &sp->reqs[i];
-		bool covered = false;
-
-		if (q->withdrawn)
-			continue;
-		/* CHK requirements bind the harness itself; its own tests verify them (SPEC 10.0).
-		 */
-		if (strncmp(q->id, "CHK-", 4) == 0 || q->consumer)
-			continue;
-		active++;
-		for (size_t k = 0; k < set.n && !covered; k++)
-			for (size_t j = 0; j < set.cases[k]->n_reqs && !covered; j++)
-				covered = strcmp(set.cases[k]->reqs[j].id, q->id) == 0;
-		if (!covered) {
-			bool required = !n_require;
-
-			for (size_t k = 0; k < n_require && !required; k++)
-				required = strncmp(q->id, require[k], strlen(require[k])) == 0 &&
-					   q->id[strlen(require[k])] == '-';
-			fprintf(stderr, "%s:%u: %s (%s) has no case%s\n", spec_path, q->line, q->id,
-				hcase_level_names[q->level], required ? "" : " (not required yet)");
-			if (required)
-				uncovered++;
-			else
-				pending++;
-		}
-	}
-	errors += unknown + uncovered + mismatched;
+	errors += lint_spec_index(spec_path, sp);
+	for (size_t i = 0; i < set.n; i++)
+		errors += lint_case(sp, set.cases[i], &unknown, &mismatched);
+	lint_coverage(spec_path, sp, &set, &req, &cov);
+	errors += unknown + cov.uncovered + mismatched;
 	clause_errors = lint_clauses(clauses_path, faults_path, sp, &set, &cst);
 	errors += clause_errors;
 	printf("lint: %zu cases (%zu invalid case files), %zu profiles, %zu named topologies; "
@@ -562,9 +603,10 @@ static int cmd_lint(int argc, char **argv)
 	       "references SPEC.md lacks, %zu level mismatches; clause map: %zu MUST requirements, "
 	       "%zu mapped, %zu clauses, %zu checked by a case or test, %zu known gaps, %zu without "
 	       "a check or a reason, %zu clause map problems; %zu problems\n",
-	       set.n, case_errors, n_profiles, n_topologies, active, active - uncovered - pending,
-	       uncovered + pending, pending, unknown, mismatched, cst.reqs, cst.mapped, cst.clauses,
-	       cst.checked, cst.gaps, cst.clauses - cst.checked - cst.gaps, clause_errors, errors);
+	       set.n, case_errors, n_profiles, n_topologies, cov.active,
+	       cov.active - cov.uncovered - cov.pending, cov.uncovered + cov.pending, cov.pending,
+	       unknown, mismatched, cst.reqs, cst.mapped, cst.clauses, cst.checked, cst.gaps,
+	       cst.clauses - cst.checked - cst.gaps, clause_errors, errors);
 	hcase_set_free(&set);
 	hspec_free(sp);
 	return errors ? EXIT_FAILED : 0;
@@ -620,64 +662,16 @@ static char *manifest_text(const struct hspec *sp, const struct hcase_set *set)
 }
 
 /*
- * `cellcheck manifest [--write]`: the generated Appendix D of SPEC.md. Without --write it
- * prints it and exits 1 when SPEC.md's copy differs (lint-style); with --write it replaces it.
+ * SPEC.md's manifest against text: with check, EXIT_FAILED when it differs; otherwise replace
+ * it (through a temporary file renamed over SPEC.md).
  */
-static int cmd_manifest(int argc, char **argv)
+static int manifest_apply(const char *spec_path, const char *text, bool check)
 {
-	static const struct option opts[] = { { "cases", required_argument, NULL, 'c' },
-					      { "spec", required_argument, NULL, 's' },
-					      { "write", no_argument, NULL, 'w' },
-					      { "check", no_argument, NULL, 'k' },
-					      {} };
-	_cleanup_free_ char *cases_dir = NULL, *spec_path = NULL, *text = NULL, *spec = NULL;
-	const char *cases = NULL, *specarg = NULL;
-	struct hcase_set set = { 0 };
-	struct hspec *sp = NULL;
-	size_t case_errors = 0, slen = 0;
-	bool write = false, check = false;
+	_cleanup_free_ char *spec = NULL;
+	size_t slen = 0;
 	char *b, *e;
-	int c, r, rc = 0;
+	int rc = 0;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'c')
-			cases = optarg;
-		else if (c == 's')
-			specarg = optarg;
-		else if (c == 'w')
-			write = true;
-		else if (c == 'k')
-			check = true;
-		else
-			return usage_error("%s", "manifest: bad option");
-	}
-	if (optind < argc)
-		return usage_error("manifest: unexpected operand '%s'", argv[optind]);
-	cases_dir = default_path(cases, "cases");
-	spec_path = default_path(specarg, "SPEC.md");
-	if (!cases_dir || !spec_path)
-		return EXIT_USAGE;
-	r = hspec_load(spec_path, &sp);
-	if (r < 0) {
-		fprintf(stderr, "cellcheck: %s: %s\n", spec_path, strerror(-r));
-		return EXIT_USAGE;
-	}
-	r = hcase_load_dir(&set, cases_dir, print_err, &case_errors);
-	if (r < 0 || case_errors) {
-		fprintf(stderr, "cellcheck: manifest: the cases do not load (run lint)\n");
-		hspec_free(sp);
-		hcase_set_free(&set);
-		return EXIT_FAILED;
-	}
-	text = manifest_text(sp, &set);
-	hspec_free(sp);
-	hcase_set_free(&set);
-	if (!text)
-		return EXIT_FAILED;
-	if (!write && !check) {
-		fputs(text, stdout);
-		return 0;
-	}
 	{
 		FILE *f = fopen(spec_path, "re");
 
@@ -723,6 +717,67 @@ static int cmd_manifest(int argc, char **argv)
 		}
 	}
 	return rc;
+}
+
+/*
+ * `cellcheck manifest [--write]`: the generated Appendix D of SPEC.md. Without --write it
+ * prints it and exits 1 when SPEC.md's copy differs (lint-style); with --write it replaces it.
+ */
+static int cmd_manifest(int argc, char **argv)
+{
+	static const struct option opts[] = { { "cases", required_argument, NULL, 'c' },
+					      { "spec", required_argument, NULL, 's' },
+					      { "write", no_argument, NULL, 'w' },
+					      { "check", no_argument, NULL, 'k' },
+					      {} };
+	_cleanup_free_ char *cases_dir = NULL, *spec_path = NULL, *text = NULL;
+	const char *cases = NULL, *specarg = NULL;
+	struct hcase_set set = { 0 };
+	struct hspec *sp = NULL;
+	size_t case_errors = 0;
+	bool write = false, check = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			cases = optarg;
+		else if (c == 's')
+			specarg = optarg;
+		else if (c == 'w')
+			write = true;
+		else if (c == 'k')
+			check = true;
+		else
+			return usage_error("%s", "manifest: bad option");
+	}
+	if (optind < argc)
+		return usage_error("manifest: unexpected operand '%s'", argv[optind]);
+	cases_dir = default_path(cases, "cases");
+	spec_path = default_path(specarg, "SPEC.md");
+	if (!cases_dir || !spec_path)
+		return EXIT_USAGE;
+	r = hspec_load(spec_path, &sp);
+	if (r < 0) {
+		fprintf(stderr, "cellcheck: %s: %s\n", spec_path, strerror(-r));
+		return EXIT_USAGE;
+	}
+	r = hcase_load_dir(&set, cases_dir, print_err, &case_errors);
+	if (r < 0 || case_errors) {
+		fprintf(stderr, "cellcheck: manifest: the cases do not load (run lint)\n");
+		hspec_free(sp);
+		hcase_set_free(&set);
+		return EXIT_FAILED;
+	}
+	text = manifest_text(sp, &set);
+	hspec_free(sp);
+	hcase_set_free(&set);
+	if (!text)
+		return EXIT_FAILED;
+	if (!write && !check) {
+		fputs(text, stdout);
+		return 0;
+	}
+	return manifest_apply(spec_path, text, check);
 }
 
 /* ---- probe ---- */

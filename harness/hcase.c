@@ -918,10 +918,14 @@ static int parse_caps(struct vctx *v, json_t *e, const char *pi, struct hcase_st
 	return 0;
 }
 
-/* "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen. */
+/*
+ * "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen; "pair2":
+ * a second UDP + TCP pair on another IP:PORT (IPv4 or IPv6).
+ */
 static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
 {
-	static const char *const keys[] = { "udp", "tcp", "tcp_busy", "udp_at", "tcp_at", NULL };
+	static const char *const keys[] = { "udp",    "tcp",   "tcp_busy", "udp_at",
+					    "tcp_at", "pair2", NULL };
 	char pk[HJSON_PATH_MAX];
 	json_t *l = NULL, *listen;
 	int r;
@@ -936,8 +940,11 @@ static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hca
 	r = r ?: hjson_bool(l, pk, "tcp_busy", false, &s->lis_tcp_busy, v->err);
 	r = r ?: dup_str(l, pk, "udp_at", false, &s->lis_udp_at, v->err);
 	r = r ?: dup_str(l, pk, "tcp_at", false, &s->lis_tcp_at, v->err);
+	r = r ?: dup_str(l, pk, "pair2", false, &s->lis_pair2, v->err);
 	if (r < 0)
 		return r;
+	if (s->lis_pair2 && (!hostport_valid(s->lis_pair2) || !s->lis_udp))
+		return hjson_fail(v->err, pk, "\"pair2\" is IP:PORT, with \"udp\"");
 	/* A socket bound elsewhere than --listen: the mismatches DNS-CLI-003 refuses. */
 	if ((s->lis_udp_at && !hostport_valid(s->lis_udp_at)) ||
 	    (s->lis_tcp_at && !hostport_valid(s->lis_tcp_at)))
@@ -1949,6 +1956,7 @@ void hcase_free(struct hcase *c)
 		free(s->stdin_file);
 		free(s->lis_udp_at);
 		free(s->lis_tcp_at);
+		free(s->lis_pair2);
 		free(s->file);
 		free(s->op);
 		json_decref(s->op_args);

@@ -119,6 +119,7 @@ struct hcase_step {
 	json_t *env;			     /* object: extra environment, placeholders filled */
 	bool lis_udp, lis_tcp, lis_tcp_busy; /* listeners the harness binds on vars.listen */
 	char *lis_udp_at, *lis_tcp_at;	     /* IP:PORT to bind them on instead, or NULL */
+	char *lis_pair2;		     /* a second UDP + TCP pair there (fds 6, 7) */
 	bool expect_no_ready;		     /* the ready fd must close without a byte */
 	/* a mount namespace of its own, prepared before exec */
 	bool mount_ns, mount_shared;

@@ -145,11 +145,102 @@ static int mount_ns_make(const struct hproc_spawn_opts *o)
 }
 
 /*
+ * The child's path from fork to exec: a single sequence (signals, namespaces, fds, environment,
+ * ids, capabilities) whose first failure goes back over ep_w as an errno. One function on
+ * purpose: it reads best top to bottom, as bubblewrap's does.
+ */
+static _Noreturn void spawn_child(const struct hproc_spawn_opts *o, pid_t parent, int ep_w)
+{
+	int in, out, err, rf, lf[4] = { -1, -1, -1, -1 }, e;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	/*
+	 * What the harness ignores or blocks (SIGPIPE here; SIGHUP under nohup or a CI
+	 * runner) is not the IUT's business: every process it starts gets the defaults.
+	 */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	/* Before close_range: the namespace fd is one of those it closes. */
+	if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
+		goto fail;
+	if (o->mnt_fd >= 0 && setns(o->mnt_fd, CLONE_NEWNS) < 0)
+		goto fail;
+	if (o->mount_ns && mount_ns_make(o) < 0)
+		goto fail;
+	if (o->uts_ns && unshare(CLONE_NEWUTS) < 0)
+		goto fail;
+	in = o->stdin_fd >= 0 ? o->stdin_fd : open(o->stdin_path ?: "/dev/null", O_RDONLY);
+	out = open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	err = open(o->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (in < 0 || out < 0 || err < 0)
+		goto fail;
+	/*
+	 * Park every fd we keep above 200 first: any of them may sit on 0..3 (a harness
+	 * started with stdin closed), and dup2 onto a low number would clobber it.
+	 */
+	e = fcntl(ep_w, F_DUPFD_CLOEXEC, 200);
+	if (e < 0)
+		goto fail;
+	ep_w = e;
+	in = fcntl(in, F_DUPFD, 200);
+	out = fcntl(out, F_DUPFD, 200);
+	err = fcntl(err, F_DUPFD, 200);
+	rf = o->ready_wfd >= 0 ? fcntl(o->ready_wfd, F_DUPFD, 200) : -1;
+	if (in < 0 || out < 0 || err < 0 || (o->ready_wfd >= 0 && rf < 0))
+		goto fail;
+	for (int k = 0; k < 4; k++)
+		if (o->lis_fd[k] >= 0 && (lf[k] = fcntl(o->lis_fd[k], F_DUPFD, 200)) < 0)
+			goto fail;
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+	    (rf >= 0 && dup2(rf, READY_FD) < 0))
+		goto fail;
+	/* Listener k on fd 4 + k, every other fd from 3 to 7 closed. */
+	for (int k = 0; k < 4; k++)
+		if (lf[k] >= 0 && dup2(lf[k], 4 + k) < 0)
+			goto fail;
+	for (int k = 3; k < 8; k++)
+		if ((k == READY_FD && rf >= 0) || (k >= 4 && lf[k - 4] >= 0))
+			continue;
+		else
+			close(k);
+	close_range(8, (unsigned int)ep_w - 1, 0);
+	close_range((unsigned int)ep_w + 1, ~0u, 0);
+	if (o->fault)
+		setenv("CELLREF_FAULT", o->fault, 1);
+	else
+		unsetenv("CELLREF_FAULT");
+	for (char **ev = o->env; ev && *ev; ev++)
+		if (putenv(*ev) < 0)
+			goto fail;
+	/* Groups, then the gid while still allowed to change it, then the uid. */
+	if ((o->has_groups || o->has_user) &&
+	    setgroups(o->has_groups ? o->n_groups : 0, (const gid_t *)o->groups) < 0)
+		goto fail;
+	if (o->has_user &&
+	    (setresgid(o->gid, o->gid, o->gid) < 0 || setresuid(o->uid, o->uid, o->uid) < 0))
+		goto fail;
+	if (o->cap_inh && caps_add_inheritable(o->cap_inh) < 0)
+		goto fail;
+	execvp(o->argv[0], o->argv);
+fail:
+	e = errno;
+	(void)!write(ep_w, &e, sizeof(e));
+	_exit(127);
+}
+
+/*
  * fork+exec in a process group of its own. An exec failure comes back over a CLOEXEC pipe
- * as an errno, so "no such binary" is reported as such, not as a strange exit status. One
- * function on purpose: the child's path from fork to exec is a single sequence (signals,
- * namespaces, fds, environment, ids, capabilities) whose first failure goes back over the pipe,
- * and it reads best top to bottom, as bubblewrap's does.
+ * as an errno, so "no such binary" is reported as such, not as a strange exit status.
  */
 int hproc_spawn(struct run *r, const struct hproc_spawn_opts *o, pid_t *ret)
 {
@@ -165,91 +256,8 @@ int hproc_spawn(struct run *r, const struct hproc_spawn_opts *o, pid_t *ret)
 	pid = fork();
 	if (pid < 0)
 		return -errno;
-	if (pid == 0) {
-		int in, out, err, rf, lf[2] = { -1, -1 }, e;
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		/*
-		 * What the harness ignores or blocks (SIGPIPE here; SIGHUP under nohup or a CI
-		 * runner) is not the IUT's business: every process it starts gets the defaults.
-		 */
-		for (int sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
-				signal(sig, SIG_DFL);
-		{
-			sigset_t none;
-
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, NULL);
-		}
-		/* Before close_range: the namespace fd is one of those it closes. */
-		if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
-			goto fail;
-		if (o->mnt_fd >= 0 && setns(o->mnt_fd, CLONE_NEWNS) < 0)
-			goto fail;
-		if (o->mount_ns && mount_ns_make(o) < 0)
-			goto fail;
-		if (o->uts_ns && unshare(CLONE_NEWUTS) < 0)
-			goto fail;
-		in = o->stdin_fd >= 0 ? o->stdin_fd : open(o->stdin_path ?: "/dev/null", O_RDONLY);
-		out = open(o->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		err = open(o->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (in < 0 || out < 0 || err < 0)
-			goto fail;
-		/*
-		 * Park every fd we keep above 200 first: any of them may sit on 0..3 (a harness
-		 * started with stdin closed), and dup2 onto a low number would clobber it.
-		 */
-		e = fcntl(ep_w, F_DUPFD_CLOEXEC, 200);
-		if (e < 0)
-			goto fail;
-		ep_w = e;
-		in = fcntl(in, F_DUPFD, 200);
-		out = fcntl(out, F_DUPFD, 200);
-		err = fcntl(err, F_DUPFD, 200);
-		rf = o->ready_wfd >= 0 ? fcntl(o->ready_wfd, F_DUPFD, 200) : -1;
-		if (in < 0 || out < 0 || err < 0 || (o->ready_wfd >= 0 && rf < 0))
-			goto fail;
-		for (int k = 0; k < 2; k++)
-			if (o->lis_fd[k] >= 0 && (lf[k] = fcntl(o->lis_fd[k], F_DUPFD, 200)) < 0)
-				goto fail;
-		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
-		    (rf >= 0 && dup2(rf, READY_FD) < 0) || (lf[0] >= 0 && dup2(lf[0], 4) < 0) ||
-		    (lf[1] >= 0 && dup2(lf[1], 5) < 0))
-			goto fail;
-		for (int k = 3; k < 6; k++)
-			if ((k == READY_FD && rf >= 0) || (k == 4 && lf[0] >= 0) ||
-			    (k == 5 && lf[1] >= 0))
-				continue;
-			else
-				close(k);
-		close_range(6, (unsigned int)ep_w - 1, 0);
-		close_range((unsigned int)ep_w + 1, ~0u, 0);
-		if (o->fault)
-			setenv("CELLREF_FAULT", o->fault, 1);
-		else
-			unsetenv("CELLREF_FAULT");
-		for (char **ev = o->env; ev && *ev; ev++)
-			if (putenv(*ev) < 0)
-				goto fail;
-		/* Groups, then the gid while still allowed to change it, then the uid. */
-		if ((o->has_groups || o->has_user) &&
-		    setgroups(o->has_groups ? o->n_groups : 0, (const gid_t *)o->groups) < 0)
-			goto fail;
-		if (o->has_user && (setresgid(o->gid, o->gid, o->gid) < 0 ||
-				    setresuid(o->uid, o->uid, o->uid) < 0))
-			goto fail;
-		if (o->cap_inh && caps_add_inheritable(o->cap_inh) < 0)
-			goto fail;
-		execvp(o->argv[0], o->argv);
-	fail:
-		e = errno;
-		(void)!write(ep_w, &e, sizeof(e));
-		_exit(127);
-	}
+	if (pid == 0)
+		spawn_child(o, parent, ep_w);
 	close(TAKE_FD(ep_w));
 	/* One group per start: the audit and the timeout address whole groups. */
 	hproc_note_group(r, pid);

@@ -339,6 +339,72 @@ static int load_comp(json_t *o, const char *path, struct hprof_comp *c,
 	return 0;
 }
 
+/*
+ * The profile's own vars after the built-ins already in vars[0..*n_vars): each expanded with the
+ * built-ins, its text kept in var_values[] (freed by the caller).
+ */
+static int load_vars(json_t *jvars, struct hprof_var *vars, size_t max, size_t *n_vars,
+		     char **var_values, struct hjson_err *err)
+{
+	const char *key;
+	json_t *val;
+	int r;
+
+	json_object_foreach(jvars, key, val)
+	{
+		char pv[HJSON_PATH_MAX];
+		size_t base = 3;
+
+		hjson_path_key(pv, "$.vars", key);
+		if (*n_vars == max)
+			return hjson_fail(err, pv, "too many vars (at most %zu)", max - base);
+		if (!json_is_string(val))
+			return hjson_fail(err, pv, "expected a string");
+		if (in_list(key, strlen(key), hprof_runtime_vars) || strcmp(key, "builddir") == 0 ||
+		    strcmp(key, "srcdir") == 0 || strcmp(key, "profiledir") == 0)
+			return hjson_fail(err, pv, "\"%s\" is a built-in placeholder", key);
+		/* A var may use the built-ins only, so there is no order or cycle to resolve. */
+		r = hprof_expand(json_string_value(val), vars, base, &var_values[*n_vars], NULL);
+		if (r == -ENOENT || r == -EINVAL)
+			return hjson_fail(err, pv,
+					  "a var may use only {builddir}, {srcdir}, {profiledir}");
+		if (r < 0)
+			return r;
+		vars[*n_vars] = (struct hprof_var){ key, var_values[*n_vars] };
+		(*n_vars)++;
+	}
+	return 0;
+}
+
+/* Each component of the profile, its templates expanded with vars. */
+static int load_comps(json_t *comps, struct hprof *p, const struct hprof_var *vars, size_t n_vars,
+		      struct hjson_err *err)
+{
+	const char *key;
+	json_t *val;
+	int r;
+
+	json_object_foreach(comps, key, val)
+	{
+		char pc[HJSON_PATH_MAX];
+		int c = hcase_component_from_name(key);
+
+		hjson_path_key(pc, "$.components", key);
+		if (c < 0)
+			return hjson_fail(
+				err, pc,
+				"unknown component \"%s\" (decoder, flow-monitor, dns-proxy, "
+				"supervisor)",
+				key);
+		if (!json_is_object(val))
+			return hjson_fail(err, pc, "expected an object");
+		r = load_comp(val, pc, &p->comp[c], vars, n_vars, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int hprof_load(const char *path, const char *builddir, const char *srcdir, struct hprof **ret,
 	       struct hjson_err *err)
 {
@@ -347,8 +413,8 @@ int hprof_load(const char *path, const char *builddir, const char *srcdir, struc
 	struct hprof_var vars[64];
 	_cleanup_free_ char *def_build = NULL, *def_src = NULL, *pathcopy = NULL;
 	char *var_values[64] = { 0 };
-	json_t *doc = NULL, *jvars = NULL, *comps = NULL, *val;
-	const char *name = NULL, *desc = NULL, *key;
+	json_t *doc = NULL, *jvars = NULL, *comps = NULL;
+	const char *name = NULL, *desc = NULL;
 	struct hprof *p = NULL;
 	size_t n_vars = 0;
 	uint32_t version;
@@ -398,61 +464,10 @@ int hprof_load(const char *path, const char *builddir, const char *srcdir, struc
 	vars[n_vars++] = (struct hprof_var){ "builddir", p->builddir };
 	vars[n_vars++] = (struct hprof_var){ "srcdir", p->srcdir };
 	vars[n_vars++] = (struct hprof_var){ "profiledir", dirname(pathcopy) };
-	json_object_foreach(jvars, key, val)
-	{
-		char pv[HJSON_PATH_MAX];
-		size_t base = 3;
-
-		hjson_path_key(pv, "$.vars", key);
-		if (n_vars == ARRAY_SIZE(vars)) {
-			r = hjson_fail(err, pv, "too many vars (at most %zu)",
-				       ARRAY_SIZE(vars) - base);
-			goto out;
-		}
-		if (!json_is_string(val)) {
-			r = hjson_fail(err, pv, "expected a string");
-			goto out;
-		}
-		if (in_list(key, strlen(key), hprof_runtime_vars) || strcmp(key, "builddir") == 0 ||
-		    strcmp(key, "srcdir") == 0 || strcmp(key, "profiledir") == 0) {
-			r = hjson_fail(err, pv, "\"%s\" is a built-in placeholder", key);
-			goto out;
-		}
-		/* A var may use the built-ins only, so there is no order or cycle to resolve. */
-		r = hprof_expand(json_string_value(val), vars, base, &var_values[n_vars], NULL);
-		if (r == -ENOENT || r == -EINVAL) {
-			r = hjson_fail(err, pv,
-				       "a var may use only {builddir}, {srcdir}, {profiledir}");
-			goto out;
-		}
-		if (r < 0)
-			goto out;
-		vars[n_vars] = (struct hprof_var){ key, var_values[n_vars] };
-		n_vars++;
-	}
-
-	json_object_foreach(comps, key, val)
-	{
-		char pc[HJSON_PATH_MAX];
-		int c = hcase_component_from_name(key);
-
-		hjson_path_key(pc, "$.components", key);
-		if (c < 0) {
-			r = hjson_fail(
-				err, pc,
-				"unknown component \"%s\" (decoder, flow-monitor, dns-proxy, "
-				"supervisor)",
-				key);
-			goto out;
-		}
-		if (!json_is_object(val)) {
-			r = hjson_fail(err, pc, "expected an object");
-			goto out;
-		}
-		r = load_comp(val, pc, &p->comp[c], vars, n_vars, err);
-		if (r < 0)
-			goto out;
-	}
+	r = load_vars(jvars, vars, ARRAY_SIZE(vars), &n_vars, var_values, err);
+	r = r ?: load_comps(comps, p, vars, n_vars, err);
+	if (r < 0)
+		goto out;
 	*ret = TAKE_PTR(p);
 	r = 0;
 out:

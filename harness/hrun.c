@@ -111,6 +111,7 @@ struct opts {
 	double time_scale; /* --time-scale F; 0: calibrate */
 };
 
+/* One case per option, each checking its own value: the switch stays long. */
 static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 {
 	static const struct option lopts[] = {
@@ -284,12 +285,10 @@ static void warn_private_build_dir(const struct setup *s)
 				exe, private_dirs[i], private_dirs[i]);
 }
 
-static int setup_load(struct setup *s, bool selftest)
+/* The profile (--profile or the reference's). */
+static int setup_profile(struct setup *s)
 {
-	_cleanup_free_ char *cases_dir = NULL;
 	struct hjson_err err = { 0 };
-	size_t errors = 0, n = 0;
-	bool need_probe = false;
 	int e;
 
 	if (s->o.profile)
@@ -305,6 +304,16 @@ static int setup_load(struct setup *s, bool selftest)
 					   err.msg);
 		return setup_error("bad profile %s: %s", s->profile_path, strerror(-e));
 	}
+	return 0;
+}
+
+/* The cases, and the sorted selection of this run (--filter, then this --shard's part). */
+static int setup_select(struct setup *s)
+{
+	_cleanup_free_ char *cases_dir = NULL;
+	size_t errors = 0, n = 0;
+	int e;
+
 	if (s->o.cases) {
 		cases_dir = strdup(s->o.cases);
 		s->cases_path = realpath(s->o.cases, NULL) ?: strdup(s->o.cases);
@@ -339,6 +348,14 @@ static int setup_load(struct setup *s, bool selftest)
 	for (size_t i = 0; i < n; i++)
 		if (!s->o.shard_n || i % s->o.shard_n == s->o.shard_k - 1)
 			s->sel[s->n_sel++] = s->sel[i];
+	return 0;
+}
+
+/* What the selected cases need: root, the profile's binaries, the kernel probed. */
+static int setup_check_needs(struct setup *s)
+{
+	bool need_probe = false;
+	int e;
 
 	if (geteuid() != 0 && s->n_sel) {
 		size_t need = 0;
@@ -371,6 +388,13 @@ static int setup_load(struct setup *s, bool selftest)
 	if (e < 0)
 		return setup_error("probing the kernel: %s", strerror(-e));
 	s->ctx.probed = need_probe;
+	return 0;
+}
+
+/* The run's temp dir, its state file for cleanup, and (run) the report dir. */
+static int setup_dirs(struct setup *s, bool selftest)
+{
+	int e;
 
 	s->run_lock = -1;
 	if (asprintf(&s->run_dir, "%s/cellcheck-run.%d.XXXXXX", getenv("TMPDIR") ?: "/tmp",
@@ -389,6 +413,14 @@ static int setup_load(struct setup *s, bool selftest)
 		if (!s->report_dir)
 			return EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* The deadline factor: --time-scale, or calibrated on this machine. */
+static int setup_time_scale(struct setup *s)
+{
+	int e;
+
 	if (s->o.time_scale) {
 		s->ctx.time_scale = s->o.time_scale;
 		s->ctx.time_scale_from = "option";
@@ -403,6 +435,19 @@ static int setup_load(struct setup *s, bool selftest)
 			"cellcheck: a slow machine: every deadline is %.1f times longer (calibrated: "
 			"16 process spawns took %.1f ms; --time-scale sets the factor)\n",
 			s->ctx.time_scale, (double)s->ctx.calib_round_ns / 1e6);
+	return 0;
+}
+
+static int setup_load(struct setup *s, bool selftest)
+{
+	int e = setup_profile(s);
+
+	e = e ?: setup_select(s);
+	e = e ?: setup_check_needs(s);
+	e = e ?: setup_dirs(s, selftest);
+	e = e ?: setup_time_scale(s);
+	if (e)
+		return e;
 	s->ctx.srcdir = srcdir();
 	s->ctx.run_dir = s->run_dir;
 	s->ctx.profile_arg = s->profile_path;
@@ -610,6 +655,141 @@ static void handle_line(struct slot *sl, const char *line, size_t n_jobs, result
 	json_decref(o);
 }
 
+/* The pool's state while it runs (pool_run). */
+struct pool {
+	const struct hrun_ctx *ctx;
+	const struct hrun_job *jobs;
+	size_t n_jobs;
+	unsigned int n_workers;
+	struct slot *slots;
+	int qr; /* the job queue's read end, which every worker inherits */
+	result_fn cb;
+	void *ud;
+	size_t live, done;
+};
+
+/* Every job's index written into a pipe the workers read: its read end in *ret_fd. */
+static int pool_queue(size_t n_jobs, int *ret_fd)
+{
+	int q[2];
+
+	if (pipe2(q, O_CLOEXEC) < 0)
+		return -errno;
+	/* The whole queue is written before any worker runs: it must fit in the pipe. */
+	if (fcntl(q[1], F_SETPIPE_SZ, (int)(n_jobs * 4 + 4096)) < 0 && n_jobs * 4 > 65536) {
+		close(q[0]);
+		close(q[1]);
+		return -E2BIG;
+	}
+	for (uint32_t i = 0; i < n_jobs; i++)
+		if (util_write_all(q[1], &i, sizeof(i)) < 0) {
+			close(q[0]);
+			close(q[1]);
+			return -EMSGSIZE;
+		}
+	/* Closed before any fork, so workers see EOF when the queue is empty. */
+	close(q[1]);
+	*ret_fd = q[0];
+	return 0;
+}
+
+/* Bytes a worker wrote: each whole line handled (a result line counts its job done). */
+static void pool_lines(struct pool *p, struct slot *sl, const char *chunk, size_t n)
+{
+	char *nb = realloc(sl->buf, sl->len + n + 1), *nl;
+
+	if (!nb)
+		return;
+	sl->buf = nb;
+	memcpy(sl->buf + sl->len, chunk, n);
+	sl->len += n;
+	sl->buf[sl->len] = '\0';
+	while ((nl = memchr(sl->buf, '\n', sl->len))) {
+		size_t used = (size_t)(nl - sl->buf) + 1;
+		bool was_result;
+
+		*nl = '\0';
+		was_result = sl->job >= 0;
+		handle_line(sl, sl->buf, p->n_jobs, p->cb, p->ud);
+		if (was_result && sl->job < 0)
+			p->done++;
+		memmove(sl->buf, sl->buf + used, sl->len - used);
+		sl->len -= used;
+	}
+}
+
+/* EOF from worker i: it is done, or died mid-case (an ERROR, and a new worker in its place). */
+static void pool_worker_ended(struct pool *p, size_t i)
+{
+	struct slot *sl = &p->slots[i];
+	long job = sl->job;
+	int ws = 0;
+
+	close(sl->fd);
+	sl->fd = -1;
+	free(sl->buf);
+	sl->buf = NULL;
+	sl->len = 0;
+	waitpid(sl->pid, &ws, 0);
+	p->live--;
+	if (job >= 0) {
+		struct hrun_result res = { .status = HREP_ERROR };
+
+		if (asprintf(&res.message, "worker died (%s) during the case",
+			     WIFSIGNALED(ws) ? strsignal(WTERMSIG(ws)) : "exit") < 0)
+			res.message = NULL;
+		res.duration_ms = mono_ms() - sl->job_start_ms;
+		sl->job = -1;
+		p->cb(p->ud, (size_t)job, &res);
+		hrun_result_clear(&res);
+		p->done++;
+		if (p->done < p->n_jobs &&
+		    spawn_worker(p->ctx, p->jobs, p->qr, p->slots, p->n_workers, i) == 0)
+			p->live++;
+	} else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		fprintf(stderr,
+			"cellcheck: worker %d ended badly after its cases (%s %d); its stderr above "
+			"says why\n",
+			sl->pid, WIFSIGNALED(ws) ? "signal" : "status",
+			WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+		worker_trouble++;
+	}
+}
+
+/* One wait (up to a second) for the live workers' lines; false when poll fails. */
+static bool pool_poll(struct pool *p)
+{
+	struct pollfd pfd[64];
+	size_t map[64], np = 0;
+
+	for (size_t i = 0; i < p->n_workers; i++)
+		if (p->slots[i].fd >= 0) {
+			pfd[np] = (struct pollfd){ .fd = p->slots[i].fd, .events = POLLIN };
+			map[np++] = i;
+		}
+	if (poll(pfd, np, 1000) < 0 && errno != EINTR)
+		return false;
+	for (size_t k = 0; k < np; k++) {
+		struct slot *sl = &p->slots[map[k]];
+		char chunk[65536];
+		ssize_t n;
+
+		/* A case far past its own timeout means a worker stuck in the kernel. */
+		if (sl->job >= 0 && mono_ms() - sl->job_start_ms >
+					    htime_scale_ms(p->ctx->time_scale,
+							   p->jobs[sl->job].c->timeout_ms + 30000u))
+			kill(sl->pid, SIGKILL);
+		if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = read(sl->fd, chunk, sizeof(chunk));
+		if (n > 0)
+			pool_lines(p, sl, chunk, (size_t)n);
+		else if (!(n < 0 && errno == EINTR))
+			pool_worker_ended(p, map[k]);
+	}
+	return true;
+}
+
 /*
  * Run every job on n_workers workers; cb gets each result in the parent as it arrives. A
  * worker that dies mid-case (or overruns its case timeout by far) turns that case into an
@@ -620,129 +800,37 @@ static int pool_run(const struct hrun_ctx *ctx, const struct hrun_job *jobs, siz
 {
 	_cleanup_free_ struct slot *slots = NULL;
 	_cleanup_close_ int qr = -1;
-	size_t live = 0, done = 0;
-	int q[2];
+	struct pool p;
+	int e;
 
 	if (!n_jobs)
 		return 0;
 	if (n_workers > n_jobs)
 		n_workers = (unsigned int)n_jobs;
-	if (pipe2(q, O_CLOEXEC) < 0)
-		return -errno;
-	/* The whole queue is written before any worker runs: it must fit in the pipe. */
-	if (fcntl(q[1], F_SETPIPE_SZ, (int)(n_jobs * 4 + 4096)) < 0 && n_jobs * 4 > 65536) {
-		close(q[0]);
-		close(q[1]);
-		return -E2BIG;
-	}
-	qr = q[0];
-	for (uint32_t i = 0; i < n_jobs; i++)
-		if (util_write_all(q[1], &i, sizeof(i)) < 0) {
-			close(q[1]);
-			return -EMSGSIZE;
-		}
-	/* Closed before any fork, so workers see EOF when the queue is empty. */
-	close(q[1]);
+	e = pool_queue(n_jobs, &qr);
+	if (e < 0)
+		return e;
 	slots = calloc(n_workers, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
+	p = (struct pool){ .ctx = ctx,
+			   .jobs = jobs,
+			   .n_jobs = n_jobs,
+			   .n_workers = n_workers,
+			   .slots = slots,
+			   .qr = qr,
+			   .cb = cb,
+			   .ud = ud };
 	for (size_t i = 0; i < n_workers; i++)
 		slots[i].fd = -1;
 	for (size_t i = 0; i < n_workers; i++)
 		if (spawn_worker(ctx, jobs, qr, slots, n_workers, i) == 0)
-			live++;
-	if (!live)
+			p.live++;
+	if (!p.live)
 		return -EAGAIN;
-	while (live && !interrupted) {
-		struct pollfd pfd[64];
-		size_t map[64], np = 0;
-
-		for (size_t i = 0; i < n_workers; i++)
-			if (slots[i].fd >= 0) {
-				pfd[np] = (struct pollfd){ .fd = slots[i].fd, .events = POLLIN };
-				map[np++] = i;
-			}
-		if (poll(pfd, np, 1000) < 0 && errno != EINTR)
+	while (p.live && !interrupted)
+		if (!pool_poll(&p))
 			break;
-		for (size_t k = 0; k < np; k++) {
-			struct slot *sl = &slots[map[k]];
-			char chunk[65536];
-			ssize_t n;
-			char *nl;
-
-			/* A case far past its own timeout means a worker stuck in the kernel. */
-			if (sl->job >= 0 &&
-			    mono_ms() - sl->job_start_ms >
-				    htime_scale_ms(ctx->time_scale,
-						   jobs[sl->job].c->timeout_ms + 30000u))
-				kill(sl->pid, SIGKILL);
-			if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			n = read(sl->fd, chunk, sizeof(chunk));
-			if (n > 0) {
-				char *nb = realloc(sl->buf, sl->len + (size_t)n + 1);
-
-				if (!nb)
-					continue;
-				sl->buf = nb;
-				memcpy(sl->buf + sl->len, chunk, (size_t)n);
-				sl->len += (size_t)n;
-				sl->buf[sl->len] = '\0';
-				while ((nl = memchr(sl->buf, '\n', sl->len))) {
-					size_t used = (size_t)(nl - sl->buf) + 1;
-					bool was_result;
-
-					*nl = '\0';
-					was_result = sl->job >= 0;
-					handle_line(sl, sl->buf, n_jobs, cb, ud);
-					if (was_result && sl->job < 0)
-						done++;
-					memmove(sl->buf, sl->buf + used, sl->len - used);
-					sl->len -= used;
-				}
-				continue;
-			}
-			if (n < 0 && errno == EINTR)
-				continue;
-			/* EOF: the worker is done or died. */
-			{
-				long job = sl->job;
-				int ws = 0;
-
-				close(sl->fd);
-				sl->fd = -1;
-				free(sl->buf);
-				sl->buf = NULL;
-				sl->len = 0;
-				waitpid(sl->pid, &ws, 0);
-				live--;
-				if (job >= 0) {
-					struct hrun_result res = { .status = HREP_ERROR };
-
-					if (asprintf(&res.message,
-						     "worker died (%s) during the case",
-						     WIFSIGNALED(ws) ? strsignal(WTERMSIG(ws))
-								     : "exit") < 0)
-						res.message = NULL;
-					res.duration_ms = mono_ms() - sl->job_start_ms;
-					sl->job = -1;
-					cb(ud, (size_t)job, &res);
-					hrun_result_clear(&res);
-					done++;
-					if (done < n_jobs && spawn_worker(ctx, jobs, qr, slots,
-									  n_workers, map[k]) == 0)
-						live++;
-				} else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-					fprintf(stderr,
-						"cellcheck: worker %d ended badly after its cases (%s "
-						"%d); its stderr above says why\n",
-						sl->pid, WIFSIGNALED(ws) ? "signal" : "status",
-						WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
-					worker_trouble++;
-				}
-			}
-		}
-	}
 	for (size_t i = 0; i < n_workers; i++)
 		if (slots[i].fd >= 0) {
 			kill(slots[i].pid, SIGKILL);
@@ -1091,13 +1179,87 @@ static void load_stop(pid_t *pids)
 	free(pids);
 }
 
+/*
+ * Deferred BPF audit (see the top of this file): ids that outlived every case, given the kernel
+ * up to 2 s to finish tearing down the last namespaces.
+ */
+static void run_audit_bpf(struct run_state *rs, size_t n_jobs)
+{
+	for (int w = 0; w < 400; w++) {
+		bool any = false;
+
+		for (size_t j = 0; j < n_jobs && !any; j++)
+			for (size_t k = 0; k < rs->res[j].n_bpf_ids && !any; k++)
+				any = hrun_bpf_id_present(rs->res[j].bpf_ids[k]);
+		if (!any)
+			break;
+		usleep(5000);
+	}
+	for (size_t j = 0; j < n_jobs; j++)
+		for (size_t k = 0; k < rs->res[j].n_bpf_ids; k++)
+			if (hrun_bpf_id_present(rs->res[j].bpf_ids[k]) &&
+			    rs->res[j].status != HREP_SKIP)
+				leftover_bpf(&rs->res[j], rs->res[j].bpf_ids[k]);
+}
+
+/* Each selected case into the report: the run picked among its --repeat runs, their times. */
+static int run_add_cases(struct run_state *rs, struct hrep *rep, json_t *known)
+{
+	struct setup *s = rs->s;
+
+	for (size_t i = 0; i < s->n_sel; i++) {
+		uint32_t flakes = 0;
+		uint64_t total = 0, slowest = 0;
+		size_t best = pick_run(rs->res, i * s->o.repeat, s->o.repeat, &flakes);
+
+		for (unsigned int k = 0; k < s->o.repeat; k++) {
+			uint64_t d = rs->res[i * s->o.repeat + k].duration_ms;
+
+			total += d;
+			slowest = d > slowest ? d : slowest;
+		}
+		if (add_case(s, rep, s->sel[i], &rs->res[best], s->o.repeat, flakes, total, slowest,
+			     known) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The report's run-wide fields: end time, kernel, time scale, versions, shard, profile. */
+static int run_fill_report(const struct setup *s, struct hrep *rep)
+{
+	_cleanup_free_ char *spec = NULL;
+	char ts[32];
+	int e;
+
+	hrep_now(ts);
+	hrep_set(&rep->ended_at, ts);
+	hrep_set(&rep->kernel_release, s->ctx.probe.release);
+	hrep_set(&rep->kernel_config_sha256, s->ctx.probe.config_sha256);
+	rep->time_scale = s->ctx.time_scale;
+	hrep_set(&rep->time_scale_from, s->ctx.time_scale_from);
+	hrep_set(&rep->harness_version, CELLCHECK_VERSION);
+	hrep_set(&rep->harness_git_revision, CELLCHECK_GIT_REVISION);
+	if (s->o.shard_n) {
+		rep->has_shard = true;
+		rep->shard_index = s->o.shard_k;
+		rep->shard_count = s->o.shard_n;
+	}
+	e = hprof_fill_report(s->prof, rep);
+	/* Requirement titles, so `report --from` needs no SPEC.md; none when it is missing. */
+	if (e == 0 && asprintf(&spec, "%s/SPEC.md", srcdir()) >= 0 &&
+	    hrep_titles_from_spec(rep, spec) == -ENOMEM)
+		e = -ENOMEM;
+	return e;
+}
+
 int hrun_cmd_run(int argc, char **argv)
 {
 	pid_t *hogs = NULL;
 	struct setup s = { 0 };
 	struct run_state rs = { .s = &s };
 	_cleanup_free_ struct hrun_job *jobs = NULL;
-	_cleanup_free_ char *art = NULL, *json_path = NULL, *spec = NULL;
+	_cleanup_free_ char *art = NULL, *json_path = NULL;
 	json_t *known = NULL;
 	struct hrep *rep = NULL;
 	char ts[32];
@@ -1158,56 +1320,10 @@ int hrun_cmd_run(int argc, char **argv)
 		setup_error("running cases: %s", strerror(-e));
 		goto out;
 	}
-	/* Deferred BPF audit (see the top of this file): ids that outlived every case, given
-	 * the kernel up to 2 s to finish tearing down the last namespaces. */
-	for (int w = 0; w < 400; w++) {
-		bool any = false;
-
-		for (size_t j = 0; j < n_jobs && !any; j++)
-			for (size_t k = 0; k < rs.res[j].n_bpf_ids && !any; k++)
-				any = hrun_bpf_id_present(rs.res[j].bpf_ids[k]);
-		if (!any)
-			break;
-		usleep(5000);
-	}
-	for (size_t j = 0; j < n_jobs; j++)
-		for (size_t k = 0; k < rs.res[j].n_bpf_ids; k++)
-			if (hrun_bpf_id_present(rs.res[j].bpf_ids[k]) &&
-			    rs.res[j].status != HREP_SKIP)
-				leftover_bpf(&rs.res[j], rs.res[j].bpf_ids[k]);
-	for (size_t i = 0; i < s.n_sel; i++) {
-		uint32_t flakes = 0;
-		uint64_t total = 0, slowest = 0;
-		size_t best = pick_run(rs.res, i * s.o.repeat, s.o.repeat, &flakes);
-
-		for (unsigned int k = 0; k < s.o.repeat; k++) {
-			uint64_t d = rs.res[i * s.o.repeat + k].duration_ms;
-
-			total += d;
-			slowest = d > slowest ? d : slowest;
-		}
-		if (add_case(&s, rep, s.sel[i], &rs.res[best], s.o.repeat, flakes, total, slowest,
-			     known) < 0)
-			goto out;
-	}
-	hrep_now(ts);
-	hrep_set(&rep->ended_at, ts);
-	hrep_set(&rep->kernel_release, s.ctx.probe.release);
-	hrep_set(&rep->kernel_config_sha256, s.ctx.probe.config_sha256);
-	rep->time_scale = s.ctx.time_scale;
-	hrep_set(&rep->time_scale_from, s.ctx.time_scale_from);
-	hrep_set(&rep->harness_version, CELLCHECK_VERSION);
-	hrep_set(&rep->harness_git_revision, CELLCHECK_GIT_REVISION);
-	if (s.o.shard_n) {
-		rep->has_shard = true;
-		rep->shard_index = s.o.shard_k;
-		rep->shard_count = s.o.shard_n;
-	}
-	e = hprof_fill_report(s.prof, rep);
-	/* Requirement titles, so `report --from` needs no SPEC.md; none when it is missing. */
-	if (e == 0 && asprintf(&spec, "%s/SPEC.md", srcdir()) >= 0 &&
-	    hrep_titles_from_spec(rep, spec) == -ENOMEM)
-		e = -ENOMEM;
+	run_audit_bpf(&rs, n_jobs);
+	if (run_add_cases(&rs, rep, known) < 0)
+		goto out;
+	e = run_fill_report(&s, rep);
 	e = e ?: hrep_save(rep, json_path);
 	e = e ?: hrep_write_all(rep, s.report_dir, s.report_dir);
 	if (e < 0) {

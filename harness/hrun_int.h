@@ -127,7 +127,8 @@ struct hproc_spawn_opts {
 	const char *out_path;
 	const char *err_path;
 	int ready_wfd; /* dup'ed to READY_FD; -1: none */
-	int lis_fd[2]; /* dup'ed to fds 4 and 5 ({udp_fd}, {tcp_fd}); -1: none */
+	int lis_fd[4]; /* dup'ed to fds 4 to 7 ({udp_fd}, {tcp_fd}, {udp_fd2}, {tcp_fd2}); -1: none
+			*/
 	const char *fault;
 	char **env;		/* "NAME=VALUE" added to the environment, or NULL */
 	const uint32_t *groups; /* setgroups(2) with these when has_groups */

@@ -142,7 +142,7 @@ static void step_client(struct run *r, const struct hcase_step *st)
 				      .netns_fd = htopo_step_ns_fd(r, st),
 				      .stdin_fd = -1,
 				      .ready_wfd = -1,
-				      .lis_fd = { -1, -1 },
+				      .lis_fd = { -1, -1, -1, -1 },
 				      .mnt_fd = -1,
 				      .fault = r->j->filter ? NULL : r->j->fault };
 	_cleanup_close_ int mnt_fd = -1;

@@ -31,30 +31,50 @@ static bool argv_mentions(char **argv, const char *ph)
 	return false;
 }
 
-/* A socket bound (and listening, for TCP) on IP:PORT inside the step's namespace. */
+/* A socket bound (and listening, for TCP) on IP:PORT (IPv4, or IPv6 in brackets) inside the
+ * step's namespace. */
 static int listener_in_ns(struct run *r, const struct hcase_step *st, const char *hostport,
 			  int type)
 {
 	_cleanup_close_ int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)&ss;
+	socklen_t slen;
 	char ip[64];
-	const char *colon = strrchr(hostport, ':');
+	const char *colon = strrchr(hostport, ':'), *host = hostport;
+	size_t hl = colon ? (size_t)(colon - hostport) : 0;
 	int nfd = htopo_step_ns_fd(r, st), fd = -1, one = 1, e = 0;
 
-	if (!colon || (size_t)(colon - hostport) >= sizeof(ip) || self < 0)
+	if (hl >= 2 && hostport[0] == '[' && hostport[hl - 1] == ']') {
+		host++;
+		hl -= 2;
+	}
+	if (!colon || hl >= sizeof(ip) || self < 0)
 		return -EINVAL;
-	memcpy(ip, hostport, (size_t)(colon - hostport));
-	ip[colon - hostport] = '\0';
-	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+	memcpy(ip, host, hl);
+	ip[hl] = '\0';
+	if (inet_pton(AF_INET, ip, &sa->sin_addr) == 1) {
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons((uint16_t)atoi(colon + 1));
+		slen = sizeof(*sa);
+	} else if (inet_pton(AF_INET6, ip, &sa6->sin6_addr) == 1) {
+		sa6->sin6_family = AF_INET6;
+		sa6->sin6_port = htons((uint16_t)atoi(colon + 1));
+		slen = sizeof(*sa6);
+	} else {
 		return -EAFNOSUPPORT;
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	}
 	if (nfd >= 0 && setns(nfd, CLONE_NEWNET) < 0)
 		return -errno;
-	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
+	/* IPv6-only, as a DNS listener is: the IPv4 side of the port stays free. */
 	if (fd < 0 ||
+	    (ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
 	    (type == SOCK_STREAM &&
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, slen) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, 64) < 0))
 		e = -errno;
 	/* The runner's own namespace back before anything else happens. */
@@ -157,7 +177,7 @@ struct start {
 	char *nsp, *missing, *stdin_path;
 	char **argv, **env, **args, **mnt_src, **mnt_tgt;
 	char ready_s[8], cell_id[96];
-	int rp[2], ip[2], lis[2]; /* ready pipe, stdin pipe, listeners handed over */
+	int rp[2], ip[2], lis[4]; /* ready pipe, stdin pipe, listeners handed over */
 	bool want_ready;
 	const char *listen;
 };
@@ -273,6 +293,8 @@ static int start_argv(struct start *s)
 	add_var(s->vars, &s->nv, "run_id", r->ctx->run_id);
 	add_var(s->vars, &s->nv, "udp_fd", "4");
 	add_var(s->vars, &s->nv, "tcp_fd", "5");
+	add_var(s->vars, &s->nv, "udp_fd2", "6");
+	add_var(s->vars, &s->nv, "tcp_fd2", "7");
 	if (st->argv) {
 		size_t n = 0;
 
@@ -382,6 +404,16 @@ static int start_fds(struct start *s)
 			return -EIO;
 		}
 	}
+	/* A second pair, UDP on fd 6 and TCP on fd 7: several listen addresses (DNS-CLI-007). */
+	for (int t = 2; st->lis_pair2 && t < 4; t++) {
+		if ((s->lis[t] = listener_in_ns(r, st, st->lis_pair2,
+						t == 2 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
+			run_verdict(r, HREP_ERROR, "start %s: %s listener on %s: %s", st->name,
+				    t == 2 ? "UDP" : "TCP", st->lis_pair2,
+				    util_errno_name(-s->lis[t]));
+			return -EIO;
+		}
+	}
 	if (st->lis_tcp_busy && (p->busy_fd = listener_in_ns(r, st, s->listen, SOCK_STREAM)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: busy TCP listener on %s: %s", st->name,
 			    s->listen, util_errno_name(-p->busy_fd));
@@ -432,7 +464,7 @@ static int start_spawn(struct start *s)
 		.out_path = p->out_path,
 		.err_path = p->err_path,
 		.ready_wfd = s->rp[1],
-		.lis_fd = { s->lis[0], s->lis[1] },
+		.lis_fd = { s->lis[0], s->lis[1], s->lis[2], s->lis[3] },
 		.fault = r->j->filter ? NULL : r->j->fault,
 		.env = s->env,
 		.has_user = st->has_user,
@@ -543,8 +575,9 @@ static void start_wait_ready(struct start *s)
 /* Everything the start prepared, also when it stopped half way (fds included: none leaks). */
 static void start_free(struct start *s)
 {
-	for (int t = 0; t < 2; t++) {
+	for (int t = 0; t < 4; t++)
 		close_fd_at(&s->lis[t]);
+	for (int t = 0; t < 2; t++) {
 		close_fd_at(&s->rp[t]);
 		close_fd_at(&s->ip[t]);
 	}
@@ -574,7 +607,7 @@ void hstep_start(struct run *r, const struct hcase_step *st)
 		.args = args_unhex(st->args),
 		.rp = { -1, -1 },
 		.ip = { -1, -1 },
-		.lis = { -1, -1 },
+		.lis = { -1, -1, -1, -1 },
 		.want_ready = pc->ready_fd && !st->argv && !st->command,
 		.listen = json_string_value(json_object_get(st->vars, "listen")),
 	};

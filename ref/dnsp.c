@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -69,6 +70,7 @@ struct query {
 	struct query *us_next, *us_prev;
 	int ufd; /* TCP: its own connection */
 	enum dnsp_transport transport;
+	unsigned int lsn; /* the listen address it came in on: UDP answers leave from there */
 	bool in_shutdown;
 	bool late_kept; /* dns.late_reply_relayed: SERVFAIL sent, still waiting */
 	uint32_t conn_slot;
@@ -99,6 +101,7 @@ struct conn {
 	int fd;
 	uint32_t slot;
 	uint32_t gen;
+	unsigned int lsn; /* the listen address it was accepted on */
 	bool used;
 	bool eof;
 	bool draining;	 /* no more queries will be read: close once answered */
@@ -115,13 +118,29 @@ struct conn {
 	size_t wlen, woff, wcap;
 };
 
+/* The listeners of one listen address. */
+struct lsn {
+	struct item uit; /* K_UDP_LISTEN */
+	struct item tit; /* K_TCP_LISTEN */
+	unsigned int idx;
+	int udp_fd;
+	int tcp_fd;
+	int tcp_err; /* why tcp_fd is -1 */
+};
+
+/* The listeners an epoll item of kind K_UDP_LISTEN (uit) or K_TCP_LISTEN (tit) belongs to. */
+static struct lsn *lsn_of(struct item *it, size_t member_off)
+{
+	return (struct lsn *)((char *)it - member_off);
+}
+
 struct dnsp {
 	struct dnsp_config c;
 	int ep;
-	int udp_fd;
-	int tcp_fd;
+	struct lsn lsn[DNSP_MAX_LISTEN];
+	unsigned int n_lsn;
 	int waker; /* unconnected UDP socket in the cell netns for the wake datagram */
-	struct item udp_item, tcp_item, stop_item;
+	struct item stop_item;
 	bool stop_flag; /* set from any thread */
 	bool stopping;
 	uint64_t grace_deadline;
@@ -164,6 +183,7 @@ struct dnsp {
 	struct sockaddr_storage tx_addr[TX_BATCH];
 	uint8_t tx_buf[TX_BATCH][TX_SLOT];
 	unsigned int ntx;
+	unsigned int tx_lsn; /* the listener the batch leaves from */
 	uint8_t scratch[REPLY_MAX + 1];
 };
 
@@ -208,13 +228,15 @@ static void ep_mod(struct dnsp *p, int fd, uint32_t events, struct item *it)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
-static void report(struct dnsp *p, enum dnsp_transport t, const struct sockaddr_storage *client,
-		   socklen_t client_len, const uint8_t *qname, uint16_t qname_len, uint16_t qtype,
-		   uint16_t qclass, enum dnsp_reason reason, int rcode, uint64_t recv_mono,
-		   uint64_t recv_rt, uint32_t mismatches)
+static void report(struct dnsp *p, enum dnsp_transport t, unsigned int lsn,
+		   const struct sockaddr_storage *client, socklen_t client_len,
+		   const uint8_t *qname, uint16_t qname_len, uint16_t qtype, uint16_t qclass,
+		   enum dnsp_reason reason, int rcode, uint64_t recv_mono, uint64_t recv_rt,
+		   uint32_t mismatches)
 {
 	struct dnsp_result r = {
 		.transport = t,
+		.listener = lsn,
 		.client = (const struct sockaddr *)client,
 		.client_len = client_len,
 		.qname = qname,
@@ -245,7 +267,8 @@ static void tx_flush(struct dnsp *p)
 	unsigned int done = 0;
 
 	while (done < p->ntx) {
-		int n = sendmmsg(p->udp_fd, p->tx + done, p->ntx - done, MSG_DONTWAIT);
+		int n = sendmmsg(p->lsn[p->tx_lsn].udp_fd, p->tx + done, p->ntx - done,
+				 MSG_DONTWAIT);
 
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
@@ -258,18 +281,20 @@ static void tx_flush(struct dnsp *p)
 	p->ntx = 0;
 }
 
-static void udp_send(struct dnsp *p, const struct sockaddr_storage *to, socklen_t to_len,
-		     const uint8_t *data, size_t len)
+/* An answer leaves from the listener its query came to: the address the client asked. */
+static void udp_send(struct dnsp *p, unsigned int lsn, const struct sockaddr_storage *to,
+		     socklen_t to_len, const uint8_t *data, size_t len)
 {
 	unsigned int i;
 
 	if (len > TX_SLOT) {
-		(void)sendto(p->udp_fd, data, len, MSG_DONTWAIT, (const struct sockaddr *)to,
-			     to_len);
+		(void)sendto(p->lsn[lsn].udp_fd, data, len, MSG_DONTWAIT,
+			     (const struct sockaddr *)to, to_len);
 		return;
 	}
-	if (p->ntx == TX_BATCH)
+	if (p->ntx == TX_BATCH || (p->ntx && p->tx_lsn != lsn))
 		tx_flush(p);
+	p->tx_lsn = lsn;
 	i = p->ntx++;
 	memcpy(p->tx_buf[i], data, len);
 	memcpy(&p->tx_addr[i], to, to_len);
@@ -548,7 +573,7 @@ static void query_answer(struct dnsp *p, struct query *q, const uint8_t *resp, s
 	int rcode = len >= 4 ? resp[3] & 0xF : -1;
 
 	if (q->transport == DNSP_UDP) {
-		udp_send(p, &q->client, q->client_len, resp, len);
+		udp_send(p, q->lsn, &q->client, q->client_len, resp, len);
 	} else {
 		struct conn *c = conn_get(p, q->conn_slot, q->conn_gen);
 
@@ -561,7 +586,7 @@ static void query_answer(struct dnsp *p, struct query *q, const uint8_t *resp, s
 		if (reason == DNSP_FORWARDED)
 			p->st.answered_in_shutdown++;
 	}
-	report(p, q->transport, &q->client, q->client_len, q->msg + 2 + DNSWIRE_HDR_LEN,
+	report(p, q->transport, q->lsn, &q->client, q->client_len, q->msg + 2 + DNSWIRE_HDR_LEN,
 	       q->qname_len, q->qtype, q->qclass, reason, rcode, q->recv_mono, q->recv_rt,
 	       q->mismatches);
 	query_free(p, q);
@@ -589,7 +614,7 @@ __attribute__((unused)) static void fault_late_keep(struct dnsp *p, struct query
 	uint8_t out[DNSWIRE_HDR_LEN + DNSWIRE_MAX_NAME + 4];
 	size_t n = make_servfail(q, out, sizeof(out));
 
-	udp_send(p, &q->client, q->client_len, out, n);
+	udp_send(p, q->lsn, &q->client, q->client_len, out, n);
 	q->late_kept = true;
 	list_remove(p, q);
 	q->deadline = now + ms_to_ns(p->c.timeout_ms);
@@ -643,9 +668,11 @@ static int bind_random_port(struct dnsp *p, int fd)
 
 static int upstream_socket(struct dnsp *p, int type)
 {
-	/* dns.upstream_family_of_listen: negative control of DNS-FWD-001 (the listener's family).
+	/*
+	 * dns.upstream_family_of_listen: negative control of DNS-FWD-001 (the family of the first
+	 * listener, whatever the upstream's).
 	 */
-	int fd = socket(FAULT("dns.upstream_family_of_listen") ? p->c.listen.ss_family
+	int fd = socket(FAULT("dns.upstream_family_of_listen") ? p->c.listen[0].addr.ss_family
 							       : p->c.upstream.ss_family,
 			type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1, err;
@@ -1031,7 +1058,7 @@ static void upstream_tcp_event(struct dnsp *p, struct query *q, uint32_t events)
 
 /* ---- received messages ------------------------------------------------------------------ */
 
-static void respond_now(struct dnsp *p, enum dnsp_transport t, struct conn *c,
+static void respond_now(struct dnsp *p, enum dnsp_transport t, unsigned int lsn, struct conn *c,
 			const struct sockaddr_storage *client, socklen_t client_len,
 			const uint8_t *msg, const struct dnswire_query *pq, uint8_t rcode)
 {
@@ -1039,12 +1066,12 @@ static void respond_now(struct dnsp *p, enum dnsp_transport t, struct conn *c,
 	size_t n = dnswire_make_response(msg, pq, rcode, out, sizeof(out));
 
 	if (t == DNSP_UDP)
-		udp_send(p, client, client_len, out, n);
+		udp_send(p, lsn, client, client_len, out, n);
 	else if (c)
 		conn_send(p, c, out, n);
 }
 
-static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c,
+static void handle_message(struct dnsp *p, enum dnsp_transport t, unsigned int lsn, struct conn *c,
 			   const struct sockaddr_storage *client, socklen_t client_len,
 			   const uint8_t *msg, size_t len, uint64_t now, uint64_t now_rt)
 {
@@ -1055,8 +1082,8 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 	struct query *q;
 	uint8_t rcode;
 
-#define REPORT(reason_, rcode_)                                                             \
-	report(p, t, client, client_len, qname, pq.qname_len, pq.qtype, pq.qclass, reason_, \
+#define REPORT(reason_, rcode_)                                                                  \
+	report(p, t, lsn, client, client_len, qname, pq.qname_len, pq.qtype, pq.qclass, reason_, \
 	       rcode_, now, now_rt, 0)
 
 	switch (v) {
@@ -1066,11 +1093,11 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 			REPORT(DNSP_MALFORMED_QUERY, -1);
 		return;
 	case DNSWIRE_BAD:
-		respond_now(p, t, c, client, client_len, msg, &pq, DNSWIRE_FORMERR);
+		respond_now(p, t, lsn, c, client, client_len, msg, &pq, DNSWIRE_FORMERR);
 		REPORT(DNSP_MALFORMED_QUERY, DNSWIRE_FORMERR);
 		return;
 	case DNSWIRE_NOT_IMPL:
-		respond_now(p, t, c, client, client_len, msg, &pq, DNSWIRE_NOTIMP);
+		respond_now(p, t, lsn, c, client, client_len, msg, &pq, DNSWIRE_NOTIMP);
 		REPORT(DNSP_UNSUPPORTED_OPCODE, DNSWIRE_NOTIMP);
 		return;
 	case DNSWIRE_QUERY:
@@ -1085,6 +1112,7 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 		rcode = DNSWIRE_SERVFAIL;
 	} else {
 		q->transport = t;
+		q->lsn = lsn;
 		memcpy(&q->client, client, client_len);
 		q->client_len = client_len;
 		q->client_id = pq.id;
@@ -1102,7 +1130,7 @@ static void handle_message(struct dnsp *p, enum dnsp_transport t, struct conn *c
 		forward(p, q);
 		return;
 	}
-	respond_now(p, t, c, client, client_len, msg, &pq, rcode);
+	respond_now(p, t, lsn, c, client, client_len, msg, &pq, rcode);
 	REPORT(reason, rcode);
 #undef REPORT
 }
@@ -1124,7 +1152,7 @@ static bool stop_pending(struct dnsp *p)
 	return false;
 }
 
-static void udp_readable(struct dnsp *p)
+static void udp_readable(struct dnsp *p, const struct lsn *l)
 {
 	for (int rounds = 0; rounds < 8; rounds++) {
 		uint64_t now, now_rt;
@@ -1140,7 +1168,7 @@ static void udp_readable(struct dnsp *p)
 				.msg_iovlen = 1,
 			};
 		}
-		n = recvmmsg(p->udp_fd, p->rx, RX_BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(l->udp_fd, p->rx, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
 		now = util_now_monotonic_ns();
@@ -1153,7 +1181,7 @@ static void udp_readable(struct dnsp *p)
 				continue;
 			if (p->rx[i].msg_hdr.msg_flags & MSG_TRUNC)
 				len = DNSWIRE_MAX_QUERY + 1; /* too large: FORMERR */
-			handle_message(p, DNSP_UDP, NULL, &p->rx_addr[i],
+			handle_message(p, DNSP_UDP, l->idx, NULL, &p->rx_addr[i],
 				       p->rx[i].msg_hdr.msg_namelen, p->rx_buf[i], len, now,
 				       now_rt);
 		}
@@ -1178,12 +1206,12 @@ static void conn_close(struct dnsp *p, struct conn *c)
 	p->nconns--;
 }
 
-static void tcp_accept(struct dnsp *p, uint64_t now)
+static void tcp_accept(struct dnsp *p, const struct lsn *l, uint64_t now)
 {
 	for (;;) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
-		int fd = accept4(p->tcp_fd, (struct sockaddr *)&peer, &plen,
+		int fd = accept4(l->tcp_fd, (struct sockaddr *)&peer, &plen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c = NULL;
 		uint32_t slot;
@@ -1214,6 +1242,7 @@ static void tcp_accept(struct dnsp *p, uint64_t now)
 		c->it.kind = K_CONN;
 		c->fd = fd;
 		c->slot = slot;
+		c->lsn = l->idx;
 		c->used = true;
 		c->eof = c->draining = false;
 		c->late = p->stopping && FAULT("dns.accept_in_shutdown");
@@ -1277,7 +1306,8 @@ static void conn_read(struct dnsp *p, struct conn *c, uint64_t now, uint64_t now
 			c->total++;
 			/* Only the first 4096 bytes of a longer message are read: enough for the
 			 * parser, which is given the real length (FORMERR, question echoed). */
-			handle_message(p, DNSP_TCP, c, &peer, plen, c->rbuf + 2, flen, now, now_rt);
+			handle_message(p, DNSP_TCP, c->lsn, c, &peer, plen, c->rbuf + 2, flen, now,
+				       now_rt);
 			if (!c->used)
 				return;
 			memmove(c->rbuf, c->rbuf + 2 + kept, c->rlen - 2u - kept);
@@ -1390,17 +1420,18 @@ static void idle_check(struct dnsp *p, uint64_t now)
 
 /* ---- life cycle ------------------------------------------------------------------------- */
 
-static int make_listener(const struct dnsp_config *c, int type)
+static int make_listener(const struct sockaddr_storage *addr, socklen_t len, int type)
 {
-	int fd = socket(c->listen.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	int fd = socket(addr->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 
 	if (fd < 0)
 		return -errno;
-	if (c->listen.ss_family == AF_INET6)
+	/* Each family has its own listener: [::]:53 must not take 0.0.0.0:53 from another. */
+	if (addr->ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (type == SOCK_STREAM)
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&c->listen, c->listen_len) < 0 ||
+	if (bind(fd, (const struct sockaddr *)addr, len) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, 128) < 0)) {
 		int err = -errno;
 
@@ -1419,21 +1450,80 @@ static int set_nonblock(int fd)
 	return 0;
 }
 
-int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
+/*
+ * The UDP and TCP listeners of listen address i, into p->lsn[i] and p->c.listen[i] (the address
+ * read back from an inherited socket). Only the UDP listener's failure is returned.
+ */
+static int lsn_open(struct dnsp *p, unsigned int i)
 {
-	struct dnsp *p;
+	struct dnsp_listen *a = &p->c.listen[i];
+	struct lsn *l = &p->lsn[i];
 	int err = 0;
 
-	*ret_tcp_err = 0;
+	l->idx = i;
+	l->uit.kind = K_UDP_LISTEN;
+	l->tit.kind = K_TCP_LISTEN;
+	/* dns.udp_fd_rebound: negative control of DNS-PLC-003 (binds --listen next to --udp-fd). */
+	if (a->udp_fd >= 0 && !FAULT("dns.udp_fd_rebound")) {
+		l->udp_fd = a->udp_fd;
+		err = set_nonblock(l->udp_fd);
+		a->len = sizeof(a->addr);
+		if (!err && getsockname(l->udp_fd, (struct sockaddr *)&a->addr, &a->len) < 0)
+			err = -errno;
+	} else {
+		l->udp_fd = make_listener(&a->addr, a->len, SOCK_DGRAM);
+		err = l->udp_fd < 0 ? l->udp_fd : 0;
+		if (err)
+			l->udp_fd = -1;
+	}
+	if (err)
+		return err;
+
+	if (a->tcp_fd >= 0) {
+		l->tcp_fd = a->tcp_fd;
+		l->tcp_err = set_nonblock(l->tcp_fd);
+		/* Bound is enough: listening again on a listening socket only resets its backlog.
+		 */
+		if (!l->tcp_err && listen(l->tcp_fd, 128) < 0)
+			l->tcp_err = -errno;
+	} else if (a->udp_fd < 0 && FAULT("dns.tcp_listener_missing")) {
+		/* The negative control of DNS-PLC-002: no TCP listener, and no word about it. */
+	} else if (a->udp_fd >= 0 && FAULT("dns.udp_fd_no_tcp")) {
+		/* The negative control of DNS-PLC-003: no TCP bound next to an inherited UDP. */
+		l->tcp_err = -EBADF;
+	} else {
+		/* Own sockets, or an inherited UDP one alone: TCP goes on the same address. */
+		l->tcp_fd = make_listener(&a->addr, a->len, SOCK_STREAM);
+		if (l->tcp_fd < 0) {
+			l->tcp_err = l->tcp_fd; /* UDP only: degraded, not refused */
+			l->tcp_fd = -1;
+		}
+	}
+	err = ep_add(p, l->udp_fd, EPOLLIN, &l->uit);
+	if (!err && l->tcp_fd >= 0)
+		err = ep_add(p, l->tcp_fd, EPOLLIN, &l->tit);
+	return err;
+}
+
+int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, unsigned int *ret_failed)
+{
+	struct dnsp *p;
+	unsigned int n;
+	int err = 0;
+
+	*ret_failed = 0;
 	if (!c->timeout_ms || !c->tcp_max_conns || !c->tcp_max_inflight || !c->max_inflight ||
 	    !c->tcp_max_queries || !c->upstream_len || !c->upstream_ports ||
-	    c->upstream_ports > 65535 || !c->queries_per_port)
+	    c->upstream_ports > 65535 || !c->queries_per_port || !c->n_listen ||
+	    c->n_listen > DNSP_MAX_LISTEN)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->c = *c;
-	p->udp_fd = p->tcp_fd = p->waker = -1;
+	for (unsigned int i = 0; i < DNSP_MAX_LISTEN; i++)
+		p->lsn[i].udp_fd = p->lsn[i].tcp_fd = -1;
+	p->waker = -1;
 	p->ep = epoll_create1(EPOLL_CLOEXEC);
 	p->conns = calloc(c->tcp_max_conns, sizeof(*p->conns));
 	p->pool = calloc(c->upstream_ports, sizeof(*p->pool));
@@ -1446,50 +1536,36 @@ int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err)
 		goto fail;
 	}
 
-	/* dns.udp_fd_rebound: negative control of DNS-PLC-003 (binds --listen next to --udp-fd). */
-	if (c->udp_fd >= 0 && !FAULT("dns.udp_fd_rebound")) {
-		p->udp_fd = c->udp_fd;
-		err = set_nonblock(p->udp_fd);
-		p->c.listen_len = sizeof(p->c.listen);
-		if (!err &&
-		    getsockname(p->udp_fd, (struct sockaddr *)&p->c.listen, &p->c.listen_len) < 0)
-			err = -errno;
-	} else {
-		p->udp_fd = make_listener(c, SOCK_DGRAM);
-		err = p->udp_fd < 0 ? p->udp_fd : 0;
-	}
-	if (err)
-		goto fail;
-
-	if (c->tcp_fd >= 0) {
-		p->tcp_fd = c->tcp_fd;
-		*ret_tcp_err = set_nonblock(p->tcp_fd);
-		/* Bound is enough: listening again on a listening socket only resets its backlog.
+	/* dns.listen_first_only: negative control of DNS-PLC-011 (later --listen ignored). */
+	n = FAULT("dns.listen_first_only") ? 1 : c->n_listen;
+	for (unsigned int i = 0; i < n; i++) {
+		/*
+		 * Every address or none: a proxy that served some of them would leave clients of
+		 * the others without an answer and without a word. dns.listen_bind_partial: an
+		 * address that cannot be bound is left out (the negative control of DNS-PLC-012).
 		 */
-		if (!*ret_tcp_err && listen(p->tcp_fd, 128) < 0)
-			*ret_tcp_err = -errno;
-	} else if (c->udp_fd < 0 && FAULT("dns.tcp_listener_missing")) {
-		/* The negative control of DNS-PLC-002: no TCP listener, and no word about it. */
-	} else if (c->udp_fd >= 0 && FAULT("dns.udp_fd_no_tcp")) {
-		/* The negative control of DNS-PLC-003: no TCP bound next to an inherited UDP. */
-		*ret_tcp_err = -EBADF;
-	} else {
-		/* Own sockets, or an inherited UDP one alone: TCP goes on the same address. */
-		p->tcp_fd = make_listener(&p->c, SOCK_STREAM);
-		if (p->tcp_fd < 0) {
-			*ret_tcp_err = p->tcp_fd; /* UDP only: degraded, not refused */
-			p->tcp_fd = -1;
+		err = lsn_open(p, p->n_lsn);
+		if (err && FAULT("dns.listen_bind_partial") && i > 0) {
+			util_closep(&p->lsn[p->n_lsn].udp_fd);
+			util_closep(&p->lsn[p->n_lsn].tcp_fd);
+			p->lsn[p->n_lsn].tcp_err = 0;
+			memmove(&p->c.listen[p->n_lsn], &p->c.listen[p->n_lsn + 1],
+				(n - i - 1) * sizeof(p->c.listen[0]));
+			err = 0;
+			continue;
 		}
+		if (err) {
+			*ret_failed = i;
+			goto fail;
+		}
+		p->n_lsn++;
 	}
+	p->c.n_listen = p->n_lsn;
 
-	p->waker = socket(p->c.listen.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	p->udp_item.kind = K_UDP_LISTEN;
-	p->tcp_item.kind = K_TCP_LISTEN;
+	p->waker =
+		socket(p->c.listen[0].addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	p->stop_item.kind = K_STOP;
-	err = ep_add(p, p->udp_fd, EPOLLIN, &p->udp_item);
-	if (!err && p->tcp_fd >= 0)
-		err = ep_add(p, p->tcp_fd, EPOLLIN, &p->tcp_item);
-	if (!err && c->stop_fd >= 0)
+	if (c->stop_fd >= 0)
 		err = ep_add(p, c->stop_fd, EPOLLIN, &p->stop_item);
 	if (err)
 		goto fail;
@@ -1528,8 +1604,10 @@ void dnsp_free(struct dnsp *p)
 	}
 	free(p->pool);
 	free(p->map);
-	util_closep(&p->udp_fd);
-	util_closep(&p->tcp_fd);
+	for (unsigned int i = 0; i < DNSP_MAX_LISTEN; i++) {
+		util_closep(&p->lsn[i].udp_fd);
+		util_closep(&p->lsn[i].tcp_fd);
+	}
 	util_closep(&p->waker);
 	util_closep(&p->ep);
 	free(p);
@@ -1540,15 +1618,28 @@ void dnsp_freep(struct dnsp **p)
 	dnsp_free(*p);
 }
 
-bool dnsp_has_tcp(const struct dnsp *p)
+unsigned int dnsp_listen_count(const struct dnsp *p)
 {
-	return p->tcp_fd >= 0;
+	return p->n_lsn;
 }
 
-int dnsp_local_addr(const struct dnsp *p, struct sockaddr_storage *ret, socklen_t *ret_len)
+bool dnsp_has_tcp(const struct dnsp *p, unsigned int i)
 {
+	return i < p->n_lsn && p->lsn[i].tcp_fd >= 0;
+}
+
+int dnsp_tcp_error(const struct dnsp *p, unsigned int i)
+{
+	return i < p->n_lsn ? p->lsn[i].tcp_err : -EINVAL;
+}
+
+int dnsp_local_addr(const struct dnsp *p, unsigned int i, struct sockaddr_storage *ret,
+		    socklen_t *ret_len)
+{
+	if (i >= p->n_lsn)
+		return -EINVAL;
 	*ret_len = sizeof(*ret);
-	return getsockname(p->udp_fd, (struct sockaddr *)ret, ret_len) < 0 ? -errno : 0;
+	return getsockname(p->lsn[i].udp_fd, (struct sockaddr *)ret, ret_len) < 0 ? -errno : 0;
 }
 
 const struct dnsp_stats *dnsp_get_stats(const struct dnsp *p)
@@ -1560,8 +1651,8 @@ void dnsp_request_stop(struct dnsp *p)
 {
 	__atomic_store_n(&p->stop_flag, true, __ATOMIC_RELEASE);
 	if (p->waker >= 0)
-		(void)sendto(p->waker, "", 0, MSG_DONTWAIT, (const struct sockaddr *)&p->c.listen,
-			     p->c.listen_len);
+		(void)sendto(p->waker, "", 0, MSG_DONTWAIT,
+			     (const struct sockaddr *)&p->c.listen[0].addr, p->c.listen[0].len);
 }
 
 static void begin_stop(struct dnsp *p, uint64_t now)
@@ -1572,11 +1663,19 @@ static void begin_stop(struct dnsp *p, uint64_t now)
 		return;
 	p->stopping = true;
 	p->grace_deadline = now + ms_to_ns(grace);
-	/* No new queries from here on; what is in flight still gets its answer. */
-	(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->udp_fd, NULL);
-	/* dns.accept_in_shutdown: connections are still accepted, and served as before. */
-	if (p->tcp_fd >= 0 && !FAULT("dns.accept_in_shutdown"))
-		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->tcp_fd, NULL);
+	/*
+	 * No new queries on any listener from here on; what is in flight still gets its answer.
+	 * dns.shutdown_first_listener_only: the listeners of later --listen addresses keep
+	 * serving (the negative control of DNS-SHD-002 over several addresses).
+	 */
+	for (unsigned int i = 0; i < p->n_lsn; i++) {
+		if (i > 0 && FAULT("dns.shutdown_first_listener_only"))
+			break;
+		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->lsn[i].udp_fd, NULL);
+		/* dns.accept_in_shutdown: connections are still accepted, and served as before. */
+		if (p->lsn[i].tcp_fd >= 0 && !FAULT("dns.accept_in_shutdown"))
+			(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->lsn[i].tcp_fd, NULL);
+	}
 	if (p->c.stop_fd >= 0)
 		(void)epoll_ctl(p->ep, EPOLL_CTL_DEL, p->c.stop_fd, NULL);
 	for (struct query *q = p->head; q; q = q->next)
@@ -1637,10 +1736,10 @@ int dnsp_run(struct dnsp *p)
 
 			switch (it->kind) {
 			case K_UDP_LISTEN:
-				udp_readable(p);
+				udp_readable(p, lsn_of(it, offsetof(struct lsn, uit)));
 				break;
 			case K_TCP_LISTEN:
-				tcp_accept(p, now);
+				tcp_accept(p, lsn_of(it, offsetof(struct lsn, tit)), now);
 				break;
 			case K_STOP:
 				begin_stop(p, now);

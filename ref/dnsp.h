@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The DNS proxy engine (SPEC.md chapter 8): UDP and TCP listeners on one address, one upstream,
- * one epoll loop, every socket non-blocking so no client can hold up another.
+ * The DNS proxy engine (SPEC.md chapter 8): UDP and TCP listeners on each of up to four
+ * addresses (any mix of IPv4 and IPv6), one upstream, one epoll loop, every socket non-blocking
+ * so no client can hold up another.
  *
  *   client --UDP--> listener --recvmmsg--> parse -> policy -> fresh socket, random port + txid
  *   client --TCP--> conn (framing) ------/                          | sendto / TCP connect
@@ -44,6 +45,7 @@ const char *dnsp_reason_name(enum dnsp_reason r);
 /* What one received message came to: everything its dns_query event carries. */
 struct dnsp_result {
 	enum dnsp_transport transport;
+	unsigned int listener; /* index into dnsp_config.listen: where the message arrived */
 	const struct sockaddr *client;
 	socklen_t client_len;
 	const uint8_t *qname; /* wire form; NULL when the question did not parse */
@@ -72,13 +74,22 @@ struct dnsp_stats {
 	uint64_t answers_lost; /* the TCP client was gone when its answer came */
 };
 
+/* Listen addresses a proxy serves at once (SPEC DNS-CLI-005). */
+#define DNSP_MAX_LISTEN 4
+
+/* One listen address: a UDP and a TCP listener on it. */
+struct dnsp_listen {
+	struct sockaddr_storage addr;
+	socklen_t len; /* 0 when udp_fd is given: the address is read back from it */
+	int udp_fd;    /* inherited bound sockets, or -1 */
+	int tcp_fd;
+};
+
 struct dnsp_config {
-	struct sockaddr_storage listen;
-	socklen_t listen_len; /* 0 when udp_fd is given */
+	struct dnsp_listen listen[DNSP_MAX_LISTEN];
+	unsigned int n_listen; /* 1 to DNSP_MAX_LISTEN */
 	struct sockaddr_storage upstream;
 	socklen_t upstream_len;
-	int udp_fd; /* inherited bound sockets, or -1 */
-	int tcp_fd;
 	uint32_t timeout_ms;
 	uint32_t tcp_idle_ms;
 	uint32_t tcp_max_conns;
@@ -97,23 +108,30 @@ struct dnsp_config {
 struct dnsp;
 
 /*
- * Create or adopt the listeners. A TCP listener that cannot be set up is not fatal: the proxy
- * serves UDP only and *ret_tcp_err says why (0 when TCP is up).
+ * Create or adopt the listeners of every listen address, in order. A UDP listener that cannot
+ * be set up fails the whole start (*ret_failed: the index of its address). A TCP listener that
+ * cannot is not fatal: that address serves UDP only and dnsp_tcp_error() says why.
  */
-int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, int *ret_tcp_err);
+int dnsp_new(const struct dnsp_config *c, struct dnsp **ret, unsigned int *ret_failed);
 void dnsp_free(struct dnsp *p);
 void dnsp_freep(struct dnsp **p);
 
-bool dnsp_has_tcp(const struct dnsp *p);
-/* The UDP listener's bound address (for inherited sockets too). */
-int dnsp_local_addr(const struct dnsp *p, struct sockaddr_storage *ret, socklen_t *ret_len);
+/* The listen addresses served, 1 to DNSP_MAX_LISTEN. */
+unsigned int dnsp_listen_count(const struct dnsp *p);
+/* Whether listen address i has its TCP listener. */
+bool dnsp_has_tcp(const struct dnsp *p, unsigned int i);
+/* The -errno that prevented the TCP listener of listen address i, or 0. */
+int dnsp_tcp_error(const struct dnsp *p, unsigned int i);
+/* The UDP listener's bound address of listen address i (for inherited sockets too). */
+int dnsp_local_addr(const struct dnsp *p, unsigned int i, struct sockaddr_storage *ret,
+		    socklen_t *ret_len);
 
 /* Serve until stopped; then answer or count what is in flight. 0 or -errno. */
 int dnsp_run(struct dnsp *p);
 
 /*
- * From any thread: set the stop flag and send the 0-byte wake datagram to the listener. The
- * wake datagram gets no event.
+ * From any thread: set the stop flag and send the 0-byte wake datagram to the first UDP
+ * listener. The wake datagram gets no event.
  */
 void dnsp_request_stop(struct dnsp *p);
 

@@ -3,7 +3,8 @@
  * cellref dns-proxy (SPEC.md chapter 8).
  *
  *   main thread                          proxy thread (inside --netns)
- *   args, sink, queue, no_new_privs ---> setns, bind UDP+TCP (or adopt --udp-fd/--tcp-fd)
+ *   args, sink, queue, no_new_privs ---> setns, bind UDP+TCP on every --listen (or adopt
+ *                                        the --udp-fd/--tcp-fd pairs)
  *   blocks TERM/INT, joins               drop to --user, started event, ready byte
  *                                        epoll loop: queries -> results -> event queue
  *   writer thread                        stop: answer in-flight, stats event
@@ -45,7 +46,14 @@
 
 struct proxy {
 	/* options */
-	const char *listen_text;
+	const char *listen_text[DNSP_MAX_LISTEN]; /* --listen, in command-line order */
+	unsigned int n_listen;
+	int udp_fds[DNSP_MAX_LISTEN]; /* --udp-fd, in order: one listen address each */
+	unsigned int n_udp_fd;
+	int tcp_fds[DNSP_MAX_LISTEN]; /* --tcp-fd: paired with the --udp-fd of its address */
+	unsigned int n_tcp_fd;
+	/* Every listen address served, canonical (DNS-CLI-004), in order: for the events. */
+	char listen_canon[DNSP_MAX_LISTEN][ADDR_PORT_TEXT];
 	const char *upstream_text;
 	char upstream_canon[ADDR_PORT_TEXT]; /* --upstream in canonical text (DNS-CLI-004) */
 	const char *netns_path;
@@ -74,14 +82,15 @@ struct proxy {
 
 static void usage(FILE *f)
 {
-	fputs("usage: cellref dns-proxy --listen IP:PORT --upstream IP:PORT --events PATH|-\n"
+	fputs("usage: cellref dns-proxy --listen IP:PORT... --upstream IP:PORT --events PATH|-\n"
 	      "         [--netns PATH] [--allow SUFFIX]... [--timeout-ms N] [--ready-fd N]\n"
-	      "         [--cell-id ID] [--run-id ID] [--resolver-id ID] [--udp-fd N --tcp-fd M]\n"
+	      "         [--cell-id ID] [--run-id ID] [--resolver-id ID] [--udp-fd N [--tcp-fd M]]...\n"
 	      "         [--user UID:GID] [--tcp-idle-ms N] [--tcp-max-conns N]\n"
 	      "         [--tcp-max-queries N] [--tcp-max-inflight N] [--max-inflight N]\n"
 	      "         [--event-queue-bytes N] [--upstream-ports N] [--queries-per-port N]\n"
 	      "Forwards DNS over UDP and TCP from inside the netns at PATH to one upstream and writes\n"
-	      "one dns_query event per query until SIGTERM or SIGINT. See SPEC.md chapter 8.\n",
+	      "one dns_query event per query until SIGTERM or SIGINT. --listen (or --udp-fd) may be\n"
+	      "given up to 4 times, IPv4 and IPv6 mixed. See SPEC.md chapter 8.\n",
 	      f);
 }
 
@@ -149,9 +158,6 @@ static bool addr_text(const struct sockaddr *sa, socklen_t len, char buf[INET6_A
 		const struct sockaddr_in6 *a = (const void *)sa;
 
 		*port = ntohs(a->sin6_port);
-		/* dns.v6_text_inet_ntop: the negative control of DNS-CLI-004 (glibc's text). */
-		if (FAULT("dns.v6_text_inet_ntop"))
-			return inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN) != NULL;
 		flowrec_addr_text(6, a->sin6_addr.s6_addr, buf);
 		return true;
 	}
@@ -163,8 +169,7 @@ static void addr_port_text(const struct sockaddr *sa, socklen_t len, char buf[AD
 {
 	char addr[INET6_ADDRSTRLEN];
 	uint16_t port;
-	/* dns.v6_port_unbracketed: negative control of DNS-CLI-004 (IPv6 IP:PORT unbracketed). */
-	bool br = sa->sa_family == AF_INET6 && !FAULT("dns.v6_port_unbracketed");
+	bool br = sa->sa_family == AF_INET6;
 
 	buf[0] = '\0';
 	if (addr_text(sa, len, addr, &port))
@@ -188,18 +193,12 @@ static void on_result(void *ctx, const struct dnsp_result *r)
 	uint16_t port;
 
 	evt_sink_new_id(x->sink, qid);
-	/* dns.query_id_reused: every dns_query event carries the first event's queryId. */
-	if (FAULT("dns.query_id_reused")) {
-		static char first[EVT_ID_LEN];
-
-		if (!first[0])
-			memcpy(first, qid, sizeof(first));
-		memcpy(qid, first, sizeof(first));
-	}
 	jw_obj_open(w);
 	evt_data_ids(w, x->cell_id, x->run_id);
 	jw_kv_str(w, "queryId", qid);
 	jw_kv_str(w, "transport", r->transport == DNSP_TCP ? "tcp" : "udp");
+	if (r->listener < DNSP_MAX_LISTEN)
+		jw_kv_str(w, "listen", x->listen_canon[r->listener]);
 	if (r->client && addr_text(r->client, r->client_len, addr, &port)) {
 		jw_kv_str(w, "clientAddr", addr);
 		jw_kv_u64(w, "clientPort", port);
@@ -257,16 +256,18 @@ static int fail(struct proxy *x, const char *stage, const char *object, int err,
 	return FAULT("dns.start_exit1") ? CELLREF_EXIT_FAILURE : code;
 }
 
-static void emit_degraded(struct proxy *x, int err)
+static void emit_degraded(struct proxy *x, unsigned int i, int err)
 {
 	struct jw *w = &x->data;
-	char msg[160];
+	char msg[160 + ADDR_PORT_TEXT], obj[32 + ADDR_PORT_TEXT];
 
-	cellref_report("dns-proxy", "tcp listener", err, "serving UDP only");
-	snprintf(msg, sizeof(msg), "TCP listener unavailable, serving UDP only: %s",
-		 strerror(-err));
+	snprintf(obj, sizeof(obj), "tcp listener %s", x->listen_canon[i]);
+	cellref_report("dns-proxy", obj, err, "serving UDP only");
+	snprintf(msg, sizeof(msg), "TCP listener on %s unavailable, serving UDP only there: %s",
+		 x->listen_canon[i], strerror(-err));
 	jw_obj_open(w);
 	evt_data_ids(w, x->cell_id, x->run_id);
+	jw_kv_str(w, "listen", x->listen_canon[i]);
 	jw_kv_str(w, "reasonCode", "tcp_unavailable");
 	jw_kv_i64(w, "errno", -err);
 	jw_kv_str(w, "errnoName", util_errno_name(err));
@@ -276,25 +277,42 @@ static void emit_degraded(struct proxy *x, int err)
 	queue_event(x, "dns_proxy_degraded");
 }
 
+/* Every served address as getsockname(2) reads it back, in canonical text (DNS-EVT-009). */
+static void read_back_listeners(struct proxy *x, struct dnsp *p)
+{
+	struct sockaddr_storage la;
+	socklen_t ll;
+
+	for (unsigned int i = 0; i < dnsp_listen_count(p); i++) {
+		x->listen_canon[i][0] = '\0';
+		if (dnsp_local_addr(p, i, &la, &ll) == 0)
+			addr_port_text((struct sockaddr *)&la, ll, x->listen_canon[i]);
+	}
+}
+
 static void emit_started(struct proxy *x, struct dnsp *p)
 {
 	struct jw *w = &x->data;
-	struct sockaddr_storage la;
-	socklen_t ll;
-	char listen[ADDR_PORT_TEXT];
+	unsigned int n = dnsp_listen_count(p);
+	bool tcp = true;
 	const char *s;
 
-	listen[0] = '\0';
-	ll = sizeof(la);
-	if (dnsp_local_addr(p, &la, &ll) == 0)
-		addr_port_text((struct sockaddr *)&la, ll, listen);
+	/* tcp only when every address serves it (DNS-PLC-013). */
+	for (unsigned int i = 0; i < n; i++)
+		tcp = tcp && dnsp_has_tcp(p, i);
 	jw_obj_open(w);
 	evt_data_ids(w, x->cell_id, x->run_id);
-	jw_kv_str(w, "listen", listen);
+	/* The first address, as a proxy with one --listen always wrote it (DNS-EVT-016). */
+	jw_kv_str(w, "listen", x->listen_canon[0]);
+	jw_key(w, "listeners");
+	jw_arr_open(w);
+	for (unsigned int i = 0; i < n; i++)
+		jw_str(w, x->listen_canon[i]);
+	jw_arr_close(w);
 	jw_key(w, "transports");
 	jw_arr_open(w);
 	jw_str(w, "udp");
-	if (dnsp_has_tcp(p))
+	if (tcp)
 		jw_str(w, "tcp");
 	jw_arr_close(w);
 	jw_kv_str(w, "upstream", x->upstream_canon);
@@ -384,43 +402,84 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 
 /*
  * DNS-CLI-003: unusable descriptors are usage errors, found before the sink exists so that no
- * event is written. Prints why; -EINVAL.
+ * event is written. Every --udp-fd is one listen address, in order; each --tcp-fd joins the
+ * --udp-fd bound to its address (DNS-CLI-007, DNS-PLC-014). Prints why; -EINVAL.
  */
 static int check_fds(struct proxy *x)
 {
-	struct sockaddr_storage ua, ta;
-	socklen_t ul, tl;
+	struct sockaddr_storage ua[DNSP_MAX_LISTEN], ta;
+	socklen_t l;
+	unsigned int i, j;
 	int err;
 
-	/* dns.inherited_fd_unchecked: the descriptors are used as given. */
-	if (FAULT("dns.inherited_fd_unchecked"))
+	/* dns.inherited_fd_unchecked: the descriptors are used as given, paired in order. */
+	if (FAULT("dns.inherited_fd_unchecked")) {
+		for (i = 0; i < x->n_udp_fd; i++) {
+			x->cfg.listen[i].udp_fd = x->udp_fds[i];
+			x->cfg.listen[i].tcp_fd = i < x->n_tcp_fd ? x->tcp_fds[i] : -1;
+		}
+		x->cfg.n_listen = x->n_udp_fd ?: x->cfg.n_listen;
 		return 0;
+	}
 	if (x->ready_fd >= 0 && fcntl(x->ready_fd, F_GETFD) < 0) {
 		fprintf(stderr, "cellref: dns-proxy: --ready-fd %d: not an open file descriptor\n",
 			x->ready_fd);
 		return -EINVAL;
 	}
-	if (x->cfg.udp_fd < 0)
+	if (!x->n_udp_fd)
 		return 0;
-	err = inherited_socket(x->cfg.udp_fd, SOCK_DGRAM, &ua, &ul);
-	if (err) {
-		fprintf(stderr, "cellref: dns-proxy: --udp-fd %d: not a bound UDP socket: %s\n",
-			x->cfg.udp_fd, util_errno_name(err));
-		return -EINVAL;
+	for (i = 0; i < x->n_udp_fd; i++) {
+		err = inherited_socket(x->udp_fds[i], SOCK_DGRAM, &ua[i], &l);
+		if (err) {
+			fprintf(stderr,
+				"cellref: dns-proxy: --udp-fd %d: not a bound UDP socket: %s\n",
+				x->udp_fds[i], util_errno_name(err));
+			return -EINVAL;
+		}
+		for (j = 0; j < i; j++) {
+			if (same_addr(&ua[j], &ua[i])) {
+				fprintf(stderr,
+					"cellref: dns-proxy: --udp-fd %d: bound to the address of "
+					"--udp-fd %d\n",
+					x->udp_fds[i], x->udp_fds[j]);
+				return -EINVAL;
+			}
+		}
 	}
-	if (x->cfg.tcp_fd >= 0 &&
-	    (inherited_socket(x->cfg.tcp_fd, SOCK_STREAM, &ta, &tl) < 0 || !same_addr(&ua, &ta))) {
+	if (x->n_listen && x->n_listen != x->n_udp_fd) {
 		fprintf(stderr,
-			"cellref: dns-proxy: --tcp-fd %d: not a TCP socket bound to the address of "
-			"--udp-fd\n",
-			x->cfg.tcp_fd);
+			"cellref: dns-proxy: --listen given %u times and --udp-fd %u times: with "
+			"--udp-fd, --listen names the address of each, in order\n",
+			x->n_listen, x->n_udp_fd);
 		return -EINVAL;
 	}
-	if (x->listen_text && !same_addr(&ua, &x->cfg.listen)) {
-		fprintf(stderr, "cellref: dns-proxy: --listen %s: not the address of --udp-fd\n",
-			x->listen_text);
-		return -EINVAL;
+	for (i = 0; i < x->n_listen; i++) {
+		if (!same_addr(&ua[i], &x->cfg.listen[i].addr)) {
+			fprintf(stderr,
+				"cellref: dns-proxy: --listen %s: not the address of --udp-fd %d\n",
+				x->listen_text[i], x->udp_fds[i]);
+			return -EINVAL;
+		}
 	}
+	for (i = 0; i < x->n_udp_fd; i++) {
+		x->cfg.listen[i].udp_fd = x->udp_fds[i];
+		x->cfg.listen[i].tcp_fd = -1;
+	}
+	for (j = 0; j < x->n_tcp_fd; j++) {
+		i = x->n_udp_fd;
+		if (inherited_socket(x->tcp_fds[j], SOCK_STREAM, &ta, &l) == 0)
+			for (i = 0; i < x->n_udp_fd && !same_addr(&ua[i], &ta); i++)
+				;
+		if (i == x->n_udp_fd || x->cfg.listen[i].tcp_fd >= 0) {
+			fprintf(stderr,
+				"cellref: dns-proxy: --tcp-fd %d: not a TCP socket bound to the address "
+				"of a --udp-fd without another --tcp-fd\n",
+				x->tcp_fds[j]);
+			return -EINVAL;
+		}
+		x->cfg.listen[i].tcp_fd = x->tcp_fds[j];
+	}
+	x->cfg.n_listen = x->n_udp_fd;
 	return 0;
 }
 
@@ -479,7 +538,8 @@ static void *proxy_thread(void *arg)
 {
 	struct proxy *x = arg;
 	_cleanup_(dnsp_freep) struct dnsp *p = NULL;
-	int err = 0, tcp_err = 0;
+	unsigned int failed = 0;
+	int err = 0;
 
 	/* dns.nnp_proxy_thread_only: no_new_privs on this thread, none on the others */
 	if (FAULT("dns.nnp_proxy_thread_only"))
@@ -488,7 +548,7 @@ static void *proxy_thread(void *arg)
 	 * dns.listen_main_netns: the listeners are bound in the netns the proxy started in
 	 * whenever the listen address exists there; only else in --netns.
 	 */
-	if (FAULT("dns.listen_main_netns") && dnsp_new(&x->cfg, &p, &tcp_err) < 0)
+	if (FAULT("dns.listen_main_netns") && dnsp_new(&x->cfg, &p, &failed) < 0)
 		p = NULL;
 	if (x->netns_fd >= 0) {
 		err = netcfg_enter_netns(x->netns_fd);
@@ -501,14 +561,22 @@ static void *proxy_thread(void *arg)
 		}
 	}
 	if (!p)
-		err = dnsp_new(&x->cfg, &p, &tcp_err);
+		err = dnsp_new(&x->cfg, &p, &failed);
 	if (err) {
 		int code = err == -EACCES || err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_BIND;
+		const struct dnsp_listen *a = &x->cfg.listen[failed];
+		char what[ADDR_PORT_TEXT + 16], detail[ADDR_PORT_TEXT + 48];
 
-		x->exit_code = fail(x, "bind", x->listen_text ? x->listen_text : "--udp-fd", err,
-				    code, "cannot listen");
+		/* The address that failed, in canonical text (DNS-PLC-012). */
+		if (a->len)
+			addr_port_text((const struct sockaddr *)&a->addr, a->len, what);
+		else
+			snprintf(what, sizeof(what), "--udp-fd %d", a->udp_fd);
+		snprintf(detail, sizeof(detail), "cannot listen on %s", what);
+		x->exit_code = fail(x, "bind", what, err, code, detail);
 		return NULL;
 	}
+	read_back_listeners(x, p);
 	err = drop_privileges(x);
 	if (err) {
 		x->exit_code = fail(x, "privileges", "setresuid", err, CELLREF_EXIT_FAILURE,
@@ -522,8 +590,9 @@ static void *proxy_thread(void *arg)
 		usleep(200 * 1000);
 	}
 	emit_started(x, p);
-	if (tcp_err)
-		emit_degraded(x, tcp_err);
+	for (unsigned int i = 0; i < dnsp_listen_count(p); i++)
+		if (dnsp_tcp_error(p, i))
+			emit_degraded(x, i, dnsp_tcp_error(p, i));
 	evtq_flush(x->q);
 	if (x->ready_fd >= 0) {
 		(void)util_write_all(x->ready_fd, "R", 1);
@@ -621,8 +690,10 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		err = 0;
-		/* Every option but --allow at most once (DNS-CLI-001). */
-		if (c >= O_LISTEN && c != O_ALLOW) {
+		/* Every option but --allow, --listen, --udp-fd, --tcp-fd at most once
+		 * (DNS-CLI-001). */
+		if (c >= O_LISTEN && c != O_ALLOW && c != O_LISTEN && c != O_UDPFD &&
+		    c != O_TCPFD) {
 			if ((seen & (1ull << (c - O_LISTEN))) && !FAULT("dns.cli_lenient")) {
 				fprintf(stderr, "cellref: dns-proxy: %s given twice\n",
 					argv[optind - 1]);
@@ -632,11 +703,22 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 		}
 		switch (c) {
 		case O_LISTEN:
-			x->listen_text = optarg;
-			err = parse_addr(optarg, &x->cfg.listen, &x->cfg.listen_len);
+			/* dns.listen_max_ignored: listen addresses past the limit are dropped. */
+			if (x->n_listen == DNSP_MAX_LISTEN && FAULT("dns.listen_max_ignored"))
+				break;
+			if (x->n_listen == DNSP_MAX_LISTEN) {
+				fprintf(stderr,
+					"cellref: dns-proxy: --listen '%s': more than %d listen "
+					"addresses\n",
+					optarg, DNSP_MAX_LISTEN);
+				return -EINVAL;
+			}
+			err = parse_addr(optarg, &x->cfg.listen[x->n_listen].addr,
+					 &x->cfg.listen[x->n_listen].len);
 			if (err)
 				fprintf(stderr, "cellref: dns-proxy: --listen '%s': not IP:PORT\n",
 					optarg);
+			x->listen_text[x->n_listen++] = optarg;
 			break;
 		case O_UPSTREAM:
 			x->upstream_text = optarg;
@@ -687,13 +769,19 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 			x->resolver_id = optarg;
 			break;
 		case O_UDPFD:
-			err = parse_num("--udp-fd", optarg, 0, 1u << 20, &v);
-			x->cfg.udp_fd = (int)v;
+		case O_TCPFD: {
+			bool udp = c == O_UDPFD;
+			unsigned int *n = udp ? &x->n_udp_fd : &x->n_tcp_fd;
+
+			if (*n == DNSP_MAX_LISTEN) {
+				fprintf(stderr, "cellref: dns-proxy: %s given more than %d times\n",
+					udp ? "--udp-fd" : "--tcp-fd", DNSP_MAX_LISTEN);
+				return -EINVAL;
+			}
+			err = parse_num(udp ? "--udp-fd" : "--tcp-fd", optarg, 0, 1u << 20, &v);
+			(udp ? x->udp_fds : x->tcp_fds)[(*n)++] = (int)v;
 			break;
-		case O_TCPFD:
-			err = parse_num("--tcp-fd", optarg, 0, 1u << 20, &v);
-			x->cfg.tcp_fd = (int)v;
-			break;
+		}
 		case O_USER:
 			colon = strchr(optarg, ':');
 			if (!colon) {
@@ -760,15 +848,35 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 		fprintf(stderr, "cellref: dns-proxy: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (!x->upstream_text || !x->events_path || (!x->listen_text && x->cfg.udp_fd < 0)) {
+	if (!x->upstream_text || !x->events_path || (!x->n_listen && !x->n_udp_fd)) {
 		fprintf(stderr, "cellref: dns-proxy: --upstream, --events and --listen (or "
 				"--udp-fd) are required\n");
 		return -EINVAL;
 	}
-	if (x->cfg.tcp_fd >= 0 && x->cfg.udp_fd < 0) {
+	if (x->n_tcp_fd && !x->n_udp_fd) {
 		fprintf(stderr, "cellref: dns-proxy: --tcp-fd needs --udp-fd\n");
 		return -EINVAL;
 	}
+	/*
+	 * One address, one pair of listeners: a second --listen for it could only fail to bind
+	 * (DNS-CLI-005), so it is refused here, naming the address in canonical text.
+	 * dns.listen_dup_allowed: not checked (the second bind then fails, exit 15).
+	 */
+	for (unsigned int i = 1; i < x->n_listen && !FAULT("dns.listen_dup_allowed"); i++) {
+		for (unsigned int j = 0; j < i; j++) {
+			char canon[ADDR_PORT_TEXT];
+
+			if (!same_addr(&x->cfg.listen[j].addr, &x->cfg.listen[i].addr))
+				continue;
+			addr_port_text((const struct sockaddr *)&x->cfg.listen[i].addr,
+				       x->cfg.listen[i].len, canon);
+			fprintf(stderr,
+				"cellref: dns-proxy: --listen %s given twice ('%s', '%s')\n", canon,
+				x->listen_text[j], x->listen_text[i]);
+			return -EINVAL;
+		}
+	}
+	x->cfg.n_listen = x->n_listen;
 	return 0;
 }
 
@@ -785,8 +893,6 @@ int cellref_dnsproxy_main(int argc, char **argv)
 		.gid = 65534,
 		.queue_bytes = 4u << 20,
 		.cfg = {
-			.udp_fd = -1,
-			.tcp_fd = -1,
 			.timeout_ms = 2000,
 			.tcp_idle_ms = 10000,
 			.tcp_max_conns = 256,
@@ -810,6 +916,8 @@ int cellref_dnsproxy_main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
+	for (unsigned int i = 0; i < DNSP_MAX_LISTEN; i++)
+		x.cfg.listen[i].udp_fd = x.cfg.listen[i].tcp_fd = -1;
 	if (dnspol_new(&pol) < 0)
 		return CELLREF_EXIT_FAILURE;
 	x.pol = pol;

@@ -229,11 +229,7 @@ size_t dnswire_name_text(const uint8_t *name, size_t name_len, char *out, size_t
 				out[o++] = '\\';
 				out[o++] = (char)c;
 			} else if (c >= 0x21 && c <= 0x7E) {
-				/* dns.qname_lowercased: letters written in lowercase. */
-				out[o++] =
-					(char)(c >= 'A' && c <= 'Z' && FAULT("dns.qname_lowercased")
-						       ? c + 32
-						       : c);
+				out[o++] = (char)c;
 			} else {
 				out[o++] = '\\';
 				out[o++] = (char)('0' + c / 100);
@@ -243,8 +239,7 @@ size_t dnswire_name_text(const uint8_t *name, size_t name_len, char *out, size_t
 		}
 		out[o++] = '.';
 	}
-	/* dns.root_name_empty: the root name is written as an empty string. */
-	if (o == 0 && !FAULT("dns.root_name_empty"))
+	if (o == 0)
 		out[o++] = '.'; /* the root */
 	out[o] = '\0';
 	return o;

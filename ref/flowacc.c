@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
+
 /*
  * Open addressing with linear probing; the keys are v2 table keys (family and 16-byte addresses,
  * v1 records as IPv4-mapped), so IPv6 flows that differ only in their upper address bytes stay
@@ -119,6 +121,14 @@ int flowacc_record(struct flowacc *a, const struct flowrec *r, enum flowacc_kind
 	k.src_port = r->src_port;
 	k.dst_port = r->dst_port;
 	k.proto = r->proto;
+	/*
+	 * v2: a flow of dropped packets is not the allowed flow of the same 5-tuple (FLOW-SUM-013),
+	 * as in FLOWS_V2's key; every other flow keeps verdict 0 here, so v1 and allowed v2 flows
+	 * are keyed on the 5-tuple alone, as they always were.
+	 */
+	if (r->version == 2 && r->verdict == FLOWREC_VERDICT_DROP &&
+	    !FAULT("flow.unique_verdictless"))
+		k.verdict = FLOWREC_VERDICT_DROP;
 
 	/* Keep the load under 1/2 so probes stay short. */
 	if ((a->count + 1) * 2 > a->cap) {

@@ -95,42 +95,12 @@ static bool fault_pad_nonzero(const unsigned char *rec, uint32_t len)
 	       memcmp(rec + offsetof(struct flowrec_v1, pad1), zero, 7) != 0;
 }
 
-/* A v2 address read as four host-order 32-bit words: each 4-byte group reversed. */
-static void fault_addr_words(uint8_t a[16])
-{
-	for (int i = 0; i < 16; i += 4) {
-		uint8_t t0 = a[i], t1 = a[i + 1];
-
-		a[i] = a[i + 3];
-		a[i + 1] = a[i + 2];
-		a[i + 2] = t1;
-		a[i + 3] = t0;
-	}
-}
-
-static void fault_mangle(struct flowrec *r)
-{
-	if (r->version == 2 && FAULT("decode.v2_addr_words")) {
-		fault_addr_words(r->src_addr);
-		fault_addr_words(r->dst_addr);
-	}
-}
-
 /* Whether a frame of len bytes is rejected although the contract decodes it, or the reverse. */
 static bool fault_length(uint32_t len)
 {
 	if (len == FLOWREC_V2_SIZE && FAULT("decode.v2_rejected"))
 		return true; /* a v1-only decoder */
 	return false;
-}
-
-static void fault_mangle_flow(const struct flowrec *r, struct flowevt *e)
-{
-	if (FAULT("decode.byte_count_missing"))
-		e->has_byte_count = false;
-	/* decode.family_ignored: the flow object's v2 addresses as IPv6 text, whatever family. */
-	if (r->version == 2 && FAULT("decode.family_ignored"))
-		e->family = FLOWREC_FAMILY_IPV6;
 }
 
 int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
@@ -189,9 +159,7 @@ int flowframe_decode_stream(int fd, FILE *out, uint64_t *ret_frames)
 			rejected = true;
 			stop = FAULT("decode.wrong_length_resync");
 		} else {
-			fault_mangle(&r);
 			flowevt_from_record(&r, &e);
-			fault_mangle_flow(&r, &e);
 			jw_kv_bool(&w, "ok", true);
 			jw_kv_u64(&w, "index", index);
 			jw_key(&w, "record");

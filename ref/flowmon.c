@@ -42,6 +42,11 @@ static uint32_t fault_bits(void)
 		{ "flow.v6_first_fragment", FLOWMON_FAULT_V6_FIRST_FRAGMENT },
 		{ "flow.byte_count_l2", FLOWMON_FAULT_BYTE_COUNT_L2 },
 		{ "flow.v2_ipv4_unmapped", FLOWMON_FAULT_V2_IPV4_UNMAPPED },
+		{ "flow.drop_unrecorded", FLOWMON_FAULT_DROP_UNRECORDED },
+		{ "flow.drop_verdict_accept", FLOWMON_FAULT_DROP_VERDICT_ACCEPT },
+		{ "flow.drop_key_merged", FLOWMON_FAULT_DROP_KEY_MERGED },
+		{ "flow.drop_record_addrless", FLOWMON_FAULT_DROP_RECORD_ADDRLESS },
+		{ "flow.drop_record_count_mode", FLOWMON_FAULT_DROP_RECORD_COUNT_MODE },
 		{ "flow.udplite6_uncounted", FLOWMON_FAULT_UDPLITE6_UNCOUNTED },
 	};
 	uint32_t bits = 0;

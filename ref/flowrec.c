@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "fault.h"
-
 static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 void flowrec_addr_map_ipv4(uint32_t ip, uint8_t ret[static 16])
@@ -183,18 +181,7 @@ static void text_zero_run(const uint16_t g[8], int *ret_start, int *ret_len)
 		while (j < 8 && g[j] == 0)
 			j++;
 		if (j > i) {
-			/*
-			 * Negative controls: decode.v6_first_run keeps the first run of two or
-			 * more, decode.v6_tie_last takes the last of equal runs, and
-			 * decode.v6_single_zero lets a lone zero group qualify.
-			 */
-			int min = FAULT("decode.v6_single_zero") ? 1 : 2;
-			bool take = j - i > best_len ||
-				    (j - i == best_len && FAULT("decode.v6_tie_last"));
-
-			if (best >= 0 && FAULT("decode.v6_first_run"))
-				take = false;
-			if (j - i >= min && take) {
+			if (j - i >= 2 && j - i > best_len) {
 				best = i;
 				best_len = j - i;
 			}
@@ -209,9 +196,8 @@ static void text_zero_run(const uint16_t g[8], int *ret_start, int *ret_len)
 
 static char *text_group(char *p, uint16_t v)
 {
-	static const char lower[] = "0123456789abcdef", upper[] = "0123456789ABCDEF";
-	const char *digits = FAULT("decode.v6_upper") ? upper : lower;
-	bool started = FAULT("decode.v6_leading_zeros");
+	static const char digits[] = "0123456789abcdef";
+	bool started = false;
 
 	for (int shift = 12; shift >= 0; shift -= 4) {
 		unsigned int d = (v >> shift) & 0xF;
@@ -234,18 +220,13 @@ static char *text_ipv6(const uint8_t addr[static 16], char buf[static FLOWREC_AD
 	for (int i = 0; i < 8; i++)
 		g[i] = (uint16_t)(addr[2 * i] << 8 | addr[2 * i + 1]);
 	/* RFC 5952 5: the IPv4-mapped prefix is written with the dotted quad it carries. */
-	if (flowrec_addr_is_mapped(addr) && !FAULT("decode.v6_mapped_hex"))
+	if (flowrec_addr_is_mapped(addr))
 		n = 6;
 	/*
 	 * All eight groups take part: in a mapped address the run of groups 0-4 (five) is longer
 	 * than any run in the IPv4 part, so it is the one compressed and ends before group 5.
 	 */
-	if (FAULT("decode.v6_no_compress")) {
-		start = -1;
-		len = 0;
-	} else {
-		text_zero_run(g, &start, &len);
-	}
+	text_zero_run(g, &start, &len);
 	for (int i = 0; i < n;) {
 		if (i == start) {
 			*p++ = ':';

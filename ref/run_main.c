@@ -315,6 +315,52 @@ static void run_free(struct run *r)
 
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
+/*
+ * Before any event: root, the cell spec, the event sink and its writer. 0, or the exit code of
+ * the run (its cause already reported).
+ */
+static int run_prepare(struct run *r)
+{
+	char err_text[256] = "";
+	int err;
+
+	/* Before the spec and the sink: a user who may not read them still learns why (exit 10). */
+	if (geteuid() != 0 && !FAULT("sup.nonroot_runs")) {
+		cellref_report("run", "supervisor", -EPERM,
+			       "needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
+		return CELLREF_EXIT_PERM;
+	}
+	r->state_dir = r->state_dir ?: getenv("CELLREF_STATE_DIR") ?: STATE_DIR_DEFAULT;
+	err = cellspec_load(r->spec_path, &r->spec, err_text, sizeof(err_text));
+	if (err) {
+		cellref_report("run", r->spec_path, err, "%s", err_text);
+		return FAULT("sup.spec_exit1") ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_USAGE;
+	}
+	if (r->spec->run_id[0]) {
+		snprintf(r->run_id, sizeof(r->run_id), "%s", r->spec->run_id);
+	}
+	/* sup.events_truncated: what the file held before the run is lost */
+	if (r->events_path && FAULT("sup.events_truncated"))
+		(void)truncate(r->events_path, 0);
+	err = r->events_path ? evt_sink_open_path(r->events_path, SOURCE, &r->sink)
+			     : evt_sink_open_path("/dev/null", SOURCE, &r->sink);
+	/* sup.events_unopenable_ignored: no sink, no events, the run goes on */
+	if (err && FAULT("sup.events_unopenable_ignored"))
+		err = evt_sink_open_path("/dev/null", SOURCE, &r->sink);
+	if (err) {
+		cellref_report("run", r->events_path, err, "cannot open the event sink");
+		return CELLREF_EXIT_USAGE;
+	}
+	if (!r->run_id[0])
+		evt_sink_new_id(r->sink, r->run_id);
+	err = evout_new(evt_sink_fd(r->sink), EVOUT_MAX_BYTES, &r->out);
+	if (err) {
+		cellref_report("run", "event writer", err, NULL);
+		return CELLREF_EXIT_FAILURE;
+	}
+	return 0;
+}
+
 int cellref_run_main(int argc, char **argv)
 {
 	struct run r = {
@@ -331,7 +377,6 @@ int cellref_run_main(int argc, char **argv)
 		.workload_status = -1,
 		.unique_flows = -1,
 	};
-	char err_text[256] = "";
 	sigset_t mask;
 	uint64_t t_down;
 	int err;
@@ -351,43 +396,10 @@ int cellref_run_main(int argc, char **argv)
 		run_free(&r);
 		return CELLREF_EXIT_USAGE;
 	}
-	/* Before the spec and the sink: a user who may not read them still learns why (exit 10). */
-	if (geteuid() != 0 && !FAULT("sup.nonroot_runs")) {
-		cellref_report("run", "supervisor", -EPERM,
-			       "needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
-		run_free(&r);
-		return CELLREF_EXIT_PERM;
-	}
-	r.state_dir = r.state_dir ?: getenv("CELLREF_STATE_DIR") ?: STATE_DIR_DEFAULT;
-	err = cellspec_load(r.spec_path, &r.spec, err_text, sizeof(err_text));
+	err = run_prepare(&r);
 	if (err) {
-		cellref_report("run", r.spec_path, err, "%s", err_text);
 		run_free(&r);
-		return FAULT("sup.spec_exit1") ? CELLREF_EXIT_FAILURE : CELLREF_EXIT_USAGE;
-	}
-	if (r.spec->run_id[0]) {
-		snprintf(r.run_id, sizeof(r.run_id), "%s", r.spec->run_id);
-	}
-	/* sup.events_truncated: what the file held before the run is lost */
-	if (r.events_path && FAULT("sup.events_truncated"))
-		(void)truncate(r.events_path, 0);
-	err = r.events_path ? evt_sink_open_path(r.events_path, SOURCE, &r.sink)
-			    : evt_sink_open_path("/dev/null", SOURCE, &r.sink);
-	/* sup.events_unopenable_ignored: no sink, no events, the run goes on */
-	if (err && FAULT("sup.events_unopenable_ignored"))
-		err = evt_sink_open_path("/dev/null", SOURCE, &r.sink);
-	if (err) {
-		cellref_report("run", r.events_path, err, "cannot open the event sink");
-		run_free(&r);
-		return CELLREF_EXIT_USAGE;
-	}
-	if (!r.run_id[0])
-		evt_sink_new_id(r.sink, r.run_id);
-	err = evout_new(evt_sink_fd(r.sink), EVOUT_MAX_BYTES, &r.out);
-	if (err) {
-		cellref_report("run", "event writer", err, NULL);
-		run_free(&r);
-		return CELLREF_EXIT_FAILURE;
+		return err;
 	}
 	r.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 

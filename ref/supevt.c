@@ -168,33 +168,6 @@ static void peek_summary(struct run *r, const char *line, size_t len)
 	json_decref(j);
 }
 
-/* sup.relay_source_own (a negative control of SUP-EVT-004): lines go out with our source. */
-static void relay_push_own_source(struct run *r, const char *buf, size_t len)
-{
-	static const char key[] = "\"source\":\"";
-	_cleanup_free_ char *out = malloc(len + sizeof(SOURCE));
-
-	for (const char *p = buf, *e; out && p < buf + len; p = e) {
-		const char *v, *q;
-		size_t n;
-
-		e = (const char *)memchr(p, '\n', (size_t)(buf + len - p)) + 1;
-		v = memmem(p, (size_t)(e - p), key, sizeof(key) - 1);
-		q = v ? memchr(v + sizeof(key) - 1, '"', (size_t)(e - v) - (sizeof(key) - 1))
-		      : NULL;
-		if (!q) {
-			(void)evout_push(r->out, p, (size_t)(e - p));
-			continue;
-		}
-		n = (size_t)(v - p) + sizeof(key) - 1;
-		memcpy(out, p, n);
-		memcpy(out + n, SOURCE, sizeof(SOURCE) - 1);
-		n += sizeof(SOURCE) - 1;
-		memcpy(out + n, q, (size_t)(e - q));
-		(void)evout_push(r->out, out, n + (size_t)(e - q));
-	}
-}
-
 /* Read what is there; push complete lines. Returns false at EOF (or error). */
 bool supevt_relay_read(struct run *r, struct relay *rl)
 {
@@ -244,9 +217,7 @@ bool supevt_relay_read(struct run *r, struct relay *rl)
 			peek_summary(r, p, (size_t)(e - p));
 			p = e + 1;
 		}
-		if (FAULT("sup.relay_source_own"))
-			relay_push_own_source(r, rl->buf, whole);
-		else if (!(rl == &r->dns_relay && FAULT("sup.dns_not_relayed")))
+		if (!(rl == &r->dns_relay && FAULT("sup.dns_not_relayed")))
 			(void)evout_push(r->out, rl->buf, whole);
 		memmove(rl->buf, rl->buf + whole, rl->len - whole);
 		rl->len -= whole;

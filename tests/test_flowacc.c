@@ -124,3 +124,26 @@ TEST(v2_flows_keyed_on_full_addresses_and_family)
 	ASSERT_EQ(flowacc_record(a, &r4, FLOWACC_OPENED), 1);
 	ASSERT_EQ(flowacc_unique(a), 4);
 }
+
+/* v2 drop mode (SPEC FLOW-SUM-013): a flow of dropped packets is apart from the allowed one. */
+TEST(v2_dropped_flow_apart_from_allowed_one)
+{
+	_cleanup_flowacc struct flowacc *a = NULL;
+	struct flowrec r = key(0, 1, 0, 58);
+
+	if (!ASSERT_OK(flowacc_new(&a)))
+		return;
+	r.version = 2;
+	r.family = FLOWREC_FAMILY_IPV6;
+	r.src_addr[0] = 0xfe, r.src_addr[1] = 0x80, r.src_addr[15] = 2;
+	r.dst_addr[0] = 0xfe, r.dst_addr[1] = 0x80, r.dst_addr[15] = 1;
+	r.verdict = FLOWREC_VERDICT_ACCEPT;
+	ASSERT_EQ(flowacc_record(a, &r, FLOWACC_OPENED), 1);
+	r.verdict = FLOWREC_VERDICT_DROP;
+	ASSERT_EQ(flowacc_record(a, &r, FLOWACC_OPENED), 1);
+	ASSERT_EQ(flowacc_record(a, &r, FLOWACC_OPENED), 0);
+	/* Verdicts other than drop are all allow: the allowed flow again. */
+	r.verdict = FLOWREC_VERDICT_UNKNOWN;
+	ASSERT_EQ(flowacc_record(a, &r, FLOWACC_OPENED), 0);
+	ASSERT_EQ(flowacc_unique(a), 2);
+}

@@ -5,6 +5,7 @@
  * fault does not touch keeps its exact bytes, and a fault may write what no JSON library
  * would (a duplicate member, a raw quote, a CR before the LF).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -287,6 +288,7 @@ typedef bool (*evf_fn)(struct evf *x, const struct line *l, struct edits *e, str
 struct evf_fault {
 	const char *name;
 	evf_fn fn;
+	int arg; /* which mistake, for a function shared by faults */
 };
 
 /* Replace data.KEY's value of events of type TYPE (NULL: every event) with text. */
@@ -539,6 +541,404 @@ static bool f_run_id_per_event(struct evf *x, const struct line *l, struct edits
 	return true;
 }
 
+/* dns.listeners_reversed: dns_proxy_started's listeners array in reverse order. */
+static bool f_listeners_reversed(struct evf *x, const struct line *l, struct edits *e,
+				 struct out *o)
+{
+	struct member m;
+	size_t from[8], to[8], n = 0, i;
+
+	if (!is_event(l, "dns_proxy_started") || !member2(l, "data", "listeners", &m) ||
+	    l->s[m.val] != '[')
+		return false;
+	for (i = skip_ws(l, m.val + 1); i < m.end && l->s[i] == '"' && n < 8;) {
+		size_t end = str_end(l, i);
+
+		if (!end || end - i >= sizeof(e->e[0].text))
+			return false;
+		from[n] = i;
+		to[n++] = end;
+		i = skip_ws(l, end);
+		if (i < m.end && l->s[i] == ',')
+			i = skip_ws(l, i + 1);
+	}
+	for (i = 0; i < n; i++) {
+		char text[sizeof(e->e[0].text)];
+		size_t k = n - 1 - i;
+
+		snprintf(text, sizeof(text), "%.*s", (int)(to[k] - from[k]), l->s + from[k]);
+		edit(e, from[i], to[i], text);
+	}
+	return n > 1;
+}
+
+/* dns.query_listen_first: every dns_query says dns_proxy_started's listen. */
+static bool f_query_listen_first(struct evf *x, const struct line *l, struct edits *e,
+				 struct out *o)
+{
+	struct member m;
+
+	if (is_event(l, "dns_proxy_started") && member2(l, "data", "listen", &m) &&
+	    m.end - m.val < sizeof(x->listen)) {
+		snprintf(x->listen, sizeof(x->listen), "%.*s", (int)(m.end - m.val), l->s + m.val);
+		return false;
+	}
+	return x->listen[0] && set_data(l, "dns_query", "listen", x->listen, e);
+}
+
+/* dns.qname_lowercased: the qname of dns_query with its ASCII letters lowercase (DNS-PRS-013). */
+static bool f_qname_lowercased(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+	bool changed = false;
+
+	if (!is_event(l, "dns_query") || !member2(l, "data", "qname", &m) || l->s[m.val] != '"')
+		return false;
+	/* The whole line: a name is longer than an edit holds. Its JSON has no \u escape. */
+	put(o, l->s, m.val);
+	for (size_t i = m.val; i < m.end; i++) {
+		char c = l->s[i];
+
+		changed |= c >= 'A' && c <= 'Z';
+		put(o, &(char){ c >= 'A' && c <= 'Z' ? (char)(c + 32) : c }, 1);
+	}
+	put(o, l->s + m.end, l->n - m.end);
+	return changed;
+}
+
+/*
+ * dns.root_name_empty: the root name written "" instead of "." (DNS-PRS-013): the qname of
+ * dns_query, and an allowlist entry of dns_proxy_started (the same name text).
+ */
+static bool f_root_name_empty(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+
+	if (is_event(l, "dns_query") && member2(l, "data", "qname", &m) && value_is(l, &m, "\".\""))
+		edit(e, m.val, m.end, "\"\"");
+	if (is_event(l, "dns_proxy_started") && member2(l, "data", "allowlist", &m) &&
+	    l->s[m.val] == '[') {
+		for (size_t i = skip_ws(l, m.val + 1), v; i < m.end && l->s[i] != ']';) {
+			v = value_end(l, i);
+			if (!v)
+				break;
+			if (v - i == 3 && memcmp(l->s + i, "\".\"", 3) == 0)
+				edit(e, i, v, "\"\"");
+			i = skip_ws(l, v);
+			if (i < m.end && l->s[i] == ',')
+				i = skip_ws(l, i + 1);
+		}
+	}
+	return e->n > 0;
+}
+
+/* dns.query_id_reused: every dns_query event carries the first one's queryId (DNS-EVT-002). */
+static bool f_query_id_reused(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+
+	if (!is_event(l, "dns_query") || !member2(l, "data", "queryId", &m) ||
+	    m.end - m.val >= sizeof(e->e[0].text))
+		return false;
+	if (!x->first) {
+		x->first = strndup(l->s + m.val, m.end - m.val);
+		return false;
+	}
+	edit(e, m.val, m.end, x->first);
+	return true;
+}
+
+/* Two kinds of IPv6 text mistakes of a DNS proxy (DNS-CLI-004). */
+enum {
+	ADDR_UNBRACKETED = 1, /* dns.v6_port_unbracketed: IP:PORT without the brackets */
+	ADDR_INET_NTOP,	      /* dns.v6_text_inet_ntop: glibc's text, ::/96 in mixed notation */
+};
+
+/*
+ * A quoted address or IP:PORT value (v, n bytes, quotes included) as the fault writes it into
+ * ret; false when the fault leaves it alone (IPv4, no brackets to drop).
+ */
+static bool addr_fault_text(const char *v, size_t n, int fault, char ret[96])
+{
+	const char *a = v + 1, *end = v + n - 1, *rb = NULL;
+	char in[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN];
+	struct in6_addr bin;
+
+	if (n < 4 || v[0] != '"' || *end != '"')
+		return false;
+	if (*a == '[') {
+		rb = memchr(a, ']', (size_t)(end - a));
+		if (!rb || rb + 1 == end || rb[1] != ':')
+			return false;
+		a++;
+	}
+	if (fault == ADDR_UNBRACKETED) {
+		if (!rb)
+			return false;
+		snprintf(ret, 96, "\"%.*s%.*s\"", (int)(rb - a), a, (int)(end - rb - 1), rb + 1);
+		return true;
+	}
+	if ((size_t)((rb ?: end) - a) >= sizeof(in))
+		return false;
+	memcpy(in, a, (size_t)((rb ?: end) - a));
+	in[(rb ?: end) - a] = '\0';
+	if (inet_pton(AF_INET6, in, &bin) != 1 || !inet_ntop(AF_INET6, &bin, out, sizeof(out)))
+		return false;
+	if (rb)
+		snprintf(ret, 96, "\"[%s]%.*s\"", out, (int)(end - rb - 1), rb + 1);
+	else
+		snprintf(ret, 96, "\"%s\"", out);
+	return true;
+}
+
+/*
+ * dns.v6_port_unbracketed, dns.v6_text_inet_ntop: the address texts of dns_proxy_started
+ * (listen, upstream) and dns_query (clientAddr), and upstreamResolverId where it is the
+ * upstream's text (its default), as the fault writes them.
+ */
+static bool f_dns_addr(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	static const char *const keys[] = { "listen", "upstream", "clientAddr",
+					    "upstreamResolverId" };
+	bool started = is_event(l, "dns_proxy_started");
+	struct member m;
+	char text[96];
+
+	if (!started && !is_event(l, "dns_query"))
+		return false;
+	if (started && member2(l, "data", "upstream", &m)) {
+		free(x->first);
+		x->first = strndup(l->s + m.val, m.end - m.val);
+	}
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		if (!member2(l, "data", keys[k], &m))
+			continue;
+		if (k == 3 && !(x->first && value_is(l, &m, x->first)))
+			continue;
+		if (addr_fault_text(l->s + m.val, m.end - m.val, x->f->arg, text))
+			edit(e, m.val, m.end, text);
+	}
+	return e->n > 0;
+}
+
+/* The IPv6 text mistakes of the decoder's negative controls (FLOW-DEC-015), one a fault. */
+enum {
+	V6_NO_COMPRESS = 1 << 0,   /* no run of zero groups replaced by :: */
+	V6_FIRST_RUN = 1 << 1,	   /* the first run of two or more, not the longest */
+	V6_TIE_LAST = 1 << 2,	   /* the last of equally long runs */
+	V6_SINGLE_ZERO = 1 << 3,   /* a lone zero group may be the run */
+	V6_MAPPED_HEX = 1 << 4,	   /* ::ffff:0:0/96 in hexadecimal, not with a dotted quad */
+	V6_UPPER = 1 << 5,	   /* uppercase digits */
+	V6_LEADING_ZEROS = 1 << 6, /* four digits a group */
+};
+
+/* The zero run replaced by "::" (RFC 5952 4.2) as the fault picks it; *ret_len 0: none. */
+static void v6_zero_run(const uint16_t g[8], unsigned f, int *ret_start, int *ret_len)
+{
+	int best = -1, best_len = 0;
+
+	for (int i = 0; i < 8;) {
+		int j = i;
+
+		while (j < 8 && g[j] == 0)
+			j++;
+		if (j == i) {
+			i++;
+			continue;
+		}
+		bool take = j - i > best_len || (j - i == best_len && (f & V6_TIE_LAST));
+
+		if (best >= 0 && (f & V6_FIRST_RUN))
+			take = false;
+		if (j - i >= (f & V6_SINGLE_ZERO ? 1 : 2) && take) {
+			best = i;
+			best_len = j - i;
+		}
+		i = j;
+	}
+	*ret_start = f & V6_NO_COMPRESS ? -1 : best;
+	*ret_len = f & V6_NO_COMPRESS || best < 0 ? 0 : best_len;
+}
+
+/* An IPv6 address in the text of RFC 5952, but for the fault's mistake. */
+static void v6_text(const uint8_t a[16], unsigned f, char *p)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const char *digits = f & V6_UPPER ? "0123456789ABCDEF" : "0123456789abcdef";
+	int start, len, n = memcmp(a, mapped, 12) || (f & V6_MAPPED_HEX) ? 8 : 6;
+	uint16_t g[8];
+
+	for (int i = 0; i < 8; i++)
+		g[i] = (uint16_t)(a[2 * i] << 8 | a[2 * i + 1]);
+	v6_zero_run(g, f, &start, &len);
+	for (int i = 0; i < n;) {
+		bool started = f & V6_LEADING_ZEROS;
+
+		if (i == start) {
+			*p++ = ':';
+			*p++ = ':';
+			i += len;
+			continue;
+		}
+		if (i > 0 && i != start + len)
+			*p++ = ':';
+		for (int shift = 12; shift >= 0; shift -= 4) {
+			unsigned d = (g[i] >> shift) & 0xF;
+
+			if (d || started || shift == 0) {
+				*p++ = digits[d];
+				started = true;
+			}
+		}
+		i++;
+	}
+	if (n == 6)
+		p += sprintf(p, ":%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+	*p = '\0';
+}
+
+/*
+ * decode.v6_*: srcAddr and dstAddr of IPv6 in the record, flow and data objects (decoder
+ * lines and flow events) written with the fault's mistake.
+ */
+static bool f_v6_text(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	static const char *const objs[] = { "record", "flow", "data" };
+	static const char *const keys[] = { "srcAddr", "dstAddr" };
+	struct member ob, m;
+
+	if (!is_object(l))
+		return false;
+	for (int i = 0; i < 3; i++) {
+		if (!member(l, 0, objs[i], &ob) || l->s[ob.val] != '{')
+			continue;
+		for (int k = 0; k < 2; k++) {
+			char in[INET6_ADDRSTRLEN], text[96];
+			struct in6_addr a;
+			size_t n;
+
+			if (!member(l, ob.val, keys[k], &m) || l->s[m.val] != '"')
+				continue;
+			n = m.end - m.val - 2;
+			if (n >= sizeof(in) || !memchr(l->s + m.val + 1, ':', n))
+				continue;
+			memcpy(in, l->s + m.val + 1, n);
+			in[n] = '\0';
+			if (inet_pton(AF_INET6, in, &a) != 1)
+				continue;
+			text[0] = '"';
+			v6_text(a.s6_addr, x->f->arg, text + 1);
+			strcat(text, "\"");
+			if (!value_is(l, &m, text))
+				edit(e, m.val, m.end, text);
+		}
+	}
+	return e->n > 0;
+}
+
+/* decode.byte_count_missing: no byteCount in the flow object (FLOW-DEC-016, FLOW-FRM-012). */
+static bool f_byte_count_missing(struct evf *x, const struct line *l, struct edits *e,
+				 struct out *o)
+{
+	struct member m;
+
+	if (!is_decoded(l) || !member2(l, "flow", "byteCount", &m))
+		return false;
+	edit_drop(e, l, &m);
+	return true;
+}
+
+/* An address member's text as 16 bytes: a dotted quad as ::ffff:a.b.c.d, else IPv6 text. */
+static bool addr_bytes(const struct line *l, const struct member *m, uint8_t ret[16])
+{
+	char in[INET6_ADDRSTRLEN];
+	size_t n = m->end - m->val - 2;
+
+	if (l->s[m->val] != '"' || n < 2 || n >= sizeof(in))
+		return false;
+	memcpy(in, l->s + m->val + 1, n);
+	in[n] = '\0';
+	if (inet_pton(AF_INET, in, ret + 12) == 1) {
+		memset(ret, 0, 10);
+		ret[10] = ret[11] = 0xff;
+		return true;
+	}
+	return inet_pton(AF_INET6, in, ret) == 1;
+}
+
+/*
+ * decode.family_ignored (FLOW-DEC-014): a v2 line's flow addresses as IPv6 text whatever the
+ * family (a dotted quad of family 4 reads ::ffff:a.b.c.d); the record object keeps its own.
+ * decode.v2_addr_words (FLOW-DEC-013): every v2 address read as four host-order words, the
+ * bytes of each 4-byte group reversed, then written by the family's rule (record and flow).
+ */
+static bool f_v2_addr(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	static const char *const objs[] = { "record", "flow" };
+	static const char *const keys[] = { "srcAddr", "dstAddr" };
+	bool words = x->f->arg, v4;
+	struct member fam, ob, m;
+
+	/* v2 lines carry record.family; v1 lines have none and stay as they are. */
+	if (!is_decoded(l) || !member2(l, "record", "family", &fam))
+		return false;
+	v4 = value_is(l, &fam, "4");
+	for (int i = words ? 0 : 1; i < 2; i++) {
+		if (!member(l, 0, objs[i], &ob) || l->s[ob.val] != '{')
+			continue;
+		for (int k = 0; k < 2; k++) {
+			static const uint8_t mapped[12] = {
+				0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+			};
+			uint8_t a[16];
+			char text[96];
+
+			if (!member(l, ob.val, keys[k], &m) || !addr_bytes(l, &m, a))
+				continue;
+			for (int g = 0; words && g < 16; g += 4) {
+				uint8_t t0 = a[g], t1 = a[g + 1];
+
+				a[g] = a[g + 3];
+				a[g + 1] = a[g + 2];
+				a[g + 2] = t1;
+				a[g + 3] = t0;
+			}
+			if (words && v4 && !memcmp(a, mapped, 12)) {
+				snprintf(text, sizeof(text), "\"%u.%u.%u.%u\"", a[12], a[13], a[14],
+					 a[15]);
+			} else {
+				text[0] = '"';
+				v6_text(a, 0, text + 1);
+				strcat(text, "\"");
+			}
+			if (!value_is(l, &m, text))
+				edit(e, m.val, m.end, text);
+		}
+	}
+	return e->n > 0;
+}
+
+/*
+ * sup.relay_source_own: a supervisor relays its workers' events with its own source, that of
+ * the first event of its sink (its own), written over theirs (SUP-EVT-004).
+ */
+static bool f_relay_source_own(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m;
+
+	if (!is_event(l, NULL) || !member(l, 0, "source", &m) ||
+	    m.end - m.val >= sizeof(e->e[0].text))
+		return false;
+	if (!x->first) {
+		x->first = strndup(l->s + m.val, m.end - m.val);
+		return false;
+	}
+	if (value_is(l, &m, x->first))
+		return false;
+	edit(e, m.val, m.end, x->first);
+	return true;
+}
+
 static bool f_pkt_count_zero(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
 	return set_data(l, "network_flow_decision", "packetCount", "0", e);
@@ -754,6 +1154,13 @@ static const struct evf_fault faults[] = {
 	{ "dns.event_transport_swapped", f_transport_swapped },
 	{ "dns.stats_tcp_as_udp", f_stats_tcp_as_udp },
 	{ "dns.run_id_per_event", f_run_id_per_event },
+	{ "dns.listeners_reversed", f_listeners_reversed },
+	{ "dns.query_listen_first", f_query_listen_first },
+	{ "dns.query_id_reused", f_query_id_reused },
+	{ "dns.qname_lowercased", f_qname_lowercased },
+	{ "dns.root_name_empty", f_root_name_empty },
+	{ "dns.v6_port_unbracketed", f_dns_addr, ADDR_UNBRACKETED },
+	{ "dns.v6_text_inet_ntop", f_dns_addr, ADDR_INET_NTOP },
 	{ "flow.event_pkt_count_zero", f_pkt_count_zero },
 	{ "flow.summary_miscount", f_summary_miscount },
 	{ "flow.lost_uncounted", f_lost_uncounted },
@@ -762,10 +1169,21 @@ static const struct evf_fault faults[] = {
 	{ "sup.degraded_silent", f_degraded_silent },
 	{ "sup.exited_no_flow_count", f_no_flow_count },
 	{ "sup.signal_as_exit", f_signal_as_exit },
+	{ "sup.relay_source_own", f_relay_source_own },
 	{ "decode.port_order", f_port_order },
 	{ "decode.verdict_map", f_verdict_map },
 	{ "decode.proto_guess", f_proto_guess },
 	{ "decode.addr_zero_tens", f_addr_zero_tens },
+	{ "decode.v6_no_compress", f_v6_text, V6_NO_COMPRESS },
+	{ "decode.v6_first_run", f_v6_text, V6_FIRST_RUN },
+	{ "decode.v6_tie_last", f_v6_text, V6_TIE_LAST },
+	{ "decode.v6_single_zero", f_v6_text, V6_SINGLE_ZERO },
+	{ "decode.v6_mapped_hex", f_v6_text, V6_MAPPED_HEX },
+	{ "decode.v6_upper", f_v6_text, V6_UPPER },
+	{ "decode.v6_leading_zeros", f_v6_text, V6_LEADING_ZEROS },
+	{ "decode.byte_count_missing", f_byte_count_missing },
+	{ "decode.family_ignored", f_v2_addr, 0 },
+	{ "decode.v2_addr_words", f_v2_addr, 1 },
 };
 
 const struct evf_fault *evf_find(const char *name)
@@ -800,6 +1218,8 @@ void evf_done(struct evf *x)
 		free(x->src[i].id);
 	}
 	x->n_src = 0;
+	free(x->first);
+	x->first = NULL;
 }
 
 int evf_line(struct evf *x, const char *line, size_t len, char **ret, size_t *ret_len)

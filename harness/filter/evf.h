@@ -31,6 +31,12 @@ struct evf {
 		char *id;     /* its first id's value text */
 	} src[16];
 	unsigned long long seq; /* evt.source_numbered, dns.run_id_per_event: events seen */
+	char listen[64];	/* dns.query_listen_first: dns_proxy_started's listen, quoted */
+	/*
+	 * A value text kept from an earlier line, quotes included: dns.query_id_reused's first
+	 * queryId, dns.v6_*'s upstream, sup.relay_source_own's source of the sink's first event.
+	 */
+	char *first;
 };
 
 /* The fault of that name in the table, or NULL. */

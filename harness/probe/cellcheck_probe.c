@@ -469,76 +469,73 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/*
- * escape: try to write in every place a workload could hope to change the host through: each
- * mount point it sees, and the usual directories and files of a system. A directory counts as
- * writable when a new file can be created in it (the file is removed at once); a file when it
- * opens for writing (nothing is written: /proc/sysrq-trigger and friends stay untouched).
- */
-static void cmd_escape(void)
-{
-	static const char *const dirs[] = {
-		"/",
-		"/bin",
-		"/boot",
-		"/dev",
-		"/dev/mqueue",
-		"/dev/pts",
-		"/dev/shm",
-		"/etc",
-		"/etc/cron.d",
-		"/etc/systemd/system",
-		"/home",
-		"/lib",
-		"/media",
-		"/mnt",
-		"/opt",
-		"/proc",
-		"/proc/sys",
-		"/proc/sys/kernel",
-		"/proc/sys/net",
-		"/root",
-		"/run",
-		"/run/cellref",
-		"/run/lock",
-		"/sbin",
-		"/srv",
-		"/sys",
-		"/sys/fs/bpf",
-		"/sys/fs/cgroup",
-		"/sys/kernel",
-		"/tmp",
-		"/usr",
-		"/usr/local",
-		"/usr/local/bin",
-		"/var",
-		"/var/cache",
-		"/var/lib",
-		"/var/log",
-		"/var/spool",
-		"/var/tmp",
-	};
-	static const char *const files[] = {
-		"/etc/passwd",
-		"/etc/shadow",
-		"/etc/resolv.conf",
-		"/etc/hostname",
-		"/proc/sys/kernel/hostname",
-		"/proc/sys/kernel/core_pattern",
-		"/proc/sys/vm/drop_caches",
-		"/proc/sysrq-trigger",
-		"/sys/kernel/uevent_helper",
-		"/sys/fs/cgroup/cgroup.procs",
-		"/sys/class/net/lo/mtu",
-	};
-	char *cand[1024], *writable[1024], *files_w[64], *mi, *save = NULL, marker[64];
-	size_t nc = 0, nw = 0, nf = 0, n;
+/* Places a workload could hope to change the host through (escape): directories, files. */
+static const char *const escape_dirs[] = {
+	"/",
+	"/bin",
+	"/boot",
+	"/dev",
+	"/dev/mqueue",
+	"/dev/pts",
+	"/dev/shm",
+	"/etc",
+	"/etc/cron.d",
+	"/etc/systemd/system",
+	"/home",
+	"/lib",
+	"/media",
+	"/mnt",
+	"/opt",
+	"/proc",
+	"/proc/sys",
+	"/proc/sys/kernel",
+	"/proc/sys/net",
+	"/root",
+	"/run",
+	"/run/cellref",
+	"/run/lock",
+	"/sbin",
+	"/srv",
+	"/sys",
+	"/sys/fs/bpf",
+	"/sys/fs/cgroup",
+	"/sys/kernel",
+	"/tmp",
+	"/usr",
+	"/usr/local",
+	"/usr/local/bin",
+	"/var",
+	"/var/cache",
+	"/var/lib",
+	"/var/log",
+	"/var/spool",
+	"/var/tmp",
+};
+static const char *const escape_files[] = {
+	"/etc/passwd",
+	"/etc/shadow",
+	"/etc/resolv.conf",
+	"/etc/hostname",
+	"/proc/sys/kernel/hostname",
+	"/proc/sys/kernel/core_pattern",
+	"/proc/sys/vm/drop_caches",
+	"/proc/sysrq-trigger",
+	"/sys/kernel/uevent_helper",
+	"/sys/fs/cgroup/cgroup.procs",
+	"/sys/class/net/lo/mtu",
+};
+#define ESCAPE_MAX 1024
 
-	snprintf(marker, sizeof(marker), ".cellcheck-escape.%d", (int)getpid());
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		cand[nc++] = strdup(dirs[i]);
+/* The directories to try, sorted (duplicates kept): the usual ones and every mount point. */
+static size_t escape_candidates(char *cand[ESCAPE_MAX])
+{
+	char *mi, *save = NULL;
+	size_t nc = 0, n;
+
+	for (size_t i = 0; i < sizeof(escape_dirs) / sizeof(escape_dirs[0]); i++)
+		cand[nc++] = strdup(escape_dirs[i]);
 	mi = slurp("/proc/self/mountinfo", &n); /* a static buffer */
-	for (char *l = mi ? strtok_r(mi, "\n", &save) : NULL; l && nc < 1024;
+	for (char *l = mi ? strtok_r(mi, "\n", &save) : NULL; l && nc < ESCAPE_MAX;
 	     l = strtok_r(NULL, "\n", &save)) {
 		char mp[4096];
 
@@ -548,50 +545,75 @@ static void cmd_escape(void)
 		}
 	}
 	qsort(cand, nc, sizeof(cand[0]), cmp_str);
+	return nc;
+}
+
+/* A new file created and written in dir, then removed: "written", or the errno's name. */
+static const char *escape_try_dir(const char *dir, const char *marker)
+{
+	char path[4200];
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", marker);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = errno;
+	} else {
+		if (write(fd, "x", 1) != 1)
+			e = errno ?: EIO;
+		close(fd);
+		unlink(path);
+	}
+	return e ? strerrorname_np(e) ?: "?" : fd >= 0 ? "written" : "?";
+}
+
+/*
+ * escape: try to write in every place a workload could hope to change the host through: each
+ * mount point it sees, and the usual directories and files of a system. A directory counts as
+ * writable when a new file can be created in it (the file is removed at once); a file when it
+ * opens for writing (nothing is written: /proc/sysrq-trigger and friends stay untouched).
+ */
+static void cmd_escape(void)
+{
+	char *cand[ESCAPE_MAX], *writable[ESCAPE_MAX], *files_w[64], marker[64];
+	size_t nc = escape_candidates(cand), nw = 0, nf = 0;
+
+	snprintf(marker, sizeof(marker), ".cellcheck-escape.%d", (int)getpid());
 	printf("{\"probe\":\"escape\",\"uid\":%d,\"places\":[", (int)geteuid());
 	size_t tried = 0;
 
 	for (size_t i = 0; i < nc; i++) {
-		char path[4200];
 		struct stat st;
-		int fd, e = 0;
+		const char *res;
 
 		if (!cand[i] || (i > 0 && cand[i - 1] && strcmp(cand[i], cand[i - 1]) == 0))
 			continue;
 		if (stat(cand[i], &st) < 0 || !S_ISDIR(st.st_mode))
 			continue; /* a file mount point (/dev/null, a masked file) is not a place */
-		snprintf(path, sizeof(path), "%s/%s", strcmp(cand[i], "/") ? cand[i] : "", marker);
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			e = errno;
-		} else {
-			if (write(fd, "x", 1) != 1)
-				e = errno ?: EIO;
-			close(fd);
-			unlink(path);
-			if (!e)
-				writable[nw++] = cand[i];
-		}
+		res = escape_try_dir(cand[i], marker);
+		if (strcmp(res, "written") == 0)
+			writable[nw++] = cand[i];
 		printf("%s{\"path\":", tried++ ? "," : "");
 		jstr(cand[i]);
 		printf(",\"result\":");
-		jstr(e ? strerrorname_np(e) ?: "?" : fd >= 0 ? "written" : "?");
+		jstr(res);
 		printf("}");
 	}
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int fd = open(files[i], O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	for (size_t i = 0; i < sizeof(escape_files) / sizeof(escape_files[0]); i++) {
+		int fd = open(escape_files[i],
+			      O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 		if (fd < 0 && errno == ENOENT)
 			continue;
 		printf(",{\"path\":");
-		jstr(files[i]);
+		jstr(escape_files[i]);
 		printf(",\"result\":");
 		jstr(fd >= 0 ? "opened" : strerrorname_np(errno) ?: "?");
 		printf("}");
 		tried++;
 		if (fd >= 0) {
 			close(fd);
-			files_w[nf++] = (char *)files[i];
+			files_w[nf++] = (char *)escape_files[i];
 		}
 	}
 	printf("],\"tried\":%zu,\"files_writable\":[", tried);
@@ -1315,8 +1337,9 @@ static void ipv4_header(uint8_t *ip, uint8_t proto, uint16_t frag, size_t len)
  * checksums left 0 (the peer drops them; an egress classifier never looks). Each kind: the
  * extension headers in order (H hop-by-hop, D destination options, R routing, F first fragment,
  * f non-first fragment, A authentication header; lowercase d a 16-byte destination options),
- * the transport (17 UDP, 6 TCP, 58 ICMPv6, 47 GRE) and its ports. The sizes (IP bytes) are
- * what a byte count sees: 40 + the headers + 8 (UDP, ICMPv6), 20 (TCP) or 4 (GRE) + 8 payload.
+ * the transport (17 UDP, 136 UDP-Lite, 6 TCP, 58 ICMPv6, 47 GRE) and its ports. The sizes (IP
+ * bytes) are what a byte count sees: 40 + the headers + 8 (UDP, UDP-Lite, ICMPv6), 20 (TCP) or
+ * 4 (GRE) + 8 payload.
  */
 static const struct frame6 {
 	const char *kind;
@@ -1337,6 +1360,8 @@ static const struct frame6 {
 	{ "ipv6-short", "", 17, 40014, 9014, 30 },	  /* not even the IPv6 header */
 	{ "ipv6-extcut", "HD", 17, 40015, 9015, 52 },	  /* D cut off */
 	{ "ipv6-udpcut", "", 17, 40016, 9016, 42 },	  /* 2 bytes of UDP header */
+	{ "ipv6-udplite", "", 136, 40017, 9017, 0 },	  /* 56 bytes, UDP-Lite (RFC 3828) */
+	{ "ipv6-icmpfrag", "f", 58, 0, 0, 0 },		  /* 64 bytes, offset 1480, ICMPv6 */
 };
 
 static size_t frame6_body(const struct frame6 *f, uint8_t *b)
@@ -1399,7 +1424,8 @@ static size_t frame6_body(const struct frame6 *f, uint8_t *b)
 		p[13] = 0x02; /* SYN */
 		p[15] = 0xff;
 		p += 20;
-	} else if (f->proto == 17) {
+	} else if (f->proto == 17 || f->proto == 136) {
+		/* UDP-Lite: UDP's layout, the length field is the checksum coverage (16: all). */
 		p[0] = f->sport >> 8, p[1] = f->sport & 0xff, p[2] = f->dport >> 8;
 		p[3] = f->dport & 0xff, p[4] = 0, p[5] = 16, p[6] = p[7] = 0;
 		p += 8;

@@ -46,6 +46,25 @@
 	",\"dstAddr\":\"10.0.0.2\",\"dstPort\":" dp "," proto "\"packetCount\":1,"                \
 	"\"firstSeenNs\":5}}\n"
 
+/* dns_proxy_started and dns_query data with their address texts (DNS-CLI-004). */
+#define STARTED(listen, up, rid)                                                       \
+	"{\"listen\":\"" listen "\",\"transports\":[\"udp\"],\"upstream\":\"" up "\"," \
+	"\"upstreamResolverId\":\"" rid "\"}"
+#define QUERY(client, rid) \
+	"{\"clientAddr\":\"" client "\",\"clientPort\":5300,\"upstreamResolverId\":\"" rid "\"}"
+/* A decoded v2 line whose srcAddr (record and flow) is addr. */
+#define V6(addr) DECODED("1", "2", "1", "allow", "", addr)
+
+/* A decoded v2 line: record family, addresses of the record and of the flow, flow byteCount. */
+#define V2LINE(fam, rs, rd, fs, fd, bc)                                                         \
+	"{\"ok\":true,\"index\":0,\"record\":{\"srcAddr\":\"" rs "\",\"dstAddr\":\"" rd "\","   \
+	"\"srcPort\":1,\"dstPort\":2,\"proto\":6,\"family\":" fam ",\"pktCount\":1,"            \
+	"\"byteCount\":60,\"firstSeenNs\":5,\"verdict\":1},\"flow\":{\"direction\":\"egress\"," \
+	"\"decision\":\"allow\",\"reasonCode\":\"ebpf_xdp_drop\",\"srcAddr\":\"" fs "\","       \
+	"\"srcPort\":1,\"dstAddr\":\"" fd "\",\"dstPort\":2,\"protocol\":\"tcp\","              \
+	"\"packetCount\":1," bc "\"firstSeenNs\":5}}\n"
+#define BC "\"byteCount\":60,"
+
 struct row {
 	const char *fault;
 	const char *in, *want; /* a line (or lines) the fault targets, and what it becomes */
@@ -95,6 +114,33 @@ static const struct row rows[] = {
 		  EV("dns_proxy_stats",
 		     "{\"runId\":\"5e1f0000-0000-4000-8000-000000000001\",\"x\":1}"),
 	  EV("dns_query", "{\"cellId\":\"c\"}") },
+	{ "dns.qname_lowercased",
+	  EV("dns_query", "{\"qname\":\"WwW.Ex\\\\.ample.TEST.\",\"qtype\":1}"),
+	  EV("dns_query", "{\"qname\":\"www.ex\\\\.ample.test.\",\"qtype\":1}"),
+	  EV("dns_proxy_started", "{\"allowlist\":[\"Example.\"]}") },
+	{ "dns.root_name_empty",
+	  EV("dns_query", "{\"qname\":\".\",\"qtype\":2}")
+		  EV("dns_proxy_started", "{\"allowlist\":[\"a.\", \".\"],\"timeoutMs\":5}"),
+	  EV("dns_query", "{\"qname\":\"\",\"qtype\":2}")
+		  EV("dns_proxy_started", "{\"allowlist\":[\"a.\", \"\"],\"timeoutMs\":5}"),
+	  EV("dns_query", "{\"qname\":\"a.\"}") },
+	{ "dns.query_id_reused",
+	  EV("dns_query", "{\"queryId\":\"q-1\"}") EV("dns_query", "{\"queryId\":\"q-2\"}"),
+	  EV("dns_query", "{\"queryId\":\"q-1\"}") EV("dns_query", "{\"queryId\":\"q-1\"}"),
+	  EV("dns_proxy_stats", "{\"queryId\":\"q-2\"}") },
+	{ "dns.v6_port_unbracketed",
+	  EV("dns_proxy_started", STARTED("[fd53::10]:53", "[fd53::1]:53", "[fd53::1]:53"))
+		  EV("dns_query", QUERY("fd53::10", "[fd53::1]:53")),
+	  EV("dns_proxy_started", STARTED("fd53::10:53", "fd53::1:53", "fd53::1:53"))
+		  EV("dns_query", QUERY("fd53::10", "fd53::1:53")),
+	  EV("dns_proxy_started", STARTED("10.0.0.1:53", "10.0.0.2:53", "[fd53::1]:53")) },
+	{ "dns.v6_text_inet_ntop",
+	  EV("dns_proxy_started", STARTED("[::a35:a]:53", "[::a35:1]:53", "[::a35:1]:53"))
+		  EV("dns_query", QUERY("::a35:a", "[::a35:1]:53")),
+	  EV("dns_proxy_started",
+	     STARTED("[::10.53.0.10]:53", "[::10.53.0.1]:53", "[::10.53.0.1]:53"))
+		  EV("dns_query", QUERY("::10.53.0.10", "[::10.53.0.1]:53")),
+	  EV("dns_query", QUERY("fd53::10", "r")) },
 	{ "evt.json_quote_raw", EV("dns_query", DQ("udp")),
 	  EV("dns_query", "{\"qname\":\"a\"b.example\",\"transport\":\"udp\",\"note\":\"x\"}"),
 	  EV("dns_query", "{\"qname\":\"a\\\\b\"}") },
@@ -102,6 +148,18 @@ static const struct row rows[] = {
 	  EV("cell_started", "{\"command\":[\"a\xEF\xBF\xBD\xEF\xBF\xBDz\"]}"),
 	  EV("cell_started", "{\"command\":[\"a\xEF\xBF\xBDz\"]}"),
 	  EV("cell_started", "{\"command\":[\"a\xEF\xBF\xBDz\xEF\xBF\xBD\"]}") },
+	{ "dns.listeners_reversed",
+	  EV("dns_proxy_started",
+	     "{\"listen\":\"[fd53::10]:53\",\"listeners\":[\"[fd53::10]:53\", \"10.0.0.1:53\"]}"),
+	  EV("dns_proxy_started",
+	     "{\"listen\":\"[fd53::10]:53\",\"listeners\":[\"10.0.0.1:53\", \"[fd53::10]:53\"]}"),
+	  EV("dns_query", "{\"listeners\":[\"a\",\"b\"]}") },
+	{ "dns.query_listen_first",
+	  EV("dns_proxy_started", "{\"listen\":\"10.0.0.1:53\"}")
+		  EV("dns_query", "{\"listen\":\"[fd53::10]:53\",\"x\":1}"),
+	  EV("dns_proxy_started", "{\"listen\":\"10.0.0.1:53\"}")
+		  EV("dns_query", "{\"listen\":\"10.0.0.1:53\",\"x\":1}"),
+	  EV("dns_query", "{\"listen\":\"[fd53::10]:53\"}") },
 	{ "dns.failed_stage_unknown", EV("dns_proxy_failed", "{\"stage\":\"bind\",\"errno\":98}"),
 	  EV("dns_proxy_failed", "{\"stage\":\"unknown\",\"errno\":98}"),
 	  EV("flow_monitor_failed", "{\"stage\":\"attach\"}") },
@@ -147,6 +205,26 @@ static const struct row rows[] = {
 	  EV("cell_exited", "{\"status\":\"exited\",\"exitCode\":137,\"workloadStatus\":137,"
 			    "\"durationMs\":5}"),
 	  EV("cell_exited", "{\"status\":\"exited\",\"exitCode\":3,\"workloadStatus\":3}") },
+	{ "decode.byte_count_missing",
+	  V2LINE("6", "2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", BC),
+	  V2LINE("6", "2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", ""),
+	  V6("2001:db8::1") },
+	{ "decode.family_ignored",
+	  V2LINE("4", "10.0.0.1", "192.0.2.1", "10.0.0.1", "192.0.2.1", BC),
+	  V2LINE("4", "10.0.0.1", "192.0.2.1", "::ffff:10.0.0.1", "::ffff:192.0.2.1", BC),
+	  V2LINE("6", "2001:db8::1", "::ffff:10.0.0.1", "2001:db8::1", "::ffff:10.0.0.1", BC) },
+	{ "decode.v2_addr_words",
+	  V2LINE("4", "10.0.0.1", "192.0.2.1", "10.0.0.1", "192.0.2.1", BC)
+		  V2LINE("6", "2001:db8::1", "::", "2001:db8::1", "::", BC),
+	  V2LINE("4", "::ffff:0:100:a", "::ffff:0:102:c0", "::ffff:0:100:a", "::ffff:0:102:c0", BC)
+		  V2LINE("6", "b80d:120::100:0", "::", "b80d:120::100:0", "::", BC),
+	  V6("2001:db8::1") },
+	{ "sup.relay_source_own",
+	  ENV("id-1", SUP, T "cell_started", TIME, CT, "", "{}")
+		  ENV("id-2", DNS, T "dns_query", TIME, CT, "", "{}"),
+	  ENV("id-1", SUP, T "cell_started", TIME, CT, "", "{}")
+		  ENV("id-2", SUP, T "dns_query", TIME, CT, "", "{}"),
+	  ENV("id-2", DNS, T "dns_query", TIME, CT, "", "{}") },
 	{ "decode.port_order",
 	  DECODED("4660", "443", "1", "allow", "\"protocol\":\"tcp\",", "10.0.0.1"),
 	  DECODED("13330", "47873", "1", "allow", "\"protocol\":\"tcp\",", "10.0.0.1"),
@@ -164,6 +242,21 @@ static const struct row rows[] = {
 		  EV("network_flow_decision",
 		     "{\"dstAddr\":\"10.0.15.7\",\"dstPort\":443,\"packetCount\":1}"),
 	  DECODED("1", "2", "1", "allow", "", "110.99.10.1") },
+	{ "decode.v6_no_compress", V6("2001:db8::1"), V6("2001:db8:0:0:0:0:0:1"),
+	  V6("1:2:3:4:5:6:7:8") },
+	{ "decode.v6_first_run", V6("1111:0:0:2222::3333"), V6("1111::2222:0:0:0:3333"),
+	  V6("2001:db8::1") },
+	{ "decode.v6_tie_last", V6("1111::2222:0:0:3333:4444"), V6("1111:0:0:2222::3333:4444"),
+	  V6("2001:db8::1") },
+	{ "decode.v6_single_zero", V6("1111:0:2222:3333:4444:5555:6666:7777"),
+	  V6("1111::2222:3333:4444:5555:6666:7777"), V6("2001:db8::1") },
+	{ "decode.v6_mapped_hex",
+	  V6("::ffff:192.0.2.1") EV("network_flow_decision", "{\"dstAddr\":\"::ffff:10.0.0.1\"}"),
+	  V6("::ffff:c000:201") EV("network_flow_decision", "{\"dstAddr\":\"::ffff:a00:1\"}"),
+	  V6("2001:db8::1") },
+	{ "decode.v6_upper", V6("abcd:ef01::1"), V6("ABCD:EF01::1"), V6("2001:123::1") },
+	{ "decode.v6_leading_zeros", V6("2001:db8::1"), V6("2001:0db8::0001"),
+	  V6("1111:2222::3333") },
 };
 
 /* Lines no fault applies to. */
