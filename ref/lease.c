@@ -961,15 +961,19 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 
 #define LEASE6_DIR "leases6"
 
-/* The IPv4 store's directory (for its lock) and leases6 beside it; both created when create. */
+/*
+ * leases6 (created when create) and the IPv4 store's directory, for its lock: that one is
+ * created whenever leases6 exists, so a store left with IPv6 records alone is still reaped.
+ */
 static int leases6_open(const char *state_dir, bool create, int *ret_lockdir)
 {
-	_cleanup_close_ int ldir = -1, sfd = -1;
-	int fd;
+	_cleanup_close_ int sfd = -1, fd = -1;
+	int ldir;
 
-	ldir = leases_open(state_dir, create);
-	if (ldir < 0)
-		return ldir;
+	if (!state_dir || !*state_dir)
+		return -EINVAL;
+	if (create && mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
 	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0)
 		return -errno;
@@ -978,8 +982,11 @@ static int leases6_open(const char *state_dir, bool create, int *ret_lockdir)
 	fd = openat(sfd, LEASE6_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	*ret_lockdir = TAKE_FD(ldir);
-	return fd;
+	ldir = leases_open(state_dir, true);
+	if (ldir < 0)
+		return ldir;
+	*ret_lockdir = ldir;
+	return TAKE_FD(fd);
 }
 
 static void ip6_name(const uint8_t ip[16], char buf[static INET6_ADDRSTRLEN])
