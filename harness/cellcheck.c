@@ -409,7 +409,8 @@ static size_t lint_case_files(const struct hcase *k)
 	size_t n = 0;
 
 	for (size_t i = 0; i < k->n_steps; i++)
-		n += lint_file(k, "stdin file", k->steps[i].stdin_file);
+		if (k->steps[i].action == HCASE_ACT_START)
+			n += lint_file(k, "stdin file", k->steps[i].start.stdin_file);
 	for (size_t i = 0; i < ARRAY_SIZE(outputs); i++) {
 		json_t *o = json_object_get(k->expect, outputs[i]);
 

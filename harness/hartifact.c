@@ -71,14 +71,14 @@ static void write_result_json(const struct run *r, const char *path)
 		json_t *o = json_pack("{s:s?, s:O?}", "step", r->resps[i].step, "result",
 				      r->resps[i].result);
 
-		if (st && st->op) {
-			json_object_set_new(o, "op", json_string(st->op));
-			if (st->op_args)
-				json_object_set(o, "args", st->op_args);
-		} else if (st && st->argv) {
+		if (st && st->action == HCASE_ACT_DRIVER) {
+			json_object_set_new(o, "op", json_string(st->driver.op));
+			if (st->driver.args)
+				json_object_set(o, "args", st->driver.args);
+		} else if (st && st->action == HCASE_ACT_CLIENT) {
 			json_t *av = json_array();
 
-			for (char **a = st->argv; *a; a++)
+			for (char **a = st->client.argv; *a; a++)
 				json_array_append_new(av, json_string(*a));
 			json_object_set_new(o, "argv", av);
 		}

@@ -15,13 +15,12 @@
 
 #include "hprobe.h"
 #include "hprof.h"
+#include "steps/hstep.h"
 #include "util.h"
 
 const char *const hcase_level_names[] = { "MUST", "SHOULD", "MAY", NULL };
 const char *const hcase_component_names[] = { "decoder", "flow-monitor", "dns-proxy", "supervisor",
 					      NULL };
-const char *const hcase_action_names[] = { "start", "driver", "client", "wait", "signal",
-					   "stop",  "feed",   "drain",	"file", NULL };
 
 static int name_index(const char *const *names, const char *s)
 {
@@ -40,32 +39,6 @@ int hcase_component_from_name(const char *s)
 {
 	return name_index(hcase_component_names, s);
 }
-
-/*
- * The scapy driver's operations and the keys each takes (the driver validates values; the
- * loader makes sure a case cannot pass a key the driver would ignore). First key is required.
- */
-struct driver_op {
-	const char *name;
-	const char *const keys[12];
-};
-
-static const struct driver_op driver_ops[] = {
-	{ "udp_send", { "dst", "src_port", "payload_hex", "count", "wait_ms", "replies", NULL } },
-	{ "tcp_send",
-	  { "dst", "payload_hex", "segments", "half_close", "wait_ms", "replies", "keep_open",
-	    "payload_parts", "capture", "rcvbuf", NULL } },
-	{ "dns_query",
-	  { "dst", "transport", "qname", "qtype", "qclass", "txid", "rd", "count", "raw_hex",
-	    "wait_ms", NULL } },
-	{ "icmp_echo", { "dst", "count", "size", NULL } },
-	{ "tcp_connect", { "dst", "count", "payload_hex", NULL } },
-	{ "udp_flow", { "dst", "src_port", "count", "size", NULL } },
-	{ "fuzz_send", { "dst", "seed", "udp_count", "tcp_count", "wait_ms", NULL } },
-};
-
-const char *const hcase_driver_ops[] = { "udp_send",	"tcp_send", "dns_query", "icmp_echo",
-					 "tcp_connect", "udp_flow", "fuzz_send", NULL };
 
 bool hcase_id_valid(const char *id)
 {
@@ -781,547 +754,69 @@ static int parse_signal(const char *s, int *ret)
 	return -EINVAL;
 }
 
-/* "user": "UID:GID", decimal. */
-static int parse_user(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+/* The checks above, for the step kinds' parsers (harness/steps/). */
+int hcase_dup_str(json_t *obj, const char *path, const char *key, bool required, char **ret,
+		  struct hjson_err *err)
 {
-	const char *u = NULL;
-	char pk[HJSON_PATH_MAX], *end;
-	unsigned long uid, gid;
-	int r;
-
-	r = hjson_str(e, pi, "user", false, &u, v->err);
-	if (r < 0 || !u)
-		return r;
-	hjson_path_key(pk, pi, "user");
-	errno = 0;
-	uid = strtoul(u, &end, 10);
-	if (end == u || *end != ':' || errno)
-		return hjson_fail(v->err, pk, "\"%s\" is not UID:GID", u);
-	gid = strtoul(end + 1, &end, 10);
-	if (*end || errno || uid >= UINT32_MAX || gid >= UINT32_MAX || u[0] == '-' ||
-	    strchr(u, '-'))
-		return hjson_fail(v->err, pk, "\"%s\" is not UID:GID", u);
-	s->has_user = true;
-	s->uid = (uint32_t)uid;
-	s->gid = (uint32_t)gid;
-	return 0;
+	return dup_str(obj, path, key, required, ret, err);
 }
 
-/* "groups": [GID...]: exactly these supplementary groups, set before exec. */
-static int parse_groups(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+bool hcase_ip_valid(const char *s)
 {
-	char pk[HJSON_PATH_MAX];
-	json_t *a = NULL, *g;
-	size_t i;
-	int r;
-
-	r = hjson_arr(e, pi, "groups", false, &a, v->err);
-	if (r < 0 || !a)
-		return r;
-	hjson_path_key(pk, pi, "groups");
-	s->groups = calloc(json_array_size(a) + 1, sizeof(*s->groups));
-	if (!s->groups)
-		return -ENOMEM;
-	s->has_groups = true;
-	json_array_foreach(a, i, g)
-	{
-		char pg[HJSON_PATH_MAX];
-
-		hjson_path_idx(pg, pk, i);
-		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
-		    json_integer_value(g) >= UINT32_MAX)
-			return hjson_fail(v->err, pg, "expected a GID (0 to 4294967294)");
-		s->groups[i] = (uint32_t)json_integer_value(g);
-		s->n_groups = i + 1;
-	}
-	return 0;
+	return ip_valid(s);
 }
 
-/*
- * "mount_ns": {"propagation": "private"|"shared", "mounts": [{"type": "tmpfs", "target"} or
- * {"type": "bind", "source", "target"}]}: the step's process gets a mount namespace of its own
- * (made rprivate, the mounts done in order, then rshared if asked), gone with its processes.
- */
-static int parse_mount_ns(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+bool hcase_hostport_valid(const char *s)
 {
-	static const char *const keys[] = { "propagation", "mounts", NULL };
-	static const char *const mkeys[] = { "type", "source", "target", NULL };
-	static const char *const props[] = { "private", "shared", NULL };
-	static const char *const types[] = { "tmpfs", "bind", NULL };
-	char pk[HJSON_PATH_MAX], pm[HJSON_PATH_MAX];
-	json_t *o = NULL, *arr = NULL, *m;
-	int prop = 0, r;
-	size_t i, n;
-
-	r = hjson_obj(e, pi, "mount_ns", false, &o, v->err);
-	if (r < 0 || !o)
-		return r;
-	hjson_path_key(pk, pi, "mount_ns");
-	r = hjson_only_keys(o, pk, keys, v->err);
-	r = r ?: hjson_enum(o, pk, "propagation", false, props, &prop, v->err);
-	r = r ?: hjson_arr(o, pk, "mounts", false, &arr, v->err);
-	if (r < 0)
-		return r;
-	s->mount_ns = true;
-	s->mount_shared = prop == 1;
-	n = json_array_size(arr);
-	s->mount_type = calloc(n + 1, sizeof(char *));
-	s->mount_source = calloc(n + 1, sizeof(char *));
-	s->mount_target = calloc(n + 1, sizeof(char *));
-	if (!s->mount_type || !s->mount_source || !s->mount_target)
-		return -ENOMEM;
-	hjson_path_key(pm, pk, "mounts");
-	json_array_foreach(arr, i, m)
-	{
-		char px[HJSON_PATH_MAX];
-		int type = 0;
-
-		hjson_path_idx(px, pm, i);
-		r = hjson_only_keys(m, px, mkeys, v->err);
-		r = r ?: hjson_enum(m, px, "type", true, types, &type, v->err);
-		r = r ?: dup_str(m, px, "target", true, &s->mount_target[i], v->err);
-		r = r ?: dup_str(m, px, "source", type == 1, &s->mount_source[i], v->err);
-		if (r < 0)
-			return r;
-		s->mount_type[i] = strdup(types[type]);
-		if (!s->mount_type[i])
-			return -ENOMEM;
-		if (!s->mount_source[i] && !(s->mount_source[i] = strdup("tmpfs")))
-			return -ENOMEM;
-		if (s->mount_target[i][0] != '/' && s->mount_target[i][0] != '{')
-			return hjson_fail(v->err, px, "a mount target is an absolute path");
-	}
-	return 0;
+	return hostport_valid(s);
 }
 
-/* "cap_inheritable": [N...]: capability numbers (CAP_NET_BIND_SERVICE is 10), 0 to 63. */
-static int parse_caps(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+int hcase_signal_from_name(const char *s, int *ret)
 {
-	char pk[HJSON_PATH_MAX];
-	json_t *a = NULL, *c;
-	size_t i;
-	int r;
-
-	r = hjson_arr(e, pi, "cap_inheritable", false, &a, v->err);
-	if (r < 0 || !a)
-		return r;
-	hjson_path_key(pk, pi, "cap_inheritable");
-	json_array_foreach(a, i, c)
-	{
-		char pc[HJSON_PATH_MAX];
-
-		hjson_path_idx(pc, pk, i);
-		if (!json_is_integer(c) || json_integer_value(c) < 0 || json_integer_value(c) > 63)
-			return hjson_fail(v->err, pc, "expected a capability number (0 to 63)");
-		s->cap_inh |= 1ull << json_integer_value(c);
-	}
-	return 0;
+	return parse_signal(s, ret);
 }
 
-/*
- * "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen; "pair2":
- * a second UDP + TCP pair on another IP:PORT (IPv4 or IPv6).
- */
-static int parse_listeners(struct vctx *v, json_t *e, const char *pi, struct hcase_step *s)
+const struct hcase_step *hcase_step_find(const struct hcase *c, size_t upto, const char *name)
 {
-	static const char *const keys[] = { "udp",    "tcp",   "tcp_busy", "udp_at",
-					    "tcp_at", "pair2", NULL };
-	char pk[HJSON_PATH_MAX];
-	json_t *l = NULL, *listen;
-	int r;
-
-	r = hjson_obj(e, pi, "listeners", false, &l, v->err);
-	if (r < 0 || !l)
-		return r;
-	hjson_path_key(pk, pi, "listeners");
-	r = hjson_only_keys(l, pk, keys, v->err);
-	r = r ?: hjson_bool(l, pk, "udp", false, &s->lis_udp, v->err);
-	r = r ?: hjson_bool(l, pk, "tcp", false, &s->lis_tcp, v->err);
-	r = r ?: hjson_bool(l, pk, "tcp_busy", false, &s->lis_tcp_busy, v->err);
-	r = r ?: dup_str(l, pk, "udp_at", false, &s->lis_udp_at, v->err);
-	r = r ?: dup_str(l, pk, "tcp_at", false, &s->lis_tcp_at, v->err);
-	r = r ?: dup_str(l, pk, "pair2", false, &s->lis_pair2, v->err);
-	if (r < 0)
-		return r;
-	if (s->lis_pair2 && (!hostport_valid(s->lis_pair2) || !s->lis_udp))
-		return hjson_fail(v->err, pk, "\"pair2\" is IP:PORT, with \"udp\"");
-	/* A socket bound elsewhere than --listen: the mismatches DNS-CLI-003 refuses. */
-	if ((s->lis_udp_at && !hostport_valid(s->lis_udp_at)) ||
-	    (s->lis_tcp_at && !hostport_valid(s->lis_tcp_at)))
-		return hjson_fail(v->err, pk, "\"udp_at\" and \"tcp_at\" are IP:PORT");
-	if ((s->lis_udp_at && !s->lis_udp) || (s->lis_tcp_at && !s->lis_tcp))
-		return hjson_fail(v->err, pk, "\"udp_at\" needs \"udp\", \"tcp_at\" \"tcp\"");
-	listen = json_object_get(json_object_get(e, "vars"), "listen");
-	if (!json_is_string(listen) || !hostport_valid(json_string_value(listen)))
-		return hjson_fail(v->err, pk, "listeners need \"vars\".\"listen\" as IP:PORT");
-	if (s->lis_tcp && s->lis_tcp_busy)
-		return hjson_fail(v->err, pk, "\"tcp\" and \"tcp_busy\" exclude each other");
-	return 0;
+	return find_step(c, upto, name);
 }
 
-/* A start step: the component, its argv, sink, user, mounts, listeners (hcase.h). */
-static int parse_step_start(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			    struct hcase_step *s)
+int hcase_step_expect_exit(const struct hcase_step *s)
 {
-	int comp = (int)v->c->component;
-	const char *key;
-	json_t *val;
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	s->ready = true;
-	r = hjson_enum(e, pi, "component", false, hcase_component_names, &comp, v->err);
-	r = r ?: hjson_strv(e, pi, "args", false, false, &s->args, NULL, v->err);
-	r = r ?: hjson_obj(e, pi, "vars", false, &s->vars, v->err);
-	/* Owned from here on: hcase_free() drops it whatever fails below. */
-	json_incref(s->vars);
-	r = r ?: dup_str(e, pi, "stdin", false, &s->stdin_file, v->err);
-	r = r ?: hjson_bool(e, pi, "ready", false, &s->ready, v->err);
-	if (r < 0)
-		return r;
-	{
-		static const char *const sinks[] = { "file", "full", "stalled", "shared", NULL };
-		static const char *const readies[] = { "byte", "none", NULL };
-		int sink = 0, rdy = 0;
-
-		r = hjson_enum(e, pi, "events_sink", false, sinks, &sink, v->err);
-		r = r ?: hjson_enum(e, pi, "expect_ready", false, readies, &rdy, v->err);
-		if (r < 0)
-			return r;
-		s->sink = sink;
-		s->expect_no_ready = rdy == 1;
-	}
-	r = hjson_bool(e, pi, "stdin_pipe", false, &s->stdin_pipe, v->err);
-	r = r ?: hjson_bool(e, pi, "prefill", false, &s->prefill, v->err);
-	r = r ?: dup_str(e, pi, "command", false, &s->command, v->err);
-	r = r ?: hjson_strv(e, pi, "argv", false, true, &s->argv, NULL, v->err);
-	r = r ?: hjson_obj(e, pi, "env", false, &s->env, v->err);
-	json_incref(s->env);
-	r = r ?: parse_user(v, e, pi, s);
-	r = r ?: parse_groups(v, e, pi, s);
-	r = r ?: parse_mount_ns(v, e, pi, s);
-	r = r ?: hjson_bool(e, pi, "uts_ns", false, &s->uts_ns, v->err);
-	r = r ?: parse_caps(v, e, pi, s);
-	r = r ?: parse_listeners(v, e, pi, s);
-	if (r < 0)
-		return r;
-	if (s->prefill && s->sink != HCASE_SINK_STALLED)
-		return hjson_fail(v->err, pi, "\"prefill\" goes with \"events_sink\": \"stalled\"");
-	if (s->command && strcmp(s->command, "cleanup") != 0) {
-		hjson_path_key(pk, pi, "command");
-		return hjson_fail(v->err, pk, "unknown command \"%s\" (known: cleanup)",
-				  s->command);
-	}
-	if (s->command && s->argv)
-		return hjson_fail(v->err, pi, "\"command\" and \"argv\" exclude each other");
-	if (s->env) {
-		hjson_path_key(pk, pi, "env");
-		json_object_foreach(s->env, key, val)
-		{
-			char pv[HJSON_PATH_MAX];
-
-			hjson_path_key(pv, pk, key);
-			if (!json_is_string(val) || !key[0] || strchr(key, '='))
-				return hjson_fail(v->err, pv,
-						  "expected NAME (no '=') with a string value");
-		}
-	}
-	if (s->stdin_pipe && s->stdin_file)
-		return hjson_fail(v->err, pi, "\"stdin\" and \"stdin_pipe\" exclude each other");
-	s->component = comp;
-	if (!(v->c->uses & (1u << comp))) {
-		hjson_path_key(pk, pi, "component");
-		return hjson_fail(
-			v->err, pk,
-			"component \"%s\" is neither the case's component nor in \"uses\"",
-			hcase_component_names[comp]);
-	}
-	if (!s->name)
-		return hjson_fail(v->err, pi,
-				  "a start step needs a \"name\" (stop and "
-				  "expectations refer to it)");
-	if (s->vars) {
-		hjson_path_key(pk, pi, "vars");
-		json_object_foreach(s->vars, key, val)
-		{
-			char pv[HJSON_PATH_MAX];
-
-			hjson_path_key(pv, pk, key);
-			/* An object is written to a file whose path fills the
-			 * placeholder (an inline cell spec). */
-			if (!json_is_string(val) && !json_is_object(val))
-				return hjson_fail(v->err, pv, "expected a string or an object");
-		}
-	}
-	return 0;
+	if (s->action == HCASE_ACT_CLIENT)
+		return s->client.expect_exit;
+	if (s->action == HCASE_ACT_STOP)
+		return s->stop.expect_exit;
+	return -1;
 }
 
-/* A driver step: a known operation of the scapy driver, its args and destination. */
-static int parse_step_driver(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			     struct hcase_step *s)
-{
-	const struct driver_op *op = NULL;
-	char pa[HJSON_PATH_MAX];
-	const char *dst = NULL;
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	r = dup_str(e, pi, "op", true, &s->op, v->err);
-	r = r ?: hjson_obj(e, pi, "args", true, &s->op_args, v->err);
-	json_incref(s->op_args);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(driver_ops); i++)
-		if (strcmp(driver_ops[i].name, s->op) == 0)
-			op = &driver_ops[i];
-	if (!op) {
-		hjson_path_key(pk, pi, "op");
-		return hjson_fail(v->err, pk, "unknown driver operation \"%s\"", s->op);
-	}
-	hjson_path_key(pa, pi, "args");
-	r = hjson_only_keys(s->op_args, pa, op->keys, v->err);
-	r = r ?: hjson_str(s->op_args, pa, op->keys[0], true, &dst, v->err);
-	if (r < 0)
-		return r;
-	hjson_path_key(pk, pa, op->keys[0]);
-	if (strcmp(s->op, "icmp_echo") == 0 ? !ip_valid(dst) && dst[0] != '{'
-					    : !hostport_valid(dst))
-		return hjson_fail(v->err, pk, "\"%s\" is not a destination", dst);
-	if (!s->ns)
-		return hjson_fail(v->err, pi, "a driver step needs \"ns\"");
-	return 0;
-}
-
-/* A client step: a real program run to its end, optionally in a start step's mounts. */
-static int parse_step_client(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			     struct hcase_step *s)
-{
-	uint32_t code;
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	r = hjson_strv(e, pi, "argv", true, true, &s->argv, NULL, v->err);
-	r = r ?: dup_str(e, pi, "mnt_of", false, &s->mnt_of, v->err);
-	if (r < 0)
-		return r;
-	if (s->mnt_of) {
-		const struct hcase_step *t = find_step(v->c, idx, s->mnt_of);
-
-		hjson_path_key(pk, pi, "mnt_of");
-		if (!t || t->action != HCASE_ACT_START)
-			return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
-					  s->mnt_of);
-	}
-	if (json_object_get(e, "expect_exit")) {
-		r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
-		if (r < 0)
-			return r;
-		s->expect_exit = (int)code;
-	}
-	return 0;
-}
-
-/* A file step: a file planted below {case_dir}/. */
-static int parse_step_file(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			   struct hcase_step *s)
-{
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	r = dup_str(e, pi, "path", true, &s->path, v->err);
-	r = r ?: dup_str(e, pi, "content", true, &s->content, v->err);
-	if (r < 0)
-		return r;
-	hjson_path_key(pk, pi, "path");
-	if (strncmp(s->path, "{case_dir}/", 11) != 0 || strstr(s->path, "/../"))
-		return hjson_fail(v->err, pk, "a file step writes below {case_dir}/ only");
-	return 0;
-}
-
-/* A drain step: reading an earlier start step's stalled sink. */
-static int parse_step_drain(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			    struct hcase_step *s)
-{
-	const struct hcase_step *t;
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	r = dup_str(e, pi, "target", true, &s->target, v->err);
-	if (r < 0)
-		return r;
-	t = find_step(v->c, idx, s->target);
-	hjson_path_key(pk, pi, "target");
-	if (!t || t->action != HCASE_ACT_START || t->sink != HCASE_SINK_STALLED)
-		return hjson_fail(v->err, pk,
-				  "\"%s\" names no earlier start step with a stalled sink",
-				  s->target);
-	return 0;
-}
-
-/* A feed step: a file to an earlier start step's stdin pipe, or its close. */
-static int parse_step_feed(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			   struct hcase_step *s)
-{
-	const struct hcase_step *t;
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	r = dup_str(e, pi, "target", true, &s->target, v->err);
-	r = r ?: dup_str(e, pi, "file", false, &s->file, v->err);
-	r = r ?: hjson_bool(e, pi, "close", false, &s->close_stdin, v->err);
-	if (r < 0)
-		return r;
-	if (!s->file && !s->close_stdin)
-		return hjson_fail(v->err, pi, "a feed step writes a \"file\", closes, or both");
-	t = find_step(v->c, idx, s->target);
-	hjson_path_key(pk, pi, "target");
-	if (!t || t->action != HCASE_ACT_START || !t->stdin_pipe)
-		return hjson_fail(v->err, pk,
-				  "\"%s\" names no earlier start step with \"stdin_pipe\"",
-				  s->target);
-	return 0;
-}
-
-/* A wait step: a sleep, events of a type, or lines on a start step's stdout. */
-static int parse_step_wait(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			   struct hcase_step *s)
-{
-	bool has_ms = json_object_get(e, "ms"), has_ev = json_object_get(e, "event");
-	bool has_lines = json_object_get(e, "stdout_lines");
-	char pk[HJSON_PATH_MAX];
-	int r;
-
-	if (has_lines) {
-		const struct hcase_step *t;
-
-		if (has_ms || has_ev)
-			return hjson_fail(v->err, pi,
-					  "\"stdout_lines\" excludes \"ms\" and \"event\"");
-		r = dup_str(e, pi, "target", true, &s->target, v->err);
-		r = r
-			    ?: hjson_u32(e, pi, "stdout_lines", true, 1, 1000000, &s->stdout_lines,
-					 v->err);
-		if (r < 0)
-			return r;
-		t = find_step(v->c, idx, s->target);
-		hjson_path_key(pk, pi, "target");
-		if (!t || t->action != HCASE_ACT_START)
-			return hjson_fail(v->err, pk, "\"%s\" names no earlier start step",
-					  s->target);
-		return 0;
-	}
-	if (json_object_get(e, "target")) {
-		hjson_path_key(pk, pi, "target");
-		return hjson_fail(v->err, pk, "\"target\" goes with \"stdout_lines\"");
-	}
-	if (has_ms == has_ev)
-		return hjson_fail(v->err, pi,
-				  "a wait step has \"ms\", \"event\" or \"stdout_lines\"");
-	s->count = 1;
-	r = hjson_u32(e, pi, "ms", false, 1, 600000, &s->ms, v->err);
-	r = r ?: dup_str(e, pi, "event", false, &s->event_type, v->err);
-	r = r ?: hjson_u32(e, pi, "count", false, 1, 1000000, &s->count, v->err);
-	if (r < 0)
-		return r;
-	if (has_ms && json_object_get(e, "count")) {
-		hjson_path_key(pk, pi, "count");
-		return hjson_fail(v->err, pk, "\"count\" goes with \"event\"");
-	}
-	if (json_object_get(e, "scaled")) {
-		hjson_path_key(pk, pi, "scaled");
-		if (!has_ms)
-			return hjson_fail(v->err, pk, "\"scaled\" goes with \"ms\"");
-		r = hjson_bool(e, pi, "scaled", false, &s->scaled, v->err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* A signal or stop step: a signal (SIGTERM by default; "none" for a stop) to an earlier start step.
- */
-static int parse_step_signal_stop(struct vctx *v, json_t *e, const char *pi, size_t idx,
-				  struct hcase_step *s)
-{
-	const struct hcase_step *t;
-	char pk[HJSON_PATH_MAX];
-	const char *str = NULL;
-	int r;
-
-	s->signo = SIGTERM;
-	r = dup_str(e, pi, "target", true, &s->target, v->err);
-	r = r ?: hjson_str(e, pi, "signal", s->action == HCASE_ACT_SIGNAL, &str, v->err);
-	if (r < 0)
-		return r;
-	hjson_path_key(pk, pi, "signal");
-	if (str &&
-	    (parse_signal(str, &s->signo) < 0 || (s->action == HCASE_ACT_SIGNAL && s->signo == 0)))
-		return hjson_fail(v->err, pk, "\"%s\" is not a signal name%s", str,
-				  s->action == HCASE_ACT_STOP ? " or \"none\"" : "");
-	if (s->action == HCASE_ACT_STOP && json_object_get(e, "expect_exit")) {
-		uint32_t code;
-
-		r = hjson_u32(e, pi, "expect_exit", false, 0, 255, &code, v->err);
-		if (r < 0)
-			return r;
-		s->expect_exit = (int)code;
-	}
-	t = find_step(v->c, idx, s->target);
-	hjson_path_key(pk, pi, "target");
-	if (!t || t->action != HCASE_ACT_START)
-		return hjson_fail(v->err, pk, "\"%s\" names no earlier start step", s->target);
-	return 0;
-}
-
-/*
- * The step kinds, by the action hcase_action_names reads: the keys each takes besides the common
- * ones, and its parser. The runner's table (harness/hstep.c) holds what each kind does.
- */
-typedef int (*step_parse_fn)(struct vctx *v, json_t *e, const char *pi, size_t idx,
-			     struct hcase_step *s);
-
-static const struct {
-	const char *const keys[20];
-	step_parse_fn parse;
-} step_kinds[_HCASE_ACT_MAX] = {
-	[HCASE_ACT_START] = { .keys = { "component", "args", "vars", "stdin", "ready",
-					"events_sink", "stdin_pipe", "command", "argv", "user",
-					"env", "listeners", "expect_ready", "prefill", "groups",
-					"mount_ns", "cap_inheritable", "uts_ns", NULL },
-			      .parse = parse_step_start },
-	[HCASE_ACT_DRAIN] = { .keys = { "target", NULL }, .parse = parse_step_drain },
-	[HCASE_ACT_FILE] = { .keys = { "path", "content", NULL }, .parse = parse_step_file },
-	[HCASE_ACT_FEED] = { .keys = { "target", "file", "close", NULL },
-			     .parse = parse_step_feed },
-	[HCASE_ACT_DRIVER] = { .keys = { "op", "args", NULL }, .parse = parse_step_driver },
-	[HCASE_ACT_CLIENT] = { .keys = { "argv", "expect_exit", "mnt_of", NULL },
-			       .parse = parse_step_client },
-	[HCASE_ACT_WAIT] = { .keys = { "ms", "scaled", "event", "count", "target", "stdout_lines",
-				       NULL },
-			     .parse = parse_step_wait },
-	[HCASE_ACT_SIGNAL] = { .keys = { "target", "signal", NULL },
-			       .parse = parse_step_signal_stop },
-	[HCASE_ACT_STOP] = { .keys = { "target", "signal", "expect_exit", NULL },
-			     .parse = parse_step_signal_stop },
-};
-
+/* The common keys here, the rest by the kind's row (harness/steps/hstep.h). */
 static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 {
 	static const char *const common[] = { "action", "name", "ns", "timeout_ms" };
 	struct hcase_step *s = &v->c->steps[idx];
-	const char *keys[24];
+	struct hstep_pctx pv = { .c = v->c, .err = v->err };
+	const char *names[_HCASE_ACT_MAX + 1], *keys[40];
+	const struct hstep_kind *kind;
 	char pk[HJSON_PATH_MAX];
 	int action = 0, r;
 	size_t nk = 0;
 
-	r = hjson_enum(e, pi, "action", true, hcase_action_names, &action, v->err);
+	for (size_t i = 0; i < _HCASE_ACT_MAX; i++)
+		names[i] = hstep_kinds[i]->name;
+	names[_HCASE_ACT_MAX] = NULL;
+	r = hjson_enum(e, pi, "action", true, names, &action, v->err);
 	if (r < 0)
 		return r;
 	s->action = action;
+	kind = hstep_kinds[action];
 	for (size_t i = 0; i < ARRAY_SIZE(common); i++)
 		keys[nk++] = common[i];
-	for (size_t i = 0; step_kinds[action].keys[i]; i++)
-		keys[nk++] = step_kinds[action].keys[i];
+	for (size_t i = 0; kind->keys[i]; i++) {
+		if (nk + 1 >= ARRAY_SIZE(keys))
+			return -E2BIG; /* a kind with more keys than this table holds */
+		keys[nk++] = kind->keys[i];
+	}
 	keys[nk] = NULL;
 	r = hjson_only_keys(e, pi, keys, v->err);
 	r = r ?: dup_str(e, pi, "name", false, &s->name, v->err);
@@ -1337,8 +832,7 @@ static int parse_step(struct vctx *v, json_t *e, const char *pi, size_t idx)
 		if (find_step(v->c, idx, s->name))
 			return hjson_fail(v->err, pk, "step name \"%s\" used twice", s->name);
 	}
-	s->expect_exit = -1;
-	return step_kinds[s->action].parse(v, e, pi, idx, s);
+	return kind->parse(&pv, e, pi, idx, s);
 }
 
 static int parse_steps(struct vctx *v, json_t *obj, const char *path)
@@ -1951,27 +1445,7 @@ void hcase_free(struct hcase *c)
 
 		free(s->name);
 		free(s->ns);
-		hjson_strv_free(s->args);
-		json_decref(s->vars);
-		free(s->stdin_file);
-		free(s->lis_udp_at);
-		free(s->lis_tcp_at);
-		free(s->lis_pair2);
-		free(s->file);
-		free(s->op);
-		json_decref(s->op_args);
-		hjson_strv_free(s->argv);
-		free(s->command);
-		free(s->groups);
-		free(s->mnt_of);
-		hjson_strv_free(s->mount_type);
-		hjson_strv_free(s->mount_source);
-		hjson_strv_free(s->mount_target);
-		json_decref(s->env);
-		free(s->path);
-		free(s->content);
-		free(s->event_type);
-		free(s->target);
+		hstep_kinds[s->action]->free(s);
 	}
 	free(c->steps);
 	json_decref(c->expect);
@@ -2240,7 +1714,7 @@ const char *hcase_positive_expectation(const struct hcase *c)
 	size_t i;
 
 	for (size_t k = 0; k < c->n_steps; k++) {
-		int e = c->steps[k].expect_exit;
+		int e = hcase_step_expect_exit(&c->steps[k]);
 
 		/* An exit status of its own choosing, not the signal the harness sent. */
 		if ((c->steps[k].action == HCASE_ACT_STOP ||

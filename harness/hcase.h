@@ -30,6 +30,10 @@ enum hcase_component {
 	_HCASE_COMPONENT_MAX
 };
 
+/*
+ * The step kinds, in the order lint lists them; each is a file of harness/steps/ and a row of
+ * its table (harness/steps/hstep.h), which holds the name a case file's "action" gives.
+ */
 enum hcase_action {
 	HCASE_ACT_START,  /* start a component from the profile's argv template */
 	HCASE_ACT_DRIVER, /* one command to the scapy driver */
@@ -45,7 +49,6 @@ enum hcase_action {
 
 extern const char *const hcase_level_names[];	  /* "MUST", "SHOULD", "MAY", NULL */
 extern const char *const hcase_component_names[]; /* "decoder", "flow-monitor", ... NULL */
-extern const char *const hcase_action_names[];
 
 int hcase_level_from_name(const char *s);     /* enum value or -EINVAL */
 int hcase_component_from_name(const char *s); /* enum value or -EINVAL */
@@ -95,12 +98,8 @@ struct hcase_topo {
 	size_t n_routes;
 };
 
-struct hcase_step {
-	enum hcase_action action;
-	char *name;	     /* handle for later steps and expectations; unique in the case */
-	char *ns;	     /* logical netns; NULL: the harness's own */
-	uint32_t timeout_ms; /* 0: the case's timeout bounds it */
-	/* start */
+/* start: a component (or a helper process) and everything prepared before its exec. */
+struct hstep_start {
 	enum hcase_component component;
 	char **args;	  /* appended to the profile's argv; placeholders allowed */
 	json_t *vars;	  /* object: placeholder name -> string value for this start */
@@ -110,6 +109,7 @@ struct hcase_step {
 	bool prefill;	 /* stalled sink: full before the start */
 	bool stdin_pipe; /* stdin is a pipe the harness keeps open for feed steps */
 	char *command;	 /* a named command of the profile's component ("cleanup"), or NULL */
+	char **argv;	 /* a helper process instead of a profile template, or NULL */
 	bool has_user;	 /* run as uid:gid, no supplementary groups */
 	uint32_t uid, gid;
 	uint64_t cap_inh; /* capabilities added to the inheritable set before exec (bit N) */
@@ -125,30 +125,79 @@ struct hcase_step {
 	bool mount_ns, mount_shared;
 	bool uts_ns; /* a UTS namespace of its own (a copy of the harness's host name) */
 	char **mount_type, **mount_source, **mount_target; /* NULL-terminated, same length */
-	/* client: run in the mount namespace of this start step's process */
-	char *mnt_of;
-	/* file */
-	char *path;    /* under {case_dir}; placeholders filled */
-	char *content; /* placeholders filled */
-	/* feed */
-	char *file;	  /* bytes to write (relative to the source tree), or NULL */
-	bool close_stdin; /* then close the pipe */
-	/* wait (with target): until the target's stdout has this many lines */
-	uint32_t stdout_lines;
-	/* driver */
-	char *op;	 /* driver operation, one of hcase_driver_ops */
-	json_t *op_args; /* validated against the op's key table */
-	/* client; start: a helper process instead of a profile template */
+};
+
+/* driver: one operation of the scapy driver. */
+struct hstep_driver {
+	char *op;     /* driver operation (harness/steps/step_driver.c) */
+	json_t *args; /* validated against the op's key table */
+};
+
+/* client: a real program run to its end. */
+struct hstep_client {
 	char **argv;
 	int expect_exit; /* -1: any */
-	/* wait */
+	char *mnt_of;	 /* run in the mount namespace of this start step's process, or NULL */
+};
+
+/* wait: a sleep, events of a type, or lines on a start step's stdout. */
+struct hstep_wait {
 	uint32_t ms;	  /* fixed sleep */
 	bool scaled;	  /* the sleep is multiplied by the run's deadline factor */
 	char *event_type; /* or: until this many events of the type arrived */
 	uint32_t count;
-	/* signal, stop */
-	char *target; /* name of a start step */
-	int signo;    /* signal: the signal; stop: SIGTERM, or 0 to only wait */
+	char *target;	       /* or: until this start step's stdout has this many lines */
+	uint32_t stdout_lines; /* 0: not this form */
+};
+
+/* signal: a signal to an earlier start step. */
+struct hstep_signal {
+	char *target;
+	int signo;
+};
+
+/* stop: a signal (or none) and a bounded wait for the target's exit. */
+struct hstep_stop {
+	char *target;
+	int signo;	 /* SIGTERM, or 0 to only wait */
+	int expect_exit; /* -1: any */
+};
+
+/* feed: bytes to a start step's stdin pipe, or its close. */
+struct hstep_feed {
+	char *target;
+	char *file;	  /* bytes to write (relative to the source tree), or NULL */
+	bool close_stdin; /* then close the pipe */
+};
+
+/* drain: start reading a start step's stalled sink. */
+struct hstep_drain {
+	char *target;
+};
+
+/* file: a file planted in the case dir. */
+struct hstep_file {
+	char *path;    /* under {case_dir}; placeholders filled */
+	char *content; /* placeholders filled */
+};
+
+/* The members every step has, then those of its kind (the union member its action names). */
+struct hcase_step {
+	enum hcase_action action;
+	char *name;	     /* handle for later steps and expectations; unique in the case */
+	char *ns;	     /* logical netns; NULL: the harness's own */
+	uint32_t timeout_ms; /* 0: the case's timeout bounds it */
+	union {
+		struct hstep_start start;
+		struct hstep_driver driver;
+		struct hstep_client client;
+		struct hstep_wait wait;
+		struct hstep_signal signal;
+		struct hstep_stop stop;
+		struct hstep_feed feed;
+		struct hstep_drain drain;
+		struct hstep_file file;
+	};
 };
 
 struct hcase {
@@ -177,9 +226,6 @@ struct hcase_set {
 	struct hcase **cases;
 	size_t n;
 };
-
-/* Driver operations a case may use; NULL-terminated. */
-extern const char *const hcase_driver_ops[];
 
 /*
  * Validate one case object; file is used for the error and kept in the case. On failure *err
@@ -231,5 +277,22 @@ enum hcase_level hcase_level(const struct hcase *c);
 /* Syntax checks shared with the report and SPEC readers. */
 bool hcase_id_valid(const char *id);
 bool hcase_req_id_valid(const char *id);
+
+/* The exit status a client or stop step expects, or -1 (any, or a kind without one). */
+int hcase_step_expect_exit(const struct hcase_step *s);
+
+/* The step named name among the first upto steps of c, or NULL. */
+const struct hcase_step *hcase_step_find(const struct hcase *c, size_t upto, const char *name);
+
+/*
+ * Checks the loader shares with the step kinds' parsers (harness/steps/): a string member
+ * duplicated (hjson_str's errors; absent and not required: 0 and *ret untouched), an IP address,
+ * "A.B.C.D:PORT" / "[v6]:PORT" / "{placeholder}", a signal name ("TERM", ..., "none" is 0).
+ */
+int hcase_dup_str(json_t *obj, const char *path, const char *key, bool required, char **ret,
+		  struct hjson_err *err);
+bool hcase_ip_valid(const char *s);
+bool hcase_hostport_valid(const char *s);
+int hcase_signal_from_name(const char *s, int *ret);
 
 #endif

@@ -161,7 +161,8 @@ bool hclause_path_exists(const struct hcase *c, const char *path)
 			return false;
 		if (end[1] == '\0')
 			return true;
-		return strcmp(end + 1, ".expect_exit") == 0 && c->steps[i].expect_exit >= 0;
+		return strcmp(end + 1, ".expect_exit") == 0 &&
+		       hcase_step_expect_exit(&c->steps[i]) >= 0;
 	}
 	if (strncmp(path, "steps.", 6) == 0) {
 		const char *name = path + 6, *dot = strchr(name, '.');
@@ -173,7 +174,7 @@ bool hclause_path_exists(const struct hcase *c, const char *path)
 			const struct hcase_step *st = &c->steps[i];
 
 			if (st->name && strlen(st->name) == n && strncmp(st->name, name, n) == 0)
-				return !dot || st->expect_exit >= 0;
+				return !dot || hcase_step_expect_exit(st) >= 0;
 		}
 	}
 	return false;

@@ -1330,7 +1330,7 @@ static const char *default_start(const struct hcase *c)
 
 		if (s->action != HCASE_ACT_START)
 			continue;
-		if (s->component == c->component)
+		if (s->start.component == c->component)
 			return s->name;
 		if (!first)
 			first = s->name;

@@ -187,14 +187,18 @@ static char *skip_reason(const struct hrun_ctx *ctx, const struct hrun_job *j)
 				s = NULL;
 			return s ?: strdup("component missing");
 		}
-	for (size_t i = 0; i < c->n_steps; i++)
-		if (c->steps[i].command && !j->prof->comp[c->steps[i].component].cleanup_argv) {
+	for (size_t i = 0; i < c->n_steps; i++) {
+		const struct hstep_start *st = &c->steps[i].start;
+
+		if (c->steps[i].action == HCASE_ACT_START && st->command &&
+		    !j->prof->comp[st->component].cleanup_argv) {
 			if (asprintf(&s, "profile %s has no command %s for component %s",
-				     j->prof->name, c->steps[i].command,
-				     hcase_component_names[c->steps[i].component]) < 0)
+				     j->prof->name, st->command,
+				     hcase_component_names[st->component]) < 0)
 				s = NULL;
 			return s ?: strdup("command missing");
 		}
+	}
 	/* An artifact the case inspects is like a component: the profile provides it or not. */
 	json_t *btf = json_object_get(c->expect, "btf");
 

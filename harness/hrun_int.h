@@ -4,7 +4,7 @@
  * inside a worker (hrun_case.c) uses these.
  *
  *   hrun_case.c   the case: skip reasons, the run's problems and clock, expectations, result
- *     hstep.c       steps as a table of operations; hstep_start.c the start step
+ *     steps/        steps as a table of operations, a file per kind (steps/hstep.h)
  *       hrvars.c      the runner's placeholders ({probe}, {case_dir}, {pid.STEP}, ...)
  *       hsink.c       stalled and shared event sinks
  *     hproc.c       processes: spawn into their own group, wait, kill, outcomes
@@ -233,10 +233,12 @@ char *hsink_read(const struct run *r, const char *path, size_t *ret_len);
 /* Its number of lines. */
 size_t hsink_lines(const struct run *r, const char *path);
 
-/* ---- steps (hstep.c, hstep_start.c) ---- */
+/* ---- steps (steps/hstep.c; a file per kind, steps/hstep.h) ---- */
 
-void hstep_start(struct run *r, const struct hcase_step *st);
+/* The worker's driver process, started at its first driver step (steps/step_driver.c). */
 int hstep_driver_ensure(const struct hrun_ctx *ctx, struct hrun_worker *w);
+/* A driver or client step's response, under its name, for the expectations (result: taken). */
+void hstep_add_resp(struct run *r, const char *name, json_t *result);
 /* Every step in order until the first problem or the deadline. */
 void hstep_run_all(struct run *r);
 

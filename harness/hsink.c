@@ -39,7 +39,7 @@ int hsink_stalled(struct run *r, struct proc *p)
 	p->sink_fd = fd;
 	if (fcntl(fd, F_SETPIPE_SZ, SINK_PIPE_BYTES) < 0)
 		return -errno;
-	if (p->st->prefill) {
+	if (p->st->start.prefill) {
 		_cleanup_close_ int w = open(p->fifo_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 
 		if (w < 0)
@@ -132,7 +132,7 @@ void hsink_collect(struct proc *p)
 			if (write(out, buf, (size_t)n) != n)
 				break;
 	}
-	if (p->st->sink != HCASE_SINK_STALLED && p->st->sink != HCASE_SINK_SHARED)
+	if (p->st->start.sink != HCASE_SINK_STALLED && p->st->start.sink != HCASE_SINK_SHARED)
 		return;
 	p->ev = hfile_slurp(p->ev_path, &p->ev_len);
 	if (!p->ev)

@@ -767,8 +767,8 @@ static void inherited_case(bool tcp_listening, bool pass_tcp)
 
 /*
  * The brief says "already bound sockets": a bound TCP socket that is not yet listening. Kept:
- * the harness's start listeners are always listening (a bound-only option belongs beside
- * wt-gapsdns's listener changes in hcase.c and hstep_start.c, not merged here yet).
+ * the harness's start listeners are always listening (a bound-only option would be a key of
+ * the start step's "listeners", harness/steps/step_start.c).
  */
 TEST_TIMEOUT(inherited_bound_tcp_socket_is_set_listening, 60)
 {

@@ -146,15 +146,15 @@ TEST(full_flow_case_loads_typed)
 	ASSERT_STREQ(c->topo.routes[0].via, "10.99.0.1");
 	ASSERT_EQ(c->n_steps, 5);
 	ASSERT_EQ(c->steps[0].action, HCASE_ACT_START);
-	ASSERT_EQ(c->steps[0].component, HCASE_FLOW_MONITOR);
-	ASSERT_TRUE(c->steps[0].ready);
-	ASSERT_STREQ(json_string_value(json_object_get(c->steps[0].vars, "ifname")), "eth0");
-	ASSERT_STREQ(c->steps[1].op, "udp_flow");
-	ASSERT_EQ(json_integer_value(json_object_get(c->steps[1].op_args, "count")), 3);
-	ASSERT_STREQ(c->steps[2].event_type, "network_flow_decision");
-	ASSERT_EQ(c->steps[3].signo, SIGHUP);
-	ASSERT_EQ(c->steps[4].signo, SIGTERM);
-	ASSERT_EQ(c->steps[4].expect_exit, 0);
+	ASSERT_EQ(c->steps[0].start.component, HCASE_FLOW_MONITOR);
+	ASSERT_TRUE(c->steps[0].start.ready);
+	ASSERT_STREQ(json_string_value(json_object_get(c->steps[0].start.vars, "ifname")), "eth0");
+	ASSERT_STREQ(c->steps[1].driver.op, "udp_flow");
+	ASSERT_EQ(json_integer_value(json_object_get(c->steps[1].driver.args, "count")), 3);
+	ASSERT_STREQ(c->steps[2].wait.event_type, "network_flow_decision");
+	ASSERT_EQ(c->steps[3].signal.signo, SIGHUP);
+	ASSERT_EQ(c->steps[4].stop.signo, SIGTERM);
+	ASSERT_EQ(c->steps[4].stop.expect_exit, 0);
 	ASSERT_TRUE(json_is_object(c->expect));
 	hcase_free(c);
 }
@@ -167,9 +167,9 @@ TEST(dns_case_with_upstream_loads)
 	if (!ASSERT_OK(load_text(DNS_CASE, &c, &err)))
 		return tap_diag("%s: %s", err.path, err.msg);
 	ASSERT_STREQ(json_string_value(json_object_get(c->upstream, "kind")), "fake");
-	ASSERT_STREQ(c->steps[0].args[1], "example.test");
+	ASSERT_STREQ(c->steps[0].start.args[1], "example.test");
 	ASSERT_EQ(c->steps[2].action, HCASE_ACT_CLIENT);
-	ASSERT_STREQ(c->steps[2].argv[0], "dig");
+	ASSERT_STREQ(c->steps[2].client.argv[0], "dig");
 	ASSERT_EQ(c->timeout_ms, 10000); /* the default */
 	hcase_free(c);
 }
@@ -292,12 +292,13 @@ TEST(topology_links_start_keys_and_file_steps)
 	ASSERT_STREQ(c->topo.links[2].ports[1], "d0");
 	ASSERT_STREQ(c->topo.links[0].end[0].alias, "x:1");
 	ASSERT_EQ(c->steps[0].action, HCASE_ACT_FILE);
-	ASSERT_TRUE(c->steps[1].has_user && c->steps[1].uid == 65534 && c->steps[1].n_groups == 1);
-	ASSERT_EQ(c->steps[2].sink, HCASE_SINK_STALLED);
-	ASSERT_TRUE(c->steps[2].prefill && c->steps[2].lis_udp && c->steps[2].lis_tcp_busy &&
-		    c->steps[2].expect_no_ready);
-	ASSERT_STREQ(c->steps[2].lis_udp_at, "10.1.0.1:5353");
-	ASSERT_TRUE(c->steps[2].lis_tcp_at == NULL);
+	ASSERT_TRUE(c->steps[1].start.has_user && c->steps[1].start.uid == 65534 &&
+		    c->steps[1].start.n_groups == 1);
+	ASSERT_EQ(c->steps[2].start.sink, HCASE_SINK_STALLED);
+	ASSERT_TRUE(c->steps[2].start.prefill && c->steps[2].start.lis_udp &&
+		    c->steps[2].start.lis_tcp_busy && c->steps[2].start.expect_no_ready);
+	ASSERT_STREQ(c->steps[2].start.lis_udp_at, "10.1.0.1:5353");
+	ASSERT_TRUE(c->steps[2].start.lis_tcp_at == NULL);
 	hcase_free(c);
 
 	expect_error(LOAD, "topology/links/2/ports/0", "\"zz0\"", "$.topology.links[2].ports",

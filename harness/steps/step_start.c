@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The start step (hrun_int.h): a component from the profile's argv template (or the step's own
+ * The start step (hstep.h): a component from the profile's argv template (or the step's own
  * argv or a profile command), its placeholders filled, its sink, listeners and stdin prepared,
- * started in a process group of its own, then waited for on its ready fd. The longest step:
- * each preparation is a function of its own, in the order the start needs them.
+ * started in a process group of its own, then waited for on its ready fd. The longest kind:
+ * its parse checks each group of keys in a function of its own, and each preparation of its
+ * run is one, in the order the start needs them.
  */
 #include <arpa/inet.h>
 #include <poll.h>
@@ -14,6 +15,292 @@
 #include <sys/stat.h>
 
 #include "hrun_int.h"
+#include "hstep.h"
+
+/* "user": "UID:GID", decimal. */
+static int start_parse_user(struct hstep_pctx *v, json_t *e, const char *pi, struct hstep_start *k)
+{
+	const char *u = NULL;
+	char pk[HJSON_PATH_MAX], *end;
+	unsigned long uid, gid;
+	int r;
+
+	r = hjson_str(e, pi, "user", false, &u, v->err);
+	if (r < 0 || !u)
+		return r;
+	hjson_path_key(pk, pi, "user");
+	errno = 0;
+	uid = strtoul(u, &end, 10);
+	if (end == u || *end != ':' || errno)
+		return hjson_fail(v->err, pk, "\"%s\" is not UID:GID", u);
+	gid = strtoul(end + 1, &end, 10);
+	if (*end || errno || uid >= UINT32_MAX || gid >= UINT32_MAX || u[0] == '-' ||
+	    strchr(u, '-'))
+		return hjson_fail(v->err, pk, "\"%s\" is not UID:GID", u);
+	k->has_user = true;
+	k->uid = (uint32_t)uid;
+	k->gid = (uint32_t)gid;
+	return 0;
+}
+
+/* "groups": [GID...]: exactly these supplementary groups, set before exec. */
+static int start_parse_groups(struct hstep_pctx *v, json_t *e, const char *pi,
+			      struct hstep_start *k)
+{
+	char pk[HJSON_PATH_MAX];
+	json_t *a = NULL, *g;
+	size_t i;
+	int r;
+
+	r = hjson_arr(e, pi, "groups", false, &a, v->err);
+	if (r < 0 || !a)
+		return r;
+	hjson_path_key(pk, pi, "groups");
+	k->groups = calloc(json_array_size(a) + 1, sizeof(*k->groups));
+	if (!k->groups)
+		return -ENOMEM;
+	k->has_groups = true;
+	json_array_foreach(a, i, g)
+	{
+		char pg[HJSON_PATH_MAX];
+
+		hjson_path_idx(pg, pk, i);
+		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+		    json_integer_value(g) >= UINT32_MAX)
+			return hjson_fail(v->err, pg, "expected a GID (0 to 4294967294)");
+		k->groups[i] = (uint32_t)json_integer_value(g);
+		k->n_groups = i + 1;
+	}
+	return 0;
+}
+
+/*
+ * "mount_ns": {"propagation": "private"|"shared", "mounts": [{"type": "tmpfs", "target"} or
+ * {"type": "bind", "source", "target"}]}: the step's process gets a mount namespace of its own
+ * (made rprivate, the mounts done in order, then rshared if asked), gone with its processes.
+ */
+static int start_parse_mount_ns(struct hstep_pctx *v, json_t *e, const char *pi,
+				struct hstep_start *k)
+{
+	static const char *const keys[] = { "propagation", "mounts", NULL };
+	static const char *const mkeys[] = { "type", "source", "target", NULL };
+	static const char *const props[] = { "private", "shared", NULL };
+	static const char *const types[] = { "tmpfs", "bind", NULL };
+	char pk[HJSON_PATH_MAX], pm[HJSON_PATH_MAX];
+	json_t *o = NULL, *arr = NULL, *m;
+	int prop = 0, r;
+	size_t i, n;
+
+	r = hjson_obj(e, pi, "mount_ns", false, &o, v->err);
+	if (r < 0 || !o)
+		return r;
+	hjson_path_key(pk, pi, "mount_ns");
+	r = hjson_only_keys(o, pk, keys, v->err);
+	r = r ?: hjson_enum(o, pk, "propagation", false, props, &prop, v->err);
+	r = r ?: hjson_arr(o, pk, "mounts", false, &arr, v->err);
+	if (r < 0)
+		return r;
+	k->mount_ns = true;
+	k->mount_shared = prop == 1;
+	n = json_array_size(arr);
+	k->mount_type = calloc(n + 1, sizeof(char *));
+	k->mount_source = calloc(n + 1, sizeof(char *));
+	k->mount_target = calloc(n + 1, sizeof(char *));
+	if (!k->mount_type || !k->mount_source || !k->mount_target)
+		return -ENOMEM;
+	hjson_path_key(pm, pk, "mounts");
+	json_array_foreach(arr, i, m)
+	{
+		char px[HJSON_PATH_MAX];
+		int type = 0;
+
+		hjson_path_idx(px, pm, i);
+		r = hjson_only_keys(m, px, mkeys, v->err);
+		r = r ?: hjson_enum(m, px, "type", true, types, &type, v->err);
+		r = r ?: hcase_dup_str(m, px, "target", true, &k->mount_target[i], v->err);
+		r = r ?: hcase_dup_str(m, px, "source", type == 1, &k->mount_source[i], v->err);
+		if (r < 0)
+			return r;
+		k->mount_type[i] = strdup(types[type]);
+		if (!k->mount_type[i])
+			return -ENOMEM;
+		if (!k->mount_source[i] && !(k->mount_source[i] = strdup("tmpfs")))
+			return -ENOMEM;
+		if (k->mount_target[i][0] != '/' && k->mount_target[i][0] != '{')
+			return hjson_fail(v->err, px, "a mount target is an absolute path");
+	}
+	return 0;
+}
+
+/* "cap_inheritable": [N...]: capability numbers (CAP_NET_BIND_SERVICE is 10), 0 to 63. */
+static int start_parse_caps(struct hstep_pctx *v, json_t *e, const char *pi, struct hstep_start *k)
+{
+	char pk[HJSON_PATH_MAX];
+	json_t *a = NULL, *c;
+	size_t i;
+	int r;
+
+	r = hjson_arr(e, pi, "cap_inheritable", false, &a, v->err);
+	if (r < 0 || !a)
+		return r;
+	hjson_path_key(pk, pi, "cap_inheritable");
+	json_array_foreach(a, i, c)
+	{
+		char pc[HJSON_PATH_MAX];
+
+		hjson_path_idx(pc, pk, i);
+		if (!json_is_integer(c) || json_integer_value(c) < 0 || json_integer_value(c) > 63)
+			return hjson_fail(v->err, pc, "expected a capability number (0 to 63)");
+		k->cap_inh |= 1ull << json_integer_value(c);
+	}
+	return 0;
+}
+
+/*
+ * "listeners": {"udp", "tcp", "tcp_busy"}: sockets the harness binds on vars.listen; "pair2":
+ * a second UDP + TCP pair on another IP:PORT (IPv4 or IPv6).
+ */
+static int start_parse_listeners(struct hstep_pctx *v, json_t *e, const char *pi,
+				 struct hstep_start *k)
+{
+	static const char *const keys[] = { "udp",    "tcp",   "tcp_busy", "udp_at",
+					    "tcp_at", "pair2", NULL };
+	char pk[HJSON_PATH_MAX];
+	json_t *l = NULL, *listen;
+	int r;
+
+	r = hjson_obj(e, pi, "listeners", false, &l, v->err);
+	if (r < 0 || !l)
+		return r;
+	hjson_path_key(pk, pi, "listeners");
+	r = hjson_only_keys(l, pk, keys, v->err);
+	r = r ?: hjson_bool(l, pk, "udp", false, &k->lis_udp, v->err);
+	r = r ?: hjson_bool(l, pk, "tcp", false, &k->lis_tcp, v->err);
+	r = r ?: hjson_bool(l, pk, "tcp_busy", false, &k->lis_tcp_busy, v->err);
+	r = r ?: hcase_dup_str(l, pk, "udp_at", false, &k->lis_udp_at, v->err);
+	r = r ?: hcase_dup_str(l, pk, "tcp_at", false, &k->lis_tcp_at, v->err);
+	r = r ?: hcase_dup_str(l, pk, "pair2", false, &k->lis_pair2, v->err);
+	if (r < 0)
+		return r;
+	if (k->lis_pair2 && (!hcase_hostport_valid(k->lis_pair2) || !k->lis_udp))
+		return hjson_fail(v->err, pk, "\"pair2\" is IP:PORT, with \"udp\"");
+	/* A socket bound elsewhere than --listen: the mismatches DNS-CLI-003 refuses. */
+	if ((k->lis_udp_at && !hcase_hostport_valid(k->lis_udp_at)) ||
+	    (k->lis_tcp_at && !hcase_hostport_valid(k->lis_tcp_at)))
+		return hjson_fail(v->err, pk, "\"udp_at\" and \"tcp_at\" are IP:PORT");
+	if ((k->lis_udp_at && !k->lis_udp) || (k->lis_tcp_at && !k->lis_tcp))
+		return hjson_fail(v->err, pk, "\"udp_at\" needs \"udp\", \"tcp_at\" \"tcp\"");
+	listen = json_object_get(json_object_get(e, "vars"), "listen");
+	if (!json_is_string(listen) || !hcase_hostport_valid(json_string_value(listen)))
+		return hjson_fail(v->err, pk, "listeners need \"vars\".\"listen\" as IP:PORT");
+	if (k->lis_tcp && k->lis_tcp_busy)
+		return hjson_fail(v->err, pk, "\"tcp\" and \"tcp_busy\" exclude each other");
+	return 0;
+}
+
+/* The start step's keys, each on its own; *comp is the component it names (or the case's). */
+static int start_parse_keys(struct hstep_pctx *v, json_t *e, const char *pi, struct hstep_start *k,
+			    int *comp)
+{
+	static const char *const sinks[] = { "file", "full", "stalled", "shared", NULL };
+	static const char *const readies[] = { "byte", "none", NULL };
+	int sink = 0, rdy = 0, r;
+
+	k->ready = true;
+	r = hjson_enum(e, pi, "component", false, hcase_component_names, comp, v->err);
+	r = r ?: hjson_strv(e, pi, "args", false, false, &k->args, NULL, v->err);
+	r = r ?: hjson_obj(e, pi, "vars", false, &k->vars, v->err);
+	/* Owned from here on: hcase_free() drops it whatever fails below. */
+	json_incref(k->vars);
+	r = r ?: hcase_dup_str(e, pi, "stdin", false, &k->stdin_file, v->err);
+	r = r ?: hjson_bool(e, pi, "ready", false, &k->ready, v->err);
+	if (r < 0)
+		return r;
+	r = hjson_enum(e, pi, "events_sink", false, sinks, &sink, v->err);
+	r = r ?: hjson_enum(e, pi, "expect_ready", false, readies, &rdy, v->err);
+	if (r < 0)
+		return r;
+	k->sink = sink;
+	k->expect_no_ready = rdy == 1;
+	r = hjson_bool(e, pi, "stdin_pipe", false, &k->stdin_pipe, v->err);
+	r = r ?: hjson_bool(e, pi, "prefill", false, &k->prefill, v->err);
+	r = r ?: hcase_dup_str(e, pi, "command", false, &k->command, v->err);
+	r = r ?: hjson_strv(e, pi, "argv", false, true, &k->argv, NULL, v->err);
+	r = r ?: hjson_obj(e, pi, "env", false, &k->env, v->err);
+	json_incref(k->env);
+	r = r ?: start_parse_user(v, e, pi, k);
+	r = r ?: start_parse_groups(v, e, pi, k);
+	r = r ?: start_parse_mount_ns(v, e, pi, k);
+	r = r ?: hjson_bool(e, pi, "uts_ns", false, &k->uts_ns, v->err);
+	r = r ?: start_parse_caps(v, e, pi, k);
+	r = r ?: start_parse_listeners(v, e, pi, k);
+	return r;
+}
+
+/* A start step: the component, its argv, sink, user, mounts, listeners (hcase.h). */
+static int start_parse(struct hstep_pctx *v, json_t *e, const char *pi, size_t idx,
+		       struct hcase_step *s)
+{
+	struct hstep_start *k = &s->start;
+	int comp = (int)v->c->component;
+	const char *key;
+	json_t *val;
+	char pk[HJSON_PATH_MAX];
+	int r;
+
+	r = start_parse_keys(v, e, pi, k, &comp);
+	if (r < 0)
+		return r;
+	if (k->prefill && k->sink != HCASE_SINK_STALLED)
+		return hjson_fail(v->err, pi, "\"prefill\" goes with \"events_sink\": \"stalled\"");
+	if (k->command && strcmp(k->command, "cleanup") != 0) {
+		hjson_path_key(pk, pi, "command");
+		return hjson_fail(v->err, pk, "unknown command \"%s\" (known: cleanup)",
+				  k->command);
+	}
+	if (k->command && k->argv)
+		return hjson_fail(v->err, pi, "\"command\" and \"argv\" exclude each other");
+	if (k->env) {
+		hjson_path_key(pk, pi, "env");
+		json_object_foreach(k->env, key, val)
+		{
+			char pv[HJSON_PATH_MAX];
+
+			hjson_path_key(pv, pk, key);
+			if (!json_is_string(val) || !key[0] || strchr(key, '='))
+				return hjson_fail(v->err, pv,
+						  "expected NAME (no '=') with a string value");
+		}
+	}
+	if (k->stdin_pipe && k->stdin_file)
+		return hjson_fail(v->err, pi, "\"stdin\" and \"stdin_pipe\" exclude each other");
+	k->component = comp;
+	if (!(v->c->uses & (1u << comp))) {
+		hjson_path_key(pk, pi, "component");
+		return hjson_fail(
+			v->err, pk,
+			"component \"%s\" is neither the case's component nor in \"uses\"",
+			hcase_component_names[comp]);
+	}
+	if (!s->name)
+		return hjson_fail(v->err, pi,
+				  "a start step needs a \"name\" (stop and "
+				  "expectations refer to it)");
+	if (k->vars) {
+		hjson_path_key(pk, pi, "vars");
+		json_object_foreach(k->vars, key, val)
+		{
+			char pv[HJSON_PATH_MAX];
+
+			hjson_path_key(pv, pk, key);
+			/* An object is written to a file whose path fills the
+			 * placeholder (an inline cell spec). */
+			if (!json_is_string(val) && !json_is_object(val))
+				return hjson_fail(v->err, pv, "expected a string or an object");
+		}
+	}
+	return 0;
+}
 
 static int add_var(struct hprof_var *v, size_t *n, const char *name, const char *value)
 {
@@ -31,8 +318,7 @@ static bool argv_mentions(char **argv, const char *ph)
 	return false;
 }
 
-/* A socket bound (and listening, for TCP) on IP:PORT (IPv4, or IPv6 in brackets) inside the
- * step's namespace. */
+/* A socket bound (and listening, for TCP) on IP:PORT inside the step's namespace. */
 static int listener_in_ns(struct run *r, const struct hcase_step *st, const char *hostport,
 			  int type)
 {
@@ -102,7 +388,7 @@ static char *var_value(struct run *r, const struct hcase_step *st, const struct 
 		if (asprintf(&p, "%s/%s.%s.json", r->dir, st->name, k) < 0)
 			return NULL;
 		if (json_dump_file(v, p, JSON_COMPACT) < 0 ||
-		    (st->has_user && chown(p, st->uid, st->gid) < 0)) {
+		    (st->start.has_user && chown(p, st->start.uid, st->start.gid) < 0)) {
 			free(p);
 			return NULL;
 		}
@@ -110,7 +396,7 @@ static char *var_value(struct run *r, const struct hcase_step *st, const struct 
 	}
 	/* Expanded first: "{case_dir}/spec.json" (a spec a file step wrote) is absolute. */
 	p = hrvars_expand(rv, json_string_value(v));
-	if (p && st->component == HCASE_SUPERVISOR && strcmp(k, "spec") == 0 && p[0] != '/') {
+	if (p && st->start.component == HCASE_SUPERVISOR && strcmp(k, "spec") == 0 && p[0] != '/') {
 		char *q = NULL;
 
 		if (asprintf(&q, "%s/%s", r->ctx->srcdir, p) < 0)
@@ -191,7 +477,7 @@ static bool start_proc(struct start *s)
 
 	memset(p, 0, sizeof(*p));
 	p->st = st;
-	p->comp = st->component;
+	p->comp = st->start.component;
 	p->stdin_w = -1;
 	p->sink_fd = -1;
 	p->busy_fd = -1;
@@ -216,7 +502,7 @@ static int start_case_vars(struct start *s)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(s->st->vars, k, v)
+	json_object_foreach(s->st->start.vars, k, v)
 	{
 		if (s->nv >= ARRAY_SIZE(s->vars) - ARRAY_SIZE(s->rv.names) - 12 ||
 		    s->n_owned >= ARRAY_SIZE(s->owned) - 4)
@@ -231,7 +517,7 @@ static int start_case_vars(struct start *s)
 	}
 	for (size_t i = 0; i < s->rv.n; i++)
 		add_var(s->vars, &s->nv, s->rv.names[i], s->rv.values[i]);
-	if (s->r->c->upstream && !json_object_get(s->st->vars, "upstream"))
+	if (s->r->c->upstream && !json_object_get(s->st->start.vars, "upstream"))
 		add_var(s->vars, &s->nv, "upstream",
 			json_string_value(json_object_get(s->r->c->upstream, "listen")));
 	return 0;
@@ -248,25 +534,25 @@ static int start_sink(struct start *s)
 	struct proc *p = s->p;
 	int e;
 
-	if (st->sink == HCASE_SINK_STALLED && (e = hsink_stalled(r, p)) < 0) {
+	if (st->start.sink == HCASE_SINK_STALLED && (e = hsink_stalled(r, p)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: stalled sink: %s", st->name,
 			    util_errno_name(-e));
 		return e;
 	}
-	if (st->sink == HCASE_SINK_SHARED &&
+	if (st->start.sink == HCASE_SINK_SHARED &&
 	    (p->noise_pid = hsink_noise_start(r, p->ev_path)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: shared sink writer: %s", st->name,
 			    util_errno_name(errno));
 		return -EIO;
 	}
-	if (st->has_user) {
+	if (st->start.has_user) {
 		_cleanup_close_ int efd =
 			open(p->ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
 		if (chmod(r->ctx->run_dir, 0711) < 0 || chmod(r->dir, 0711) < 0 || efd < 0 ||
-		    fchown(efd, st->uid, st->gid) < 0) {
+		    fchown(efd, st->start.uid, st->start.gid) < 0) {
 			run_verdict(r, HREP_ERROR, "start %s: files for user %u: %s", st->name,
-				    st->uid, util_errno_name(errno));
+				    st->start.uid, util_errno_name(errno));
 			return -EPERM;
 		}
 	}
@@ -283,9 +569,9 @@ static int start_argv(struct start *s)
 
 	/* A sink that fails every write (ENOSPC), for the failing-sink cases. */
 	add_var(s->vars, &s->nv, "events",
-		st->sink == HCASE_SINK_FULL	 ? "/dev/full"
-		: st->sink == HCASE_SINK_STALLED ? p->fifo_path
-						 : p->ev_path);
+		st->start.sink == HCASE_SINK_FULL      ? "/dev/full"
+		: st->start.sink == HCASE_SINK_STALLED ? p->fifo_path
+						       : p->ev_path);
 	add_var(s->vars, &s->nv, "records", p->rec_path);
 	add_var(s->vars, &s->nv, "netns", s->nsp);
 	add_var(s->vars, &s->nv, "ready_fd", s->ready_s);
@@ -295,24 +581,24 @@ static int start_argv(struct start *s)
 	add_var(s->vars, &s->nv, "tcp_fd", "5");
 	add_var(s->vars, &s->nv, "udp_fd2", "6");
 	add_var(s->vars, &s->nv, "tcp_fd2", "7");
-	if (st->argv) {
+	if (st->start.argv) {
 		size_t n = 0;
 
-		while (st->argv[n])
+		while (st->start.argv[n])
 			n++;
 		s->argv = calloc(n + 1, sizeof(*s->argv));
 		for (size_t i = 0; s->argv && i < n; i++)
-			if (hprof_expand(st->argv[i], s->vars, s->nv, &s->argv[i], &s->missing) <
-			    0) {
+			if (hprof_expand(st->start.argv[i], s->vars, s->nv, &s->argv[i],
+					 &s->missing) < 0) {
 				e = -ENOENT;
 				break;
 			}
 		e = !s->argv ? -ENOMEM : s->missing ? -ENOENT : 0;
-	} else if (st->command) {
-		e = hprof_cmd_argv(r->j->prof, st->component, st->command, s->vars, s->nv, s->args,
-				   &s->argv, &s->missing);
+	} else if (st->start.command) {
+		e = hprof_cmd_argv(r->j->prof, st->start.component, st->start.command, s->vars,
+				   s->nv, s->args, &s->argv, &s->missing);
 	} else {
-		e = hprof_argv(r->j->prof, st->component, s->vars, s->nv, s->args, &s->argv,
+		e = hprof_argv(r->j->prof, st->start.component, s->vars, s->nv, s->args, &s->argv,
 			       &s->missing);
 	}
 	if (e < 0)
@@ -352,26 +638,26 @@ static int start_mounts_env(struct start *s)
 	const char *k;
 	json_t *v;
 
-	if (st->mount_ns) {
+	if (st->start.mount_ns) {
 		size_t n = 0;
 
-		while (st->mount_target[n])
+		while (st->start.mount_target[n])
 			n++;
 		s->mnt_src = calloc(n + 1, sizeof(*s->mnt_src));
 		s->mnt_tgt = calloc(n + 1, sizeof(*s->mnt_tgt));
 		for (size_t i = 0; s->mnt_src && s->mnt_tgt && i < n; i++) {
-			s->mnt_src[i] = hrvars_expand(&s->rv, st->mount_source[i]);
-			s->mnt_tgt[i] = hrvars_expand(&s->rv, st->mount_target[i]);
+			s->mnt_src[i] = hrvars_expand(&s->rv, st->start.mount_source[i]);
+			s->mnt_tgt[i] = hrvars_expand(&s->rv, st->start.mount_target[i]);
 		}
 	}
-	if (!st->env && !asan)
+	if (!st->start.env && !asan)
 		return 0;
-	s->env = calloc(json_object_size(st->env) + 2, sizeof(*s->env));
+	s->env = calloc(json_object_size(st->start.env) + 2, sizeof(*s->env));
 	if (s->env && asan)
 		s->env[n_env++] = asan;
 	else
 		free(asan);
-	json_object_foreach(s->env ? st->env : NULL, k, v)
+	json_object_foreach(s->env ? st->start.env : NULL, k, v)
 	{
 		_cleanup_free_ char *val = NULL;
 
@@ -386,7 +672,7 @@ static int start_mounts_env(struct start *s)
 	return 0;
 }
 
-/* Listeners handed over as fds 4 and 5, a busy one the harness keeps, and the pipes. */
+/* Listeners handed over as fds 4 to 7, a busy one the harness keeps, and the pipes. */
 static int start_fds(struct start *s)
 {
 	struct run *r = s->r;
@@ -394,8 +680,9 @@ static int start_fds(struct start *s)
 	struct proc *p = s->p;
 
 	for (int t = 0; t < 2; t++) {
-		bool want = t == 0 ? st->lis_udp : st->lis_tcp;
-		const char *at = (t == 0 ? st->lis_udp_at : st->lis_tcp_at) ?: s->listen;
+		bool want = t == 0 ? st->start.lis_udp : st->start.lis_tcp;
+		const char *at =
+			(t == 0 ? st->start.lis_udp_at : st->start.lis_tcp_at) ?: s->listen;
 
 		if (want && (s->lis[t] = listener_in_ns(r, st, at,
 							t == 0 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
@@ -405,35 +692,37 @@ static int start_fds(struct start *s)
 		}
 	}
 	/* A second pair, UDP on fd 6 and TCP on fd 7: several listen addresses (DNS-CLI-007). */
-	for (int t = 2; st->lis_pair2 && t < 4; t++) {
-		if ((s->lis[t] = listener_in_ns(r, st, st->lis_pair2,
+	for (int t = 2; st->start.lis_pair2 && t < 4; t++) {
+		if ((s->lis[t] = listener_in_ns(r, st, st->start.lis_pair2,
 						t == 2 ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
 			run_verdict(r, HREP_ERROR, "start %s: %s listener on %s: %s", st->name,
-				    t == 2 ? "UDP" : "TCP", st->lis_pair2,
+				    t == 2 ? "UDP" : "TCP", st->start.lis_pair2,
 				    util_errno_name(-s->lis[t]));
 			return -EIO;
 		}
 	}
-	if (st->lis_tcp_busy && (p->busy_fd = listener_in_ns(r, st, s->listen, SOCK_STREAM)) < 0) {
+	if (st->start.lis_tcp_busy &&
+	    (p->busy_fd = listener_in_ns(r, st, s->listen, SOCK_STREAM)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: busy TCP listener on %s: %s", st->name,
 			    s->listen, util_errno_name(-p->busy_fd));
 		p->busy_fd = -1;
 		return -EIO;
 	}
-	if (st->stdin_file && asprintf(&s->stdin_path, "%s/%s", r->ctx->srcdir, st->stdin_file) < 0)
+	if (st->start.stdin_file &&
+	    asprintf(&s->stdin_path, "%s/%s", r->ctx->srcdir, st->start.stdin_file) < 0)
 		return -ENOMEM;
-	if (s->want_ready && st->ready && pipe2(s->rp, O_CLOEXEC) < 0) {
+	if (s->want_ready && st->start.ready && pipe2(s->rp, O_CLOEXEC) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
 		return -EIO;
 	}
 	/* Not waited for: {ready_fd} still names an open fd (a sink), as the option demands. */
-	if (s->want_ready && !st->ready &&
+	if (s->want_ready && !st->start.ready &&
 	    (s->rp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: /dev/null: %s", st->name,
 			    util_errno_name(errno));
 		return -EIO;
 	}
-	if (st->stdin_pipe && pipe2(s->ip, O_CLOEXEC) < 0) {
+	if (st->start.stdin_pipe && pipe2(s->ip, O_CLOEXEC) < 0) {
 		run_verdict(r, HREP_ERROR, "start %s: pipe: %s", st->name, util_errno_name(errno));
 		return -EIO;
 	}
@@ -456,7 +745,8 @@ static int start_spawn(struct start *s)
 	/* The profile passes the netns as {netns}; one that does not gets it by setns. */
 	struct hproc_spawn_opts o = {
 		.argv = s->argv,
-		.netns_fd = !st->argv && !st->command && argv_mentions(s->pc->argv, "{netns}")
+		.netns_fd = !st->start.argv && !st->start.command &&
+					    argv_mentions(s->pc->argv, "{netns}")
 				    ? -1
 				    : htopo_step_ns_fd(r, st),
 		.stdin_path = s->stdin_path,
@@ -467,20 +757,20 @@ static int start_spawn(struct start *s)
 		.lis_fd = { s->lis[0], s->lis[1], s->lis[2], s->lis[3] },
 		.fault = r->j->filter ? NULL : r->j->fault,
 		.env = s->env,
-		.has_user = st->has_user,
+		.has_user = st->start.has_user,
 		.mnt_fd = -1,
-		.cap_inh = st->cap_inh,
-		.mount_ns = st->mount_ns,
-		.uts_ns = st->uts_ns,
-		.mount_shared = st->mount_shared,
-		.mount_type = st->mount_type,
+		.cap_inh = st->start.cap_inh,
+		.mount_ns = st->start.mount_ns,
+		.uts_ns = st->start.uts_ns,
+		.mount_shared = st->start.mount_shared,
+		.mount_type = st->start.mount_type,
 		.mount_source = s->mnt_src,
 		.mount_target = s->mnt_tgt,
-		.groups = st->groups,
-		.n_groups = st->n_groups,
-		.has_groups = st->has_groups,
-		.uid = st->uid,
-		.gid = st->gid,
+		.groups = st->start.groups,
+		.n_groups = st->start.n_groups,
+		.has_groups = st->start.has_groups,
+		.uid = st->start.uid,
+		.gid = st->start.gid,
 	};
 	int e = hproc_spawn(r, &o, &p->pid);
 
@@ -516,7 +806,7 @@ static void start_ready_judge(struct start *s, int n, int ms, const struct pollf
 
 		if (run_timed_out(r))
 			;
-		else if (st->expect_no_ready)
+		else if (st->start.expect_no_ready)
 			run_verdict(r, HREP_FAIL,
 				    "start %s: ready fd neither written nor closed within %d ms, "
 				    "expected it closed without a byte; stderr ends: %s",
@@ -535,13 +825,13 @@ static void start_ready_judge(struct start *s, int n, int ms, const struct pollf
 			p->exited = true;
 			p->status = status;
 		}
-		if (!st->expect_no_ready)
+		if (!st->start.expect_no_ready)
 			run_verdict(r, HREP_FAIL,
 				    "start %s: ended before its ready byte (%s), expected a byte "
 				    "on the ready fd; stderr ends: %s",
 				    st->name, hproc_status_text(status, got),
 				    hfile_tail(p->err_path, tail, sizeof(tail)));
-	} else if (n > 0 && st->expect_no_ready) {
+	} else if (n > 0 && st->start.expect_no_ready) {
 		run_verdict(r, HREP_FAIL, "start %s: wrote a ready byte, expected none", st->name);
 	} else if (n > 0) {
 		/* What the sink held when the byte came: ready.STEP.events. */
@@ -595,21 +885,21 @@ static void start_free(struct start *s)
 }
 
 /* Each preparation reports its own problem, and the start stops there. */
-void hstep_start(struct run *r, const struct hcase_step *st)
+static void start_run(struct run *r, const struct hcase_step *st)
 {
-	const struct hprof_comp *pc = &r->j->prof->comp[st->component];
+	const struct hprof_comp *pc = &r->j->prof->comp[st->start.component];
 	struct start s = {
 		.r = r,
 		.st = st,
 		.pc = pc,
 		.p = &r->procs[r->n_procs],
 		.nsp = htopo_netns_path(r, st),
-		.args = args_unhex(st->args),
+		.args = args_unhex(st->start.args),
 		.rp = { -1, -1 },
 		.ip = { -1, -1 },
 		.lis = { -1, -1, -1, -1 },
-		.want_ready = pc->ready_fd && !st->argv && !st->command,
-		.listen = json_string_value(json_object_get(st->vars, "listen")),
+		.want_ready = pc->ready_fd && !st->start.argv && !st->start.command,
+		.listen = json_string_value(json_object_get(st->start.vars, "listen")),
 	};
 
 	if (!start_proc(&s)) {
@@ -625,3 +915,53 @@ void hstep_start(struct run *r, const struct hcase_step *st)
 out:
 	start_free(&s);
 }
+
+/* The step's members (start_free is the run's preparations). */
+static void start_step_free(struct hcase_step *s)
+{
+	struct hstep_start *k = &s->start;
+
+	hjson_strv_free(k->args);
+	json_decref(k->vars);
+	free(k->stdin_file);
+	free(k->command);
+	hjson_strv_free(k->argv);
+	free(k->groups);
+	json_decref(k->env);
+	free(k->lis_udp_at);
+	free(k->lis_tcp_at);
+	free(k->lis_pair2);
+	hjson_strv_free(k->mount_type);
+	hjson_strv_free(k->mount_source);
+	hjson_strv_free(k->mount_target);
+}
+
+static const char *const start_keys[] = {
+	"component",
+	"args",
+	"vars",
+	"stdin",
+	"ready",
+	"events_sink",
+	"stdin_pipe",
+	"command",
+	"argv",
+	"user",
+	"env",
+	"listeners",
+	"expect_ready",
+	"prefill",
+	"groups",
+	"mount_ns",
+	"cap_inheritable",
+	"uts_ns",
+	NULL,
+};
+
+const struct hstep_kind hstep_kind_start = {
+	.name = "start",
+	.keys = start_keys,
+	.parse = start_parse,
+	.run = start_run,
+	.free = start_step_free,
+};
