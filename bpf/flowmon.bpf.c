@@ -344,6 +344,9 @@ static __always_inline int parse6(struct __sk_buff *skb, struct flowrec_key_v2 *
 	key->proto = nh;
 	if (ip6_ext(nh) && !FAULT_ON(FLOWMON_FAULT_V6_EXT_LIMIT))
 		return FLOWREC_STAT_EXT_CHAIN;
+	/* flow.udplite6_uncounted: UDP-Lite gets a class without a slot, so nothing counts it */
+	if (nh == IPPROTO_UDPLITE && FAULT_ON(FLOWMON_FAULT_UDPLITE6_UNCOUNTED))
+		return FLOWREC_STAT_MAX;
 	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_ICMPV6)
 		return FLOWREC_STAT_OTHER_PROTO;
 	if (nh == IPPROTO_ICMPV6)

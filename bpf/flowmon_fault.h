@@ -29,6 +29,7 @@
 #define FLOWMON_FAULT_DROP_KEY_MERGED	     (1u << 18) /* flow.drop_key_merged */
 #define FLOWMON_FAULT_DROP_RECORD_ADDRLESS   (1u << 19) /* flow.drop_record_addrless */
 #define FLOWMON_FAULT_DROP_RECORD_COUNT_MODE (1u << 20) /* flow.drop_record_count_mode */
+#define FLOWMON_FAULT_UDPLITE6_UNCOUNTED     (1u << 21) /* flow.udplite6_uncounted */
 
 /* flow.first_seen_skew moves first_seen_ns this far into the past. */
 #define FLOWMON_FAULT_SKEW_NS 1000000000000ULL

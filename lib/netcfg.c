@@ -639,50 +639,97 @@ int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip)
 	return 0;
 }
 
-int netcfg_route_add(struct netcfg *nc, const struct netcfg_route *r)
+/* One unicast route in the main table, family from dst; gw NULL: a link route. */
+static int route_add(struct netcfg *nc, struct nl_addr *dst, struct nl_addr *gw, int oif,
+		     bool onlink)
 {
 	_cleanup_(rtnl_route_putp) struct rtnl_route *route = rtnl_route_alloc();
-	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(r->dst);
-	_cleanup_(nl_addr_putp) struct nl_addr *gw = NULL;
 	struct rtnl_nexthop *nh;
 	int e;
 
-	if (!route || !dst)
+	if (!route)
 		return -ENOMEM;
-	if (r->prefixlen > 32 || (!r->gateway && !r->oif))
-		return -EINVAL;
-	nl_addr_set_prefixlen(dst, (int)r->prefixlen);
-	rtnl_route_set_family(route, AF_INET);
+	rtnl_route_set_family(route, (uint8_t)nl_addr_get_family(dst));
 	rtnl_route_set_table(route, RT_TABLE_MAIN);
 	rtnl_route_set_protocol(route, RTPROT_STATIC);
 	rtnl_route_set_type(route, RTN_UNICAST);
 	e = rtnl_route_set_dst(route, dst);
 	if (e < 0)
 		return nle_to_errno(e);
-	if (r->onlink)
+	if (onlink)
 		rtnl_route_set_flags(route, RTNH_F_ONLINK);
 	nh = rtnl_route_nh_alloc();
 	if (!nh)
 		return -ENOMEM;
-	if (r->oif)
-		rtnl_route_nh_set_ifindex(nh, r->oif);
-	if (r->gateway) {
-		gw = inet_addr(r->gateway);
-		if (!gw) {
-			rtnl_route_nh_free(nh);
-			return -ENOMEM;
-		}
+	if (oif)
+		rtnl_route_nh_set_ifindex(nh, oif);
+	if (gw)
 		rtnl_route_nh_set_gateway(nh, gw);
-	}
 	rtnl_route_add_nexthop(route, nh); /* the route owns nh now */
 	begin(nc);
 	return finish(nc, rtnl_route_add(nc->sk, route, NLM_F_EXCL));
 }
 
-static int neigh_add(struct netcfg *nc, int ifindex, uint32_t ip, const uint8_t mac[6], int flags)
+int netcfg_addr6_in_use(struct netcfg *nc, const uint8_t addr[16])
+{
+	_cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	int r;
+
+	begin(nc);
+	r = rtnl_addr_alloc_cache(nc->sk, &cache);
+	if (r < 0)
+		return finish(nc, r);
+	for (o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+		struct nl_addr *local = rtnl_addr_get_local((struct rtnl_addr *)o);
+
+		if (rtnl_addr_get_family((struct rtnl_addr *)o) == AF_INET6 && local &&
+		    nl_addr_get_len(local) == 16 &&
+		    memcmp(nl_addr_get_binary_addr(local), addr, 16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int netcfg_route_add(struct netcfg *nc, const struct netcfg_route *r)
+{
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(r->dst);
+	_cleanup_(nl_addr_putp) struct nl_addr *gw = r->gateway ? inet_addr(r->gateway) : NULL;
+
+	if (!dst || (r->gateway && !gw))
+		return -ENOMEM;
+	if (r->prefixlen > 32 || (!r->gateway && !r->oif))
+		return -EINVAL;
+	nl_addr_set_prefixlen(dst, (int)r->prefixlen);
+	return route_add(nc, dst, gw, r->oif, r->onlink);
+}
+
+static bool addr6_zero(const uint8_t a[16])
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a, zero, 16) == 0;
+}
+
+int netcfg_route6_add(struct netcfg *nc, const struct netcfg_route6 *r)
+{
+	bool has_gw = !addr6_zero(r->gateway);
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(AF_INET6, r->dst, 16);
+	_cleanup_(nl_addr_putp) struct nl_addr *gw =
+		has_gw ? nl_addr_build(AF_INET6, r->gateway, 16) : NULL;
+
+	if (!dst || (has_gw && !gw))
+		return -ENOMEM;
+	if (r->prefixlen > 128 || (!has_gw && !r->oif))
+		return -EINVAL;
+	nl_addr_set_prefixlen(dst, (int)r->prefixlen);
+	return route_add(nc, dst, gw, r->oif, r->onlink);
+}
+
+static int neigh_add(struct netcfg *nc, int ifindex, struct nl_addr *dst, const uint8_t mac[6],
+		     int flags)
 {
 	_cleanup_(rtnl_neigh_putp) struct rtnl_neigh *n = rtnl_neigh_alloc();
-	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(ip);
 	_cleanup_(nl_addr_putp) struct nl_addr *ll = nl_addr_build(AF_UNSPEC, mac, 6);
 	int r;
 
@@ -700,12 +747,31 @@ static int neigh_add(struct netcfg *nc, int ifindex, uint32_t ip, const uint8_t 
 
 int netcfg_neigh_add(struct netcfg *nc, int ifindex, uint32_t ip, const uint8_t mac[6])
 {
-	return neigh_add(nc, ifindex, ip, mac, NLM_F_REPLACE);
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(ip);
+
+	return neigh_add(nc, ifindex, dst, mac, NLM_F_REPLACE);
 }
 
 int netcfg_neigh_add_excl(struct netcfg *nc, int ifindex, uint32_t ip, const uint8_t mac[6])
 {
-	return neigh_add(nc, ifindex, ip, mac, NLM_F_EXCL);
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(ip);
+
+	return neigh_add(nc, ifindex, dst, mac, NLM_F_EXCL);
+}
+
+int netcfg_neigh6_add(struct netcfg *nc, int ifindex, const uint8_t ip[16], const uint8_t mac[6])
+{
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(AF_INET6, ip, 16);
+
+	return neigh_add(nc, ifindex, dst, mac, NLM_F_REPLACE);
+}
+
+int netcfg_neigh6_add_excl(struct netcfg *nc, int ifindex, const uint8_t ip[16],
+			   const uint8_t mac[6])
+{
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(AF_INET6, ip, 16);
+
+	return neigh_add(nc, ifindex, dst, mac, NLM_F_EXCL);
 }
 
 static int neigh_parse(struct nl_msg *msg, void *arg)
@@ -726,11 +792,11 @@ static int neigh_parse(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int netcfg_neigh_get(struct netcfg *nc, int ifindex, uint32_t ip, struct netcfg_neigh_info *ret)
+static int neigh_get(struct netcfg *nc, int ifindex, int family, const void *ip, size_t len,
+		     struct netcfg_neigh_info *ret)
 {
 	_cleanup_(nlmsg_freep) struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETNEIGH, 0);
-	struct ndmsg ndm = { .ndm_family = AF_INET, .ndm_ifindex = ifindex };
-	uint32_t be = htonl(ip);
+	struct ndmsg ndm = { .ndm_family = (uint8_t)family, .ndm_ifindex = ifindex };
 
 	if (!msg)
 		return -ENOMEM;
@@ -738,16 +804,28 @@ int netcfg_neigh_get(struct netcfg *nc, int ifindex, uint32_t ip, struct netcfg_
 		return -EINVAL;
 	/* One entry by key (kernel >= 5.0): no dump of the whole table. */
 	if (nlmsg_append(msg, &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
-	    nla_put(msg, NDA_DST, sizeof(be), &be) < 0)
+	    nla_put(msg, NDA_DST, (int)len, ip) < 0)
 		return -ENOMEM;
 	memset(ret, 0, sizeof(*ret));
 	return request(nc, msg, neigh_parse, ret, true);
 }
 
-int netcfg_neigh_del(struct netcfg *nc, int ifindex, uint32_t ip)
+int netcfg_neigh_get(struct netcfg *nc, int ifindex, uint32_t ip, struct netcfg_neigh_info *ret)
+{
+	uint32_t be = htonl(ip);
+
+	return neigh_get(nc, ifindex, AF_INET, &be, sizeof(be), ret);
+}
+
+int netcfg_neigh6_get(struct netcfg *nc, int ifindex, const uint8_t ip[16],
+		      struct netcfg_neigh_info *ret)
+{
+	return neigh_get(nc, ifindex, AF_INET6, ip, 16, ret);
+}
+
+static int neigh_del(struct netcfg *nc, int ifindex, struct nl_addr *dst)
 {
 	_cleanup_(rtnl_neigh_putp) struct rtnl_neigh *n = rtnl_neigh_alloc();
-	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(ip);
 	int r;
 
 	if (!n || !dst)
@@ -758,6 +836,20 @@ int netcfg_neigh_del(struct netcfg *nc, int ifindex, uint32_t ip)
 		return nle_to_errno(r);
 	begin(nc);
 	return finish(nc, rtnl_neigh_delete(nc->sk, n, 0));
+}
+
+int netcfg_neigh_del(struct netcfg *nc, int ifindex, uint32_t ip)
+{
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = inet_addr(ip);
+
+	return neigh_del(nc, ifindex, dst);
+}
+
+int netcfg_neigh6_del(struct netcfg *nc, int ifindex, const uint8_t ip[16])
+{
+	_cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(AF_INET6, ip, 16);
+
+	return neigh_del(nc, ifindex, dst);
 }
 
 int netcfg_clsact_present(struct netcfg *nc, int ifindex)

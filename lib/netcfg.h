@@ -59,6 +59,15 @@ struct netcfg_route {
 	bool onlink;		/* RTNH_F_ONLINK: gateway reachable on oif without a subnet */
 };
 
+/* IPv6 route in the main table; addresses in network byte order. */
+struct netcfg_route6 {
+	uint8_t dst[16];
+	unsigned int prefixlen; /* 0 with dst :: : the default route */
+	uint8_t gateway[16];	/* :: : a link route */
+	int oif;
+	bool onlink;
+};
+
 struct netcfg_neigh_info {
 	unsigned int state; /* NUD_* */
 	bool has_mac;
@@ -112,9 +121,14 @@ int netcfg_addr6_add(struct netcfg *nc, int ifindex, const uint8_t addr[16],
 		     unsigned int prefixlen);
 /* 1 when ip is configured on any interface of this namespace, 0 when not, or -errno. */
 int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip);
+/* The same for an IPv6 address (network order). */
+int netcfg_addr6_in_use(struct netcfg *nc, const uint8_t addr[16]);
 
 /* -EEXIST when the main table routes the same prefix (same metric) already. */
 int netcfg_route_add(struct netcfg *nc, const struct netcfg_route *r);
+
+/* The same for IPv6; -EEXIST likewise. */
+int netcfg_route6_add(struct netcfg *nc, const struct netcfg_route6 *r);
 
 /* A PERMANENT entry; replaces whatever entry ip has on ifindex. */
 int netcfg_neigh_add(struct netcfg *nc, int ifindex, uint32_t ip, const uint8_t mac[6]);
@@ -123,6 +137,13 @@ int netcfg_neigh_add_excl(struct netcfg *nc, int ifindex, uint32_t ip, const uin
 /* The entry of ip on ifindex; -ENOENT when there is none. */
 int netcfg_neigh_get(struct netcfg *nc, int ifindex, uint32_t ip, struct netcfg_neigh_info *ret);
 int netcfg_neigh_del(struct netcfg *nc, int ifindex, uint32_t ip);
+/* The same four for an IPv6 neighbour (ip in network byte order). */
+int netcfg_neigh6_add(struct netcfg *nc, int ifindex, const uint8_t ip[16], const uint8_t mac[6]);
+int netcfg_neigh6_add_excl(struct netcfg *nc, int ifindex, const uint8_t ip[16],
+			   const uint8_t mac[6]);
+int netcfg_neigh6_get(struct netcfg *nc, int ifindex, const uint8_t ip[16],
+		      struct netcfg_neigh_info *ret);
+int netcfg_neigh6_del(struct netcfg *nc, int ifindex, const uint8_t ip[16]);
 /* 1 when a clsact qdisc sits on ifindex, 0 when not, or -errno. */
 int netcfg_clsact_present(struct netcfg *nc, int ifindex);
 

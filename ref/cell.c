@@ -668,9 +668,15 @@ int cell_worker_spawn(int exe_fd, const char *subcommand, const char *const *arg
 	/* Sanitizer builds need their options in the worker too; a normal build sees none. */
 	char *asan = getenv("ASAN_OPTIONS"), *ubsan = getenv("UBSAN_OPTIONS");
 	char asan_env[512], ubsan_env[512];
-	char *envp_san[4] = { envp[0], NULL, NULL, NULL };
+	char *envp_san[5] = { envp[0], NULL, NULL, NULL, NULL };
 	int k = 1;
 
+	/*
+	 * Faults build only: the one classifier fault a supervisor case controls (SUP-NET-016's
+	 * negative control) reaches the monitor worker, which reads CELLREF_FAULT like any IUT.
+	 */
+	if (FAULT("flow.udplite6_uncounted"))
+		envp_san[k++] = "CELLREF_FAULT=flow.udplite6_uncounted";
 	if (asan) {
 		snprintf(asan_env, sizeof(asan_env), "ASAN_OPTIONS=%s", asan);
 		envp_san[k++] = asan_env;

@@ -206,6 +206,13 @@ int cellclean_sweep(struct netcfg *nc, const char *state_dir, struct cellclean_s
 	err = lease_reap(state_dir, reap_cb, s);
 	if (err < 0)
 		note(st, err);
+	/* IPv6 leases name nothing but themselves: their run's links are in its IPv4 lease. */
+	/* sup.cleanup_keeps_lease6: stale IPv6 leases stay */
+	err = FAULT("sup.cleanup_keeps_lease6") ? 0 : lease_reap6(state_dir);
+	if (err < 0)
+		note(st, err);
+	else
+		st->leases += (unsigned int)err;
 	/*
 	 * Candidates first, live leases after: a run takes its lease before it makes its veth,
 	 * so any veth the dump saw has its lease visible to the listing that follows.

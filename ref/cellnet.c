@@ -13,6 +13,12 @@
  *         bridge's in bridge mode, host_if's in routed mode)
  *   host: static neighbour cell_ip -> cell_if's MAC, on the bridge (bridge mode) or host_if
  *
+ * Dual-stack cells get the same again for IPv6, each address without DAD (IFA_F_NODAD):
+ *   [bridge  gw6/prefix6 (only on a bridge made here)]      [cell_if  cell_ip6/prefix6]
+ *   [host_if  gw6/128], route cell_ip6/128 dev host_if      default via gw6 (onlink if routed)
+ *   static neighbours gw6 (cell) and cell_ip6 (host) like the IPv4 ones; accept_dad 0 on the
+ *   cell end, so its link-local address is never tentative either.
+ *
  * The cell end is created inside the cell netns by the same RTM_NEWLINK that creates the pair,
  * with the MTU of both ends (never create-then-move). The host end gets a MAC starting with
  * fe: so that it never becomes the MAC of a bridge that picks the lowest port MAC; a bridge
@@ -42,9 +48,10 @@
 #include "util.h"
 
 const char *const cellnet_steps[] = {
-	"bridge",     "bridge_up",  "veth",	  "host_master", "host_addr",
-	"host_up",    "host_route", "cell_lo_up", "cell_addr",	 "cell_up",
-	"cell_route", "cell_neigh", "host_neigh", NULL,
+	"bridge",     "bridge_addr6", "bridge_up",  "veth",	   "host_master", "host_addr",
+	"host_addr6", "host_up",      "host_route", "host_route6", "cell_lo_up",  "cell_addr",
+	"cell_addr6", "cell_up",      "cell_route", "cell_route6", "cell_neigh",  "cell_neigh6",
+	"host_neigh", "host_neigh6",  NULL,
 };
 
 enum op_kind {
@@ -63,11 +70,13 @@ struct op {
 	int ifindex;
 	char name[IFNAMSIZ]; /* OP_LINK_DEL: the name it was created with */
 	uint32_t ip;
+	bool v6; /* OP_NEIGH_DEL: the entry is ip6's */
+	uint8_t ip6[16];
 	uint8_t mac[6];
 };
 
-/* The most a setup journals: bridge, its address and up state, then one op per later step. */
-#define CELLNET_MAX_OPS 16
+/* The most a setup journals: bridge, its addresses and up state, then one op per later step. */
+#define CELLNET_MAX_OPS 24
 
 struct cellnet {
 	struct netcfg *host; /* borrowed */
@@ -143,7 +152,8 @@ static int undo_neigh(struct cellnet *cn, const struct op *op)
 	struct netcfg_neigh_info n;
 	int r;
 
-	r = netcfg_neigh_get(nc, op->ifindex, op->ip, &n);
+	r = op->v6 ? netcfg_neigh6_get(nc, op->ifindex, op->ip6, &n)
+		   : netcfg_neigh_get(nc, op->ifindex, op->ip, &n);
 	if (r == -ENOENT || r == -ENODEV)
 		return 0;
 	if (r < 0)
@@ -154,7 +164,8 @@ static int undo_neigh(struct cellnet *cn, const struct op *op)
 	if (!(n.state & NUD_PERMANENT) || !n.has_mac || memcmp(n.mac, op->mac, 6) != 0)
 		return 0; /* replaced since: not ours */
 del:
-	r = netcfg_neigh_del(nc, op->ifindex, op->ip);
+	r = op->v6 ? netcfg_neigh6_del(nc, op->ifindex, op->ip6)
+		   : netcfg_neigh_del(nc, op->ifindex, op->ip);
 	return r == -ENOENT || r == -ENODEV ? 0 : r;
 }
 
@@ -212,6 +223,9 @@ static bool cfg_valid(const struct cellnet_cfg *cfg)
 		return false;
 	if (cfg->prefixlen < 1 || cfg->prefixlen > 32)
 		return false;
+	if (cfg->dual && (!cfg->ipv6_on || cfg->prefixlen6 < 1 || cfg->prefixlen6 > 128 ||
+			  memcmp(cfg->cell_ip6, cfg->gateway6, 16) == 0))
+		return false;
 	switch (cfg->mode) {
 	case CELLNET_BRIDGE:
 		/* No onlink route here: the gateway must be inside the cell's subnet. */
@@ -264,6 +278,16 @@ static int step_bridge(struct cellnet *cn, const struct cellnet_cfg *cfg)
 		journal(cn, "bridge", OP_BRIDGE_DEL, false, br.ifindex);
 	}
 	return 0;
+}
+
+/* A bridge made here gets gw6 too (IPv4's rule: an existing bridge is left as it is). */
+static int step_bridge_addr6(struct cellnet *cn, const struct cellnet_cfg *cfg)
+{
+	int r = netcfg_addr6_add(cn->host, cn->bridge_ifindex, cfg->gateway6, cfg->prefixlen6);
+
+	if (r == 0)
+		covered(cn, "bridge_addr6", cn->bridge_op);
+	return r;
 }
 
 static int step_bridge_up(struct cellnet *cn)
@@ -376,6 +400,58 @@ static int step_host_neigh(struct cellnet *cn, const struct cellnet_cfg *cfg)
 	return 0;
 }
 
+/* IPv6's cell_neigh: gw6 -> the same MAC as gateway's, on a bridge of ours or the host end. */
+static int step_cell_neigh6(struct cellnet *cn, const struct cellnet_cfg *cfg)
+{
+	const uint8_t *mac = cn->host_mac;
+	struct netcfg_link_info br;
+	int r;
+
+	if (cfg->mode == CELLNET_BRIDGE) {
+		if (!cn->bridge_created)
+			return 0; /* neighbour discovery finds it, as ARP does for IPv4 */
+		r = netcfg_link_get_index(cn->host, cn->bridge_ifindex, &br);
+		if (r < 0)
+			return r;
+		mac = br.mac;
+	}
+	r = netcfg_neigh6_add(cn->cell, cn->cell_ifindex, cfg->gateway6, mac);
+	if (r == 0)
+		covered(cn, "cell_neigh6", cn->veth_op);
+	return r;
+}
+
+/* IPv6's host_neigh: cell_ip6 -> the cell end's MAC; a static entry there is another cell's. */
+static int step_host_neigh6(struct cellnet *cn, const struct cellnet_cfg *cfg)
+{
+	int ifindex = cfg->mode == CELLNET_BRIDGE ? cn->bridge_ifindex : cn->host_ifindex;
+	struct netcfg_neigh_info n;
+	struct op *op;
+	int r;
+
+	r = netcfg_neigh6_add_excl(cn->host, ifindex, cfg->cell_ip6, cn->cell_mac);
+	if (r == -EEXIST) {
+		r = netcfg_neigh6_get(cn->host, ifindex, cfg->cell_ip6, &n);
+		/* sup.neigh6_replace: another cell's permanent entry is replaced */
+		if (r == 0 && (n.state & (NUD_PERMANENT | NUD_NOARP)) &&
+		    !FAULT("sup.neigh6_replace"))
+			return -EEXIST;
+		if (r == 0 || r == -ENOENT)
+			r = netcfg_neigh6_add(cn->host, ifindex, cfg->cell_ip6, cn->cell_mac);
+	}
+	if (r < 0)
+		return r;
+	if (cfg->mode == CELLNET_ROUTED) {
+		covered(cn, "host_neigh6", cn->veth_op);
+		return 0;
+	}
+	op = journal(cn, "host_neigh6", OP_NEIGH_DEL, false, ifindex);
+	op->v6 = true;
+	memcpy(op->ip6, cfg->cell_ip6, 16);
+	memcpy(op->mac, cn->cell_mac, 6);
+	return 0;
+}
+
 /*
  * With both ends up the carrier is on, but the kernel acts on that in its linkwatch work,
  * later: until then host_if's queue drops what it is given and the bridge keeps the port
@@ -395,6 +471,54 @@ static int sync_carrier(struct cellnet *cn, bool bridge)
 	return r;
 }
 
+/* Write VALUE to /proc/sys/net/FILE of the cell netns; 0 when it has no such file. */
+static int cell_sysctl(int cell_netns_fd, const char *file, const char *value)
+{
+	_cleanup_close_ int home = -1;
+	char path[96 + IFNAMSIZ];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/%s", file);
+	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (home < 0)
+		return -errno;
+	r = netcfg_enter_netns(cell_netns_fd);
+	if (r < 0)
+		return r;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		r = errno == ENOENT ? 0 : -errno;
+	else if (write(fd, value, strlen(value)) != (ssize_t)strlen(value))
+		r = -errno ?: -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (netcfg_enter_netns(home) < 0)
+		abort(); /* this thread would stay in the cell's namespace: nothing safe remains */
+	return r;
+}
+
+static int cell_sysctl6(int cell_netns_fd, const char *ifname, const char *name, const char *value)
+{
+	char file[64 + IFNAMSIZ];
+
+	snprintf(file, sizeof(file), "ipv6/conf/%s/%s", ifname, name);
+	return cell_sysctl(cell_netns_fd, file, value);
+}
+
+/*
+ * network.ping (SUP-NET-015): ping sockets for the workload's GID, both families (the range is
+ * net.ipv4's but covers ICMPv6 echo sockets too). It lives in the cell netns: nothing to undo.
+ */
+static int cell_ping(int cell_netns_fd, uint32_t gid)
+{
+	char range[32];
+
+	if (FAULT("sup.ping_group_unset"))
+		return 0;
+	snprintf(range, sizeof(range), "%u %u", gid, gid);
+	return cell_sysctl(cell_netns_fd, "ipv4/ping_group_range", range);
+}
+
 /*
  * IPv6 off on the cell end before it goes up (SUP-NET-010): no link-local address, so no DAD,
  * MLD or router solicitation, and nothing a workload sends over IPv6 leaves the cell. A v1 flow
@@ -407,29 +531,22 @@ static int sync_carrier(struct cellnet *cn, bool bridge)
  */
 static int cell_ipv6_off(int cell_netns_fd, const char *ifname)
 {
-	_cleanup_close_ int home = -1;
-	char path[64 + IFNAMSIZ];
-	int fd, r;
-
 	if (FAULT("sup.ipv6_left_on"))
 		return 0;
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
-	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (home < 0)
-		return -errno;
-	r = netcfg_enter_netns(cell_netns_fd);
-	if (r < 0)
-		return r;
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		r = errno == ENOENT ? 0 : -errno;
-	else if (write(fd, "1", 1) != 1)
-		r = -errno ?: -EIO;
-	if (fd >= 0)
-		close(fd);
-	if (netcfg_enter_netns(home) < 0)
-		abort(); /* this thread would stay in the cell's namespace: nothing safe remains */
-	return r;
+	return cell_sysctl6(cell_netns_fd, ifname, "disable_ipv6", "1");
+}
+
+/*
+ * With IPv6 on (SUP-NET-013): no duplicate address detection on the cell end, so the
+ * link-local address the kernel gives it when it goes up is usable at once, as the leased one
+ * (IFA_F_NODAD) is: the lease and the static neighbours already make them unique on the link,
+ * and a workload released before DAD ended would meet a tentative address (EADDRNOTAVAIL).
+ */
+static int cell_dad_off(int cell_netns_fd, const char *ifname)
+{
+	if (FAULT("sup.ipv6_dad_left_on"))
+		return 0;
+	return cell_sysctl6(cell_netns_fd, ifname, "accept_dad", "0");
 }
 
 /* Fault site first, then the step: `r = r ?: STEP("x") ?: do_x();` */
@@ -446,21 +563,27 @@ static int on_veth(struct cellnet *cn, const char *step, int r)
 static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet_cfg *cfg,
 		     const char **ret_step)
 {
-	bool bridge = cfg->mode == CELLNET_BRIDGE;
+	bool bridge = cfg->mode == CELLNET_BRIDGE, dual = cfg->dual;
 	struct netcfg_route host_route = { .dst = cfg->cell_ip, .prefixlen = 32 };
 	struct netcfg_route cell_route = { .gateway = cfg->gateway, .onlink = !bridge };
+	struct netcfg_route6 host_route6 = { .prefixlen = 128 };
+	struct netcfg_route6 cell_route6 = { .onlink = !bridge };
 	const char *step = NULL;
 	int r = 0;
 
+	memcpy(host_route6.dst, cfg->cell_ip6, 16);
+	memcpy(cell_route6.gateway, cfg->gateway6, 16);
 	if (bridge) {
 		r = STEP("bridge") ?: step_bridge(cn, cfg);
+		if (cn->bridge_created && dual)
+			r = r ?: STEP("bridge_addr6") ?: step_bridge_addr6(cn, cfg);
 		if (cn->bridge_created)
 			r = r ?: STEP("bridge_up") ?: step_bridge_up(cn);
 	}
 	r = r ?: STEP("veth") ?: step_veth(cn, cell_netns_fd, cfg);
 	if (r == 0) {
-		host_route.oif = cn->host_ifindex;
-		cell_route.oif = cn->cell_ifindex;
+		host_route.oif = host_route6.oif = cn->host_ifindex;
+		cell_route.oif = cell_route6.oif = cn->cell_ifindex;
 	}
 	if (bridge)
 		r = r ?: STEP("host_master") ?:
@@ -471,23 +594,46 @@ static int run_steps(struct cellnet *cn, int cell_netns_fd, const struct cellnet
 		r = r ?: STEP("host_addr") ?:
 			  on_veth(cn, step,
 				  netcfg_addr_add(cn->host, cn->host_ifindex, cfg->gateway, 32));
+	if (!bridge && dual)
+		r = r ?: STEP("host_addr6") ?:
+			  on_veth(cn, step,
+				  netcfg_addr6_add(cn->host, cn->host_ifindex, cfg->gateway6, 128));
 	r = r ?: STEP("host_up") ?: on_veth(cn, step, netcfg_link_set_up(cn->host, cn->host_ifindex));
 	if (!bridge && !FAULT("sup.routed_no_host_route"))
 		r = r ?: STEP("host_route") ?:
 			  on_veth(cn, step, netcfg_route_add(cn->host, &host_route));
+	if (!bridge && dual && !FAULT("sup.routed_no_host_route6"))
+		r = r ?: STEP("host_route6") ?:
+			  on_veth(cn, step, netcfg_route6_add(cn->host, &host_route6));
 	r = r ?: STEP("cell_lo_up") ?: step_cell_lo_up(cn);
 	r = r ?: STEP("cell_addr") ?:
 		  on_veth(cn, step,
 			  netcfg_addr_add(cn->cell, cn->cell_ifindex, cfg->cell_ip, cfg->prefixlen));
+	if (dual)
+		r = r ?: STEP("cell_addr6") ?:
+			  on_veth(cn, step,
+				  netcfg_addr6_add(cn->cell, cn->cell_ifindex, cfg->cell_ip6,
+						   cfg->prefixlen6));
 	/* SUP-NET-010, SUP-NET-011: IPv6 is off unless a v2 monitor observes it. */
 	if (!cfg->ipv6_on || FAULT("sup.ipv6_off_with_v2"))
 		r = r ?: (step = "cell_up", cell_ipv6_off(cell_netns_fd, cfg->cell_if));
+	else /* SUP-NET-013: and when it is on, no address of the cell end is ever tentative */
+		r = r ?: (step = "cell_up", cell_dad_off(cell_netns_fd, cfg->cell_if));
+	if (cfg->ping)
+		r = r ?: (step = "cell_up", cell_ping(cell_netns_fd, cfg->ping_gid));
 	r = r ?: STEP("cell_up") ?: on_veth(cn, step, netcfg_link_set_up(cn->cell, cn->cell_ifindex));
 	r = r ?: sync_carrier(cn, bridge);
 	r = r ?: STEP("cell_route") ?: on_veth(cn, step, netcfg_route_add(cn->cell, &cell_route));
+	if (dual)
+		r = r ?: STEP("cell_route6") ?:
+			  on_veth(cn, step, netcfg_route6_add(cn->cell, &cell_route6));
 	if (cfg->static_neigh) {
 		r = r ?: STEP("cell_neigh") ?: step_cell_neigh(cn, cfg);
+		if (dual)
+			r = r ?: STEP("cell_neigh6") ?: step_cell_neigh6(cn, cfg);
 		r = r ?: STEP("host_neigh") ?: step_host_neigh(cn, cfg);
+		if (dual)
+			r = r ?: STEP("host_neigh6") ?: step_host_neigh6(cn, cfg);
 	}
 	*ret_step = step;
 	return r;

@@ -35,6 +35,14 @@ struct cellnet_cfg {
 	unsigned int mtu;	/* 0: kernel default */
 	bool static_neigh;	/* install the static neighbour entries */
 	bool ipv6_on;		/* leave IPv6 on the cell end: a v2 monitor records it */
+	/* Dual-stack (needs ipv6_on): the *6 steps, addresses in network byte order. */
+	bool dual;
+	uint8_t cell_ip6[16], gateway6[16];
+	unsigned int prefixlen6;
+	/* ping: the cell netns's net.ipv4.ping_group_range becomes "ping_gid ping_gid" (a GID of
+	 * the supervisor's user namespace), so that GID may open ICMP and ICMPv6 echo sockets. */
+	bool ping;
+	uint32_t ping_gid;
 };
 
 struct cellnet;
@@ -46,7 +54,8 @@ struct cellnet;
  *
  * Errors worth knowing: -EEXIST when host_if or cell_if is taken, when cfg->bridge names a
  * link that is not a bridge, when the host route to cell_ip exists, or when the bridge holds
- * a static neighbour entry for cell_ip already (another cell has the address).
+ * a static neighbour entry for cell_ip (or, dual-stack, cell_ip6) already (another cell has the
+ * address).
  */
 int cellnet_setup(struct netcfg *host, int cell_netns_fd, const struct cellnet_cfg *cfg,
 		  struct cellnet **ret, const char **failed_step);

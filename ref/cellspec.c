@@ -802,10 +802,137 @@ static int get_ip4(struct ctx *c, const json_t *o, const char *key, uint32_t *re
 	return r;
 }
 
+static int parse_member(struct ctx *c, const json_t *root, const char *key,
+			int (*parse_fn)(struct ctx *, const json_t *, struct cellspec *),
+			struct cellspec *s);
+
+static const char *ip6_text(const uint8_t ip[16], char buf[INET6_ADDRSTRLEN])
+{
+	return inet_ntop(AF_INET6, ip, buf, INET6_ADDRSTRLEN);
+}
+
+static bool parse_ip6(const char *s, size_t n, uint8_t ret[16])
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET6, buf, ret) == 1;
+}
+
+/* Bits of a and b under the first plen bits equal. */
+static bool ip6_in(const uint8_t a[16], const uint8_t net[16], unsigned int plen)
+{
+	for (unsigned int i = 0; i < 16; i++) {
+		unsigned int bits = plen >= 8 * (i + 1) ? 8 : plen > 8 * i ? plen - 8 * i : 0;
+		uint8_t mask = (uint8_t)(0xff00 >> bits);
+
+		if ((a[i] & mask) != (net[i] & mask))
+			return false;
+	}
+	return true;
+}
+
+/* An address member of network.ipv6: inside the subnet, not its Subnet-Router anycast address. */
+static int check_host_addr6(struct ctx *c, const char *key, const uint8_t ip[16],
+			    const struct cellspec *s)
+{
+	char a[INET6_ADDRSTRLEN], n[INET6_ADDRSTRLEN];
+
+	if (!ip6_in(ip, s->subnet6, s->prefixlen6))
+		return fail_key(c, key, "%s is outside the subnet %s/%u", ip6_text(ip, a),
+				ip6_text(s->subnet6, n), s->prefixlen6);
+	if (memcmp(ip, s->subnet6, 16) == 0)
+		return fail_key(c, key,
+				"%s is the subnet's own address (Subnet-Router anycast, RFC 4291)",
+				ip6_text(ip, a));
+	return 0;
+}
+
+/*
+ * network.ipv6: a dual-stack cell (SUP-NET-012). Global or unique local unicast only: a
+ * link-local prefix is every link's, multicast and IPv4-mapped prefixes are no subnet.
+ */
+static int parse_network6(struct ctx *c, const json_t *o, struct cellspec *s)
+{
+	static const char *const known[] = { "subnet", "address", "gateway", NULL };
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const char *t = NULL, *slash;
+	unsigned long long plen;
+	char d[DESC_MAX], a[INET6_ADDRSTRLEN];
+	uint8_t masked[16];
+	int r;
+
+	r = check_object(c, o, known);
+	if (r < 0)
+		return r;
+	r = get_string(c, o, "subnet", &t);
+	if (r == 0)
+		return fail_key(c, "subnet", "required");
+	if (r < 0)
+		return r;
+	slash = strchr(t, '/');
+	if (!slash || !parse_ip6(t, (size_t)(slash - t), s->subnet6) ||
+	    !parse_dec(slash + 1, strlen(slash + 1), 128, &plen))
+		return fail_key(c, "subnet", "expected an IPv6 prefix like fd00:88::/64, got %s",
+				quote(t, d));
+	if (plen < 64 || plen > 126)
+		return fail_key(c, "subnet", "prefix length must be in 64..126, got %s",
+				quote(t, d));
+	s->prefixlen6 = (unsigned int)plen;
+	if (s->subnet6[0] == 0xff || (s->subnet6[0] == 0xfe && (s->subnet6[1] & 0xc0) == 0x80) ||
+	    memcmp(s->subnet6, mapped, 12) == 0 || ip6_in(s->subnet6, (uint8_t[16]){ 0 }, 64))
+		return fail_key(c, "subnet",
+				"expected a global or unique local unicast prefix (not multicast, "
+				"link-local, IPv4-mapped or ::/64), got %s",
+				quote(t, d));
+	memset(masked, 0, sizeof(masked));
+	for (unsigned int i = 0; i < 16; i++) {
+		unsigned int bits = plen >= 8 * (i + 1) ? 8 : plen > 8 * i ? plen - 8 * i : 0;
+
+		masked[i] = s->subnet6[i] & (uint8_t)(0xff00 >> bits);
+	}
+	if (memcmp(masked, s->subnet6, 16) != 0)
+		return fail_key(c, "subnet", "host bits must be zero (%s/%u), got %s",
+				ip6_text(masked, a), s->prefixlen6, quote(t, d));
+
+	memcpy(s->gateway6, s->subnet6, 16);
+	s->gateway6[15] |= 1;
+	t = NULL;
+	r = get_string(c, o, "gateway", &t);
+	if (r > 0 && !parse_ip6(t, strlen(t), s->gateway6))
+		return fail_key(c, "gateway", "expected an IPv6 address, got %s", quote(t, d));
+	if (r > 0)
+		r = check_host_addr6(c, "gateway", s->gateway6, s);
+	if (r < 0)
+		return r;
+
+	t = NULL;
+	r = get_string(c, o, "address", &t);
+	if (r < 0)
+		return r;
+	if (r > 0 && strcmp(t, "allocate")) {
+		if (!parse_ip6(t, strlen(t), s->address6))
+			return fail_key(c, "address",
+					"expected an IPv6 address or \"allocate\", got %s",
+					quote(t, d));
+		r = check_host_addr6(c, "address", s->address6, s);
+		if (r < 0)
+			return r;
+		if (memcmp(s->address6, s->gateway6, 16) == 0)
+			return fail_key(c, "address", "%s is the gateway",
+					ip6_text(s->address6, a));
+	}
+	s->ipv6 = true;
+	return 0;
+}
+
 static int parse_network(struct ctx *c, const json_t *o, struct cellspec *s)
 {
-	static const char *const known[] = { "mode",	"bridge", "subnet", "address",
-					     "gateway", "mtu",	  "ifname", NULL };
+	static const char *const known[] = { "mode", "bridge", "subnet", "address", "gateway",
+					     "mtu",  "ifname", "ipv6",	 "ping",    NULL };
 	const char *t = NULL, *slash;
 	unsigned long long plen;
 	char d[DESC_MAX], a[INET_ADDRSTRLEN];
@@ -888,6 +1015,10 @@ static int parse_network(struct ctx *c, const json_t *o, struct cellspec *s)
 	s->mtu = (unsigned int)mtu;
 	snprintf(s->ifname, sizeof(s->ifname), "eth0");
 	r = get_ifname(c, o, "ifname", s->ifname);
+	if (r >= 0)
+		r = parse_member(c, o, "ipv6", parse_network6, s);
+	if (r >= 0)
+		r = get_bool(c, o, "ping", &s->ping);
 	return r < 0 ? r : 0;
 }
 
@@ -1151,6 +1282,14 @@ static int parse_flows(struct ctx *c, const json_t *o, struct cellspec *s)
 	if (s->flows_enabled && s->net_mode == CELLSPEC_NET_NONE)
 		return fail(c, "enabled but there is no network (add \"network\" or set "
 			       "\"enabled\": false)");
+	/* SUP-SPEC-004: a dual-stack cell's IPv6 is observed whenever its flows are. */
+	if (s->flows_enabled && s->ipv6 && s->flows_record_version != 2 &&
+	    !FAULT("sup.spec_ipv6_v1_accepted"))
+		return fail_key(
+			c, "recordVersion",
+			"must be 2 with network.ipv6 (a version 1 record cannot carry IPv6), "
+			"got %u",
+			s->flows_record_version);
 	return 0;
 }
 

@@ -65,6 +65,11 @@ struct cellspec {
 	char bridge[16], ifname[16]; /* bridge "" unless bridge mode; ifname "" without network */
 	uint32_t subnet, gateway, address; /* host byte order; address 0 = allocate */
 	unsigned int prefixlen, mtu;
+	/* network.ipv6 (dual-stack): addresses in network byte order; address6 :: = allocate */
+	bool ipv6;
+	uint8_t subnet6[16], gateway6[16], address6[16];
+	unsigned int prefixlen6;
+	bool ping; /* network.ping: the workload's GID may open ICMP/ICMPv6 echo sockets */
 	bool dns_enabled;
 	uint32_t dns_listen_ip; /* host byte order */
 	uint16_t dns_listen_port;

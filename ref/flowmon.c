@@ -47,6 +47,7 @@ static uint32_t fault_bits(void)
 		{ "flow.drop_key_merged", FLOWMON_FAULT_DROP_KEY_MERGED },
 		{ "flow.drop_record_addrless", FLOWMON_FAULT_DROP_RECORD_ADDRLESS },
 		{ "flow.drop_record_count_mode", FLOWMON_FAULT_DROP_RECORD_COUNT_MODE },
+		{ "flow.udplite6_uncounted", FLOWMON_FAULT_UDPLITE6_UNCOUNTED },
 	};
 	uint32_t bits = 0;
 

@@ -956,3 +956,430 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 		return r;
 	return sc.first_err ? sc.first_err : sc.removed;
 }
+
+/* --- IPv6 leases (SUP-LEASE-008) --- */
+
+#define LEASE6_DIR "leases6"
+
+/*
+ * leases6 (created when create) and the IPv4 store's directory, for its lock: that one is
+ * created whenever leases6 exists, so a store left with IPv6 records alone is still reaped.
+ */
+static int leases6_open(const char *state_dir, bool create, int *ret_lockdir)
+{
+	_cleanup_close_ int sfd = -1, fd = -1;
+	int ldir;
+
+	if (!state_dir || !*state_dir)
+		return -EINVAL;
+	if (create && mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	if (create && mkdirat(sfd, LEASE6_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(sfd, LEASE6_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ldir = leases_open(state_dir, true);
+	if (ldir < 0)
+		return ldir;
+	*ret_lockdir = ldir;
+	return TAKE_FD(fd);
+}
+
+static void ip6_name(const uint8_t ip[16], char buf[static INET6_ADDRSTRLEN])
+{
+	if (!inet_ntop(AF_INET6, ip, buf, INET6_ADDRSTRLEN))
+		buf[0] = '\0';
+}
+
+/* Only the RFC 5952 text inet_ntop makes names a lease: one file name per address. */
+static bool ip6_parse(const char *s, uint8_t ret[16])
+{
+	char canon[INET6_ADDRSTRLEN];
+	uint8_t a[16];
+
+	if (!strchr(s, ':') || inet_pton(AF_INET6, s, a) != 1)
+		return false;
+	ip6_name(a, canon);
+	if (strcmp(canon, s) != 0)
+		return false;
+	memcpy(ret, a, 16);
+	return true;
+}
+
+static int cmp_ip6(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* The addresses that have a record, sorted; temp files removed on the way (under the lock). */
+static int dir_ips6(int dfd, bool remove_tmp, uint8_t (**ret)[16], size_t *ret_n)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_free_ uint8_t(*ips)[16] = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int fd;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	for (;;) {
+		uint8_t ip[16];
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				return -errno;
+			break;
+		}
+		if (de->d_name[0] == '.') {
+			if (remove_tmp &&
+			    strncmp(de->d_name, LEASE_TMP_PREFIX, strlen(LEASE_TMP_PREFIX)) == 0)
+				(void)unlinkat(dfd, de->d_name, 0);
+			continue;
+		}
+		if (!ip6_parse(de->d_name, ip))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			uint8_t(*p)[16] = reallocarray(ips, ncap, sizeof(*ips));
+
+			if (!p)
+				return -ENOMEM;
+			ips = p;
+			cap = ncap;
+		}
+		memcpy(ips[n++], ip, 16);
+	}
+	if (n)
+		qsort(ips, n, sizeof(*ips), cmp_ip6);
+	*ret = TAKE_PTR(ips);
+	*ret_n = n;
+	return 0;
+}
+
+static int record6_write(int dfd, const struct lease6 *l)
+{
+	json_auto_t *o = NULL;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int fd = -1;
+	char name[INET6_ADDRSTRLEN], tmp[sizeof(LEASE_TMP_PREFIX) + INET6_ADDRSTRLEN];
+	int r;
+
+	ip6_name(l->ip, name);
+	o = json_pack("{s:s, s:s, s:s, s:i, s:I}", "ip", name, "cellId", l->cell_id, "runId",
+		      l->run_id, "ownerPid", (int)l->owner_pid, "ownerStart",
+		      (json_int_t)l->owner_start);
+	if (!o)
+		return -EINVAL;
+	text = json_dumps(o, JSON_COMPACT);
+	if (!text)
+		return -ENOMEM;
+	snprintf(tmp, sizeof(tmp), LEASE_TMP_PREFIX "%s", name);
+	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT)
+		return -errno;
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = util_write_all(fd, text, strlen(text));
+	if (r >= 0)
+		r = util_write_all(fd, "\n", 1);
+	if (r >= 0 && close(TAKE_FD(fd)) < 0)
+		r = -errno;
+	if (r >= 0 && renameat(dfd, tmp, dfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlinkat(dfd, tmp, 0);
+	return r;
+}
+
+/* As record_read: 0, -ENOENT, -EBADMSG (*ret: ip and corrupt only) or another -errno. */
+static int record6_read(int dfd, const uint8_t ip[16], struct lease6 *ret)
+{
+	_cleanup_close_ int fd = -1;
+	json_auto_t *o = NULL;
+	char name[INET6_ADDRSTRLEN], ipstr[INET6_ADDRSTRLEN + 1], buf[LEASE_FILE_MAX + 1];
+	long long owner_pid, owner_start;
+	struct lease6 l = { 0 };
+	struct stat st;
+	ssize_t n;
+
+	memcpy(l.ip, ip, 16);
+	*ret = l;
+	ret->corrupt = true;
+	ip6_name(ip, name);
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ELOOP ? -EBADMSG : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size > LEASE_FILE_MAX)
+		return -EBADMSG;
+	n = util_read_full(fd, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	if (n > LEASE_FILE_MAX)
+		return -EBADMSG;
+	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	if (!o || !json_is_object(o) || !get_str(o, "ip", true, ipstr, sizeof(ipstr)) ||
+	    strcmp(ipstr, name) != 0 || !get_str(o, "runId", true, l.run_id, sizeof(l.run_id)) ||
+	    !l.run_id[0] || !get_str(o, "cellId", false, l.cell_id, sizeof(l.cell_id)) ||
+	    !get_int(o, "ownerPid", true, 1, INT_MAX, &owner_pid) ||
+	    !get_int(o, "ownerStart", true, 0, LLONG_MAX, &owner_start))
+		return -EBADMSG;
+	l.owner_pid = (pid_t)owner_pid;
+	l.owner_start = (unsigned long long)owner_start;
+	*ret = l;
+	return 0;
+}
+
+static bool owner6_alive(const struct lease6 *l)
+{
+	return lease_proc_alive(l->owner_pid, l->owner_start);
+}
+
+/* Under the lock: drop stale records; *ret the live (or corrupt, so kept off) addresses. */
+static int scan6(int dfd, uint8_t (**ret)[16], size_t *ret_n, int *ret_removed)
+{
+	_cleanup_free_ uint8_t(*ips)[16] = NULL;
+	size_t n = 0, kept = 0;
+	int r, removed = 0;
+
+	r = dir_ips6(dfd, true, &ips, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		char name[INET6_ADDRSTRLEN];
+		struct lease6 l;
+
+		r = record6_read(dfd, ips[i], &l);
+		if (r == -ENOENT)
+			continue;
+		if (r == 0 && !owner6_alive(&l)) {
+			ip6_name(ips[i], name);
+			if (unlinkat(dfd, name, 0) == 0) {
+				removed++;
+				continue;
+			}
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		/* Live, corrupt (owner unknown) or unreadable: taken. */
+		memmove(ips[kept++], ips[i], 16);
+	}
+	*ret = TAKE_PTR(ips);
+	*ret_n = kept;
+	if (ret_removed)
+		*ret_removed = removed;
+	return 0;
+}
+
+static bool ip6_taken(uint8_t (*ips)[16], size_t n, const uint8_t ip[16])
+{
+	return n && bsearch(ip, ips, n, 16, cmp_ip6);
+}
+
+/* ip + 1 as a 128-bit big-endian number; false when it wrapped. */
+static bool ip6_inc(uint8_t ip[16])
+{
+	for (int i = 15; i >= 0; i--)
+		if (++ip[i] != 0)
+			return true;
+	return false;
+}
+
+static void ip6_mask(const uint8_t ip[16], unsigned int plen, uint8_t ret[16])
+{
+	for (unsigned int i = 0; i < 16; i++) {
+		unsigned int bits = plen >= 8 * (i + 1) ? 8 : plen > 8 * i ? plen - 8 * i : 0;
+
+		ret[i] = ip[i] & (uint8_t)(0xff00 >> bits);
+	}
+}
+
+int lease_acquire6(const char *state_dir, const uint8_t subnet[16], unsigned int prefixlen,
+		   const uint8_t gateway[16], const uint8_t *want,
+		   bool (*in_use)(void *ctx, const uint8_t ip[16]), void *ctx, struct lease6 *rec)
+{
+	static const uint8_t zero[16];
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1, ldir = -1;
+	_cleanup_free_ uint8_t(*taken)[16] = NULL;
+	uint8_t net[16], h[16], m[16];
+	size_t ntaken = 0;
+	struct lease6 l;
+	int r;
+
+	if (!state_dir || !rec || !subnet || !gateway || prefixlen < 64 || prefixlen > 128)
+		return -EINVAL;
+	ip6_mask(subnet, prefixlen, net);
+	if (want && memcmp(want, zero, 16) == 0)
+		want = NULL;
+	l = *rec;
+	l.corrupt = false;
+	if (l.owner_pid == 0) {
+		l.owner_pid = getpid();
+		l.owner_start = 0;
+	}
+	if (l.owner_start == 0) {
+		r = lease_proc_start(l.owner_pid, &l.owner_start);
+		if (r < 0)
+			return r;
+	}
+	if (!str_fits(l.cell_id, sizeof(l.cell_id)) || !str_fits(l.run_id, sizeof(l.run_id)) ||
+	    !l.run_id[0] || l.owner_pid <= 0)
+		return -EINVAL;
+	if (want) {
+		ip6_mask(want, prefixlen, m);
+		if (memcmp(m, net, 16) != 0 || memcmp(want, net, 16) == 0)
+			return -EINVAL;
+	}
+
+	dfd = leases6_open(state_dir, true, &ldir);
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(ldir, &lk);
+	if (r < 0)
+		return r;
+	r = scan6(dfd, &taken, &ntaken, NULL);
+	if (r < 0)
+		return r;
+	if (want) {
+		if (memcmp(want, gateway, 16) == 0)
+			return -EADDRINUSE;
+		/* sup.lease6_ignores_leases: only the host's addresses count, not the leases */
+		if ((!FAULT("sup.lease6_ignores_leases") && ip6_taken(taken, ntaken, want)) ||
+		    (in_use && in_use(ctx, want)))
+			return -EADDRINUSE;
+		memcpy(l.ip, want, 16);
+	} else {
+		bool found = false;
+
+		/* At most ntaken + 2 candidates are ever looked at: the search ends early. */
+		memcpy(h, net, 16);
+		while (ip6_inc(h)) {
+			ip6_mask(h, prefixlen, m);
+			if (memcmp(m, net, 16) != 0)
+				break; /* past the subnet's last address */
+			if (memcmp(h, gateway, 16) == 0 ||
+			    (!FAULT("sup.lease6_ignores_leases") && ip6_taken(taken, ntaken, h)) ||
+			    (in_use && in_use(ctx, h)))
+				continue;
+			memcpy(l.ip, h, 16);
+			found = true;
+			break;
+		}
+		if (!found)
+			return -EADDRNOTAVAIL;
+	}
+	r = record6_write(dfd, &l);
+	if (r < 0)
+		return r;
+	*rec = l;
+	return 0;
+}
+
+int lease_release6(const char *state_dir, const uint8_t ip[16], const char *run_id)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1, ldir = -1;
+	char name[INET6_ADDRSTRLEN];
+	struct lease6 cur;
+	int r;
+
+	if (!state_dir || !ip)
+		return -EINVAL;
+	if (FAULT("sup.lease6_kept")) /* the IPv6 lease outlives its run */
+		return 0;
+	dfd = leases6_open(state_dir, false, &ldir);
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(ldir, &lk);
+	if (r < 0)
+		return r;
+	r = record6_read(dfd, ip, &cur);
+	if (r == -ENOENT)
+		return r;
+	if (run_id) {
+		if (r < 0)
+			return r;
+		if (strcmp(cur.run_id, run_id) != 0)
+			return -EPERM;
+	}
+	ip6_name(ip, name);
+	if (unlinkat(dfd, name, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int lease_list6(const char *state_dir, bool locked, int (*fn)(void *ctx, const struct lease6 *l),
+		void *ctx)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1, ldir = -1;
+	_cleanup_free_ uint8_t(*ips)[16] = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!state_dir || !fn)
+		return -EINVAL;
+	dfd = leases6_open(state_dir, false, &ldir);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	if (locked) {
+		r = lock_take(ldir, &lk);
+		if (r < 0)
+			return r;
+	}
+	r = dir_ips6(dfd, false, &ips, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct lease6 l;
+
+		r = record6_read(dfd, ips[i], &l);
+		if (r == -ENOENT)
+			continue;
+		r = fn(ctx, &l);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int lease_reap6(const char *state_dir)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1, ldir = -1;
+	_cleanup_free_ uint8_t(*ips)[16] = NULL;
+	size_t n = 0;
+	int r, removed = 0;
+
+	if (!state_dir)
+		return -EINVAL;
+	dfd = leases6_open(state_dir, false, &ldir);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	r = lock_take(ldir, &lk);
+	if (r < 0)
+		return r;
+	r = scan6(dfd, &ips, &n, &removed);
+	return r < 0 ? r : removed;
+}

@@ -113,4 +113,39 @@ int lease_list(const char *state_dir, bool locked, int (*fn)(void *ctx, const st
  */
 int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l), void *ctx);
 
+/*
+ * IPv6 leases of dual-stack cells (SUP-LEASE-008): a namespace of their own beside the IPv4
+ * ones, under the same lock, so a run takes both in one critical section of the store:
+ *
+ *   <state>/leases6/fd00:88::2   one JSON record per leased address, named by its RFC 5952 text
+ *
+ * A record names only the address and its owner; the links and cgroup of the run are in its IPv4
+ * lease. Addresses in network byte order.
+ */
+struct lease6 {
+	uint8_t ip[16];
+	char cell_id[LEASE_ID_MAX], run_id[LEASE_ID_MAX];
+	pid_t owner_pid;
+	unsigned long long owner_start;
+	bool corrupt; /* lease_list6 only */
+};
+
+/*
+ * lease_acquire's rules for IPv6: want non-NULL (and not ::) is exactly that address, else the
+ * lowest address of subnet/prefixlen above the subnet's own (its Subnet-Router anycast address)
+ * that is neither gateway nor leased by a live owner nor in use (in_use, may be NULL). Stale
+ * leases (owner gone) found on the way are removed: their address is free again.
+ * -EADDRINUSE, -EADDRNOTAVAIL, -EINVAL as lease_acquire. prefixlen 64..128.
+ */
+int lease_acquire6(const char *state_dir, const uint8_t subnet[16], unsigned int prefixlen,
+		   const uint8_t gateway[16], const uint8_t *want,
+		   bool (*in_use)(void *ctx, const uint8_t ip[16]), void *ctx, struct lease6 *rec);
+/* Remove the IPv6 lease of ip; run_id as lease_release. */
+int lease_release6(const char *state_dir, const uint8_t ip[16], const char *run_id);
+/* Visit every IPv6 lease (sorted by address); as lease_list. */
+int lease_list6(const char *state_dir, bool locked, int (*fn)(void *ctx, const struct lease6 *l),
+		void *ctx);
+/* Under the lock: remove every IPv6 lease whose owner is dead; the number removed or -errno. */
+int lease_reap6(const char *state_dir);
+
 #endif

@@ -238,6 +238,9 @@ static void teardown_host(struct run *r)
 	if (r->leased)
 		(void)lease_release(r->state_dir, r->lease.ip, r->run_id);
 	r->leased = false;
+	if (r->leased6)
+		(void)lease_release6(r->state_dir, r->lease6.ip, r->run_id);
+	r->leased6 = false;
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */

@@ -69,6 +69,8 @@ struct run {
 	struct netcfg *host_nc;
 	struct lease lease;
 	bool leased;
+	struct lease6 lease6; /* dual-stack cells (network.ipv6) */
+	bool leased6;
 	int resolv_fd;
 	struct cellfs_cfg fs; /* the cell's filesystem view, prepared before the clone */
 	struct cellfs_mount *fs_mounts;
@@ -104,6 +106,11 @@ static inline void sup_format_ip(uint32_t ip, char buf[INET_ADDRSTRLEN])
 	struct in_addr a = { .s_addr = htonl(ip) };
 
 	inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+}
+
+static inline void sup_format_ip6(const uint8_t ip[16], char buf[INET6_ADDRSTRLEN])
+{
+	inet_ntop(AF_INET6, ip, buf, INET6_ADDRSTRLEN);
 }
 
 static inline uint64_t sup_us_since(uint64_t t0)

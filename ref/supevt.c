@@ -234,6 +234,12 @@ void supevt_running(struct run *r)
 	if (r->leased) {
 		sup_format_ip(r->lease.ip, ip);
 		jw_kv_str(w, "address", ip);
+		if (r->leased6) {
+			char ip6[INET6_ADDRSTRLEN];
+
+			sup_format_ip6(r->lease6.ip, ip6);
+			jw_kv_str(w, "ipv6Address", ip6);
+		}
 		jw_kv_str(w, "hostInterface", r->lease.host_if);
 		jw_kv_str(w, "cellInterface", r->spec->ifname);
 		jw_kv_u64(w, "networkSetupUs", r->net_us);

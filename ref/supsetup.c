@@ -51,6 +51,11 @@ static bool addr_in_use(void *ctx, uint32_t ip)
 	return netcfg_addr_in_use(ctx, ip) > 0;
 }
 
+static bool addr6_in_use(void *ctx, const uint8_t ip[16])
+{
+	return netcfg_addr6_in_use(ctx, ip) > 0;
+}
+
 static int write_file(const char *path, const char *text)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -286,6 +291,18 @@ static void fault_run_ip(void)
 }
 #endif
 
+/* The workload's GID as the supervisor's user namespace sees it (gidMap applied, if any). */
+static uint32_t outside_gid(const struct cellspec *s)
+{
+	for (size_t i = 0; i < s->n_gid_map; i++) {
+		const struct cellspec_idmap *m = &s->gid_map[i];
+
+		if (s->gid >= m->inside && s->gid - m->inside < m->count)
+			return m->outside + (s->gid - m->inside);
+	}
+	return s->gid;
+}
+
 static int setup_network(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -301,13 +318,20 @@ static int setup_network(struct run *r)
 		.prefixlen = s->prefixlen,
 		.mtu = s->mtu,
 		.static_neigh = true,
-		/* SUP-NET-011: a v2 monitor records IPv6, so the cell end keeps it. */
-		.ipv6_on = s->flows_enabled && s->flows_record_version == 2,
+		/* SUP-NET-011: a v2 monitor records IPv6, so the cell end keeps it; SUP-NET-012: a
+		 * dual-stack cell keeps it (the spec asks for v2 whenever it has flows). */
+		.ipv6_on = (s->flows_enabled && s->flows_record_version == 2) || s->ipv6,
+		.dual = s->ipv6,
+		.prefixlen6 = s->prefixlen6,
+		.ping = s->ping,
+		.ping_gid = outside_gid(s),
 	};
 	const char *step = NULL;
 	uint64_t t0 = util_now_monotonic_ns();
 	int err;
 
+	memcpy(cfg.cell_ip6, r->lease6.ip, 16);
+	memcpy(cfg.gateway6, s->gateway6, 16);
 	snprintf(alias, sizeof(alias), "cellref:%s:%s", s->cell_id, r->run_id);
 #ifdef CELLREF_FAULTS
 	if (FAULT("sup.network_by_program"))
@@ -333,8 +357,26 @@ struct dns_socks {
 	const struct cellspec *spec;
 	int netns_fd;
 	int udp, tcp;
+	int udp6, tcp6; /* a dual-stack cell's second listener, [::1]:PORT (SUP-DNS-005) */
 	int err;
 };
+
+/* A UDP socket and a listening TCP socket on one address (IPv6 ones IPv6-only). */
+static int bind_pair(const struct sockaddr *a, socklen_t len, int *udp, int *tcp)
+{
+	int one = 1;
+
+	*udp = socket(a->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	*tcp = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*udp < 0 || *tcp < 0 ||
+	    (a->sa_family == AF_INET6 &&
+	     (setsockopt(*udp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+	      setsockopt(*tcp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) ||
+	    setsockopt(*tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(*udp, a, len) < 0 || bind(*tcp, a, len) < 0 || listen(*tcp, 128) < 0)
+		return -errno;
+	return 0;
+}
 
 /* Bind inside the cell netns from a thread of its own: the main thread never changes netns. */
 static void *bind_thread(void *arg)
@@ -343,8 +385,9 @@ static void *bind_thread(void *arg)
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_port = htons(d->spec->dns_listen_port),
 				 .sin_addr.s_addr = htonl(d->spec->dns_listen_ip) };
-	int one = 1;
-
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6,
+				   .sin6_port = htons(d->spec->dns_listen_port),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	struct netcfg *nc = NULL;
 
 	d->err = netcfg_enter_netns(d->netns_fd);
@@ -357,13 +400,10 @@ static void *bind_thread(void *arg)
 	netcfg_free(nc);
 	if (d->err)
 		return NULL;
-	d->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	d->tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (d->udp < 0 || d->tcp < 0 ||
-	    setsockopt(d->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(d->udp, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    bind(d->tcp, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(d->tcp, 128) < 0)
-		d->err = -errno;
+	d->err = bind_pair((struct sockaddr *)&a, sizeof(a), &d->udp, &d->tcp);
+	/* SUP-DNS-005: lo's ::1 exists once lo is up (IPv6 stays on lo in every cell). */
+	if (!d->err && d->spec->ipv6 && !FAULT("sup.dns_v6_listener_missing"))
+		d->err = bind_pair((struct sockaddr *)&a6, sizeof(a6), &d->udp6, &d->tcp6);
 	return NULL;
 }
 
@@ -460,12 +500,14 @@ static int start_flows(struct run *r, int *ready_rd)
 static int start_dns(struct run *r, int *ready_rd)
 {
 	const struct cellspec *s = r->spec;
-	struct dns_socks d = { .spec = s, .netns_fd = r->netns_fd, .udp = -1, .tcp = -1 };
-	char timeout[16];
+	struct dns_socks d = {
+		.spec = s, .netns_fd = r->netns_fd, .udp = -1, .tcp = -1, .udp6 = -1, .tcp6 = -1
+	};
+	char timeout[16], fdtext[5][4];
 	const char *args[64 + 2 * 32];
-	size_t n = 0;
+	size_t n = 0, nextra = 0;
 	pthread_t t;
-	int extra[3], err;
+	int extra[5], err;
 
 	err = pthread_create(&t, NULL, bind_thread, &d);
 	if (err)
@@ -474,23 +516,40 @@ static int start_dns(struct run *r, int *ready_rd)
 	if (d.err) {
 		util_closep(&d.udp);
 		util_closep(&d.tcp);
+		util_closep(&d.udp6);
+		util_closep(&d.tcp6);
 		return d.err;
 	}
 	/* sup.dns_tcp_by_proxy: no TCP socket passed (netns at fd 6); the proxy binds its own */
 	bool tcp = !FAULT("sup.dns_tcp_by_proxy");
 
-	if (!tcp)
+	if (!tcp) {
 		util_closep(&d.tcp);
-	/* fds: 3 events, 4 ready, 5 udp, 6 tcp, 7 netns (upstream sockets are made in it) */
-	snprintf(timeout, sizeof(timeout), "%u", s->dns_timeout_ms);
-	args[n++] = "--udp-fd";
-	args[n++] = "5";
-	if (tcp) {
-		args[n++] = "--tcp-fd";
-		args[n++] = "6";
+		util_closep(&d.tcp6);
 	}
+	/*
+	 * fds: 3 events, 4 ready, then 5 udp, 6 tcp, (7 udp6, 8 tcp6 for a dual-stack cell), and
+	 * last the netns (upstream sockets are made in it); the proxy pairs them by address.
+	 */
+	snprintf(timeout, sizeof(timeout), "%u", s->dns_timeout_ms);
+	int listeners[4] = { d.udp, d.tcp, d.udp6, d.tcp6 };
+	static const char *const opt[4] = { "--udp-fd", "--tcp-fd", "--udp-fd", "--tcp-fd" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (listeners[i] < 0)
+			continue;
+		snprintf(fdtext[nextra], sizeof(fdtext[0]), "%zu", 5 + nextra);
+		args[n++] = opt[i];
+		args[n++] = fdtext[nextra];
+		extra[nextra++] = listeners[i];
+	}
+	snprintf(fdtext[nextra], sizeof(fdtext[0]), "%zu", 5 + nextra);
+	extra[nextra++] = r->netns_fd;
+	char netns_path[32];
+
+	snprintf(netns_path, sizeof(netns_path), "/proc/self/fd/%s", fdtext[nextra - 1]);
 	args[n++] = "--netns";
-	args[n++] = tcp ? "/proc/self/fd/7" : "/proc/self/fd/6";
+	args[n++] = netns_path;
 	args[n++] = "--events";
 	args[n++] = "/proc/self/fd/3";
 	args[n++] = "--ready-fd";
@@ -512,13 +571,12 @@ static int start_dns(struct run *r, int *ready_rd)
 		args[n++] = "--allow";
 		args[n++] = s->dns_allow[i];
 	}
-	extra[0] = d.udp;
-	extra[1] = tcp ? d.tcp : r->netns_fd;
-	extra[2] = r->netns_fd;
-	err = start_worker(r, "dns-proxy", args, n, extra, tcp ? 3 : 2, &r->dns, &r->dns_relay,
+	err = start_worker(r, "dns-proxy", args, n, extra, nextra, &r->dns, &r->dns_relay,
 			   ready_rd);
-	close(d.udp);
-	close(d.tcp);
+	util_closep(&d.udp);
+	util_closep(&d.tcp);
+	util_closep(&d.udp6);
+	util_closep(&d.tcp6);
 	return err;
 }
 
@@ -639,7 +697,9 @@ static int make_resolv(struct run *r)
 	if (!r->spec->dns_enabled)
 		return 0;
 	sup_format_ip(r->spec->dns_listen_ip, ip);
-	snprintf(text, sizeof(text), "# cellref: the cell's DNS proxy\nnameserver %s\n", ip);
+	/* SUP-DNS-005: a dual-stack cell's resolver also knows the proxy's IPv6 listener. */
+	snprintf(text, sizeof(text), "# cellref: the cell's DNS proxy\nnameserver %s\n%s", ip,
+		 r->spec->ipv6 && !FAULT("sup.dns_v6_resolv_missing") ? "nameserver ::1\n" : "");
 	fd = cell_file_mount("resolv.conf", text);
 	if (fd < 0)
 		return fd;
@@ -761,6 +821,36 @@ static int reap_stale(void *ctx, const struct lease *l)
 	return cellclean_lease(rc->nc, l, &rc->st);
 }
 
+/* SUP-LEASE-008: the IPv6 address of a dual-stack cell, under the same lock as the IPv4 one. */
+static int take_lease6(struct run *r)
+{
+	static const uint8_t zero[16];
+	const struct cellspec *s = r->spec;
+	char ip[INET6_ADDRSTRLEN], pool[INET6_ADDRSTRLEN + 4], detail[96];
+	int err;
+
+	snprintf(r->lease6.cell_id, sizeof(r->lease6.cell_id), "%s", s->cell_id);
+	snprintf(r->lease6.run_id, sizeof(r->lease6.run_id), "%s", r->run_id);
+	err = lease_acquire6(r->state_dir, s->subnet6, s->prefixlen6, s->gateway6,
+			     memcmp(s->address6, zero, 16) ? s->address6 : NULL, addr6_in_use,
+			     r->host_nc, &r->lease6);
+	if (err == 0) {
+		r->leased6 = true;
+		return 0;
+	}
+	sup_format_ip6(s->subnet6, ip);
+	snprintf(pool, sizeof(pool), "%s/%u", ip, s->prefixlen6);
+	if (memcmp(s->address6, zero, 16))
+		sup_format_ip6(s->address6, ip);
+	snprintf(detail, sizeof(detail), "%s",
+		 err == -EADDRINUSE ? "IPv6 address already leased or in use"
+				    : "cannot take an IPv6 lease");
+	if (err == -EADDRNOTAVAIL)
+		snprintf(detail, sizeof(detail), "no free IPv6 address in the subnet %s", pool);
+	return supevt_setup_failed(r, "lease", memcmp(s->address6, zero, 16) ? ip : pool, err,
+				   CELLREF_EXIT_LEASE, detail);
+}
+
 extern char **environ;
 
 static char *const cell_env[] = {
@@ -828,6 +918,8 @@ int supsetup_run(struct run *r)
 						   CELLREF_EXIT_LEASE, detail);
 		}
 		r->leased = true;
+		if (s->ipv6 && take_lease6(r))
+			return -1;
 		/*
 		 * The host end's name: the address (unique among live leases) and 16 random bits,
 		 * so a veth of the previous holder that the kernel is still removing never clashes.

@@ -26,6 +26,14 @@
  *     ipv6-traffic=IF:PEER:PORT  once IF's link-local address is usable: UDP to [PEER%IF]:PORT,
  *                          a TCP connect there, an ICMPv6 echo by ping socket and by raw
  *                          socket; each outcome (what a workload can send over IPv6)
+ *     net6=IF              IF's IPv6 addresses (scope, tentative, nodad) as the workload finds
+ *                          them, the IPv6 default route, the IPv6 neighbours of IF
+ *     egress=IF:PORT:DST[,DST...]  every family and protocol a workload without capabilities
+ *                          can try, to each DST (IPv4, IPv6; fe80::/10 and ff02::/16 on IF):
+ *                          UDP, TCP connect, ICMP/ICMPv6 echo by ping socket, UDP-Lite, SCTP,
+ *                          DCCP, raw; one line per DST, then an egress-count line: packets of
+ *                          the protocols an egress classifier does not consider that left,
+ *                          from the netns's own counters
  *     frames=IF:KINDS[:N]  N (1) raw Ethernet frames of each kind (comma-separated: ipv6-udp,
  *                          ether, gre, fragment, truncated, and the IPv6 kinds of frame6())
  *                          out of IF with AF_PACKET: what an egress classifier must count or
@@ -944,6 +952,346 @@ static void cmd_ipv6_traffic(const char *arg)
 		close(fd);
 	jerr("raw", e);
 	end_line();
+}
+
+/* ---- dual-stack: net6 and egress --------------------------------------------------------------
+ */
+
+/* The neighbours of family AF_INET6 on ifindex, by an RTM_GETNEIGH dump (no privilege needed). */
+static void neigh6_list(int ifindex)
+{
+	struct {
+		struct nlmsghdr h;
+		struct ndmsg nd;
+	} req = { .h = { .nlmsg_len = sizeof(req),
+			 .nlmsg_type = RTM_GETNEIGH,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			 .nlmsg_seq = 1 },
+		  .nd = { .ndm_family = AF_INET6 } };
+	static char buf[65536];
+	bool first = true, done = false;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	putchar('[');
+	if (fd < 0 || send(fd, &req, sizeof(req), 0) < 0)
+		done = true;
+	while (!done) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n <= 0)
+			break;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			struct ndmsg *nd = NLMSG_DATA(h);
+			struct rtattr *a = (struct rtattr *)((char *)nd + NLMSG_ALIGN(sizeof(*nd)));
+			int len = (int)h->nlmsg_len - NLMSG_LENGTH(sizeof(*nd));
+			char ip[INET6_ADDRSTRLEN] = "", mac[18] = "";
+
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = true;
+				break;
+			}
+			if (h->nlmsg_type != RTM_NEWNEIGH || nd->ndm_ifindex != ifindex)
+				continue;
+			for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+				const uint8_t *d = RTA_DATA(a);
+
+				if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) == 16)
+					inet_ntop(AF_INET6, d, ip, sizeof(ip));
+				if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6)
+					snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x",
+						 d[0], d[1], d[2], d[3], d[4], d[5]);
+			}
+			if (!ip[0])
+				continue;
+			printf("%s{\"ip\":\"%s\",\"mac\":\"%s\",\"perm\":%s}", first ? "" : ",", ip,
+			       mac, nd->ndm_state & NUD_PERMANENT ? "true" : "false");
+			first = false;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	putchar(']');
+}
+
+/*
+ * net6=IF: what a dual-stack workload finds on IF the moment it starts: each IPv6 address
+ * (/proc/net/if_inet6: scope, and the flags tentative 0x40 and nodad 0x02), the default route of
+ * /proc/net/ipv6_route (the main table's, via and dev), the IPv6 neighbours of IF.
+ */
+static void cmd_net6(const char *ifname)
+{
+	size_t n;
+	char *t = slurp("/proc/net/if_inet6", &n), *save = NULL;
+	bool first = true, def = false;
+
+	printf("{\"probe\":\"net6\",\"ifname\":");
+	jstr(ifname);
+	printf(",\"addrs\":[");
+	/* Global addresses first, then the others: the file's order is a hash table's. */
+	for (int pass = 0; pass < 2; pass++) {
+		t = slurp("/proc/net/if_inet6", &n);
+		save = NULL;
+		for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l;
+		     l = strtok_r(NULL, "\n", &save)) {
+			char hex[33], dev[IFNAMSIZ + 1], txt[INET6_ADDRSTRLEN];
+			unsigned int idx, plen, scope, flags;
+			struct in6_addr a;
+
+			if (sscanf(l, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags,
+				   dev) != 6 ||
+			    strcmp(dev, ifname) != 0 || (scope == 0) != (pass == 0))
+				continue;
+			for (int i = 0; i < 16; i++)
+				sscanf(hex + 2 * i, "%2hhx", &a.s6_addr[i]);
+			inet_ntop(AF_INET6, &a, txt, sizeof(txt));
+			printf("%s{\"addr\":\"%s/%u\",\"scope\":\"%s\",\"tentative\":%s,\"nodad\":%s}",
+			       first ? "" : ",", txt, plen,
+			       scope == 0      ? "global"
+			       : scope == 0x20 ? "link"
+					       : "other",
+			       flags & 0x40 ? "true" : "false", flags & 0x02 ? "true" : "false");
+			first = false;
+		}
+	}
+	/* dst plen src plen next_hop metric refcnt use flags dev; the default route: ::/0 */
+	printf("],\"default\":");
+	save = NULL;
+	t = slurp("/proc/net/ipv6_route", &n);
+	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l && !def;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char dst[33], src[33], nh[33], dev[IFNAMSIZ + 1], txt[INET6_ADDRSTRLEN];
+		unsigned int dplen, splen, metric, ref, use, flags;
+		struct in6_addr a;
+
+		if (sscanf(l, "%32s %x %32s %x %32s %x %x %x %x %16s", dst, &dplen, src, &splen, nh,
+			   &metric, &ref, &use, &flags, dev) != 10 ||
+		    dplen != 0 || strcmp(dev, ifname) != 0 || !(flags & 0x2 /* RTF_GATEWAY */))
+			continue;
+		for (int i = 0; i < 16; i++)
+			sscanf(nh + 2 * i, "%2hhx", &a.s6_addr[i]);
+		inet_ntop(AF_INET6, &a, txt, sizeof(txt));
+		printf("{\"via\":\"%s\",\"dev\":", txt);
+		jstr(dev);
+		putchar('}');
+		def = true;
+	}
+	if (!def)
+		printf("null");
+	printf(",\"neigh\":");
+	neigh6_list((int)if_nametoindex(ifname));
+	end_line();
+}
+
+/* The value of NAME in /proc/net/snmp6 or /proc/net/sctp/snmp ("Name value" lines); 0: none. */
+static uint64_t snmp_kv(const char *path, const char *name)
+{
+	size_t n, len = strlen(name);
+	char *t = slurp(path, &n), *save = NULL;
+	uint64_t v = 0;
+
+	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save))
+		if (strncmp(l, name, len) == 0 && (l[len] == ' ' || l[len] == '\t'))
+			v = strtoull(l + len, NULL, 10);
+	return v;
+}
+
+/* A column of /proc/net/snmp: the line "Proto: names" then "Proto: values". */
+static uint64_t snmp_col(const char *proto, const char *col)
+{
+	size_t n, plen = strlen(proto);
+	char *t = slurp("/proc/net/snmp", &n), *save = NULL, *names = NULL;
+	uint64_t v = 0;
+
+	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, proto, plen) != 0 || l[plen] != ':')
+			continue;
+		if (!names) {
+			names = l;
+			continue;
+		}
+		/* the values line: walk both lines column by column */
+		char *s1 = NULL, *s2 = NULL, *k = strtok_r(names + plen + 1, " ", &s1),
+		     *x = strtok_r(l + plen + 1, " ", &s2);
+
+		for (; k && x; k = strtok_r(NULL, " ", &s1), x = strtok_r(NULL, " ", &s2))
+			if (strcmp(k, col) == 0)
+				v = strtoull(x, NULL, 10);
+		break;
+	}
+	return v;
+}
+
+/* eth0's tx_packets from /proc/net/dev (this netns). */
+static uint64_t dev_tx(const char *ifname)
+{
+	size_t n, len = strlen(ifname);
+	char *t = slurp("/proc/net/dev", &n), *save = NULL;
+	uint64_t v = 0;
+
+	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long f[10];
+
+		while (*l == ' ')
+			l++;
+		if (strncmp(l, ifname, len) != 0 || l[len] != ':')
+			continue;
+		if (sscanf(l + len + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0],
+			   &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) == 10)
+			v = f[9];
+	}
+	return v;
+}
+
+struct dst {
+	int family;
+	socklen_t len;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} a;
+};
+
+static int errno_of(int ok)
+{
+	return ok ? 0 : errno ? errno : EIO;
+}
+
+/* A connection attempt bounded by 3 s (SO_SNDTIMEO bounds a blocking connect). */
+static int try_connect(int family, int type, int proto, const struct dst *d)
+{
+	struct timeval tv = { .tv_sec = 3 };
+	int fd = socket(family, type | SOCK_CLOEXEC, proto), e;
+
+	if (fd < 0)
+		return errno;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	e = errno_of(connect(fd, &d->a.sa, d->len) == 0);
+	close(fd);
+	return e;
+}
+
+static int try_dgram(int family, int proto, const struct dst *d, const void *msg, size_t n)
+{
+	int one = 1, fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, proto), e;
+
+	if (fd < 0)
+		return errno;
+	setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+	e = errno_of(sendto(fd, msg, n, 0, &d->a.sa, d->len) == (ssize_t)n);
+	close(fd);
+	return e;
+}
+
+/* An echo through a ping socket, and its reply awaited (2 s): "ok" only when it came back. */
+static int try_ping(const struct dst *d)
+{
+	uint8_t echo[8] = { d->family == AF_INET ? 8 : 128, 0, 0, 0, 0, 1, 0, 1 }, buf[256];
+	int fd = socket(d->family, SOCK_DGRAM | SOCK_CLOEXEC,
+			d->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6),
+	    e;
+	struct dst to = *d;
+	struct pollfd p;
+
+	if (fd < 0)
+		return errno;
+	if (d->family == AF_INET)
+		to.a.in.sin_port = 0;
+	else
+		to.a.in6.sin6_port = 0;
+	e = errno_of(sendto(fd, echo, sizeof(echo), 0, &to.a.sa, to.len) == sizeof(echo));
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (!e)
+		e = poll(&p, 1, 2000) == 1 && recv(fd, buf, sizeof(buf), 0) > 0 ? 0 : ETIMEDOUT;
+	close(fd);
+	return e;
+}
+
+/*
+ * egress=IF:PORT:DST[,DST...]: for each DST, every way a process without capabilities may try
+ * to send: UDP, TCP (ECONNREFUSED: the SYN reached the peer, its RST came back), an echo by
+ * ping socket (ok: the reply came back; EACCES: ping_group_range excludes us), UDP-Lite, SCTP
+ * and DCCP (a connection attempt; an errno of socket() such as EPROTONOSUPPORT or
+ * ESOCKTNOSUPPORT: the kernel lacks the protocol, so nothing was sent, the reason given), and a
+ * raw socket (EPERM). Then egress-count: the packets of UDP-Lite (UdpLite OutDatagrams,
+ * UdpLite6OutDatagrams), SCTP (SctpOutSCTPPacks) and DCCP (IF's tx_packets around each
+ * attempt: DCCP has no counter of its own) that left during the command, and their sum.
+ */
+static void cmd_egress(const char *arg)
+{
+	char ifname[IFNAMSIZ] = "", list[1024];
+	const char *c1 = strchr(arg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	unsigned int port = 0;
+	uint64_t ul0, ul60, sc0, dccp = 0;
+	char *save = NULL;
+
+	if (!c1 || !c2 || (size_t)(c1 - arg) >= sizeof(ifname) ||
+	    sscanf(c1 + 1, "%u", &port) != 1 || port == 0 || port > 65535 ||
+	    strlen(c2 + 1) >= sizeof(list)) {
+		printf("{\"probe\":\"egress\",\"error\":\"EINVAL\"");
+		end_line();
+		return;
+	}
+	memcpy(ifname, arg, (size_t)(c1 - arg));
+	snprintf(list, sizeof(list), "%s", c2 + 1);
+	ul0 = snmp_col("UdpLite", "OutDatagrams");
+	ul60 = snmp_kv("/proc/net/snmp6", "UdpLite6OutDatagrams");
+	sc0 = snmp_kv("/proc/net/sctp/snmp", "SctpOutSCTPPacks");
+	for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+		struct dst t = { 0 };
+		uint64_t tx0;
+		int e;
+
+		if (inet_pton(AF_INET, d, &t.a.in.sin_addr) == 1) {
+			t.family = t.a.in.sin_family = AF_INET;
+			t.a.in.sin_port = htons((uint16_t)port);
+			t.len = sizeof(t.a.in);
+		} else if (inet_pton(AF_INET6, d, &t.a.in6.sin6_addr) == 1) {
+			t.family = t.a.in6.sin6_family = AF_INET6;
+			t.a.in6.sin6_port = htons((uint16_t)port);
+			/* link-local and link-scope multicast: on IF */
+			if (IN6_IS_ADDR_LINKLOCAL(&t.a.in6.sin6_addr) ||
+			    IN6_IS_ADDR_MC_LINKLOCAL(&t.a.in6.sin6_addr))
+				t.a.in6.sin6_scope_id = if_nametoindex(ifname);
+			t.len = sizeof(t.a.in6);
+		} else {
+			printf("{\"probe\":\"egress\",\"dst\":");
+			jstr(d);
+			printf(",\"error\":\"EINVAL\"");
+			end_line();
+			continue;
+		}
+		printf("{\"probe\":\"egress\",\"dst\":");
+		jstr(d);
+		jerr("udp", try_dgram(t.family, 0, &t, "cellcheck", 9));
+		jerr("tcp", try_connect(t.family, SOCK_STREAM, 0, &t));
+		jerr("ping", try_ping(&t));
+		jerr("udplite", try_dgram(t.family, IPPROTO_UDPLITE, &t, "cellcheck", 9));
+		jerr("sctp", try_connect(t.family, SOCK_STREAM, IPPROTO_SCTP, &t));
+		tx0 = dev_tx(ifname);
+		e = try_connect(t.family, SOCK_DCCP, IPPROTO_DCCP, &t);
+		if (e != EPROTONOSUPPORT && e != ESOCKTNOSUPPORT && e != EAFNOSUPPORT &&
+		    e != EPROTOTYPE && e != EINVAL)
+			dccp += dev_tx(ifname) - tx0;
+		jerr("dccp", e);
+		e = socket(t.family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+		if (e >= 0)
+			close(e);
+		jerr("raw", e >= 0 ? 0 : errno);
+		end_line();
+	}
+	{
+		uint64_t ul4 = snmp_col("UdpLite", "OutDatagrams") - ul0;
+		uint64_t ul6 = snmp_kv("/proc/net/snmp6", "UdpLite6OutDatagrams") - ul60;
+		uint64_t sc = snmp_kv("/proc/net/sctp/snmp", "SctpOutSCTPPacks") - sc0;
+
+		printf("{\"probe\":\"egress-count\",\"udplite\":%llu,\"udplite6\":%llu,\"sctp\":%llu,"
+		       "\"dccp\":%llu,\"otherproto\":%llu",
+		       (unsigned long long)ul4, (unsigned long long)ul6, (unsigned long long)sc,
+		       (unsigned long long)dccp, (unsigned long long)(ul4 + ul6 + sc + dccp));
+		end_line();
+	}
 }
 
 static uint16_t csum_fold(uint32_t sum)
@@ -2219,6 +2567,10 @@ int main(int argc, char **argv)
 			cmd_ipv6(v);
 		} else if (strncmp(a, "ipv6-traffic=", 13) == 0) {
 			cmd_ipv6_traffic(v);
+		} else if (strncmp(a, "net6=", 5) == 0) {
+			cmd_net6(v);
+		} else if (strncmp(a, "egress=", 7) == 0) {
+			cmd_egress(v);
 		} else if (strncmp(a, "frames=", 7) == 0) {
 			cmd_frames(v);
 		} else if (strncmp(a, "proc=", 5) == 0) {

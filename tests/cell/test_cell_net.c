@@ -172,6 +172,14 @@ static bool write_spec(struct cellrun *r, const char *extra)
 	"\"gateway\":\"" GW "\",\"mtu\":1400}"
 #define NET_ROUTED \
 	"\"network\":{\"mode\":\"routed\",\"subnet\":\"10.89.0.0/24\",\"gateway\":\"10.89.0.1\"}"
+/* Dual-stack: the same with network.ipv6, and the v2 monitor a dual-stack cell's flows need. */
+#define NET_BRIDGE6                                                                         \
+	"\"network\":{\"mode\":\"bridge\",\"bridge\":\"cbr0\",\"subnet\":\"10.88.0.0/24\"," \
+	"\"gateway\":\"" GW "\",\"mtu\":1400,\"ipv6\":{\"subnet\":\"fd00:88::/64\"}}"
+#define NET_ROUTED6                                                                 \
+	"\"network\":{\"mode\":\"routed\",\"subnet\":\"10.89.0.0/24\",\"gateway\":" \
+	"\"10.89.0.1\",\"ipv6\":{\"subnet\":\"fd00:89::/64\"}}"
+#define FLOWS_V2 "\"flows\":{\"enabled\":true,\"recordVersion\":2}"
 #define DNS_ON	 "\"dns\":{\"upstream\":\"" GW ":53\",\"allow\":[\"example.test\"]}"
 #define FLOWS_ON "\"flows\":{\"enabled\":true}"
 
@@ -461,15 +469,20 @@ TEST_TIMEOUT(failure_at_each_step_rolls_back, 300)
 		int code;
 		json_t *d;
 
-		/* The routed mode's own steps need a routed cell. */
+		/* The routed mode's own steps need a routed cell, the IPv6 ones a dual-stack one.
+		 */
 		bool routed = strcmp(faults[i], "cellnet.host_addr") == 0 ||
-			      strcmp(faults[i], "cellnet.host_route") == 0;
+			      strcmp(faults[i], "cellnet.host_route") == 0 ||
+			      strcmp(faults[i], "cellnet.host_addr6") == 0 ||
+			      strcmp(faults[i], "cellnet.host_route6") == 0;
+		bool dual = faults[i][strlen(faults[i]) - 1] == '6';
+		const char *spec = routed ? (dual ? NET_ROUTED6 "," DNS_ON "," FLOWS_V2
+						  : NET_ROUTED "," DNS_ON "," FLOWS_ON)
+					  : (dual ? NET_BRIDGE6 "," DNS_ON "," FLOWS_V2
+						  : NET_BRIDGE "," DNS_ON "," FLOWS_ON);
 
 		setenv("CELLREF_FAULT", faults[i], 1);
-		if (!cellrun_start(&r,
-				   routed ? NET_ROUTED "," DNS_ON "," FLOWS_ON
-					  : NET_BRIDGE "," DNS_ON "," FLOWS_ON,
-				   (char *[]){ "/bin/true", NULL }))
+		if (!cellrun_start(&r, spec, (char *[]){ "/bin/true", NULL }))
 			return;
 		code = cellrun_wait(&r, 30000);
 		cellrun_events(&r);

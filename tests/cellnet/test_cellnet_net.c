@@ -58,6 +58,15 @@ static void sysctls_off(int ns)
 	(void)nstest_sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1");
 }
 
+/* Dual-stack tests: IPv6 on, but no link-local addresses or DAD to arrive asynchronously. */
+static void sysctls_ipv6(int ns)
+{
+	(void)nstest_sysctl(ns, "net/ipv6/conf/default/addr_gen_mode", "1");
+	(void)nstest_sysctl(ns, "net/ipv6/conf/default/accept_dad", "0");
+	(void)nstest_sysctl(ns, "net/ipv6/conf/default/disable_ipv6", "0");
+	(void)nstest_sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "0");
+}
+
 static int cell_ns_new(void)
 {
 	int fd = nstest_netns_new();
@@ -115,6 +124,19 @@ static struct cellnet_cfg routed_cfg(void)
 	c.mode = CELLNET_ROUTED;
 	c.bridge = NULL;
 	c.prefixlen = 32;
+	return c;
+}
+
+/* Dual-stack: fd00:88::2/64 via fd00:88::1 beside the IPv4 addresses. */
+static const uint8_t GW6[16] = { 0xfd, 0, 0, 0x88, [15] = 1 };
+static const uint8_t CELL_IP6[16] = { 0xfd, 0, 0, 0x88, [15] = 2 };
+
+static struct cellnet_cfg dual(struct cellnet_cfg c)
+{
+	c.ipv6_on = c.dual = true;
+	memcpy(c.cell_ip6, CELL_IP6, 16);
+	memcpy(c.gateway6, GW6, 16);
+	c.prefixlen6 = 64;
 	return c;
 }
 
@@ -229,7 +251,7 @@ static char *snapshot(int netns)
 	} else {
 		ok = false;
 	}
-	if (ok && rtnl_route_alloc_cache(sk, AF_INET, 0, &c) == 0) {
+	if (ok && rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &c) == 0) {
 		for (o = nl_cache_get_first(c); o; o = nl_cache_get_next(o)) {
 			struct rtnl_route *x = (struct rtnl_route *)o;
 			struct rtnl_nexthop *nh = rtnl_route_nexthop_n(x, 0);
@@ -656,13 +678,18 @@ TEST(two_cells_creator_leaves_first)
 	two_cells(true);
 }
 
-static bool step_in_mode(const char *step, enum cellnet_mode mode)
+static bool step_in_mode(const char *step, enum cellnet_mode mode, bool dual)
 {
-	static const char *const bridge_only[] = { "bridge", "bridge_up", "host_master" };
-	static const char *const routed_only[] = { "host_addr", "host_route" };
+	static const char *const bridge_only[] = { "bridge", "bridge_up", "host_master",
+						   "bridge_addr6" };
+	static const char *const routed_only[] = { "host_addr", "host_route", "host_addr6",
+						   "host_route6" };
 	const char *const *skip = mode == CELLNET_BRIDGE ? routed_only : bridge_only;
 	size_t n = mode == CELLNET_BRIDGE ? ARRAY_SIZE(routed_only) : ARRAY_SIZE(bridge_only);
 
+	/* The IPv6 steps (their names end in 6) run for dual-stack cells only. */
+	if (!dual && step[strlen(step) - 1] == '6')
+		return false;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(skip[i], step) == 0)
 			return false;
@@ -670,7 +697,7 @@ static bool step_in_mode(const char *step, enum cellnet_mode mode)
 }
 
 /* Each step made to fail: -EIO naming it, and both namespaces exactly as before. */
-TEST_TIMEOUT(rollback_every_step, 120)
+TEST_TIMEOUT(rollback_every_step, 240)
 {
 	struct fx f;
 	int runs = 0;
@@ -679,10 +706,16 @@ TEST_TIMEOUT(rollback_every_step, 120)
 		tap_skip("fault switches not compiled in (build with -Dfaults=true: build-asan)");
 	if (!fx_up(&f))
 		return;
-	for (int m = 0; m < 2; m++) {
-		enum cellnet_mode mode = m ? CELLNET_ROUTED : CELLNET_BRIDGE;
-		struct cellnet_cfg cfg = m ? routed_cfg() : bridge_cfg();
+	for (int m = 0; m < 4; m++) {
+		enum cellnet_mode mode = m & 1 ? CELLNET_ROUTED : CELLNET_BRIDGE;
+		bool is_dual = m & 2;
+		struct cellnet_cfg cfg = m & 1 ? routed_cfg() : bridge_cfg();
 
+		if (is_dual) {
+			cfg = dual(cfg);
+			sysctls_ipv6(-1);
+			sysctls_ipv6(f.cell_ns);
+		}
 		for (const char *const *s = cellnet_steps; *s; s++) {
 			_cleanup_free_ char *hb = NULL, *ha = NULL, *cb = NULL, *ca = NULL;
 			char fault[64];
@@ -690,7 +723,7 @@ TEST_TIMEOUT(rollback_every_step, 120)
 			const char *step = NULL;
 			int r;
 
-			if (!step_in_mode(*s, mode))
+			if (!step_in_mode(*s, mode, is_dual))
 				continue;
 			hb = snapshot(-1);
 			cb = links_snapshot(f.cell_ns);
@@ -700,7 +733,8 @@ TEST_TIMEOUT(rollback_every_step, 120)
 			unsetenv("CELLREF_FAULT");
 			runs++;
 			if (!ASSERT_ERR(r, -EIO) || !ASSERT_STREQ(step, *s)) {
-				tap_diag("mode %s, fault %s", m ? "routed" : "bridge", fault);
+				tap_diag("mode %s%s, fault %s", m & 1 ? "routed" : "bridge",
+					 is_dual ? " dual" : "", fault);
 				if (r == 0) {
 					cellnet_teardown(cn);
 					cellnet_free(cn);
@@ -711,12 +745,67 @@ TEST_TIMEOUT(rollback_every_step, 120)
 			ha = snapshot(-1);
 			ca = links_snapshot(f.cell_ns);
 			if (!same_snapshot(hb, ha, fault) || !same_snapshot(cb, ca, "cell links"))
-				tap_diag("mode %s", m ? "routed" : "bridge");
+				tap_diag("mode %s%s", m & 1 ? "routed" : "bridge",
+					 is_dual ? " dual" : "");
 		}
 	}
-	/* 13 steps: 11 in bridge mode, 10 in routed mode. */
-	ASSERT_EQ(runs, 21);
+	/* 20 steps: 11 in bridge mode, 10 routed; dual-stack 16 in either. */
+	ASSERT_EQ(runs, 53);
 	fx_down(&f);
+}
+
+/* Dual-stack in both modes: the IPv6 address, route and static neighbours, then all undone. */
+TEST(dual_stack_modes)
+{
+	for (int m = 0; m < 2; m++) {
+		struct cellnet_cfg cfg = dual(m ? routed_cfg() : bridge_cfg());
+		_cleanup_(netcfg_freep) struct netcfg *cell = NULL;
+		_cleanup_free_ char *before = NULL, *after = NULL;
+		struct netcfg_link_info h, c;
+		struct netcfg_neigh_info n;
+		struct cellnet *cn = NULL;
+		const char *step = NULL;
+		int side;
+		struct fx f;
+
+		if (!fx_up(&f))
+			return;
+		sysctls_ipv6(-1);
+		sysctls_ipv6(f.cell_ns);
+		if (!ASSERT_OK(netcfg_open(f.cell_ns, &cell)))
+			goto out;
+		before = snapshot(-1);
+		if (!ASSERT_OK(cellnet_setup(f.host, f.cell_ns, &cfg, &cn, &step))) {
+			tap_diag("failed step %s: %s", step, netcfg_last_message(f.host));
+			goto out;
+		}
+		if (!check_veth(&f, cell, &cfg, &h, &c))
+			goto down;
+		ASSERT_EQ(netcfg_addr6_in_use(cell, CELL_IP6), 1);
+		ASSERT_EQ(netcfg_addr6_in_use(f.host, GW6), 1);
+		/* The host keeps cell_ip6's neighbour on the bridge or the host end. */
+		side = m ? h.ifindex : cellnet_bridge_ifindex(cn);
+		if (ASSERT_OK(netcfg_neigh6_get(f.host, side, CELL_IP6, &n))) {
+			ASSERT_TRUE(n.state & NUD_PERMANENT);
+			ASSERT_TRUE(n.has_mac && memcmp(n.mac, c.mac, 6) == 0);
+		}
+		if (ASSERT_OK(netcfg_neigh6_get(cell, c.ifindex, GW6, &n)))
+			ASSERT_TRUE(n.state & NUD_PERMANENT);
+		/* The default route exists: a second one is EEXIST. */
+		{
+			struct netcfg_route6 d = { .oif = c.ifindex, .onlink = m };
+
+			memcpy(d.gateway, GW6, 16);
+			ASSERT_ERR(netcfg_route6_add(cell, &d), -EEXIST);
+		}
+	down:
+		ASSERT_OK(cellnet_teardown(cn));
+		cellnet_free(cn);
+		after = snapshot(-1);
+		same_snapshot(before, after, m ? "host (routed)" : "host (bridge)");
+	out:
+		fx_down(&f);
+	}
 }
 
 /* Real kernel refusals, not injected ones: the same rollback, and what was there stays. */

@@ -685,6 +685,70 @@ TEST(cgroup_limits)
 		      "(QUOTA 1000..17592186044415, PERIOD 1000..1000000), got");
 }
 
+/* network.ipv6 (SUP-NET-012, SUP-SPEC-004) and network.ping (SUP-NET-015). */
+TEST(network_ipv6_and_ping)
+{
+#define NET6(x) "'network':{'mode':'routed','subnet':'10.88.0.0/24','ipv6':{" x "}}"
+	static const uint8_t gw[16] = { 0xfd, 0, 0, 0x88, [15] = 1 }, zero[16];
+	static const uint8_t addr[16] = { 0xfd, 0, 0, 0x88, [14] = 0x12, [15] = 0x34 };
+	struct cellspec *s = parse_ok(spec(NET6("'subnet':'fd00:88::/64'")));
+
+	if (s) {
+		ASSERT_TRUE(s->ipv6);
+		ASSERT_EQ(s->prefixlen6, 64);
+		ASSERT_TRUE(memcmp(s->gateway6, gw, 16) == 0);	 /* default: the first address */
+		ASSERT_TRUE(memcmp(s->address6, zero, 16) == 0); /* allocate */
+		ASSERT_FALSE(s->ping);
+	}
+	cellspec_free(s);
+	FAILS(spec("'network':{'mode':'routed','subnet':'10.88.0.0/24','ipv6':{'subnet':"
+		   "'fd00:88::/126','address':'fd00:88::1234'}}"),
+	      "network.ipv6.address: fd00:88::1234 is outside the subnet fd00:88::/126");
+	s = parse_ok(spec("'network':{'mode':'bridge','bridge':'br0','subnet':'10.88.0.0/24',"
+			  "'ping':true,'ipv6':{'subnet':'fd00:88::/64','address':'fd00:88::1234'}},"
+			  "'flows':{'recordVersion':2}"));
+	if (s) {
+		ASSERT_TRUE(s->ping);
+		ASSERT_TRUE(memcmp(s->address6, addr, 16) == 0);
+		ASSERT_EQ(s->flows_record_version, 2);
+	}
+	cellspec_free(s);
+	/* Flows absent, or disabled: allowed (unobserved like the cell's IPv4). */
+	s = parse_ok(spec(NET6("'subnet':'fd00:88::/64'") ",'flows':{'enabled':false}"));
+	cellspec_free(s);
+	FAILS(spec(NET6("'subnet':'fd00:88::/64'") ",'flows':{}"),
+	      "flows.recordVersion: must be 2 with network.ipv6");
+	FAILS(spec(NET6("'subnet':'fd00:88::/64'") ",'flows':{'recordVersion':1}"),
+	      "flows.recordVersion: must be 2 with network.ipv6");
+	FAILS(spec(NET6("")), "network.ipv6.subnet: required");
+	FAILS(spec(NET6("'subnet':'10.0.0.0/8'")), "network.ipv6.subnet: expected an IPv6 prefix");
+	FAILS(spec(NET6("'subnet':'fd00:88::/63'")),
+	      "network.ipv6.subnet: prefix length must be in 64..126");
+	FAILS(spec(NET6("'subnet':'fd00:88::/127'")),
+	      "network.ipv6.subnet: prefix length must be in 64..126");
+	FAILS(spec(NET6("'subnet':'fd00:88::1/64'")),
+	      "network.ipv6.subnet: host bits must be zero");
+	FAILS(spec(NET6("'subnet':'ff02::/64'")),
+	      "network.ipv6.subnet: expected a global or unique");
+	FAILS(spec(NET6("'subnet':'fe80::/64'")),
+	      "network.ipv6.subnet: expected a global or unique");
+	FAILS(spec(NET6("'subnet':'::ffff:0:0/96'")),
+	      "network.ipv6.subnet: expected a global or unique");
+	FAILS(spec(NET6("'subnet':'::/64'")), "network.ipv6.subnet: expected a global or unique");
+	FAILS(spec(NET6("'subnet':'fd00:88::/64','address':'fd00:89::5'")),
+	      "network.ipv6.address: fd00:89::5 is outside the subnet fd00:88::/64");
+	FAILS(spec(NET6("'subnet':'fd00:88::/64','address':'fd00:88::'")),
+	      "network.ipv6.address: fd00:88:: is the subnet's own address");
+	FAILS(spec(NET6("'subnet':'fd00:88::/64','address':'fd00:88::1'")),
+	      "network.ipv6.address: fd00:88::1 is the gateway");
+	FAILS(spec(NET6("'subnet':'fd00:88::/64','gateway':'x'")),
+	      "network.ipv6.gateway: expected an IPv6 address");
+	FAILS(spec(NET6("'subnet':'fd00:88::/64','mtu':1")), "network.ipv6.mtu: unknown member");
+	FAILS(spec("'network':{'mode':'routed','subnet':'10.88.0.0/24','ping':1}"),
+	      "network.ping: expected");
+#undef NET6
+}
+
 TEST(network_mode_and_bridge)
 {
 	struct cellspec *s = parse_ok(spec(NET));

@@ -6,6 +6,7 @@
  * Every test works in its own mkdtemp directory, removed on the way out; children are killed and
  * reaped by a cleanup handler whatever happens.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1233,4 +1234,149 @@ TEST_TIMEOUT(concurrent_processes_get_distinct_addresses, 120)
 	s = list_all(&f);
 	if (ASSERT_TRUE(s))
 		ASSERT_EQ(s->n, 0);
+}
+
+/* --- IPv6 leases (SUP-LEASE-008) --- */
+
+static struct lease6 rec6(const char *run)
+{
+	struct lease6 l = { 0 };
+
+	snprintf(l.run_id, sizeof(l.run_id), "%s", run);
+	snprintf(l.cell_id, sizeof(l.cell_id), "cell-%s", run);
+	return l;
+}
+
+static void ip6(const char *s, uint8_t out[16])
+{
+	if (inet_pton(AF_INET6, s, out) != 1)
+		memset(out, 0, 16);
+}
+
+static bool file6_exists(const struct fixture *f, const char *ip)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/../leases6/%s", f->leases, ip);
+	return access(path, F_OK) == 0;
+}
+
+static bool ip6_is(const uint8_t a[16], const char *want)
+{
+	char txt[INET6_ADDRSTRLEN];
+
+	inet_ntop(AF_INET6, a, txt, sizeof(txt));
+	if (strcmp(txt, want) == 0)
+		return true;
+	tap_diag("got %s, want %s", txt, want);
+	return false;
+}
+
+static bool in_use6(void *ctx, const uint8_t ip[16])
+{
+	return memcmp(ctx, ip, 16) == 0;
+}
+
+static int count6(void *ctx, const struct lease6 *l)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+TEST(v6_allocation_exclusive_and_released)
+{
+	FIXTURE(f);
+	uint8_t net[16], gw[16], want[16], used[16];
+	struct lease6 a = rec6("r1"), b = rec6("r2"), c = rec6("r3");
+	int n = 0;
+
+	ip6("fd00:88::", net);
+	ip6("fd00:88::1", gw);
+	/* The lowest address above the subnet's own that is not the gateway: ::2, then ::3. */
+	if (!ASSERT_OK(lease_acquire6(f.state, net, 64, gw, NULL, NULL, NULL, &a)))
+		return;
+	ASSERT_TRUE(ip6_is(a.ip, "fd00:88::2"));
+	ASSERT_EQ(a.owner_pid, getpid());
+	ASSERT_TRUE(file6_exists(&f, "fd00:88::2"));
+	/* The IPv4 store is untouched: a separate namespace of files. */
+	ASSERT_FALSE(lease_file_exists(&f, "fd00:88::2"));
+	ip6("fd00:88::3", used);
+	ASSERT_OK(lease_acquire6(f.state, net, 64, gw, NULL, in_use6, used, &b));
+	ASSERT_TRUE(ip6_is(b.ip, "fd00:88::4")); /* ::3 is configured somewhere: skipped */
+	/* Exclusive: a wanted address leased by a live owner, the gateway, or in use. */
+	ASSERT_ERR(lease_acquire6(f.state, net, 64, gw, a.ip, NULL, NULL, &c), -EADDRINUSE);
+	ASSERT_ERR(lease_acquire6(f.state, net, 64, gw, gw, NULL, NULL, &c), -EADDRINUSE);
+	ASSERT_ERR(lease_acquire6(f.state, net, 64, gw, used, in_use6, used, &c), -EADDRINUSE);
+	/* Outside the subnet, or the subnet's own address: not an address of it. */
+	ip6("fd00:89::5", want);
+	ASSERT_ERR(lease_acquire6(f.state, net, 64, gw, want, NULL, NULL, &c), -EINVAL);
+	ASSERT_ERR(lease_acquire6(f.state, net, 64, gw, net, NULL, NULL, &c), -EINVAL);
+	ip6("fd00:88::ffff:ffff:ffff:ffff", want);
+	ASSERT_OK(lease_acquire6(f.state, net, 64, gw, want, NULL, NULL, &c));
+	ASSERT_OK(lease_list6(f.state, true, count6, &n));
+	ASSERT_EQ(n, 3);
+	/* Released only by its run. */
+	ASSERT_ERR(lease_release6(f.state, a.ip, "r2"), -EPERM);
+	ASSERT_OK(lease_release6(f.state, a.ip, "r1"));
+	ASSERT_FALSE(file6_exists(&f, "fd00:88::2"));
+	ASSERT_ERR(lease_release6(f.state, a.ip, "r1"), -ENOENT);
+	ASSERT_OK(lease_release6(f.state, b.ip, NULL));
+	ASSERT_OK(lease_release6(f.state, c.ip, "r3"));
+	n = 0;
+	ASSERT_OK(lease_list6(f.state, false, count6, &n));
+	ASSERT_EQ(n, 0);
+}
+
+TEST(v6_small_subnet_full)
+{
+	FIXTURE(f);
+	uint8_t net[16], gw[16];
+	struct lease6 l = rec6("r");
+
+	/* /126: ::1 gateway, ::2 and ::3 to lease. */
+	ip6("fd00:1::", net);
+	ip6("fd00:1::1", gw);
+	ASSERT_OK(lease_acquire6(f.state, net, 126, gw, NULL, NULL, NULL, &l));
+	ASSERT_TRUE(ip6_is(l.ip, "fd00:1::2"));
+	l = rec6("r");
+	ASSERT_OK(lease_acquire6(f.state, net, 126, gw, NULL, NULL, NULL, &l));
+	ASSERT_TRUE(ip6_is(l.ip, "fd00:1::3"));
+	l = rec6("r");
+	ASSERT_ERR(lease_acquire6(f.state, net, 126, gw, NULL, NULL, NULL, &l), -EADDRNOTAVAIL);
+	ASSERT_ERR(lease_acquire6(f.state, net, 63, gw, NULL, NULL, NULL, &l), -EINVAL);
+}
+
+/* A crash leaves the record; its owner being gone makes it stale: taken over, and reaped. */
+TEST(v6_stale_survives_crash_then_reaped)
+{
+	FIXTURE(f);
+	CHILD(c);
+	uint8_t net[16], gw[16];
+	struct lease6 l = rec6("theirs");
+	int n = 0;
+
+	ip6("fd00:2::", net);
+	ip6("fd00:2::1", gw);
+	if (!ASSERT_TRUE(child_start(&c, NULL)))
+		return;
+	l.owner_pid = c.pid;
+	l.owner_start = c.start;
+	if (!ASSERT_OK(lease_acquire6(f.state, net, 64, gw, NULL, NULL, NULL, &l)))
+		return;
+	ASSERT_TRUE(ip6_is(l.ip, "fd00:2::2"));
+	/* Live owner: the store holds it across calls, a new lease gets the next address. */
+	l = rec6("mine");
+	ASSERT_OK(lease_acquire6(f.state, net, 64, gw, NULL, NULL, NULL, &l));
+	ASSERT_TRUE(ip6_is(l.ip, "fd00:2::3"));
+	ASSERT_EQ(lease_reap6(f.state), 0);
+	child_end(&c);
+	/* Owner gone: the record is still on disk until reaped. */
+	ASSERT_TRUE(file6_exists(&f, "fd00:2::2"));
+	ASSERT_EQ(lease_reap6(f.state), 1);
+	ASSERT_FALSE(file6_exists(&f, "fd00:2::2"));
+	ASSERT_TRUE(file6_exists(&f, "fd00:2::3")); /* ours: we live */
+	ASSERT_OK(lease_list6(f.state, true, count6, &n));
+	ASSERT_EQ(n, 1);
+	/* A missing store is nothing to reap. */
+	ASSERT_EQ(lease_reap6("/nonexistent/cellcheck-lease6"), 0);
 }
