@@ -19,6 +19,10 @@
  *                          files for writing: each place's outcome, the writable ones
  *     resolve=NAME         getaddrinfo(NAME, AF_INET); t_ns: CLOCK_MONOTONIC after the answer
  *     connect=HOST:PORT    resolve HOST when it is a name, then a TCP connect (then close)
+ *     resolve6=NAME        one AAAA query over UDP over IPv6 to the first IPv6 nameserver of
+ *                          /etc/resolv.conf: its answers (RFC 5952), the query's source port
+ *     connect6=HOST:PORT   HOST [V6] or a name (resolved as resolve6 does), a TCP connect over
+ *                          IPv6 (then close)
  *     udp=IP:PORT:N[:SPORT] N datagrams from N sockets (from ports SPORT.. if given)
  *     ls=DIR               the names in DIR, sorted (leases left behind)
  *     ipv6=IF              IPv6 on link IF: disable_ipv6, its addresses, and what a UDP
@@ -34,6 +38,9 @@
  *                          DCCP, raw; one line per DST, then an egress-count line: packets of
  *                          the protocols an egress classifier does not consider that left,
  *                          from the netns's own counters
+ *     udplite=IP:PORT      one UDP-Lite datagram (IPv6 in brackets) with IP(V6)_RECVERR, so a
+ *                          drop on the way out reads ENOBUFS
+ *     udplite-in           UDP-Lite datagrams that reached this netns (IPv4, IPv6 counters)
  *     frames=IF:KINDS[:N]  N (1) raw Ethernet frames of each kind (comma-separated: ipv6-udp,
  *                          ether, gre, fragment, truncated, and the IPv6 kinds of frame6())
  *                          out of IF with AF_PACKET: what an egress classifier must count or
@@ -763,6 +770,251 @@ out:
 }
 
 /*
+ * The first "nameserver" of /etc/resolv.conf that is an IPv6 address (a dual-stack cell's
+ * proxy listener, SPEC SUP-DNS-005), port 53: glibc asks the nameservers in file order, so
+ * getaddrinfo would reach the IPv4 one first; a case about IPv6 transport asks this one.
+ */
+static int resolv_ns6(struct sockaddr_in6 *ret)
+{
+	size_t n;
+	char *t = slurp("/etc/resolv.conf", &n), *save = NULL;
+
+	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		char a[INET6_ADDRSTRLEN + 1];
+
+		if (sscanf(l, "nameserver %46s", a) == 1 &&
+		    inet_pton(AF_INET6, a, &ret->sin6_addr) == 1) {
+			ret->sin6_family = AF_INET6;
+			ret->sin6_port = htons(53);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Skip a (possibly compressed) name at *off of msg; -1 when it runs past the end. */
+static int dns_skip_name(const uint8_t *msg, size_t len, size_t *off)
+{
+	while (*off < len) {
+		uint8_t c = msg[*off];
+
+		if ((c & 0xc0) == 0xc0) {
+			*off += 2;
+			return *off <= len ? 0 : -1;
+		}
+		*off += 1u + c;
+		if (c == 0)
+			return 0;
+	}
+	return -1;
+}
+
+struct aaaa_answer {
+	char server[INET6_ADDRSTRLEN + 8];
+	char err[64];
+	int rcode; /* -1: no answer */
+	int sport;
+	size_t n;
+	struct in6_addr addrs[8];
+	uint64_t t0_ns, t_ns;
+};
+
+/*
+ * One AAAA query (RD) for NAME over UDP over IPv6 to resolv_ns6(), waited for 5 s: the answer's
+ * rcode and its AAAA records, in order. Built by hand: no resolver library chooses the server.
+ */
+static int resolve_aaaa(const char *name, struct aaaa_answer *r)
+{
+	uint8_t q[300], a[1500];
+	struct sockaddr_in6 ns = { 0 }, me;
+	socklen_t ml = sizeof(me);
+	size_t qn = 12, off;
+	uint16_t id = (uint16_t)(mono_ns() ^ (uint64_t)getpid());
+	struct pollfd p;
+	ssize_t k;
+	int fd, e;
+
+	*r = (struct aaaa_answer){ .rcode = -1 };
+	r->t0_ns = mono_ns();
+	if (resolv_ns6(&ns) < 0) {
+		snprintf(r->err, sizeof(r->err), "no IPv6 nameserver in /etc/resolv.conf");
+		return -ENOENT;
+	}
+	{
+		char ip[INET6_ADDRSTRLEN];
+
+		inet_ntop(AF_INET6, &ns.sin6_addr, ip, sizeof(ip));
+		snprintf(r->server, sizeof(r->server), "[%s]:53", ip);
+	}
+	memset(q, 0, 12);
+	q[0] = (uint8_t)(id >> 8);
+	q[1] = (uint8_t)id;
+	q[2] = 0x01; /* RD */
+	q[5] = 1;    /* QDCOUNT */
+	for (const char *s = name; *s;) {
+		const char *dot = strchr(s, '.');
+		size_t l = dot ? (size_t)(dot - s) : strlen(s);
+
+		if (l == 0 || l > 63 || qn + l + 6 > sizeof(q)) {
+			snprintf(r->err, sizeof(r->err), "EINVAL");
+			return -EINVAL;
+		}
+		q[qn++] = (uint8_t)l;
+		memcpy(q + qn, s, l);
+		qn += l;
+		s += l + (dot ? 1 : 0);
+	}
+	q[qn++] = 0;
+	q[qn++] = 0;
+	q[qn++] = 28; /* AAAA */
+	q[qn++] = 0;
+	q[qn++] = 1; /* IN */
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ns, sizeof(ns)) < 0 ||
+	    send(fd, q, qn, 0) != (ssize_t)qn) {
+		e = errno ?: EIO;
+		goto fail;
+	}
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
+		r->sport = ntohs(me.sin6_port);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	do {
+		if (poll(&p, 1, 5000) != 1) {
+			e = ETIMEDOUT;
+			goto fail;
+		}
+		k = recv(fd, a, sizeof(a), 0);
+		if (k < 0) {
+			e = errno;
+			goto fail;
+		}
+	} while (k < 12 || a[0] != q[0] || a[1] != q[1] || !(a[2] & 0x80));
+	r->t_ns = mono_ns();
+	close(fd);
+	r->rcode = a[3] & 0x0f;
+	off = 12;
+	for (int i = 0; i < (a[4] << 8 | a[5]); i++)
+		if (dns_skip_name(a, (size_t)k, &off) < 0 || (off += 4) > (size_t)k)
+			goto malformed;
+	for (int i = 0; i < (a[6] << 8 | a[7]); i++) {
+		uint16_t type, rdlen;
+
+		if (dns_skip_name(a, (size_t)k, &off) < 0 || off + 10 > (size_t)k)
+			goto malformed;
+		type = (uint16_t)(a[off] << 8 | a[off + 1]);
+		rdlen = (uint16_t)(a[off + 8] << 8 | a[off + 9]);
+		off += 10;
+		if (off + rdlen > (size_t)k)
+			goto malformed;
+		if (type == 28 && rdlen == 16 && r->n < sizeof(r->addrs) / sizeof(r->addrs[0]))
+			memcpy(&r->addrs[r->n++], a + off, 16);
+		off += rdlen;
+	}
+	return 0;
+malformed:
+	snprintf(r->err, sizeof(r->err), "malformed answer");
+	return -EBADMSG;
+fail:
+	r->t_ns = mono_ns();
+	snprintf(r->err, sizeof(r->err), "%s", strerrorname_np(e) ?: "?");
+	if (fd >= 0)
+		close(fd);
+	return -e;
+}
+
+static void cmd_resolve6(const char *name)
+{
+	struct aaaa_answer r;
+	int e = resolve_aaaa(name, &r);
+
+	printf("{\"probe\":\"resolve6\",\"name\":");
+	jstr(name);
+	printf(",\"server\":");
+	jstr(r.server);
+	printf(",\"ok\":%s,\"addrs\":[", e == 0 && r.rcode == 0 && r.n > 0 ? "true" : "false");
+	for (size_t i = 0; i < r.n; i++) {
+		char ip[INET6_ADDRSTRLEN];
+
+		inet_ntop(AF_INET6, &r.addrs[i], ip, sizeof(ip));
+		printf("%s\"%s\"", i ? "," : "", ip);
+	}
+	printf("],\"rcode\":");
+	if (r.rcode >= 0)
+		printf("%d", r.rcode);
+	else
+		printf("null");
+	printf(",\"error\":");
+	if (r.err[0])
+		jstr(r.err);
+	else
+		printf("null");
+	printf(",\"sport\":%d,\"t0_ns\":%llu,\"t_ns\":%llu", r.sport, (unsigned long long)r.t0_ns,
+	       (unsigned long long)r.t_ns);
+	end_line();
+}
+
+/*
+ * [V6]:PORT or NAME:PORT: NAME resolved first (resolve_aaaa, its first AAAA), then a TCP
+ * connection attempt over IPv6 bounded by 5 s (then closed).
+ */
+static void cmd_connect6(const char *arg)
+{
+	char host[256], ip[INET6_ADDRSTRLEN] = "", err[64] = "";
+	const char *colon = strrchr(arg, ':');
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 }, me;
+	struct timeval tv = { .tv_sec = 5 };
+	socklen_t ml = sizeof(me);
+	uint64_t t_res = 0, t_conn = 0;
+	int fd = -1, ok = 0, e = 0, dns_sport = 0, sport = 0;
+	size_t hl = colon ? (size_t)(colon - arg) : 0;
+
+	if (hl >= 2 && arg[0] == '[' && arg[hl - 1] == ']')
+		snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), arg + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", (int)hl, arg);
+	sa.sin6_port = htons((uint16_t)(colon ? atoi(colon + 1) : 0));
+	if (inet_pton(AF_INET6, host, &sa.sin6_addr) != 1) {
+		struct aaaa_answer r;
+
+		if (resolve_aaaa(host, &r) < 0 || r.rcode != 0 || r.n == 0) {
+			snprintf(err, sizeof(err), "%s", r.err[0] ? r.err : "no AAAA answer");
+			dns_sport = r.sport;
+			goto out;
+		}
+		dns_sport = r.sport;
+		sa.sin6_addr = r.addrs[0];
+		t_res = mono_ns();
+	}
+	inet_ntop(AF_INET6, &sa.sin6_addr, ip, sizeof(ip));
+	t_conn = mono_ns();
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		e = errno;
+	else
+		ok = 1;
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
+		sport = ntohs(me.sin6_port);
+out:
+	printf("{\"probe\":\"connect6\",\"host\":");
+	jstr(host);
+	printf(",\"addr\":\"%s\",\"port\":%d,\"connected\":%s,\"error\":", ip, ntohs(sa.sin6_port),
+	       ok ? "true" : "false");
+	if (err[0])
+		jstr(err);
+	else if (e)
+		jstr(strerrorname_np(e) ?: "?");
+	else
+		printf("null");
+	printf(",\"sport\":%d,\"dns_sport\":%d,\"t_resolved_ns\":%llu,\"t_connect_ns\":%llu", sport,
+	       dns_sport, (unsigned long long)t_res, (unsigned long long)t_conn);
+	end_line();
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
  * IP:PORT:N[:SPORT]: N sockets, one datagram each, so N distinct 5-tuples; with SPORT they are
  * bound to source ports SPORT..SPORT+N-1 (ephemeral ports of closed sockets may repeat).
  */
@@ -1292,6 +1544,78 @@ static void cmd_egress(const char *arg)
 		       (unsigned long long)dccp, (unsigned long long)(ul4 + ul6 + sc + dccp));
 		end_line();
 	}
+}
+
+/*
+ * udplite=IP:PORT (IPv6 in brackets): one UDP-Lite datagram (a protocol an egress classifier
+ * does not consider) from an unprivileged socket. IP_RECVERR / IPV6_RECVERR make a drop on the
+ * way out (a tc filter's TC_ACT_SHOT, which the stack sees as NET_XMIT_DROP) the ENOBUFS of
+ * sendto(2); without them UDP reports success and counts SndbufErrors.
+ */
+static void cmd_udplite(const char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	size_t hl = colon ? (size_t)(colon - arg) : 0;
+	char host[INET6_ADDRSTRLEN + 2] = "";
+	struct dst t = { 0 };
+	int one = 1, fd, e;
+	unsigned int port = 0;
+
+	if (hl >= 2 && arg[0] == '[' && arg[hl - 1] == ']' && hl - 2 < sizeof(host))
+		memcpy(host, arg + 1, hl - 2);
+	else if (hl < sizeof(host))
+		memcpy(host, arg, hl);
+	if (colon)
+		sscanf(colon + 1, "%u", &port);
+	if (inet_pton(AF_INET, host, &t.a.in.sin_addr) == 1) {
+		t.family = t.a.in.sin_family = AF_INET;
+		t.a.in.sin_port = htons((uint16_t)port);
+		t.len = sizeof(t.a.in);
+	} else if (inet_pton(AF_INET6, host, &t.a.in6.sin6_addr) == 1) {
+		t.family = t.a.in6.sin6_family = AF_INET6;
+		t.a.in6.sin6_port = htons((uint16_t)port);
+		t.len = sizeof(t.a.in6);
+	}
+	printf("{\"probe\":\"udplite\",\"dst\":");
+	jstr(host);
+	printf(",\"port\":%u", port);
+	if (!t.family || port == 0 || port > 65535) {
+		jerr("sent", EINVAL);
+		end_line();
+		return;
+	}
+	fd = socket(t.family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDPLITE);
+	if (fd < 0) {
+		jerr("sent", errno);
+		end_line();
+		return;
+	}
+	if (t.family == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+	else
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	e = errno_of(sendto(fd, "cellcheck", 9, 0, &t.a.sa, t.len) == 9);
+	close(fd);
+	jerr("sent", e);
+	end_line();
+}
+
+/*
+ * udplite-in: the UDP-Lite datagrams that reached this network namespace's stack, delivered or
+ * not (InDatagrams + NoPorts + InErrors of /proc/net/snmp's UdpLite line, and of the UdpLite6
+ * counters of /proc/net/snmp6): run in a host's namespace, whether a cell's UDP-Lite arrived.
+ */
+static void cmd_udplite_in(void)
+{
+	uint64_t v4 = snmp_col("UdpLite", "InDatagrams") + snmp_col("UdpLite", "NoPorts") +
+		      snmp_col("UdpLite", "InErrors");
+	uint64_t v6 = snmp_kv("/proc/net/snmp6", "UdpLite6InDatagrams") +
+		      snmp_kv("/proc/net/snmp6", "UdpLite6NoPorts") +
+		      snmp_kv("/proc/net/snmp6", "UdpLite6InErrors");
+
+	printf("{\"probe\":\"udplite-in\",\"udplite\":%llu,\"udplite6\":%llu",
+	       (unsigned long long)v4, (unsigned long long)v6);
+	end_line();
 }
 
 static uint16_t csum_fold(uint32_t sum)
@@ -2559,6 +2883,10 @@ int main(int argc, char **argv)
 			cmd_resolve(v);
 		} else if (strncmp(a, "connect=", 8) == 0) {
 			cmd_connect(v);
+		} else if (strncmp(a, "resolve6=", 9) == 0) {
+			cmd_resolve6(v);
+		} else if (strncmp(a, "connect6=", 9) == 0) {
+			cmd_connect6(v);
 		} else if (strncmp(a, "ls=", 3) == 0) {
 			cmd_ls(v);
 		} else if (strncmp(a, "udp=", 4) == 0) {
@@ -2571,6 +2899,10 @@ int main(int argc, char **argv)
 			cmd_net6(v);
 		} else if (strncmp(a, "egress=", 7) == 0) {
 			cmd_egress(v);
+		} else if (strncmp(a, "udplite=", 8) == 0) {
+			cmd_udplite(v);
+		} else if (strcmp(a, "udplite-in") == 0) {
+			cmd_udplite_in();
 		} else if (strncmp(a, "frames=", 7) == 0) {
 			cmd_frames(v);
 		} else if (strncmp(a, "proc=", 5) == 0) {
