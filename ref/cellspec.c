@@ -1022,18 +1022,64 @@ static int parse_network(struct ctx *c, const json_t *o, struct cellspec *s)
 	return r < 0 ? r : 0;
 }
 
+/* "allow": every suffix checked by the proxy's own rules before it is kept. */
+static int parse_dns_allow(struct ctx *c, const json_t *a, struct cellspec *s)
+{
+	_cleanup_(dnspol_freep) struct dnspol *pol = NULL;
+	const json_t *e;
+	char d[DESC_MAX];
+	size_t i, m;
+	int r;
+
+	if (!json_is_array(a))
+		return fail_key(c, "allow", "expected an array of name suffixes, got %s",
+				describe(a, d));
+	s->dns_allow = calloc(json_array_size(a) + 1, sizeof(*s->dns_allow));
+	r = dnspol_new(&pol);
+	if (!s->dns_allow || r == -ENOMEM)
+		return oom(c);
+	if (r < 0)
+		return r;
+	m = push(c, "allow");
+	json_array_foreach(a, i, e)
+	{
+		size_t mi = push_index(c, i);
+
+		/* The proxy's own rules (dnspol) decide what a usable suffix is. */
+		if (!json_is_string(e) || json_string_length(e) < 1 || json_string_length(e) > 253)
+			r = fail(c, "expected a name suffix of 1..253 characters, got %s",
+				 describe(e, d));
+		else if ((r = dnspol_allow(pol, json_string_value(e))) == -ENOMEM)
+			r = oom(c);
+		/* sup.spec_allow_unchecked: a suffix the proxy refuses is passed on */
+		else if (r < 0 && !FAULT("sup.spec_allow_unchecked"))
+			r = fail(c,
+				 "not a usable name suffix (empty label or label over 63 "
+				 "bytes), got %s",
+				 describe(e, d));
+		else if (!(s->dns_allow[i] = strdup(json_string_value(e))))
+			r = oom(c);
+		else
+			r = 0;
+		pop(c, mi);
+		if (r < 0)
+			break;
+		s->n_dns_allow = i + 1;
+	}
+	pop(c, m);
+	return r;
+}
+
 static int parse_dns(struct ctx *c, const json_t *o, struct cellspec *s)
 {
 	static const char *const known[] = { "enabled", "listen",    "upstream",
 					     "allow",	"timeoutMs", NULL };
-	_cleanup_(dnspol_freep) struct dnspol *pol = NULL;
-	const json_t *a, *e;
+	const json_t *a;
 	const char *t = NULL;
 	char d[DESC_MAX];
 	long long timeout = 2000;
 	uint32_t ip;
 	uint16_t port;
-	size_t i, m;
 	int r;
 
 	r = check_object(c, o, known);
@@ -1070,43 +1116,7 @@ static int parse_dns(struct ctx *c, const json_t *o, struct cellspec *s)
 
 	a = json_object_get(o, "allow");
 	if (a) {
-		if (!json_is_array(a))
-			return fail_key(c, "allow", "expected an array of name suffixes, got %s",
-					describe(a, d));
-		s->dns_allow = calloc(json_array_size(a) + 1, sizeof(*s->dns_allow));
-		r = dnspol_new(&pol);
-		if (!s->dns_allow || r == -ENOMEM)
-			return oom(c);
-		if (r < 0)
-			return r;
-		m = push(c, "allow");
-		json_array_foreach(a, i, e)
-		{
-			size_t mi = push_index(c, i);
-
-			/* The proxy's own rules (dnspol) decide what a usable suffix is. */
-			if (!json_is_string(e) || json_string_length(e) < 1 ||
-			    json_string_length(e) > 253)
-				r = fail(c, "expected a name suffix of 1..253 characters, got %s",
-					 describe(e, d));
-			else if ((r = dnspol_allow(pol, json_string_value(e))) == -ENOMEM)
-				r = oom(c);
-			/* sup.spec_allow_unchecked: a suffix the proxy refuses is passed on */
-			else if (r < 0 && !FAULT("sup.spec_allow_unchecked"))
-				r = fail(c,
-					 "not a usable name suffix (empty label or label over 63 "
-					 "bytes), got %s",
-					 describe(e, d));
-			else if (!(s->dns_allow[i] = strdup(json_string_value(e))))
-				r = oom(c);
-			else
-				r = 0;
-			pop(c, mi);
-			if (r < 0)
-				break;
-			s->n_dns_allow = i + 1;
-		}
-		pop(c, m);
+		r = parse_dns_allow(c, a, s);
 		if (r < 0)
 			return r;
 	}

@@ -634,6 +634,46 @@ static int parse_u32_opt(const char *opt, const char *v, unsigned long long min,
 	return 0;
 }
 
+/* What no single option can check: leftovers, required options and their combinations. */
+static int check_args(struct proxy *x, int argc, char **argv)
+{
+	if (optind != argc && !FAULT("dns.cli_lenient")) {
+		fprintf(stderr, "cellref: dns-proxy: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!x->upstream_text || !x->events_path || (!x->n_listen && !x->n_udp_fd)) {
+		fprintf(stderr, "cellref: dns-proxy: --upstream, --events and --listen (or "
+				"--udp-fd) are required\n");
+		return -EINVAL;
+	}
+	if (x->n_tcp_fd && !x->n_udp_fd) {
+		fprintf(stderr, "cellref: dns-proxy: --tcp-fd needs --udp-fd\n");
+		return -EINVAL;
+	}
+	/*
+	 * One address, one pair of listeners: a second --listen for it could only fail to bind
+	 * (DNS-CLI-005), so it is refused here, naming the address in canonical text.
+	 * dns.listen_dup_allowed: not checked (the second bind then fails, exit 15).
+	 */
+	for (unsigned int i = 1; i < x->n_listen && !FAULT("dns.listen_dup_allowed"); i++) {
+		for (unsigned int j = 0; j < i; j++) {
+			char canon[ADDR_PORT_TEXT];
+
+			if (!same_addr(&x->cfg.listen[j].addr, &x->cfg.listen[i].addr))
+				continue;
+			addr_port_text((const struct sockaddr *)&x->cfg.listen[i].addr,
+				       x->cfg.listen[i].len, canon);
+			fprintf(stderr,
+				"cellref: dns-proxy: --listen %s given twice ('%s', '%s')\n", canon,
+				x->listen_text[j], x->listen_text[i]);
+			return -EINVAL;
+		}
+	}
+	x->cfg.n_listen = x->n_listen;
+	return 0;
+}
+
+/* One case per option in a single getopt switch: long, but each case stands alone. */
 static int parse_args(struct proxy *x, int argc, char **argv)
 {
 	enum {
@@ -844,47 +884,95 @@ static int parse_args(struct proxy *x, int argc, char **argv)
 		if (err)
 			return -EINVAL;
 	}
-	if (optind != argc && !FAULT("dns.cli_lenient")) {
-		fprintf(stderr, "cellref: dns-proxy: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (!x->upstream_text || !x->events_path || (!x->n_listen && !x->n_udp_fd)) {
-		fprintf(stderr, "cellref: dns-proxy: --upstream, --events and --listen (or "
-				"--udp-fd) are required\n");
-		return -EINVAL;
-	}
-	if (x->n_tcp_fd && !x->n_udp_fd) {
-		fprintf(stderr, "cellref: dns-proxy: --tcp-fd needs --udp-fd\n");
-		return -EINVAL;
-	}
-	/*
-	 * One address, one pair of listeners: a second --listen for it could only fail to bind
-	 * (DNS-CLI-005), so it is refused here, naming the address in canonical text.
-	 * dns.listen_dup_allowed: not checked (the second bind then fails, exit 15).
-	 */
-	for (unsigned int i = 1; i < x->n_listen && !FAULT("dns.listen_dup_allowed"); i++) {
-		for (unsigned int j = 0; j < i; j++) {
-			char canon[ADDR_PORT_TEXT];
+	return check_args(x, argc, argv);
+}
 
-			if (!same_addr(&x->cfg.listen[j].addr, &x->cfg.listen[i].addr))
-				continue;
-			addr_port_text((const struct sockaddr *)&x->cfg.listen[i].addr,
-				       x->cfg.listen[i].len, canon);
-			fprintf(stderr,
-				"cellref: dns-proxy: --listen %s given twice ('%s', '%s')\n", canon,
-				x->listen_text[j], x->listen_text[i]);
-			return -EINVAL;
-		}
+/* Before the sink exists, so a failure here is reported on stderr only, like a usage error. */
+static int restrict_privileges(void)
+{
+	int err;
+
+	/* Inherited by every thread made from here on; setns and bind do not need it off. */
+	if (!FAULT("dns.nnp_proxy_thread_only") && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		err = -errno;
+		cellref_report("dns-proxy", "no_new_privs", err, NULL);
+		return err;
 	}
-	x->cfg.n_listen = x->n_listen;
+	/* dns.inheritable_kept: a non-empty inheritable set survives into serving */
+	err = FAULT("dns.inheritable_kept") ? 0 : clear_inheritable();
+	if (err)
+		cellref_report("dns-proxy", "inheritable capabilities", err, NULL);
+	return err;
+}
+
+/* The sink and the queue in front of it; from here on failures are also events. */
+static int open_events(struct proxy *x, struct evt_sink **ret_sink)
+{
+	_cleanup_(evt_sink_freep) struct evt_sink *sink = NULL;
+	int err;
+
+	/* dns.events_truncated: negative control of DNS-CLI-002 (an existing file is emptied). */
+	if (FAULT("dns.events_truncated") && strcmp(x->events_path, "-") != 0)
+		(void)truncate(x->events_path, 0);
+	/* dns.events_dash_discarded: negative control of DNS-CLI-002 ("-" is not stdout). */
+	err = evt_sink_open_path(FAULT("dns.events_dash_discarded") && !strcmp(x->events_path, "-")
+					 ? "/dev/null"
+					 : x->events_path,
+				 SOURCE, &sink);
+	if (err) {
+		cellref_report("dns-proxy", x->events_path, err, "cannot open the event sink");
+		return err;
+	}
+	if (!x->run_id[0])
+		evt_sink_new_id(sink, x->run_id);
+	jw_init(&x->data);
+	jw_init(&x->line);
+	err = evtq_new(evt_sink_fd(sink), x->queue_bytes, &x->q);
+	if (err || jw_error(&x->data) || jw_error(&x->line)) {
+		err = err ?: -ENOMEM;
+		cellref_report("dns-proxy", "event queue", err, NULL);
+		jw_free(&x->data);
+		jw_free(&x->line);
+		return err;
+	}
+	x->sink = sink;
+	*ret_sink = TAKE_PTR(sink);
 	return 0;
+}
+
+/* The fds the proxy thread uses live until it is joined; returns the exit code. */
+static int run_proxy(struct proxy *x, const sigset_t *mask)
+{
+	_cleanup_close_ int netns_fd = -1, sig_fd = -1;
+	pthread_t tid;
+	int err;
+
+	if (x->netns_path && (netns_fd = open(x->netns_path, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail(x, "netns", x->netns_path, -errno,
+			    errno == EACCES || errno == EPERM ? CELLREF_EXIT_PERM
+							      : CELLREF_EXIT_NO_NETNS,
+			    NULL);
+	x->netns_fd = netns_fd;
+
+	sig_fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0)
+		return fail(x, "unknown", "signalfd", -errno, CELLREF_EXIT_FAILURE, NULL);
+	x->cfg.stop_fd = sig_fd;
+
+	x->started_mono = util_now_monotonic_ns();
+	x->parent = getppid();
+	(void)prctl(PR_GET_PDEATHSIG, &x->pdeath);
+	err = pthread_create(&tid, NULL, proxy_thread, x);
+	if (err)
+		return fail(x, "unknown", "proxy thread", -err, CELLREF_EXIT_FAILURE, NULL);
+	pthread_join(tid, NULL);
+	return x->exit_code;
 }
 
 int cellref_dnsproxy_main(int argc, char **argv)
 {
 	_cleanup_(evt_sink_freep) struct evt_sink *sink = NULL;
 	_cleanup_(dnspol_freep) struct dnspol *pol = NULL;
-	_cleanup_close_ int netns_fd = -1, sig_fd = -1;
 	struct proxy x = {
 		.cell_id = "unspecified",
 		.ready_fd = -1,
@@ -906,7 +994,6 @@ int cellref_dnsproxy_main(int argc, char **argv)
 			.on_batch = on_batch,
 		},
 	};
-	pthread_t tid;
 	sigset_t mask;
 	int err;
 
@@ -932,70 +1019,12 @@ int cellref_dnsproxy_main(int argc, char **argv)
 	if (check_fds(&x) < 0)
 		return CELLREF_EXIT_USAGE;
 
-	/* Inherited by every thread made from here on; setns and bind do not need it off. */
-	if (!FAULT("dns.nnp_proxy_thread_only") && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		cellref_report("dns-proxy", "no_new_privs", -errno, NULL);
+	if (restrict_privileges() < 0)
 		return CELLREF_EXIT_FAILURE;
-	}
-	/* dns.inheritable_kept: a non-empty inheritable set survives into serving */
-	err = FAULT("dns.inheritable_kept") ? 0 : clear_inheritable();
-	if (err) {
-		cellref_report("dns-proxy", "inheritable capabilities", err, NULL);
+	if (open_events(&x, &sink) < 0)
 		return CELLREF_EXIT_FAILURE;
-	}
 
-	/* dns.events_truncated: negative control of DNS-CLI-002 (an existing file is emptied). */
-	if (FAULT("dns.events_truncated") && strcmp(x.events_path, "-") != 0)
-		(void)truncate(x.events_path, 0);
-	/* dns.events_dash_discarded: negative control of DNS-CLI-002 ("-" is not stdout). */
-	err = evt_sink_open_path(FAULT("dns.events_dash_discarded") && !strcmp(x.events_path, "-")
-					 ? "/dev/null"
-					 : x.events_path,
-				 SOURCE, &sink);
-	if (err) {
-		cellref_report("dns-proxy", x.events_path, err, "cannot open the event sink");
-		return CELLREF_EXIT_FAILURE;
-	}
-	x.sink = sink;
-	if (!x.run_id[0])
-		evt_sink_new_id(sink, x.run_id);
-	jw_init(&x.data);
-	jw_init(&x.line);
-	err = evtq_new(evt_sink_fd(sink), x.queue_bytes, &x.q);
-	if (err || jw_error(&x.data) || jw_error(&x.line)) {
-		cellref_report("dns-proxy", "event queue", err ?: -ENOMEM, NULL);
-		jw_free(&x.data);
-		jw_free(&x.line);
-		return CELLREF_EXIT_FAILURE;
-	}
-
-	if (x.netns_path && (netns_fd = open(x.netns_path, O_RDONLY | O_CLOEXEC)) < 0)
-		err = fail(&x, "netns", x.netns_path, -errno,
-			   errno == EACCES || errno == EPERM ? CELLREF_EXIT_PERM
-							     : CELLREF_EXIT_NO_NETNS,
-			   NULL);
-	if (err)
-		goto out;
-	x.netns_fd = netns_fd;
-
-	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sig_fd < 0) {
-		err = fail(&x, "unknown", "signalfd", -errno, CELLREF_EXIT_FAILURE, NULL);
-		goto out;
-	}
-	x.cfg.stop_fd = sig_fd;
-
-	x.started_mono = util_now_monotonic_ns();
-	x.parent = getppid();
-	(void)prctl(PR_GET_PDEATHSIG, &x.pdeath);
-	err = pthread_create(&tid, NULL, proxy_thread, &x);
-	if (err) {
-		err = fail(&x, "unknown", "proxy thread", -err, CELLREF_EXIT_FAILURE, NULL);
-		goto out;
-	}
-	pthread_join(tid, NULL);
-	err = x.exit_code;
-out:
+	err = run_proxy(&x, &mask);
 	evtq_free(x.q);
 	jw_free(&x.data);
 	jw_free(&x.line);

@@ -295,15 +295,12 @@ static int run_loop(struct mon *m)
 	}
 }
 
-static void *monitor_thread(void *arg)
+/* Each step below returns 0, or a negative errno after setting m->exit_code via fail(). */
+
+/* Enters the namespace and waits (bounded) for the interface to exist. */
+static int find_link(struct mon *m, struct netcfg_link_info *ret_link, unsigned int *ret_l2)
 {
-	struct mon *m = arg;
 	_cleanup_(netcfg_freep) struct netcfg *nc = NULL;
-	_cleanup_free_ char *log = NULL;
-	struct netcfg_link_info link;
-	struct flowmon_stats st;
-	struct flowmon_opts fo;
-	unsigned int l2;
 	int err;
 
 	if (m->netns_fd >= 0) {
@@ -313,16 +310,16 @@ static void *monitor_thread(void *arg)
 				fail(m, "netns", m->netns_path, err,
 				     err == -EPERM ? CELLREF_EXIT_PERM : CELLREF_EXIT_NO_NETNS,
 				     err == -EINVAL ? "not a network namespace" : NULL);
-			return NULL;
+			return err;
 		}
 	}
 	err = netcfg_open(-1, &nc);
-	err = err ?: netcfg_link_get(nc, m->ifname, &link);
+	err = err ?: netcfg_link_get(nc, m->ifname, ret_link);
 	/* Bounded: the interface is about to appear (FLOW-MON-025), or it is an error. */
 	for (uint64_t until = util_now_monotonic_ns() + m->wait_ifname_ms * 1000000ULL;
 	     err == -ENODEV && util_now_monotonic_ns() < until;) {
 		usleep(200);
-		err = netcfg_link_get(nc, m->ifname, &link);
+		err = netcfg_link_get(nc, m->ifname, ret_link);
 	}
 	if (err) {
 		char object[64];
@@ -331,21 +328,25 @@ static void *monitor_thread(void *arg)
 		m->exit_code =
 			fail(m, "interface", object, err,
 			     err == -ENODEV ? CELLREF_EXIT_NO_IFACE : CELLREF_EXIT_FAILURE, NULL);
-		return NULL;
+		return err;
 	}
-	l2 = l2_len_for(link.arptype, &err);
+	*ret_l2 = l2_len_for(ret_link->arptype, &err);
 	if (err) {
 		char detail[64];
 
 		snprintf(detail, sizeof(detail), "link type %u has no known header length",
-			 link.arptype);
+			 ret_link->arptype);
 		m->exit_code =
 			fail(m, "interface", m->ifname, err, CELLREF_EXIT_NO_FEATURE, detail);
-		return NULL;
 	}
+	return err;
+}
 
-	fo = (struct flowmon_opts){
-		.ifindex = link.ifindex,
+static int load_monitor(struct mon *m, const struct netcfg_link_info *link, unsigned int l2)
+{
+	_cleanup_free_ char *log = NULL;
+	struct flowmon_opts fo = {
+		.ifindex = link->ifindex,
 		.l2_len = l2,
 		.ringbuf_bytes = m->ringbuf_bytes,
 		.table_entries = m->table_entries,
@@ -354,45 +355,62 @@ static void *monitor_thread(void *arg)
 		.on_record = on_record,
 		.ctx = m,
 	};
+	int code = CELLREF_EXIT_FAILURE;
+	const char *what = "load";
+	int err;
+
 	err = flowmon_open(&fo, &m->fm, &log);
-	if (err) {
-		int code = CELLREF_EXIT_FAILURE;
-		const char *what = "load";
-
-		if (log) {
-			fprintf(stderr, "cellref: flow-monitor: verifier log:\n%s\n", log);
-			code = CELLREF_EXIT_VERIFIER;
-		} else if (err == -EPERM) {
-			code = CELLREF_EXIT_PERM;
-		} else if (err == -EOPNOTSUPP) {
-			code = CELLREF_EXIT_NO_FEATURE;
-			what = "ringbuf";
-		}
-		m->exit_code =
-			fail(m, what, "BPF object flowmon", err, code,
-			     code == CELLREF_EXIT_PERM ? "needs root or CAP_BPF and CAP_NET_ADMIN"
-			     : code == CELLREF_EXIT_VERIFIER   ? "rejected by the verifier"
-			     : code == CELLREF_EXIT_NO_FEATURE ? "kernel has no BPF ring buffer"
-							       : NULL);
-		return NULL;
+	if (!err)
+		return 0;
+	if (log) {
+		fprintf(stderr, "cellref: flow-monitor: verifier log:\n%s\n", log);
+		code = CELLREF_EXIT_VERIFIER;
+	} else if (err == -EPERM) {
+		code = CELLREF_EXIT_PERM;
+	} else if (err == -EOPNOTSUPP) {
+		code = CELLREF_EXIT_NO_FEATURE;
+		what = "ringbuf";
 	}
+	m->exit_code = fail(m, what, "BPF object flowmon", err, code,
+			    code == CELLREF_EXIT_PERM ? "needs root or CAP_BPF and CAP_NET_ADMIN"
+			    : code == CELLREF_EXIT_VERIFIER   ? "rejected by the verifier"
+			    : code == CELLREF_EXIT_NO_FEATURE ? "kernel has no BPF ring buffer"
+							      : NULL);
+	return err;
+}
+
+static int attach_monitor(struct mon *m)
+{
+	char object[64];
+	int code = CELLREF_EXIT_FAILURE;
+	int err;
+
 	err = flowmon_attach(m->fm);
-	if (err) {
-		char object[64];
-		int code = CELLREF_EXIT_FAILURE;
+	if (!err)
+		return 0;
+	snprintf(object, sizeof(object), "clsact egress on %s", m->ifname);
+	if (err == -EPERM)
+		code = CELLREF_EXIT_PERM;
+	else if (err == -ENODEV)
+		code = CELLREF_EXIT_NO_IFACE;
+	else if (err == -EOPNOTSUPP || err == -ENOENT)
+		code = CELLREF_EXIT_NO_FEATURE;
+	m->exit_code =
+		fail(m, "attach", object, err, code,
+		     code == CELLREF_EXIT_NO_FEATURE ? "kernel has no clsact/cls_bpf" : NULL);
+	return err;
+}
 
-		snprintf(object, sizeof(object), "clsact egress on %s", m->ifname);
-		if (err == -EPERM)
-			code = CELLREF_EXIT_PERM;
-		else if (err == -ENODEV)
-			code = CELLREF_EXIT_NO_IFACE;
-		else if (err == -EOPNOTSUPP || err == -ENOENT)
-			code = CELLREF_EXIT_NO_FEATURE;
-		m->exit_code = fail(m, "attach", object, err, code,
-				    code == CELLREF_EXIT_NO_FEATURE ? "kernel has no clsact/cls_bpf"
-								    : NULL);
+static void *monitor_thread(void *arg)
+{
+	struct mon *m = arg;
+	struct netcfg_link_info link;
+	struct flowmon_stats st;
+	unsigned int l2 = 0;
+	int err;
+
+	if (find_link(m, &link, &l2) < 0 || load_monitor(m, &link, l2) < 0 || attach_monitor(m) < 0)
 		return NULL;
-	}
 
 	emit_started(m, link.ifindex);
 	if (m->ready_fd >= 0) {
@@ -441,6 +459,35 @@ static int parse_u32(const char *opt, const char *v, unsigned long long min, uns
 	return 0;
 }
 
+static int parse_ringbuf_bytes(const char *v, uint32_t *ret)
+{
+	if (parse_u32("--ringbuf-bytes", v, 4096, 1u << 30, ret) < 0)
+		return -EINVAL;
+	while ((*ret & (*ret - 1)) && FAULT("flow.cli_lenient"))
+		*ret &= *ret - 1; /* down to the top bit */
+	if (*ret & (*ret - 1)) {
+		fprintf(stderr,
+			"cellref: flow-monitor: --ringbuf-bytes '%s': must be a power of two\n", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* What no single option can check: leftovers and required options. */
+static int check_args(struct mon *m, int argc, char **argv)
+{
+	if (optind != argc && !FAULT("flow.cli_lenient")) {
+		fprintf(stderr, "cellref: flow-monitor: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!m->ifname || !m->events_path) {
+		fprintf(stderr, "cellref: flow-monitor: --ifname and --events are required\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* One case per option in a single getopt switch: long, but each case stands alone. */
 static int parse_args(struct mon *m, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -495,18 +542,8 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			m->records_path = optarg;
 			break;
 		case 'b':
-			if (parse_u32("--ringbuf-bytes", optarg, 4096, 1u << 30,
-				      &m->ringbuf_bytes) < 0)
+			if (parse_ringbuf_bytes(optarg, &m->ringbuf_bytes) < 0)
 				return -EINVAL;
-			while ((m->ringbuf_bytes & (m->ringbuf_bytes - 1)) &&
-			       FAULT("flow.cli_lenient"))
-				m->ringbuf_bytes &= m->ringbuf_bytes - 1; /* down to the top bit */
-			if (m->ringbuf_bytes & (m->ringbuf_bytes - 1)) {
-				fprintf(stderr,
-					"cellref: flow-monitor: --ringbuf-bytes '%s': must be a power of two\n",
-					optarg);
-				return -EINVAL;
-			}
 			break;
 		case 't':
 			if (parse_u32("--flow-table-entries", optarg, 1, 1u << 24,
@@ -544,22 +581,82 @@ static int parse_args(struct mon *m, int argc, char **argv)
 			return -EINVAL;
 		}
 	}
-	if (optind != argc && !FAULT("flow.cli_lenient")) {
-		fprintf(stderr, "cellref: flow-monitor: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
+	return check_args(m, argc, argv);
+}
+
+/*
+ * Opens what the command line names; the caller's cleanup closes the fds. Returns 0 or the
+ * exit code.
+ */
+static int open_files(struct mon *m, int *records_fd, int *netns_fd)
+{
+	int err;
+
+	if (m->records_path) {
+		*records_fd =
+			open(m->records_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (*records_fd < 0)
+			return fail(m, "unknown", m->records_path, -errno, CELLREF_EXIT_FAILURE,
+				    "cannot open the records file");
+		m->records_fd = *records_fd;
 	}
-	if (!m->ifname || !m->events_path) {
-		fprintf(stderr, "cellref: flow-monitor: --ifname and --events are required\n");
-		return -EINVAL;
+	if (m->ready_fd >= 0 && fcntl(m->ready_fd, F_GETFD) < 0)
+		return fail(m, "unknown", "--ready-fd", -errno, CELLREF_EXIT_USAGE,
+			    "not an open file descriptor");
+	if (m->netns_path) {
+		*netns_fd = open(m->netns_path, O_RDONLY | O_CLOEXEC);
+		if (*netns_fd < 0) {
+			err = -errno;
+			return fail(m, "netns", m->netns_path, err,
+				    err == -EACCES || err == -EPERM ? CELLREF_EXIT_PERM
+								    : CELLREF_EXIT_NO_NETNS,
+				    NULL);
+		}
+		m->netns_fd = *netns_fd;
 	}
 	return 0;
+}
+
+/* The fds the monitor thread uses live until it is joined; returns the exit code. */
+static int run_monitor(struct mon *m)
+{
+	_cleanup_close_ int netns_fd = -1, records_fd = -1, sig_fd = -1;
+	pthread_t tid;
+	sigset_t mask;
+	int err;
+
+	err = open_files(m, &records_fd, &netns_fd);
+	if (err)
+		return err;
+
+	/* Signals become readable on a signalfd; block them before any thread exists. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0)
+		return fail(m, "unknown", "signalfd", -errno, CELLREF_EXIT_FAILURE, NULL);
+	m->sig_fd = sig_fd;
+
+	libbpf_set_print(libbpf_quiet);
+	m->started_mono_ns = util_now_monotonic_ns();
+	err = pthread_create(&tid, NULL, monitor_thread, m);
+	if (err)
+		return fail(m, "unknown", "monitor thread", -err, CELLREF_EXIT_FAILURE, NULL);
+	pthread_join(tid, NULL);
+	flowmon_free(m->fm);
+	if (m->records_write_errors)
+		cellref_report("flow-monitor", m->records_path, -EIO,
+			       "%llu records could not be written",
+			       (unsigned long long)m->records_write_errors);
+	return m->exit_code;
 }
 
 int cellref_flowmon_main(int argc, char **argv)
 {
 	_cleanup_(evt_sink_freep) struct evt_sink *sink = NULL;
 	_cleanup_(flowacc_freep) struct flowacc *acc = NULL;
-	_cleanup_close_ int netns_fd = -1, records_fd = -1, sig_fd = -1;
 	struct mon m = {
 		.cell_id = "unspecified",
 		.ready_fd = -1,
@@ -570,8 +667,6 @@ int cellref_flowmon_main(int argc, char **argv)
 		.drain_ms = FLOWMON_DRAIN_MS_DEFAULT,
 		.record_version = 1,
 	};
-	pthread_t tid;
-	sigset_t mask;
 	int err;
 
 	if (parse_args(&m, argc, argv) < 0)
@@ -606,63 +701,7 @@ int cellref_flowmon_main(int argc, char **argv)
 	}
 	m.acc = acc;
 
-	if (m.records_path) {
-		records_fd = open(m.records_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (records_fd < 0) {
-			err = fail(&m, "unknown", m.records_path, -errno, CELLREF_EXIT_FAILURE,
-				   "cannot open the records file");
-			jw_free(&m.data);
-			return err;
-		}
-		m.records_fd = records_fd;
-	}
-	if (m.ready_fd >= 0 && fcntl(m.ready_fd, F_GETFD) < 0) {
-		err = fail(&m, "unknown", "--ready-fd", -errno, CELLREF_EXIT_USAGE,
-			   "not an open file descriptor");
-		jw_free(&m.data);
-		return err;
-	}
-	if (m.netns_path) {
-		netns_fd = open(m.netns_path, O_RDONLY | O_CLOEXEC);
-		if (netns_fd < 0) {
-			err = -errno;
-			err = fail(&m, "netns", m.netns_path, err,
-				   err == -EACCES || err == -EPERM ? CELLREF_EXIT_PERM
-								   : CELLREF_EXIT_NO_NETNS,
-				   NULL);
-			jw_free(&m.data);
-			return err;
-		}
-		m.netns_fd = netns_fd;
-	}
-
-	/* Signals become readable on a signalfd; block them before any thread exists. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sig_fd < 0) {
-		err = fail(&m, "unknown", "signalfd", -errno, CELLREF_EXIT_FAILURE, NULL);
-		jw_free(&m.data);
-		return err;
-	}
-	m.sig_fd = sig_fd;
-
-	libbpf_set_print(libbpf_quiet);
-	m.started_mono_ns = util_now_monotonic_ns();
-	err = pthread_create(&tid, NULL, monitor_thread, &m);
-	if (err) {
-		err = fail(&m, "unknown", "monitor thread", -err, CELLREF_EXIT_FAILURE, NULL);
-		jw_free(&m.data);
-		return err;
-	}
-	pthread_join(tid, NULL);
-	flowmon_free(m.fm);
-	if (m.records_write_errors)
-		cellref_report("flow-monitor", m.records_path, -EIO,
-			       "%llu records could not be written",
-			       (unsigned long long)m.records_write_errors);
+	err = run_monitor(&m);
 	jw_free(&m.data);
-	return m.exit_code;
+	return err;
 }

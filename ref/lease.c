@@ -700,6 +700,84 @@ static int scan_free(int dfd, const struct scan *s, uint32_t ip)
 	return 1;
 }
 
+/* The subnet being handed out, and who else may hold an address in it. */
+struct lease_pool {
+	uint32_t net, bcast, gateway;
+	unsigned int prefixlen;
+	bool (*in_use)(void *ctx, uint32_t ip);
+	void *ctx;
+};
+
+/* Fills in the owner of a record the caller left partly blank, then checks it. */
+static int record_prepare(struct lease *l)
+{
+	int r;
+
+	l->corrupt = false;
+	if (l->owner_pid == 0) {
+		l->owner_pid = getpid();
+		l->owner_start = 0;
+	}
+	if (l->owner_start == 0) {
+		r = lease_proc_start(l->owner_pid, &l->owner_start);
+		if (r < 0)
+			return r;
+	}
+	return record_check(l);
+}
+
+static int pick_wanted(int dfd, const struct scan *sc, const struct lease_pool *p, uint32_t want)
+{
+	int r;
+
+	if (want == p->gateway)
+		return -EADDRINUSE;
+	/* sup.lease_want_ignores_leases: only the host's addresses count, not the leases */
+	if (FAULT("sup.lease_want_ignores_leases"))
+		r = 1;
+	else
+		r = scan_free(dfd, sc, want);
+	if (r < 0)
+		return r;
+	if (r == 0 || (p->in_use && p->in_use(p->ctx, want)))
+		return -EADDRINUSE;
+	return 0;
+}
+
+/* The lowest address neither leased, nor the gateway, nor in use on the host. */
+static int pick_free(int dfd, const struct scan *sc, const struct lease_pool *p, uint32_t *ret_ip)
+{
+	int r;
+
+	/* /31 and /32 have no address besides network and broadcast by this rule. */
+	if (p->prefixlen > 30)
+		return -EADDRNOTAVAIL;
+	for (uint32_t h = p->net + 1; h < p->bcast; h++) {
+		if (h == p->gateway)
+			continue;
+		/* sup.lease_ignores_leases: only the host's addresses count, not the leases
+		 */
+		if (!FAULT("sup.lease_ignores_leases")) {
+			r = scan_free(dfd, sc, h);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				continue;
+		}
+		if (p->in_use && p->in_use(p->ctx, h))
+			continue;
+		*ret_ip = h;
+		return 0;
+	}
+	/* sup.lease_pool_overcommit: a full pool hands out its last address again */
+	if (FAULT("sup.lease_pool_overcommit") && p->bcast - 1 != p->gateway &&
+	    p->bcast - 1 > p->net) {
+		*ret_ip = p->bcast - 1;
+		return 0;
+	}
+	return -EADDRNOTAVAIL;
+}
+
 /* --- API --- */
 
 int lease_acquire_reaped(const char *state_dir, uint32_t subnet, unsigned int prefixlen,
@@ -709,31 +787,25 @@ int lease_acquire_reaped(const char *state_dir, uint32_t subnet, unsigned int pr
 	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
 	_cleanup_(scan_done) struct scan sc = { 0 };
 	_cleanup_close_ int dfd = -1;
-	uint32_t mask, net, bcast;
+	struct lease_pool p = {
+		.gateway = gateway, .prefixlen = prefixlen, .in_use = in_use, .ctx = ctx
+	};
+	uint32_t mask;
 	struct lease l;
 	int r;
 
 	if (!state_dir || !rec || prefixlen > 32)
 		return -EINVAL;
 	mask = prefixlen ? ~0u << (32 - prefixlen) : 0;
-	net = subnet & mask;
-	bcast = net | ~mask;
+	p.net = subnet & mask;
+	p.bcast = p.net | ~mask;
 
 	l = *rec;
-	l.corrupt = false;
-	if (l.owner_pid == 0) {
-		l.owner_pid = getpid();
-		l.owner_start = 0;
-	}
-	if (l.owner_start == 0) {
-		r = lease_proc_start(l.owner_pid, &l.owner_start);
-		if (r < 0)
-			return r;
-	}
-	r = record_check(&l);
+	r = record_prepare(&l);
 	if (r < 0)
 		return r;
-	if (want && ((want & mask) != net || (prefixlen <= 30 && (want == net || want == bcast))))
+	if (want &&
+	    ((want & mask) != p.net || (prefixlen <= 30 && (want == p.net || want == p.bcast))))
 		return -EINVAL;
 
 	dfd = leases_open(state_dir, true);
@@ -755,51 +827,13 @@ int lease_acquire_reaped(const char *state_dir, uint32_t subnet, unsigned int pr
 		reap->result = sc.first_err ? sc.first_err : sc.removed;
 
 	if (want) {
-		if (want == gateway)
-			return -EADDRINUSE;
-		/* sup.lease_want_ignores_leases: only the host's addresses count, not the leases */
-		if (FAULT("sup.lease_want_ignores_leases"))
-			r = 1;
-		else
-			r = scan_free(dfd, &sc, want);
-		if (r < 0)
-			return r;
-		if (r == 0 || (in_use && in_use(ctx, want)))
-			return -EADDRINUSE;
+		r = pick_wanted(dfd, &sc, &p, want);
 		l.ip = want;
 	} else {
-		bool found = false;
-
-		/* /31 and /32 have no address besides network and broadcast by this rule. */
-		if (prefixlen > 30)
-			return -EADDRNOTAVAIL;
-		for (uint32_t h = net + 1; h < bcast; h++) {
-			if (h == gateway)
-				continue;
-			/* sup.lease_ignores_leases: only the host's addresses count, not the leases
-			 */
-			if (!FAULT("sup.lease_ignores_leases")) {
-				r = scan_free(dfd, &sc, h);
-				if (r < 0)
-					return r;
-				if (r == 0)
-					continue;
-			}
-			if (in_use && in_use(ctx, h))
-				continue;
-			l.ip = h;
-			found = true;
-			break;
-		}
-		/* sup.lease_pool_overcommit: a full pool hands out its last address again */
-		if (!found && FAULT("sup.lease_pool_overcommit") && bcast - 1 != gateway &&
-		    bcast - 1 > net) {
-			l.ip = bcast - 1;
-			found = true;
-		}
-		if (!found)
-			return -EADDRNOTAVAIL;
+		r = pick_free(dfd, &sc, &p, &l.ip);
 	}
+	if (r < 0)
+		return r;
 
 	r = record_write(dfd, &l);
 	if (r < 0)

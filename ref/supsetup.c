@@ -858,6 +858,136 @@ static char *const cell_env[] = {
 	"container=cellref", NULL
 };
 
+/* The IPv4 address of a cell with a network, or the failure event naming what was asked for. */
+static int take_lease(struct run *r)
+{
+	const struct cellspec *s = r->spec;
+	/*
+	 * What dead runs left goes first, so their addresses and names are free again: in the
+	 * same hold of the lock and the same read of the records as the allocation.
+	 */
+	struct reap_ctx rc = { .nc = r->host_nc };
+	struct lease_reaper reaper = { .fn = reap_stale, .ctx = &rc };
+	char ip[INET_ADDRSTRLEN], pool[INET_ADDRSTRLEN + 4], detail[96];
+	int err;
+
+	snprintf(r->lease.cell_id, sizeof(r->lease.cell_id), "%s", s->cell_id);
+	snprintf(r->lease.run_id, sizeof(r->lease.run_id), "%s", r->run_id);
+	err = lease_acquire_reaped(r->state_dir, s->subnet, s->prefixlen, s->gateway, s->address,
+				   addr_in_use, r->host_nc, &reaper, &r->lease);
+	if (err == 0) {
+		r->leased = true;
+		return 0;
+	}
+	/* The object is the address asked for, or the pool it was to come from. */
+	sup_format_ip(s->subnet, ip);
+	snprintf(pool, sizeof(pool), "%s/%u", ip, s->prefixlen);
+	if (s->address)
+		sup_format_ip(s->address, ip);
+	snprintf(detail, sizeof(detail), "%s",
+		 err == -EADDRINUSE ? "address already leased or in use" : "cannot take a lease");
+	if (err == -EADDRNOTAVAIL)
+		snprintf(detail, sizeof(detail), "no free address in the subnet %s", pool);
+	return supevt_setup_failed(r, "lease", s->address ? ip : pool, err, CELLREF_EXIT_LEASE,
+				   detail);
+}
+
+/* The host side of a cell with a network: rtnetlink, its leases, the host end's name. */
+static int setup_host_side(struct run *r)
+{
+	const struct cellspec *s = r->spec;
+	uint16_t salt;
+	int err;
+
+	err = netcfg_open(-1, &r->host_nc);
+	if (err)
+		return supevt_setup_failed(r, "netlink", "rtnetlink", err, CELLREF_EXIT_NETWORK,
+					   NULL);
+	if (take_lease(r))
+		return -1;
+	if (s->ipv6 && take_lease6(r))
+		return -1;
+	/*
+	 * The host end's name: the address (unique among live leases) and 16 random bits,
+	 * so a veth of the previous holder that the kernel is still removing never clashes.
+	 */
+	if (getrandom(&salt, sizeof(salt), 0) != sizeof(salt))
+		salt = (uint16_t)getpid();
+	snprintf(r->lease.host_if, sizeof(r->lease.host_if), "cr%08x%04x", r->lease.ip, salt);
+	if (s->net_mode == CELLSPEC_NET_BRIDGE)
+		snprintf(r->lease.bridge, sizeof(r->lease.bridge), "%s", s->bridge);
+	return 0;
+}
+
+/* Stages the cell's resolv.conf and /dev, then clones it; it waits on the sync pipe. */
+static int start_cell(struct run *r, struct cell_child_cfg *cc)
+{
+	const struct cellspec *s = r->spec;
+	char path[64];
+	int err;
+
+	err = make_resolv(r);
+	if (err)
+		return supevt_setup_failed(r, "resolv_conf", "resolv.conf tmpfs", err,
+					   CELLREF_EXIT_CELL_SETUP, NULL);
+	cc->resolv_fd = r->resolv_fd;
+	err = make_fs(r);
+	if (err)
+		return supevt_setup_failed(r, "filesystem", "the cell's /dev", err,
+					   CELLREF_EXIT_CELL_SETUP, NULL);
+	cc->fs = &r->fs;
+	cc->resolv_stage = r->resolv_stage;
+	cc->resolv_target = r->resolv_target;
+
+	if (FAULT("sup.ns_ipc_shared"))
+		cc->ns_flags &= ~(unsigned long)CLONE_NEWIPC;
+	err = cell_clone(cc, &r->cell);
+	if (err)
+		return supevt_setup_failed(r, "clone", "clone3", err,
+					   err == -EPERM ? CELLREF_EXIT_PERM
+							 : CELLREF_EXIT_CELL_SETUP,
+					   "cannot create the namespaces");
+	r->cell_alive = true;
+	if (r->leased) {
+		r->lease.cell_pid = r->cell.pid;
+		(void)lease_proc_start(r->cell.pid, &r->lease.cell_start);
+		(void)lease_update(r->state_dir, &r->lease);
+	}
+	if (s->ns_flags & CLONE_NEWNET) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)r->cell.pid);
+		r->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (r->netns_fd < 0)
+			return supevt_setup_failed(r, "netns", path, -errno,
+						   CELLREF_EXIT_CELL_SETUP, NULL);
+	}
+	return 0;
+}
+
+/* Lets the cell go on to exec and reads what its own setup steps reported. */
+static int release_cell(struct run *r)
+{
+	int err;
+
+	r->t_release = util_now_monotonic_ns();
+	/* sup.unmapped_ids_ignored: 'G' although a map is missing, so the child sets its ids. */
+	err = r->cell.sync_fd < 0
+		      ? 0
+		      : cell_release(&r->cell,
+				     r->ids_unmapped && !FAULT("sup.unmapped_ids_ignored"));
+	if (err)
+		return supevt_setup_failed(r, "sync", "sync pipe", err, CELLREF_EXIT_CELL_SETUP,
+					   NULL);
+	err = cell_read_reports(&r->cell, on_report, r);
+	if (err)
+		return supevt_setup_failed(r, "reports", "error pipe", err, CELLREF_EXIT_CELL_SETUP,
+					   NULL);
+	r->t_exec = util_now_monotonic_ns();
+	if (r->status) /* failed in the child: its event is out */
+		return -1;
+	return 0;
+}
+
+/* Each step returns 0, or -1 once the failure event is out. */
 int supsetup_run(struct run *r)
 {
 	const struct cellspec *s = r->spec;
@@ -877,96 +1007,15 @@ int supsetup_run(struct run *r)
 		.stdout_to_stderr = r->events_path && strcmp(r->events_path, "-") == 0 &&
 				    !FAULT("sup.stdout_shared"),
 	};
-	char path[64];
-	int err;
 
 	r->exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 	if (r->exe_fd < 0)
 		return supevt_setup_failed(r, "self_exe", "/proc/self/exe", -errno,
 					   CELLREF_EXIT_FAILURE, NULL);
-	if (s->net_mode != CELLSPEC_NET_NONE) {
-		err = netcfg_open(-1, &r->host_nc);
-		if (err)
-			return supevt_setup_failed(r, "netlink", "rtnetlink", err,
-						   CELLREF_EXIT_NETWORK, NULL);
-		/*
-		 * What dead runs left goes first, so their addresses and names are free again: in
-		 * the same hold of the lock and the same read of the records as the allocation.
-		 */
-		struct reap_ctx rc = { .nc = r->host_nc };
-		struct lease_reaper reaper = { .fn = reap_stale, .ctx = &rc };
-
-		snprintf(r->lease.cell_id, sizeof(r->lease.cell_id), "%s", s->cell_id);
-		snprintf(r->lease.run_id, sizeof(r->lease.run_id), "%s", r->run_id);
-		err = lease_acquire_reaped(r->state_dir, s->subnet, s->prefixlen, s->gateway,
-					   s->address, addr_in_use, r->host_nc, &reaper, &r->lease);
-		if (err) {
-			char ip[INET_ADDRSTRLEN], pool[INET_ADDRSTRLEN + 4], detail[96];
-
-			/* The object is the address asked for, or the pool it was to come from. */
-			sup_format_ip(s->subnet, ip);
-			snprintf(pool, sizeof(pool), "%s/%u", ip, s->prefixlen);
-			if (s->address)
-				sup_format_ip(s->address, ip);
-			snprintf(detail, sizeof(detail), "%s",
-				 err == -EADDRINUSE ? "address already leased or in use"
-						    : "cannot take a lease");
-			if (err == -EADDRNOTAVAIL)
-				snprintf(detail, sizeof(detail), "no free address in the subnet %s",
-					 pool);
-			return supevt_setup_failed(r, "lease", s->address ? ip : pool, err,
-						   CELLREF_EXIT_LEASE, detail);
-		}
-		r->leased = true;
-		if (s->ipv6 && take_lease6(r))
-			return -1;
-		/*
-		 * The host end's name: the address (unique among live leases) and 16 random bits,
-		 * so a veth of the previous holder that the kernel is still removing never clashes.
-		 */
-		uint16_t salt;
-
-		if (getrandom(&salt, sizeof(salt), 0) != sizeof(salt))
-			salt = (uint16_t)getpid();
-		snprintf(r->lease.host_if, sizeof(r->lease.host_if), "cr%08x%04x", r->lease.ip,
-			 salt);
-		if (s->net_mode == CELLSPEC_NET_BRIDGE)
-			snprintf(r->lease.bridge, sizeof(r->lease.bridge), "%s", s->bridge);
-	}
-	err = make_resolv(r);
-	if (err)
-		return supevt_setup_failed(r, "resolv_conf", "resolv.conf tmpfs", err,
-					   CELLREF_EXIT_CELL_SETUP, NULL);
-	cc.resolv_fd = r->resolv_fd;
-	err = make_fs(r);
-	if (err)
-		return supevt_setup_failed(r, "filesystem", "the cell's /dev", err,
-					   CELLREF_EXIT_CELL_SETUP, NULL);
-	cc.fs = &r->fs;
-	cc.resolv_stage = r->resolv_stage;
-	cc.resolv_target = r->resolv_target;
-
-	if (FAULT("sup.ns_ipc_shared"))
-		cc.ns_flags &= ~(unsigned long)CLONE_NEWIPC;
-	err = cell_clone(&cc, &r->cell);
-	if (err)
-		return supevt_setup_failed(r, "clone", "clone3", err,
-					   err == -EPERM ? CELLREF_EXIT_PERM
-							 : CELLREF_EXIT_CELL_SETUP,
-					   "cannot create the namespaces");
-	r->cell_alive = true;
-	if (r->leased) {
-		r->lease.cell_pid = r->cell.pid;
-		(void)lease_proc_start(r->cell.pid, &r->lease.cell_start);
-		(void)lease_update(r->state_dir, &r->lease);
-	}
-	if (s->ns_flags & CLONE_NEWNET) {
-		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)r->cell.pid);
-		r->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (r->netns_fd < 0)
-			return supevt_setup_failed(r, "netns", path, -errno,
-						   CELLREF_EXIT_CELL_SETUP, NULL);
-	}
+	if (s->net_mode != CELLSPEC_NET_NONE && setup_host_side(r))
+		return -1;
+	if (start_cell(r, &cc))
+		return -1;
 	if (setup_workers_early(r) || setup_userns(r) || setup_cgroup(r) || setup_affinity(r))
 		return -1;
 	if (FAULT("sup.release_before_network") && fault_release_early(r))
@@ -982,24 +1031,7 @@ int supsetup_run(struct run *r)
 		return -1;
 	if (setup_workers(r))
 		return -1;
-
-	r->t_release = util_now_monotonic_ns();
-	/* sup.unmapped_ids_ignored: 'G' although a map is missing, so the child sets its ids. */
-	err = r->cell.sync_fd < 0
-		      ? 0
-		      : cell_release(&r->cell,
-				     r->ids_unmapped && !FAULT("sup.unmapped_ids_ignored"));
-	if (err)
-		return supevt_setup_failed(r, "sync", "sync pipe", err, CELLREF_EXIT_CELL_SETUP,
-					   NULL);
-	err = cell_read_reports(&r->cell, on_report, r);
-	if (err)
-		return supevt_setup_failed(r, "reports", "error pipe", err, CELLREF_EXIT_CELL_SETUP,
-					   NULL);
-	r->t_exec = util_now_monotonic_ns();
-	if (r->status) /* failed in the child: its event is out */
-		return -1;
-	return 0;
+	return release_cell(r);
 }
 
 /* The cell's cgroup, if the run made one: its processes killed first, then the directory. */
