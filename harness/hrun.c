@@ -104,6 +104,8 @@ struct opts {
 	const char *faults;
 	char **globs;
 	size_t n_globs;
+	char **mfaults; /* selftest --matrix-fault: only these faults against the other cases */
+	size_t n_mfaults;
 	unsigned int jobs;
 	unsigned int repeat;
 	unsigned int load; /* run: CPU hogs beside the run (issue 13) */
@@ -130,6 +132,7 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 		{ "own-only", no_argument, NULL, 'O' },
 		{ "time-scale", required_argument, NULL, 'T' },
 		{ "load", required_argument, NULL, 'L' },
+		{ "matrix-fault", required_argument, NULL, 'M' },
 		{},
 	};
 	const char *cmd = selftest ? "selftest" : "run";
@@ -139,7 +142,8 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 	o->jobs = 1;
 	o->repeat = 1;
 	o->globs = calloc((size_t)argc + 1, sizeof(*o->globs));
-	if (!o->globs)
+	o->mfaults = calloc((size_t)argc + 1, sizeof(*o->mfaults));
+	if (!o->globs || !o->mfaults)
 		return -ENOMEM;
 	while ((c = getopt_long(argc, argv, "j:", lopts, NULL)) != -1) {
 		switch (c) {
@@ -195,6 +199,11 @@ static int parse_opts(int argc, char **argv, bool selftest, struct opts *o)
 			break;
 		case 'O':
 			o->own_only = true;
+			break;
+		case 'M':
+			if (!selftest)
+				return setup_error("%s", "run: --matrix-fault belongs to selftest");
+			o->mfaults[o->n_mfaults++] = optarg;
 			break;
 		case 'T':
 			if (strcmp(optarg, "auto") == 0)
@@ -472,6 +481,7 @@ static void setup_free(struct setup *s)
 	free(s->cases_path);
 	free(s->sel);
 	free(s->o.globs);
+	free(s->o.mfaults);
 	hcase_set_free(&s->set);
 	hprof_free(s->prof);
 }
@@ -1500,6 +1510,15 @@ static size_t selftest_faults_other(struct setup *s, json_t *reg, char *variant_
 }
 
 /* Jobs: each case plain and under its own fault, then every fault on the others. */
+/* --matrix-fault GLOB...: a fault against the other cases only if it matches one; default all. */
+static bool matrix_fault_selected(const struct opts *o, const char *name)
+{
+	for (size_t i = 0; i < o->n_mfaults; i++)
+		if (fnmatch(o->mfaults[i], name, 0) == 0)
+			return true;
+	return o->n_mfaults == 0;
+}
+
 static size_t selftest_jobs(const struct setup *s, const struct fault *faults, size_t n_faults,
 			    struct hrun_job *jobs)
 {
@@ -1518,7 +1537,9 @@ static size_t selftest_jobs(const struct setup *s, const struct fault *faults, s
 			.c = s->sel[i], .prof = &f->variant, .fault = f->name, .filter = f->filter
 		};
 	}
-	for (size_t k = 0; k < n_faults && !s->o.own_only; k++)
+	for (size_t k = 0; k < n_faults && !s->o.own_only; k++) {
+		if (!matrix_fault_selected(&s->o, faults[k].name))
+			continue;
 		for (size_t i = 0; i < s->n_sel; i++)
 			if ((int)s->sel[i]->component == faults[k].component &&
 			    strcmp(s->sel[i]->fault, faults[k].name) != 0)
@@ -1526,6 +1547,7 @@ static size_t selftest_jobs(const struct setup *s, const struct fault *faults, s
 								    .prof = &faults[k].variant,
 								    .fault = faults[k].name,
 								    .filter = faults[k].filter };
+	}
 	return n_jobs;
 }
 
@@ -1606,7 +1628,7 @@ static size_t selftest_matrix(const struct setup *s, const struct selftest *t,
 		}
 		putchar('\n');
 		/* Only over the whole catalogue: a filtered run leaves most faults uncaught. */
-		if (!caught && !s->o.n_globs && !s->o.cases && !s->o.own_only)
+		if (!caught && !s->o.n_globs && !s->o.n_mfaults && !s->o.cases && !s->o.own_only)
 			fprintf(stderr, "warning: fault %s makes no selected case fail\n",
 				faults[k].name);
 	}
