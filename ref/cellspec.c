@@ -822,6 +822,39 @@ static bool parse_ip6(const char *s, size_t n, uint8_t ret[16])
 	return inet_pton(AF_INET6, buf, ret) == 1;
 }
 
+/*
+ * dns.upstream: IPv4:PORT, or [IPv6]:PORT (any inet_pton text; the proxy writes it in RFC 5952
+ * text, DNS-CLI-004) in a dual-stack cell only: without network.ipv6 the cell has no IPv6
+ * route to reach it (SUP-DNS-006).
+ */
+static int check_upstream(struct ctx *c, const char *t, const struct cellspec *s)
+{
+	const char *close = t[0] == '[' ? strstr(t, "]:") : NULL;
+	unsigned long long port;
+	char d[DESC_MAX];
+	uint8_t ip6[16];
+	uint32_t ip;
+	uint16_t p4;
+
+	bool ok = close ? parse_ip6(t + 1, (size_t)(close - t - 1), ip6) &&
+				  parse_dec(close + 2, strlen(close + 2), 65535, &port) && port > 0
+			: parse_endpoint(t, &ip, &p4);
+
+	if (!ok)
+		return fail_key(c, "upstream",
+				"expected IPv4:PORT or [IPv6]:PORT with PORT 1..65535, got %s",
+				quote(t, d));
+	if (!close)
+		return 0;
+	/* sup.spec_upstream6_without_ipv6: an IPv6 upstream is accepted in an IPv4 cell */
+	if (!s->ipv6 && !FAULT("sup.spec_upstream6_without_ipv6"))
+		return fail_key(c, "upstream",
+				"an IPv6 upstream needs network.ipv6 (the cell has no IPv6 route), "
+				"got %s",
+				quote(t, d));
+	return 0;
+}
+
 /* Bits of a and b under the first plen bits equal. */
 static bool ip6_in(const uint8_t a[16], const uint8_t net[16], unsigned int plen)
 {
@@ -1078,8 +1111,6 @@ static int parse_dns(struct ctx *c, const json_t *o, struct cellspec *s)
 	const char *t = NULL;
 	char d[DESC_MAX];
 	long long timeout = 2000;
-	uint32_t ip;
-	uint16_t port;
 	int r;
 
 	r = check_object(c, o, known);
@@ -1105,10 +1136,9 @@ static int parse_dns(struct ctx *c, const json_t *o, struct cellspec *s)
 	if (r == 0 && s->dns_enabled)
 		return fail_key(c, "upstream", "required when dns is enabled");
 	if (r > 0) {
-		if (!parse_endpoint(t, &ip, &port))
-			return fail_key(c, "upstream",
-					"expected IPv4:PORT with PORT 1..65535, got %s",
-					quote(t, d));
+		r = check_upstream(c, t, s);
+		if (r < 0)
+			return r;
 		s->dns_upstream = strdup(t);
 		if (!s->dns_upstream)
 			return oom(c);

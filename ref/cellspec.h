@@ -73,7 +73,7 @@ struct cellspec {
 	bool dns_enabled;
 	uint32_t dns_listen_ip; /* host byte order */
 	uint16_t dns_listen_port;
-	char *dns_upstream; /* "IP:PORT" text as given; NULL when not given */
+	char *dns_upstream; /* "IPv4:PORT" or "[IPv6]:PORT" as given; NULL when not given */
 	char **dns_allow;   /* NULL and 0 when absent (allow all); non-NULL and 0 for [] */
 	size_t n_dns_allow;
 	unsigned int dns_timeout_ms;

@@ -488,7 +488,9 @@ static int start_flows(struct run *r, int *ready_rd)
 	if (r->spec->flows_drop_unconsidered)
 		args[n++] = "--drop-unconsidered";
 	/* SUP-FLOW-004; sup.record_version_ignored leaves the monitor at v1. */
-	if (r->spec->flows_record_version == 2 && !FAULT("sup.record_version_ignored")) {
+	/* sup.record_version_always_2: a v1 cell's monitor gets it too */
+	if ((r->spec->flows_record_version == 2 || FAULT("sup.record_version_always_2")) &&
+	    !FAULT("sup.record_version_ignored")) {
 		args[n++] = "--record-version";
 		args[n++] = "2";
 	}
@@ -554,8 +556,20 @@ static int start_dns(struct run *r, int *ready_rd)
 	args[n++] = "/proc/self/fd/3";
 	args[n++] = "--ready-fd";
 	args[n++] = "4";
+	/* SUP-DNS-006: as given, an IPv6 one in brackets (the proxy's syntax, DNS-CLI-004) */
 	args[n++] = "--upstream";
 	args[n++] = s->dns_upstream;
+#ifdef CELLREF_FAULTS
+	/* sup.dns_upstream6_as_gateway4: an IPv6 upstream becomes the gateway's IPv4, same port */
+	char up4[INET_ADDRSTRLEN + 8], gw4[INET_ADDRSTRLEN];
+	const char *port6 = strstr(s->dns_upstream, "]:");
+
+	if (port6 && FAULT("sup.dns_upstream6_as_gateway4")) {
+		sup_format_ip(s->gateway, gw4);
+		snprintf(up4, sizeof(up4), "%s:%s", gw4, port6 + 2);
+		args[n - 1] = up4;
+	}
+#endif
 	args[n++] = "--timeout-ms";
 	args[n++] = timeout;
 	args[n++] = "--cell-id";

@@ -1003,6 +1003,18 @@ static bool f_degraded_silent(struct evf *x, const struct line *l, struct edits 
 	return true;
 }
 
+/* sup.running_ipv6_single_stack: a single-stack cell's cell_running carries an ipv6Address. */
+static bool f_running_ipv6(struct evf *x, const struct line *l, struct edits *e, struct out *o)
+{
+	struct member m, m6;
+
+	if (!is_event(l, "cell_running") || !member2(l, "data", "address", &m) ||
+	    member2(l, "data", "ipv6Address", &m6))
+		return false;
+	edit(e, m.end, m.end, ",\"ipv6Address\":\"fd00:88::5\"");
+	return true;
+}
+
 static bool f_no_flow_count(struct evf *x, const struct line *l, struct edits *e, struct out *o)
 {
 	struct member m;
@@ -1168,6 +1180,7 @@ static const struct evf_fault faults[] = {
 	{ "flow.started_version_wrong", f_started_version },
 	{ "sup.degraded_silent", f_degraded_silent },
 	{ "sup.exited_no_flow_count", f_no_flow_count },
+	{ "sup.running_ipv6_single_stack", f_running_ipv6 },
 	{ "sup.signal_as_exit", f_signal_as_exit },
 	{ "sup.relay_source_own", f_relay_source_own },
 	{ "decode.port_order", f_port_order },

@@ -932,11 +932,47 @@ TEST(dns_section)
 					   "1.1.1.1:",	  "[::1]:53",  "dns:53",
 					   "1.1.1.1:053", "1.1.1:53",  "1.1.1.1:53 " };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		/* [::1]:53 is IPv6 text: refused here for want of network.ipv6 (SUP-DNS-006) */
 		FAILS(spec("%s,'dns':{'upstream':'%s'}", NET, bad[i]),
-		      "dns.upstream: expected IPv4:PORT with PORT 1..65535, got");
+		      strcmp(bad[i], "[::1]:53")
+			      ? "dns.upstream: expected IPv4:PORT or [IPv6]:PORT with PORT 1..65535, got"
+			      : "dns.upstream: an IPv6 upstream needs network.ipv6");
 		FAILS(spec("%s,'dns':{'upstream':'1.1.1.1:53','listen':'%s'}", NET, bad[i]),
 		      "dns.listen: expected IPv4:PORT with PORT 1..65535, got");
 	}
+}
+
+/* SUP-DNS-006: [IPv6]:PORT in a dual-stack cell, kept as given; refused without network.ipv6. */
+TEST(dns_upstream_ipv6)
+{
+#define DS "'network':{'mode':'routed','subnet':'10.88.0.0/24','ipv6':{'subnet':'fd00:88::/64'}}"
+#define FL "'flows':{'recordVersion':2}"
+	static const char *const good[] = { "[fd00:77::1]:53", "[FD00:77:0:0::1]:5353",
+					    "[::1]:65535", "[2001:db8::10.0.0.1]:1" };
+	static const char *const bad[] = { "[fd00:77::1]",	 "[fd00:77::1]:0",
+					   "[fd00:77::1]:65536", "fd00:77::1:53",
+					   "[fd00:77::1::2]:53", "[10.0.0.1]:53",
+					   "[fd00:77::1]:053",	 "[]:53",
+					   "[fe80::1%eth0]:53",	 "[fd00:77::1]:53 " };
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct cellspec *s =
+			parse_ok(spec("%s,'dns':{'upstream':'%s'},%s", DS, good[i], FL));
+
+		if (s)
+			ASSERT_STREQ(s->dns_upstream, good[i]);
+		cellspec_free(s);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		FAILS(spec("%s,'dns':{'upstream':'%s'},%s", DS, bad[i], FL),
+		      "dns.upstream: expected IPv4:PORT or [IPv6]:PORT with PORT 1..65535, got");
+	FAILS(spec("%s,'dns':{'upstream':'[fd00:77::1]:53'}", NET),
+	      "dns.upstream: an IPv6 upstream needs network.ipv6 (the cell has no IPv6 route), got "
+	      "\"[fd00:77::1]:53\"");
+	/* An IPv4 upstream stays fine in a dual-stack cell. */
+	cellspec_free(parse_ok(spec("%s,'dns':{'upstream':'10.77.0.1:53'},%s", DS, FL)));
+#undef DS
+#undef FL
 }
 
 TEST(dns_allow)
