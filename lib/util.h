@@ -18,12 +18,14 @@ static inline void util_freep(void *p)
 	free(*(void **)p);
 }
 
+/* Also forgets the number: a later closep or a "fd >= 0" test must not reach a reused fd. */
 static inline void util_closep(int *fd)
 {
 	if (*fd >= 0) {
 		int saved = errno;
 		close(*fd);
 		errno = saved;
+		*fd = -1;
 	}
 }
 

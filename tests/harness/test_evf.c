@@ -219,6 +219,11 @@ static const struct row rows[] = {
 	  V2LINE("4", "::ffff:0:100:a", "::ffff:0:102:c0", "::ffff:0:100:a", "::ffff:0:102:c0", BC)
 		  V2LINE("6", "b80d:120::100:0", "::", "b80d:120::100:0", "::", BC),
 	  V6("2001:db8::1") },
+	{ "sup.running_ipv6_single_stack",
+	  EV("cell_running", "{\"address\":\"10.88.0.5\",\"pid\":1}"),
+	  EV("cell_running",
+	     "{\"address\":\"10.88.0.5\",\"ipv6Address\":\"fd00:88::5\",\"pid\":1}"),
+	  EV("cell_running", "{\"address\":\"10.88.0.5\",\"ipv6Address\":\"fd00:88::7\"}") },
 	{ "sup.relay_source_own",
 	  ENV("id-1", SUP, T "cell_started", TIME, CT, "", "{}")
 		  ENV("id-2", DNS, T "dns_query", TIME, CT, "", "{}"),
