@@ -617,10 +617,10 @@ int netcfg_addr6_add(struct netcfg *nc, int ifindex, const uint8_t addr[16], uns
 	return finish(nc, rtnl_addr_add(nc->sk, a, 0));
 }
 
-int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip)
+/* Whether any link in nc's namespace holds the address (len bytes, network order) of family. */
+static int addr_in_use(struct netcfg *nc, int family, const void *addr, size_t len)
 {
 	_cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
-	uint32_t be = htonl(ip);
 	struct nl_object *o;
 	int r;
 
@@ -631,12 +631,19 @@ int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip)
 	for (o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
 		struct nl_addr *local = rtnl_addr_get_local((struct rtnl_addr *)o);
 
-		if (rtnl_addr_get_family((struct rtnl_addr *)o) == AF_INET && local &&
-		    nl_addr_get_len(local) == 4 &&
-		    memcmp(nl_addr_get_binary_addr(local), &be, 4) == 0)
+		if (rtnl_addr_get_family((struct rtnl_addr *)o) == family && local &&
+		    nl_addr_get_len(local) == len &&
+		    memcmp(nl_addr_get_binary_addr(local), addr, len) == 0)
 			return 1;
 	}
 	return 0;
+}
+
+int netcfg_addr_in_use(struct netcfg *nc, uint32_t ip)
+{
+	uint32_t be = htonl(ip);
+
+	return addr_in_use(nc, AF_INET, &be, 4);
 }
 
 /* One unicast route in the main table, family from dst; gw NULL: a link route. */
@@ -672,23 +679,7 @@ static int route_add(struct netcfg *nc, struct nl_addr *dst, struct nl_addr *gw,
 
 int netcfg_addr6_in_use(struct netcfg *nc, const uint8_t addr[16])
 {
-	_cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
-	struct nl_object *o;
-	int r;
-
-	begin(nc);
-	r = rtnl_addr_alloc_cache(nc->sk, &cache);
-	if (r < 0)
-		return finish(nc, r);
-	for (o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
-		struct nl_addr *local = rtnl_addr_get_local((struct rtnl_addr *)o);
-
-		if (rtnl_addr_get_family((struct rtnl_addr *)o) == AF_INET6 && local &&
-		    nl_addr_get_len(local) == 16 &&
-		    memcmp(nl_addr_get_binary_addr(local), addr, 16) == 0)
-			return 1;
-	}
-	return 0;
+	return addr_in_use(nc, AF_INET6, addr, 16);
 }
 
 int netcfg_route_add(struct netcfg *nc, const struct netcfg_route *r)
