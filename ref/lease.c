@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "util.h"
 
 #define LEASE_DIR	 "leases"
+#define LEASE6_DIR	 "leases6"
 #define LEASE_LOCK	 ".lock"
 #define LEASE_TMP_PREFIX ".tmp-"
 /* A record is a few hundred bytes; anything much bigger is not ours. */
@@ -116,17 +118,19 @@ static void ip_name(uint32_t ip, char buf[static INET_ADDRSTRLEN])
 }
 
 /* Only the canonical dotted quad names a lease, so one address has exactly one file name. */
-static bool ip_parse(const char *s, uint32_t *ret)
+static bool ip_parse(const char *s, void *ret)
 {
 	char canon[INET_ADDRSTRLEN];
 	struct in_addr a;
+	uint32_t ip;
 
 	if (inet_pton(AF_INET, s, &a) != 1)
 		return false;
-	ip_name(ntohl(a.s_addr), canon);
+	ip = ntohl(a.s_addr);
+	ip_name(ip, canon);
 	if (strcmp(canon, s) != 0)
 		return false;
-	*ret = ntohl(a.s_addr);
+	memcpy(ret, &ip, sizeof(ip));
 	return true;
 }
 
@@ -137,10 +141,58 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void ip6_name(const void *ip, char buf[static INET6_ADDRSTRLEN])
+{
+	if (!inet_ntop(AF_INET6, ip, buf, INET6_ADDRSTRLEN))
+		buf[0] = '\0';
+}
+
+/* Only the RFC 5952 text inet_ntop makes names a lease: one file name per address. */
+static bool ip6_parse(const char *s, void *ret)
+{
+	char canon[INET6_ADDRSTRLEN];
+	uint8_t a[16];
+
+	if (!strchr(s, ':') || inet_pton(AF_INET6, s, a) != 1)
+		return false;
+	ip6_name(a, canon);
+	if (strcmp(canon, s) != 0)
+		return false;
+	memcpy(ret, a, 16);
+	return true;
+}
+
+static int cmp_ip6(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/*
+ * What differs between the IPv4 store (leases/) and the IPv6 one (leases6/, SUP-LEASE-008), so
+ * that the steps they share are written once. An address is a uint32_t in host order (IPv4) or
+ * 16 bytes in network order (IPv6).
+ */
+union lease_any {
+	struct lease v4;
+	struct lease6 v6;
+};
+
+struct lease_family {
+	const char *dir;
+	size_t size; /* of one address */
+	bool (*parse)(const char *name, void *ret);
+	int (*cmp)(const void *a, const void *b);
+	void (*name)(const void *ip, char buf[static INET6_ADDRSTRLEN]);
+	int (*read)(int dfd, const void *ip, union lease_any *ret); /* as record_read */
+	size_t run_id;						    /* its offset in the record */
+};
+
+static const struct lease_family fam4, fam6;
+
 /* --- directory and lock --- */
 
-/* Open <state>/leases, creating both 0700 when create. The fd, or -errno (-ENOENT: none yet). */
-static int leases_open(const char *state_dir, bool create)
+/* Open <state>/<dir>, creating both 0700 when create. The fd, or -errno (-ENOENT: none yet). */
+static int store_open(const char *state_dir, const char *dir, bool create)
 {
 	_cleanup_close_ int sfd = -1;
 	int fd;
@@ -152,12 +204,41 @@ static int leases_open(const char *state_dir, bool create)
 	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0)
 		return -errno;
-	if (create && mkdirat(sfd, LEASE_DIR, 0700) < 0 && errno != EEXIST)
+	if (create && mkdirat(sfd, dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	fd = openat(sfd, LEASE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = openat(sfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
 	return fd;
+}
+
+static int leases_open(const char *state_dir, bool create)
+{
+	return store_open(state_dir, LEASE_DIR, create);
+}
+
+/*
+ * f's directory (created when create), and in *ret_lockdir the directory whose .lock guards the
+ * whole store (-1: the one returned). That is leases/, for IPv6 too, so a run takes both families
+ * in one critical section; it is created whenever leases6 exists, so a store left with IPv6
+ * records alone is still reaped.
+ */
+static int family_open(const char *state_dir, const struct lease_family *f, bool create,
+		       int *ret_lockdir)
+{
+	_cleanup_close_ int fd = -1;
+	int ldir = -1;
+
+	fd = store_open(state_dir, f->dir, create);
+	if (fd < 0)
+		return fd;
+	if (f != &fam4) {
+		ldir = leases_open(state_dir, true);
+		if (ldir < 0)
+			return ldir;
+	}
+	*ret_lockdir = ldir;
+	return TAKE_FD(fd);
 }
 
 /*
@@ -222,13 +303,15 @@ static int lock_take(int dfd, struct lease_lock *ret)
 }
 
 /*
- * The addresses that have a lease file, sorted. With remove_tmp (only under the lock, where no
- * record is being written), temp files a crashed writer left are removed on the way.
+ * The addresses that have a lease file, sorted (an array of f->size elements). With remove_tmp
+ * (only under the lock, where no record is being written), temp files a crashed writer left are
+ * removed on the way.
  */
-static int dir_ips(int dfd, bool remove_tmp, uint32_t **ret, size_t *ret_n)
+static int dir_ips(int dfd, const struct lease_family *f, bool remove_tmp, void **ret,
+		   size_t *ret_n)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	_cleanup_free_ uint32_t *ips = NULL;
+	_cleanup_free_ uint8_t *ips = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	int fd;
@@ -245,7 +328,7 @@ static int dir_ips(int dfd, bool remove_tmp, uint32_t **ret, size_t *ret_n)
 		return err;
 	}
 	for (;;) {
-		uint32_t ip;
+		uint32_t ip[4]; /* room for either family, aligned for IPv4 */
 
 		errno = 0;
 		de = readdir(d);
@@ -260,21 +343,21 @@ static int dir_ips(int dfd, bool remove_tmp, uint32_t **ret, size_t *ret_n)
 				(void)unlinkat(dfd, de->d_name, 0);
 			continue;
 		}
-		if (!ip_parse(de->d_name, &ip))
+		if (!f->parse(de->d_name, ip))
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
-			uint32_t *p = reallocarray(ips, ncap, sizeof(*ips));
+			uint8_t *p = reallocarray(ips, ncap, f->size);
 
 			if (!p)
 				return -ENOMEM;
 			ips = p;
 			cap = ncap;
 		}
-		ips[n++] = ip;
+		memcpy(ips + n++ * f->size, ip, f->size);
 	}
 	if (n)
-		qsort(ips, n, sizeof(*ips), cmp_u32);
+		qsort(ips, n, f->size, f->cmp);
 	*ret = TAKE_PTR(ips);
 	*ret_n = n;
 	return 0;
@@ -301,30 +384,16 @@ static int record_check(const struct lease *l)
 	return 0;
 }
 
-static int record_write(int dfd, const struct lease *l)
+/* Replace the record named name by o's text (o NULL: json_pack failed). Only under the lock. */
+static int record_put(int dfd, const char *name, json_t *o)
 {
-	struct lease partial;
-	json_auto_t *o = NULL;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_close_ int fd = -1;
-	char name[INET_ADDRSTRLEN], tmp[sizeof(LEASE_TMP_PREFIX) + INET_ADDRSTRLEN];
+	char tmp[sizeof(LEASE_TMP_PREFIX) + INET6_ADDRSTRLEN];
 	int r;
 
-	ip_name(l->ip, name);
-	if (FAULT("sup.lease_record_incomplete")) { /* the cell's PID, start and cgroup never */
-		partial = *l;
-		partial.cell_pid = 0;
-		partial.cell_start = 0;
-		partial.cgroup[0] = '\0';
-		l = &partial;
-	}
 	/* json_pack fails on strings that are not UTF-8: those are bad arguments, like OOM rarely.
 	 */
-	o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b, s:s, s:i, s:I}", "ip", name,
-		      "cellId", l->cell_id, "runId", l->run_id, "ownerPid", (int)l->owner_pid,
-		      "ownerStart", (json_int_t)l->owner_start, "hostIf", l->host_if, "bridge",
-		      l->bridge, "bridgeCreated", (int)l->bridge_created, "cgroup", l->cgroup,
-		      "cellPid", (int)l->cell_pid, "cellStart", (json_int_t)l->cell_start);
 	if (!o)
 		return -EINVAL;
 	text = json_dumps(o, JSON_COMPACT);
@@ -350,6 +419,28 @@ static int record_write(int dfd, const struct lease *l)
 	if (r < 0)
 		(void)unlinkat(dfd, tmp, 0);
 	return r;
+}
+
+static int record_write(int dfd, const struct lease *l)
+{
+	struct lease partial;
+	json_auto_t *o = NULL;
+	char name[INET_ADDRSTRLEN];
+
+	ip_name(l->ip, name);
+	if (FAULT("sup.lease_record_incomplete")) { /* the cell's PID, start and cgroup never */
+		partial = *l;
+		partial.cell_pid = 0;
+		partial.cell_start = 0;
+		partial.cgroup[0] = '\0';
+		l = &partial;
+	}
+	o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b, s:s, s:i, s:I}", "ip", name,
+		      "cellId", l->cell_id, "runId", l->run_id, "ownerPid", (int)l->owner_pid,
+		      "ownerStart", (json_int_t)l->owner_start, "hostIf", l->host_if, "bridge",
+		      l->bridge, "bridgeCreated", (int)l->bridge_created, "cgroup", l->cgroup,
+		      "cellPid", (int)l->cell_pid, "cellStart", (json_int_t)l->cell_start);
+	return record_put(dfd, name, o);
 }
 
 static bool get_str(json_t *o, const char *key, bool required, char *dst, size_t size)
@@ -526,20 +617,16 @@ static bool record_parse_fast(const char *buf, size_t n, uint32_t ip, struct lea
 }
 
 /*
- * Read the record of ip. 0; -ENOENT when there is none; -EBADMSG when it is corrupt (*ret then
- * holds only the ip and corrupt = true); another -errno when it could not be read.
+ * The text of the record named name into buf (LEASE_FILE_MAX + 1 bytes): its length; -ENOENT when
+ * there is none; -EBADMSG when what is there is no record (not a regular file, too big); another
+ * -errno when it could not be read.
  */
-static int record_read(int dfd, uint32_t ip, struct lease *ret)
+static ssize_t record_load(int dfd, const char *name, char *buf)
 {
 	_cleanup_close_ int fd = -1;
-	json_auto_t *o = NULL;
-	char name[INET_ADDRSTRLEN], buf[LEASE_FILE_MAX + 1];
-	struct lease l = { .ip = ip };
 	struct stat st;
 	ssize_t n;
 
-	ip_name(ip, name);
-	*ret = (struct lease){ .ip = ip, .corrupt = true };
 	/* O_NONBLOCK: a fifo planted under an address name must not hang us. */
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
@@ -548,11 +635,30 @@ static int record_read(int dfd, uint32_t ip, struct lease *ret)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || st.st_size > LEASE_FILE_MAX)
 		return -EBADMSG;
-	n = util_read_full(fd, buf, sizeof(buf));
+	n = util_read_full(fd, buf, LEASE_FILE_MAX + 1);
 	if (n < 0)
-		return (int)n;
+		return n;
 	if (n > LEASE_FILE_MAX)
 		return -EBADMSG;
+	return n;
+}
+
+/*
+ * Read the record of ip. 0; -ENOENT when there is none; -EBADMSG when it is corrupt (*ret then
+ * holds only the ip and corrupt = true); another -errno when it could not be read.
+ */
+static int record_read(int dfd, uint32_t ip, struct lease *ret)
+{
+	json_auto_t *o = NULL;
+	char name[INET_ADDRSTRLEN], buf[LEASE_FILE_MAX + 1];
+	struct lease l = { .ip = ip };
+	ssize_t n;
+
+	ip_name(ip, name);
+	*ret = (struct lease){ .ip = ip, .corrupt = true };
+	n = record_load(dfd, name, buf);
+	if (n < 0)
+		return (int)n;
 	if (!record_parse_fast(buf, (size_t)n, ip, &l)) {
 		l = (struct lease){ .ip = ip };
 		o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
@@ -616,15 +722,17 @@ static void scan_done(struct scan *s)
 static int scan_records(int dfd, bool reap, int (*fn)(void *ctx, const struct lease *l), void *ctx,
 			struct scan *ret)
 {
-	_cleanup_free_ uint32_t *ips = NULL;
+	_cleanup_free_ void *list = NULL;
+	const uint32_t *ips;
 	size_t n = 0;
 	int r;
 
 	*ret = (struct scan){ 0 };
 	/* Under the lock no record is being written: temp files are a crashed writer's. */
-	r = dir_ips(dfd, true, &ips, &n);
+	r = dir_ips(dfd, &fam4, true, &list, &n);
 	if (r < 0)
 		return r;
+	ips = list;
 	ret->slots = calloc(n ? n : 1, sizeof(*ret->slots));
 	if (!ret->slots)
 		return -ENOMEM;
@@ -708,21 +816,27 @@ struct lease_pool {
 	void *ctx;
 };
 
+/* The owner of a record the caller left blank is the calling process; its start is looked up. */
+static int owner_prepare(pid_t *pid, unsigned long long *start)
+{
+	if (*pid == 0) {
+		*pid = getpid();
+		*start = 0;
+	}
+	if (*start == 0)
+		return lease_proc_start(*pid, start);
+	return 0;
+}
+
 /* Fills in the owner of a record the caller left partly blank, then checks it. */
 static int record_prepare(struct lease *l)
 {
 	int r;
 
 	l->corrupt = false;
-	if (l->owner_pid == 0) {
-		l->owner_pid = getpid();
-		l->owner_start = 0;
-	}
-	if (l->owner_start == 0) {
-		r = lease_proc_start(l->owner_pid, &l->owner_start);
-		if (r < 0)
-			return r;
-	}
+	r = owner_prepare(&l->owner_pid, &l->owner_start);
+	if (r < 0)
+		return r;
 	return record_check(l);
 }
 
@@ -896,74 +1010,91 @@ int lease_update(const char *state_dir, const struct lease *rec)
 	return record_write(dfd, &l);
 }
 
-int lease_release(const char *state_dir, uint32_t ip, const char *run_id)
+/* lease_release and lease_release6: remove the record of ip if run_id (NULL: any) owns it. */
+static int store_release(const char *state_dir, const struct lease_family *f, const void *ip,
+			 const char *run_id)
 {
 	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
-	_cleanup_close_ int dfd = -1;
-	char name[INET_ADDRSTRLEN];
-	struct lease cur;
+	_cleanup_close_ int dfd = -1, ldir = -1;
+	char name[INET6_ADDRSTRLEN];
+	union lease_any cur;
 	int r;
 
-	if (!state_dir)
-		return -EINVAL;
-	dfd = leases_open(state_dir, false);
+	dfd = family_open(state_dir, f, false, &ldir);
 	if (dfd < 0)
 		return dfd;
-	r = lock_take(dfd, &lk);
+	r = lock_take(ldir >= 0 ? ldir : dfd, &lk);
 	if (r < 0)
 		return r;
-	r = record_read(dfd, ip, &cur);
+	r = f->read(dfd, ip, &cur);
 	if (r == -ENOENT)
 		return r;
-	if (run_id && !FAULT("sup.lease_release_any")) {
+	if (run_id && !(f == &fam4 && FAULT("sup.lease_release_any"))) {
 		if (r < 0)
 			return r;
-		if (strcmp(cur.run_id, run_id) != 0)
+		if (strcmp((const char *)&cur + f->run_id, run_id) != 0)
 			return -EPERM;
 	}
-	ip_name(ip, name);
+	f->name(ip, name);
 	if (unlinkat(dfd, name, 0) < 0)
 		return -errno;
+	return 0;
+}
+
+int lease_release(const char *state_dir, uint32_t ip, const char *run_id)
+{
+	if (!state_dir)
+		return -EINVAL;
+	return store_release(state_dir, &fam4, &ip, run_id);
+}
+
+/* lease_list and lease_list6: one of fn4 and fn6 is called for each record. */
+static int store_list(const char *state_dir, const struct lease_family *f, bool locked,
+		      int (*fn4)(void *ctx, const struct lease *l),
+		      int (*fn6)(void *ctx, const struct lease6 *l), void *ctx)
+{
+	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
+	_cleanup_close_ int dfd = -1, ldir = -1;
+	_cleanup_free_ void *list = NULL;
+	const uint8_t *ips;
+	size_t n = 0;
+	int r;
+
+	dfd = family_open(state_dir, f, false, &ldir);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	if (locked) {
+		r = lock_take(ldir >= 0 ? ldir : dfd, &lk);
+		if (r < 0)
+			return r;
+	}
+	r = dir_ips(dfd, f, false, &list, &n);
+	if (r < 0)
+		return r;
+	ips = list;
+	for (size_t i = 0; i < n; i++) {
+		union lease_any l;
+
+		r = f->read(dfd, ips + i * f->size, &l);
+		/* Unlocked, a lease may go between readdir and open. */
+		if (r == -ENOENT)
+			continue;
+		/* Anything unreadable is reported, never fatal to the walk (r < 0: l.corrupt). */
+		r = fn4 ? fn4(ctx, &l.v4) : fn6(ctx, &l.v6);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
 int lease_list(const char *state_dir, bool locked, int (*fn)(void *ctx, const struct lease *l),
 	       void *ctx)
 {
-	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
-	_cleanup_close_ int dfd = -1;
-	_cleanup_free_ uint32_t *ips = NULL;
-	size_t n = 0;
-	int r;
-
 	if (!state_dir || !fn)
 		return -EINVAL;
-	dfd = leases_open(state_dir, false);
-	if (dfd == -ENOENT)
-		return 0;
-	if (dfd < 0)
-		return dfd;
-	if (locked) {
-		r = lock_take(dfd, &lk);
-		if (r < 0)
-			return r;
-	}
-	r = dir_ips(dfd, false, &ips, &n);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		struct lease l;
-
-		r = record_read(dfd, ips[i], &l);
-		/* Unlocked, a lease may go between readdir and open. */
-		if (r == -ENOENT)
-			continue;
-		/* Anything unreadable is reported, never fatal to the walk (r < 0: l.corrupt). */
-		r = fn(ctx, &l);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return store_list(state_dir, &fam4, locked, fn, NULL, ctx);
 }
 
 int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l), void *ctx)
@@ -993,179 +1124,34 @@ int lease_reap(const char *state_dir, int (*fn)(void *ctx, const struct lease *l
 
 /* --- IPv6 leases (SUP-LEASE-008) --- */
 
-#define LEASE6_DIR "leases6"
-
-/*
- * leases6 (created when create) and the IPv4 store's directory, for its lock: that one is
- * created whenever leases6 exists, so a store left with IPv6 records alone is still reaped.
- */
-static int leases6_open(const char *state_dir, bool create, int *ret_lockdir)
-{
-	_cleanup_close_ int sfd = -1, fd = -1;
-	int ldir;
-
-	if (!state_dir || !*state_dir)
-		return -EINVAL;
-	if (create && mkdir(state_dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sfd < 0)
-		return -errno;
-	if (create && mkdirat(sfd, LEASE6_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	fd = openat(sfd, LEASE6_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	ldir = leases_open(state_dir, true);
-	if (ldir < 0)
-		return ldir;
-	*ret_lockdir = ldir;
-	return TAKE_FD(fd);
-}
-
-static void ip6_name(const uint8_t ip[16], char buf[static INET6_ADDRSTRLEN])
-{
-	if (!inet_ntop(AF_INET6, ip, buf, INET6_ADDRSTRLEN))
-		buf[0] = '\0';
-}
-
-/* Only the RFC 5952 text inet_ntop makes names a lease: one file name per address. */
-static bool ip6_parse(const char *s, uint8_t ret[16])
-{
-	char canon[INET6_ADDRSTRLEN];
-	uint8_t a[16];
-
-	if (!strchr(s, ':') || inet_pton(AF_INET6, s, a) != 1)
-		return false;
-	ip6_name(a, canon);
-	if (strcmp(canon, s) != 0)
-		return false;
-	memcpy(ret, a, 16);
-	return true;
-}
-
-static int cmp_ip6(const void *a, const void *b)
-{
-	return memcmp(a, b, 16);
-}
-
-/* The addresses that have a record, sorted; temp files removed on the way (under the lock). */
-static int dir_ips6(int dfd, bool remove_tmp, uint8_t (**ret)[16], size_t *ret_n)
-{
-	_cleanup_closedir_ DIR *d = NULL;
-	_cleanup_free_ uint8_t(*ips)[16] = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	int fd;
-
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	for (;;) {
-		uint8_t ip[16];
-
-		errno = 0;
-		de = readdir(d);
-		if (!de) {
-			if (errno)
-				return -errno;
-			break;
-		}
-		if (de->d_name[0] == '.') {
-			if (remove_tmp &&
-			    strncmp(de->d_name, LEASE_TMP_PREFIX, strlen(LEASE_TMP_PREFIX)) == 0)
-				(void)unlinkat(dfd, de->d_name, 0);
-			continue;
-		}
-		if (!ip6_parse(de->d_name, ip))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			uint8_t(*p)[16] = reallocarray(ips, ncap, sizeof(*ips));
-
-			if (!p)
-				return -ENOMEM;
-			ips = p;
-			cap = ncap;
-		}
-		memcpy(ips[n++], ip, 16);
-	}
-	if (n)
-		qsort(ips, n, sizeof(*ips), cmp_ip6);
-	*ret = TAKE_PTR(ips);
-	*ret_n = n;
-	return 0;
-}
-
 static int record6_write(int dfd, const struct lease6 *l)
 {
 	json_auto_t *o = NULL;
-	_cleanup_free_ char *text = NULL;
-	_cleanup_close_ int fd = -1;
-	char name[INET6_ADDRSTRLEN], tmp[sizeof(LEASE_TMP_PREFIX) + INET6_ADDRSTRLEN];
-	int r;
+	char name[INET6_ADDRSTRLEN];
 
 	ip6_name(l->ip, name);
 	o = json_pack("{s:s, s:s, s:s, s:i, s:I}", "ip", name, "cellId", l->cell_id, "runId",
 		      l->run_id, "ownerPid", (int)l->owner_pid, "ownerStart",
 		      (json_int_t)l->owner_start);
-	if (!o)
-		return -EINVAL;
-	text = json_dumps(o, JSON_COMPACT);
-	if (!text)
-		return -ENOMEM;
-	snprintf(tmp, sizeof(tmp), LEASE_TMP_PREFIX "%s", name);
-	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT)
-		return -errno;
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	r = util_write_all(fd, text, strlen(text));
-	if (r >= 0)
-		r = util_write_all(fd, "\n", 1);
-	if (r >= 0 && close(TAKE_FD(fd)) < 0)
-		r = -errno;
-	if (r >= 0 && renameat(dfd, tmp, dfd, name) < 0)
-		r = -errno;
-	if (r < 0)
-		(void)unlinkat(dfd, tmp, 0);
-	return r;
+	return record_put(dfd, name, o);
 }
 
 /* As record_read: 0, -ENOENT, -EBADMSG (*ret: ip and corrupt only) or another -errno. */
 static int record6_read(int dfd, const uint8_t ip[16], struct lease6 *ret)
 {
-	_cleanup_close_ int fd = -1;
 	json_auto_t *o = NULL;
 	char name[INET6_ADDRSTRLEN], ipstr[INET6_ADDRSTRLEN + 1], buf[LEASE_FILE_MAX + 1];
 	long long owner_pid, owner_start;
 	struct lease6 l = { 0 };
-	struct stat st;
 	ssize_t n;
 
 	memcpy(l.ip, ip, 16);
 	*ret = l;
 	ret->corrupt = true;
 	ip6_name(ip, name);
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return errno == ELOOP ? -EBADMSG : -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || st.st_size > LEASE_FILE_MAX)
-		return -EBADMSG;
-	n = util_read_full(fd, buf, sizeof(buf));
+	n = record_load(dfd, name, buf);
 	if (n < 0)
 		return (int)n;
-	if (n > LEASE_FILE_MAX)
-		return -EBADMSG;
 	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
 	if (!o || !json_is_object(o) || !get_str(o, "ip", true, ipstr, sizeof(ipstr)) ||
 	    strcmp(ipstr, name) != 0 || !get_str(o, "runId", true, l.run_id, sizeof(l.run_id)) ||
@@ -1179,21 +1165,59 @@ static int record6_read(int dfd, const uint8_t ip[16], struct lease6 *ret)
 	return 0;
 }
 
-static bool owner6_alive(const struct lease6 *l)
+static void name4(const void *ip, char buf[static INET6_ADDRSTRLEN])
 {
-	return lease_proc_alive(l->owner_pid, l->owner_start);
+	uint32_t v;
+
+	memcpy(&v, ip, sizeof(v));
+	ip_name(v, buf);
 }
+
+static int read4(int dfd, const void *ip, union lease_any *ret)
+{
+	uint32_t v;
+
+	memcpy(&v, ip, sizeof(v));
+	return record_read(dfd, v, &ret->v4);
+}
+
+static int read6(int dfd, const void *ip, union lease_any *ret)
+{
+	return record6_read(dfd, ip, &ret->v6);
+}
+
+static const struct lease_family fam4 = {
+	.dir = LEASE_DIR,
+	.size = sizeof(uint32_t),
+	.parse = ip_parse,
+	.cmp = cmp_u32,
+	.name = name4,
+	.read = read4,
+	.run_id = offsetof(struct lease, run_id),
+};
+
+static const struct lease_family fam6 = {
+	.dir = LEASE6_DIR,
+	.size = 16,
+	.parse = ip6_parse,
+	.cmp = cmp_ip6,
+	.name = ip6_name,
+	.read = read6,
+	.run_id = offsetof(struct lease6, run_id),
+};
 
 /* Under the lock: drop stale records; *ret the live (or corrupt, so kept off) addresses. */
 static int scan6(int dfd, uint8_t (**ret)[16], size_t *ret_n, int *ret_removed)
 {
-	_cleanup_free_ uint8_t(*ips)[16] = NULL;
+	_cleanup_free_ void *list = NULL;
+	uint8_t(*ips)[16];
 	size_t n = 0, kept = 0;
 	int r, removed = 0;
 
-	r = dir_ips6(dfd, true, &ips, &n);
+	r = dir_ips(dfd, &fam6, true, &list, &n);
 	if (r < 0)
 		return r;
+	ips = list;
 	for (size_t i = 0; i < n; i++) {
 		char name[INET6_ADDRSTRLEN];
 		struct lease6 l;
@@ -1201,7 +1225,7 @@ static int scan6(int dfd, uint8_t (**ret)[16], size_t *ret_n, int *ret_removed)
 		r = record6_read(dfd, ips[i], &l);
 		if (r == -ENOENT)
 			continue;
-		if (r == 0 && !owner6_alive(&l)) {
+		if (r == 0 && !lease_proc_alive(l.owner_pid, l.owner_start)) {
 			ip6_name(ips[i], name);
 			if (unlinkat(dfd, name, 0) == 0) {
 				removed++;
@@ -1214,7 +1238,7 @@ static int scan6(int dfd, uint8_t (**ret)[16], size_t *ret_n, int *ret_removed)
 		/* Live, corrupt (owner unknown) or unreadable: taken. */
 		memmove(ips[kept++], ips[i], 16);
 	}
-	*ret = TAKE_PTR(ips);
+	*ret = TAKE_PTR(list);
 	*ret_n = kept;
 	if (ret_removed)
 		*ret_removed = removed;
@@ -1264,15 +1288,9 @@ int lease_acquire6(const char *state_dir, const uint8_t subnet[16], unsigned int
 		want = NULL;
 	l = *rec;
 	l.corrupt = false;
-	if (l.owner_pid == 0) {
-		l.owner_pid = getpid();
-		l.owner_start = 0;
-	}
-	if (l.owner_start == 0) {
-		r = lease_proc_start(l.owner_pid, &l.owner_start);
-		if (r < 0)
-			return r;
-	}
+	r = owner_prepare(&l.owner_pid, &l.owner_start);
+	if (r < 0)
+		return r;
 	if (!str_fits(l.cell_id, sizeof(l.cell_id)) || !str_fits(l.run_id, sizeof(l.run_id)) ||
 	    !l.run_id[0] || l.owner_pid <= 0)
 		return -EINVAL;
@@ -1282,7 +1300,7 @@ int lease_acquire6(const char *state_dir, const uint8_t subnet[16], unsigned int
 			return -EINVAL;
 	}
 
-	dfd = leases6_open(state_dir, true, &ldir);
+	dfd = family_open(state_dir, &fam6, true, &ldir);
 	if (dfd < 0)
 		return dfd;
 	r = lock_take(ldir, &lk);
@@ -1328,72 +1346,19 @@ int lease_acquire6(const char *state_dir, const uint8_t subnet[16], unsigned int
 
 int lease_release6(const char *state_dir, const uint8_t ip[16], const char *run_id)
 {
-	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
-	_cleanup_close_ int dfd = -1, ldir = -1;
-	char name[INET6_ADDRSTRLEN];
-	struct lease6 cur;
-	int r;
-
 	if (!state_dir || !ip)
 		return -EINVAL;
 	if (FAULT("sup.lease6_kept")) /* the IPv6 lease outlives its run */
 		return 0;
-	dfd = leases6_open(state_dir, false, &ldir);
-	if (dfd < 0)
-		return dfd;
-	r = lock_take(ldir, &lk);
-	if (r < 0)
-		return r;
-	r = record6_read(dfd, ip, &cur);
-	if (r == -ENOENT)
-		return r;
-	if (run_id) {
-		if (r < 0)
-			return r;
-		if (strcmp(cur.run_id, run_id) != 0)
-			return -EPERM;
-	}
-	ip6_name(ip, name);
-	if (unlinkat(dfd, name, 0) < 0)
-		return -errno;
-	return 0;
+	return store_release(state_dir, &fam6, ip, run_id);
 }
 
 int lease_list6(const char *state_dir, bool locked, int (*fn)(void *ctx, const struct lease6 *l),
 		void *ctx)
 {
-	_cleanup_(lock_dropp) struct lease_lock lk = { .fd = -1 };
-	_cleanup_close_ int dfd = -1, ldir = -1;
-	_cleanup_free_ uint8_t(*ips)[16] = NULL;
-	size_t n = 0;
-	int r;
-
 	if (!state_dir || !fn)
 		return -EINVAL;
-	dfd = leases6_open(state_dir, false, &ldir);
-	if (dfd == -ENOENT)
-		return 0;
-	if (dfd < 0)
-		return dfd;
-	if (locked) {
-		r = lock_take(ldir, &lk);
-		if (r < 0)
-			return r;
-	}
-	r = dir_ips6(dfd, false, &ips, &n);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		struct lease6 l;
-
-		r = record6_read(dfd, ips[i], &l);
-		if (r == -ENOENT)
-			continue;
-		r = fn(ctx, &l);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return store_list(state_dir, &fam6, locked, NULL, fn, ctx);
 }
 
 int lease_reap6(const char *state_dir)
@@ -1406,7 +1371,7 @@ int lease_reap6(const char *state_dir)
 
 	if (!state_dir)
 		return -EINVAL;
-	dfd = leases6_open(state_dir, false, &ldir);
+	dfd = family_open(state_dir, &fam6, false, &ldir);
 	if (dfd == -ENOENT)
 		return 0;
 	if (dfd < 0)
