@@ -2196,34 +2196,37 @@ static int check_schema(struct xctx *x, const struct hobs_proc *p)
 	out = malloc(SCHEMA_OUTPUT);
 	if (!out)
 		return -ENOMEM;
+	/* Unlinked at once and read as the validator's stdin: a killed run leaves no file. */
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return fail(x, -errno, "%s: temporary file: %s", where, strerror(errno));
+	unlink(tmp);
 	r = util_write_all(fd, p->events, p->events_len);
-	close(fd);
+	if (r == 0 && lseek(fd, 0, SEEK_SET) < 0)
+		r = -errno;
 	if (r < 0) {
-		unlink(tmp);
-		return fail(x, r, "%s: writing %s: %s", where, tmp, strerror(-r));
+		close(fd);
+		return fail(x, r, "%s: writing a temporary file: %s", where, strerror(-r));
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		r = -errno;
-		unlink(tmp);
+		close(fd);
 		return fail(x, r, "%s: pipe: %s", where, strerror(-r));
 	}
 	{
-		char *argv[] = { "/usr/bin/python3", script, "--schemas", schemas, tmp, NULL };
+		char *argv[] = { "/usr/bin/python3", script, "--schemas", schemas, "-", NULL };
 
 		r = posix_spawn_file_actions_init(&fa);
-		r = r ?: posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		r = r ?: posix_spawn_file_actions_adddup2(&fa, fd, 0);
 		r = r ?: posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
 		r = r ?: posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
 		r = r ?: posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
 		posix_spawn_file_actions_destroy(&fa);
 	}
 	close(pfd[1]);
+	close(fd);
 	if (r != 0) {
 		close(pfd[0]);
-		unlink(tmp);
 		return fail(x, -r, "%s: cannot run /usr/bin/python3: %s", where, strerror(r));
 	}
 	for (;;) {
@@ -2243,7 +2246,6 @@ static int check_schema(struct xctx *x, const struct hobs_proc *p)
 	do
 		r = waitpid(pid, &status, 0) < 0 ? -errno : 0;
 	while (r == -EINTR);
-	unlink(tmp);
 	/* Without the status (a SIGCHLD handler reaped it) the verdict is unknown: ERROR. */
 	if (r < 0)
 		return fail(x, r, "%s: waiting for validate_events.py: %s", where, strerror(-r));
@@ -2251,11 +2253,11 @@ static int check_schema(struct xctx *x, const struct hobs_proc *p)
 		return 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
 		sb_printf(&x->msg, "%s: ", where);
-		schema_message(x, out, out_len, tmp);
+		schema_message(x, out, out_len, "<stdin>");
 		return 1;
 	}
 	sb_printf(&x->msg, "%s: validate_events.py failed (status %d): ", where, status);
-	schema_message(x, out, out_len, tmp);
+	schema_message(x, out, out_len, "<stdin>");
 	return -EIO;
 }
 
