@@ -81,10 +81,15 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 /*
  * The test process ends with _exit (or is killed at its timeout), so atexit would not run:
  * a reaper in a process group of its own removes the lease directory once the test is gone.
+ * "Gone" includes every program the test started: the pipe's write end is inherited across
+ * exec, so the supervisors (and their workers) hold it too, and EOF comes only when the last
+ * process that could still write a lease has ended. A wait on the test alone was not enough:
+ * under load, a supervisor still releasing its lease after the reaper's walk left an empty
+ * directory in /tmp (issue 13).
  */
 static void state_reaper(void)
 {
-	int p[2];
+	int p[2], null;
 	pid_t pid;
 	char c;
 
@@ -94,14 +99,16 @@ static void state_reaper(void)
 	if (pid == 0) {
 		setpgid(0, 0);
 		close(p[1]);
+		/* Not meson's output pipe: meson waits for it to close. */
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
 		while (read(p[0], &c, 1) > 0)
 			;
-		/*
-		 * A supervisor the test's end killed may still be releasing its lease (its
-		 * children hold no end of the pipe): a file created between the walk and the
-		 * final rmdir left the directory behind, empty once the lease went. Walk again
-		 * until it is gone, for up to 10 s.
-		 */
+		/* Nothing can write here any more; retry only for a walk the kernel cut short. */
 		for (int i = 0; i < 50 && access(state_dir, F_OK) == 0; i++) {
 			if (i)
 				usleep(200 * 1000);
@@ -110,7 +117,9 @@ static void state_reaper(void)
 		_exit(0);
 	}
 	close(p[0]);
-	/* p[1] stays open, close-on-exec, until this process is gone. */
+	/* p[1] stays open until this process and every program it starts are gone. */
+	if (pid > 0)
+		fcntl(p[1], F_SETFD, 0);
 }
 
 /* Root, a fresh netns of our own, a lease directory; SKIP when the machine cannot. */
