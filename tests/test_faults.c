@@ -1518,7 +1518,7 @@ static bool dns_observe(const char *fault, struct dns_obs *o)
 	_cleanup_close_ int ev = -1, err = -1, up = -1, cl = -1, tcp = -1, rfd = -1;
 	struct sockaddr_in up_addr = addr(NSTEST_PEER_IP, DNS_UP_PORT),
 			   proxy = addr(NSTEST_CELL_IP, 53);
-	struct sockaddr_in from;
+	struct sockaddr_in from = { 0 };
 	uint8_t q[512], buf[512];
 	size_t ql;
 	ssize_t n;
