@@ -196,6 +196,24 @@ int nstest_wait(pid_t pid, int timeout_ms)
 	}
 }
 
+int nstest_wait_stopped(pid_t pid, int timeout_ms)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int status;
+
+	for (int waited = 0;; waited += 10) {
+		pid_t r = waitpid(pid, &status, WNOHANG | WUNTRACED);
+
+		if (r == pid && WIFSTOPPED(status))
+			return 0;
+		if (r == pid || r < 0)
+			return r < 0 ? -errno : -ECHILD; /* it ended instead */
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+	}
+}
+
 int nstest_wait_byte(int fd, int timeout_ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };

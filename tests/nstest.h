@@ -72,6 +72,11 @@ pid_t nstest_spawn(char *const argv[], const int *keep, int nkeep);
 pid_t nstest_spawn_in(int netns_fd, char *const argv[], const int *keep, int nkeep);
 /* Wait up to timeout_ms; -ETIMEDOUT (the child is left running) or its wait status. */
 int nstest_wait(pid_t pid, int timeout_ms);
+/*
+ * After kill(SIGSTOP): wait until every thread of the child has stopped (kill returns before
+ * that, and a loaded machine may take long to get there). 0, -ETIMEDOUT, or -ECHILD if it ended.
+ */
+int nstest_wait_stopped(pid_t pid, int timeout_ms);
 /* Read one byte from fd within timeout_ms: 0, -ETIMEDOUT, or -EPIPE on EOF. */
 int nstest_wait_byte(int fd, int timeout_ms);
 

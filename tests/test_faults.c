@@ -1438,18 +1438,6 @@ static void dns_reply(int up, const uint8_t *q, size_t len, const struct sockadd
 	ASSERT_EQ(sendto(up, r, len, 0, (const struct sockaddr *)to, sizeof(*to)), len);
 }
 
-static int wait_stopped(pid_t pid)
-{
-	int status;
-
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(pid, &status, WNOHANG | WUNTRACED) == pid && WIFSTOPPED(status))
-			return 0;
-		usleep(10000);
-	}
-	return -ETIMEDOUT;
-}
-
 static void dns_events(int ev_fd, struct dns_obs *o)
 {
 	json_t *evs = tap_jsonl(ev_fd), *e, *d, *t;
@@ -1629,7 +1617,7 @@ static bool dns_observe(const char *fault, struct dns_obs *o)
 	 * 4: a 0-byte datagram that the proxy reads together with SIGTERM, as the supervisor's
 	 * wake datagram is read after its stop flag: no event (DNS-SHD-002).
 	 */
-	if (ASSERT_OK(kill(pid, SIGSTOP)) && ASSERT_OK(wait_stopped(pid))) {
+	if (ASSERT_OK(kill(pid, SIGSTOP)) && ASSERT_OK(nstest_wait_stopped(pid, 5000))) {
 		ASSERT_EQ(send(cl, "", 0, 0), 0);
 		usleep(20000);
 		ASSERT_OK(kill(pid, SIGTERM));

@@ -560,8 +560,13 @@ TEST_TIMEOUT(small_ring_accounts_every_record_as_delivered_or_lost, 90)
 
 	if (!topo_up(&t) || !mon_start(&m, &t, (char *[]){ "--ringbuf-bytes", "4096", NULL }))
 		return;
-	/* Pause the consumer; the kernel keeps producing into a ring of ~85 records. */
-	ASSERT_OK(kill(m.pid, SIGSTOP));
+	/*
+	 * Pause the consumer; the kernel keeps producing into a ring of ~85 records. Stopped means
+	 * stopped, not signalled: under load the monitor drained all 400 records once before the
+	 * stop took effect.
+	 */
+	if (!ASSERT_OK(kill(m.pid, SIGSTOP)) || !ASSERT_OK(nstest_wait_stopped(m.pid, 5000)))
+		return;
 	s = nstest_socket_in(t.cell_ns, AF_INET, SOCK_DGRAM, 0);
 	for (int i = 0; i < flows; i++) {
 		struct sockaddr_in a = addr(PEER_IP, (uint16_t)(20000 + i));
