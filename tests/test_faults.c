@@ -1489,8 +1489,7 @@ static long link_tx_failures(const char *ifname)
 	buf[n] = '\0';
 	snprintf(key, sizeof(key), " %s:", ifname);
 	at = strstr(buf, key);
-	/* rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs drop
-	 */
+	/* 8 rx columns, then tx: bytes packets errs drop */
 	if (!at ||
 	    sscanf(at + strlen(key), "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
 		   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10],
